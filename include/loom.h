@@ -1,0 +1,11 @@
+/* loom: Python's asyncio for C. Stackful fibers run as tasks on one libuv
+ * event loop, on one thread. This umbrella header is all a user includes. */
+#ifndef LOOM_H
+#define LOOM_H
+
+#include "loom/export.h"
+#include "loom/version.h"
+#include "loom/errno.h"
+#include "loom/core.h"
+
+#endif /* LOOM_H */

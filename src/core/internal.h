@@ -1,0 +1,154 @@
+/* The core's internal structures: runtime, task, waiter, timers.
+ *
+ * Every suspension in loom goes through one primitive, the waiter: a task
+ * starts an operation, parks on a loom__waiter_t and switches to the
+ * scheduler; whoever completes the operation calls loom__wake, which records
+ * the result and makes the task ready. Cancellation (and, later, timeouts)
+ * interrupt a parked task the same way for every kind of wait: the waiter's
+ * `cancel` hook unhooks it from its source, then it is woken with the error.
+ */
+#ifndef LOOM_CORE_INTERNAL_H
+#define LOOM_CORE_INTERNAL_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../fiber/fiber.h"
+#include "../fiber/stack.h"
+#include "loom.h"
+
+typedef struct loom__waiter_s loom__waiter_t;
+typedef struct loom__timer_s loom__timer_t;
+
+struct loom__waiter_s {
+  loom_task_t *task;                   /* the parked task */
+  void (*cancel)(loom__waiter_t *w);   /* unhooks the wait from its source
+                                          when interrupted; NULL if none */
+  int result;                          /* what loom__park returns */
+  int shielded;                        /* 1: cancellation does not interrupt */
+};
+
+/* A deadline in the runtime's timer heap. */
+struct loom__timer_s {
+  uint64_t deadline;                   /* loop time, ms */
+  uint64_t seq;                        /* ties fire in insertion order */
+  size_t index;                        /* position in the heap, for removal */
+  void (*fire)(loom__timer_t *tm);
+};
+
+enum { LOOM__READY = 1, LOOM__RUNNING, LOOM__PARKED, LOOM__DONE };
+
+/* A task lives at the top of its own stack, so spawning costs no malloc:
+ *
+ *   stack.lo                                        stack.lo + stack.size
+ *   | canary | ... fiber frames grow down ...   | struct loom_task_s |
+ */
+struct loom_task_s {
+  loom__fiber_t fiber;                 /* context + stack bounds */
+  loom_t *rt;
+  loom_fn fn;
+  void *arg;
+  loom_task_t *next_ready;             /* ready FIFO link */
+  loom_task_t *alive_prev, *alive_next;/* runtime's list of unfinished tasks */
+  loom__waiter_t *wait;                /* the wait it is parked on, or NULL */
+  loom__waiter_t *joiner;              /* the joining task's waiter, or NULL */
+  loom__stack_t stack;
+  uint64_t id;
+  uint32_t slot;                       /* handle-table slot */
+  int status;                          /* fn's return value once DONE */
+  uint8_t state;                       /* LOOM__READY ... LOOM__DONE */
+  uint8_t cancelled;                   /* cancellation requested (sticky) */
+  uint8_t detached;                    /* nobody will join it */
+  uint8_t consumed;                    /* handle taken by join or detach */
+  uint8_t is_main;                     /* loom_run's main task */
+  char name[LOOM_TASK_NAME_MAX + 1];   /* "" until named or asked for */
+};
+
+/* Handle table: a task handle encodes (generation << 32 | slot + 1), so a
+ * handle used after join or detach is recognised instead of touching reused
+ * memory. */
+typedef struct {
+  loom_task_t *task;                   /* NULL when free */
+  uint32_t gen;
+  uint32_t next_free;                  /* free-list link (slot + 1, 0 = end) */
+} loom__slot_t;
+
+struct loom_s {
+  uv_loop_t *loop;
+  uv_check_t check;                    /* runs the scheduler after each poll */
+  uv_idle_t idle;                      /* active while tasks are ready: the
+                                          loop then polls without blocking */
+  uv_timer_t timer;                    /* fires the earliest loom timer */
+  uv_async_t sigint;                   /* loom_run only: SIGINT -> cancel main */
+  loom__fiber_t sched;                 /* the thread's stack while tasks run */
+  loom_task_t *current;                /* running task, NULL in the scheduler */
+  loom_task_t *ready_head, *ready_tail;
+  loom_task_t *alive;                  /* unfinished tasks */
+  size_t nalive;
+  loom__slot_t *slots;
+  uint32_t nslots, slots_cap, free_slot; /* free_slot: slot + 1, 0 = none */
+  loom__timer_t **heap;                /* min-heap on (deadline, seq) */
+  size_t nheap, heap_cap;
+  uint64_t timer_seq;
+  loom__stack_pool_t stacks;
+  size_t stack_size;                   /* default for new tasks */
+  uint64_t next_id;
+  loom_task_t *main;                   /* loom_run's main task while alive */
+  int main_status;
+  int idle_active;
+  int in_pass;                         /* inside the scheduler pass */
+  int closing;                         /* shutdown begun: tasks born cancelled */
+  volatile sig_atomic_t sigints;       /* SIGINTs seen by loom_run */
+  int open_handles;                    /* handles still to close at shutdown */
+  int shutdown_requested;              /* loom_shutdown called (or loom_run done) */
+  int has_sigint;                      /* sigint handle initialised */
+  void (*shutdown_cb)(void *data);
+  void *shutdown_data;
+  void *altstack;                      /* alternate signal stack we installed */
+};
+
+/* The runtime whose scheduler pass is running on this thread. */
+extern __thread loom_t *loom__tls_rt;
+/* The runtime attached on this thread by loom_init (host code's view). */
+extern __thread loom_t *loom__tls_home;
+
+static inline loom_task_t *loom__self(void) {
+  loom_t *rt = loom__tls_rt;
+  return rt ? rt->current : NULL;
+}
+
+/* 0 if the running task may suspend, else the error every suspending call
+ * returns now (LOOM_ENOTASK, UV_ECANCELED). */
+static inline int loom__check(loom_task_t *t) {
+  if (!t) return LOOM_ENOTASK;
+  if (t->cancelled) return UV_ECANCELED;
+  return 0;
+}
+
+/* sched.c */
+void loom__make_ready(loom_task_t *t);
+int loom__park(loom__waiter_t *w);            /* switch out until woken */
+void loom__wake(loom__waiter_t *w, int result);
+void loom__interrupt(loom_task_t *t, int err);
+void loom__on_check(uv_check_t *h);
+void loom__on_idle(uv_idle_t *h);
+
+/* task.c */
+int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
+                const loom_task_opts_t *opts, int is_main);
+void loom__task_finished(loom_t *rt, loom_task_t *t);
+void loom__cancel(loom_task_t *t);
+void loom__cancel_all(loom_t *rt);
+void loom__reap_unconsumed(loom_t *rt);
+
+/* timer.c */
+int loom__timer_add(loom_t *rt, loom__timer_t *tm, uint64_t deadline);
+void loom__timer_remove(loom_t *rt, loom__timer_t *tm);
+void loom__timer_free(loom_t *rt);
+
+/* runtime.c */
+void loom__maybe_close(loom_t *rt);
+
+#endif

@@ -1,0 +1,267 @@
+/* Tasks: spawn, join, detach, cancel, and the handle table.
+ *
+ * A task's struct sits at the top of its stack (internal.h), so a spawn is a
+ * pool pop, a few stores and a queue append. A finished task keeps its stack
+ * until its handle is consumed by join (or at once when detached).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define TASK_BYTES ((sizeof(loom_task_t) + 63) & ~(size_t)63)
+
+/* ---- handle table ---------------------------------------------------- */
+
+static loom_task_t *handle_of(const loom_task_t *t) {
+  loom__slot_t *s = &t->rt->slots[t->slot];
+  return (loom_task_t *)(uintptr_t)(((uint64_t)s->gen << 32) | (t->slot + 1u));
+}
+
+/* The task behind a handle, or NULL if the handle is stale or foreign.
+ * Outside a scheduler pass, the runtime is the one initialised on this
+ * thread (one runtime per thread). */
+static loom_task_t *task_of(loom_t *rt, const loom_task_t *h) {
+  if (!rt) rt = loom__tls_home;
+  uint64_t v = (uint64_t)(uintptr_t)h;
+  uint32_t slot = (uint32_t)v - 1u, gen = (uint32_t)(v >> 32);
+  if (!rt || !h || (uint32_t)v == 0 || slot >= rt->nslots) return NULL;
+  loom__slot_t *s = &rt->slots[slot];
+  return s->gen == gen ? s->task : NULL;
+}
+
+static int slot_alloc(loom_t *rt, loom_task_t *t) {
+  uint32_t i;
+  if (rt->free_slot) {
+    i = rt->free_slot - 1;
+    rt->free_slot = rt->slots[i].next_free;
+  } else {
+    if (rt->nslots == rt->slots_cap) {
+      uint32_t cap = rt->slots_cap ? rt->slots_cap * 2 : 256;
+      loom__slot_t *s = realloc(rt->slots, cap * sizeof(*s));
+      if (!s) return UV_ENOMEM;
+      rt->slots = s;
+      rt->slots_cap = cap;
+    }
+    i = rt->nslots++;
+    rt->slots[i].gen = 1;
+  }
+  rt->slots[i].task = t;
+  t->slot = i;
+  return 0;
+}
+
+static void slot_free(loom_t *rt, uint32_t i) {
+  loom__slot_t *s = &rt->slots[i];
+  s->task = NULL;
+  s->gen++; /* every handle to this slot is stale from now on */
+  s->next_free = rt->free_slot;
+  rt->free_slot = i + 1;
+}
+
+static const char *name_of(loom_task_t *t) {
+  if (!t->name[0])
+    snprintf(t->name, sizeof(t->name), "task-%" PRIu64, t->id);
+  return t->name;
+}
+
+/* Frees a finished task whose handle is gone: slot and stack. */
+static void release(loom_t *rt, loom_task_t *t) {
+  loom__stack_t st = t->stack; /* t lives in that stack */
+  slot_free(rt, t->slot);
+  loom__stack_put(&rt->stacks, &st);
+}
+
+/* ---- life of a task ------------------------------------------------------ */
+
+static void entry(void *p) {
+  loom_task_t *t = p;
+  loom__fiber_started();
+  t->status = t->fn(t->arg);
+  t->state = LOOM__DONE;
+  loom__fiber_switch_last(&t->fiber, &t->rt->sched);
+}
+
+int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
+                const loom_task_opts_t *opts, int is_main) {
+  if (!fn) return UV_EINVAL;
+  if (rt->open_handles) return LOOM_ECLOSED; /* handles are being closed */
+  size_t size = opts && opts->stack_size ? opts->stack_size : rt->stack_size;
+  loom__stack_t st;
+  int rc = loom__stack_get(&rt->stacks, size + TASK_BYTES, &st);
+  if (rc) return UV_ENOMEM;
+  loom_task_t *t = (loom_task_t *)((char *)st.lo + st.size - TASK_BYTES);
+  memset(t, 0, sizeof(*t));
+  if (slot_alloc(rt, t)) {
+    loom__stack_put(&rt->stacks, &st);
+    return UV_ENOMEM;
+  }
+  t->rt = rt;
+  t->fn = fn;
+  t->arg = arg;
+  t->stack = st;
+  t->id = ++rt->next_id;
+  t->is_main = (uint8_t)is_main;
+  if (is_main) rt->main = t;
+  if (opts && opts->name) {
+    strncpy(t->name, opts->name, LOOM_TASK_NAME_MAX);
+    t->name[LOOM_TASK_NAME_MAX] = 0;
+  }
+  loom__fiber_init(&t->fiber, st.lo, st.size - TASK_BYTES, entry, t);
+  t->fiber.guard_lo = st.guard_lo;
+  t->fiber.guard_size = st.guard_lo ? rt->stacks.page : 0;
+  t->fiber.nominal_size = size;
+  t->fiber.name = t->name;
+  t->fiber.id = t->id;
+  t->alive_next = rt->alive;
+  if (rt->alive) rt->alive->alive_prev = t;
+  rt->alive = t;
+  rt->nalive++;
+  if (rt->closing) t->cancelled = 1; /* born during shutdown */
+  if (out)
+    *out = handle_of(t);
+  else
+    t->detached = t->consumed = 1;
+  loom__make_ready(t);
+  return 0;
+}
+
+void loom__task_finished(loom_t *rt, loom_task_t *t) {
+  if (t->alive_prev)
+    t->alive_prev->alive_next = t->alive_next;
+  else
+    rt->alive = t->alive_next;
+  if (t->alive_next) t->alive_next->alive_prev = t->alive_prev;
+  rt->nalive--;
+  if (t->joiner) loom__wake(t->joiner, 0);
+  if (t->is_main) {
+    rt->main_status = t->status;
+    rt->main = NULL;
+    rt->closing = 1;
+    loom__cancel_all(rt);
+    release(rt, t);
+    return;
+  }
+  if (t->detached) {
+    if (t->status < 0 && t->status != UV_ECANCELED)
+      fprintf(stderr, "loom: detached task '%s' failed: %s (%s)\n",
+              name_of(t), loom_err_name(t->status),
+              loom_strerror(t->status));
+    release(rt, t);
+  }
+}
+
+void loom__cancel(loom_task_t *t) {
+  t->cancelled = 1;
+  loom__interrupt(t, UV_ECANCELED);
+}
+
+void loom__cancel_all(loom_t *rt) {
+  for (loom_task_t *t = rt->alive; t; t = t->alive_next) loom__cancel(t);
+}
+
+/* At shutdown: tasks that ended but were never joined nor detached. */
+void loom__reap_unconsumed(loom_t *rt) {
+  for (uint32_t i = 0; i < rt->nslots; i++) {
+    loom_task_t *t = rt->slots[i].task;
+    if (!t || t->consumed) continue;
+    fprintf(stderr, "loom: task '%s' was never joined nor detached\n",
+            name_of(t));
+    release(rt, t);
+  }
+}
+
+/* ---- public API -------------------------------------------------------- */
+
+int loom_spawn_on_ex(loom_t *rt, loom_task_t **task, loom_fn fn, void *arg,
+                     const loom_task_opts_t *opts) {
+  if (!rt) return UV_EINVAL;
+  /* Once shutdown has begun, only tasks may still spawn (their children are
+   * born cancelled); the host may not start new work. */
+  if (rt->closing && !loom__self()) return LOOM_ECLOSED;
+  return loom__spawn(rt, task, fn, arg, opts, 0);
+}
+
+int loom_spawn_on(loom_t *rt, loom_task_t **task, loom_fn fn, void *arg) {
+  return loom_spawn_on_ex(rt, task, fn, arg, NULL);
+}
+
+int loom_spawn_ex(loom_task_t **task, loom_fn fn, void *arg,
+                  const loom_task_opts_t *opts) {
+  loom_task_t *self = loom__self();
+  if (!self) return LOOM_ENOTASK;
+  return loom__spawn(self->rt, task, fn, arg, opts, 0);
+}
+
+int loom_spawn(loom_task_t **task, loom_fn fn, void *arg) {
+  return loom_spawn_ex(task, fn, arg, NULL);
+}
+
+int loom_join(loom_task_t *task, int *status) {
+  loom_task_t *self = loom__self();
+  if (!self) return LOOM_ENOTASK;
+  loom_t *rt = self->rt;
+  loom_task_t *t = task_of(rt, task);
+  if (t == self) return LOOM_EDEADLK;
+  if (!t || t->consumed || t->joiner) return LOOM_EBADTASK;
+  t->consumed = 1;
+  int rc = 0;
+  if (t->state != LOOM__DONE) {
+    loom__waiter_t w = {self, NULL, 0, 0};
+    rc = loom__check(self);
+    if (rc == 0) {
+      t->joiner = &w;
+      rc = loom__park(&w);
+    }
+    if (t->state != LOOM__DONE) {
+      /* Interrupted: the child must not outlive its joiner. Cancel it and
+       * wait, deaf to further interruptions, until it has ended. */
+      loom__cancel(t);
+      w.shielded = 1;
+      t->joiner = &w;
+      while (t->state != LOOM__DONE) loom__park(&w);
+    }
+    t->joiner = NULL;
+  }
+  if (status) *status = t->status;
+  release(rt, t);
+  return rc;
+}
+
+int loom_detach(loom_task_t *task) {
+  loom_t *rt = loom__tls_rt;
+  loom_task_t *t = task_of(rt, task);
+  if (!t || t->consumed) return LOOM_EBADTASK;
+  t->consumed = t->detached = 1;
+  if (t->state == LOOM__DONE) release(rt, t);
+  return 0;
+}
+
+int loom_cancel(loom_task_t *task) {
+  loom_task_t *t = task_of(loom__tls_rt, task);
+  if (!t) return LOOM_EBADTASK;
+  if (t->state != LOOM__DONE) loom__cancel(t);
+  return 0;
+}
+
+loom_task_t *loom_current(void) {
+  loom_task_t *t = loom__self();
+  return t ? handle_of(t) : NULL;
+}
+
+int loom_cancelled(void) {
+  loom_task_t *t = loom__self();
+  return t ? t->cancelled : 0;
+}
+
+const char *loom_task_name(loom_task_t *task) {
+  loom_task_t *t = task_of(loom__tls_rt, task);
+  return t ? name_of(t) : NULL;
+}
+
+uint64_t loom_task_id(loom_task_t *task) {
+  loom_task_t *t = task_of(loom__tls_rt, task);
+  return t ? t->id : 0;
+}

@@ -1,0 +1,47 @@
+/* Yielding and sleeping: the two simplest suspensions, and the model for
+ * every other one (check, start, park; interruption unhooks). */
+#include "internal.h"
+
+int loom_yield(void) {
+  loom_task_t *t = loom__self();
+  int rc = loom__check(t);
+  if (rc) return rc;
+  /* Back of the ready queue: every task that was ready runs first. */
+  loom__make_ready(t);
+  loom__fiber_switch(&t->fiber, &t->rt->sched);
+  return t->cancelled ? UV_ECANCELED : 0;
+}
+
+typedef struct {
+  loom__waiter_t w;
+  loom__timer_t tm;
+} sleeper_t;
+
+static void sleep_fire(loom__timer_t *tm) {
+  sleeper_t *s = (sleeper_t *)((char *)tm - offsetof(sleeper_t, tm));
+  loom__wake(&s->w, 0);
+}
+
+static void sleep_unhook(loom__waiter_t *w) {
+  sleeper_t *s = (sleeper_t *)w;
+  loom__timer_remove(w->task->rt, &s->tm);
+}
+
+int loom_sleep(uint64_t ms) {
+  if (ms == 0) return loom_yield();
+  loom_task_t *t = loom__self();
+  int rc = loom__check(t);
+  if (rc) return rc;
+  loom_t *rt = t->rt;
+  sleeper_t s = {{t, sleep_unhook, 0, 0}, {0, 0, 0, sleep_fire}};
+  uint64_t now = uv_now(rt->loop);
+  uint64_t deadline = ms > UINT64_MAX - now ? UINT64_MAX : now + ms;
+  rc = loom__timer_add(rt, &s.tm, deadline);
+  if (rc) return rc;
+  return loom__park(&s.w);
+}
+
+uint64_t loom_now(void) {
+  loom_t *rt = loom__tls_rt ? loom__tls_rt : loom__tls_home;
+  return rt ? uv_now(rt->loop) : 0;
+}

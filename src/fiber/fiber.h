@@ -1,0 +1,71 @@
+/* Fibers: a machine context plus the stack it runs on, and the bookkeeping
+ * that lets AddressSanitizer, Valgrind and the overflow detector follow the
+ * switches. The core layer builds tasks on top; this layer knows nothing of
+ * libuv or scheduling, so its test runs on its own (also under qemu-user).
+ *
+ *   high  +----------------------+ <- lo + size
+ *         | frames of the fiber  |   grows down
+ *         |          ...         |
+ *         | canary (unguarded)   | <- lo
+ *         +----------------------+
+ *         | guard page (or none) |   PROT_NONE: a SIGSEGV names the fiber
+ *   low   +----------------------+
+ */
+#ifndef LOOM_FIBER_FIBER_H
+#define LOOM_FIBER_FIBER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "context.h"
+
+#define LOOM__CANARY UINT64_C(0x6c6f6f6d2d636e72) /* "loom-cnr" */
+
+typedef struct loom__fiber_s {
+  loom__ctx_t ctx;       /* saved machine state while not running */
+  void *stack_lo;        /* lowest usable byte of the stack */
+  size_t stack_size;     /* usable bytes above stack_lo */
+  size_t nominal_size;   /* the size the user asked for (reports), or 0 */
+  void *guard_lo;        /* guard page below stack_lo, NULL if canary-only */
+  size_t guard_size;
+  void *asan_fake;       /* ASan fake-stack handle while switched out */
+  const char *name;      /* for overflow reports; may be NULL */
+  uint64_t id;           /* for overflow reports when name is NULL */
+} loom__fiber_t;
+
+/* Makes `f` start fn(arg) on [lo, lo + size) at its first switch-in. The
+ * caller fills guard_lo/guard_size/name/id. */
+void loom__fiber_init(loom__fiber_t *f, void *lo, size_t size,
+                      void (*fn)(void *), void *arg);
+
+/* Switches from the running fiber `from` (which may be a thread's own stack,
+ * a zeroed loom__fiber_t) to `to`. */
+void loom__fiber_switch(loom__fiber_t *from, loom__fiber_t *to);
+
+/* Like loom__fiber_switch, for a fiber that will never run again: its
+ * sanitizer state is released. */
+void loom__fiber_switch_last(loom__fiber_t *from, loom__fiber_t *to);
+
+/* Must be the first call in a fiber's entry function. */
+void loom__fiber_started(void);
+
+/* The fiber running on this thread (NULL on a thread's own stack). */
+loom__fiber_t *loom__fiber_current(void);
+
+/* True if the canary of an unguarded stack is intact (always true for
+ * guarded stacks). */
+static inline int loom__fiber_canary_ok(const loom__fiber_t *f) {
+  return f->guard_lo != NULL || *(const uint64_t *)f->stack_lo == LOOM__CANARY;
+}
+
+/* Reports an overflow of `f` on stderr and aborts the process. */
+void loom__fiber_overflow(const loom__fiber_t *f, const char *how)
+    __attribute__((noreturn));
+
+/* Installs the process-wide SIGSEGV handler (once) and an alternate signal
+ * stack for the calling thread. `*altstack` receives memory to hand back to
+ * loom__overflow_thread_fini (NULL if the thread already had one). */
+int loom__overflow_thread_init(void **altstack);
+void loom__overflow_thread_fini(void *altstack);
+
+#endif

@@ -1,0 +1,229 @@
+/* Stack slabs and the per-runtime stack pool (see stack.h).
+ *
+ * A free stack keeps its list node in its own top bytes, so the pool needs no
+ * memory of its own besides one small record per slab and per size. Stacks
+ * are reused LIFO: the most recently freed stack is the one whose top pages
+ * are still resident and in cache. Beyond LOOM__WARM free stacks of a size,
+ * a returned stack's pages go back to the kernel (MADV_DONTNEED), so a burst
+ * of a million tasks does not pin their memory forever.
+ */
+#include "stack.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fiber.h"
+#include "loom/core.h"
+
+#ifdef LOOM_HAVE_VALGRIND
+#include <valgrind/valgrind.h>
+#endif
+
+#define LOOM__WARM 256         /* free stacks per size kept resident */
+#define LOOM__SLAB_BYTES (8u << 20) /* target slab size */
+#define LOOM__NODE_OFF 64      /* free node sits this far below the top */
+
+typedef struct loom__slab_s {
+  struct loom__slab_s *next;
+  void *base;
+  size_t len;
+  size_t guards;      /* guard pages in this slab, returned to the budget */
+  unsigned *vg_ids;   /* Valgrind stack ids, NULL when not under Valgrind */
+  size_t nstacks;
+} loom__slab_t;
+
+typedef struct loom__stack_class_s {
+  struct loom__stack_class_s *next;
+  size_t size;
+  struct free_node *free;
+  size_t nfree;
+} loom__stack_class_t;
+
+struct free_node {
+  struct free_node *next;
+  void *guard_lo;
+};
+
+static atomic_size_t guards_used;
+static atomic_size_t guard_budget;
+static atomic_int overflow_to_canary_said;
+
+static size_t compute_budget(void) {
+  long max = 65530;
+  FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+  if (f) {
+    if (fscanf(f, "%ld", &max) != 1) max = 65530;
+    fclose(f);
+  }
+  /* Each guarded stack costs two mappings (guard + stack); keep half of the
+   * process's mappings for everything else. */
+  return (size_t)(max / 4);
+}
+
+size_t loom__stack_guard_budget(void) {
+  size_t b = atomic_load(&guard_budget);
+  if (b == 0) {
+    b = compute_budget();
+    atomic_store(&guard_budget, b);
+  }
+  return b;
+}
+
+void loom__stack_set_guard_budget(size_t n) { atomic_store(&guard_budget, n); }
+size_t loom__stack_guards_used(void) { return atomic_load(&guards_used); }
+
+/* Reserves n guards from the budget; returns 0 if they cannot be had. */
+static int take_guards(size_t n) {
+  size_t budget = loom__stack_guard_budget();
+  size_t used = atomic_load(&guards_used);
+  do {
+    if (used + n > budget) return 0;
+  } while (!atomic_compare_exchange_weak(&guards_used, &used, used + n));
+  return 1;
+}
+
+void loom__stack_pool_init(loom__stack_pool_t *pool) {
+  pool->slabs = NULL;
+  pool->classes = NULL;
+  pool->page = (size_t)sysconf(_SC_PAGESIZE);
+}
+
+void loom__stack_pool_destroy(loom__stack_pool_t *pool) {
+  while (pool->slabs) {
+    loom__slab_t *s = pool->slabs;
+    pool->slabs = s->next;
+#ifdef LOOM_HAVE_VALGRIND
+    if (s->vg_ids)
+      for (size_t i = 0; i < s->nstacks; i++) VALGRIND_STACK_DEREGISTER(s->vg_ids[i]);
+#endif
+    free(s->vg_ids);
+    munmap(s->base, s->len);
+    atomic_fetch_sub(&guards_used, s->guards);
+    free(s);
+  }
+  while (pool->classes) {
+    loom__stack_class_t *c = pool->classes;
+    pool->classes = c->next;
+    free(c);
+  }
+}
+
+static loom__stack_class_t *find_class(loom__stack_pool_t *pool, size_t size) {
+  loom__stack_class_t *c;
+  for (c = pool->classes; c; c = c->next)
+    if (c->size == size) return c;
+  c = calloc(1, sizeof(*c));
+  if (!c) return NULL;
+  c->size = size;
+  c->next = pool->classes;
+  pool->classes = c;
+  return c;
+}
+
+static struct free_node *node_of(void *lo, size_t size) {
+  return (struct free_node *)((char *)lo + size - LOOM__NODE_OFF);
+}
+
+static void push_free(loom__stack_class_t *c, void *lo, void *guard_lo) {
+  struct free_node *n = node_of(lo, c->size);
+  n->next = c->free;
+  n->guard_lo = guard_lo;
+  c->free = n;
+  c->nfree++;
+}
+
+/* Maps a new slab of stacks of class c and puts them on its free list. */
+static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
+  size_t page = pool->page;
+  size_t n = LOOM__SLAB_BYTES / (c->size + page);
+  if (n < 1) n = 1;
+  int guarded = take_guards(n);
+  if (!guarded && atomic_exchange(&overflow_to_canary_said, 1) == 0)
+    fprintf(stderr,
+            "loom: guard-page budget spent (%zu stacks guarded); further "
+            "stacks are protected by a canary checked at every switch\n",
+            loom__stack_guard_budget());
+  size_t stride = c->size + (guarded ? page : 0);
+  size_t len = n * stride;
+  loom__slab_t *slab = calloc(1, sizeof(*slab));
+  if (!slab) goto fail_guards;
+  void *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) goto fail_slab;
+#ifdef MADV_NOHUGEPAGE
+  /* A huge page would commit 2 MiB where a task touches 4 KiB. */
+  madvise(base, len, MADV_NOHUGEPAGE);
+#endif
+  slab->base = base;
+  slab->len = len;
+  slab->nstacks = n;
+  slab->guards = guarded ? n : 0;
+#ifdef LOOM_HAVE_VALGRIND
+  if (RUNNING_ON_VALGRIND) slab->vg_ids = calloc(n, sizeof(unsigned));
+#endif
+  /* Push in reverse so stacks are handed out in address order. */
+  for (size_t i = n; i-- > 0;) {
+    char *s = (char *)base + i * stride;
+    void *guard_lo = NULL;
+    if (guarded) {
+      if (mprotect(s, page, PROT_NONE) != 0) {
+        /* Out of mappings after all: keep the stack, use the canary. */
+        atomic_fetch_sub(&guards_used, 1);
+        slab->guards--;
+      } else {
+        guard_lo = s;
+      }
+      s += page;
+    }
+#ifdef LOOM_HAVE_VALGRIND
+    if (slab->vg_ids) slab->vg_ids[i] = VALGRIND_STACK_REGISTER(s, s + c->size);
+#endif
+    push_free(c, s, guard_lo);
+  }
+  slab->next = pool->slabs;
+  pool->slabs = slab;
+  return 0;
+fail_slab:
+  free(slab);
+fail_guards:
+  if (guarded) atomic_fetch_sub(&guards_used, n);
+  return -ENOMEM;
+}
+
+int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
+  size_t page = pool->page;
+  if (size < LOOM_MIN_STACK_SIZE) size = LOOM_MIN_STACK_SIZE;
+  if (size > ((size_t)1 << 40)) return -ENOMEM;
+  size = (size + page - 1) & ~(page - 1);
+  loom__stack_class_t *c = find_class(pool, size);
+  if (!c) return -ENOMEM;
+  if (!c->free) {
+    int rc = grow(pool, c);
+    if (rc) return rc;
+  }
+  struct free_node *n = c->free;
+  c->free = n->next;
+  c->nfree--;
+  out->size = size;
+  out->lo = (char *)n + LOOM__NODE_OFF - size;
+  out->guard_lo = n->guard_lo;
+  /* Written at every hand-out: MADV_DONTNEED may have zeroed it. */
+  if (!out->guard_lo) *(uint64_t *)out->lo = LOOM__CANARY;
+  return 0;
+}
+
+void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s) {
+  loom__stack_class_t *c = find_class(pool, s->size);
+  if (!c) return; /* cannot happen: the class was made at get */
+  if (c->nfree >= LOOM__WARM) {
+    /* Give all but the top page back; the node lives there. */
+    madvise(s->lo, s->size - pool->page, MADV_DONTNEED);
+  }
+  push_free(c, s->lo, s->guard_lo);
+}

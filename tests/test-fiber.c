@@ -1,0 +1,237 @@
+/* The fiber layer on its own: context switches, stacks, guard pages, the
+ * canary and the overflow report. No libuv here, so this test also runs
+ * cross-compiled for aarch64 under qemu-user (see .ci/run). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fiber/fiber.h"
+#include "fiber/stack.h"
+
+static loom__fiber_t host;
+
+/* ---- ping-pong: control goes back and forth, state survives ------------- */
+
+typedef struct {
+  loom__fiber_t f;
+  long count;
+  double acc;
+} pong_t;
+
+static void pong_main(void *arg) {
+  pong_t *p = arg;
+  loom__fiber_started();
+  double local = 1.5; /* lives in a callee-saved or spilled register */
+  for (;;) {
+    p->count++;
+    local *= 1.0000001;
+    p->acc = local;
+    loom__fiber_switch(&p->f, &host);
+  }
+}
+
+static void test_ping_pong(void **state) {
+  (void)state;
+  loom__stack_pool_t pool;
+  loom__stack_t st;
+  loom__stack_pool_init(&pool);
+  assert_int_equal(loom__stack_get(&pool, 64 * 1024, &st), 0);
+  pong_t p = {0};
+  loom__fiber_init(&p.f, st.lo, st.size, pong_main, &p);
+  p.f.guard_lo = st.guard_lo;
+  volatile double mine = 3.25; /* must survive the switches too */
+  long r1 = 11, r2 = 22, r3 = 33;
+  for (int i = 0; i < 10000; i++) {
+    loom__fiber_switch(&host, &p.f);
+    r1 += 1, r2 += 2, r3 += 3;
+  }
+  assert_int_equal(p.count, 10000);
+  assert_true(p.acc > 1.5);
+  assert_true(mine == 3.25);
+  assert_int_equal(r1, 11 + 10000);
+  assert_int_equal(r2, 22 + 20000);
+  assert_int_equal(r3, 33 + 30000);
+  assert_ptr_equal(loom__fiber_current(), &host);
+  loom__stack_pool_destroy(&pool);
+}
+
+/* ---- many fibers in a ring -------------------------------------------- */
+
+#define RING 64
+static loom__fiber_t ring[RING];
+static int visits[RING];
+
+static void ring_main(void *arg) {
+  int i = (int)(intptr_t)arg;
+  loom__fiber_started();
+  for (;;) {
+    visits[i]++;
+    char big[2048]; /* use some stack on each fiber */
+    memset(big, i, sizeof(big));
+    if (big[100] != (char)i) abort();
+    loom__fiber_switch(&ring[i], i + 1 < RING ? &ring[i + 1] : &host);
+  }
+}
+
+static void test_ring(void **state) {
+  (void)state;
+  loom__stack_pool_t pool;
+  loom__stack_pool_init(&pool);
+  loom__stack_t st[RING];
+  for (int i = 0; i < RING; i++) {
+    assert_int_equal(loom__stack_get(&pool, 32 * 1024, &st[i]), 0);
+    loom__fiber_init(&ring[i], st[i].lo, st[i].size, ring_main, (void *)(intptr_t)i);
+  }
+  for (int lap = 0; lap < 100; lap++) loom__fiber_switch(&host, &ring[0]);
+  for (int i = 0; i < RING; i++) assert_int_equal(visits[i], 100);
+  loom__stack_pool_destroy(&pool);
+}
+
+/* ---- stack pool ----------------------------------------------------------- */
+
+static void test_pool_reuse_and_rounding(void **state) {
+  (void)state;
+  loom__stack_pool_t pool;
+  loom__stack_pool_init(&pool);
+  loom__stack_t a, b, c;
+  assert_int_equal(loom__stack_get(&pool, 1, &a), 0);
+  assert_true(a.size >= 16 * 1024);                /* LOOM_MIN_STACK_SIZE */
+  assert_int_equal(a.size % pool.page, 0);
+  assert_int_equal(loom__stack_get(&pool, 100000, &b), 0);
+  assert_int_equal(b.size % pool.page, 0);
+  assert_true(b.size >= 100000);
+  loom__stack_put(&pool, &b);
+  assert_int_equal(loom__stack_get(&pool, 100000, &c), 0);
+  assert_ptr_equal(c.lo, b.lo); /* LIFO: the warm stack comes back */
+  /* The stack is writable end to end. */
+  memset(c.lo, 0xab, c.size);
+  loom__stack_put(&pool, &a);
+  loom__stack_put(&pool, &c);
+  loom__stack_pool_destroy(&pool);
+}
+
+static void test_guard_budget_then_canary(void **state) {
+  (void)state;
+  loom__stack_pool_t pool;
+  loom__stack_pool_init(&pool);
+  loom__stack_t g, u;
+  assert_int_equal(loom__stack_get(&pool, 64 * 1024, &g), 0);
+  assert_non_null(g.guard_lo); /* budget available: a guarded slab */
+  /* Spend the budget: the next slab has canaries instead. */
+  size_t used = loom__stack_guards_used();
+  loom__stack_set_guard_budget(used);
+  assert_int_equal(loom__stack_get(&pool, 200 * 1024, &u), 0);
+  assert_null(u.guard_lo);
+  loom__fiber_t f = {0};
+  loom__fiber_init(&f, u.lo, u.size, ring_main, NULL);
+  assert_true(loom__fiber_canary_ok(&f));
+  ((volatile char *)u.lo)[3] ^= 1; /* what an overflow does */
+  assert_false(loom__fiber_canary_ok(&f));
+  loom__stack_set_guard_budget(0); /* back to the computed budget */
+  assert_true(loom__stack_guard_budget() > 1000);
+  loom__stack_pool_destroy(&pool);
+  assert_int_equal(loom__stack_guards_used(), 0);
+}
+
+/* ---- overflow reports, in a child process --------------------------------- */
+
+static int deep(int n) {
+  volatile char pad[512];
+  pad[0] = (char)n;
+  if (n > 100000000) return pad[0];
+  return deep(n + 1) + pad[0];
+}
+
+static void deep_main(void *arg) {
+  (void)arg;
+  loom__fiber_started();
+  deep(0);
+  abort(); /* unreachable: the guard page stops it */
+}
+
+/* Runs fn in a child with stderr captured; returns the wait status. */
+static int run_child(void (*fn)(void), char *out, size_t cap) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    close(fds[0]);
+    fn();
+    _exit(0);
+  }
+  close(fds[1]);
+  size_t n = 0;
+  ssize_t r;
+  while (n + 1 < cap && (r = read(fds[0], out + n, cap - 1 - n)) > 0) n += (size_t)r;
+  out[n] = 0;
+  close(fds[0]);
+  int status;
+  waitpid(pid, &status, 0);
+  return status;
+}
+
+static void overflow_child(void) {
+  void *alt;
+  loom__overflow_thread_init(&alt);
+  loom__stack_pool_t pool;
+  loom__stack_pool_init(&pool);
+  loom__stack_t st;
+  if (loom__stack_get(&pool, 32 * 1024, &st) != 0 || !st.guard_lo) _exit(3);
+  static loom__fiber_t f;
+  loom__fiber_init(&f, st.lo, st.size, deep_main, NULL);
+  f.guard_lo = st.guard_lo;
+  f.guard_size = pool.page;
+  f.name = "deep";
+  loom__fiber_switch(&host, &f);
+  _exit(4);
+}
+
+static void test_overflow_guard_reported(void **state) {
+  (void)state;
+  char out[4096];
+  int status = run_child(overflow_child, out, sizeof(out));
+  assert_true(WIFSIGNALED(status));
+  assert_int_equal(WTERMSIG(status), SIGSEGV);
+  assert_non_null(strstr(out, "loom: stack overflow in task 'deep' (stack size 32768 bytes"));
+}
+
+static void canary_child(void) {
+  loom__fiber_t f = {0};
+  static uint64_t fake_stack[64];
+  f.stack_lo = fake_stack;
+  f.stack_size = sizeof(fake_stack);
+  f.id = 42;
+  fake_stack[0] = 0; /* the canary is gone */
+  if (!loom__fiber_canary_ok(&f)) loom__fiber_overflow(&f, ", canary overwritten");
+  _exit(5);
+}
+
+static void test_overflow_canary_reported(void **state) {
+  (void)state;
+  char out[4096];
+  int status = run_child(canary_child, out, sizeof(out));
+  assert_true(WIFSIGNALED(status));
+  assert_int_equal(WTERMSIG(status), SIGABRT);
+  assert_non_null(strstr(out, "task 'task-42' (stack size 512 bytes, canary overwritten"));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_ping_pong),
+      cmocka_unit_test(test_ring),
+      cmocka_unit_test(test_pool_reuse_and_rounding),
+      cmocka_unit_test(test_guard_budget_then_canary),
+      cmocka_unit_test(test_overflow_guard_reported),
+      cmocka_unit_test(test_overflow_canary_reported),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
