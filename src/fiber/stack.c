@@ -25,6 +25,19 @@
 #include <valgrind/valgrind.h>
 #endif
 
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+#include <sanitizer/asan_interface.h>
+/* A fiber that never ran to completion leaves its frames' redzones poisoned
+ * in ASan's shadow memory; clear them whenever a stack changes hands, or the
+ * next user of the memory trips over them. */
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #define LOOM__WARM 256         /* free stacks per size kept resident */
 #define LOOM__SLAB_BYTES (8u << 20) /* target slab size */
 #define LOOM__NODE_OFF 64      /* free node sits this far below the top */
@@ -103,6 +116,7 @@ void loom__stack_pool_destroy(loom__stack_pool_t *pool) {
       for (size_t i = 0; i < s->nstacks; i++) VALGRIND_STACK_DEREGISTER(s->vg_ids[i]);
 #endif
     free(s->vg_ids);
+    UNPOISON(s->base, s->len);
     munmap(s->base, s->len);
     atomic_fetch_sub(&guards_used, s->guards);
     free(s);
@@ -156,6 +170,7 @@ static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
   void *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED) goto fail_slab;
+  UNPOISON(base, len);
 #ifdef MADV_NOHUGEPAGE
   /* A huge page would commit 2 MiB where a task touches 4 KiB. */
   madvise(base, len, MADV_NOHUGEPAGE);
@@ -221,6 +236,7 @@ int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
 void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s) {
   loom__stack_class_t *c = find_class(pool, s->size);
   if (!c) return; /* cannot happen: the class was made at get */
+  UNPOISON(s->lo, s->size);
   if (c->nfree >= LOOM__WARM) {
     /* Give all but the top page back; the node lives there. */
     madvise(s->lo, s->size - pool->page, MADV_DONTNEED);
