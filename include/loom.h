@@ -7,5 +7,6 @@
 #include "loom/version.h"
 #include "loom/errno.h"
 #include "loom/core.h"
+#include "loom/scope.h"
 
 #endif /* LOOM_H */

@@ -20,7 +20,6 @@
 #include "loom.h"
 
 typedef struct loom__waiter_s loom__waiter_t;
-typedef struct loom__timer_s loom__timer_t;
 
 struct loom__waiter_s {
   loom_task_t *task;                   /* the parked task */
@@ -28,14 +27,6 @@ struct loom__waiter_s {
                                           when interrupted; NULL if none */
   int result;                          /* what loom__park returns */
   int shielded;                        /* 1: cancellation does not interrupt */
-};
-
-/* A deadline in the runtime's timer heap. */
-struct loom__timer_s {
-  uint64_t deadline;                   /* loop time, ms */
-  uint64_t seq;                        /* ties fire in insertion order */
-  size_t index;                        /* position in the heap, for removal */
-  void (*fire)(loom__timer_t *tm);
 };
 
 enum { LOOM__READY = 1, LOOM__RUNNING, LOOM__PARKED, LOOM__DONE };
@@ -54,6 +45,7 @@ struct loom_task_s {
   loom_task_t *alive_prev, *alive_next;/* runtime's list of unfinished tasks */
   loom__waiter_t *wait;                /* the wait it is parked on, or NULL */
   loom__waiter_t *joiner;              /* the joining task's waiter, or NULL */
+  loom_scope_t *scope;                 /* innermost open scope, or NULL */
   loom__stack_t stack;
   uint64_t id;
   uint32_t slot;                       /* handle-table slot */
@@ -119,12 +111,15 @@ static inline loom_task_t *loom__self(void) {
   return rt ? rt->current : NULL;
 }
 
+int loom__scope_check(loom_task_t *t);
+
 /* 0 if the running task may suspend, else the error every suspending call
- * returns now (LOOM_ENOTASK, UV_ECANCELED). */
+ * returns now: LOOM_ENOTASK, UV_ECANCELED, or UV_ETIMEDOUT for an expired
+ * scope. Without scopes, one load and a test. */
 static inline int loom__check(loom_task_t *t) {
   if (!t) return LOOM_ENOTASK;
-  if (t->cancelled) return UV_ECANCELED;
-  return 0;
+  if (t->scope) return loom__scope_check(t);
+  return t->cancelled ? UV_ECANCELED : 0;
 }
 
 /* sched.c */
@@ -132,6 +127,8 @@ void loom__make_ready(loom_task_t *t);
 int loom__park(loom__waiter_t *w);            /* switch out until woken */
 void loom__wake(loom__waiter_t *w, int result);
 void loom__interrupt(loom_task_t *t, int err);
+/* Interrupts t's wait if its scopes or cancellation now say it must end. */
+void loom__poke(loom_task_t *t);
 void loom__on_check(uv_check_t *h);
 void loom__on_idle(uv_idle_t *h);
 
@@ -147,6 +144,9 @@ void loom__reap_unconsumed(loom_t *rt);
 int loom__timer_add(loom_t *rt, loom__timer_t *tm, uint64_t deadline);
 void loom__timer_remove(loom_t *rt, loom__timer_t *tm);
 void loom__timer_free(loom_t *rt);
+
+/* scope.c */
+void loom__scopes_abandon(loom_task_t *t);
 
 /* runtime.c */
 void loom__maybe_close(loom_t *rt);

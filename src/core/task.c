@@ -80,6 +80,7 @@ static void entry(void *p) {
   loom_task_t *t = p;
   loom__fiber_started();
   t->status = t->fn(t->arg);
+  if (t->scope) loom__scopes_abandon(t);
   t->state = LOOM__DONE;
   loom__fiber_switch_last(&t->fiber, &t->rt->sched);
 }
@@ -155,7 +156,7 @@ void loom__task_finished(loom_t *rt, loom_task_t *t) {
 
 void loom__cancel(loom_task_t *t) {
   t->cancelled = 1;
-  loom__interrupt(t, UV_ECANCELED);
+  loom__poke(t); /* a shielded wait goes on */
 }
 
 void loom__cancel_all(loom_t *rt) {

@@ -9,7 +9,7 @@ int loom_yield(void) {
   /* Back of the ready queue: every task that was ready runs first. */
   loom__make_ready(t);
   loom__fiber_switch(&t->fiber, &t->rt->sched);
-  return t->cancelled ? UV_ECANCELED : 0;
+  return loom__check(t); /* cancelled or timed out while queued */
 }
 
 typedef struct {
