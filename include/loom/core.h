@@ -119,6 +119,10 @@ LOOM_EXTERN int loom_yield(void);
  * LOOM_ENOTASK. */
 LOOM_EXTERN int loom_sleep(uint64_t ms);
 
+/* 1 if the task has ended (its status is then ready for loom_join), 0 if
+ * not or if the handle is invalid. Does not consume the handle. */
+LOOM_EXTERN int loom_task_done(loom_task_t *task);
+
 /* The running task (NULL outside a task). */
 LOOM_EXTERN loom_task_t *loom_current(void);
 /* Whether cancellation was requested for the running task. */

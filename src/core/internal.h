@@ -20,6 +20,8 @@
 #include "loom.h"
 
 typedef struct loom__waiter_s loom__waiter_t;
+typedef struct loom__watch_s loom__watch_t;
+typedef struct loom__hook_s loom__hook_t;
 
 struct loom__waiter_s {
   loom_task_t *task;                   /* the parked task */
@@ -27,6 +29,23 @@ struct loom__waiter_s {
                                           when interrupted; NULL if none */
   int result;                          /* what loom__park returns */
   int shielded;                        /* 1: cancellation does not interrupt */
+};
+
+/* Someone interested in a task's end (join, gather, wait, a group). The
+ * callback runs in the scheduler right after the task has ended. */
+struct loom__watch_s {
+  loom__watch_t *next, *prev;          /* the task's watcher list */
+  void (*done)(loom__watch_t *w, loom_task_t *t);
+  int linked;
+};
+
+/* Something a task has opened that must follow the task's cancellation and
+ * scopes (a task group), and be cleaned up if the task ends with it open. */
+struct loom__hook_s {
+  loom__hook_t *next, *prev;           /* the task's hook list */
+  void (*poked)(loom__hook_t *h);      /* the task was cancelled or a scope
+                                          of it expired */
+  void (*exiting)(loom__hook_t *h);    /* the task ends with the hook set */
 };
 
 enum { LOOM__READY = 1, LOOM__RUNNING, LOOM__PARKED, LOOM__DONE };
@@ -44,7 +63,8 @@ struct loom_task_s {
   loom_task_t *next_ready;             /* ready FIFO link */
   loom_task_t *alive_prev, *alive_next;/* runtime's list of unfinished tasks */
   loom__waiter_t *wait;                /* the wait it is parked on, or NULL */
-  loom__waiter_t *joiner;              /* the joining task's waiter, or NULL */
+  loom__watch_t *watchers;             /* told when the task ends */
+  loom__hook_t *hooks;                 /* groups the task has open */
   loom_scope_t *scope;                 /* innermost open scope, or NULL */
   loom__stack_t stack;
   uint64_t id;
@@ -55,6 +75,8 @@ struct loom_task_s {
   uint8_t detached;                    /* nobody will join it */
   uint8_t consumed;                    /* handle taken by join or detach */
   uint8_t is_main;                     /* loom_run's main task */
+  uint8_t quiet;                       /* detached, but failures are someone
+                                          else's to report (group children) */
   char name[LOOM_TASK_NAME_MAX + 1];   /* "" until named or asked for */
 };
 
@@ -112,6 +134,9 @@ static inline loom_task_t *loom__self(void) {
 }
 
 int loom__scope_check(loom_task_t *t);
+/* The check as seen from scope s outward (s NULL: the task's top level):
+ * what a gather or group opened in s must obey. */
+int loom__check_from(loom_task_t *t, loom_scope_t *s);
 
 /* 0 if the running task may suspend, else the error every suspending call
  * returns now: LOOM_ENOTASK, UV_ECANCELED, or UV_ETIMEDOUT for an expired
@@ -133,6 +158,19 @@ void loom__on_check(uv_check_t *h);
 void loom__on_idle(uv_idle_t *h);
 
 /* task.c */
+loom_task_t *loom__task_of(loom_t *rt, const loom_task_t *handle);
+loom_task_t *loom__handle_of(const loom_task_t *t);
+void loom__release(loom_t *rt, loom_task_t *t);
+void loom__watch(loom_task_t *t, loom__watch_t *w,
+                 void (*done)(loom__watch_t *w, loom_task_t *t));
+void loom__unwatch(loom_task_t *t, loom__watch_t *w);
+void loom__hook(loom_task_t *t, loom__hook_t *h);
+void loom__unhook(loom_task_t *t, loom__hook_t *h);
+/* Waits until *remaining is 0; completions wake w. If the wait is
+ * interrupted, abort(ctx) is called once (it cancels what is awaited) and the
+ * wait goes on, deaf to interruptions. Returns the interruption or 0. */
+int loom__wait_all(loom__waiter_t *w, const size_t *remaining,
+                   void (*abort)(void *ctx), void *ctx);
 int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
                 const loom_task_opts_t *opts, int is_main);
 void loom__task_finished(loom_t *rt, loom_task_t *t);

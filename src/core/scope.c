@@ -13,18 +13,26 @@
 
 #include "internal.h"
 
-int loom__scope_check(loom_task_t *t) {
+int loom__check_from(loom_task_t *t, loom_scope_t *from) {
   int err = 0;
-  for (loom_scope_t *s = t->scope; s; s = s->parent) {
+  for (loom_scope_t *s = from; s; s = s->parent) {
     if (s->expired) err = UV_ETIMEDOUT;
     if (s->shield) return err;
   }
   return t->cancelled ? UV_ECANCELED : err;
 }
 
+int loom__scope_check(loom_task_t *t) { return loom__check_from(t, t->scope); }
+
 void loom__poke(loom_task_t *t) {
   int err = loom__check(t);
   if (err) loom__interrupt(t, err);
+  /* Groups the task has open judge from their own scope (a shield entered
+   * after the group does not protect the group's children). */
+  for (loom__hook_t *h = t->hooks, *next; h; h = next) {
+    next = h->next;
+    h->poked(h);
+  }
 }
 
 /* Whether something outside s already makes the task's calls fail: then s

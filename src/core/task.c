@@ -15,7 +15,7 @@
 
 /* ---- handle table ---------------------------------------------------- */
 
-static loom_task_t *handle_of(const loom_task_t *t) {
+loom_task_t *loom__handle_of(const loom_task_t *t) {
   loom__slot_t *s = &t->rt->slots[t->slot];
   return (loom_task_t *)(uintptr_t)(((uint64_t)s->gen << 32) | (t->slot + 1u));
 }
@@ -23,7 +23,7 @@ static loom_task_t *handle_of(const loom_task_t *t) {
 /* The task behind a handle, or NULL if the handle is stale or foreign.
  * Outside a scheduler pass, the runtime is the one initialised on this
  * thread (one runtime per thread). */
-static loom_task_t *task_of(loom_t *rt, const loom_task_t *h) {
+loom_task_t *loom__task_of(loom_t *rt, const loom_task_t *h) {
   if (!rt) rt = loom__tls_home;
   uint64_t v = (uint64_t)(uintptr_t)h;
   uint32_t slot = (uint32_t)v - 1u, gen = (uint32_t)(v >> 32);
@@ -68,10 +68,74 @@ static const char *name_of(loom_task_t *t) {
 }
 
 /* Frees a finished task whose handle is gone: slot and stack. */
-static void release(loom_t *rt, loom_task_t *t) {
+void loom__release(loom_t *rt, loom_task_t *t) {
   loom__stack_t st = t->stack; /* t lives in that stack */
   slot_free(rt, t->slot);
   loom__stack_put(&rt->stacks, &st);
+}
+
+/* ---- watchers and hooks ------------------------------------------------------ */
+
+void loom__watch(loom_task_t *t, loom__watch_t *w,
+                 void (*done)(loom__watch_t *w, loom_task_t *t)) {
+  w->done = done;
+  w->prev = NULL;
+  w->next = t->watchers;
+  if (t->watchers) t->watchers->prev = w;
+  t->watchers = w;
+  w->linked = 1;
+}
+
+void loom__unwatch(loom_task_t *t, loom__watch_t *w) {
+  if (!w->linked) return;
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    t->watchers = w->next;
+  if (w->next) w->next->prev = w->prev;
+  w->linked = 0;
+}
+
+static void notify_watchers(loom_task_t *t) {
+  loom__watch_t *w = t->watchers;
+  t->watchers = NULL;
+  while (w) {
+    loom__watch_t *next = w->next;
+    w->linked = 0;
+    w->done(w, t);
+    w = next;
+  }
+}
+
+void loom__hook(loom_task_t *t, loom__hook_t *h) {
+  h->prev = NULL;
+  h->next = t->hooks;
+  if (t->hooks) t->hooks->prev = h;
+  t->hooks = h;
+}
+
+void loom__unhook(loom_task_t *t, loom__hook_t *h) {
+  if (h->prev)
+    h->prev->next = h->next;
+  else
+    t->hooks = h->next;
+  if (h->next) h->next->prev = h->prev;
+  h->next = h->prev = NULL;
+}
+
+int loom__wait_all(loom__waiter_t *w, const size_t *remaining,
+                   void (*abort)(void *ctx), void *ctx) {
+  int rc = loom__check(w->task);
+  while (*remaining && rc == 0) rc = loom__park(w);
+  if (*remaining) {
+    /* Interrupted: what we wait for must not outlive us. Cancel it and wait,
+     * deaf to further interruptions, until it has ended. */
+    abort(ctx);
+    w->shielded = 1;
+    while (*remaining) loom__park(w);
+    w->shielded = 0;
+  }
+  return rc;
 }
 
 /* ---- life of a task ------------------------------------------------------ */
@@ -80,6 +144,9 @@ static void entry(void *p) {
   loom_task_t *t = p;
   loom__fiber_started();
   t->status = t->fn(t->arg);
+  /* Groups left open are waited for here, while the task's stack (where
+   * they live) still exists. */
+  while (t->hooks) t->hooks->exiting(t->hooks);
   if (t->scope) loom__scopes_abandon(t);
   t->state = LOOM__DONE;
   loom__fiber_switch_last(&t->fiber, &t->rt->sched);
@@ -122,7 +189,7 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   rt->nalive++;
   if (rt->closing) t->cancelled = 1; /* born during shutdown */
   if (out)
-    *out = handle_of(t);
+    *out = loom__handle_of(t);
   else
     t->detached = t->consumed = 1;
   loom__make_ready(t);
@@ -136,21 +203,21 @@ void loom__task_finished(loom_t *rt, loom_task_t *t) {
     rt->alive = t->alive_next;
   if (t->alive_next) t->alive_next->alive_prev = t->alive_prev;
   rt->nalive--;
-  if (t->joiner) loom__wake(t->joiner, 0);
+  notify_watchers(t);
   if (t->is_main) {
     rt->main_status = t->status;
     rt->main = NULL;
     rt->closing = 1;
     loom__cancel_all(rt);
-    release(rt, t);
+    loom__release(rt, t);
     return;
   }
   if (t->detached) {
-    if (t->status < 0 && t->status != UV_ECANCELED)
+    if (t->status < 0 && t->status != UV_ECANCELED && !t->quiet)
       fprintf(stderr, "loom: detached task '%s' failed: %s (%s)\n",
               name_of(t), loom_err_name(t->status),
               loom_strerror(t->status));
-    release(rt, t);
+    loom__release(rt, t);
   }
 }
 
@@ -170,7 +237,7 @@ void loom__reap_unconsumed(loom_t *rt) {
     if (!t || t->consumed) continue;
     fprintf(stderr, "loom: task '%s' was never joined nor detached\n",
             name_of(t));
-    release(rt, t);
+    loom__release(rt, t);
   }
 }
 
@@ -200,48 +267,56 @@ int loom_spawn(loom_task_t **task, loom_fn fn, void *arg) {
   return loom_spawn_ex(task, fn, arg, NULL);
 }
 
+typedef struct {
+  loom__watch_t watch;
+  loom__waiter_t w;
+  size_t remaining;
+} joining_t;
+
+static void join_done(loom__watch_t *watch, loom_task_t *t) {
+  joining_t *j = (joining_t *)watch;
+  (void)t;
+  j->remaining = 0;
+  loom__wake(&j->w, 0);
+}
+
+static void join_abort(void *child) { loom__cancel(child); }
+
 int loom_join(loom_task_t *task, int *status) {
   loom_task_t *self = loom__self();
   if (!self) return LOOM_ENOTASK;
   loom_t *rt = self->rt;
-  loom_task_t *t = task_of(rt, task);
+  loom_task_t *t = loom__task_of(rt, task);
   if (t == self) return LOOM_EDEADLK;
-  if (!t || t->consumed || t->joiner) return LOOM_EBADTASK;
+  if (!t || t->consumed) return LOOM_EBADTASK;
   t->consumed = 1;
   int rc = 0;
   if (t->state != LOOM__DONE) {
-    loom__waiter_t w = {self, NULL, 0, 0};
-    rc = loom__check(self);
-    if (rc == 0) {
-      t->joiner = &w;
-      rc = loom__park(&w);
-    }
-    if (t->state != LOOM__DONE) {
-      /* Interrupted: the child must not outlive its joiner. Cancel it and
-       * wait, deaf to further interruptions, until it has ended. */
-      loom__cancel(t);
-      w.shielded = 1;
-      t->joiner = &w;
-      while (t->state != LOOM__DONE) loom__park(&w);
-    }
-    t->joiner = NULL;
+    joining_t j = {.w = {self, NULL, 0, 0}, .remaining = 1};
+    loom__watch(t, &j.watch, join_done);
+    rc = loom__wait_all(&j.w, &j.remaining, join_abort, t);
   }
   if (status) *status = t->status;
-  release(rt, t);
+  loom__release(rt, t);
   return rc;
+}
+
+int loom_task_done(loom_task_t *task) {
+  loom_task_t *t = loom__task_of(loom__tls_rt, task);
+  return t && t->state == LOOM__DONE;
 }
 
 int loom_detach(loom_task_t *task) {
   loom_t *rt = loom__tls_rt;
-  loom_task_t *t = task_of(rt, task);
+  loom_task_t *t = loom__task_of(rt, task);
   if (!t || t->consumed) return LOOM_EBADTASK;
   t->consumed = t->detached = 1;
-  if (t->state == LOOM__DONE) release(rt, t);
+  if (t->state == LOOM__DONE) loom__release(rt, t);
   return 0;
 }
 
 int loom_cancel(loom_task_t *task) {
-  loom_task_t *t = task_of(loom__tls_rt, task);
+  loom_task_t *t = loom__task_of(loom__tls_rt, task);
   if (!t) return LOOM_EBADTASK;
   if (t->state != LOOM__DONE) loom__cancel(t);
   return 0;
@@ -249,7 +324,7 @@ int loom_cancel(loom_task_t *task) {
 
 loom_task_t *loom_current(void) {
   loom_task_t *t = loom__self();
-  return t ? handle_of(t) : NULL;
+  return t ? loom__handle_of(t) : NULL;
 }
 
 int loom_cancelled(void) {
@@ -258,11 +333,11 @@ int loom_cancelled(void) {
 }
 
 const char *loom_task_name(loom_task_t *task) {
-  loom_task_t *t = task_of(loom__tls_rt, task);
+  loom_task_t *t = loom__task_of(loom__tls_rt, task);
   return t ? name_of(t) : NULL;
 }
 
 uint64_t loom_task_id(loom_task_t *task) {
-  loom_task_t *t = task_of(loom__tls_rt, task);
+  loom_task_t *t = loom__task_of(loom__tls_rt, task);
   return t ? t->id : 0;
 }
