@@ -8,5 +8,6 @@
 #include "loom/errno.h"
 #include "loom/core.h"
 #include "loom/scope.h"
+#include "loom/combinators.h"
 
 #endif /* LOOM_H */

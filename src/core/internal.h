@@ -65,6 +65,9 @@ struct loom_task_s {
   loom__waiter_t *wait;                /* the wait it is parked on, or NULL */
   loom__watch_t *watchers;             /* told when the task ends */
   loom__hook_t *hooks;                 /* groups the task has open */
+  loom__watch_t member;                /* the owner's watch on this task */
+  void *owner;                         /* the group it belongs to, or NULL */
+  loom_task_t *member_prev, *member_next; /* the owner's list of members */
   loom_scope_t *scope;                 /* innermost open scope, or NULL */
   loom__stack_t stack;
   uint64_t id;

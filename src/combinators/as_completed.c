@@ -1,0 +1,127 @@
+/* as_completed: an iterator that hands tasks back in the order they end,
+ * with an optional deadline for the whole iteration.
+ *
+ * The iterator's state is on the heap (its watch nodes must stay put while
+ * tasks end, whatever the caller does with its own frame between calls), so
+ * it must be closed with loom_as_completed_close.
+ */
+#include <stdlib.h>
+
+#include "core/internal.h"
+
+typedef struct loom__ac_s ac_t;
+
+typedef struct node_s {
+  loom__watch_t watch;
+  ac_t *ac;
+  loom_task_t *t;
+  struct node_s *next; /* ended, not yet handed back */
+} node_t;
+
+struct loom__ac_s {
+  loom_task_t *self;
+  loom__waiter_t w;
+  loom__timer_t tm;
+  uint64_t deadline;   /* LOOM_NO_DEADLINE: none */
+  int armed;
+  int timed_out;
+  size_t n, handed;
+  node_t *head, *tail;
+  node_t nodes[];
+};
+
+static void enqueue(ac_t *ac, node_t *node) {
+  node->next = NULL;
+  if (ac->tail)
+    ac->tail->next = node;
+  else
+    ac->head = node;
+  ac->tail = node;
+}
+
+static void on_done(loom__watch_t *w, loom_task_t *t) {
+  node_t *node = (node_t *)w;
+  (void)t;
+  enqueue(node->ac, node);
+  loom__wake(&node->ac->w, 0);
+}
+
+static void on_deadline(loom__timer_t *tm) {
+  ac_t *ac = (ac_t *)((char *)tm - offsetof(ac_t, tm));
+  ac->armed = 0;
+  ac->timed_out = 1;
+  loom__wake(&ac->w, 0);
+}
+
+int loom_as_completed_init(loom_as_completed_t *it, loom_task_t **tasks,
+                           size_t n, int64_t timeout_ms) {
+  loom_task_t *self = loom__self();
+  if (!it) return UV_EINVAL;
+  it->impl = NULL;
+  if (!self) return LOOM_ENOTASK;
+  if ((n && !tasks) || timeout_ms < LOOM_WAIT_FOREVER) return UV_EINVAL;
+  loom_t *rt = self->rt;
+  for (size_t i = 0; i < n; i++) {
+    loom_task_t *t = loom__task_of(rt, tasks[i]);
+    if (!t || t->consumed) return LOOM_EBADTASK;
+  }
+  ac_t *ac = calloc(1, sizeof(*ac) + n * sizeof(node_t));
+  if (!ac) return UV_ENOMEM;
+  ac->self = self;
+  ac->w.task = self;
+  ac->tm.fire = on_deadline;
+  ac->n = n;
+  ac->deadline = timeout_ms < 0 ? LOOM_NO_DEADLINE
+                                : uv_now(rt->loop) + (uint64_t)timeout_ms;
+  for (size_t i = 0; i < n; i++) {
+    node_t *node = &ac->nodes[i];
+    node->ac = ac;
+    node->t = loom__task_of(rt, tasks[i]);
+    if (node->t->state == LOOM__DONE)
+      enqueue(ac, node);
+    else
+      loom__watch(node->t, &node->watch, on_done);
+  }
+  if (ac->deadline != LOOM_NO_DEADLINE) {
+    if (ac->deadline <= uv_now(rt->loop)) {
+      ac->timed_out = 1;
+    } else if (loom__timer_add(rt, &ac->tm, ac->deadline) == 0) {
+      ac->armed = 1;
+    } else {
+      loom_as_completed_close(it);
+      return UV_ENOMEM;
+    }
+  }
+  it->impl = ac;
+  return 0;
+}
+
+int loom_as_completed_next(loom_as_completed_t *it, loom_task_t **task) {
+  if (!it || !it->impl || !task) return UV_EINVAL;
+  ac_t *ac = it->impl;
+  if (loom__self() != ac->self) return LOOM_ENOTASK;
+  for (;;) {
+    if (ac->head) {
+      node_t *node = ac->head;
+      ac->head = node->next;
+      if (!ac->head) ac->tail = NULL;
+      ac->handed++;
+      *task = loom__handle_of(node->t);
+      return 0;
+    }
+    if (ac->handed == ac->n) return UV_EOF;
+    if (ac->timed_out) return UV_ETIMEDOUT;
+    int rc = loom__check(ac->self);
+    if (rc == 0) rc = loom__park(&ac->w);
+    if (rc) return rc;
+  }
+}
+
+void loom_as_completed_close(loom_as_completed_t *it) {
+  if (!it || !it->impl) return;
+  ac_t *ac = it->impl;
+  for (size_t i = 0; i < ac->n; i++) loom__unwatch(ac->nodes[i].t, &ac->nodes[i].watch);
+  if (ac->armed) loom__timer_remove(ac->self->rt, &ac->tm);
+  free(ac);
+  it->impl = NULL;
+}

@@ -1,0 +1,137 @@
+/* Task groups (asyncio.TaskGroup, Trio nurseries).
+ *
+ * A group is caller-owned storage in the opener's frame. Children are linked
+ * into the group through the membership fields of their task structs and
+ * watched through the watch node embedded there, so spawning into a group
+ * allocates nothing beyond the task. The group hooks itself onto the opener:
+ * when the opener is cancelled or a scope enclosing the group expires, the
+ * hook cancels the children even while the opener is busy elsewhere; if the
+ * opener returns with the group still open, the hook cancels and awaits the
+ * children before the opener's stack (and the group with it) goes away.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+enum { G_OPEN = 1, G_WAITING, G_ABORTING, G_CLOSED };
+
+_Static_assert(sizeof(((loom_group_t *)0)->hook) >= sizeof(loom__hook_t),
+               "loom_group_t.hook is too small for a loom__hook_t");
+
+static loom__hook_t *hook_of(loom_group_t *g) { return (loom__hook_t *)g->hook; }
+
+static loom_group_t *group_of(loom__hook_t *h) {
+  return (loom_group_t *)((char *)h - offsetof(loom_group_t, hook));
+}
+
+/* Cancels every unfinished child; the group takes no new ones. */
+static void abort_group(void *p) {
+  loom_group_t *g = p;
+  if (g->state == G_OPEN || g->state == G_WAITING) g->state = G_ABORTING;
+  for (loom_task_t *t = g->children; t; t = t->member_next) loom__cancel(t);
+}
+
+static void child_done(loom__watch_t *w, loom_task_t *t) {
+  loom_group_t *g = t->owner;
+  (void)w;
+  if (t->member_prev)
+    t->member_prev->member_next = t->member_next;
+  else
+    g->children = t->member_next;
+  if (t->member_next) t->member_next->member_prev = t->member_prev;
+  t->owner = NULL;
+  g->alive--;
+  if (t->status < 0 && t->status != UV_ECANCELED && !g->first_error) {
+    g->first_error = t->status;
+    abort_group(g);
+  }
+  if (g->alive == 0 && g->waiter) loom__wake(g->waiter, 0);
+}
+
+static void on_poked(loom__hook_t *h) {
+  loom_group_t *g = group_of(h);
+  if (g->state != G_CLOSED && loom__check_from(g->opener, g->scope))
+    abort_group(g);
+}
+
+static void on_exiting(loom__hook_t *h) {
+  loom_group_t *g = group_of(h);
+  fprintf(stderr, "loom: task '%s' returned with a task group open; "
+                  "cancelling and awaiting its children\n",
+          loom_task_name(loom_current()));
+  loom_group_cancel(g);
+  loom_group_wait(g); /* unhooks g */
+}
+
+int loom_group_open(loom_group_t *g) {
+  loom_task_t *self = loom__self();
+  if (!g) return UV_EINVAL;
+  if (!self) return LOOM_ENOTASK;
+  memset(g, 0, sizeof(*g));
+  g->opener = self;
+  g->scope = self->scope;
+  g->state = G_OPEN;
+  loom__hook_t *h = hook_of(g);
+  h->poked = on_poked;
+  h->exiting = on_exiting;
+  loom__hook(self, h);
+  return 0;
+}
+
+int loom_group_spawn_ex(loom_group_t *g, loom_task_t **task, loom_fn fn,
+                        void *arg, const loom_task_opts_t *opts) {
+  if (!g || !fn || !g->opener) return UV_EINVAL;
+  if (!loom__self()) return LOOM_ENOTASK;
+  if (g->state != G_OPEN && g->state != G_WAITING) return LOOM_ECLOSED;
+  loom_t *rt = g->opener->rt;
+  loom_task_t *h;
+  int rc = loom__spawn(rt, &h, fn, arg, opts, 0);
+  if (rc) return rc;
+  loom_task_t *t = loom__task_of(rt, h);
+  if (task) {
+    *task = h;
+  } else {
+    t->detached = t->consumed = 1;
+    t->quiet = 1; /* its failure is the group's to report */
+  }
+  t->owner = g;
+  t->member_prev = NULL;
+  t->member_next = g->children;
+  if (g->children) g->children->member_prev = t;
+  g->children = t;
+  g->alive++;
+  loom__watch(t, &t->member, child_done);
+  /* A child of a group whose context is already cancelled starts so. */
+  if (loom__check_from(g->opener, g->scope)) loom__cancel(t);
+  return 0;
+}
+
+int loom_group_spawn(loom_group_t *g, loom_task_t **task, loom_fn fn,
+                     void *arg) {
+  return loom_group_spawn_ex(g, task, fn, arg, NULL);
+}
+
+int loom_group_cancel(loom_group_t *g) {
+  if (!g || !g->opener) return UV_EINVAL;
+  if (g->state == G_CLOSED) return 0;
+  g->cancelled = 1;
+  abort_group(g);
+  return 0;
+}
+
+int loom_group_wait(loom_group_t *g) {
+  loom_task_t *self = loom__self();
+  if (!self) return LOOM_ENOTASK;
+  if (!g || g->opener != self || g->state == G_CLOSED) return LOOM_EBADTASK;
+  if (g->state == G_OPEN) g->state = G_WAITING;
+  loom__waiter_t w = {self, NULL, 0, 0};
+  g->waiter = &w;
+  int rc = loom__wait_all(&w, &g->alive, abort_group, g);
+  g->waiter = NULL;
+  g->state = G_CLOSED;
+  loom__unhook(self, hook_of(g));
+  if (rc) return rc;
+  if (g->first_error) return g->first_error;
+  return g->cancelled ? UV_ECANCELED : 0;
+}
