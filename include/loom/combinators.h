@@ -94,28 +94,18 @@ LOOM_EXTERN int loom_wait_for_task(uint64_t ms, loom_task_t *task, int *status);
 
 /* ---- task groups --------------------------------------------------------------- */
 
-/* A task group (asyncio.TaskGroup, a Trio nursery): caller-owned storage,
- * opened and waited for by the same task. */
+/* A task group (asyncio.TaskGroup, a Trio nursery), opened and waited for
+ * by the same task. Opaque; loom_group_wait frees it. */
 typedef struct loom_group_s loom_group_t;
-struct loom_group_s {                      /* all fields private */
-  void *hook[4];                           /* a loom__hook_t (src/core) */
-  struct loom_task_s *opener;              /* the task that opened it */
-  loom_scope_t *scope;                     /* the opener's scope at open */
-  struct loom_task_s *children;            /* unfinished children */
-  size_t alive;                            /* unfinished children */
-  int first_error;                         /* first child failure */
-  int state;                               /* open, waiting, aborting, closed */
-  int cancelled;                           /* loom_group_cancel was called */
-  void *waiter;                            /* the opener waiting in wait */
-};
 
-/* Opens a group in the calling task. Returns 0, LOOM_ENOTASK, UV_EINVAL. */
-LOOM_EXTERN int loom_group_open(loom_group_t *g);
+/* Opens a group in the calling task. Returns 0, LOOM_ENOTASK, UV_EINVAL,
+ * UV_ENOMEM. */
+LOOM_EXTERN int loom_group_open(loom_group_t **g);
 /* Spawns fn(arg) into the group. With `task` non-NULL the handle stays valid
  * after loom_group_wait, so the child's status can be had with loom_join;
  * with NULL the group reclaims the child. LOOM_ECLOSED once the group is
- * aborting (a child failed, or it was cancelled) or closed. Children may
- * spawn siblings while the opener waits. */
+ * aborting (a child failed, or it was cancelled). Children may spawn
+ * siblings while the opener waits. */
 LOOM_EXTERN int loom_group_spawn(loom_group_t *g, loom_task_t **task,
                                  loom_fn fn, void *arg);
 LOOM_EXTERN int loom_group_spawn_ex(loom_group_t *g, loom_task_t **task,
@@ -123,12 +113,13 @@ LOOM_EXTERN int loom_group_spawn_ex(loom_group_t *g, loom_task_t **task,
                                     const loom_task_opts_t *opts);
 /* Cancels every child; the group takes no new children. */
 LOOM_EXTERN int loom_group_cancel(loom_group_t *g);
-/* Waits for every child and closes the group. The first child failure
+/* Waits for every child, then frees the group. The first child failure
  * (other than cancellation) cancels all other children. Returns, in order of
  * precedence: UV_ECANCELED / UV_ETIMEDOUT if the waiter was interrupted
  * (children cancelled and awaited first); the first child failure;
- * UV_ECANCELED if the group was cancelled; 0. LOOM_EBADTASK if called by
- * another task than the opener or on a closed group. */
+ * UV_ECANCELED if the group was cancelled; 0. LOOM_EBADTASK (group not
+ * freed) if called by another task than the opener. A task that returns
+ * with a group still open has it cancelled and awaited, and is reported. */
 LOOM_EXTERN int loom_group_wait(loom_group_t *g);
 
 #ifdef __cplusplus

@@ -1,6 +1,8 @@
 /* Task groups (asyncio.TaskGroup, Trio nurseries).
  *
- * A group is caller-owned storage in the opener's frame. Children are linked
+ * A group lives on the heap (so that a task returning with a group open can
+ * still be cleaned up after: its frames are gone, the group is not). Children
+ * are linked
  * into the group through the membership fields of their task structs and
  * watched through the watch node embedded there, so spawning into a group
  * allocates nothing beyond the task. The group hooks itself onto the opener:
@@ -10,16 +12,25 @@
  * children before the opener's stack (and the group with it) goes away.
  */
 #include <stdio.h>
-#include <string.h>
+#include <stdlib.h>
 
 #include "core/internal.h"
 
-enum { G_OPEN = 1, G_WAITING, G_ABORTING, G_CLOSED };
+enum { G_OPEN = 1, G_WAITING, G_ABORTING };
 
-_Static_assert(sizeof(((loom_group_t *)0)->hook) >= sizeof(loom__hook_t),
-               "loom_group_t.hook is too small for a loom__hook_t");
+struct loom_group_s {
+  loom__hook_t hook;                 /* on the opener's hook list */
+  loom_task_t *opener;
+  loom_scope_t *scope;               /* the opener's scope at open */
+  loom_task_t *children;             /* unfinished children */
+  size_t alive;
+  int first_error;                   /* first child failure */
+  int state;
+  int cancelled;                     /* loom_group_cancel was called */
+  loom__waiter_t *waiter;            /* the opener, inside loom_group_wait */
+};
 
-static loom__hook_t *hook_of(loom_group_t *g) { return (loom__hook_t *)g->hook; }
+static loom__hook_t *hook_of(loom_group_t *g) { return &g->hook; }
 
 static loom_group_t *group_of(loom__hook_t *h) {
   return (loom_group_t *)((char *)h - offsetof(loom_group_t, hook));
@@ -51,8 +62,7 @@ static void child_done(loom__watch_t *w, loom_task_t *t) {
 
 static void on_poked(loom__hook_t *h) {
   loom_group_t *g = group_of(h);
-  if (g->state != G_CLOSED && loom__check_from(g->opener, g->scope))
-    abort_group(g);
+  if (loom__check_from(g->opener, g->scope)) abort_group(g);
 }
 
 static void on_exiting(loom__hook_t *h) {
@@ -60,15 +70,18 @@ static void on_exiting(loom__hook_t *h) {
   fprintf(stderr, "loom: task '%s' returned with a task group open; "
                   "cancelling and awaiting its children\n",
           loom_task_name(loom_current()));
+  g->scope = NULL; /* it was in a frame that has returned */
   loom_group_cancel(g);
-  loom_group_wait(g); /* unhooks g */
+  loom_group_wait(g); /* unhooks and frees g */
 }
 
-int loom_group_open(loom_group_t *g) {
+int loom_group_open(loom_group_t **out) {
   loom_task_t *self = loom__self();
-  if (!g) return UV_EINVAL;
+  if (!out) return UV_EINVAL;
+  *out = NULL;
   if (!self) return LOOM_ENOTASK;
-  memset(g, 0, sizeof(*g));
+  loom_group_t *g = calloc(1, sizeof(*g));
+  if (!g) return UV_ENOMEM;
   g->opener = self;
   g->scope = self->scope;
   g->state = G_OPEN;
@@ -76,6 +89,7 @@ int loom_group_open(loom_group_t *g) {
   h->poked = on_poked;
   h->exiting = on_exiting;
   loom__hook(self, h);
+  *out = g;
   return 0;
 }
 
@@ -114,7 +128,6 @@ int loom_group_spawn(loom_group_t *g, loom_task_t **task, loom_fn fn,
 
 int loom_group_cancel(loom_group_t *g) {
   if (!g || !g->opener) return UV_EINVAL;
-  if (g->state == G_CLOSED) return 0;
   g->cancelled = 1;
   abort_group(g);
   return 0;
@@ -123,15 +136,14 @@ int loom_group_cancel(loom_group_t *g) {
 int loom_group_wait(loom_group_t *g) {
   loom_task_t *self = loom__self();
   if (!self) return LOOM_ENOTASK;
-  if (!g || g->opener != self || g->state == G_CLOSED) return LOOM_EBADTASK;
+  if (!g || g->opener != self) return LOOM_EBADTASK;
   if (g->state == G_OPEN) g->state = G_WAITING;
   loom__waiter_t w = {self, NULL, 0, 0};
   g->waiter = &w;
   int rc = loom__wait_all(&w, &g->alive, abort_group, g);
-  g->waiter = NULL;
-  g->state = G_CLOSED;
   loom__unhook(self, hook_of(g));
-  if (rc) return rc;
-  if (g->first_error) return g->first_error;
-  return g->cancelled ? UV_ECANCELED : 0;
+  if (rc == 0) rc = g->first_error;
+  if (rc == 0 && g->cancelled) rc = UV_ECANCELED;
+  free(g);
+  return rc;
 }

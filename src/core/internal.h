@@ -185,6 +185,8 @@ void loom__reap_unconsumed(loom_t *rt);
 int loom__timer_add(loom_t *rt, loom__timer_t *tm, uint64_t deadline);
 void loom__timer_remove(loom_t *rt, loom__timer_t *tm);
 void loom__timer_free(loom_t *rt);
+/* Drops every timer stored in [lo, hi) without reading it (dead frames). */
+void loom__timer_purge(loom_t *rt, const void *lo, const void *hi);
 
 /* scope.c */
 void loom__scopes_abandon(loom_task_t *t);

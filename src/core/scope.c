@@ -141,15 +141,13 @@ int loom_scope_exit(loom_scope_t *s) {
   return s->fired ? UV_ETIMEDOUT : 0;
 }
 
-/* A task ended with scopes still open: their storage is going away with the
- * task's stack, so their timers must leave the heap. */
+/* A task ended inside open scopes. Their storage was in frames that have
+ * returned and may already be overwritten, so nothing in it is read: the
+ * task forgets its scope chain, and the heap drops every deadline that lives
+ * in the task's stack. */
 void loom__scopes_abandon(loom_task_t *t) {
   fprintf(stderr, "loom: task '%s' ended inside an open scope (missing "
                   "loom_scope_exit)\n", loom_task_name(loom_current()));
-  for (loom_scope_t *s = t->scope; s; s = s->parent) {
-    if (s->armed) loom__timer_remove(t->rt, &s->timer);
-    s->armed = 0;
-    s->open = 0;
-  }
   t->scope = NULL;
+  loom__timer_purge(t->rt, t->stack.lo, (char *)t->stack.lo + t->stack.size);
 }

@@ -144,10 +144,11 @@ static void entry(void *p) {
   loom_task_t *t = p;
   loom__fiber_started();
   t->status = t->fn(t->arg);
-  /* Groups left open are waited for here, while the task's stack (where
-   * they live) still exists. */
-  while (t->hooks) t->hooks->exiting(t->hooks);
+  /* Misuse, cleaned up rather than left to corrupt memory: scopes left
+   * open (their frames are gone), then groups left open (they are awaited
+   * here, so no child outlives its opener). */
   if (t->scope) loom__scopes_abandon(t);
+  while (t->hooks) t->hooks->exiting(t->hooks);
   t->state = LOOM__DONE;
   loom__fiber_switch_last(&t->fiber, &t->rt->sched);
 }

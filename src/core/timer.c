@@ -96,3 +96,16 @@ void loom__timer_free(loom_t *rt) {
   rt->heap = NULL;
   rt->nheap = rt->heap_cap = 0;
 }
+
+void loom__timer_purge(loom_t *rt, const void *lo, const void *hi) {
+  size_t kept = 0;
+  for (size_t i = 0; i < rt->nheap; i++) {
+    const char *p = (const char *)rt->heap[i];
+    if (p < (const char *)lo || p >= (const char *)hi) rt->heap[kept++] = rt->heap[i];
+  }
+  if (kept == rt->nheap) return;
+  rt->nheap = kept;
+  for (size_t i = 0; i < kept; i++) rt->heap[i]->index = i;
+  for (size_t i = kept / 2; i-- > 0;) sift_down(rt, i); /* heapify */
+  arm(rt);
+}
