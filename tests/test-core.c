@@ -476,6 +476,11 @@ static void test_errors(void **state) {
   assert_non_null(strstr(loom_strerror(LOOM_ERRNO_BASE - 77), "unknown loom error"));
   assert_non_null(loom_strerror(-123456));
   assert_non_null(loom_err_name(-123456));
+  /* Both in one call: they must not share a buffer. */
+  char both[128];
+  snprintf(both, sizeof(both), "%s|%s", loom_err_name(UV_ECANCELED),
+           loom_strerror(UV_ECANCELED));
+  assert_string_equal(both, "ECANCELED|operation canceled");
   assert_int_equal(loom_version(), LOOM_VERSION_HEX);
   assert_string_equal(loom_version_string(), LOOM_VERSION_STRING);
 }
@@ -609,6 +614,27 @@ static void on_stop(uv_timer_t *h) {
   e->spawn_after = loom_spawn_on(e->rt, NULL, embedded_task, e);
   uv_close((uv_handle_t *)h, NULL);
 }
+static int quick(void *arg) {
+  (void)arg;
+  return 0;
+}
+static void test_host_detach_after_end(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  loom_t *rt;
+  loom_task_t *t;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(loom_init(&rt, &loop, NULL), 0);
+  assert_int_equal(loom_spawn_on(rt, &t, quick, NULL), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(loom_task_done(t), 1);
+  assert_int_equal(loom_detach(t), 0); /* from host code, task ended */
+  assert_int_equal(loom_detach(t), LOOM_EBADTASK);
+  assert_int_equal(loom_shutdown(rt, NULL, NULL), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_embedding(void **state) {
   (void)state;
   uv_loop_t loop;
@@ -654,6 +680,7 @@ int main(void) {
       cmocka_unit_test(test_second_sigint_aborts),
       cmocka_unit_test(test_stack_overflow_names_task),
       cmocka_unit_test(test_embedding),
+      cmocka_unit_test(test_host_detach_after_end),
   };
   if (getenv("LOOM_TEST_FILTER")) cmocka_set_test_filter(getenv("LOOM_TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);

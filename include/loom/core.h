@@ -140,7 +140,9 @@ LOOM_EXTERN uint64_t loom_task_id(loom_task_t *task);
 
 /* ---- errors ------------------------------------------------------------ */
 
-/* Message and symbolic name of an error code, libuv's or loom's. Never NULL. */
+/* Message and symbolic name of an error code, libuv's or loom's. Never NULL.
+ * The string stays valid until the same function is called again on the same
+ * thread (the two functions do not share storage). */
 LOOM_EXTERN const char *loom_strerror(int err);
 LOOM_EXTERN const char *loom_err_name(int err);
 

@@ -5,7 +5,9 @@
 
 #include "internal.h"
 
+/* One buffer per function, so that both may appear in one printf. */
 static __thread char msgbuf[96];
+static __thread char namebuf[32];
 
 #define LOOM__IN_RANGE(err) ((err) < LOOM_ERRNO_BASE && (err) > LOOM_ERRNO_LAST)
 
@@ -37,10 +39,10 @@ const char *loom_err_name(int err) {
     break;
   }
   if (LOOM__IN_RANGE(err)) {
-    snprintf(msgbuf, sizeof(msgbuf), "LOOM_E%d", -err);
-    return msgbuf;
+    snprintf(namebuf, sizeof(namebuf), "LOOM_E%d", -err);
+    return namebuf;
   }
-  return uv_err_name_r(err, msgbuf, sizeof(msgbuf));
+  return uv_err_name_r(err, namebuf, sizeof(namebuf));
 }
 
 unsigned loom_version(void) { return LOOM_VERSION_HEX; }

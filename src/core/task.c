@@ -308,11 +308,10 @@ int loom_task_done(loom_task_t *task) {
 }
 
 int loom_detach(loom_task_t *task) {
-  loom_t *rt = loom__tls_rt;
-  loom_task_t *t = loom__task_of(rt, task);
+  loom_task_t *t = loom__task_of(loom__tls_rt, task);
   if (!t || t->consumed) return LOOM_EBADTASK;
   t->consumed = t->detached = 1;
-  if (t->state == LOOM__DONE) loom__release(rt, t);
+  if (t->state == LOOM__DONE) loom__release(t->rt, t);
   return 0;
 }
 
