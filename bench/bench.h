@@ -98,7 +98,7 @@ static inline void bench_ratio(const char *bench, const char *peer,
 static inline void bench_target(const char *bench, double value,
                                 const char *op, double target,
                                 const char *unit) {
-  printf("target %-6s %s %.1f %s (target <= %g %s): %s\n", bench, op, value,
+  printf("target %-6s %s %.2f %s (target <= %g %s): %s\n", bench, op, value,
          unit, target, unit, value <= target ? "met" : "NOT MET");
   fflush(stdout);
 }

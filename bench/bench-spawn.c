@@ -1,0 +1,87 @@
+/* spawn: spawn + run + join of an empty task, in batches.
+ *
+ * Inside loom_run, the main task spawns a batch of tasks that return 0 at
+ * once, then joins them all, and repeats. The figure is the time per task.
+ * The default batch is 1000, as the peers'; `bench-spawn B` measures batches
+ * of B. run.sh also reports 100 and 10000, each in a process of its own: the
+ * stack pool keeps what earlier batches left behind, so sizes measured one
+ * after the other in one process would not be independent.
+ * Peers (run by bench/run.sh): peers/spawn.go, peers/spawn.py.
+ * Target (DESIGN.md §5): <= 100 ns per task.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bench.h"
+#include "loom.h"
+
+static int empty(void *arg) {
+  (void)arg;
+  return 0;
+}
+
+typedef struct {
+  uint64_t batch;
+  loom_task_t **h;
+} spawn_ctx_t;
+
+static uint64_t run_spawn(void *p, uint64_t n) {
+  spawn_ctx_t *c = p;
+  uint64_t t0 = bench_now_ns();
+  for (uint64_t done = 0; done < n; done += c->batch) {
+    for (uint64_t i = 0; i < c->batch; i++)
+      if (loom_spawn(&c->h[i], empty, NULL)) {
+        fprintf(stderr, "bench-spawn: spawn failed\n");
+        exit(1);
+      }
+    for (uint64_t i = 0; i < c->batch; i++) {
+      int st;
+      if (loom_join(c->h[i], &st) || st) {
+        fprintf(stderr, "bench-spawn: join failed\n");
+        exit(1);
+      }
+    }
+  }
+  return bench_now_ns() - t0;
+}
+
+typedef struct {
+  spawn_ctx_t c;
+  bench_result_t r;
+} args_t;
+
+static int bench_main(void *arg) {
+  args_t *a = arg;
+  a->c.h = calloc(a->c.batch, sizeof(loom_task_t *));
+  if (!a->c.h) return UV_ENOMEM;
+  a->r = bench_measure(run_spawn, &a->c, a->c.batch);
+  free(a->c.h);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  args_t a = {{1000, NULL}, {0, 0, 0, 0}};
+  if (argc > 1) {
+    long b = strtol(argv[1], NULL, 10);
+    if (argc > 2 || b < 1 || b > 10000000) {
+      fprintf(stderr, "usage: bench-spawn [batch-size]\n");
+      return 2;
+    }
+    a.c.batch = (uint64_t)b;
+  }
+  int rc = loom_run(bench_main, &a);
+  if (rc) {
+    fprintf(stderr, "bench-spawn: %s\n", loom_strerror(rc));
+    return 1;
+  }
+  char impl[32];
+  if (a.c.batch == 1000)
+    snprintf(impl, sizeof(impl), "loom");
+  else
+    snprintf(impl, sizeof(impl), "loom(batch=%llu)",
+             (unsigned long long)a.c.batch);
+  bench_print("spawn", impl, &a.r, "ns/task");
+  if (a.c.batch == 1000)
+    bench_target("spawn", a.r.median, "loom", 100, "ns/task");
+  return 0;
+}

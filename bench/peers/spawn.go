@@ -1,0 +1,70 @@
+//go:build ignore
+
+// spawn peer: batches of 1000 goroutines that return at once, awaited with
+// a sync.WaitGroup (run with GOMAXPROCS=1, as bench/run.sh does). Prints ns
+// per goroutine, the median of 5 runs sized by calibration.
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+)
+
+const batch = 1000
+
+func run(n int) time.Duration {
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for done := 0; done < n; done += batch {
+		wg.Add(batch)
+		for i := 0; i < batch; i++ {
+			go func() { wg.Done() }()
+		}
+		wg.Wait()
+	}
+	return time.Since(t0)
+}
+
+// envNum reads a positive number from the environment (as bench/bench.h).
+func envNum(name string, def float64) float64 {
+	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func measure(f func(int) time.Duration, quantum int) (median, min float64, n int) {
+	target := time.Duration(envNum("LOOM_BENCH_TARGET_S", 0.15) * float64(time.Second))
+	reps := int(envNum("LOOM_BENCH_REPS", 5))
+	n = 1024
+	if quantum > n {
+		n = quantum
+	}
+	var d time.Duration
+	for {
+		d = f(n)
+		if d >= target/8 {
+			break
+		}
+		n *= 2
+	}
+	n = int(float64(n) * float64(target) / float64(d))
+	n = (n + quantum - 1) / quantum * quantum
+	per := make([]float64, reps)
+	for i := range per {
+		per[i] = float64(f(n).Nanoseconds()) / float64(n)
+	}
+	sort.Float64s(per)
+	return per[len(per)/2], per[0], n
+}
+
+func main() {
+	med, min, n := measure(run, batch)
+	fmt.Printf("%-6s %-18s %10.1f %-10s (median of %d runs of %d; min %.1f; GOMAXPROCS=%d, %s)\n",
+		"spawn", "go-goroutine", med, "ns/task", int(envNum("LOOM_BENCH_REPS", 5)), n, min, runtime.GOMAXPROCS(0), runtime.Version())
+}

@@ -1,0 +1,218 @@
+#!/bin/sh
+# Runs loom's benchmarks and their peers, then prints a table with ratios.
+#
+#   bench/run.sh [BUILD_DIR] [BENCH...]
+#
+# BUILD_DIR (default: build-bench in the source tree) is configured with
+# CMAKE_BUILD_TYPE=Release and LOOM_BUILD_BENCH=ON if it has no CMake cache
+# yet, and built either way. BENCH is any of: switch yield spawn scale
+# (default: all). Every program runs pinned to one CPU with taskset when it
+# is available; Go peers run with GOMAXPROCS=1, Python peers on uvloop.
+#
+# Environment:
+#   LOOM_BENCH_CPU       CPU to pin to (default: the last one allowed)
+#   LOOM_BENCH_PYTHON    interpreter for the uvloop peers (default: the first
+#                        of /usr/bin/python3, python3 that can import uvloop)
+#   LOOM_BENCH_SCALE_N   tasks in the scale benchmark (default 1000000)
+#   LOOM_BENCH_PY_SCALE_N  asyncio tasks in the uvloop scale peer (default
+#                        100000: a million take about 25 s; 0 skips it)
+#   LOOM_BENCH_ROUNDS    times to run the whole set (default 1); the table
+#                        then shows the median over the rounds and the range
+#   LOOM_BENCH_REPS, LOOM_BENCH_TARGET_S  runs per figure (5) and seconds per
+#                        run (0.15), for every program
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(dirname "$here")
+build=${1:-$src/build-bench}
+[ $# -gt 0 ] && shift
+benches=${*:-switch yield spawn scale}
+for b in $benches; do
+  case $b in switch|yield|spawn|scale) ;; *)
+    echo "run.sh: unknown benchmark '$b' (switch yield spawn scale)" >&2; exit 2;;
+  esac
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-bench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+results=$tmp/results
+
+say() { printf '%s\n' "$*" >&2; }
+
+# ---- build ------------------------------------------------------------------
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  say "== configuring $build (Release)"
+  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON \
+        -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_EXAMPLES=OFF >&2
+elif ! grep -q '^LOOM_BUILD_BENCH:BOOL=ON' "$build/CMakeCache.txt"; then
+  cmake "$build" -DLOOM_BUILD_BENCH=ON >&2
+fi
+if ! grep -q '^CMAKE_BUILD_TYPE:STRING=Release' "$build/CMakeCache.txt"; then
+  say "run.sh: warning: $build is not a Release build"
+fi
+say "== building"
+targets=""
+for b in $benches; do targets="$targets --target bench-$b"; done
+# shellcheck disable=SC2086
+cmake --build "$build" -j"$(nproc)" $targets >&2
+bin=$build/bench
+
+# ---- pinning ----------------------------------------------------------------
+pin=""
+if command -v taskset >/dev/null 2>&1; then
+  cpu=${LOOM_BENCH_CPU:-}
+  if [ -z "$cpu" ]; then
+    # The last CPU of the allowed list, e.g. "0-3,6" -> 6.
+    cpu=$(taskset -cp $$ | sed 's/.*: *//' | tr ',' '\n' | tail -n 1 | sed 's/.*-//')
+  fi
+  pin="taskset -c $cpu"
+  say "== pinned to CPU $cpu"
+else
+  say "== taskset not found: not pinned"
+fi
+
+# ---- peers' toolchains ---------------------------------------------------------
+# Python: Debian's python3-uvloop is for /usr/bin/python3; a pyenv or venv
+# python3 first on PATH usually cannot import it, and a PYTHONHOME or
+# PYTHONPATH meant for another interpreter can break /usr/bin/python3 itself.
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in bench/peers
+py=""
+for cand in ${LOOM_BENCH_PYTHON:-} /usr/bin/python3 python3; do
+  if "$cand" -c 'import uvloop' >/dev/null 2>&1; then
+    py="$cand"; break
+  fi
+  if env -u PYTHONHOME -u PYTHONPATH "$cand" -c 'import uvloop' >/dev/null 2>&1; then
+    py="env -u PYTHONHOME -u PYTHONPATH $cand"; break
+  fi
+done
+if [ -n "$py" ]; then
+  say "== uvloop peers: $py ($($py -c 'import sys, uvloop; print("Python", sys.version.split()[0], "uvloop", uvloop.__version__)'))"
+else
+  say "== no python3 can import uvloop (Debian: apt install python3-uvloop): uvloop peers skipped"
+fi
+
+go=""
+if command -v go >/dev/null 2>&1; then
+  go=go
+  # Standard library only: never touch the network, never fetch toolchains.
+  export GOPROXY=off GOTOOLCHAIN=local
+  export GOMAXPROCS=1 # every Go peer runs on one P
+  gocache=$(go env GOCACHE 2>/dev/null || true)
+  if [ -z "$gocache" ] || ! mkdir -p "$gocache" 2>/dev/null || [ ! -w "$gocache" ]; then
+    export GOCACHE="$tmp/gocache"
+  fi
+  say "== Go peers: $(go version)"
+else
+  say "== go not found: Go peers skipped"
+fi
+
+gobuild() { # name -> path of the built peer ($tmp/name-go), or nothing
+  [ -n "$go" ] || return 0
+  if (cd "$here/peers" && go build -o "$tmp/$1-go" "$1.go") >&2; then
+    echo "$tmp/$1-go"
+  else
+    say "run.sh: go build $1.go failed: Go peer skipped"
+  fi
+}
+
+run() { # command... : runs it pinned, shows and records its output
+  # shellcheck disable=SC2086
+  { $pin "$@" || echo "# FAILED (exit $?): $*"; } | tee -a "$results"
+}
+
+# ---- the benchmarks ----------------------------------------------------------
+# Go peers are built once, before anything is timed.
+gopeers=""
+for b in $benches; do
+  case $b in yield|spawn|scale)
+    g=$(gobuild "$b")
+    if [ -n "$g" ]; then gopeers="$gopeers $b"; fi ;;
+  esac
+done
+has_go() { case " $gopeers " in *" $1 "*) return 0;; esac; return 1; }
+
+: >"$results"
+rounds=${LOOM_BENCH_ROUNDS:-1}
+say "== $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+round=1
+while [ "$round" -le "$rounds" ]; do
+  for b in $benches; do
+    say ""
+    say "== $b (round $round of $rounds)"
+    case $b in
+      switch) run "$bin/bench-switch" ;;
+      yield)
+        run "$bin/bench-yield"
+        if has_go yield; then run "$tmp/yield-go"; fi
+        if [ -n "$py" ]; then (cd "$here/peers" && run $py yield.py); fi
+        ;;
+      spawn)
+        # One process per batch size: the stack pool remembers earlier ones.
+        for batch in 1000 100 10000; do run "$bin/bench-spawn" $batch; done
+        if has_go spawn; then run "$tmp/spawn-go"; fi
+        if [ -n "$py" ]; then (cd "$here/peers" && run $py spawn.py); fi
+        ;;
+      scale)
+        run "$bin/bench-scale" "${LOOM_BENCH_SCALE_N:-1000000}"
+        if has_go scale; then
+          run "$tmp/scale-go" "${LOOM_BENCH_SCALE_N:-1000000}"
+        fi
+        pyn=${LOOM_BENCH_PY_SCALE_N:-100000}
+        if [ -n "$py" ] && [ "$pyn" -gt 0 ]; then
+          (cd "$here/peers" && run $py scale.py "$pyn")
+        fi
+        ;;
+    esac
+  done
+  round=$((round + 1))
+done
+
+# ---- the table ------------------------------------------------------------------
+# Result lines are "<bench> <impl> <value> <unit> (notes)". With several
+# rounds, a figure is the median over the rounds, and "range" their spread.
+# A peer's ratio is its figure over loom's in the same unit: > 1 means loom is
+# ahead.
+echo
+echo "| benchmark | implementation | figure | unit | range | x loom | target |"
+echo "|-----------|----------------|-------:|------|-------|-------:|--------|"
+awk '
+  $1 ~ /^(switch|yield|spawn|scale)$/ && $3 ~ /^[0-9.]+$/ {
+    id = $1 " " $2 " " $4
+    if (!(id in cnt)) { n++; order[n] = id; bench[id] = $1; impl[id] = $2; unit[id] = $4 }
+    v[id, ++cnt[id]] = $3 + 0
+  }
+  function median(id,   i, j, k, t, a) {
+    k = cnt[id]
+    for (i = 1; i <= k; i++) a[i] = v[id, i]
+    for (i = 2; i <= k; i++)
+      for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+    lo[id] = a[1]; hi[id] = a[k]
+    return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+  }
+  END {
+    for (i = 1; i <= n; i++) {
+      id = order[i]; med[id] = median(id)
+      key = bench[id] " " unit[id]
+      if (impl[id] == "loom" || (impl[id] ~ /^loom/ && !(key in ref))) ref[key] = med[id]
+    }
+    tgt["switch ns/switch"] = 15; tgt["yield ns/yield"] = 40
+    tgt["spawn ns/task"] = 100; tgt["scale B/task"] = 8192
+    for (i = 1; i <= n; i++) {
+      id = order[i]; key = bench[id] " " unit[id]
+      ratio = "-"; t = ""; range = "-"
+      if (cnt[id] > 1) range = sprintf("%.4g-%.4g", lo[id], hi[id])
+      # A time is comparable only for the same number of tasks.
+      if (impl[id] !~ /^loom/ && (key in ref) && ref[key] > 0 &&
+          !(unit[id] == "s" && impl[id] ~ /\(n=/))
+        ratio = sprintf("%.2f", med[id] / ref[key])
+      if (impl[id] == "loom" && (key in tgt))
+        t = sprintf("<= %s: %s", tgt[key], ((med[id] <= tgt[key]) ? "met" : "NOT MET"))
+      printf "| %s | %s | %.4g | %s | %s | %s | %s |\n", bench[id], impl[id], med[id], unit[id], range, ratio, t
+    }
+    sl = "switch loom ns/switch"; su = "switch ucontext ns/switch"
+    if ((sl in med) && (su in med) && med[sl] > 0)
+      printf "\nswitch: loom is %.1fx faster than ucontext (target >= 10x: %s)\n", \
+             med[su] / med[sl], ((med[su] / med[sl] >= 10) ? "met" : "NOT MET")
+  }' "$results"
+if grep '^# FAILED' "$results" >&2; then exit 1; fi
+exit 0
