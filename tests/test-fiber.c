@@ -132,7 +132,7 @@ static void test_guard_budget_then_canary(void **state) {
   assert_null(u.guard_lo);
   loom__fiber_t f = {0};
   loom__fiber_init(&f, u.lo, u.size, ring_main, NULL);
-  assert_true(loom__fiber_canary_ok(&f));
+  assert_true(loom__fiber_canary_ok(&f)); /* fresh memory reads as zeros */
   ((volatile char *)u.lo)[3] ^= 1; /* what an overflow does */
   assert_false(loom__fiber_canary_ok(&f));
   loom__stack_set_guard_budget(0); /* back to the computed budget */
@@ -219,7 +219,7 @@ static void canary_child(void) {
   f.stack_lo = fake_stack;
   f.stack_size = sizeof(fake_stack);
   f.id = 42;
-  fake_stack[0] = 0; /* the canary is gone */
+  fake_stack[1] = 0x7ffd1234; /* an overflow wrote a return address here */
   if (!loom__fiber_canary_ok(&f)) loom__fiber_overflow(&f, ", canary overwritten");
   _exit(5);
 }

@@ -12,6 +12,12 @@
 #include "internal.h"
 
 #define TASK_BYTES ((sizeof(loom_task_t) + 63) & ~(size_t)63)
+/* Task records sit at the top of page-aligned stacks, so without care every
+ * record would map to the same cache sets; a batch of tasks would then evict
+ * each other's records. Records are shifted by one of LOOM__COLOURS cache
+ * lines, taken from the task id. */
+#define LOOM__COLOURS 16
+#define COLOUR_BYTES ((size_t)LOOM__COLOURS * 64)
 
 /* ---- handle table ---------------------------------------------------- */
 
@@ -159,9 +165,10 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   if (rt->open_handles) return LOOM_ECLOSED; /* handles are being closed */
   size_t size = opts && opts->stack_size ? opts->stack_size : rt->stack_size;
   loom__stack_t st;
-  int rc = loom__stack_get(&rt->stacks, size + TASK_BYTES, &st);
+  int rc = loom__stack_get(&rt->stacks, size + TASK_BYTES + COLOUR_BYTES, &st);
   if (rc) return UV_ENOMEM;
-  loom_task_t *t = (loom_task_t *)((char *)st.lo + st.size - TASK_BYTES);
+  size_t top = TASK_BYTES + (size_t)(rt->next_id % LOOM__COLOURS) * 64;
+  loom_task_t *t = (loom_task_t *)((char *)st.lo + st.size - top);
   memset(t, 0, sizeof(*t));
   if (slot_alloc(rt, t)) {
     loom__stack_put(&rt->stacks, &st);
@@ -178,7 +185,7 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
     strncpy(t->name, opts->name, LOOM_TASK_NAME_MAX);
     t->name[LOOM_TASK_NAME_MAX] = 0;
   }
-  loom__fiber_init(&t->fiber, st.lo, st.size - TASK_BYTES, entry, t);
+  loom__fiber_init(&t->fiber, st.lo, st.size - top, entry, t);
   t->fiber.guard_lo = st.guard_lo;
   t->fiber.guard_size = st.guard_lo ? rt->stacks.page : 0;
   t->fiber.nominal_size = size;

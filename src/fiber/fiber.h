@@ -6,7 +6,7 @@
  *   high  +----------------------+ <- lo + size
  *         | frames of the fiber  |   grows down
  *         |          ...         |
- *         | canary (unguarded)   | <- lo
+ *         | zeros (unguarded)    | <- lo
  *         +----------------------+
  *         | guard page (or none) |   PROT_NONE: a SIGSEGV names the fiber
  *   low   +----------------------+
@@ -19,7 +19,12 @@
 
 #include "context.h"
 
-#define LOOM__CANARY UINT64_C(0x6c6f6f6d2d636e72) /* "loom-cnr" */
+/* The canary of an unguarded stack is its lowest LOOM__CANARY_BYTES, which
+ * must stay zero. Zero, because a fresh (or MADV_DONTNEED'd) page reads as
+ * zero without being committed: writing a canary would cost every task a
+ * second resident page. A frame that reaches the bottom of the stack writes
+ * return addresses and frame pointers there, which are not zero. */
+#define LOOM__CANARY_BYTES 32
 
 typedef struct loom__fiber_s {
   loom__ctx_t ctx;       /* saved machine state while not running */
@@ -55,7 +60,9 @@ loom__fiber_t *loom__fiber_current(void);
 /* True if the canary of an unguarded stack is intact (always true for
  * guarded stacks). */
 static inline int loom__fiber_canary_ok(const loom__fiber_t *f) {
-  return f->guard_lo != NULL || *(const uint64_t *)f->stack_lo == LOOM__CANARY;
+  if (f->guard_lo) return 1;
+  const uint64_t *c = (const uint64_t *)f->stack_lo;
+  return (c[0] | c[1] | c[2] | c[3]) == 0;
 }
 
 /* Reports an overflow of `f` on stderr and aborts the process. */

@@ -3,9 +3,11 @@
  * A free stack keeps its list node in its own top bytes, so the pool needs no
  * memory of its own besides one small record per slab and per size. Stacks
  * are reused LIFO: the most recently freed stack is the one whose top pages
- * are still resident and in cache. Beyond LOOM__WARM free stacks of a size,
- * a returned stack's pages go back to the kernel (MADV_DONTNEED), so a burst
- * of a million tasks does not pin their memory forever.
+ * are still resident and in cache. Beyond LOOM__WARM resident free stacks of
+ * a size, a returned stack's pages go back to the kernel (MADV_DONTNEED), so
+ * a burst of a million tasks does not pin their memory forever; the count is
+ * of *resident* free stacks, so after a burst the pool does not keep paying a
+ * system call per task.
  */
 #include "stack.h"
 
@@ -55,12 +57,13 @@ typedef struct loom__stack_class_s {
   struct loom__stack_class_s *next;
   size_t size;
   struct free_node *free;
-  size_t nfree;
+  size_t nwarm;                /* free stacks whose pages are resident */
 } loom__stack_class_t;
 
 struct free_node {
   struct free_node *next;
   void *guard_lo;
+  int cold;                    /* pages given back with MADV_DONTNEED */
 };
 
 static atomic_size_t guards_used;
@@ -144,12 +147,14 @@ static struct free_node *node_of(void *lo, size_t size) {
   return (struct free_node *)((char *)lo + size - LOOM__NODE_OFF);
 }
 
-static void push_free(loom__stack_class_t *c, void *lo, void *guard_lo) {
+static void push_free(loom__stack_class_t *c, void *lo, void *guard_lo,
+                      int cold) {
   struct free_node *n = node_of(lo, c->size);
   n->next = c->free;
   n->guard_lo = guard_lo;
+  n->cold = cold;
   c->free = n;
-  c->nfree++;
+  if (!cold) c->nwarm++;
 }
 
 /* Maps a new slab of stacks of class c and puts them on its free list. */
@@ -199,7 +204,7 @@ static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
 #ifdef LOOM_HAVE_VALGRIND
     if (slab->vg_ids) slab->vg_ids[i] = VALGRIND_STACK_REGISTER(s, s + c->size);
 #endif
-    push_free(c, s, guard_lo);
+    push_free(c, s, guard_lo, 1); /* never touched: not resident */
   }
   slab->next = pool->slabs;
   pool->slabs = slab;
@@ -224,12 +229,10 @@ int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
   }
   struct free_node *n = c->free;
   c->free = n->next;
-  c->nfree--;
+  if (!n->cold) c->nwarm--;
   out->size = size;
   out->lo = (char *)n + LOOM__NODE_OFF - size;
   out->guard_lo = n->guard_lo;
-  /* Written at every hand-out: MADV_DONTNEED may have zeroed it. */
-  if (!out->guard_lo) *(uint64_t *)out->lo = LOOM__CANARY;
   return 0;
 }
 
@@ -237,9 +240,8 @@ void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s) {
   loom__stack_class_t *c = find_class(pool, s->size);
   if (!c) return; /* cannot happen: the class was made at get */
   UNPOISON(s->lo, s->size);
-  if (c->nfree >= LOOM__WARM) {
-    /* Give all but the top page back; the node lives there. */
-    madvise(s->lo, s->size - pool->page, MADV_DONTNEED);
-  }
-  push_free(c, s->lo, s->guard_lo);
+  int cold = c->nwarm >= LOOM__WARM;
+  /* Give all but the top page back; the node lives there. */
+  if (cold) madvise(s->lo, s->size - pool->page, MADV_DONTNEED);
+  push_free(c, s->lo, s->guard_lo, cold);
 }

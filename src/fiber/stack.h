@@ -5,11 +5,12 @@
  * stacks. loom spends a process-wide budget of guard pages (a quarter of
  * vm.max_map_count) and, once it is spent, lays stacks out back to back in
  * unguarded slabs (one mapping each, merged by the kernel) with a canary at
- * the bottom that the scheduler checks at every switch. The switch is said
+ * the bottom (bytes that must stay zero, fiber.h) that the scheduler checks
+ * at every switch. The switch is said
  * once on stderr.
  *
  * Slab of n stacks (guarded):    [G|stack 0][G|stack 1] ... [G|stack n-1]
- * Slab of n stacks (unguarded):  [stack 0][stack 1] ... [stack n-1]
+ * Slab of n stacks (unguarded):  [0|stack 0][0|stack 1] ... (0 = zero canary)
  */
 #ifndef LOOM_FIBER_STACK_H
 #define LOOM_FIBER_STACK_H

@@ -33,9 +33,11 @@ loom__ctx_switch:
         pushq   %r15
         subq    $8, %rsp
         stmxcsr (%rsp)
+        andl    $0xffc0, (%rsp)
         fnstcw  4(%rsp)
         movq    %rsp, (%rdi)
         movq    (%rsi), %rsp
+        movq    56(%rsp), %rcx
         ldmxcsr (%rsp)
         fldcw   4(%rsp)
         addq    $8, %rsp
@@ -45,7 +47,8 @@ loom__ctx_switch:
         popq    %r12
         popq    %rbx
         popq    %rbp
-        ret
+        addq    $8, %rsp
+        jmpq    *%rcx
         .cfi_endproc
         .size   loom__ctx_switch,.-loom__ctx_switch
 
