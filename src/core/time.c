@@ -8,7 +8,7 @@ int loom_yield(void) {
   if (rc) return rc;
   /* Back of the ready queue: every task that was ready runs first. */
   loom__make_ready(t);
-  loom__fiber_switch(&t->fiber, &t->rt->sched);
+  loom__suspend(t, 0);
   return loom__check(t); /* cancelled or timed out while queued */
 }
 

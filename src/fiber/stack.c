@@ -40,7 +40,7 @@
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-#define LOOM__WARM 256         /* free stacks per size kept resident */
+#define LOOM__WARM 1024        /* free stacks per size kept resident */
 #define LOOM__SLAB_BYTES (8u << 20) /* target slab size */
 #define LOOM__NODE_OFF 64      /* free node sits this far below the top */
 

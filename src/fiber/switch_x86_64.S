@@ -37,7 +37,6 @@ loom__ctx_switch:
         fnstcw  4(%rsp)
         movq    %rsp, (%rdi)
         movq    (%rsi), %rsp
-        movq    56(%rsp), %rcx
         ldmxcsr (%rsp)
         fldcw   4(%rsp)
         addq    $8, %rsp
@@ -47,8 +46,7 @@ loom__ctx_switch:
         popq    %r12
         popq    %rbx
         popq    %rbp
-        addq    $8, %rsp
-        jmpq    *%rcx
+        ret
         .cfi_endproc
         .size   loom__ctx_switch,.-loom__ctx_switch
 
