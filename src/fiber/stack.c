@@ -1,8 +1,10 @@
 /* Stack slabs and the per-runtime stack pool (see stack.h).
  *
- * A free stack keeps its list node in its own top bytes, so the pool needs no
- * memory of its own besides one small record per slab and per size. Stacks
- * are reused LIFO: the most recently freed stack is the one whose top pages
+ * Free stacks of a size are kept in an array used as a LIFO stack, outside
+ * the stacks themselves: handing a stack out touches none of its memory (a
+ * list node inside each free stack cost a cache miss per spawn). The array
+ * has room for every stack of its size from the moment the slab is mapped,
+ * so giving a stack back never allocates. Stacks are reused LIFO: the most recently freed stack is the one whose top pages
  * are still resident and in cache. Beyond LOOM__WARM resident free stacks of
  * a size, a returned stack's pages go back to the kernel (MADV_DONTNEED), so
  * a burst of a million tasks does not pin their memory forever; the count is
@@ -42,7 +44,6 @@
 
 #define LOOM__WARM 1024        /* free stacks per size kept resident */
 #define LOOM__SLAB_BYTES (8u << 20) /* target slab size */
-#define LOOM__NODE_OFF 64      /* free node sits this far below the top */
 
 typedef struct loom__slab_s {
   struct loom__slab_s *next;
@@ -56,12 +57,14 @@ typedef struct loom__slab_s {
 typedef struct loom__stack_class_s {
   struct loom__stack_class_s *next;
   size_t size;
-  struct free_node *free;
+  struct free_ent *free;       /* free stacks, most recently freed last */
+  size_t nfree, cap;           /* entries used and allocated */
+  size_t total;                /* stacks of this size; cap >= total */
   size_t nwarm;                /* free stacks whose pages are resident */
 } loom__stack_class_t;
 
-struct free_node {
-  struct free_node *next;
+struct free_ent {
+  void *lo;
   void *guard_lo;
   int cold;                    /* pages given back with MADV_DONTNEED */
 };
@@ -127,6 +130,7 @@ void loom__stack_pool_destroy(loom__stack_pool_t *pool) {
   while (pool->classes) {
     loom__stack_class_t *c = pool->classes;
     pool->classes = c->next;
+    free(c->free);
     free(c);
   }
 }
@@ -143,17 +147,12 @@ static loom__stack_class_t *find_class(loom__stack_pool_t *pool, size_t size) {
   return c;
 }
 
-static struct free_node *node_of(void *lo, size_t size) {
-  return (struct free_node *)((char *)lo + size - LOOM__NODE_OFF);
-}
-
 static void push_free(loom__stack_class_t *c, void *lo, void *guard_lo,
                       int cold) {
-  struct free_node *n = node_of(lo, c->size);
-  n->next = c->free;
-  n->guard_lo = guard_lo;
-  n->cold = cold;
-  c->free = n;
+  struct free_ent *e = &c->free[c->nfree++]; /* room reserved at grow */
+  e->lo = lo;
+  e->guard_lo = guard_lo;
+  e->cold = cold;
   if (!cold) c->nwarm++;
 }
 
@@ -162,6 +161,13 @@ static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
   size_t page = pool->page;
   size_t n = LOOM__SLAB_BYTES / (c->size + page);
   if (n < 1) n = 1;
+  if (c->total + n > c->cap) { /* geometric: a million stacks, few copies */
+    size_t cap = c->cap * 2 > c->total + n ? c->cap * 2 : c->total + n;
+    struct free_ent *ents = realloc(c->free, cap * sizeof(*ents));
+    if (!ents) return -ENOMEM;
+    c->free = ents;
+    c->cap = cap;
+  }
   int guarded = take_guards(n);
   if (!guarded && atomic_exchange(&overflow_to_canary_said, 1) == 0)
     fprintf(stderr,
@@ -208,6 +214,7 @@ static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
   }
   slab->next = pool->slabs;
   pool->slabs = slab;
+  c->total += n;
   return 0;
 fail_slab:
   free(slab);
@@ -223,17 +230,24 @@ int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
   size = (size + page - 1) & ~(page - 1);
   loom__stack_class_t *c = find_class(pool, size);
   if (!c) return -ENOMEM;
-  if (!c->free) {
+  if (c->nfree == 0) {
     int rc = grow(pool, c);
     if (rc) return rc;
   }
-  struct free_node *n = c->free;
-  c->free = n->next;
-  if (!n->cold) c->nwarm--;
+  const struct free_ent *e = &c->free[--c->nfree];
+  if (!e->cold) c->nwarm--;
   out->size = size;
-  out->lo = (char *)n + LOOM__NODE_OFF - size;
-  out->guard_lo = n->guard_lo;
+  out->lo = e->lo;
+  out->guard_lo = e->guard_lo;
   return 0;
+}
+
+void *loom__stack_peek(loom__stack_pool_t *pool, size_t size) {
+  loom__stack_class_t *c = pool->classes;
+  /* Only the most recently used size is looked at: this is a hint. */
+  if (!c || c->nfree == 0) return NULL;
+  size = (size + pool->page - 1) & ~(pool->page - 1);
+  return c->size == size ? c->free[c->nfree - 1].lo : NULL;
 }
 
 void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s) {
@@ -241,7 +255,6 @@ void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s) {
   if (!c) return; /* cannot happen: the class was made at get */
   UNPOISON(s->lo, s->size);
   int cold = c->nwarm >= LOOM__WARM;
-  /* Give all but the top page back; the node lives there. */
-  if (cold) madvise(s->lo, s->size - pool->page, MADV_DONTNEED);
+  if (cold) madvise(s->lo, s->size, MADV_DONTNEED);
   push_free(c, s->lo, s->guard_lo, cold);
 }

@@ -35,6 +35,9 @@ void loom__stack_pool_destroy(loom__stack_pool_t *pool);
 /* Hands out a stack of at least `size` usable bytes (rounded up to pages and
  * to LOOM_MIN_STACK_SIZE). Returns 0 or UV_ENOMEM-style -ENOMEM. */
 int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out);
+/* The lowest byte of the stack the next get of `size` would hand out, or
+ * NULL if unknown; for prefetching. */
+void *loom__stack_peek(loom__stack_pool_t *pool, size_t size);
 /* Gives a stack back to the pool for reuse. */
 void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s);
 
