@@ -28,8 +28,8 @@ build=${1:-$src/build-bench}
 [ $# -gt 0 ] && shift
 benches=${*:-switch yield spawn scale gather}
 for b in $benches; do
-  case $b in switch|yield|spawn|scale) ;; *)
-    echo "run.sh: unknown benchmark '$b' (switch yield spawn scale)" >&2; exit 2;;
+  case $b in switch|yield|spawn|scale|gather) ;; *)
+    echo "run.sh: unknown benchmark '$b' (switch yield spawn scale gather)" >&2; exit 2;;
   esac
 done
 
