@@ -9,5 +9,6 @@
 #include "loom/core.h"
 #include "loom/scope.h"
 #include "loom/combinators.h"
+#include "loom/sync.h"
 
 #endif /* LOOM_H */

@@ -19,7 +19,9 @@
   X(ECLOSED, 4, "runtime is shutting down")                                   \
   X(EBUSY, 5, "runtime still has tasks or is already running")               \
   X(ENORUNTIME, 6, "no loom runtime on this thread")                         \
-  X(ESCOPE, 7, "scope is not the innermost open scope of this task")
+  X(ESCOPE, 7, "scope is not the innermost open scope of this task")         \
+  X(EBROKEN, 8, "barrier is broken (reset or aborted)")                      \
+  X(ESHUTDOWN, 9, "queue is shut down")
 
 typedef enum {
 #define LOOM_ERRNO_GEN_(name, off, msg) LOOM_##name = LOOM_ERRNO_BASE - (off),

@@ -154,6 +154,25 @@ static inline int loom__check(loom_task_t *t) {
   return t->cancelled ? UV_ECANCELED : 0;
 }
 
+/* A task waiting in a loom__wq_t (sync primitives). Lives in the waiting
+ * task's frame. */
+typedef struct loom__wnode_s {
+  loom__waiter_t w;
+  struct loom__wnode_s *next, *prev;
+  loom__wq_t *q;                       /* the queue it is on, NULL once off */
+  uintptr_t data;                      /* the primitive's (barrier index) */
+} loom__wnode_t;
+
+/* wq.c: FIFO wait queues. loom__wq_wait parks the calling task on q until a
+ * waker takes it off with loom__wq_wake_one/all (returning the result the
+ * waker gave), or until it is interrupted (it then leaves the queue and
+ * returns UV_ECANCELED / UV_ETIMEDOUT). shielded: not interruptible. */
+int loom__wq_wait(loom__wq_t *q, loom__wnode_t *n, loom_task_t *self,
+                  int shielded);
+loom__wnode_t *loom__wq_wake_one(loom__wq_t *q, int result);
+size_t loom__wq_wake_all(loom__wq_t *q, int result);
+static inline int loom__wq_empty(const loom__wq_t *q) { return q->head == NULL; }
+
 /* sched.c */
 void loom__make_ready(loom_task_t *t);
 int loom__park(loom__waiter_t *w);            /* switch out until woken */

@@ -1,0 +1,183 @@
+/* loom synchronisation: locks, semaphores, events, conditions, barriers
+ * and queues for loom tasks (asyncio.Lock, Semaphore, BoundedSemaphore,
+ * Event, Condition, Barrier, Queue, LifoQueue, PriorityQueue).
+ *
+ * All storage is the caller's (declare them as variables or struct members;
+ * the fields are private), and nothing allocates except a queue's buffer.
+ * Every waiting call honours cancellation and timeout scopes, returning
+ * UV_ECANCELED / UV_ETIMEDOUT, and wakes waiters in FIFO order. A waiter
+ * that is woken (granted the lock, a permit, an item, a notification) but
+ * cancelled or timed out before it runs passes what it was given to the next
+ * waiter and returns the error, as in asyncio: nothing is lost or given
+ * twice. See docs/sync.md.
+ */
+#ifndef LOOM_SYNC_H
+#define LOOM_SYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A FIFO of waiting tasks. Private. */
+typedef struct loom__wq_s {
+  struct loom__wnode_s *head, *tail;
+} loom__wq_t;
+
+/* ---- lock ------------------------------------------------------------------ */
+
+typedef struct loom_lock_s {
+  loom__wq_t waiters;
+  int locked;
+} loom_lock_t;
+
+LOOM_EXTERN void loom_lock_init(loom_lock_t *l);
+/* Waits for the lock (FIFO: the lock is handed to the longest waiter). */
+LOOM_EXTERN int loom_lock_acquire(loom_lock_t *l);
+/* UV_EAGAIN if it is held (or others are waiting for it). */
+LOOM_EXTERN int loom_lock_try_acquire(loom_lock_t *l);
+/* UV_EPERM if the lock is not held. As in asyncio, any task may release. */
+LOOM_EXTERN int loom_lock_release(loom_lock_t *l);
+LOOM_EXTERN int loom_lock_locked(const loom_lock_t *l);
+
+/* ---- semaphore -------------------------------------------------------------- */
+
+typedef struct loom_sem_s {
+  loom__wq_t waiters;
+  unsigned value;
+  unsigned bound;  /* the initial value, if bounded */
+  int bounded;
+} loom_sem_t;
+
+LOOM_EXTERN void loom_sem_init(loom_sem_t *s, unsigned value);
+/* A bounded semaphore: releasing above `value` is an error. */
+LOOM_EXTERN void loom_sem_init_bounded(loom_sem_t *s, unsigned value);
+/* Takes a permit, waiting in FIFO order. No queue jumping: a newcomer waits
+ * if anyone is waiting, even when value > 0. */
+LOOM_EXTERN int loom_sem_acquire(loom_sem_t *s);
+/* UV_EAGAIN if no permit can be had at once. */
+LOOM_EXTERN int loom_sem_try_acquire(loom_sem_t *s);
+/* Gives a permit back (to the longest waiter, if any). UV_EOVERFLOW if a
+ * bounded semaphore would exceed its initial value. */
+LOOM_EXTERN int loom_sem_release(loom_sem_t *s);
+LOOM_EXTERN unsigned loom_sem_value(const loom_sem_t *s);
+/* 1 if acquire would wait. */
+LOOM_EXTERN int loom_sem_locked(const loom_sem_t *s);
+
+/* ---- event ------------------------------------------------------------------- */
+
+typedef struct loom_event_s {
+  loom__wq_t waiters;
+  int set;
+} loom_event_t;
+
+LOOM_EXTERN void loom_event_init(loom_event_t *e);
+/* Sets the flag and wakes every current waiter: each of them returns 0, even
+ * if the flag is cleared again before it runs. */
+LOOM_EXTERN void loom_event_set(loom_event_t *e);
+LOOM_EXTERN void loom_event_clear(loom_event_t *e);
+LOOM_EXTERN int loom_event_is_set(const loom_event_t *e);
+LOOM_EXTERN int loom_event_wait(loom_event_t *e);
+
+/* ---- condition ------------------------------------------------------------------ */
+
+typedef struct loom_cond_s {
+  loom__wq_t waiters;
+  loom_lock_t *lock;
+} loom_cond_t;
+
+/* Binds the condition to a lock the caller owns. */
+LOOM_EXTERN void loom_cond_init(loom_cond_t *c, loom_lock_t *lock);
+/* Releases the lock, waits for a notification, and re-acquires the lock
+ * before returning, even when cancelled or timed out. UV_EPERM if the lock
+ * is not held. A notified waiter that is cancelled before it runs passes the
+ * notification on. */
+LOOM_EXTERN int loom_cond_wait(loom_cond_t *c);
+/* Waits until pred(arg) is true (checked with the lock held). */
+LOOM_EXTERN int loom_cond_wait_for(loom_cond_t *c, int (*pred)(void *arg),
+                                   void *arg);
+/* Wakes up to n waiters / all of them. UV_EPERM if the lock is not held. */
+LOOM_EXTERN int loom_cond_notify(loom_cond_t *c, unsigned n);
+LOOM_EXTERN int loom_cond_notify_all(loom_cond_t *c);
+
+/* ---- barrier ------------------------------------------------------------------- */
+
+typedef struct loom_barrier_s {
+  loom__wq_t waiters;
+  unsigned parties;
+  unsigned count;  /* arrived in the current cycle */
+  int broken;      /* aborted: every wait fails */
+} loom_barrier_t;
+
+/* UV_EINVAL for 0 parties. */
+LOOM_EXTERN int loom_barrier_init(loom_barrier_t *b, unsigned parties);
+/* Waits until `parties` tasks have arrived; returns each its arrival index
+ * (0 .. parties-1), or LOOM_EBROKEN if the barrier was reset or aborted
+ * while waiting (or is aborted). A cancelled waiter leaves the cycle. */
+LOOM_EXTERN int loom_barrier_wait(loom_barrier_t *b);
+/* Breaks the current cycle (its waiters get LOOM_EBROKEN) and starts afresh. */
+LOOM_EXTERN void loom_barrier_reset(loom_barrier_t *b);
+/* Breaks the barrier for good. */
+LOOM_EXTERN void loom_barrier_abort(loom_barrier_t *b);
+LOOM_EXTERN unsigned loom_barrier_n_waiting(const loom_barrier_t *b);
+LOOM_EXTERN int loom_barrier_broken(const loom_barrier_t *b);
+
+/* ---- queue -------------------------------------------------------------------- */
+
+enum { LOOM_QUEUE_FIFO = 0, LOOM_QUEUE_LIFO = 1, LOOM_QUEUE_PRIORITY = 2 };
+
+/* Priority order: negative if a comes out before b. */
+typedef int (*loom_cmp_fn)(const void *a, const void *b);
+
+typedef struct loom_queue_s {
+  loom__wq_t getters, putters, joiners;
+  struct loom__qslot_s *buf;  /* ring (FIFO), stack (LIFO) or heap (PRIORITY) */
+  size_t cap, head, size;
+  size_t maxsize;             /* 0: unbounded */
+  size_t unfinished;          /* put and not yet task_done */
+  size_t get_reserved;        /* items promised to woken getters */
+  size_t put_reserved;        /* slots promised to woken putters */
+  uint64_t seq;               /* PRIORITY: ties come out in put order */
+  loom_cmp_fn cmp;
+  int kind;
+  int shutdown;               /* 0, 1 (draining) or 2 (immediate) */
+} loom_queue_t;
+
+/* maxsize 0 = unbounded. kind: LOOM_QUEUE_FIFO, _LIFO, or _PRIORITY with
+ * cmp. Returns 0, UV_EINVAL, UV_ENOMEM (a bounded queue allocates its
+ * buffer here; an unbounded one grows it as needed). */
+LOOM_EXTERN int loom_queue_init(loom_queue_t *q, size_t maxsize, int kind,
+                                loom_cmp_fn cmp);
+/* Frees the buffer. LOOM_EBUSY (and nothing freed) if tasks wait on it. */
+LOOM_EXTERN int loom_queue_destroy(loom_queue_t *q);
+/* Waits while the queue is full. LOOM_ESHUTDOWN after shutdown. Once put
+ * returns 0 the item is in the queue (or already handed to a getter). */
+LOOM_EXTERN int loom_queue_put(loom_queue_t *q, void *item);
+/* Waits while the queue is empty. LOOM_ESHUTDOWN once shut down and empty
+ * (at once for an immediate shutdown). */
+LOOM_EXTERN int loom_queue_get(loom_queue_t *q, void **item);
+/* Without waiting: UV_EAGAIN when full / empty. */
+LOOM_EXTERN int loom_queue_try_put(loom_queue_t *q, void *item);
+LOOM_EXTERN int loom_queue_try_get(loom_queue_t *q, void **item);
+LOOM_EXTERN size_t loom_queue_size(const loom_queue_t *q);
+LOOM_EXTERN int loom_queue_empty(const loom_queue_t *q);
+LOOM_EXTERN int loom_queue_full(const loom_queue_t *q);
+/* One item got earlier is processed. UV_EINVAL if called more times than
+ * items were put. */
+LOOM_EXTERN int loom_queue_task_done(loom_queue_t *q);
+/* Waits until every item put has been marked done. */
+LOOM_EXTERN int loom_queue_join(loom_queue_t *q);
+/* Python 3.13's Queue.shutdown: put fails from now on and every blocked
+ * putter is woken with LOOM_ESHUTDOWN; get drains what is left, then fails.
+ * immediate: the queue is emptied at once (its items count as done, which
+ * may release join) and every blocked getter fails too. */
+LOOM_EXTERN void loom_queue_shutdown(loom_queue_t *q, int immediate);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LOOM_SYNC_H */

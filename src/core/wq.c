@@ -1,0 +1,56 @@
+/* FIFO wait queues: the waiter primitive (sched.c) specialised for the sync
+ * layer. A node lives in the waiting task's frame; it is on the queue while
+ * the task waits, and off it once woken or interrupted, so a waker never
+ * sees a node whose task has gone. */
+#include "internal.h"
+
+static void push(loom__wq_t *q, loom__wnode_t *n) {
+  n->q = q;
+  n->next = NULL;
+  n->prev = q->tail;
+  if (q->tail)
+    q->tail->next = n;
+  else
+    q->head = n;
+  q->tail = n;
+}
+
+static void unlink_node(loom__wnode_t *n) {
+  loom__wq_t *q = n->q;
+  if (!q) return;
+  if (n->prev)
+    n->prev->next = n->next;
+  else
+    q->head = n->next;
+  if (n->next)
+    n->next->prev = n->prev;
+  else
+    q->tail = n->prev;
+  n->q = NULL;
+}
+
+static void on_interrupt(loom__waiter_t *w) { unlink_node((loom__wnode_t *)w); }
+
+int loom__wq_wait(loom__wq_t *q, loom__wnode_t *n, loom_task_t *self,
+                  int shielded) {
+  n->w.task = self;
+  n->w.cancel = on_interrupt;
+  n->w.result = 0;
+  n->w.shielded = shielded;
+  push(q, n);
+  return loom__park(&n->w);
+}
+
+loom__wnode_t *loom__wq_wake_one(loom__wq_t *q, int result) {
+  loom__wnode_t *n = q->head;
+  if (!n) return NULL;
+  unlink_node(n);
+  loom__wake(&n->w, result);
+  return n;
+}
+
+size_t loom__wq_wake_all(loom__wq_t *q, int result) {
+  size_t k = 0;
+  while (loom__wq_wake_one(q, result)) k++;
+  return k;
+}

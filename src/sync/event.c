@@ -1,0 +1,28 @@
+/* Event (asyncio.Event). set() takes every current waiter off the queue and
+ * wakes it with success, so a clear() that follows before they run cannot
+ * strand them. */
+#include "core/internal.h"
+
+void loom_event_init(loom_event_t *e) {
+  e->waiters.head = e->waiters.tail = NULL;
+  e->set = 0;
+}
+
+void loom_event_set(loom_event_t *e) {
+  e->set = 1;
+  loom__wq_wake_all(&e->waiters, 0);
+}
+
+void loom_event_clear(loom_event_t *e) { e->set = 0; }
+int loom_event_is_set(const loom_event_t *e) { return e->set; }
+
+int loom_event_wait(loom_event_t *e) {
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
+  if (rc || e->set) return rc;
+  loom__wnode_t n;
+  rc = loom__wq_wait(&e->waiters, &n, self, 0);
+  /* Woken by set but cancelled before running: the cancellation wins, as
+   * in asyncio; there is nothing to pass on. */
+  return rc ? rc : loom__check(self);
+}

@@ -1,0 +1,46 @@
+/* Lock (asyncio.Lock): FIFO-fair. A release with waiters hands the lock to
+ * the longest waiter directly (it stays locked), so a newcomer cannot barge
+ * in between. */
+#include "core/internal.h"
+
+void loom_lock_init(loom_lock_t *l) {
+  l->waiters.head = l->waiters.tail = NULL;
+  l->locked = 0;
+}
+
+int loom_lock_locked(const loom_lock_t *l) { return l->locked; }
+
+int loom_lock_try_acquire(loom_lock_t *l) {
+  if (l->locked) return UV_EAGAIN;
+  l->locked = 1;
+  return 0;
+}
+
+/* shielded: the re-acquisition in loom_cond_wait, which must not fail. */
+int loom__lock_acquire(loom_lock_t *l, loom_task_t *self, int shielded) {
+  if (!l->locked) {
+    l->locked = 1;
+    return 0;
+  }
+  loom__wnode_t n;
+  int rc = loom__wq_wait(&l->waiters, &n, self, shielded);
+  if (rc) return rc; /* interrupted while queued: never had the lock */
+  if (!shielded && (rc = loom__check(self)) != 0) {
+    loom_lock_release(l); /* handed over, but we must go: pass it on */
+    return rc;
+  }
+  return 0;
+}
+
+int loom_lock_acquire(loom_lock_t *l) {
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
+  if (rc) return rc;
+  return loom__lock_acquire(l, self, 0);
+}
+
+int loom_lock_release(loom_lock_t *l) {
+  if (!l->locked) return UV_EPERM;
+  if (!loom__wq_wake_one(&l->waiters, 0)) l->locked = 0;
+  return 0;
+}

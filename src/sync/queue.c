@@ -1,0 +1,245 @@
+/* Queues (asyncio.Queue, LifoQueue, PriorityQueue) with Python 3.13's
+ * shutdown.
+ *
+ * Items are void pointers in one buffer: a ring for FIFO, a stack for LIFO,
+ * a binary heap ordered by (cmp, put order) for PRIORITY. A bounded queue's
+ * buffer is allocated at init and never grows; an unbounded one doubles.
+ *
+ * Fairness without lost wake-ups: when a put wakes a waiting getter, one
+ * item is *reserved* for it (get_reserved), so a newcomer calling get before
+ * the woken getter runs cannot take it; likewise a get that frees a slot
+ * reserves it for the woken putter (put_reserved). A woken waiter that is
+ * interrupted before it runs gives its reservation back and wakes the next
+ * waiter in its place: no item is lost or delivered twice, and a put that
+ * returned 0 has always put its item.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+struct loom__qslot_s {
+  void *item;
+  uint64_t seq; /* PRIORITY: put order, the tie-breaker */
+};
+typedef struct loom__qslot_s slot_t;
+
+enum { OPEN = 0, DRAINING = 1, IMMEDIATE = 2 };
+
+/* ---- the buffer ------------------------------------------------------------ */
+
+static int before(const loom_queue_t *q, const slot_t *a, const slot_t *b) {
+  int c = q->cmp(a->item, b->item);
+  return c < 0 || (c == 0 && a->seq < b->seq);
+}
+
+static void heap_up(loom_queue_t *q, size_t i) {
+  slot_t s = q->buf[i];
+  while (i > 0) {
+    size_t p = (i - 1) / 2;
+    if (!before(q, &s, &q->buf[p])) break;
+    q->buf[i] = q->buf[p];
+    i = p;
+  }
+  q->buf[i] = s;
+}
+
+static void heap_down(loom_queue_t *q, size_t i) {
+  slot_t s = q->buf[i];
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    const slot_t *best = &s;
+    if (l < q->size && before(q, &q->buf[l], best)) m = l, best = &q->buf[l];
+    if (r < q->size && before(q, &q->buf[r], best)) m = r;
+    if (m == i) break;
+    q->buf[i] = q->buf[m];
+    i = m;
+  }
+  q->buf[i] = s;
+}
+
+static int grow(loom_queue_t *q) {
+  size_t cap = q->cap ? q->cap * 2 : 16;
+  slot_t *b = malloc(cap * sizeof(*b));
+  if (!b) return UV_ENOMEM;
+  /* Unroll the ring so that it starts at 0. */
+  for (size_t i = 0; i < q->size; i++) b[i] = q->buf[(q->head + i) % q->cap];
+  free(q->buf);
+  q->buf = b;
+  q->cap = cap;
+  q->head = 0;
+  return 0;
+}
+
+static int push(loom_queue_t *q, void *item) {
+  if (q->size == q->cap) {
+    int rc = grow(q);
+    if (rc) return rc;
+  }
+  slot_t s = {item, q->seq++};
+  switch (q->kind) {
+  case LOOM_QUEUE_FIFO: q->buf[(q->head + q->size) % q->cap] = s; q->size++; break;
+  case LOOM_QUEUE_LIFO: q->buf[q->size++] = s; break;
+  default: q->buf[q->size] = s; heap_up(q, q->size++); break;
+  }
+  q->unfinished++;
+  return 0;
+}
+
+static void *pop(loom_queue_t *q) {
+  void *item;
+  switch (q->kind) {
+  case LOOM_QUEUE_FIFO:
+    item = q->buf[q->head].item;
+    q->head = (q->head + 1) % q->cap;
+    q->size--;
+    break;
+  case LOOM_QUEUE_LIFO: item = q->buf[--q->size].item; break;
+  default:
+    item = q->buf[0].item;
+    q->buf[0] = q->buf[--q->size];
+    if (q->size) heap_down(q, 0);
+    break;
+  }
+  return item;
+}
+
+/* ---- waking ------------------------------------------------------------------ */
+
+/* Items a newcomer may take / slots a newcomer may fill right now. */
+static size_t takeable(const loom_queue_t *q) {
+  /* After an immediate shutdown, reservations can outnumber items. */
+  return q->size > q->get_reserved ? q->size - q->get_reserved : 0;
+}
+static int room(const loom_queue_t *q) {
+  return !q->maxsize || q->size + q->put_reserved < q->maxsize;
+}
+
+/* Hands unreserved items to waiting getters, free slots to waiting putters. */
+static void dispatch(loom_queue_t *q) {
+  while (takeable(q) > 0 && loom__wq_wake_one(&q->getters, 0)) q->get_reserved++;
+  while (q->shutdown == OPEN && room(q) && loom__wq_wake_one(&q->putters, 0))
+    q->put_reserved++;
+}
+
+/* ---- public API -------------------------------------------------------------- */
+
+int loom_queue_init(loom_queue_t *q, size_t maxsize, int kind, loom_cmp_fn cmp) {
+  if (!q) return UV_EINVAL;
+  memset(q, 0, sizeof(*q));
+  if (kind < LOOM_QUEUE_FIFO || kind > LOOM_QUEUE_PRIORITY ||
+      (kind == LOOM_QUEUE_PRIORITY && !cmp))
+    return UV_EINVAL;
+  q->kind = kind;
+  q->cmp = cmp;
+  q->maxsize = maxsize;
+  if (maxsize) {
+    if (maxsize > SIZE_MAX / sizeof(slot_t)) return UV_EINVAL;
+    q->buf = malloc(maxsize * sizeof(slot_t));
+    if (!q->buf) return UV_ENOMEM;
+    q->cap = maxsize;
+  }
+  return 0;
+}
+
+int loom_queue_destroy(loom_queue_t *q) {
+  if (!loom__wq_empty(&q->getters) || !loom__wq_empty(&q->putters) ||
+      !loom__wq_empty(&q->joiners) || q->get_reserved || q->put_reserved)
+    return LOOM_EBUSY;
+  free(q->buf);
+  q->buf = NULL;
+  q->cap = q->size = 0;
+  return 0;
+}
+
+size_t loom_queue_size(const loom_queue_t *q) { return q->size; }
+int loom_queue_empty(const loom_queue_t *q) { return q->size == 0; }
+int loom_queue_full(const loom_queue_t *q) {
+  return q->maxsize && q->size >= q->maxsize;
+}
+
+int loom_queue_try_put(loom_queue_t *q, void *item) {
+  if (q->shutdown) return LOOM_ESHUTDOWN;
+  if (!room(q) || !loom__wq_empty(&q->putters)) return UV_EAGAIN;
+  int rc = push(q, item);
+  if (rc == 0) dispatch(q);
+  return rc;
+}
+
+int loom_queue_put(loom_queue_t *q, void *item) {
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
+  if (rc) return rc;
+  if (q->shutdown) return LOOM_ESHUTDOWN;
+  if (!room(q) || !loom__wq_empty(&q->putters)) {
+    loom__wnode_t n;
+    rc = loom__wq_wait(&q->putters, &n, self, 0);
+    if (rc) return rc; /* interrupted or shut down while queued */
+    q->put_reserved--; /* our slot */
+    if ((rc = loom__check(self)) != 0 || (q->shutdown && (rc = LOOM_ESHUTDOWN))) {
+      dispatch(q); /* the slot goes to the next putter */
+      return rc;
+    }
+  }
+  rc = push(q, item);
+  dispatch(q);
+  return rc;
+}
+
+int loom_queue_try_get(loom_queue_t *q, void **item) {
+  if (takeable(q) == 0 || !loom__wq_empty(&q->getters))
+    return q->shutdown && q->size == 0 ? LOOM_ESHUTDOWN : UV_EAGAIN;
+  *item = pop(q);
+  dispatch(q);
+  return 0;
+}
+
+int loom_queue_get(loom_queue_t *q, void **item) {
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
+  if (rc) return rc;
+  if (takeable(q) == 0 || !loom__wq_empty(&q->getters)) {
+    if (q->shutdown && q->size == 0) return LOOM_ESHUTDOWN;
+    loom__wnode_t n;
+    rc = loom__wq_wait(&q->getters, &n, self, 0);
+    if (rc) return rc; /* interrupted or shut down while queued */
+    q->get_reserved--; /* our item */
+    if (q->size == 0) return LOOM_ESHUTDOWN; /* emptied by an immediate shutdown */
+    if ((rc = loom__check(self)) != 0) {
+      dispatch(q); /* the item goes to the next getter */
+      return rc;
+    }
+  }
+  *item = pop(q);
+  dispatch(q);
+  return 0;
+}
+
+int loom_queue_task_done(loom_queue_t *q) {
+  if (q->unfinished == 0) return UV_EINVAL;
+  if (--q->unfinished == 0) loom__wq_wake_all(&q->joiners, 0);
+  return 0;
+}
+
+int loom_queue_join(loom_queue_t *q) {
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
+  if (rc || q->unfinished == 0) return rc;
+  loom__wnode_t n;
+  return loom__wq_wait(&q->joiners, &n, self, 0);
+}
+
+void loom_queue_shutdown(loom_queue_t *q, int immediate) {
+  if (immediate) {
+    q->shutdown = IMMEDIATE;
+    /* Drained items count as done. */
+    q->unfinished = q->unfinished > q->size ? q->unfinished - q->size : 0;
+    q->size = q->head = 0;
+    if (q->unfinished == 0) loom__wq_wake_all(&q->joiners, 0);
+  } else if (q->shutdown == OPEN) {
+    q->shutdown = DRAINING;
+  }
+  loom__wq_wake_all(&q->putters, LOOM_ESHUTDOWN);
+  /* Getters still queued are those no item is left for. */
+  loom__wq_wake_all(&q->getters, LOOM_ESHUTDOWN);
+}

@@ -1,0 +1,51 @@
+/* Semaphore and bounded semaphore (asyncio.Semaphore, BoundedSemaphore).
+ * FIFO with no queue jumping: while anyone waits, a newcomer waits too, and a
+ * release hands its permit straight to the longest waiter. */
+#include "core/internal.h"
+
+static void init(loom_sem_t *s, unsigned value, int bounded) {
+  s->waiters.head = s->waiters.tail = NULL;
+  s->value = s->bound = value;
+  s->bounded = bounded;
+}
+
+void loom_sem_init(loom_sem_t *s, unsigned value) { init(s, value, 0); }
+void loom_sem_init_bounded(loom_sem_t *s, unsigned value) { init(s, value, 1); }
+
+unsigned loom_sem_value(const loom_sem_t *s) { return s->value; }
+
+int loom_sem_locked(const loom_sem_t *s) {
+  return s->value == 0 || !loom__wq_empty(&s->waiters);
+}
+
+int loom_sem_try_acquire(loom_sem_t *s) {
+  if (loom_sem_locked(s)) return UV_EAGAIN;
+  s->value--;
+  return 0;
+}
+
+int loom_sem_acquire(loom_sem_t *s) {
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
+  if (rc) return rc;
+  if (!loom_sem_locked(s)) {
+    s->value--;
+    return 0;
+  }
+  loom__wnode_t n;
+  rc = loom__wq_wait(&s->waiters, &n, self, 0);
+  if (rc) return rc; /* interrupted while queued: no permit taken */
+  if ((rc = loom__check(self)) != 0) {
+    loom_sem_release(s); /* granted, but we must go: pass it on */
+    return rc;
+  }
+  return 0;
+}
+
+int loom_sem_release(loom_sem_t *s) {
+  if (loom__wq_wake_one(&s->waiters, 0)) return 0; /* handed over */
+  if (s->bounded ? s->value >= s->bound : s->value == (unsigned)-1)
+    return UV_EOVERFLOW;
+  s->value++;
+  return 0;
+}
