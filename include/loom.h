@@ -10,5 +10,6 @@
 #include "loom/scope.h"
 #include "loom/combinators.h"
 #include "loom/sync.h"
+#include "loom/net.h"
 
 #endif /* LOOM_H */

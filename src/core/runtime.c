@@ -43,6 +43,11 @@ int loom_init(loom_t **out, uv_loop_t *loop, const loom_config_t *cfg) {
   uv_check_start(&rt->check, loom__on_check);
   uv_unref((uv_handle_t *)&rt->check);
   if (!loom__tls_home) loom__tls_home = rt;
+  /* A peer that resets a connection mid-write must give UV_EPIPE, not kill
+   * the process: ignore SIGPIPE unless the host has a handler of its own. */
+  struct sigaction pipe_sa;
+  if (sigaction(SIGPIPE, NULL, &pipe_sa) == 0 && pipe_sa.sa_handler == SIG_DFL)
+    signal(SIGPIPE, SIG_IGN);
   *out = rt;
   return 0;
 }

@@ -26,6 +26,7 @@
 #include "loom/core.h"
 
 #ifdef LOOM_HAVE_VALGRIND
+#include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #endif
 
@@ -239,6 +240,12 @@ int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
   out->size = size;
   out->lo = e->lo;
   out->guard_lo = e->guard_lo;
+#ifdef LOOM_HAVE_VALGRIND
+  /* Memcheck marked the frames of the stack's last task dead when they
+   * returned; the next task record may sit where they were (colouring). */
+  VALGRIND_MAKE_MEM_UNDEFINED(out->lo, size);
+  if (!out->guard_lo) VALGRIND_MAKE_MEM_DEFINED(out->lo, LOOM__CANARY_BYTES); /* zeros */
+#endif
   return 0;
 }
 

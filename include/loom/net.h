@@ -1,0 +1,164 @@
+/* loom networking: streams (TCP, Unix domain sockets, pipes, TTYs), clients
+ * and servers, UDP, and DNS, for loom tasks (asyncio.open_connection,
+ * start_server, StreamReader/StreamWriter, DatagramTransport, getaddrinfo).
+ *
+ * Every suspending call here follows DESIGN.md §2: it returns a negative
+ * code on failure (libuv's codes pass through: UV_EOF, UV_ECONNRESET,
+ * UV_EPIPE, ...), honours cancellation and timeout scopes, and never leaves
+ * libuv pointing at freed memory: a request interrupted by cancellation
+ * lives on until libuv's callback, which frees it. See docs/net.md.
+ */
+#ifndef LOOM_NET_H
+#define LOOM_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core.h"
+#include "export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- streams ------------------------------------------------------------ */
+
+typedef struct loom_stream_s loom_stream_t; /* opaque, heap */
+
+/* Default read-buffer limit (asyncio's 64 KiB). */
+#define LOOM_STREAM_LIMIT (64u * 1024u)
+
+/* Reads up to n bytes: waits until at least one is available. Returns the
+ * count, 0 at EOF, or an error. */
+LOOM_EXTERN ssize_t loom_read(loom_stream_t *s, void *buf, size_t n);
+/* Reads exactly n bytes. UV_EOF if the peer closed first; *got (may be
+ * NULL) then says how many bytes were stored in buf. */
+LOOM_EXTERN int loom_read_exactly(loom_stream_t *s, void *buf, size_t n,
+                                  size_t *got);
+/* Reads up to and including the delimiter `delim` (of dlen bytes) into buf,
+ * NUL-terminated; returns the length. UV_ENOBUFS if no delimiter comes
+ * within the stream's limit or the line does not fit in cap-1 bytes: the
+ * data stays buffered and readable. UV_EOF if the stream ends first: the
+ * partial data stays readable. */
+LOOM_EXTERN ssize_t loom_read_until(loom_stream_t *s, const void *delim,
+                                    size_t dlen, char *buf, size_t cap);
+/* asyncio's readline: like read_until("\n"), but at EOF returns what is
+ * left (possibly without "\n"; 0 when nothing is left). */
+LOOM_EXTERN ssize_t loom_read_line(loom_stream_t *s, char *buf, size_t cap);
+/* Reads everything until EOF into a malloc'd buffer (*data, *len; the
+ * caller frees). UV_ENOBUFS beyond `max` bytes. */
+LOOM_EXTERN int loom_read_all(loom_stream_t *s, char **data, size_t *len,
+                              size_t max);
+
+/* Writes all of buf. The bytes are copied (or written at once), so buf may
+ * be reused when the call returns. Suspends only while more than the
+ * stream's high-water mark is queued (drain built in). */
+LOOM_EXTERN int loom_write(loom_stream_t *s, const void *buf, size_t n);
+LOOM_EXTERN int loom_writev(loom_stream_t *s, const uv_buf_t *bufs,
+                            unsigned nbufs);
+/* Waits until everything written has been handed to the kernel. */
+LOOM_EXTERN int loom_drain(loom_stream_t *s);
+/* Sends EOF (after what is queued); the stream can still be read. */
+LOOM_EXTERN int loom_shutdown_write(loom_stream_t *s);
+/* Closes the stream after what is queued has been written, and frees it.
+ * Never suspends; the handle is consumed. */
+LOOM_EXTERN void loom_close(loom_stream_t *s);
+/* Closes at once, dropping what is queued (TCP: with a reset). The handle
+ * is consumed. */
+LOOM_EXTERN void loom_abort(loom_stream_t *s);
+
+/* Buffer limit (read_until / read_line) and write high-water mark. */
+LOOM_EXTERN int loom_stream_set_limit(loom_stream_t *s, size_t limit);
+LOOM_EXTERN int loom_stream_set_high_water(loom_stream_t *s, size_t bytes);
+/* Bytes written but not yet handed to the kernel; bytes buffered unread. */
+LOOM_EXTERN size_t loom_stream_queued(const loom_stream_t *s);
+LOOM_EXTERN size_t loom_stream_buffered(const loom_stream_t *s);
+/* The underlying libuv handle (a uv_tcp_t, uv_pipe_t or uv_tty_t). */
+LOOM_EXTERN uv_stream_t *loom_stream_handle(loom_stream_t *s);
+
+/* TCP details. NODELAY is on by default, as in asyncio. */
+LOOM_EXTERN int loom_tcp_nodelay(loom_stream_t *s, int on);
+LOOM_EXTERN int loom_tcp_keepalive(loom_stream_t *s, int on, unsigned delay_s);
+LOOM_EXTERN int loom_stream_peername(loom_stream_t *s, struct sockaddr_storage *addr);
+LOOM_EXTERN int loom_stream_sockname(loom_stream_t *s, struct sockaddr_storage *addr);
+
+/* ---- clients --------------------------------------------------------------- */
+
+/* Resolves host (getaddrinfo) and tries each address in turn. */
+LOOM_EXTERN int loom_tcp_connect(loom_stream_t **s, const char *host, int port);
+LOOM_EXTERN int loom_tcp_connect_addr(loom_stream_t **s, const struct sockaddr *addr);
+LOOM_EXTERN int loom_unix_connect(loom_stream_t **s, const char *path);
+/* Wraps an open file descriptor: a pipe, a socket or a TTY (stdin = 0,
+ * stdout = 1 work). */
+LOOM_EXTERN int loom_stream_open_fd(loom_stream_t **s, int fd);
+
+/* ---- servers ------------------------------------------------------------------ */
+
+typedef struct loom_listener_s loom_listener_t; /* opaque, heap */
+
+/* Binds and listens. port 0 picks a free port: see loom_listener_port. */
+LOOM_EXTERN int loom_tcp_listen(loom_listener_t **l, const char *host, int port,
+                                int backlog);
+LOOM_EXTERN int loom_unix_listen(loom_listener_t **l, const char *path,
+                                 int backlog);
+LOOM_EXTERN int loom_listener_port(loom_listener_t *l);
+/* Waits for the next connection. Survives EMFILE: waits and retries. */
+LOOM_EXTERN int loom_accept(loom_listener_t *l, loom_stream_t **s);
+/* Stops listening and frees the listener. */
+LOOM_EXTERN void loom_listener_close(loom_listener_t *l);
+
+typedef struct loom_server_s loom_server_t; /* opaque, heap */
+
+/* A connection handler: runs as its own task; owns (and should close) s. If
+ * it returns without closing s, the server closes it. */
+typedef int (*loom_handler_fn)(loom_stream_t *s, void *arg);
+
+typedef struct {
+  int backlog;            /* 0: 511 */
+  size_t max_connections; /* 0: no limit; beyond it, accepting pauses */
+} loom_server_opts_t;
+
+/* Starts a server on host:port whose connections each run handler(s, arg)
+ * in a task of their own. Returns at once; the server runs until closed. */
+LOOM_EXTERN int loom_serve(loom_server_t **srv, const char *host, int port,
+                           loom_handler_fn handler, void *arg,
+                           const loom_server_opts_t *opts);
+LOOM_EXTERN int loom_server_port(loom_server_t *srv);
+LOOM_EXTERN size_t loom_server_connections(loom_server_t *srv);
+/* Graceful close: stops accepting, gives running handlers grace_ms to end,
+ * then cancels and awaits them, and frees the server. Returns 0, or
+ * UV_ECANCELED if the caller was cancelled (handlers are still cancelled
+ * and awaited). */
+LOOM_EXTERN int loom_server_close(loom_server_t *srv, uint64_t grace_ms);
+/* Runs until cancelled, then closes with no grace period. */
+LOOM_EXTERN int loom_server_serve_forever(loom_server_t *srv);
+
+/* ---- UDP ---------------------------------------------------------------------- */
+
+typedef struct loom_udp_s loom_udp_t; /* opaque, heap */
+
+LOOM_EXTERN int loom_udp_bind(loom_udp_t **u, const char *host, int port);
+LOOM_EXTERN int loom_udp_port(loom_udp_t *u);
+LOOM_EXTERN int loom_udp_send(loom_udp_t *u, const void *buf, size_t n,
+                              const struct sockaddr *to);
+/* Waits for a datagram; returns its size (truncated to n), fills *from. */
+LOOM_EXTERN ssize_t loom_udp_recv(loom_udp_t *u, void *buf, size_t n,
+                                  struct sockaddr_storage *from);
+LOOM_EXTERN void loom_udp_close(loom_udp_t *u);
+
+/* ---- DNS ------------------------------------------------------------------------ */
+
+/* getaddrinfo / getnameinfo on libuv's thread pool. Free *res with
+ * uv_freeaddrinfo. */
+LOOM_EXTERN int loom_getaddrinfo(const char *node, const char *service,
+                                 const struct addrinfo *hints,
+                                 struct addrinfo **res);
+LOOM_EXTERN int loom_getnameinfo(const struct sockaddr *addr, int flags,
+                                 char *host, size_t hostlen, char *service,
+                                 size_t servlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LOOM_NET_H */

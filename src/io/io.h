@@ -1,0 +1,78 @@
+/* Internal declarations shared by the io layer. */
+#ifndef LOOM_IO_IO_H
+#define LOOM_IO_IO_H
+
+#include "core/internal.h"
+#include "loom/net.h"
+
+/* A one-shot libuv request a task waits for. Heap-allocated: if the task is
+ * interrupted, the request is abandoned, not freed; its callback frees it. */
+typedef struct loom__req_s {
+  union {
+    uv_req_t req;
+    uv_getaddrinfo_t gai;
+    uv_getnameinfo_t gni;
+    uv_connect_t connect;
+    uv_shutdown_t shutdown;
+    uv_udp_send_t send;
+  } u;
+  loom__waiter_t w;
+  int status;
+  int abandoned;                 /* the task stopped waiting */
+  void (*on_abandon)(struct loom__req_s *r); /* e.g. close a handle */
+  void *data;
+} loom__req_t;
+
+loom__req_t *loom__req_new(loom_task_t *self);
+/* Waits for the request. Returns 0 when it completed (its status is in
+ * r->status and the caller frees r), or the interruption (UV_ECANCELED,
+ * UV_ETIMEDOUT): r is then abandoned, must not be touched, and its callback
+ * frees it. */
+int loom__req_wait(loom__req_t *r);
+/* Called from libuv callbacks: records status and wakes, or frees an
+ * abandoned request. Returns 1 if the request was abandoned (freed). */
+int loom__req_done(loom__req_t *r, int status);
+
+/* Stream kinds and creation (stream.c). */
+struct loom_stream_s {
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+    uv_tty_t tty;
+  } u;
+  loom_t *rt;
+  /* read side: buffered bytes are rbuf[rstart, rend) */
+  char *rbuf;
+  size_t rcap, rstart, rend;
+  size_t limit;                  /* read_until/read_line limit */
+  loom__waiter_t *reader;        /* the task waiting for data */
+  int reading;                   /* uv_read_start active */
+  int eof;                       /* peer sent EOF */
+  int rerr;                      /* sticky read error */
+  /* write side */
+  size_t queued;                 /* bytes in libuv write requests */
+  size_t high_water, low_water;
+  loom__waiter_t *writer;        /* the task waiting for the queue to drain */
+  size_t drain_to;               /* wake the writer at or below this */
+  int werr;                      /* sticky write error */
+  /* life */
+  int closing;                   /* close requested: flush, then uv_close */
+  int dead;                      /* the close callback has run */
+  int refs;                      /* public calls in progress */
+  int is_tcp;
+};
+
+int loom__stream_new(loom_stream_t **out, loom_t *rt);
+/* Closes a stream whose handle was initialised (any state). */
+void loom__stream_close_now(loom_stream_t *s);
+/* Keeps the struct alive across a close (server.c). */
+void loom__stream_ref(loom_stream_t *s);
+void loom__stream_unref(loom_stream_t *s);
+/* Frees a stream whose handle was never initialised. */
+void loom__stream_free(loom_stream_t *s);
+int loom__resolve(const char *host, int port, int socktype,
+                  struct addrinfo **res);
+
+#endif

@@ -1,0 +1,473 @@
+/* Streams: buffered reading and queued writing over a uv_stream_t.
+ *
+ * Reading. loom keeps its own buffer (rbuf). libuv reads into its free tail
+ * while reading is on; reading is switched on only while a task wants data
+ * and the buffer is below its limit, so a slow reader stops the socket being
+ * read (backpressure: the kernel's window fills and the peer slows down).
+ *
+ *   rbuf: [ consumed | buffered data | free space ]
+ *         0        rstart          rend          rcap
+ *
+ * Writing. A write first tries uv_try_write; what the kernel does not take
+ * at once is copied into one heap request (so the caller may reuse its
+ * buffer) and queued with uv_write. The writer suspends only while more than
+ * the high-water mark is queued, until it falls to the low-water mark: a slow
+ * reader on the other side cannot make the writer's memory grow without
+ * bound.
+ *
+ * Life. The stream struct is heap memory freed only once the handle's close
+ * callback has run (libuv runs it after every pending request's callback)
+ * and no call on the stream is still in progress: each public call holds a
+ * reference, so a task blocked in a read when another task closes the
+ * stream wakes with UV_EBADF and returns without touching freed memory.
+ * close waits (without the caller) for the queue to drain, then closes;
+ * abort closes at once.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+
+#define RBUF_MIN 4096
+#define HIGH_WATER (64u * 1024u)
+
+typedef struct {
+  uv_write_t req;
+  loom_stream_t *s;
+  size_t len;
+  char data[];
+} wreq_t;
+
+int loom__stream_new(loom_stream_t **out, loom_t *rt) {
+  loom_stream_t *s = calloc(1, sizeof(*s));
+  if (!s) return UV_ENOMEM;
+  s->rt = rt;
+  s->limit = LOOM_STREAM_LIMIT;
+  s->high_water = HIGH_WATER;
+  s->low_water = HIGH_WATER / 4;
+  s->u.handle.data = s;
+  *out = s;
+  return 0;
+}
+
+void loom__stream_free(loom_stream_t *s) {
+  free(s->rbuf);
+  free(s);
+}
+
+static void on_closed(uv_handle_t *h) {
+  loom_stream_t *s = h->data;
+  s->dead = 1;
+  if (s->refs == 0) loom__stream_free(s);
+}
+
+/* Every public call that may suspend holds a reference for its duration. */
+static void ref(loom_stream_t *s) { s->refs++; }
+static int unref(loom_stream_t *s, int rc) {
+  if (--s->refs == 0 && s->dead) loom__stream_free(s);
+  return rc;
+}
+
+void loom__stream_ref(loom_stream_t *s) { ref(s); }
+void loom__stream_unref(loom_stream_t *s) { unref(s, 0); }
+
+void loom__stream_close_now(loom_stream_t *s) {
+  if (uv_is_closing(&s->u.handle)) return;
+  /* Tasks still waiting on it (another task closed it) see an error. */
+  if (s->reader) loom__wake(s->reader, UV_EBADF);
+  if (s->writer) loom__wake(s->writer, UV_EBADF);
+  uv_close(&s->u.handle, on_closed);
+}
+
+/* ---- reading ---------------------------------------------------------------------- */
+
+static size_t buffered(const loom_stream_t *s) { return s->rend - s->rstart; }
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  loom_stream_t *s = h->data;
+  (void)hint;
+  if (s->rstart > 0 && s->rstart == s->rend) s->rstart = s->rend = 0;
+  if (s->rcap - s->rend < RBUF_MIN / 2 && s->rstart > 0) {
+    memmove(s->rbuf, s->rbuf + s->rstart, buffered(s));
+    s->rend -= s->rstart;
+    s->rstart = 0;
+  }
+  if (s->rcap - s->rend < RBUF_MIN / 2) {
+    size_t cap = s->rcap ? s->rcap * 2 : RBUF_MIN;
+    /* Never more than the limit plus one read's worth. */
+    if (cap > s->limit + RBUF_MIN) cap = s->limit + RBUF_MIN;
+    if (cap > s->rcap) {
+      char *b = realloc(s->rbuf, cap);
+      if (b) {
+        s->rbuf = b;
+        s->rcap = cap;
+      }
+    }
+  }
+  buf->base = s->rbuf ? s->rbuf + s->rend : NULL;
+  buf->len = s->rcap - s->rend;
+}
+
+static void read_stop(loom_stream_t *s) {
+  if (s->reading) {
+    uv_read_stop(&s->u.stream);
+    s->reading = 0;
+  }
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  loom_stream_t *s = st->data;
+  (void)buf;
+  if (nread > 0) {
+    s->rend += (size_t)nread;
+    /* Backpressure: stop reading once the limit is buffered. */
+    if (buffered(s) >= s->limit) read_stop(s);
+  } else if (nread == UV_EOF) {
+    s->eof = 1;
+    read_stop(s);
+  } else if (nread < 0) {
+    s->rerr = (int)nread;
+    read_stop(s);
+  } else {
+    return; /* EAGAIN: nothing */
+  }
+  if (s->reader) loom__wake(s->reader, 0);
+}
+
+typedef struct {
+  loom__waiter_t w; /* first: the waiter's address is the struct's */
+  loom_stream_t *s;
+} swait_t;
+
+static void unhook_reader(loom__waiter_t *w) { ((swait_t *)w)->s->reader = NULL; }
+
+/* Waits until more data, EOF or an error arrives. */
+static int wait_data(loom_stream_t *s) {
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
+  if (rc) return rc;
+  if (s->eof) return UV_EOF;
+  if (s->rerr) return s->rerr;
+  if (s->closing || uv_is_closing(&s->u.handle)) return UV_EBADF;
+  if (s->reader) return UV_EBUSY; /* one reader at a time, as in asyncio */
+  if (buffered(s) >= s->limit) return UV_ENOBUFS;
+  if (!s->reading) {
+    rc = uv_read_start(&s->u.stream, on_alloc, on_read);
+    if (rc) return rc;
+    s->reading = 1;
+  }
+  /* Reading stays on after this wait: stopping and restarting it would
+   * cost epoll_ctl calls per read. The limit bounds what is buffered. */
+  swait_t wt = {{self, unhook_reader, 0, 0}, s};
+  s->reader = &wt.w;
+  rc = loom__park(&wt.w);
+  s->reader = NULL;
+  return rc;
+}
+
+static void take(loom_stream_t *s, void *buf, size_t n) {
+  memcpy(buf, s->rbuf + s->rstart, n);
+  s->rstart += n;
+}
+
+static ssize_t do_read(loom_stream_t *s, void *buf, size_t n) {
+  if (n == 0) return 0;
+  while (buffered(s) == 0) {
+    int rc = wait_data(s);
+    if (rc == UV_EOF) return 0;
+    if (rc) return rc;
+  }
+  size_t k = buffered(s) < n ? buffered(s) : n;
+  take(s, buf, k);
+  return (ssize_t)k;
+}
+
+ssize_t loom_read(loom_stream_t *s, void *buf, size_t n) {
+  if (!s || (!buf && n)) return UV_EINVAL;
+  ref(s);
+  ssize_t rc = do_read(s, buf, n);
+  unref(s, 0);
+  return rc;
+}
+
+static int do_read_exactly(loom_stream_t *s, void *buf, size_t n, size_t *got) {
+  size_t have = 0;
+  int rc = 0;
+  while (have < n) {
+    if (buffered(s) == 0 && (rc = wait_data(s)) != 0) break;
+    size_t k = buffered(s) < n - have ? buffered(s) : n - have;
+    take(s, (char *)buf + have, k);
+    have += k;
+  }
+  if (got) *got = have;
+  return have == n ? 0 : rc;
+}
+
+int loom_read_exactly(loom_stream_t *s, void *buf, size_t n, size_t *got) {
+  if (got) *got = 0;
+  if (!s || (!buf && n)) return UV_EINVAL;
+  ref(s);
+  return unref(s, do_read_exactly(s, buf, n, got));
+}
+
+static ssize_t find(const loom_stream_t *s, const char *d, size_t dlen,
+                    size_t from) {
+  size_t len = buffered(s);
+  const char *p = s->rbuf + s->rstart;
+  for (size_t i = from; i + dlen <= len; i++)
+    if (p[i] == d[0] && memcmp(p + i, d, dlen) == 0) return (ssize_t)i;
+  return -1;
+}
+
+static ssize_t until(loom_stream_t *s, const char *delim, size_t dlen,
+                     char *buf, size_t cap, int partial_at_eof) {
+  if (!s || !delim || dlen == 0 || !buf || cap == 0) return UV_EINVAL;
+  size_t scanned = 0;
+  for (;;) {
+    ssize_t at = find(s, delim, dlen, scanned);
+    if (at >= 0) {
+      size_t n = (size_t)at + dlen;
+      if (n > s->limit || n + 1 > cap) return UV_ENOBUFS; /* left readable */
+      take(s, buf, n);
+      buf[n] = 0;
+      return (ssize_t)n;
+    }
+    if (buffered(s) >= s->limit) return UV_ENOBUFS;
+    scanned = buffered(s) >= dlen ? buffered(s) - dlen + 1 : 0;
+    int rc = wait_data(s);
+    if (rc == UV_EOF && partial_at_eof) {
+      size_t n = buffered(s);
+      if (n + 1 > cap) return UV_ENOBUFS;
+      take(s, buf, n);
+      buf[n] = 0;
+      return (ssize_t)n;
+    }
+    if (rc) return rc;
+  }
+}
+
+ssize_t loom_read_until(loom_stream_t *s, const void *delim, size_t dlen,
+                        char *buf, size_t cap) {
+  if (!s) return UV_EINVAL;
+  ref(s);
+  ssize_t rc = until(s, delim, dlen, buf, cap, 0);
+  unref(s, 0);
+  return rc;
+}
+
+ssize_t loom_read_line(loom_stream_t *s, char *buf, size_t cap) {
+  if (!s) return UV_EINVAL;
+  ref(s);
+  ssize_t rc = until(s, "\n", 1, buf, cap, 1);
+  unref(s, 0);
+  return rc;
+}
+
+static int do_read_all(loom_stream_t *s, char **data, size_t *len, size_t max) {
+  int rc;
+  /* Let the buffer grow up to max while reading to EOF. */
+  size_t saved = s->limit;
+  s->limit = max > saved ? max : saved;
+  while ((rc = wait_data(s)) == 0) {
+    if (buffered(s) > max) {
+      rc = UV_ENOBUFS;
+      break;
+    }
+  }
+  s->limit = saved;
+  if (rc != UV_EOF) return rc;
+  size_t n = buffered(s);
+  if (n > max) return UV_ENOBUFS;
+  char *out = malloc(n + 1);
+  if (!out) return UV_ENOMEM;
+  take(s, out, n);
+  out[n] = 0;
+  *data = out;
+  *len = n;
+  return 0;
+}
+
+int loom_read_all(loom_stream_t *s, char **data, size_t *len, size_t max) {
+  if (!s || !data || !len) return UV_EINVAL;
+  *data = NULL;
+  *len = 0;
+  ref(s);
+  return unref(s, do_read_all(s, data, len, max));
+}
+
+/* ---- writing ------------------------------------------------------------------------ */
+
+static void on_write(uv_write_t *req, int status) {
+  wreq_t *w = (wreq_t *)req;
+  loom_stream_t *s = w->s;
+  s->queued -= w->len;
+  free(w);
+  if (status < 0 && !s->werr) s->werr = status;
+  if (s->writer && (s->queued <= s->drain_to || s->werr))
+    loom__wake(s->writer, 0);
+  if (s->closing && s->queued == 0) loom__stream_close_now(s);
+}
+
+static void unhook_writer(loom__waiter_t *w) { ((swait_t *)w)->s->writer = NULL; }
+
+/* Waits until at most `to` bytes are queued. */
+static int wait_queue(loom_stream_t *s, size_t to) {
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
+  while (rc == 0 && s->queued > to && !s->werr) {
+    if (s->writer) return UV_EBUSY;
+    swait_t wt = {{self, unhook_writer, 0, 0}, s};
+    s->writer = &wt.w;
+    s->drain_to = to;
+    rc = loom__park(&wt.w);
+    s->writer = NULL;
+  }
+  return rc ? rc : s->werr;
+}
+
+static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
+  if (s->werr) return s->werr;
+  if (s->closing || uv_is_closing(&s->u.handle)) return UV_EPIPE;
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
+  if (rc) return rc;
+  size_t total = 0, done = 0;
+  for (unsigned i = 0; i < nbufs; i++) total += bufs[i].len;
+  if (total == 0) return 0;
+  if (s->queued == 0) {
+    /* Fast path: the kernel usually takes it all, and nothing is copied. */
+    rc = uv_try_write(&s->u.stream, bufs, nbufs);
+    if (rc >= 0) done = (size_t)rc;
+    else if (rc != UV_EAGAIN && rc != UV_ENOSYS) return s->werr = rc;
+  }
+  if (done < total) {
+    size_t rest = total - done;
+    wreq_t *w = malloc(sizeof(*w) + rest);
+    if (!w) return UV_ENOMEM;
+    size_t off = 0, skip = done;
+    for (unsigned i = 0; i < nbufs; i++) {
+      size_t l = bufs[i].len;
+      if (skip >= l) {
+        skip -= l;
+        continue;
+      }
+      memcpy(w->data + off, bufs[i].base + skip, l - skip);
+      off += l - skip;
+      skip = 0;
+    }
+    w->s = s;
+    w->len = rest;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)rest);
+    rc = uv_write(&w->req, &s->u.stream, &b, 1, on_write);
+    if (rc) {
+      free(w);
+      return s->werr = rc;
+    }
+    s->queued += rest;
+  }
+  if (s->queued > s->high_water) return wait_queue(s, s->low_water);
+  return 0;
+}
+
+int loom_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
+  if (!s || (!bufs && nbufs)) return UV_EINVAL;
+  ref(s);
+  return unref(s, do_writev(s, bufs, nbufs));
+}
+
+int loom_write(loom_stream_t *s, const void *buf, size_t n) {
+  uv_buf_t b = uv_buf_init((char *)buf, (unsigned)n);
+  return loom_writev(s, &b, 1);
+}
+
+int loom_drain(loom_stream_t *s) {
+  if (!s) return UV_EINVAL;
+  ref(s);
+  return unref(s, wait_queue(s, 0));
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  loom__req_done(req->data, status);
+}
+
+int loom_shutdown_write(loom_stream_t *s) {
+  if (!s) return UV_EINVAL;
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
+  if (rc) return rc;
+  loom__req_t *r = loom__req_new(self);
+  if (!r) return UV_ENOMEM;
+  rc = uv_shutdown(&r->u.shutdown, &s->u.stream, on_shutdown);
+  if (rc) {
+    free(r);
+    return rc;
+  }
+  r->on_abandon = NULL; /* a shutdown request completes on its own */
+  ref(s);
+  rc = unref(s, loom__req_wait(r));
+  if (rc) return rc;
+  rc = r->status;
+  free(r);
+  return rc;
+}
+
+void loom_close(loom_stream_t *s) {
+  if (!s || s->closing) return;
+  s->closing = 1;
+  read_stop(s);
+  if (s->queued == 0) loom__stream_close_now(s);
+  /* else on_write closes it once the queue is empty */
+}
+
+void loom_abort(loom_stream_t *s) {
+  if (!s) return;
+  s->closing = 1;
+  /* TCP: a reset (RST), so the peer knows the stream was aborted. */
+  if (s->is_tcp && !uv_is_closing(&s->u.handle)) {
+    if (s->reader) loom__wake(s->reader, UV_EBADF);
+    if (s->writer) loom__wake(s->writer, UV_EBADF);
+    if (uv_tcp_close_reset(&s->u.tcp, on_closed) == 0) return;
+  }
+  loom__stream_close_now(s);
+}
+
+/* ---- details ---------------------------------------------------------------------- */
+
+int loom_stream_set_limit(loom_stream_t *s, size_t limit) {
+  if (!s || limit == 0) return UV_EINVAL;
+  s->limit = limit;
+  return 0;
+}
+
+int loom_stream_set_high_water(loom_stream_t *s, size_t bytes) {
+  if (!s) return UV_EINVAL;
+  s->high_water = bytes;
+  s->low_water = bytes / 4;
+  return 0;
+}
+
+size_t loom_stream_queued(const loom_stream_t *s) { return s ? s->queued : 0; }
+size_t loom_stream_buffered(const loom_stream_t *s) { return s ? buffered(s) : 0; }
+uv_stream_t *loom_stream_handle(loom_stream_t *s) { return s ? &s->u.stream : NULL; }
+
+int loom_tcp_nodelay(loom_stream_t *s, int on) {
+  if (!s || !s->is_tcp) return UV_EINVAL;
+  return uv_tcp_nodelay(&s->u.tcp, on);
+}
+
+int loom_tcp_keepalive(loom_stream_t *s, int on, unsigned delay_s) {
+  if (!s || !s->is_tcp) return UV_EINVAL;
+  return uv_tcp_keepalive(&s->u.tcp, on, delay_s);
+}
+
+int loom_stream_peername(loom_stream_t *s, struct sockaddr_storage *addr) {
+  if (!s || !addr || !s->is_tcp) return UV_EINVAL;
+  int len = sizeof(*addr);
+  return uv_tcp_getpeername(&s->u.tcp, (struct sockaddr *)addr, &len);
+}
+
+int loom_stream_sockname(loom_stream_t *s, struct sockaddr_storage *addr) {
+  if (!s || !addr || !s->is_tcp) return UV_EINVAL;
+  int len = sizeof(*addr);
+  return uv_tcp_getsockname(&s->u.tcp, (struct sockaddr *)addr, &len);
+}

@@ -1,0 +1,335 @@
+/* TCP and Unix-socket clients, listeners and accept.
+ *
+ * Connecting: resolve, then try each address in turn. A connect in flight
+ * holds a uv_connect_t inside libuv; if the task is interrupted, the socket
+ * is closed, which makes libuv complete the connect with UV_ECANCELED, and
+ * the stream is freed from its close callback: nothing libuv points to is
+ * freed early.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+
+static void on_connect(uv_connect_t *req, int status) {
+  loom__req_done(req->data, status);
+}
+
+/* An interrupted connect: close the socket (the request then completes
+ * with UV_ECANCELED and frees itself), and the stream with it. */
+static void abandon_connect(loom__req_t *r) { loom__stream_close_now(r->data); }
+
+static int connect_one(loom_stream_t **out, loom_task_t *self,
+                       const struct sockaddr *addr) {
+  loom_stream_t *s;
+  int rc = loom__stream_new(&s, self->rt);
+  if (rc) return rc;
+  rc = uv_tcp_init(self->rt->loop, &s->u.tcp);
+  if (rc) {
+    loom__stream_free(s);
+    return rc;
+  }
+  s->u.handle.data = s;
+  s->is_tcp = 1;
+  loom__req_t *r = loom__req_new(self);
+  if (!r) {
+    loom__stream_close_now(s);
+    return UV_ENOMEM;
+  }
+  r->data = s;
+  r->on_abandon = abandon_connect;
+  rc = uv_tcp_connect(&r->u.connect, &s->u.tcp, addr, on_connect);
+  if (rc) {
+    free(r);
+    loom__stream_close_now(s);
+    return rc;
+  }
+  rc = loom__req_wait(r);
+  if (rc) return rc; /* abandoned: the socket is closing */
+  rc = r->status;
+  free(r);
+  if (rc) {
+    loom__stream_close_now(s);
+    return rc;
+  }
+  uv_tcp_nodelay(&s->u.tcp, 1); /* as asyncio does */
+  *out = s;
+  return 0;
+}
+
+int loom_tcp_connect_addr(loom_stream_t **out, const struct sockaddr *addr) {
+  if (!out || !addr) return UV_EINVAL;
+  *out = NULL;
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
+  if (rc) return rc;
+  return connect_one(out, self, addr);
+}
+
+int loom_tcp_connect(loom_stream_t **out, const char *host, int port) {
+  if (!out) return UV_EINVAL;
+  *out = NULL;
+  loom_task_t *self = loom__self();
+  struct addrinfo *res;
+  int rc = loom__resolve(host, port, SOCK_STREAM, &res);
+  if (rc) return rc;
+  rc = UV_EAI_NODATA;
+  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+    rc = connect_one(out, self, ai->ai_addr);
+    if (rc == 0 || rc == UV_ECANCELED || rc == UV_ETIMEDOUT) break;
+  }
+  uv_freeaddrinfo(res);
+  return rc;
+}
+
+int loom_unix_connect(loom_stream_t **out, const char *path) {
+  if (!out || !path) return UV_EINVAL;
+  *out = NULL;
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
+  if (rc) return rc;
+  loom_stream_t *s;
+  rc = loom__stream_new(&s, self->rt);
+  if (rc) return rc;
+  rc = uv_pipe_init(self->rt->loop, &s->u.pipe, 0);
+  if (rc) {
+    loom__stream_free(s);
+    return rc;
+  }
+  s->u.handle.data = s;
+  loom__req_t *r = loom__req_new(self);
+  if (!r) {
+    loom__stream_close_now(s);
+    return UV_ENOMEM;
+  }
+  r->data = s;
+  r->on_abandon = abandon_connect;
+  uv_pipe_connect(&r->u.connect, &s->u.pipe, path, on_connect);
+  rc = loom__req_wait(r);
+  if (rc) return rc;
+  rc = r->status;
+  free(r);
+  if (rc) {
+    loom__stream_close_now(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+int loom_stream_open_fd(loom_stream_t **out, int fd) {
+  if (!out || fd < 0) return UV_EINVAL;
+  *out = NULL;
+  loom_t *rt = loom_runtime();
+  if (!rt) return LOOM_ENOTASK;
+  loom_stream_t *s;
+  int rc = loom__stream_new(&s, rt);
+  if (rc) return rc;
+  uv_handle_type t = uv_guess_handle(fd);
+  if (t == UV_TTY) {
+    rc = uv_tty_init(rt->loop, &s->u.tty, fd, 0);
+  } else if (t == UV_TCP) {
+    rc = uv_tcp_init(rt->loop, &s->u.tcp);
+    s->is_tcp = 1;
+  } else if (t == UV_NAMED_PIPE || t == UV_FILE || t == UV_UNKNOWN_HANDLE) {
+    rc = uv_pipe_init(rt->loop, &s->u.pipe, 0);
+  } else {
+    rc = UV_EINVAL;
+  }
+  if (rc) {
+    loom__stream_free(s);
+    return rc;
+  }
+  s->u.handle.data = s;
+  if (t == UV_TCP) rc = uv_tcp_open(&s->u.tcp, fd);
+  else if (t != UV_TTY) rc = uv_pipe_open(&s->u.pipe, fd);
+  if (rc) {
+    loom__stream_close_now(s); /* frees s from the close callback */
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+/* ---- listeners ------------------------------------------------------------------ */
+
+struct loom_listener_s {
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } u;
+  loom_t *rt;
+  loom__waiter_t *acceptor;   /* the task waiting in loom_accept */
+  int pending;                /* connections waiting to be accepted */
+  int error;                  /* last listen error (EMFILE...) */
+  int is_tcp;
+  int refs, dead;
+};
+
+static void listener_free(loom_listener_t *l) { free(l); }
+
+static void on_listener_closed(uv_handle_t *h) {
+  loom_listener_t *l = h->data;
+  l->dead = 1;
+  if (l->refs == 0) listener_free(l);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  loom_listener_t *l = server->data;
+  if (status < 0) {
+    /* EMFILE and friends: libuv has already dropped the connection (its
+     * spare-fd trick); the listener goes on. */
+    l->error = status;
+  } else {
+    l->pending++;
+  }
+  if (l->acceptor) loom__wake(l->acceptor, 0);
+}
+
+static int listen_on(loom_listener_t *l, int backlog) {
+  int rc = uv_listen(&l->u.stream, backlog > 0 ? backlog : 511, on_connection);
+  if (rc) {
+    uv_close(&l->u.handle, on_listener_closed);
+    return rc;
+  }
+  return 0;
+}
+
+int loom_tcp_listen(loom_listener_t **out, const char *host, int port,
+                    int backlog) {
+  if (!out) return UV_EINVAL;
+  *out = NULL;
+  loom_task_t *self = loom__self();
+  loom_t *rt = self ? self->rt : NULL;
+  if (!rt) return LOOM_ENOTASK;
+  struct addrinfo *res;
+  int rc = loom__resolve(host, port, SOCK_STREAM, &res);
+  if (rc) return rc;
+  loom_listener_t *l = calloc(1, sizeof(*l));
+  if (!l) {
+    uv_freeaddrinfo(res);
+    return UV_ENOMEM;
+  }
+  l->rt = rt;
+  l->is_tcp = 1;
+  rc = uv_tcp_init(rt->loop, &l->u.tcp);
+  if (rc) {
+    free(l);
+    uv_freeaddrinfo(res);
+    return rc;
+  }
+  l->u.handle.data = l;
+  rc = uv_tcp_bind(&l->u.tcp, res->ai_addr, 0);
+  uv_freeaddrinfo(res);
+  if (rc) {
+    uv_close(&l->u.handle, on_listener_closed);
+    return rc;
+  }
+  rc = listen_on(l, backlog);
+  if (rc) return rc;
+  *out = l;
+  return 0;
+}
+
+int loom_unix_listen(loom_listener_t **out, const char *path, int backlog) {
+  if (!out || !path) return UV_EINVAL;
+  *out = NULL;
+  loom_t *rt = loom_runtime();
+  if (!rt) return LOOM_ENOTASK;
+  loom_listener_t *l = calloc(1, sizeof(*l));
+  if (!l) return UV_ENOMEM;
+  l->rt = rt;
+  int rc = uv_pipe_init(rt->loop, &l->u.pipe, 0);
+  if (rc) {
+    free(l);
+    return rc;
+  }
+  l->u.handle.data = l;
+  rc = uv_pipe_bind(&l->u.pipe, path);
+  if (rc) {
+    uv_close(&l->u.handle, on_listener_closed);
+    return rc;
+  }
+  rc = listen_on(l, backlog);
+  if (rc) return rc;
+  *out = l;
+  return 0;
+}
+
+int loom_listener_port(loom_listener_t *l) {
+  if (!l || !l->is_tcp) return UV_EINVAL;
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  int rc = uv_tcp_getsockname(&l->u.tcp, (struct sockaddr *)&ss, &len);
+  if (rc) return rc;
+  if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+typedef struct {
+  loom__waiter_t w;
+  loom_listener_t *l;
+} lwait_t;
+
+static void unhook_acceptor(loom__waiter_t *w) { ((lwait_t *)w)->l->acceptor = NULL; }
+
+/* Takes one pending connection into a new stream. */
+static int take_connection(loom_listener_t *l, loom_stream_t **out) {
+  loom_stream_t *s;
+  int rc = loom__stream_new(&s, l->rt);
+  if (rc) return rc;
+  rc = l->is_tcp ? uv_tcp_init(l->rt->loop, &s->u.tcp)
+                 : uv_pipe_init(l->rt->loop, &s->u.pipe, 0);
+  if (rc) {
+    loom__stream_free(s);
+    return rc;
+  }
+  s->u.handle.data = s;
+  s->is_tcp = l->is_tcp;
+  l->pending--;
+  rc = uv_accept(&l->u.stream, &s->u.stream);
+  if (rc) {
+    loom__stream_close_now(s);
+    return rc;
+  }
+  if (s->is_tcp) uv_tcp_nodelay(&s->u.tcp, 1);
+  *out = s;
+  return 0;
+}
+
+int loom_accept(loom_listener_t *l, loom_stream_t **out) {
+  if (!l || !out) return UV_EINVAL;
+  *out = NULL;
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
+  if (rc) return rc;
+  if (l->acceptor) return UV_EBUSY;
+  l->refs++;
+  for (;;) {
+    if (l->pending > 0) {
+      rc = take_connection(l, out);
+      /* A connection that failed to be accepted is skipped. */
+      if (rc == 0 || rc == UV_ENOMEM) break;
+      continue;
+    }
+    if (uv_is_closing(&l->u.handle)) {
+      rc = UV_EBADF;
+      break;
+    }
+    lwait_t wt = {{self, unhook_acceptor, 0, 0}, l};
+    l->acceptor = &wt.w;
+    rc = loom__park(&wt.w);
+    l->acceptor = NULL;
+    if (rc) break;
+  }
+  if (--l->refs == 0 && l->dead) listener_free(l);
+  return rc;
+}
+
+void loom_listener_close(loom_listener_t *l) {
+  if (!l || uv_is_closing(&l->u.handle)) return;
+  if (l->acceptor) loom__wake(l->acceptor, UV_EBADF);
+  uv_close(&l->u.handle, on_listener_closed);
+}

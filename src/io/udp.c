@@ -1,0 +1,153 @@
+/* UDP sockets. A datagram is received only while a task waits for one
+ * (receiving is switched on for the wait and off after it), straight into a
+ * buffer of the socket's; sends are tried at once and otherwise copied and
+ * queued, so the caller's buffer is free when send returns. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+
+#define DGRAM_MAX 65536
+
+struct loom_udp_s {
+  uv_udp_t h;
+  loom_t *rt;
+  loom__waiter_t *receiver;
+  char *dst;                    /* where the receiver wants the datagram */
+  size_t dst_len;
+  ssize_t got;                  /* size received, or error */
+  struct sockaddr_storage *from;
+  char buf[DGRAM_MAX];
+};
+
+typedef struct {
+  uv_udp_send_t req;
+  char data[];
+} sreq_t;
+
+typedef struct {
+  loom__waiter_t w;
+  loom_udp_t *u;
+} uwait_t;
+
+static void on_closed(uv_handle_t *h) { free(h->data); }
+
+int loom_udp_bind(loom_udp_t **out, const char *host, int port) {
+  if (!out) return UV_EINVAL;
+  *out = NULL;
+  loom_t *rt = loom_runtime();
+  if (!rt) return LOOM_ENOTASK;
+  struct addrinfo *res;
+  int rc = loom__resolve(host, port, SOCK_DGRAM, &res);
+  if (rc) return rc;
+  loom_udp_t *u = calloc(1, sizeof(*u));
+  if (!u) {
+    uv_freeaddrinfo(res);
+    return UV_ENOMEM;
+  }
+  u->rt = rt;
+  rc = uv_udp_init(rt->loop, &u->h);
+  if (rc) {
+    free(u);
+    uv_freeaddrinfo(res);
+    return rc;
+  }
+  u->h.data = u;
+  rc = uv_udp_bind(&u->h, res->ai_addr, 0);
+  uv_freeaddrinfo(res);
+  if (rc) {
+    uv_close((uv_handle_t *)&u->h, on_closed);
+    return rc;
+  }
+  *out = u;
+  return 0;
+}
+
+int loom_udp_port(loom_udp_t *u) {
+  if (!u) return UV_EINVAL;
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  int rc = uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &len);
+  if (rc) return rc;
+  if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+static void on_sent(uv_udp_send_t *req, int status) {
+  (void)status; /* datagrams are best effort, as in asyncio's sendto */
+  free(req);
+}
+
+int loom_udp_send(loom_udp_t *u, const void *buf, size_t n,
+                  const struct sockaddr *to) {
+  if (!u || (!buf && n) || !to) return UV_EINVAL;
+  uv_buf_t b = uv_buf_init((char *)buf, (unsigned)n);
+  int rc = uv_udp_try_send(&u->h, &b, 1, to);
+  if (rc >= 0) return 0;
+  if (rc != UV_EAGAIN) return rc;
+  sreq_t *r = malloc(sizeof(*r) + n);
+  if (!r) return UV_ENOMEM;
+  memcpy(r->data, buf, n);
+  b = uv_buf_init(r->data, (unsigned)n);
+  rc = uv_udp_send(&r->req, &u->h, &b, 1, to, on_sent);
+  if (rc) free(r);
+  return rc;
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  loom_udp_t *u = h->data;
+  (void)hint;
+  *buf = uv_buf_init(u->buf, sizeof(u->buf));
+}
+
+static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+                    const struct sockaddr *addr, unsigned flags) {
+  loom_udp_t *u = h->data;
+  (void)buf;
+  (void)flags;
+  if (nread == 0 && addr == NULL) return; /* nothing more to read */
+  if (!u->receiver) return;
+  if (nread >= 0) {
+    size_t k = (size_t)nread < u->dst_len ? (size_t)nread : u->dst_len;
+    memcpy(u->dst, u->buf, k);
+    if (u->from && addr)
+      memcpy(u->from, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                        : sizeof(struct sockaddr_in));
+    u->got = (ssize_t)k;
+  } else {
+    u->got = nread;
+  }
+  uv_udp_recv_stop(&u->h);
+  loom__wake(u->receiver, 0);
+}
+
+static void unhook(loom__waiter_t *w) {
+  loom_udp_t *u = ((uwait_t *)w)->u;
+  uv_udp_recv_stop(&u->h);
+  u->receiver = NULL;
+}
+
+ssize_t loom_udp_recv(loom_udp_t *u, void *buf, size_t n,
+                      struct sockaddr_storage *from) {
+  if (!u || (!buf && n)) return UV_EINVAL;
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
+  if (rc) return rc;
+  if (u->receiver) return UV_EBUSY;
+  u->dst = buf;
+  u->dst_len = n;
+  u->from = from;
+  rc = uv_udp_recv_start(&u->h, on_alloc, on_recv);
+  if (rc) return rc;
+  uwait_t wt = {{self, unhook, 0, 0}, u};
+  u->receiver = &wt.w;
+  rc = loom__park(&wt.w);
+  u->receiver = NULL;
+  return rc ? rc : u->got;
+}
+
+void loom_udp_close(loom_udp_t *u) {
+  if (!u) return;
+  if (u->receiver) loom__wake(u->receiver, UV_EBADF);
+  uv_close((uv_handle_t *)&u->h, on_closed);
+}
