@@ -588,6 +588,38 @@ static void test_queue_shutdown_immediate(void **state) {
   assert_int_equal(r.rc[7], 0);
 }
 
+/* A draining shutdown while the last item is promised to a woken getter:
+ * a newcomer's get fails at once instead of waiting forever. */
+static int promised_main(void *arg) {
+  (void)arg;
+  loom_queue_init(&queue, 0, LOOM_QUEUE_FIFO, NULL);
+  loom_task_t *g;
+  static void *got;
+  loom_spawn(&g, getter, &got);
+  loom_yield();
+  loom_queue_put(&queue, (void *)5); /* promised to g, which has not run */
+  loom_queue_shutdown(&queue, 0);
+  void *it;
+  loom_scope_t s;
+  loom_timeout_enter(&s, 1000);
+  r.rc[0] = loom_queue_get(&queue, &it);
+  loom_scope_exit(&s);
+  r.rc[1] = loom_queue_try_get(&queue, &it);
+  loom_join(g, &r.rc[2]);
+  r.rc[3] = got == (void *)5;
+  r.rc[4] = loom_queue_destroy(&queue);
+  return 0;
+}
+static void test_queue_shutdown_with_promised_item(void **state) {
+  (void)state;
+  run(promised_main, NULL);
+  assert_int_equal(r.rc[0], LOOM_ESHUTDOWN);
+  assert_int_equal(r.rc[1], LOOM_ESHUTDOWN);
+  assert_int_equal(r.rc[2], 0);
+  assert_int_equal(r.rc[3], 1);
+  assert_int_equal(r.rc[4], 0);
+}
+
 /* ---- property tests ------------------------------------------------------------------------ */
 
 /* A small deterministic generator, one per test run. */
@@ -788,6 +820,7 @@ int main(void) {
       cmocka_unit_test(test_queue_join),
       cmocka_unit_test(test_queue_shutdown),
       cmocka_unit_test(test_queue_shutdown_immediate),
+      cmocka_unit_test(test_queue_shutdown_with_promised_item),
       cmocka_unit_test(test_property_queue),
       cmocka_unit_test(test_property_sem_and_lock),
   };

@@ -118,6 +118,8 @@ static int room(const loom_queue_t *q) {
 /* Hands unreserved items to waiting getters, free slots to waiting putters. */
 static void dispatch(loom_queue_t *q) {
   while (takeable(q) > 0 && loom__wq_wake_one(&q->getters, 0)) q->get_reserved++;
+  /* Shut down, and every item left is promised: no other getter gets one. */
+  if (q->shutdown && takeable(q) == 0) loom__wq_wake_all(&q->getters, LOOM_ESHUTDOWN);
   while (q->shutdown == OPEN && room(q) && loom__wq_wake_one(&q->putters, 0))
     q->put_reserved++;
 }
@@ -188,7 +190,7 @@ int loom_queue_put(loom_queue_t *q, void *item) {
 
 int loom_queue_try_get(loom_queue_t *q, void **item) {
   if (takeable(q) == 0 || !loom__wq_empty(&q->getters))
-    return q->shutdown && q->size == 0 ? LOOM_ESHUTDOWN : UV_EAGAIN;
+    return q->shutdown && takeable(q) == 0 ? LOOM_ESHUTDOWN : UV_EAGAIN;
   *item = pop(q);
   dispatch(q);
   return 0;
@@ -199,7 +201,8 @@ int loom_queue_get(loom_queue_t *q, void **item) {
   int rc = loom__check(self);
   if (rc) return rc;
   if (takeable(q) == 0 || !loom__wq_empty(&q->getters)) {
-    if (q->shutdown && q->size == 0) return LOOM_ESHUTDOWN;
+    /* Shut down and nothing left for us (what is left is promised). */
+    if (q->shutdown && takeable(q) == 0) return LOOM_ESHUTDOWN;
     loom__wnode_t n;
     rc = loom__wq_wait(&q->getters, &n, self, 0);
     if (rc) return rc; /* interrupted or shut down while queued */
