@@ -447,6 +447,84 @@ static void test_graceful_close(void **state) {
   assert_int_equal(r.rc[3], 0);
 }
 
+/* ---- connection limit ---------------------------------------------------------------- */
+
+static int limit_handler(loom_stream_t *s, void *arg) {
+  int *peak = arg;
+  (void)peak;
+  char line[16];
+  ssize_t n;
+  while ((n = loom_read_line(s, line, sizeof(line))) > 0) loom_write(s, line, (size_t)n);
+  loom_close(s);
+  return 0;
+}
+static int limit_main(void *arg) {
+  (void)arg;
+  loom_server_t *s;
+  loom_server_opts_t o = {0, 2};
+  loom_serve(&s, "127.0.0.1", 0, limit_handler, NULL, &o);
+  int port = loom_server_port(s);
+  loom_stream_t *c[3];
+  for (int i = 0; i < 3; i++) loom_tcp_connect(&c[i], "127.0.0.1", port);
+  for (int i = 0; i < 3; i++) loom_write(c[i], "hi\n", 3);
+  char line[16];
+  r.rc[0] = (int)loom_read_line(c[0], line, sizeof(line));
+  r.rc[1] = (int)loom_read_line(c[1], line, sizeof(line));
+  loom_scope_t sc;
+  loom_timeout_enter(&sc, 50);
+  r.rc[2] = (int)loom_read_line(c[2], line, sizeof(line)); /* not accepted yet */
+  loom_scope_exit(&sc);
+  r.rc[3] = (int)loom_server_connections(s);
+  loom_close(c[0]); /* frees a slot: the third is accepted */
+  r.rc[4] = (int)loom_read_line(c[2], line, sizeof(line));
+  loom_close(c[1]);
+  loom_close(c[2]);
+  loom_server_close(s, 1000);
+  return 0;
+}
+static void test_connection_limit(void **state) {
+  (void)state;
+  run(limit_main, NULL);
+  assert_int_equal(r.rc[0], 3);
+  assert_int_equal(r.rc[1], 3);
+  assert_int_equal(r.rc[2], UV_ETIMEDOUT);
+  assert_int_equal(r.rc[3], 2);
+  assert_int_equal(r.rc[4], 3);
+}
+
+/* A writer blocked by a slow reader, cancelled. */
+static int blocked_writer(void *arg) {
+  (void)arg;
+  static char chunk[65536];
+  int rc;
+  while ((rc = loom_write(client, chunk, sizeof(chunk))) == 0) {
+  }
+  return rc;
+}
+static int cancel_write_main(void *arg) {
+  (void)arg;
+  script = (script_t){NULL, 0, 0, 0, 1};
+  r.rc[0] = open_pair();
+  loom_task_t *t;
+  loom_spawn(&t, blocked_writer, NULL);
+  /* Let it fill the kernel's buffers until it blocks on loom's queue. */
+  for (int i = 0; i < 1000000 && loom_stream_queued(client) <= 64 * 1024; i++) loom_yield();
+  r.rc[2] = loom_stream_queued(client) > 64 * 1024;
+  loom_cancel(t);
+  loom_join(t, &r.rc[1]);
+  loom_abort(client);
+  client = NULL;
+  close_pair();
+  return 0;
+}
+static void test_cancel_during_write(void **state) {
+  (void)state;
+  run(cancel_write_main, NULL);
+  assert_int_equal(r.rc[0], 0);
+  assert_int_equal(r.rc[1], UV_ECANCELED);
+  assert_int_equal(r.rc[2], 1); /* it was blocked in the write */
+}
+
 /* ---- 1,000 concurrent connections ------------------------------------------------------ */
 
 #define NCONN 1000
@@ -688,6 +766,8 @@ int main(void) {
       cmocka_unit_test(test_slow_reader_backpressure),
       cmocka_unit_test(test_cancel_and_timeout_points),
       cmocka_unit_test(test_graceful_close),
+      cmocka_unit_test(test_connection_limit),
+      cmocka_unit_test(test_cancel_during_write),
       cmocka_unit_test(test_thousand_connections),
       cmocka_unit_test(test_fd_exhaustion_during_accept),
       cmocka_unit_test(test_unix_and_pipes),
