@@ -492,6 +492,52 @@ static void test_connection_limit(void **state) {
   assert_int_equal(r.rc[4], 3);
 }
 
+/* One handler failing does not affect the server or other connections. */
+static int picky_handler(loom_stream_t *s, void *arg) {
+  (void)arg;
+  char line[16];
+  ssize_t n = loom_read_line(s, line, sizeof(line));
+  if (n > 0 && line[0] == 'x') return UV_EPROTO; /* the server closes s */
+  if (n > 0) loom_write(s, line, (size_t)n);
+  loom_close(s);
+  return 0;
+}
+static int ask(int port, const char *what) {
+  loom_stream_t *c;
+  int rc = loom_tcp_connect(&c, "127.0.0.1", port);
+  if (rc) return rc;
+  char line[16];
+  loom_write(c, what, strlen(what));
+  rc = (int)loom_read_line(c, line, sizeof(line));
+  loom_close(c);
+  return rc;
+}
+static int handler_fails_main(void *arg) {
+  (void)arg;
+  loom_server_t *s;
+  loom_serve(&s, "127.0.0.1", 0, picky_handler, NULL, NULL);
+  int port = loom_server_port(s);
+  r.rc[0] = ask(port, "ok\n");
+  r.rc[1] = ask(port, "x\n");
+  r.rc[2] = ask(port, "ok\n");
+  loom_server_close(s, 1000);
+  return 0;
+}
+static void handler_fails_child(void *arg) {
+  (void)arg;
+  memset(&r, 0, sizeof(r));
+  int rc = loom_run(handler_fails_main, NULL);
+  fprintf(stderr, "result %d %d %d %d\n", rc, r.rc[0], r.rc[1], r.rc[2]);
+}
+static void test_handler_failure_is_contained(void **state) {
+  (void)state;
+  char out[4096];
+  int st = run_in_child(handler_fails_child, NULL, out, sizeof(out));
+  assert_true(WIFEXITED(st));
+  assert_non_null(strstr(out, "loom: connection handler failed: EPROTO"));
+  assert_non_null(strstr(out, "result 0 3 0 3"));
+}
+
 /* A writer blocked by a slow reader, cancelled. */
 static int blocked_writer(void *arg) {
   (void)arg;
@@ -768,6 +814,7 @@ int main(void) {
       cmocka_unit_test(test_graceful_close),
       cmocka_unit_test(test_connection_limit),
       cmocka_unit_test(test_cancel_during_write),
+      cmocka_unit_test(test_handler_failure_is_contained),
       cmocka_unit_test(test_thousand_connections),
       cmocka_unit_test(test_fd_exhaustion_during_accept),
       cmocka_unit_test(test_unix_and_pipes),

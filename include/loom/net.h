@@ -111,7 +111,9 @@ LOOM_EXTERN void loom_listener_close(loom_listener_t *l);
 typedef struct loom_server_s loom_server_t; /* opaque, heap */
 
 /* A connection handler: runs as its own task; owns (and should close) s. If
- * it returns without closing s, the server closes it. */
+ * it returns without closing s, the server closes it. A negative return
+ * (other than UV_ECANCELED) is logged on stderr; it never affects the
+ * server or the other connections. */
 typedef int (*loom_handler_fn)(loom_stream_t *s, void *arg);
 
 typedef struct {

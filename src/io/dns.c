@@ -85,3 +85,12 @@ int loom__resolve(const char *host, int port, int socktype,
   hints.ai_flags = AI_NUMERICSERV | (host ? 0 : AI_PASSIVE);
   return loom_getaddrinfo(host, service, &hints, res);
 }
+
+int loom__numeric_addr(const char *host, int port, struct sockaddr_storage *ss) {
+  if (port < 0 || port > 65535) return UV_EINVAL;
+  memset(ss, 0, sizeof(*ss));
+  if (!host) host = "0.0.0.0";
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0) return 0;
+  if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0) return 0;
+  return UV_EINVAL;
+}

@@ -74,5 +74,8 @@ void loom__stream_unref(loom_stream_t *s);
 void loom__stream_free(loom_stream_t *s);
 int loom__resolve(const char *host, int port, int socktype,
                   struct addrinfo **res);
+/* A numeric address (or NULL: any IPv4 address) without a lookup, as
+ * asyncio does; UV_EINVAL if host is a name. */
+int loom__numeric_addr(const char *host, int port, struct sockaddr_storage *ss);
 
 #endif

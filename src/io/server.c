@@ -8,6 +8,7 @@
  * acceptor waits for its handlers inside a shield whose timeout is the grace
  * period: when it expires the group cancels the handlers and awaits them.
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "io.h"
@@ -41,7 +42,12 @@ static int run_handler(void *p) {
   loom__stream_unref(c.s);
   c.srv->active--;
   if (c.srv->max) loom_sem_release(&c.srv->slots);
-  return rc;
+  /* One connection's failure is not the server's: log it (as asyncio logs
+   * an exception in a client_connected_cb) and keep the group healthy. */
+  if (rc < 0 && rc != UV_ECANCELED)
+    fprintf(stderr, "loom: connection handler failed: %s (%s)\n",
+            loom_err_name(rc), loom_strerror(rc));
+  return 0;
 }
 
 static int acceptor(void *p) {

@@ -70,6 +70,11 @@ int loom_tcp_connect(loom_stream_t **out, const char *host, int port) {
   if (!out) return UV_EINVAL;
   *out = NULL;
   loom_task_t *self = loom__self();
+  struct sockaddr_storage ss;
+  if (host && loom__numeric_addr(host, port, &ss) == 0) {
+    int rc = loom__check(self);
+    return rc ? rc : connect_one(out, self, (struct sockaddr *)&ss);
+  }
   struct addrinfo *res;
   int rc = loom__resolve(host, port, SOCK_STREAM, &res);
   if (rc) return rc;
@@ -204,9 +209,14 @@ int loom_tcp_listen(loom_listener_t **out, const char *host, int port,
   loom_task_t *self = loom__self();
   loom_t *rt = self ? self->rt : NULL;
   if (!rt) return LOOM_ENOTASK;
-  struct addrinfo *res;
-  int rc = loom__resolve(host, port, SOCK_STREAM, &res);
-  if (rc) return rc;
+  struct sockaddr_storage ss;
+  struct addrinfo *res = NULL;
+  int rc = loom__numeric_addr(host, port, &ss);
+  if (rc) {
+    rc = loom__resolve(host, port, SOCK_STREAM, &res);
+    if (rc) return rc;
+  }
+  const struct sockaddr *addr = res ? res->ai_addr : (struct sockaddr *)&ss;
   loom_listener_t *l = calloc(1, sizeof(*l));
   if (!l) {
     uv_freeaddrinfo(res);
@@ -221,7 +231,7 @@ int loom_tcp_listen(loom_listener_t **out, const char *host, int port,
     return rc;
   }
   l->u.handle.data = l;
-  rc = uv_tcp_bind(&l->u.tcp, res->ai_addr, 0);
+  rc = uv_tcp_bind(&l->u.tcp, addr, 0);
   uv_freeaddrinfo(res);
   if (rc) {
     uv_close(&l->u.handle, on_listener_closed);

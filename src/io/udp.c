@@ -37,9 +37,14 @@ int loom_udp_bind(loom_udp_t **out, const char *host, int port) {
   *out = NULL;
   loom_t *rt = loom_runtime();
   if (!rt) return LOOM_ENOTASK;
-  struct addrinfo *res;
-  int rc = loom__resolve(host, port, SOCK_DGRAM, &res);
-  if (rc) return rc;
+  struct sockaddr_storage ss;
+  struct addrinfo *res = NULL;
+  int rc = loom__numeric_addr(host, port, &ss);
+  if (rc) {
+    rc = loom__resolve(host, port, SOCK_DGRAM, &res);
+    if (rc) return rc;
+  }
+  const struct sockaddr *addr = res ? res->ai_addr : (struct sockaddr *)&ss;
   loom_udp_t *u = calloc(1, sizeof(*u));
   if (!u) {
     uv_freeaddrinfo(res);
@@ -53,7 +58,7 @@ int loom_udp_bind(loom_udp_t **out, const char *host, int port) {
     return rc;
   }
   u->h.data = u;
-  rc = uv_udp_bind(&u->h, res->ai_addr, 0);
+  rc = uv_udp_bind(&u->h, addr, 0);
   uv_freeaddrinfo(res);
   if (rc) {
     uv_close((uv_handle_t *)&u->h, on_closed);
