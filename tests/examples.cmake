@@ -4,25 +4,58 @@
 # regex per line. Timings are checked with tolerant regexes that still fail
 # when tasks that should overlap run one after the other.
 #
-# loom_example_test(NAME name EXAMPLE example [STATUS n] [ARGS args...])
+# loom_example_test(NAME name EXAMPLE example [STATUS n] [HTTP_SERVER]
+#                   [CLIENT kind] [ARGS args...])
 #   registers the test example-<name>, expecting examples/expected/<name>.txt
 #   and exit status n (default 0).
+#   HTTP_SERVER: the test runs next to a local HTTP server (Python's
+#     http.server on 127.0.0.1, run-with-http-server.sh); @PORT@ in ARGS
+#     becomes its port, @DEADPORT@ a port where connections are refused.
+#   CLIENT kind: the example is a server in its serving mode (ARGS 0: a free
+#     port); run-server-example.sh has a client of that kind visit it, then
+#     stops it with SIGINT, and the output checked is the script's.
+#   Both need Python 3 (LOOM_TEST_PYTHON, /usr/bin/python3 preferred):
+#   without it, such tests are not registered.
 set(LOOM_EXAMPLE_CHECK ${CMAKE_CURRENT_SOURCE_DIR}/check-example.sh)
 set(LOOM_EXAMPLE_EXPECTED ${PROJECT_SOURCE_DIR}/examples/expected)
+find_program(LOOM_TEST_PYTHON python3 HINTS /usr/bin
+             DOC "Python 3 for the network example tests (plain, no packages)")
+if(NOT LOOM_TEST_PYTHON)
+  message(STATUS "python3 not found: the network example tests that need a "
+                 "local HTTP server or client are left out")
+endif()
 
 function(loom_example_test)
-  cmake_parse_arguments(arg "" "NAME;EXAMPLE;STATUS" "ARGS" ${ARGN})
+  cmake_parse_arguments(arg "HTTP_SERVER" "NAME;EXAMPLE;STATUS;CLIENT" "ARGS" ${ARGN})
   if(NOT DEFINED arg_STATUS)
     set(arg_STATUS 0)
   endif()
+  set(needs_python OFF)
+  if(arg_HTTP_SERVER OR DEFINED arg_CLIENT)
+    set(needs_python ON)
+    if(NOT LOOM_TEST_PYTHON)
+      return()
+    endif()
+  endif()
   # The wrapper goes inside the checker's command, not in front of sh: it is
   # the example that valgrind must watch.
-  add_test(NAME example-${arg_NAME}
-    COMMAND sh ${LOOM_EXAMPLE_CHECK} --status ${arg_STATUS}
-            ${LOOM_EXAMPLE_EXPECTED}/${arg_NAME}.txt --
-            ${LOOM_TEST_WRAPPER} $<TARGET_FILE:example-${arg_EXAMPLE}> ${arg_ARGS})
-  # Generous: under valgrind, spawning 10,000 tasks takes a while.
+  set(run ${LOOM_TEST_WRAPPER} $<TARGET_FILE:example-${arg_EXAMPLE}> ${arg_ARGS})
+  if(DEFINED arg_CLIENT)
+    set(run sh ${CMAKE_CURRENT_SOURCE_DIR}/run-server-example.sh ${arg_CLIENT} ${run})
+  endif()
+  set(cmd sh ${LOOM_EXAMPLE_CHECK} --status ${arg_STATUS}
+          ${LOOM_EXAMPLE_EXPECTED}/${arg_NAME}.txt -- ${run})
+  if(arg_HTTP_SERVER)
+    set(cmd sh ${CMAKE_CURRENT_SOURCE_DIR}/run-with-http-server.sh ${cmd})
+  endif()
+  add_test(NAME example-${arg_NAME} COMMAND ${cmd})
+  # Generous: under valgrind, spawning 10,000 tasks takes a while. This is
+  # also what bounds a server example that hangs.
   set_tests_properties(example-${arg_NAME} PROPERTIES TIMEOUT 300)
+  if(needs_python)
+    set_tests_properties(example-${arg_NAME} PROPERTIES
+      ENVIRONMENT "LOOM_PYTHON=${LOOM_TEST_PYTHON}" SKIP_RETURN_CODE 77)
+  endif()
 endfunction()
 
 loom_example_test(NAME hello EXAMPLE hello)
@@ -41,3 +74,21 @@ loom_example_test(NAME task_group EXAMPLE task_group)
 loom_example_test(NAME producer_consumer EXAMPLE producer_consumer)
 loom_example_test(NAME semaphore_limit EXAMPLE semaphore_limit)
 loom_example_test(NAME lock EXAMPLE lock)
+
+# Networking: 127.0.0.1 and ports the kernel picks (port 0) only.
+loom_example_test(NAME echo_server-selftest EXAMPLE echo_server ARGS --selftest)
+loom_example_test(NAME echo_server-serve EXAMPLE echo_server CLIENT echo ARGS 0)
+loom_example_test(NAME pizza_server-selftest EXAMPLE pizza_server ARGS --selftest)
+loom_example_test(NAME pizza_server-serve EXAMPLE pizza_server CLIENT pizza ARGS 0)
+loom_example_test(NAME http_head EXAMPLE http_head ARGS --selftest)
+loom_example_test(NAME http_head-python EXAMPLE http_head HTTP_SERVER
+                  ARGS http://127.0.0.1:@PORT@/hello.txt)
+loom_example_test(NAME http_get EXAMPLE http_get STATUS 1 HTTP_SERVER
+                  ARGS http://127.0.0.1:@PORT@/hello.txt
+                       http://127.0.0.1:@DEADPORT@/
+                       http://127.0.0.1:@PORT@/big.bin
+                       http://127.0.0.1:@PORT@/chunked
+                       http://127.0.0.1:@PORT@/missing.txt)
+loom_example_test(NAME http_get-bad_urls EXAMPLE http_get STATUS 1
+                  ARGS https://example.com/ ftp://example.com/ http://:80/)
+loom_example_test(NAME udp_echo EXAMPLE udp_echo)

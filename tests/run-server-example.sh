@@ -1,0 +1,131 @@
+#!/bin/sh
+# run-server-example.sh KIND COMMAND [ARG...]
+#
+# Tests a server example in its serving mode, as a user would run it:
+# starts COMMAND (the server, told to listen on port 0) in the background,
+# reads the first line it prints ("... on 127.0.0.1:PORT"), has a client
+# of KIND talk to PORT, waits for the server to print the line that ends
+# that client's visit, stops the server with SIGINT (what Ctrl-C sends) and
+# waits for it to exit. KIND is one of
+#
+#   echo    sends two lines, checks each comes back; the visit ends with
+#           the server's "connection closed ..." line
+#   pizza   orders a margherita and reads the answer up to the close; the
+#           visit ends with "pizza handed to ..."
+#
+# Prints the server's first line, then the client's report, then the
+# server's other lines (so the order is the same on every run), and exits
+# with the server's status; 77 if Python is missing, 2 if the server or
+# the client fails.
+#
+# No sleeps, no fixed ports: each step waits for a line of output. The
+# server is killed on every way out (the EXIT trap), the client gives up
+# after 30 s of silence, and the test's own timeout bounds a server that
+# hangs.
+#
+# POSIX sh; needs mkfifo and mktemp, and Python 3 for the client
+# ($LOOM_PYTHON, default /usr/bin/python3; plain Python, no packages).
+set -u
+
+python=${LOOM_PYTHON:-/usr/bin/python3}
+if [ $# -lt 2 ]; then
+  echo "usage: $0 echo|pizza COMMAND [ARG...]" >&2
+  exit 2
+fi
+kind=$1
+shift
+case $kind in
+echo) visit_ends='connection closed *' ;;
+pizza) visit_ends='pizza handed to *' ;;
+*)
+  echo "run-server-example: unknown client kind '$kind'" >&2
+  exit 2
+  ;;
+esac
+if ! [ -x "$python" ]; then
+  echo "run-server-example: $python not found: skipping" >&2
+  exit 77
+fi
+
+# The client. argv: KIND PORT.
+client_py='
+import socket, sys
+
+kind, port = sys.argv[1], int(sys.argv[2])
+with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+    if kind == "echo":
+        for line in (b"hello\n", b"loom\n"):
+            s.sendall(line)
+            back = b""
+            while len(back) < len(line):
+                chunk = s.recv(len(line) - len(back))
+                if not chunk:
+                    break
+                back += chunk
+            print("client: sent %r, got back %r" % (line.decode(), back.decode()))
+    else:
+        s.sendall(b"margherita\n")
+        answer = b""
+        while True:
+            chunk = s.recv(1024)
+            if not chunk:
+                break
+            answer += chunk
+        print("client: ordered margherita, got %r" % answer.decode())
+'
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-server.XXXXXX") || exit 2
+pid=
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+  if [ -n "$pid" ]; then
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkfifo "$tmp/out" || exit 2
+"$@" >"$tmp/out" </dev/null &
+pid=$!
+exec 3<"$tmp/out"
+
+# "serving on 127.0.0.1:41523": the port is what follows the last colon.
+if ! IFS= read -r line <&3; then
+  echo "run-server-example: the server printed nothing" >&2
+  exit 2
+fi
+printf '%s\n' "$line"
+port=${line##*:}
+case $port in
+'' | *[!0-9]*)
+  echo "run-server-example: no port in '$line'" >&2
+  exit 2
+  ;;
+esac
+
+if ! (exec 3<&- && exec "$python" -c "$client_py" "$kind" "$port"); then
+  echo "run-server-example: the client failed" >&2
+  exit 2
+fi
+
+# The server's lines about the visit, up to the one that ends it: once it
+# is printed, the server has nothing left to do for this client.
+while IFS= read -r line <&3; do
+  printf '%s\n' "$line"
+  # shellcheck disable=SC2254 # $visit_ends is a pattern
+  case $line in $visit_ends) break ;; esac
+done
+
+# Ctrl-C, then the server's last lines, up to its exit.
+kill -INT "$pid"
+while IFS= read -r line <&3; do
+  printf '%s\n' "$line"
+done
+wait "$pid"
+status=$?
+pid=
+exit "$status"
