@@ -202,45 +202,52 @@ static int listen_on(loom_listener_t *l, int backlog) {
   return 0;
 }
 
+static int listener_new(loom_t *rt, int is_tcp, loom_listener_t **out) {
+  loom_listener_t *l = calloc(1, sizeof(*l));
+  if (!l) return UV_ENOMEM;
+  l->rt = rt;
+  l->is_tcp = is_tcp;
+  int rc = is_tcp ? uv_tcp_init(rt->loop, &l->u.tcp)
+                  : uv_pipe_init(rt->loop, &l->u.pipe, 0);
+  if (rc) {
+    free(l);
+    return rc;
+  }
+  l->u.handle.data = l;
+  *out = l;
+  return 0;
+}
+
+/* Listens on a listener whose bind returned bind_rc, or closes it. */
+static int listener_finish(loom_listener_t *l, int bind_rc, int backlog,
+                           loom_listener_t **out) {
+  if (bind_rc) {
+    uv_close(&l->u.handle, on_listener_closed);
+    return bind_rc;
+  }
+  int rc = listen_on(l, backlog);
+  if (rc) return rc;
+  *out = l;
+  return 0;
+}
+
 int loom_tcp_listen(loom_listener_t **out, const char *host, int port,
                     int backlog) {
   if (!out) return UV_EINVAL;
   *out = NULL;
-  loom_task_t *self = loom__self();
-  loom_t *rt = self ? self->rt : NULL;
+  loom_t *rt = loom_runtime();
   if (!rt) return LOOM_ENOTASK;
   struct sockaddr_storage ss;
   struct addrinfo *res = NULL;
   int rc = loom__numeric_addr(host, port, &ss);
-  if (rc) {
-    rc = loom__resolve(host, port, SOCK_STREAM, &res);
-    if (rc) return rc;
-  }
-  const struct sockaddr *addr = res ? res->ai_addr : (struct sockaddr *)&ss;
-  loom_listener_t *l = calloc(1, sizeof(*l));
-  if (!l) {
-    uv_freeaddrinfo(res);
-    return UV_ENOMEM;
-  }
-  l->rt = rt;
-  l->is_tcp = 1;
-  rc = uv_tcp_init(rt->loop, &l->u.tcp);
-  if (rc) {
-    free(l);
-    uv_freeaddrinfo(res);
-    return rc;
-  }
-  l->u.handle.data = l;
-  rc = uv_tcp_bind(&l->u.tcp, addr, 0);
+  if (rc && (rc = loom__resolve(host, port, SOCK_STREAM, &res)) != 0) return rc;
+  loom_listener_t *l;
+  rc = listener_new(rt, 1, &l);
+  if (rc == 0)
+    rc = listener_finish(l, uv_tcp_bind(&l->u.tcp, res ? res->ai_addr : (struct sockaddr *)&ss, 0),
+                         backlog, out);
   uv_freeaddrinfo(res);
-  if (rc) {
-    uv_close(&l->u.handle, on_listener_closed);
-    return rc;
-  }
-  rc = listen_on(l, backlog);
-  if (rc) return rc;
-  *out = l;
-  return 0;
+  return rc;
 }
 
 int loom_unix_listen(loom_listener_t **out, const char *path, int backlog) {
@@ -248,24 +255,10 @@ int loom_unix_listen(loom_listener_t **out, const char *path, int backlog) {
   *out = NULL;
   loom_t *rt = loom_runtime();
   if (!rt) return LOOM_ENOTASK;
-  loom_listener_t *l = calloc(1, sizeof(*l));
-  if (!l) return UV_ENOMEM;
-  l->rt = rt;
-  int rc = uv_pipe_init(rt->loop, &l->u.pipe, 0);
-  if (rc) {
-    free(l);
-    return rc;
-  }
-  l->u.handle.data = l;
-  rc = uv_pipe_bind(&l->u.pipe, path);
-  if (rc) {
-    uv_close(&l->u.handle, on_listener_closed);
-    return rc;
-  }
-  rc = listen_on(l, backlog);
+  loom_listener_t *l;
+  int rc = listener_new(rt, 0, &l);
   if (rc) return rc;
-  *out = l;
-  return 0;
+  return listener_finish(l, uv_pipe_bind(&l->u.pipe, path), backlog, out);
 }
 
 int loom_listener_port(loom_listener_t *l) {
