@@ -6,8 +6,9 @@
 # BUILD_DIR (default: build-bench in the source tree) is configured with
 # CMAKE_BUILD_TYPE=Release and LOOM_BUILD_BENCH=ON if it has no CMake cache
 # yet, and built either way. BENCH is any of: switch yield spawn scale gather
-# (default: all). Every program runs pinned to one CPU with taskset when it
-# is available; Go peers run with GOMAXPROCS=1, Python peers on uvloop.
+# queue lock (default: all). Every program runs pinned to one CPU with
+# taskset when it is available; Go peers run with GOMAXPROCS=1, Python peers
+# on uvloop.
 #
 # Environment:
 #   LOOM_BENCH_CPU       CPU to pin to (default: the last one allowed)
@@ -26,10 +27,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
 build=${1:-$src/build-bench}
 [ $# -gt 0 ] && shift
-benches=${*:-switch yield spawn scale gather}
+benches=${*:-switch yield spawn scale gather queue lock}
 for b in $benches; do
-  case $b in switch|yield|spawn|scale|gather) ;; *)
-    echo "run.sh: unknown benchmark '$b' (switch yield spawn scale gather)" >&2; exit 2;;
+  case $b in switch|yield|spawn|scale|gather|queue|lock) ;; *)
+    echo "run.sh: unknown benchmark '$b' (switch yield spawn scale gather queue lock)" >&2; exit 2;;
   esac
 done
 
@@ -124,7 +125,7 @@ run() { # command... : runs it pinned, shows and records its output
 # Go peers are built once, before anything is timed.
 gopeers=""
 for b in $benches; do
-  case $b in yield|spawn|scale)
+  case $b in yield|spawn|scale|queue|lock)
     g=$(gobuild "$b")
     if [ -n "$g" ]; then gopeers="$gopeers $b"; fi ;;
   esac
@@ -156,6 +157,16 @@ while [ "$round" -le "$rounds" ]; do
         run "$bin/bench-gather"
         if [ -n "$py" ]; then (cd "$here/peers" && run $py gather.py); fi
         ;;
+      queue)
+        run "$bin/bench-queue"
+        if has_go queue; then run "$tmp/queue-go"; fi
+        if [ -n "$py" ]; then (cd "$here/peers" && run $py queues.py); fi
+        ;;
+      lock)
+        run "$bin/bench-lock"
+        if has_go lock; then run "$tmp/lock-go"; fi
+        if [ -n "$py" ]; then (cd "$here/peers" && run $py locks.py); fi
+        ;;
       scale)
         run "$bin/bench-scale" "${LOOM_BENCH_SCALE_N:-1000000}"
         if has_go scale; then
@@ -180,7 +191,7 @@ echo
 echo "| benchmark | implementation | figure | unit | range | x loom | target |"
 echo "|-----------|----------------|-------:|------|-------|-------:|--------|"
 awk '
-  $1 ~ /^(switch|yield|spawn|scale|gather|group)$/ && $3 ~ /^[0-9.]+$/ {
+  $1 ~ /^(switch|yield|spawn|scale|gather|group|queue|queue1|queue64|lock|sem|lock100)$/ && $3 ~ /^[0-9.]+$/ {
     id = $1 " " $2 " " $4
     if (!(id in cnt)) { n++; order[n] = id; bench[id] = $1; impl[id] = $2; unit[id] = $4 }
     v[id, ++cnt[id]] = $3 + 0
@@ -201,6 +212,10 @@ awk '
     }
     tgt["switch ns/switch"] = 15; tgt["yield ns/yield"] = 40
     tgt["spawn ns/task"] = 100; tgt["scale B/task"] = 8192
+    # Sync issue: queue hand-off <= 60 ns per item, uncontended lock and
+    # semaphore <= 10 ns per acquire + release.
+    tgt["queue ns/item"] = 60; tgt["queue1 ns/item"] = 60; tgt["queue64 ns/item"] = 60
+    tgt["lock ns/pair"] = 10; tgt["sem ns/pair"] = 10
     for (i = 1; i <= n; i++) {
       id = order[i]; key = bench[id] " " unit[id]
       ratio = "-"; t = ""; range = "-"

@@ -1,0 +1,107 @@
+/* echo-libuv: the callback-style libuv echo server of the echo benchmark,
+ * written as a careful C programmer would:
+ *
+ * - one buffer per connection, inside the connection's own struct: alloc_cb
+ *   hands it out, so reading never allocates;
+ * - uv_try_write of what was read, straight from that buffer;
+ * - if the kernel does not take it all, reading pauses and the rest goes
+ *   out with uv_write from the same buffer (no copy, no allocation); reading
+ *   resumes from the write callback;
+ * - close on EOF or error.
+ *
+ *   echo-libuv [PORT]     (0 or nothing: any free port)
+ *
+ * Listens on 127.0.0.1 and prints the port on the first line of stdout.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#define BUF_SIZE (64 * 1024)
+
+typedef struct {
+  uv_tcp_t tcp; /* first: the handle's address is the connection's */
+  uv_write_t wreq;
+  char buf[BUF_SIZE];
+} conn_t;
+
+static uv_loop_t *loop;
+
+static void on_close(uv_handle_t *h) { free(h); }
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  conn_t *c = (conn_t *)h;
+  (void)hint;
+  *buf = uv_buf_init(c->buf, sizeof(c->buf));
+}
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+static void write_cb(uv_write_t *req, int status) {
+  conn_t *c = req->data;
+  if (status < 0) {
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+    return;
+  }
+  uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+}
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  conn_t *c = (conn_t *)st;
+  if (nread == 0) return; /* EAGAIN */
+  if (nread < 0) {        /* EOF or error */
+    uv_close((uv_handle_t *)st, on_close);
+    return;
+  }
+  uv_buf_t out = uv_buf_init(buf->base, (unsigned)nread);
+  int n = uv_try_write(st, &out, 1);
+  if (n == nread) return;
+  if (n < 0 && n != UV_EAGAIN) {
+    uv_close((uv_handle_t *)st, on_close);
+    return;
+  }
+  if (n > 0) {
+    out.base += n;
+    out.len -= (unsigned)n;
+  }
+  /* The kernel is full: the buffer holds the rest until it is written, so
+   * stop reading into it meanwhile. */
+  uv_read_stop(st);
+  c->wreq.data = c;
+  if (uv_write(&c->wreq, st, &out, 1, write_cb) < 0)
+    uv_close((uv_handle_t *)st, on_close);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  if (status < 0) return;
+  conn_t *c = malloc(sizeof(*c));
+  if (!c) return;
+  uv_tcp_init(loop, &c->tcp);
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+}
+
+int main(int argc, char **argv) {
+  int port = argc > 1 ? atoi(argv[1]) : 0;
+  loop = uv_default_loop();
+  uv_tcp_t server;
+  struct sockaddr_in addr;
+  uv_ip4_addr("127.0.0.1", port, &addr);
+  uv_tcp_init(loop, &server);
+  int rc = uv_tcp_bind(&server, (const struct sockaddr *)&addr, 0);
+  if (rc == 0) rc = uv_listen((uv_stream_t *)&server, 1024, on_connection);
+  if (rc < 0) {
+    fprintf(stderr, "echo-libuv: listen: %s\n", uv_strerror(rc));
+    return 1;
+  }
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  uv_tcp_getsockname(&server, (struct sockaddr *)&ss, &len);
+  printf("%d\n", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+  fflush(stdout);
+  return uv_run(loop, UV_RUN_DEFAULT);
+}

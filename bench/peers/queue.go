@@ -1,0 +1,102 @@
+//go:build ignore
+
+// queue peer: items sent from a producer goroutine to a consumer goroutine
+// through a channel (run with GOMAXPROCS=1, as bench/run.sh does), in the
+// shapes of bench/bench-queue.c. Prints ns per item, the median of 5 runs
+// sized by calibration, in the format of bench/bench.h.
+//
+//	queue    channel of capacity 1024 (Go has no unbounded channel; the
+//	         consumer is always waiting, so the capacity is never used) and
+//	         runtime.Gosched() after every send, as loom's producer yields
+//	queue1   unbuffered channel (a rendezvous: each send waits for its
+//	         receiver), and a channel of capacity 1 (as maxsize 1)
+//	queue64  channel of capacity 64
+//
+// The consumer checks that items come out in order.
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"time"
+)
+
+func handoff(capacity int, gosched bool) func(int) time.Duration {
+	return func(n int) time.Duration {
+		ch := make(chan int, capacity)
+		done := make(chan struct{})
+		t0 := time.Now()
+		go func() {
+			for i := 1; i <= n; i++ {
+				if v := <-ch; v != i {
+					panic("items out of order")
+				}
+			}
+			close(done)
+		}()
+		go func() {
+			for i := 1; i <= n; i++ {
+				ch <- i
+				if gosched {
+					runtime.Gosched()
+				}
+			}
+		}()
+		<-done
+		return time.Since(t0)
+	}
+}
+
+// envNum reads a positive number from the environment (as bench/bench.h).
+func envNum(name string, def float64) float64 {
+	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func measure(f func(int) time.Duration, quantum int) (median, min float64, n int) {
+	target := time.Duration(envNum("LOOM_BENCH_TARGET_S", 0.15) * float64(time.Second))
+	reps := int(envNum("LOOM_BENCH_REPS", 5))
+	n = 1024
+	if quantum > n {
+		n = quantum
+	}
+	var d time.Duration
+	for {
+		d = f(n)
+		if d >= target/8 {
+			break
+		}
+		n *= 2
+	}
+	n = int(float64(n) * float64(target) / float64(d))
+	n = (n + quantum - 1) / quantum * quantum
+	per := make([]float64, reps)
+	for i := range per {
+		per[i] = float64(f(n).Nanoseconds()) / float64(n)
+	}
+	sort.Float64s(per)
+	return per[len(per)/2], per[0], n
+}
+
+func main() {
+	shapes := []struct {
+		bench, impl string
+		capacity    int
+		gosched     bool
+	}{
+		{"queue", "go-chan+gosched", 1024, true},
+		{"queue1", "go-unbuffered", 0, false},
+		{"queue1", "go-chan(1)", 1, false},
+		{"queue64", "go-chan(64)", 64, false},
+	}
+	for _, s := range shapes {
+		med, min, n := measure(handoff(s.capacity, s.gosched), 1)
+		fmt.Printf("%-6s %-18s %10.1f %-10s (median of %d runs of %d; min %.1f; GOMAXPROCS=%d, %s)\n",
+			s.bench, s.impl, med, "ns/item", int(envNum("LOOM_BENCH_REPS", 5)), n, min, runtime.GOMAXPROCS(0), runtime.Version())
+	}
+}
