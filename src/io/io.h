@@ -62,6 +62,11 @@ struct loom_stream_s {
   int dead;                      /* the close callback has run */
   int refs;                      /* public calls in progress */
   int is_tcp;
+  /* direct reads: loom_read's buffer, while its caller waits */
+  char *direct;
+  size_t direct_len, direct_got;
+  int direct_active;
+  loom_task_t *reader_task;
 };
 
 int loom__stream_new(loom_stream_t **out, loom_t *rt);
