@@ -131,9 +131,9 @@ struct loom_s {
 };
 
 /* The runtime whose scheduler pass is running on this thread. */
-extern __thread loom_t *loom__tls_rt;
+extern LOOM__TLS loom_t *loom__tls_rt;
 /* The runtime attached on this thread by loom_init (host code's view). */
-extern __thread loom_t *loom__tls_home;
+extern LOOM__TLS loom_t *loom__tls_home;
 
 static inline loom_task_t *loom__self(void) {
   loom_t *rt = loom__tls_rt;
@@ -169,7 +169,11 @@ typedef struct loom__wnode_s {
  * returns UV_ECANCELED / UV_ETIMEDOUT). shielded: not interruptible. */
 int loom__wq_wait(loom__wq_t *q, loom__wnode_t *n, loom_task_t *self,
                   int shielded);
-loom__wnode_t *loom__wq_wake_one(loom__wq_t *q, int result);
+loom__wnode_t *loom__wq_wake_first(loom__wq_t *q, int result);
+/* The uncontended release paths call this with nobody waiting: no call. */
+static inline loom__wnode_t *loom__wq_wake_one(loom__wq_t *q, int result) {
+  return q->head ? loom__wq_wake_first(q, result) : NULL;
+}
 size_t loom__wq_wake_all(loom__wq_t *q, int result);
 static inline int loom__wq_empty(const loom__wq_t *q) { return q->head == NULL; }
 

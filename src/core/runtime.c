@@ -20,7 +20,7 @@
 
 #include "internal.h"
 
-__thread loom_t *loom__tls_home;
+LOOM__TLS loom_t *loom__tls_home;
 
 int loom_init(loom_t **out, uv_loop_t *loop, const loom_config_t *cfg) {
   if (!out || !loop) return UV_EINVAL;

@@ -25,7 +25,7 @@
 
 #define LOOM__MAX_ROUNDS 64
 
-__thread loom_t *loom__tls_rt;
+LOOM__TLS loom_t *loom__tls_rt;
 
 void loom__on_idle(uv_idle_t *h) { (void)h; }
 

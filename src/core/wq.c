@@ -41,7 +41,7 @@ int loom__wq_wait(loom__wq_t *q, loom__wnode_t *n, loom_task_t *self,
   return loom__park(&n->w);
 }
 
-loom__wnode_t *loom__wq_wake_one(loom__wq_t *q, int result) {
+loom__wnode_t *loom__wq_wake_first(loom__wq_t *q, int result) {
   loom__wnode_t *n = q->head;
   if (!n) return NULL;
   unlink_node(n);

@@ -19,8 +19,8 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
-static __thread loom__fiber_t *current;
-static __thread loom__fiber_t *switching_from;
+static LOOM__TLS loom__fiber_t *current;
+static LOOM__TLS loom__fiber_t *switching_from;
 
 loom__fiber_t *loom__fiber_current(void) { return current; }
 

@@ -26,6 +26,13 @@
  * return addresses and frame pointers there, which are not zero. */
 #define LOOM__CANARY_BYTES 32
 
+/* Thread-locals on the hot path (every switch, every suspending call). The
+ * library is position-independent, so the default model would call
+ * __tls_get_addr on each access (~10 ns); initial-exec is one load from the
+ * thread pointer. It takes static TLS space, a few pointers' worth, which
+ * glibc reserves even for libraries loaded with dlopen. */
+#define LOOM__TLS __thread __attribute__((tls_model("initial-exec")))
+
 typedef struct loom__fiber_s {
   loom__ctx_t ctx;       /* saved machine state while not running */
   void *stack_lo;        /* lowest usable byte of the stack */
