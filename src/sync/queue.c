@@ -78,7 +78,13 @@ static int push(loom_queue_t *q, void *item) {
   }
   slot_t s = {item, q->seq++};
   switch (q->kind) {
-  case LOOM_QUEUE_FIFO: q->buf[(q->head + q->size) % q->cap] = s; q->size++; break;
+  case LOOM_QUEUE_FIFO: {
+    size_t i = q->head + q->size; /* no %: a 64-bit division is slow */
+    if (i >= q->cap) i -= q->cap;
+    q->buf[i] = s;
+    q->size++;
+    break;
+  }
   case LOOM_QUEUE_LIFO: q->buf[q->size++] = s; break;
   default: q->buf[q->size] = s; heap_up(q, q->size++); break;
   }
@@ -86,20 +92,23 @@ static int push(loom_queue_t *q, void *item) {
   return 0;
 }
 
-static void *pop(loom_queue_t *q) {
+static __attribute__((noinline)) void *pop_heap(loom_queue_t *q) {
+  void *item = q->buf[0].item;
+  q->buf[0] = q->buf[--q->size];
+  if (q->size) heap_down(q, 0);
+  return item;
+}
+
+static inline void *pop(loom_queue_t *q) {
   void *item;
   switch (q->kind) {
   case LOOM_QUEUE_FIFO:
     item = q->buf[q->head].item;
-    q->head = (q->head + 1) % q->cap;
+    if (++q->head == q->cap) q->head = 0;
     q->size--;
     break;
   case LOOM_QUEUE_LIFO: item = q->buf[--q->size].item; break;
-  default:
-    item = q->buf[0].item;
-    q->buf[0] = q->buf[--q->size];
-    if (q->size) heap_down(q, 0);
-    break;
+  default: item = pop_heap(q); break;
   }
   return item;
 }
@@ -117,11 +126,16 @@ static int room(const loom_queue_t *q) {
 
 /* Hands unreserved items to waiting getters, free slots to waiting putters. */
 static void dispatch(loom_queue_t *q) {
-  while (takeable(q) > 0 && loom__wq_wake_one(&q->getters, 0)) q->get_reserved++;
+  while (!loom__wq_empty(&q->getters) && takeable(q) > 0) {
+    loom__wq_wake_one(&q->getters, 0);
+    q->get_reserved++;
+  }
   /* Shut down, and every item left is promised: no other getter gets one. */
   if (q->shutdown && takeable(q) == 0) loom__wq_wake_all(&q->getters, LOOM_ESHUTDOWN);
-  while (q->shutdown == OPEN && room(q) && loom__wq_wake_one(&q->putters, 0))
+  while (!loom__wq_empty(&q->putters) && q->shutdown == OPEN && room(q)) {
+    loom__wq_wake_one(&q->putters, 0);
     q->put_reserved++;
+  }
 }
 
 /* ---- public API -------------------------------------------------------------- */

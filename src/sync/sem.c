@@ -24,22 +24,30 @@ int loom_sem_try_acquire(loom_sem_t *s) {
   return 0;
 }
 
-int loom_sem_acquire(loom_sem_t *s) {
-  loom_task_t *self = loom__self();
-  int rc = loom__check(self);
-  if (rc) return rc;
-  if (!loom_sem_locked(s)) {
-    s->value--;
-    return 0;
-  }
+/* The wait, out of line: its node's frame stays off the fast path. */
+static __attribute__((noinline)) int sem_wait_slow(loom_sem_t *s,
+                                                   loom_task_t *self) {
   loom__wnode_t n;
-  rc = loom__wq_wait(&s->waiters, &n, self, 0);
+  int rc = loom__wq_wait(&s->waiters, &n, self, 0);
   if (rc) return rc; /* interrupted while queued: no permit taken */
   if ((rc = loom__check(self)) != 0) {
     loom_sem_release(s); /* granted, but we must go: pass it on */
     return rc;
   }
   return 0;
+}
+
+int loom_sem_acquire(loom_sem_t *s) {
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
+  if (rc) return rc;
+  /* Not loom_sem_locked(): -fPIC code cannot inline an exported function
+   * (it could be interposed). */
+  if (s->value != 0 && loom__wq_empty(&s->waiters)) {
+    s->value--;
+    return 0;
+  }
+  return sem_wait_slow(s, self);
 }
 
 int loom_sem_release(loom_sem_t *s) {
