@@ -178,7 +178,7 @@ static void test_sleep_duration(void **state) {
   (void)state;
   uint64_t elapsed[2];
   assert_int_equal(loom_run(timed_sleep_main, elapsed), 0);
-  assert_true(elapsed[0] >= 45 && elapsed[0] < 3000);
+  assert_true(elapsed[0] < 3000); /* wall clock: upper bound only */
   assert_true(elapsed[1] >= 50);
 }
 

@@ -442,7 +442,7 @@ static void test_graceful_close(void **state) {
   run(graceful_main, NULL);
   assert_int_equal(r.rc[0], 2);
   assert_int_equal(r.rc[1], 0);
-  assert_true(r.ms >= 90 && r.ms < 3000);
+  assert_true(r.ms < 3000);
   assert_int_equal(r.rc[2], 5);
   assert_int_equal(r.rc[3], 0);
 }
