@@ -18,7 +18,6 @@
   X(EDEADLK, 3, "operation would deadlock (a task cannot join itself)")       \
   X(ECLOSED, 4, "runtime is shutting down")                                   \
   X(EBUSY, 5, "runtime still has tasks or is already running")               \
-  X(ENORUNTIME, 6, "no loom runtime on this thread")                         \
   X(ESCOPE, 7, "scope is not the innermost open scope of this task")         \
   X(EBROKEN, 8, "barrier is broken (reset or aborted)")                      \
   X(ESHUTDOWN, 9, "queue is shut down")

@@ -86,6 +86,16 @@ int loom__resolve(const char *host, int port, int socktype,
   return loom_getaddrinfo(host, service, &hints, res);
 }
 
+const struct sockaddr *loom__local_addr(const char *host, int port, int socktype,
+                                       struct sockaddr_storage *ss,
+                                       struct addrinfo **res, int *rc) {
+  *res = NULL;
+  *rc = loom__numeric_addr(host, port, ss);
+  if (*rc == 0) return (const struct sockaddr *)ss;
+  *rc = loom__resolve(host, port, socktype, res);
+  return *rc ? NULL : (*res)->ai_addr;
+}
+
 int loom__numeric_addr(const char *host, int port, struct sockaddr_storage *ss) {
   if (port < 0 || port > 65535) return UV_EINVAL;
   memset(ss, 0, sizeof(*ss));

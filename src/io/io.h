@@ -82,5 +82,11 @@ int loom__resolve(const char *host, int port, int socktype,
 /* A numeric address (or NULL: any IPv4 address) without a lookup, as
  * asyncio does; UV_EINVAL if host is a name. */
 int loom__numeric_addr(const char *host, int port, struct sockaddr_storage *ss);
+/* The address to bind for host:port: numeric without a lookup (in *ss), else
+ * the first getaddrinfo result (*res, to free with uv_freeaddrinfo). NULL on
+ * failure, with *rc set. */
+const struct sockaddr *loom__local_addr(const char *host, int port, int socktype,
+                                       struct sockaddr_storage *ss,
+                                       struct addrinfo **res, int *rc);
 
 #endif

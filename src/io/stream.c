@@ -71,13 +71,17 @@ static int unref(loom_stream_t *s, int rc) {
 void loom__stream_ref(loom_stream_t *s) { ref(s); }
 void loom__stream_unref(loom_stream_t *s) { unref(s, 0); }
 
-void loom__stream_close_now(loom_stream_t *s) {
+/* reset: a TCP stream ends with RST instead of FIN (loom_abort). */
+static void close_now(loom_stream_t *s, int reset) {
   if (uv_is_closing(&s->u.handle)) return;
   /* Tasks still waiting on it (another task closed it) see an error. */
   if (s->reader) loom__wake(s->reader, UV_EBADF);
   if (s->writer) loom__wake(s->writer, UV_EBADF);
+  if (reset && s->is_tcp && uv_tcp_close_reset(&s->u.tcp, on_closed) == 0) return;
   uv_close(&s->u.handle, on_closed);
 }
+
+void loom__stream_close_now(loom_stream_t *s) { close_now(s, 0); }
 
 /* ---- reading ---------------------------------------------------------------------- */
 
@@ -464,13 +468,7 @@ void loom_close(loom_stream_t *s) {
 void loom_abort(loom_stream_t *s) {
   if (!s) return;
   s->closing = 1;
-  /* TCP: a reset (RST), so the peer knows the stream was aborted. */
-  if (s->is_tcp && !uv_is_closing(&s->u.handle)) {
-    if (s->reader) loom__wake(s->reader, UV_EBADF);
-    if (s->writer) loom__wake(s->writer, UV_EBADF);
-    if (uv_tcp_close_reset(&s->u.tcp, on_closed) == 0) return;
-  }
-  loom__stream_close_now(s);
+  close_now(s, 1); /* TCP: RST, so the peer knows the stream was aborted */
 }
 
 /* ---- details ---------------------------------------------------------------------- */

@@ -19,18 +19,20 @@ static void on_connect(uv_connect_t *req, int status) {
  * with UV_ECANCELED and frees itself), and the stream with it. */
 static void abandon_connect(loom__req_t *r) { loom__stream_close_now(r->data); }
 
-static int connect_one(loom_stream_t **out, loom_task_t *self,
-                       const struct sockaddr *addr) {
+/* Connects a new stream to a TCP address (addr) or a Unix socket (path). */
+static int connect_stream(loom_stream_t **out, loom_task_t *self,
+                          const struct sockaddr *addr, const char *path) {
   loom_stream_t *s;
   int rc = loom__stream_new(&s, self->rt);
   if (rc) return rc;
-  rc = uv_tcp_init(self->rt->loop, &s->u.tcp);
+  rc = addr ? uv_tcp_init(self->rt->loop, &s->u.tcp)
+            : uv_pipe_init(self->rt->loop, &s->u.pipe, 0);
   if (rc) {
     loom__stream_free(s);
     return rc;
   }
   s->u.handle.data = s;
-  s->is_tcp = 1;
+  s->is_tcp = addr != NULL;
   loom__req_t *r = loom__req_new(self);
   if (!r) {
     loom__stream_close_now(s);
@@ -38,7 +40,10 @@ static int connect_one(loom_stream_t **out, loom_task_t *self,
   }
   r->data = s;
   r->on_abandon = abandon_connect;
-  rc = uv_tcp_connect(&r->u.connect, &s->u.tcp, addr, on_connect);
+  if (addr)
+    rc = uv_tcp_connect(&r->u.connect, &s->u.tcp, addr, on_connect);
+  else
+    uv_pipe_connect(&r->u.connect, &s->u.pipe, path, on_connect); /* void */
   if (rc) {
     free(r);
     loom__stream_close_now(s);
@@ -52,7 +57,7 @@ static int connect_one(loom_stream_t **out, loom_task_t *self,
     loom__stream_close_now(s);
     return rc;
   }
-  uv_tcp_nodelay(&s->u.tcp, 1); /* as asyncio does */
+  if (addr) uv_tcp_nodelay(&s->u.tcp, 1); /* as asyncio does */
   *out = s;
   return 0;
 }
@@ -63,7 +68,7 @@ int loom_tcp_connect_addr(loom_stream_t **out, const struct sockaddr *addr) {
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
-  return connect_one(out, self, addr);
+  return connect_stream(out, self, addr, NULL);
 }
 
 int loom_tcp_connect(loom_stream_t **out, const char *host, int port) {
@@ -73,14 +78,14 @@ int loom_tcp_connect(loom_stream_t **out, const char *host, int port) {
   struct sockaddr_storage ss;
   if (host && loom__numeric_addr(host, port, &ss) == 0) {
     int rc = loom__check(self);
-    return rc ? rc : connect_one(out, self, (struct sockaddr *)&ss);
+    return rc ? rc : connect_stream(out, self, (struct sockaddr *)&ss, NULL);
   }
   struct addrinfo *res;
   int rc = loom__resolve(host, port, SOCK_STREAM, &res);
   if (rc) return rc;
   rc = UV_EAI_NODATA;
   for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-    rc = connect_one(out, self, ai->ai_addr);
+    rc = connect_stream(out, self, ai->ai_addr, NULL);
     if (rc == 0 || rc == UV_ECANCELED || rc == UV_ETIMEDOUT) break;
   }
   uv_freeaddrinfo(res);
@@ -93,33 +98,7 @@ int loom_unix_connect(loom_stream_t **out, const char *path) {
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
-  loom_stream_t *s;
-  rc = loom__stream_new(&s, self->rt);
-  if (rc) return rc;
-  rc = uv_pipe_init(self->rt->loop, &s->u.pipe, 0);
-  if (rc) {
-    loom__stream_free(s);
-    return rc;
-  }
-  s->u.handle.data = s;
-  loom__req_t *r = loom__req_new(self);
-  if (!r) {
-    loom__stream_close_now(s);
-    return UV_ENOMEM;
-  }
-  r->data = s;
-  r->on_abandon = abandon_connect;
-  uv_pipe_connect(&r->u.connect, &s->u.pipe, path, on_connect);
-  rc = loom__req_wait(r);
-  if (rc) return rc;
-  rc = r->status;
-  free(r);
-  if (rc) {
-    loom__stream_close_now(s);
-    return rc;
-  }
-  *out = s;
-  return 0;
+  return connect_stream(out, self, NULL, path);
 }
 
 int loom_stream_open_fd(loom_stream_t **out, int fd) {
@@ -238,14 +217,13 @@ int loom_tcp_listen(loom_listener_t **out, const char *host, int port,
   loom_t *rt = loom_runtime();
   if (!rt) return LOOM_ENOTASK;
   struct sockaddr_storage ss;
-  struct addrinfo *res = NULL;
-  int rc = loom__numeric_addr(host, port, &ss);
-  if (rc && (rc = loom__resolve(host, port, SOCK_STREAM, &res)) != 0) return rc;
+  struct addrinfo *res;
+  int rc;
+  const struct sockaddr *addr = loom__local_addr(host, port, SOCK_STREAM, &ss, &res, &rc);
+  if (!addr) return rc;
   loom_listener_t *l;
   rc = listener_new(rt, 1, &l);
-  if (rc == 0)
-    rc = listener_finish(l, uv_tcp_bind(&l->u.tcp, res ? res->ai_addr : (struct sockaddr *)&ss, 0),
-                         backlog, out);
+  if (rc == 0) rc = listener_finish(l, uv_tcp_bind(&l->u.tcp, addr, 0), backlog, out);
   uv_freeaddrinfo(res);
   return rc;
 }

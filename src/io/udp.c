@@ -38,13 +38,10 @@ int loom_udp_bind(loom_udp_t **out, const char *host, int port) {
   loom_t *rt = loom_runtime();
   if (!rt) return LOOM_ENOTASK;
   struct sockaddr_storage ss;
-  struct addrinfo *res = NULL;
-  int rc = loom__numeric_addr(host, port, &ss);
-  if (rc) {
-    rc = loom__resolve(host, port, SOCK_DGRAM, &res);
-    if (rc) return rc;
-  }
-  const struct sockaddr *addr = res ? res->ai_addr : (struct sockaddr *)&ss;
+  struct addrinfo *res;
+  int rc;
+  const struct sockaddr *addr = loom__local_addr(host, port, SOCK_DGRAM, &ss, &res, &rc);
+  if (!addr) return rc;
   loom_udp_t *u = calloc(1, sizeof(*u));
   if (!u) {
     uv_freeaddrinfo(res);
