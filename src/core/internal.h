@@ -167,8 +167,9 @@ typedef struct loom__wnode_s {
  * waker takes it off with loom__wq_wake_one/all (returning the result the
  * waker gave), or until it is interrupted (it then leaves the queue and
  * returns UV_ECANCELED / UV_ETIMEDOUT). shielded: not interruptible. */
-int loom__wq_wait(loom__wq_t *q, loom__wnode_t *n, loom_task_t *self,
-                  int shielded);
+static inline int loom__wq_wait(loom__wq_t *q, loom__wnode_t *n,
+                                loom_task_t *self, int shielded);
+void loom__wq_on_interrupt(loom__waiter_t *w); /* takes the node off */
 loom__wnode_t *loom__wq_wake_first(loom__wq_t *q, int result);
 /* The uncontended release paths call this with nobody waiting: no call. */
 static inline loom__wnode_t *loom__wq_wake_one(loom__wq_t *q, int result) {
@@ -179,8 +180,34 @@ static inline int loom__wq_empty(const loom__wq_t *q) { return q->head == NULL; 
 
 /* sched.c */
 void loom__make_ready(loom_task_t *t);
-int loom__park(loom__waiter_t *w);            /* switch out until woken */
 void loom__suspend(loom_task_t *t, int last);
+/* Switches out until woken; returns the waker's result. Inline, like
+ * loom__wq_wait: every call level between a waiting call and the switch is
+ * one more return to mispredict on the way back (docs/scheduler.md). */
+static inline int loom__park(loom__waiter_t *w) {
+  loom_task_t *t = w->task;
+  t->wait = w;
+  t->state = LOOM__PARKED;
+  loom__suspend(t, 0);
+  return w->result;
+}
+
+static inline int loom__wq_wait(loom__wq_t *q, loom__wnode_t *n,
+                                loom_task_t *self, int shielded) {
+  n->w.task = self;
+  n->w.cancel = loom__wq_on_interrupt;
+  n->w.result = 0;
+  n->w.shielded = shielded;
+  n->q = q;
+  n->next = NULL;
+  n->prev = q->tail;
+  if (q->tail)
+    q->tail->next = n;
+  else
+    q->head = n;
+  q->tail = n;
+  return loom__park(&n->w);
+}
 void loom__landed(loom_t *rt);
 void loom__wake(loom__waiter_t *w, int result);
 void loom__interrupt(loom_task_t *t, int err);

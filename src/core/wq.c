@@ -4,17 +4,6 @@
  * sees a node whose task has gone. */
 #include "internal.h"
 
-static void push(loom__wq_t *q, loom__wnode_t *n) {
-  n->q = q;
-  n->next = NULL;
-  n->prev = q->tail;
-  if (q->tail)
-    q->tail->next = n;
-  else
-    q->head = n;
-  q->tail = n;
-}
-
 static void unlink_node(loom__wnode_t *n) {
   loom__wq_t *q = n->q;
   if (!q) return;
@@ -29,16 +18,8 @@ static void unlink_node(loom__wnode_t *n) {
   n->q = NULL;
 }
 
-static void on_interrupt(loom__waiter_t *w) { unlink_node((loom__wnode_t *)w); }
-
-int loom__wq_wait(loom__wq_t *q, loom__wnode_t *n, loom_task_t *self,
-                  int shielded) {
-  n->w.task = self;
-  n->w.cancel = on_interrupt;
-  n->w.result = 0;
-  n->w.shielded = shielded;
-  push(q, n);
-  return loom__park(&n->w);
+void loom__wq_on_interrupt(loom__waiter_t *w) {
+  unlink_node((loom__wnode_t *)w);
 }
 
 loom__wnode_t *loom__wq_wake_first(loom__wq_t *q, int result) {

@@ -11,18 +11,16 @@
  */
 #include "fiber.h"
 
-#ifndef __has_feature
-#define __has_feature(x) 0
-#endif
-#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
-#define LOOM_ASAN 1
+#ifdef LOOM__ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
 
-static LOOM__TLS loom__fiber_t *current;
+LOOM__TLS loom__fiber_t *loom__fiber_running;
+#ifdef LOOM__ASAN
 static LOOM__TLS loom__fiber_t *switching_from;
+#endif
 
-loom__fiber_t *loom__fiber_current(void) { return current; }
+loom__fiber_t *loom__fiber_current(void) { return loom__fiber_running; }
 
 void loom__fiber_init(loom__fiber_t *f, void *lo, size_t size,
                       void (*fn)(void *), void *arg) {
@@ -34,7 +32,7 @@ void loom__fiber_init(loom__fiber_t *f, void *lo, size_t size,
 
 /* Runs on the destination stack right after a switch. */
 static inline void switch_landed(loom__fiber_t *self) {
-#ifdef LOOM_ASAN
+#ifdef LOOM__ASAN
   const void *lo;
   size_t size;
   __sanitizer_finish_switch_fiber(self ? self->asan_fake : NULL, &lo, &size);
@@ -48,18 +46,15 @@ static inline void switch_landed(loom__fiber_t *self) {
 #endif
 }
 
-void loom__fiber_started(void) { switch_landed(current); }
+void loom__fiber_started(void) { switch_landed(loom__fiber_running); }
 
+#ifdef LOOM__ASAN
 static inline void do_switch(loom__fiber_t *from, loom__fiber_t *to,
                              int last) {
   switching_from = from;
-  current = to; /* whoever switches back to `from` sets it again */
-#ifdef LOOM_ASAN
+  loom__fiber_running = to; /* whoever switches back to `from` sets it again */
   __sanitizer_start_switch_fiber(last ? NULL : &from->asan_fake, to->stack_lo,
                                  to->stack_size);
-#else
-  (void)last;
-#endif
   loom__ctx_switch(&from->ctx, &to->ctx);
   switch_landed(from);
 }
@@ -72,3 +67,9 @@ void loom__fiber_switch_last(loom__fiber_t *from, loom__fiber_t *to) {
   do_switch(from, to, 1);
   __builtin_unreachable();
 }
+#else
+void loom__fiber_switch_last(loom__fiber_t *from, loom__fiber_t *to) {
+  loom__fiber_switch(from, to);
+  __builtin_unreachable();
+}
+#endif

@@ -138,6 +138,44 @@ static void dispatch(loom_queue_t *q) {
   }
 }
 
+/* The waiting half of put (out == NULL) and get (out != NULL).
+ *
+ * One function for both, which the public calls reach by a tail call: a
+ * task resumed here returns through the same return addresses as the task
+ * that switched to it, except for the last one, into the caller. A return
+ * the CPU mispredicts after a stack switch costs as much as the switch
+ * itself (docs/sync.md), and a producer and a consumer parked in two
+ * different functions would mispredict two returns per hand-off, not one. */
+static __attribute__((noinline)) int wait_turn(loom_queue_t *q,
+                                               loom_task_t *self, void *item,
+                                               void **out) {
+  loom__wnode_t n;
+  int rc;
+  /* A getter finding the queue shut down with nothing left for it (what is
+   * left is promised) fails at once. */
+  if (out && q->shutdown && takeable(q) == 0) return LOOM_ESHUTDOWN;
+  rc = loom__wq_wait(out ? &q->getters : &q->putters, &n, self, 0);
+  if (rc) return rc; /* interrupted or shut down while queued */
+  if (out) {
+    q->get_reserved--; /* our item */
+    if (q->size == 0) return LOOM_ESHUTDOWN; /* emptied by an immediate shutdown */
+    if ((rc = loom__check(self)) != 0) {
+      dispatch(q); /* the item goes to the next getter */
+      return rc;
+    }
+    *out = pop(q);
+  } else {
+    q->put_reserved--; /* our slot */
+    if ((rc = loom__check(self)) != 0 || (q->shutdown && (rc = LOOM_ESHUTDOWN))) {
+      dispatch(q); /* the slot goes to the next putter */
+      return rc;
+    }
+    if ((rc = push(q, item)) != 0) return rc;
+  }
+  dispatch(q);
+  return 0;
+}
+
 /* ---- public API -------------------------------------------------------------- */
 
 int loom_queue_init(loom_queue_t *q, size_t maxsize, int kind, loom_cmp_fn cmp) {
@@ -187,16 +225,8 @@ int loom_queue_put(loom_queue_t *q, void *item) {
   int rc = loom__check(self);
   if (rc) return rc;
   if (q->shutdown) return LOOM_ESHUTDOWN;
-  if (!room(q) || !loom__wq_empty(&q->putters)) {
-    loom__wnode_t n;
-    rc = loom__wq_wait(&q->putters, &n, self, 0);
-    if (rc) return rc; /* interrupted or shut down while queued */
-    q->put_reserved--; /* our slot */
-    if ((rc = loom__check(self)) != 0 || (q->shutdown && (rc = LOOM_ESHUTDOWN))) {
-      dispatch(q); /* the slot goes to the next putter */
-      return rc;
-    }
-  }
+  if (!room(q) || !loom__wq_empty(&q->putters))
+    return wait_turn(q, self, item, NULL);
   rc = push(q, item);
   dispatch(q);
   return rc;
@@ -214,19 +244,8 @@ int loom_queue_get(loom_queue_t *q, void **item) {
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
-  if (takeable(q) == 0 || !loom__wq_empty(&q->getters)) {
-    /* Shut down and nothing left for us (what is left is promised). */
-    if (q->shutdown && takeable(q) == 0) return LOOM_ESHUTDOWN;
-    loom__wnode_t n;
-    rc = loom__wq_wait(&q->getters, &n, self, 0);
-    if (rc) return rc; /* interrupted or shut down while queued */
-    q->get_reserved--; /* our item */
-    if (q->size == 0) return LOOM_ESHUTDOWN; /* emptied by an immediate shutdown */
-    if ((rc = loom__check(self)) != 0) {
-      dispatch(q); /* the item goes to the next getter */
-      return rc;
-    }
-  }
+  if (takeable(q) == 0 || !loom__wq_empty(&q->getters))
+    return wait_turn(q, self, NULL, item);
   *item = pop(q);
   dispatch(q);
   return 0;
