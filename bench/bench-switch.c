@@ -100,6 +100,57 @@ static void sym_setup(void) {
   loom__fiber_switch(&loom_host, &sym_fib[1]);
 }
 
+/* ---- loom, fiber to fiber from two different places ----------------------- */
+/* The switch a producer and a consumer make: each calls the suspending
+ * function from its own loop, so after every switch the CPU's return stack
+ * holds the other fiber's call site and the return into the loop is
+ * mispredicted. Nothing else differs from the figure above: this is the
+ * floor under any strict one-item hand-off between two tasks, which costs
+ * two such switches per item. */
+
+static uint64_t two_left;
+
+static __attribute__((noinline)) void two_wait(int me) {
+  loom__fiber_switch(&sym_fib[me], two_left ? &sym_fib[!me] : &loom_host);
+  __asm__ volatile("" ::: "memory"); /* keep the call a call, not a jump */
+}
+
+static void two_producer(void *arg) {
+  (void)arg;
+  loom__fiber_started();
+  for (;;) {
+    if (two_left) two_left--;
+    two_wait(0);
+  }
+}
+
+static void two_consumer(void *arg) {
+  (void)arg;
+  loom__fiber_started();
+  for (;;) {
+    if (two_left) two_left--;
+    two_wait(1);
+  }
+}
+
+static uint64_t run_loom_two(void *ctx, uint64_t n) {
+  (void)ctx;
+  two_left = n;
+  uint64_t t0 = bench_now_ns();
+  loom__fiber_switch(&loom_host, &sym_fib[0]);
+  return bench_now_ns() - t0;
+}
+
+static void two_setup(void) {
+  void (*body[2])(void *) = {two_producer, two_consumer};
+  for (int i = 0; i < 2; i++) {
+    memset(&sym_fib[i], 0, sizeof(sym_fib[i]));
+    loom__fiber_init(&sym_fib[i], map_stack(), STACK_BYTES, body[i], NULL);
+    two_left = 0; /* run each into its loop once */
+    loom__fiber_switch(&loom_host, &sym_fib[i]);
+  }
+}
+
 /* ---- ucontext ------------------------------------------------------------ */
 
 static ucontext_t uc_host, uc_fib;
@@ -164,6 +215,9 @@ int main(void) {
   sym_setup();
   bench_result_t loom = bench_measure(run_loom_sym, NULL, 1);
   bench_print("switch", "loom", &loom, "ns/switch");
+  two_setup(); /* reuses sym_fib: after the measurement above */
+  bench_result_t two = bench_measure(run_loom_two, NULL, 1);
+  bench_print("switch", "loom-two-sites", &two, "ns/switch");
   bench_result_t ping = bench_measure(run_loom, NULL, 2);
   bench_print("switch", "loom-host-pingpong", &ping, "ns/switch");
   bench_result_t uc = bench_measure(run_ucontext, NULL, 2);
@@ -180,6 +234,7 @@ int main(void) {
   bench_ratio("switch", "boost-fcontext", loom.median, fc.median);
 #endif
   bench_ratio("switch", "loom-host-pingpong", loom.median, ping.median);
+  bench_ratio("switch", "loom-two-sites", loom.median, two.median);
   bench_target("switch", loom.median, "loom", 15, "ns/switch");
   printf("target switch loom vs ucontext %.1fx faster (target >= 10x): %s\n",
          uc.median / loom.median, uc.median / loom.median >= 10 ? "met" : "NOT MET");

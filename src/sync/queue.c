@@ -144,8 +144,9 @@ static void dispatch(loom_queue_t *q) {
  * task resumed here returns through the same return addresses as the task
  * that switched to it, except for the last one, into the caller. A return
  * the CPU mispredicts after a stack switch costs as much as the switch
- * itself (docs/sync.md), and a producer and a consumer parked in two
- * different functions would mispredict two returns per hand-off, not one. */
+ * itself (docs/benchmarks.md, "Sync primitives"), and a producer and a
+ * consumer parked in two different functions would mispredict two returns
+ * per hand-off, not one. */
 static __attribute__((noinline)) int wait_turn(loom_queue_t *q,
                                                loom_task_t *self, void *item,
                                                void **out) {
