@@ -210,6 +210,13 @@ static inline int loom__wq_wait(loom__wq_t *q, loom__wnode_t *n,
 }
 void loom__landed(loom_t *rt);
 void loom__wake(loom__waiter_t *w, int result);
+/* Like loom__wake, but from a libuv callback outside the scheduler's pass
+ * the task runs at once, until it next suspends, and the call returns then
+ * (inside a task or a pass it only wakes). For I/O completions whose data
+ * the task is about to use: it finds it still in cache, as a callback would
+ * (docs/scheduler.md). The caller must not touch anything the task may have
+ * freed. */
+void loom__wake_now(loom__waiter_t *w, int result);
 void loom__interrupt(loom_task_t *t, int err);
 /* Interrupts t's wait if its scopes or cancellation now say it must end. */
 void loom__poke(loom_task_t *t);

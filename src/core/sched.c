@@ -111,6 +111,31 @@ void loom__wake(loom__waiter_t *w, int result) {
   loom__make_ready(t);
 }
 
+void loom__wake_now(loom__waiter_t *w, int result) {
+  loom_task_t *t = w->task;
+  loom_t *rt = t->rt;
+  if (t->wait != w) return; /* already woken (or interrupted) */
+  if (rt->in_pass || rt->current) { /* inside a task or a pass: queue it */
+    loom__wake(w, result);
+    return;
+  }
+  t->wait = NULL;
+  w->result = result;
+  loom_t *outer = loom__tls_rt;
+  loom__tls_rt = rt;
+  /* Outside a pass the round is empty; with the round count at its cap, the
+   * task's next suspension finds no next round and switches straight back
+   * here. The pass resets the count when it starts. */
+  rt->rounds = LOOM__MAX_ROUNDS;
+  rt->current = t;
+  t->state = LOOM__RUNNING;
+  loom__fiber_switch(&rt->sched, &t->fiber);
+  rt->current = NULL;
+  loom__landed(rt);
+  loom__tls_rt = outer;
+  loom__maybe_close(rt);
+}
+
 void loom__interrupt(loom_task_t *t, int err) {
   loom__waiter_t *w = t->wait;
   if (!w || w->shielded) return;

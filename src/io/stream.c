@@ -163,7 +163,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     return; /* EAGAIN: nothing */
   }
 wake:
-  if (s->reader) loom__wake(s->reader, 0);
+  /* The reader runs now, while what was read is still in cache. Last:
+   * it may have closed s by the time this returns. */
+  if (s->reader) loom__wake_now(s->reader, 0);
 }
 
 typedef struct {
