@@ -183,7 +183,7 @@ void loom__make_ready(loom_task_t *t);
 void loom__suspend(loom_task_t *t, int last);
 /* Switches out until woken; returns the waker's result. Inline, like
  * loom__wq_wait: every call level between a waiting call and the switch is
- * one more return to mispredict on the way back (docs/scheduler.md). */
+ * one more return to mispredict on the way back (docs/fiber.md). */
 static inline int loom__park(loom__waiter_t *w) {
   loom_task_t *t = w->task;
   t->wait = w;

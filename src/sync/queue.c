@@ -171,10 +171,10 @@ static __attribute__((noinline)) int wait_turn(loom_queue_t *q,
       dispatch(q); /* the slot goes to the next putter */
       return rc;
     }
-    if ((rc = push(q, item)) != 0) return rc;
+    rc = push(q, item);
   }
   dispatch(q);
-  return 0;
+  return rc;
 }
 
 /* ---- public API -------------------------------------------------------------- */
