@@ -103,35 +103,45 @@ void loom__suspend(loom_task_t *t, int last) {
   loom__landed(rt);
 }
 
-void loom__wake(loom__waiter_t *w, int result) {
+/* Records the result for w's task, unless it was already woken (or
+ * interrupted): returns whether it did. */
+static int take_wake(loom__waiter_t *w, int result) {
   loom_task_t *t = w->task;
-  if (t->wait != w) return; /* already woken (or interrupted) */
+  if (t->wait != w) return 0;
   t->wait = NULL;
   w->result = result;
-  loom__make_ready(t);
+  return 1;
+}
+
+/* Runs t from the loop's own stack until it hands the thread back. */
+static void run_from_loop(loom_t *rt, loom_task_t *t) {
+  rt->current = t;
+  t->state = LOOM__RUNNING;
+  loom__fiber_switch(&rt->sched, &t->fiber);
+  /* Back when t found nothing left to hand the thread to. */
+  rt->current = NULL;
+  loom__landed(rt);
+}
+
+void loom__wake(loom__waiter_t *w, int result) {
+  if (take_wake(w, result)) loom__make_ready(w->task);
 }
 
 void loom__wake_now(loom__waiter_t *w, int result) {
   loom_task_t *t = w->task;
   loom_t *rt = t->rt;
-  if (t->wait != w) return; /* already woken (or interrupted) */
+  if (!take_wake(w, result)) return;
   if (rt->in_pass || rt->current) { /* inside a task or a pass: queue it */
-    loom__wake(w, result);
+    loom__make_ready(t);
     return;
   }
-  t->wait = NULL;
-  w->result = result;
   loom_t *outer = loom__tls_rt;
   loom__tls_rt = rt;
   /* Outside a pass the round is empty; with the round count at its cap, the
    * task's next suspension finds no next round and switches straight back
    * here. The pass resets the count when it starts. */
   rt->rounds = LOOM__MAX_ROUNDS;
-  rt->current = t;
-  t->state = LOOM__RUNNING;
-  loom__fiber_switch(&rt->sched, &t->fiber);
-  rt->current = NULL;
-  loom__landed(rt);
+  run_from_loop(rt, t);
   loom__tls_rt = outer;
   loom__maybe_close(rt);
 }
@@ -153,14 +163,7 @@ void loom__on_check(uv_check_t *h) {
   rt->round_head = rt->ready_head;
   rt->ready_head = rt->ready_tail = NULL;
   loom_task_t *t;
-  while ((t = pick(rt)) != NULL) {
-    rt->current = t;
-    t->state = LOOM__RUNNING;
-    loom__fiber_switch(&rt->sched, &t->fiber);
-    /* Back when a task found nothing left to hand the thread to. */
-    rt->current = NULL;
-    loom__landed(rt);
-  }
+  while ((t = pick(rt)) != NULL) run_from_loop(rt, t);
   rt->in_pass = 0;
   if (rt->ready_head && !rt->idle_active) {
     uv_idle_start(&rt->idle, loom__on_idle);
