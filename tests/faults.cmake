@@ -1,0 +1,1 @@
+# Allocation-failure sweep: filled in by the reliability work (issue 10).
