@@ -17,6 +17,7 @@
 
 #include "../fiber/fiber.h"
 #include "../fiber/stack.h"
+#include "handle.h"
 #include "loom.h"
 
 typedef struct loom__waiter_s loom__waiter_t;
@@ -110,6 +111,8 @@ struct loom_s {
   size_t nalive;
   loom__slot_t *slots;
   uint32_t nslots, slots_cap, free_slot; /* free_slot: slot + 1, 0 = none */
+  loom__hslot_t *handles;              /* heap objects' handles (handle.h) */
+  uint32_t nhandles, handles_cap, hfree; /* hfree: slot + 1, 0 = none */
   loom__timer_t **heap;                /* min-heap on (deadline, seq) */
   size_t nheap, heap_cap;
   uint64_t timer_seq;

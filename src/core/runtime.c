@@ -61,6 +61,7 @@ static void on_closed(uv_handle_t *h) {
   loom__stack_pool_destroy(&rt->stacks);
   loom__timer_free(rt);
   free(rt->slots);
+  loom__handles_free(rt);
   loom__overflow_thread_fini(rt->altstack);
   if (loom__tls_home == rt) loom__tls_home = NULL;
   void (*cb)(void *) = rt->shutdown_cb;
