@@ -5,8 +5,10 @@
 #include "core/internal.h"
 #include "loom/net.h"
 
-/* A one-shot libuv request a task waits for. Heap-allocated: if the task is
- * interrupted, the request is abandoned, not freed; its callback frees it. */
+/* A one-shot libuv request a task waits for (req.c). The request is heap
+ * memory owned by libuv until its callback has run; the waiter is in the
+ * waiting task's frame. If the task is interrupted, the request is
+ * abandoned, never freed early: its callback frees it. */
 typedef struct loom__req_s {
   union {
     uv_req_t req;
@@ -14,23 +16,23 @@ typedef struct loom__req_s {
     uv_getnameinfo_t gni;
     uv_connect_t connect;
     uv_shutdown_t shutdown;
-    uv_udp_send_t send;
   } u;
-  loom__waiter_t w;
-  int status;
+  loom__waiter_t *w;             /* the waiting task's, NULL when none */
+  int status;                    /* the callback's status */
   int abandoned;                 /* the task stopped waiting */
-  void (*on_abandon)(struct loom__req_s *r); /* e.g. close a handle */
+  void (*on_abandon)(struct loom__req_s *r); /* e.g. close a handle;
+                                    NULL: uv_cancel */
   void *data;
 } loom__req_t;
 
 loom__req_t *loom__req_new(loom_task_t *self);
 /* Waits for the request. Returns 0 when it completed (its status is in
  * r->status and the caller frees r), or the interruption (UV_ECANCELED,
- * UV_ETIMEDOUT): r is then abandoned, must not be touched, and its callback
- * frees it. */
+ * UV_ETIMEDOUT): r is then abandoned, must not be touched again, and its
+ * callback frees it. */
 int loom__req_wait(loom__req_t *r);
-/* Called from libuv callbacks: records status and wakes, or frees an
- * abandoned request. Returns 1 if the request was abandoned (freed). */
+/* Called from libuv callbacks: records status and wakes the task, or frees
+ * an abandoned request. Returns 1 if the request was abandoned (freed). */
 int loom__req_done(loom__req_t *r, int status);
 
 /* Stream kinds and creation (stream.c). */

@@ -1,14 +1,38 @@
-/* One-shot libuv requests that a task waits for (getaddrinfo, connect,
- * shutdown, UDP send...). The request is heap memory that libuv owns until
- * its callback has run: a task interrupted while waiting abandons it (and
- * asks libuv to cancel it where libuv can), and the callback frees it. So
- * cancellation never frees memory libuv still points to. */
+/* Awaiting one-shot libuv requests: the one way loom waits for a libuv
+ * request (getaddrinfo, getnameinfo, connect, shutdown; files, processes
+ * and thread jobs next).
+ *
+ * Two pieces of memory with two owners:
+ *
+ *   task frame                          heap (loom__req_t)
+ *   +--------------------+              +---------------------------+
+ *   | rwait_t            |  r->w ---->  | libuv request (union)     |
+ *   |   waiter           |  <---- rw->r | w: the frame's waiter     |
+ *   +--------------------+              | status, data, on_abandon  |
+ *                                       +---------------------------+
+ *
+ * libuv points at the request until its callback has run, so the request
+ * is freed only after that: by the task once the callback has woken it, or
+ * by the callback itself when the task stopped waiting. The waiter lives in
+ * the task's frame, where the callback never looks once the task has gone:
+ * an interrupted task clears r->w (the request is "abandoned") before it
+ * can resume, and from then on neither side touches the other's memory.
+ * A task interrupted while libuv holds the request thus returns at once
+ * with its error and never reads the request again, whenever libuv
+ * finishes with it.
+ */
 #include <stdlib.h>
 
 #include "io.h"
 
-static void on_interrupt(loom__waiter_t *w) {
-  loom__req_t *r = (loom__req_t *)((char *)w - offsetof(loom__req_t, w));
+typedef struct {
+  loom__waiter_t w; /* first: the waiter's address is the struct's */
+  loom__req_t *r;
+} rwait_t;
+
+/* The task stops waiting: the request is the callback's to free. */
+static void abandon(loom__req_t *r) {
+  r->w = NULL;
   r->abandoned = 1;
   if (r->on_abandon)
     r->on_abandon(r);
@@ -16,23 +40,30 @@ static void on_interrupt(loom__waiter_t *w) {
     uv_cancel(&r->u.req); /* thread-pool requests only; others complete */
 }
 
+static void on_interrupt(loom__waiter_t *w) { abandon(((rwait_t *)w)->r); }
+
 loom__req_t *loom__req_new(loom_task_t *self) {
+  (void)self;
   loom__req_t *r = calloc(1, sizeof(*r));
   if (!r) return NULL;
-  r->w.task = self;
-  r->w.cancel = on_interrupt;
   r->u.req.data = r;
   return r;
 }
 
 int loom__req_wait(loom__req_t *r) {
-  int rc = loom__check(r->w.task);
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
   if (rc) {
     /* Started but never waited for: abandon it the same way. */
-    on_interrupt(&r->w);
+    abandon(r);
     return rc;
   }
-  return loom__park(&r->w); /* nonzero: abandoned, the callback frees it */
+  rwait_t rw = {{self, on_interrupt, 0, 0}, r};
+  r->w = &rw.w;
+  rc = loom__park(&rw.w);
+  /* Woken by the callback (r->w was cleared there), or interrupted
+   * (abandoned: r belongs to the callback now). */
+  return rc;
 }
 
 int loom__req_done(loom__req_t *r, int status) {
@@ -41,6 +72,8 @@ int loom__req_done(loom__req_t *r, int status) {
     return 1;
   }
   r->status = status;
-  loom__wake(&r->w, 0);
+  loom__waiter_t *w = r->w;
+  r->w = NULL;
+  if (w) loom__wake(w, 0);
   return 0;
 }
