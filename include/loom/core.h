@@ -42,7 +42,13 @@ typedef struct loom_task_s loom_task_t;  /* opaque task handle */
 
 typedef struct {
   size_t stack_size; /* default stack size for tasks; 0 = LOOM_DEFAULT_STACK_SIZE */
+  uint64_t shutdown_grace_ms; /* at shutdown, how long streams may go on
+                                 flushing before they are aborted;
+                                 0 = LOOM_SHUTDOWN_GRACE_MS */
 } loom_config_t;
+
+/* Default bound on the final flush at shutdown (docs/core.md). */
+#define LOOM_SHUTDOWN_GRACE_MS 1000u
 
 typedef struct {
   const char *name;  /* copied; NULL = "task-<id>" */

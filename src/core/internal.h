@@ -49,6 +49,21 @@ struct loom__hook_s {
   void (*exiting)(loom__hook_t *h);    /* the task ends with the hook set */
 };
 
+/* An I/O object (stream, listener, server, UDP socket) that the runtime
+ * closes if the program leaves it open: shutdown walks this list once every
+ * task has ended (runtime.c). Embedded in the object; on the list from
+ * creation until its memory is freed. */
+typedef struct loom__io_s loom__io_t;
+struct loom__io_s {
+  loom__io_t *next, *prev;             /* the runtime's list */
+  const char *what;                    /* "stream", "listener", ...: reports */
+  /* Closes it for shutdown. force 0: as its own close would (a stream
+   * flushes what is queued first); returns 1 if the program had left it
+   * open, 0 if it was closing already. force 1: at once, dropping unsent
+   * data; returns 1 if that dropped anything. */
+  int (*close)(loom__io_t *o, int force);
+};
+
 enum { LOOM__READY = 1, LOOM__RUNNING, LOOM__PARKED, LOOM__DONE };
 
 /* A task lives at the top of its own stack, so spawning costs no malloc:
@@ -128,6 +143,11 @@ struct loom_s {
   int open_handles;                    /* handles still to close at shutdown */
   int shutdown_requested;              /* loom_shutdown called (or loom_run done) */
   int has_sigint;                      /* sigint handle initialised */
+  loom__io_t *io;                      /* open I/O objects */
+  uv_timer_t grace;                    /* shutdown: bounds the final flush */
+  uint64_t grace_ms;
+  int io_closing;                      /* shutdown has closed the I/O objects */
+  int *run_status;                     /* loom_run: where main's status goes */
   void (*shutdown_cb)(void *data);
   void *shutdown_data;
   void *altstack;                      /* alternate signal stack we installed */
@@ -259,5 +279,9 @@ void loom__scopes_abandon(loom_task_t *t);
 
 /* runtime.c */
 void loom__maybe_close(loom_t *rt);
+void loom__io_add(loom_t *rt, loom__io_t *o, const char *what,
+                  int (*close)(loom__io_t *o, int force));
+/* Takes o off the list (its memory is about to be freed). */
+void loom__io_remove(loom_t *rt, loom__io_t *o);
 
 #endif

@@ -6,10 +6,18 @@
  * deadlines, and, under loom_run, an async handle that SIGINT pokes. The check handle is
  * unreferenced: an embedded runtime with no work keeps no host loop alive.
  *
- * Shutdown is the same for loom_run and for embedders: mark the runtime
- * closing (tasks spawned from now on are born cancelled), cancel every task,
- * and once the last one has ended, report tasks never joined nor detached,
- * close the handles, and free the runtime from the last close callback.
+ * Shutdown is the same for loom_run and for embedders, and bounded:
+ *   1. mark the runtime closing (tasks spawned from now on are born
+ *      cancelled) and cancel every task;
+ *   2. once the last task has ended, close every I/O object the program
+ *      left open (streams flush what is queued, as loom_close does) and
+ *      report them;
+ *   3. streams still flushing after the grace period (a peer that never
+ *      reads) are aborted, dropping what is unsent, and reported;
+ *   4. report tasks never joined nor detached, close loom's own handles,
+ *      and free the runtime from the last close callback.
+ * loom_run then stops the loop even if the program left raw libuv handles
+ * active: it reports them and closes them, so it always returns.
  */
 #include <signal.h>
 #include <stdatomic.h>
@@ -34,12 +42,15 @@ int loom_init(loom_t **out, uv_loop_t *loop, const loom_config_t *cfg) {
   rt->loop = loop;
   rt->stack_size = cfg && cfg->stack_size ? cfg->stack_size
                                           : LOOM_DEFAULT_STACK_SIZE;
+  rt->grace_ms = cfg && cfg->shutdown_grace_ms ? cfg->shutdown_grace_ms
+                                               : LOOM_SHUTDOWN_GRACE_MS;
   loom__stack_pool_init(&rt->stacks);
   /* These cannot fail for check/idle/timer on a live loop. */
   uv_check_init(loop, &rt->check);
   uv_idle_init(loop, &rt->idle);
   uv_timer_init(loop, &rt->timer);
-  rt->check.data = rt->idle.data = rt->timer.data = rt;
+  uv_timer_init(loop, &rt->grace);
+  rt->check.data = rt->idle.data = rt->timer.data = rt->grace.data = rt;
   uv_check_start(&rt->check, loom__on_check);
   uv_unref((uv_handle_t *)&rt->check);
   if (!loom__tls_home) loom__tls_home = rt;
@@ -64,6 +75,7 @@ static void on_closed(uv_handle_t *h) {
   loom__handles_free(rt);
   loom__overflow_thread_fini(rt->altstack);
   if (loom__tls_home == rt) loom__tls_home = NULL;
+  if (rt->run_status) *rt->run_status = rt->main_status;
   void (*cb)(void *) = rt->shutdown_cb;
   void *data = rt->shutdown_data;
   free(rt);
@@ -75,12 +87,73 @@ static void close_one(loom_t *rt, uv_handle_t *h) {
   uv_close(h, on_closed);
 }
 
+/* ---- I/O objects left open at shutdown -------------------------------------- */
+
+void loom__io_add(loom_t *rt, loom__io_t *o, const char *what,
+                  int (*close)(loom__io_t *o, int force)) {
+  o->what = what;
+  o->close = close;
+  o->prev = NULL;
+  o->next = rt->io;
+  if (rt->io) rt->io->prev = o;
+  rt->io = o;
+}
+
+void loom__io_remove(loom_t *rt, loom__io_t *o) {
+  if (o->prev)
+    o->prev->next = o->next;
+  else
+    rt->io = o->next;
+  if (o->next) o->next->prev = o->prev;
+  o->next = o->prev = NULL;
+  if (!rt->io && rt->io_closing) loom__maybe_close(rt);
+}
+
+/* Closes every object on the list with close(o, force) and says how many
+ * of each kind it had to act on. Objects leave the list from their close
+ * callbacks, later, except servers, which free themselves at once: the
+ * next link is read first. */
+static void io_close_all(loom_t *rt, int force, const char *verb) {
+  const char *kinds[8] = {0};
+  size_t counts[8] = {0}, nk = 0;
+  for (loom__io_t *o = rt->io, *next; o; o = next) {
+    next = o->next;
+    const char *what = o->what;
+    if (!o->close(o, force)) continue;
+    size_t k = 0;
+    while (k < nk && kinds[k] != what) k++;
+    if (k == nk && nk < 8) kinds[nk++] = what;
+    if (k < 8) counts[k]++;
+  }
+  for (size_t k = 0; k < nk; k++)
+    fprintf(stderr, "loom: shutdown %s %zu %s%s\n", verb, counts[k], kinds[k],
+            counts[k] == 1 ? "" : "s");
+}
+
+static void on_grace_expired(uv_timer_t *h) {
+  loom_t *rt = h->data;
+  io_close_all(rt, 1, "aborted, with unsent data,");
+}
+
+static void sigint_give_back(loom_t *rt);
+
 void loom__maybe_close(loom_t *rt) {
   if (!rt->shutdown_requested || rt->nalive || rt->open_handles) return;
+  if (rt->io) {
+    if (rt->io_closing) return; /* waiting for the last ones to close */
+    rt->io_closing = 1;
+    io_close_all(rt, 0, "closed, left open by the program,");
+    if (rt->io) uv_timer_start(&rt->grace, on_grace_expired, rt->grace_ms, 0);
+    return;
+  }
+  rt->io_closing = 1;
+  uv_timer_stop(&rt->grace);
+  sigint_give_back(rt);
   loom__reap_unconsumed(rt);
   close_one(rt, (uv_handle_t *)&rt->check);
   close_one(rt, (uv_handle_t *)&rt->idle);
   close_one(rt, (uv_handle_t *)&rt->timer);
+  close_one(rt, (uv_handle_t *)&rt->grace);
   if (rt->has_sigint) close_one(rt, (uv_handle_t *)&rt->sigint);
 }
 
@@ -146,6 +219,27 @@ static void sigint_give_back(loom_t *rt) {
   atomic_store(&sigint_owner, NULL);
 }
 
+/* loom_run's shutdown callback: the runtime is gone, stop the loop even if
+ * the program left raw handles active on it. */
+typedef struct {
+  uv_loop_t *loop;
+  int done;
+} run_state_t;
+
+static void on_run_done(void *p) {
+  run_state_t *st = p;
+  st->done = 1;
+  uv_stop(st->loop);
+}
+
+static void close_left_open(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (uv_is_closing(h)) return;
+  fprintf(stderr, "loom: main returned with a libuv %s handle %s; closing it\n",
+          uv_handle_type_name(h->type), uv_is_active(h) ? "active" : "open");
+  uv_close(h, NULL);
+}
+
 int loom_run(loom_fn main, void *arg) {
   if (!main) return UV_EINVAL;
   if (loom__tls_rt) return LOOM_EBUSY; /* uv_run is not reentrant */
@@ -158,13 +252,24 @@ int loom_run(loom_fn main, void *arg) {
     uv_loop_close(&loop);
     return rc;
   }
+  /* Shut down as soon as the last task has ended (main first). */
+  run_state_t st = {&loop, 0};
+  int status = 0;
+  rt->run_status = &status;
+  rt->shutdown_cb = on_run_done;
+  rt->shutdown_data = &st;
+  rt->shutdown_requested = 1;
   loom_task_opts_t opts = {"main", 0};
   rc = loom__spawn(rt, NULL, main, arg, &opts, 1);
   if (rc == 0) sigint_take(rt);
-  int status = rc;
-  for (int stuck = 0; rc == 0; stuck++) {
+  else loom__maybe_close(rt);
+  for (int stuck = 0; !st.done; stuck++) {
     uv_run(&loop, UV_RUN_DEFAULT);
-    if (rt->nalive == 0) break;
+    if (st.done) break;
+    if (rt->nalive == 0) { /* nothing left but the closing */
+      loom__maybe_close(rt);
+      continue;
+    }
     /* Nothing can wake the tasks that are left: no handle, no request,
      * nothing ready. Cancel them once; if even that cannot end them (a
      * shielded wait on each other), give up on them. */
@@ -179,15 +284,14 @@ int loom_run(loom_fn main, void *arg) {
             rt->nalive);
     rt->nalive = 0;
     rc = LOOM_EDEADLK;
+    loom__maybe_close(rt);
   }
-  if (rc == 0) status = rt->main_status;
-  else status = rc;
-  sigint_give_back(rt);
-  rt->shutdown_requested = 1;
-  rt->closing = 1;
-  loom__maybe_close(rt);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  if (uv_loop_close(&loop) != 0)
-    fprintf(stderr, "loom: the loop still has handles open at exit\n");
-  return status;
+  /* Raw handles the program left on the loop would keep it from closing. */
+  if (uv_loop_alive(&loop) || uv_loop_close(&loop) == UV_EBUSY) {
+    uv_walk(&loop, close_left_open, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop) != 0)
+      fprintf(stderr, "loom: the loop still has handles open at exit\n");
+  }
+  return rc ? rc : status;
 }
