@@ -7,6 +7,12 @@
  * UV_EPIPE, ...), honours cancellation and timeout scopes, and never leaves
  * libuv pointing at freed memory: a request interrupted by cancellation
  * lives on until libuv's callback, which frees it. See docs/net.md.
+ *
+ * Handles (streams, listeners, servers, UDP sockets) are checked tokens, as
+ * task handles are: a call on a handle that was closed (or closed twice)
+ * returns UV_EBADF, never touches freed memory; NULL gives UV_EINVAL.
+ * Functions that return a size give 0 for such handles. Whatever a program
+ * leaves open when the runtime shuts down is closed and reported.
  */
 #ifndef LOOM_NET_H
 #define LOOM_NET_H
@@ -52,8 +58,12 @@ LOOM_EXTERN int loom_read_all(loom_stream_t *s, char **data, size_t *len,
                               size_t max);
 
 /* Writes all of buf. The bytes are copied (or written at once), so buf may
- * be reused when the call returns. Suspends only while more than the
- * stream's high-water mark is queued (drain built in). */
+ * be reused when the call returns. While more than the stream's high-water
+ * mark is queued, waits (before writing) until the queue is down to the
+ * low-water mark (a quarter of it); several writers take turns in FIFO
+ * order. An error means nothing of this call was written, except a sticky
+ * stream error (UV_EPIPE, UV_ECONNRESET...) after which the stream is
+ * broken. UV_EINVAL for NULL data with n > 0. */
 LOOM_EXTERN int loom_write(loom_stream_t *s, const void *buf, size_t n);
 LOOM_EXTERN int loom_writev(loom_stream_t *s, const uv_buf_t *bufs,
                             unsigned nbufs);
@@ -62,11 +72,13 @@ LOOM_EXTERN int loom_drain(loom_stream_t *s);
 /* Sends EOF (after what is queued); the stream can still be read. */
 LOOM_EXTERN int loom_shutdown_write(loom_stream_t *s);
 /* Closes the stream after what is queued has been written, and frees it.
- * Never suspends; the handle is consumed. */
-LOOM_EXTERN void loom_close(loom_stream_t *s);
+ * Never suspends; the handle is consumed. If the runtime shuts down while
+ * the queue is still flushing (a peer that never reads), the stream is
+ * aborted after the runtime's grace period. */
+LOOM_EXTERN int loom_close(loom_stream_t *s);
 /* Closes at once, dropping what is queued (TCP: with a reset). The handle
  * is consumed. */
-LOOM_EXTERN void loom_abort(loom_stream_t *s);
+LOOM_EXTERN int loom_abort(loom_stream_t *s);
 
 /* Buffer limit (read_until / read_line) and write high-water mark. */
 LOOM_EXTERN int loom_stream_set_limit(loom_stream_t *s, size_t limit);
@@ -106,7 +118,7 @@ LOOM_EXTERN int loom_listener_port(loom_listener_t *l);
 /* Waits for the next connection. Survives EMFILE: waits and retries. */
 LOOM_EXTERN int loom_accept(loom_listener_t *l, loom_stream_t **s);
 /* Stops listening and frees the listener. */
-LOOM_EXTERN void loom_listener_close(loom_listener_t *l);
+LOOM_EXTERN int loom_listener_close(loom_listener_t *l);
 
 typedef struct loom_server_s loom_server_t; /* opaque, heap */
 
@@ -118,11 +130,13 @@ typedef int (*loom_handler_fn)(loom_stream_t *s, void *arg);
 
 typedef struct {
   int backlog;            /* 0: 511 */
-  size_t max_connections; /* 0: no limit; beyond it, accepting pauses */
+  size_t max_connections; /* 0: no limit; beyond it, accepting pauses.
+                             At most UINT_MAX (UV_EINVAL beyond). */
 } loom_server_opts_t;
 
 /* Starts a server on host:port whose connections each run handler(s, arg)
- * in a task of their own. Returns at once; the server runs until closed. */
+ * in a task of their own. Returns once the server is accepting (it yields
+ * once for its acceptor task to start); the server runs until closed. */
 LOOM_EXTERN int loom_serve(loom_server_t **srv, const char *host, int port,
                            loom_handler_fn handler, void *arg,
                            const loom_server_opts_t *opts);
@@ -131,7 +145,10 @@ LOOM_EXTERN size_t loom_server_connections(loom_server_t *srv);
 /* Graceful close: stops accepting, gives running handlers grace_ms to end,
  * then cancels and awaits them, and frees the server. Returns 0, or
  * UV_ECANCELED if the caller was cancelled (handlers are still cancelled
- * and awaited). */
+ * and awaited). Must be called from a task (LOOM_ENOTASK otherwise, and the
+ * server is left as it was). Called from one of the server's own handlers,
+ * it cannot wait for that handler: it stops accepting and returns 0 at once,
+ * and the server is freed when its last handler has ended. */
 LOOM_EXTERN int loom_server_close(loom_server_t *srv, uint64_t grace_ms);
 /* Runs until cancelled, then closes with no grace period. */
 LOOM_EXTERN int loom_server_serve_forever(loom_server_t *srv);
@@ -147,7 +164,8 @@ LOOM_EXTERN int loom_udp_send(loom_udp_t *u, const void *buf, size_t n,
 /* Waits for a datagram; returns its size (truncated to n), fills *from. */
 LOOM_EXTERN ssize_t loom_udp_recv(loom_udp_t *u, void *buf, size_t n,
                                   struct sockaddr_storage *from);
-LOOM_EXTERN void loom_udp_close(loom_udp_t *u);
+/* Closes the socket; a task waiting in loom_udp_recv gets UV_EBADF. */
+LOOM_EXTERN int loom_udp_close(loom_udp_t *u);
 
 /* ---- DNS ------------------------------------------------------------------------ */
 

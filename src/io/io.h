@@ -35,7 +35,8 @@ int loom__req_wait(loom__req_t *r);
  * an abandoned request. Returns 1 if the request was abandoned (freed). */
 int loom__req_done(loom__req_t *r, int status);
 
-/* Stream kinds and creation (stream.c). */
+/* Stream kinds and creation (stream.c). The public loom_stream_t * is a
+ * handle token (core/handle.h); this struct is the object behind it. */
 struct loom_stream_s {
   union {
     uv_handle_t handle;
@@ -45,6 +46,8 @@ struct loom_stream_s {
     uv_tty_t tty;
   } u;
   loom_t *rt;
+  loom__io_t io;                 /* on the runtime's list until freed */
+  void *token;                   /* the user's handle; NULL once closed */
   /* read side: buffered bytes are rbuf[rstart, rend) */
   char *rbuf;
   size_t rcap, rstart, rend;
@@ -56,8 +59,10 @@ struct loom_stream_s {
   /* write side */
   size_t queued;                 /* bytes in libuv write requests */
   size_t high_water, low_water;
-  loom__waiter_t *writer;        /* the task waiting for the queue to drain */
-  size_t drain_to;               /* wake the writer at or below this */
+  loom__wq_t writers;            /* writers waiting for room, FIFO */
+  loom__wq_t drainers;           /* tasks waiting for an empty queue */
+  int turn;                      /* a writer was given its turn and has
+                                    not written yet: others queue */
   int werr;                      /* sticky write error */
   /* life */
   int closing;                   /* close requested: flush, then uv_close */
@@ -72,6 +77,13 @@ struct loom_stream_s {
 };
 
 int loom__stream_new(loom_stream_t **out, loom_t *rt);
+/* Gives the stream its public handle (*out). UV_ENOMEM: the caller
+ * closes it. */
+int loom__stream_publish(loom_stream_t *s, loom_stream_t **out);
+/* The stream behind a public handle, NULL if stale (closed). */
+loom_stream_t *loom__stream_get(loom_stream_t *h);
+/* Closes as loom_close does (flush, then close), by the object. */
+void loom__stream_close(loom_stream_t *s);
 /* Closes a stream whose handle was initialised (any state). */
 void loom__stream_close_now(loom_stream_t *s);
 /* Keeps the struct alive across a close (server.c). */
@@ -79,6 +91,9 @@ void loom__stream_ref(loom_stream_t *s);
 void loom__stream_unref(loom_stream_t *s);
 /* Frees a stream whose handle was never initialised. */
 void loom__stream_free(loom_stream_t *s);
+/* Listeners by object (server.c): the one behind a handle, and close. */
+loom_listener_t *loom__listener_get(loom_listener_t *h);
+void loom__listener_close(loom_listener_t *l);
 int loom__resolve(const char *host, int port, int socktype,
                   struct addrinfo **res);
 /* A numeric address (or NULL: any IPv4 address) without a lookup, as

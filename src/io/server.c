@@ -1,20 +1,32 @@
 /* Servers: a listener, an acceptor task, and a task per connection.
  *
  * The acceptor task owns a task group holding the connection handlers, so
- * no handler outlives the server. With max_connections, the acceptor takes
- * a permit from a semaphore before each accept: at the limit it simply stops
- * accepting, and new connections wait in the kernel's backlog. Closing stops
- * accepting (the listener is closed, which wakes the acceptor), then the
- * acceptor waits for its handlers inside a shield whose timeout is the grace
- * period: when it expires the group cancels the handlers and awaits them.
+ * no handler outlives the server. loom_serve waits until the acceptor has
+ * opened its group, so a server that cannot start reports it. With
+ * max_connections, the acceptor takes a permit from a semaphore before each
+ * accept: at the limit it simply stops accepting, and new connections wait
+ * in the kernel's backlog. An accept that fails for want of memory is
+ * retried after a pause (10 ms, doubling up to 1 s) rather than at once, so
+ * the rest of the program keeps running.
+ *
+ * Closing stops accepting (the listener is closed, which wakes the
+ * acceptor), then the acceptor waits for its handlers inside a shield whose
+ * timeout is the grace period: when it expires the group cancels the
+ * handlers and awaits them. Closed from one of its own handlers, the server
+ * cannot wait for itself: the close returns at once and the acceptor frees
+ * the server when its last handler has ended.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "io.h"
 
 struct loom_server_s {
-  loom_listener_t *listener;
+  loom_t *rt;
+  loom__io_t io;              /* on the runtime's list until freed */
+  void *token;                /* the user's handle; NULL once closed */
+  loom_listener_t *listener;  /* a listener handle */
   loom_handler_fn handler;
   void *arg;
   size_t max;                 /* 0: no limit */
@@ -22,26 +34,42 @@ struct loom_server_s {
   size_t active;
   uint64_t grace_ms;
   int closing;
+  int start_rc;               /* the acceptor's start: 0 or its error */
+  loom_event_t started;       /* set once the acceptor has started */
+  int orphan;                 /* closed from a handler: the acceptor frees
+                                 the server when it ends */
   loom_task_t *acceptor;
 };
 
 typedef struct {
   loom_server_t *srv;
-  loom_stream_t *s;
+  loom_stream_t *s;           /* the connection's handle */
 } conn_t;
 
+static loom_server_t *sget(loom_server_t *h) {
+  return loom__handle_get(NULL, h, LOOM__H_SERVER);
+}
+
+static void server_free(loom_server_t *srv) {
+  if (srv->token) loom__handle_drop(srv->rt, srv->token);
+  loom__io_remove(srv->rt, &srv->io);
+  free(srv);
+}
+
 static int run_handler(void *p) {
-  conn_t c = *(conn_t *)p;
-  free(p);
+  conn_t *c = p; /* freed at the end: loom_server_close looks at it */
+  loom_server_t *srv = c->srv;
   /* Hold the struct: the handler may close (and so free) the stream. */
-  loom__stream_ref(c.s);
-  int rc = c.srv->handler(c.s, c.srv->arg);
+  loom_stream_t *s = loom__stream_get(c->s);
+  loom__stream_ref(s);
+  int rc = srv->handler(c->s, srv->arg);
   /* The handler owns s and normally closes it; if it did not (it failed, or
    * was cancelled), close it here. */
-  if (!c.s->closing) loom_close(c.s);
-  loom__stream_unref(c.s);
-  c.srv->active--;
-  if (c.srv->max) loom_sem_release(&c.srv->slots);
+  loom__stream_close(s);
+  loom__stream_unref(s);
+  srv->active--;
+  if (srv->max) loom_sem_release(&srv->slots);
+  free(c);
   /* One connection's failure is not the server's: log it (as asyncio logs
    * an exception in a client_connected_cb) and keep the group healthy. */
   if (rc < 0 && rc != UV_ECANCELED)
@@ -50,11 +78,26 @@ static int run_handler(void *p) {
   return 0;
 }
 
+/* Waits before accepting again after an error that an immediate retry
+ * would repeat (no memory). */
+static int pause_after(int rc, uint64_t *backoff) {
+  *backoff = *backoff ? *backoff * 2 : 10;
+  if (*backoff > 1000) *backoff = 1000;
+  int src = loom_sleep(*backoff);
+  /* A sleep that cannot arm its timer still gives the loop a turn. */
+  if (src && src != UV_ECANCELED && src != UV_ETIMEDOUT) src = loom_yield();
+  (void)rc;
+  return src;
+}
+
 static int acceptor(void *p) {
   loom_server_t *srv = p;
   loom_group_t *g;
   int rc = loom_group_open(&g);
-  if (rc) return rc;
+  srv->start_rc = rc;
+  loom_event_set(&srv->started);
+  if (rc) return 0; /* loom_serve reports it */
+  uint64_t backoff = 0;
   for (;;) {
     if (srv->max && (rc = loom_sem_acquire(&srv->slots)) != 0) break;
     if (srv->closing) break;
@@ -71,20 +114,38 @@ static int acceptor(void *p) {
         free(c);
         loom_abort(s);
         if (srv->max) loom_sem_release(&srv->slots);
+        if (pause_after(UV_ENOMEM, &backoff)) break;
         continue;
       }
+      backoff = 0;
       srv->active++;
       continue;
     }
     if (srv->max) loom_sem_release(&srv->slots);
     if (rc == UV_ECANCELED || rc == UV_ETIMEDOUT || rc == UV_EBADF) break;
+    if (pause_after(rc, &backoff)) break;
   }
   /* Closing: handlers get the grace period, then are cancelled. */
   loom_scope_t grace;
-  loom_shield_enter_timeout(&grace, srv->grace_ms);
+  int shielded = loom_shield_enter_timeout(&grace, srv->grace_ms) == 0;
   loom_group_wait(g);
-  loom_scope_exit(&grace);
+  if (shielded) loom_scope_exit(&grace);
+  if (srv->orphan) server_free(srv);
   return 0;
+}
+
+/* Shutdown found the server left open: its acceptor has ended already (every
+ * task has); its listener is closed as an object of its own. */
+static int io_close(loom__io_t *o, int force) {
+  loom_server_t *srv = (loom_server_t *)((char *)o - offsetof(loom_server_t, io));
+  (void)force;
+  loom_task_t *t = loom__task_of(srv->rt, srv->acceptor);
+  if (t && !t->consumed && t->state == LOOM__DONE) {
+    t->consumed = t->detached = 1;
+    loom__release(srv->rt, t);
+  }
+  server_free(srv);
+  return 1;
 }
 
 int loom_serve(loom_server_t **out, const char *host, int port,
@@ -92,34 +153,68 @@ int loom_serve(loom_server_t **out, const char *host, int port,
                const loom_server_opts_t *opts) {
   if (!out || !handler) return UV_EINVAL;
   *out = NULL;
+  if (opts && opts->max_connections > UINT_MAX) return UV_EINVAL;
+  loom_task_t *self = loom__self();
+  if (!self) return LOOM_ENOTASK;
   loom_server_t *srv = calloc(1, sizeof(*srv));
   if (!srv) return UV_ENOMEM;
+  srv->rt = self->rt;
   srv->handler = handler;
   srv->arg = arg;
   srv->max = opts ? opts->max_connections : 0;
   if (srv->max) loom_sem_init(&srv->slots, (unsigned)srv->max);
+  loom_event_init(&srv->started);
+  loom__io_add(srv->rt, &srv->io, "server", io_close);
   int rc = loom_tcp_listen(&srv->listener, host, port, opts ? opts->backlog : 0);
+  if (rc == 0) rc = loom__handle_new(srv->rt, LOOM__H_SERVER, srv, &srv->token);
   if (rc == 0) {
     loom_task_opts_t o = {"loom-server", 0};
     rc = loom_spawn_ex(&srv->acceptor, acceptor, srv, &o);
-    if (rc) loom_listener_close(srv->listener);
+    if (rc == 0) {
+      /* Wait until the acceptor has started, so that a server that cannot
+       * run says so here. Interrupted: stop it again. */
+      rc = loom_event_wait(&srv->started);
+      if (rc) loom_cancel(srv->acceptor);
+      if (rc || srv->start_rc) {
+        loom_join(srv->acceptor, NULL);
+        if (!rc) rc = srv->start_rc;
+      }
+    }
   }
   if (rc) {
-    free(srv);
+    if (srv->listener) loom_listener_close(srv->listener);
+    server_free(srv);
     return rc;
   }
-  *out = srv;
+  *out = srv->token;
   return 0;
 }
 
-int loom_server_port(loom_server_t *srv) {
-  return srv ? loom_listener_port(srv->listener) : UV_EINVAL;
+int loom_server_port(loom_server_t *h) {
+  if (!h) return UV_EINVAL;
+  loom_server_t *srv = sget(h);
+  return srv ? loom_listener_port(srv->listener) : UV_EBADF;
 }
 
-size_t loom_server_connections(loom_server_t *srv) { return srv ? srv->active : 0; }
+size_t loom_server_connections(loom_server_t *h) {
+  loom_server_t *srv = sget(h);
+  return srv ? srv->active : 0;
+}
 
-int loom_server_close(loom_server_t *srv, uint64_t grace_ms) {
-  if (!srv) return UV_EINVAL;
+/* Whether the running task is one of srv's connection handlers. */
+static int is_own_handler(loom_server_t *srv, loom_task_t *self) {
+  return self->fn == run_handler && ((conn_t *)self->arg)->srv == srv;
+}
+
+int loom_server_close(loom_server_t *h, uint64_t grace_ms) {
+  if (!h) return UV_EINVAL;
+  loom_server_t *srv = sget(h);
+  if (!srv) return UV_EBADF;
+  /* Closing waits for the acceptor, which only a task can do. */
+  loom_task_t *self = loom__self();
+  if (!self) return LOOM_ENOTASK;
+  loom__handle_drop(srv->rt, srv->token);
+  srv->token = NULL;
   srv->grace_ms = grace_ms;
   srv->closing = 1;
   /* Wake the acceptor without cancelling it (a cancelled opener would
@@ -127,14 +222,22 @@ int loom_server_close(loom_server_t *srv, uint64_t grace_ms) {
    * its accept, a spare permit ends its wait for a slot. */
   loom_listener_close(srv->listener);
   if (srv->max) loom_sem_release(&srv->slots);
+  if (is_own_handler(srv, self)) {
+    /* The acceptor waits for this very task: it cannot be waited for
+     * here. It frees the server when it ends. */
+    srv->orphan = 1;
+    loom_detach(srv->acceptor);
+    return 0;
+  }
   int rc = loom_join(srv->acceptor, NULL);
-  free(srv);
+  server_free(srv);
   return rc == UV_ECANCELED || rc == UV_ETIMEDOUT ? rc : 0;
 }
 
-int loom_server_serve_forever(loom_server_t *srv) {
-  if (!srv) return UV_EINVAL;
+int loom_server_serve_forever(loom_server_t *h) {
+  if (!h) return UV_EINVAL;
+  if (!sget(h)) return UV_EBADF;
   int rc = loom_sleep(UINT64_MAX);
-  loom_server_close(srv, 0);
+  loom_server_close(h, 0);
   return rc;
 }

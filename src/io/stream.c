@@ -10,18 +10,23 @@
  *
  * Writing. A write first tries uv_try_write; what the kernel does not take
  * at once is copied into one heap request (so the caller may reuse its
- * buffer) and queued with uv_write. The writer suspends only while more than
- * the high-water mark is queued, until it falls to the low-water mark: a slow
- * reader on the other side cannot make the writer's memory grow without
- * bound.
+ * buffer) and queued with uv_write. While more than the high-water mark is
+ * queued, a writer waits *before* writing until the queue falls to the
+ * low-water mark, and writers wait their turn in FIFO order: a slow reader on
+ * the other side cannot make the queue grow without bound however many
+ * tasks write, and an error from loom_write always means that nothing of
+ * that call was written.
  *
- * Life. The stream struct is heap memory freed only once the handle's close
- * callback has run (libuv runs it after every pending request's callback)
- * and no call on the stream is still in progress: each public call holds a
- * reference, so a task blocked in a read when another task closes the
- * stream wakes with UV_EBADF and returns without touching freed memory.
- * close waits (without the caller) for the queue to drain, then closes;
- * abort closes at once.
+ * Life. The public loom_stream_t * is a handle token (core/handle.h): a call
+ * on a closed stream returns UV_EBADF. The struct is heap memory freed only
+ * once the handle's close callback has run (libuv runs it after every
+ * pending request's callback) and no call on the stream is still in
+ * progress: each public call holds a reference, so a task blocked in a read
+ * when another task closes the stream wakes with UV_EBADF and returns
+ * without touching freed memory. close waits (without the caller) for the
+ * queue to drain, then closes; abort closes at once. A stream left open, or
+ * still flushing, when the runtime shuts down is closed (or aborted after
+ * the grace period) by the runtime.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +43,8 @@ typedef struct {
   char data[];
 } wreq_t;
 
+static int io_close(loom__io_t *o, int force);
+
 int loom__stream_new(loom_stream_t **out, loom_t *rt) {
   loom_stream_t *s = calloc(1, sizeof(*s));
   if (!s) return UV_ENOMEM;
@@ -46,11 +53,34 @@ int loom__stream_new(loom_stream_t **out, loom_t *rt) {
   s->high_water = HIGH_WATER;
   s->low_water = HIGH_WATER / 4;
   s->u.handle.data = s;
+  loom__io_add(rt, &s->io, "stream", io_close);
   *out = s;
   return 0;
 }
 
+int loom__stream_publish(loom_stream_t *s, loom_stream_t **out) {
+  void *h;
+  int rc = loom__handle_new(s->rt, LOOM__H_STREAM, s, &h);
+  if (rc) return rc;
+  s->token = h;
+  *out = h;
+  return 0;
+}
+
+loom_stream_t *loom__stream_get(loom_stream_t *h) {
+  return loom__handle_get(NULL, h, LOOM__H_STREAM);
+}
+
+/* The handle is stale from now on; the object lives until closed. */
+static void unpublish(loom_stream_t *s) {
+  if (!s->token) return;
+  loom__handle_drop(s->rt, s->token);
+  s->token = NULL;
+}
+
 void loom__stream_free(loom_stream_t *s) {
+  unpublish(s);
+  loom__io_remove(s->rt, &s->io);
   free(s->rbuf);
   free(s);
 }
@@ -74,14 +104,42 @@ void loom__stream_unref(loom_stream_t *s) { unref(s, 0); }
 /* reset: a TCP stream ends with RST instead of FIN (loom_abort). */
 static void close_now(loom_stream_t *s, int reset) {
   if (uv_is_closing(&s->u.handle)) return;
+  s->closing = 1;
   /* Tasks still waiting on it (another task closed it) see an error. */
   if (s->reader) loom__wake(s->reader, UV_EBADF);
-  if (s->writer) loom__wake(s->writer, UV_EBADF);
+  loom__wq_wake_all(&s->writers, UV_EBADF);
+  loom__wq_wake_all(&s->drainers, UV_EBADF);
   if (reset && s->is_tcp && uv_tcp_close_reset(&s->u.tcp, on_closed) == 0) return;
   uv_close(&s->u.handle, on_closed);
 }
 
 void loom__stream_close_now(loom_stream_t *s) { close_now(s, 0); }
+
+static void read_stop(loom_stream_t *s);
+
+/* loom_close: flush what is queued, then close. */
+void loom__stream_close(loom_stream_t *s) {
+  unpublish(s);
+  if (s->closing) return;
+  s->closing = 1;
+  read_stop(s);
+  if (s->queued == 0) close_now(s, 0);
+  /* else on_write closes it once the queue is empty */
+}
+
+/* Shutdown closes what the program left open (runtime.c). */
+static int io_close(loom__io_t *o, int force) {
+  loom_stream_t *s = (loom_stream_t *)((char *)o - offsetof(loom_stream_t, io));
+  if (uv_is_closing(&s->u.handle)) return 0;
+  int left_open = !s->closing, unsent = s->queued > 0;
+  if (!force) {
+    loom__stream_close(s);
+    return left_open;
+  }
+  unpublish(s);
+  close_now(s, 1);
+  return unsent;
+}
 
 /* ---- reading ---------------------------------------------------------------------- */
 
@@ -230,8 +288,10 @@ static ssize_t do_read(loom_stream_t *s, void *buf, size_t n) {
   return (ssize_t)k;
 }
 
-ssize_t loom_read(loom_stream_t *s, void *buf, size_t n) {
-  if (!s || (!buf && n)) return UV_EINVAL;
+ssize_t loom_read(loom_stream_t *h, void *buf, size_t n) {
+  if (!h || (!buf && n)) return UV_EINVAL;
+  loom_stream_t *s = loom__stream_get(h);
+  if (!s) return UV_EBADF;
   ref(s);
   ssize_t rc = do_read(s, buf, n);
   unref(s, 0);
@@ -251,9 +311,11 @@ static int do_read_exactly(loom_stream_t *s, void *buf, size_t n, size_t *got) {
   return have == n ? 0 : rc;
 }
 
-int loom_read_exactly(loom_stream_t *s, void *buf, size_t n, size_t *got) {
+int loom_read_exactly(loom_stream_t *h, void *buf, size_t n, size_t *got) {
   if (got) *got = 0;
-  if (!s || (!buf && n)) return UV_EINVAL;
+  if (!h || (!buf && n)) return UV_EINVAL;
+  loom_stream_t *s = loom__stream_get(h);
+  if (!s) return UV_EBADF;
   ref(s);
   return unref(s, do_read_exactly(s, buf, n, got));
 }
@@ -294,17 +356,21 @@ static ssize_t until(loom_stream_t *s, const char *delim, size_t dlen,
   }
 }
 
-ssize_t loom_read_until(loom_stream_t *s, const void *delim, size_t dlen,
+ssize_t loom_read_until(loom_stream_t *h, const void *delim, size_t dlen,
                         char *buf, size_t cap) {
-  if (!s) return UV_EINVAL;
+  if (!h) return UV_EINVAL;
+  loom_stream_t *s = loom__stream_get(h);
+  if (!s) return UV_EBADF;
   ref(s);
   ssize_t rc = until(s, delim, dlen, buf, cap, 0);
   unref(s, 0);
   return rc;
 }
 
-ssize_t loom_read_line(loom_stream_t *s, char *buf, size_t cap) {
-  if (!s) return UV_EINVAL;
+ssize_t loom_read_line(loom_stream_t *h, char *buf, size_t cap) {
+  if (!h) return UV_EINVAL;
+  loom_stream_t *s = loom__stream_get(h);
+  if (!s) return UV_EBADF;
   ref(s);
   ssize_t rc = until(s, "\n", 1, buf, cap, 1);
   unref(s, 0);
@@ -335,10 +401,12 @@ static int do_read_all(loom_stream_t *s, char **data, size_t *len, size_t max) {
   return 0;
 }
 
-int loom_read_all(loom_stream_t *s, char **data, size_t *len, size_t max) {
-  if (!s || !data || !len) return UV_EINVAL;
+int loom_read_all(loom_stream_t *h, char **data, size_t *len, size_t max) {
+  if (!h || !data || !len) return UV_EINVAL;
   *data = NULL;
   *len = 0;
+  loom_stream_t *s = loom__stream_get(h);
+  if (!s) return UV_EBADF;
   ref(s);
   return unref(s, do_read_all(s, data, len, max));
 }
@@ -351,98 +419,148 @@ static void on_write(uv_write_t *req, int status) {
   s->queued -= w->len;
   free(w);
   if (status < 0 && !s->werr) s->werr = status;
-  if (s->writer && (s->queued <= s->drain_to || s->werr))
-    loom__wake(s->writer, 0);
-  if (s->closing && s->queued == 0) loom__stream_close_now(s);
+  if (s->werr) {
+    loom__wq_wake_all(&s->writers, s->werr);
+    loom__wq_wake_all(&s->drainers, s->werr);
+  } else {
+    /* Room again: the longest-waiting writer goes next. */
+    if (s->queued <= s->low_water && !s->turn &&
+        loom__wq_wake_one(&s->writers, 0))
+      s->turn = 1;
+    if (s->queued == 0) loom__wq_wake_all(&s->drainers, 0);
+  }
+  if (s->closing && s->queued == 0) close_now(s, 0);
 }
 
-static void unhook_writer(loom__waiter_t *w) { ((swait_t *)w)->s->writer = NULL; }
+/* Waits for this writer's turn: behind every earlier writer, and until the
+ * queue is at or below the low-water mark. Nothing is written yet, so an
+ * interruption leaves the stream as it was. */
+static int wait_turn(loom_stream_t *s, loom_task_t *self) {
+  loom__wnode_t n;
+  int rc = loom__wq_wait(&s->writers, &n, self, 0);
+  if (rc == 0) s->turn = 0; /* ours: the next waits for the next wake-up */
+  else if (s->turn == 0 && !loom__wq_empty(&s->writers) && !s->werr &&
+           !s->closing && s->queued <= s->low_water && loom__wq_wake_one(&s->writers, 0))
+    s->turn = 1; /* we were next and leave: pass room on */
+  return rc;
+}
 
-/* Waits until at most `to` bytes are queued. */
-static int wait_queue(loom_stream_t *s, size_t to) {
-  loom_task_t *self = loom__self();
-  int rc = loom__check(self);
-  while (rc == 0 && s->queued > to && !s->werr) {
-    if (s->writer) return UV_EBUSY;
-    swait_t wt = {{self, unhook_writer, 0, 0}, s};
-    s->writer = &wt.w;
-    s->drain_to = to;
-    rc = loom__park(&wt.w);
-    s->writer = NULL;
+/* Copies what the kernel did not take (bufs from byte `done` on) into one
+ * request and queues it. */
+static int queue_rest(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
+                      size_t total, size_t done) {
+  size_t rest = total - done;
+  if (rest > SIZE_MAX - sizeof(wreq_t)) return UV_ENOMEM;
+  wreq_t *w = malloc(sizeof(*w) + rest);
+  if (!w) return UV_ENOMEM;
+  size_t off = 0, skip = done;
+  for (unsigned i = 0; i < nbufs; i++) {
+    size_t l = bufs[i].len;
+    if (skip >= l) {
+      skip -= l;
+      continue;
+    }
+    memcpy(w->data + off, bufs[i].base + skip, l - skip);
+    off += l - skip;
+    skip = 0;
   }
-  return rc ? rc : s->werr;
+  w->s = s;
+  w->len = rest;
+  uv_buf_t b;
+  b.base = w->data;
+  b.len = rest; /* not uv_buf_init: its length is an unsigned int */
+  int rc = uv_write(&w->req, &s->u.stream, &b, 1, on_write);
+  if (rc) {
+    free(w);
+    return rc;
+  }
+  s->queued += rest;
+  return 0;
 }
 
 static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
+  size_t total = 0, done = 0;
+  for (unsigned i = 0; i < nbufs; i++) {
+    if (!bufs[i].base && bufs[i].len) return UV_EINVAL;
+    if (bufs[i].len > SIZE_MAX - total) return UV_EINVAL;
+    total += bufs[i].len;
+  }
   if (s->werr) return s->werr;
   if (s->closing || uv_is_closing(&s->u.handle)) return UV_EPIPE;
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
-  size_t total = 0, done = 0;
-  for (unsigned i = 0; i < nbufs; i++) total += bufs[i].len;
   if (total == 0) return 0;
+  if (s->turn || !loom__wq_empty(&s->writers) || s->queued > s->high_water) {
+    rc = wait_turn(s, self);
+    if (rc) return rc;
+    if (s->werr) return s->werr;
+    if (s->closing || uv_is_closing(&s->u.handle)) return UV_EPIPE;
+  }
   if (s->queued == 0) {
-    /* Fast path: the kernel usually takes it all, and nothing is copied. */
+    /* Fast path: the kernel usually takes it all, and nothing is copied.
+     * uv_try_write takes at most INT_MAX bytes per call. */
     rc = uv_try_write(&s->u.stream, bufs, nbufs);
     if (rc >= 0) done = (size_t)rc;
     else if (rc != UV_EAGAIN && rc != UV_ENOSYS) return s->werr = rc;
   }
   if (done < total) {
-    size_t rest = total - done;
-    wreq_t *w = malloc(sizeof(*w) + rest);
-    if (!w) return UV_ENOMEM;
-    size_t off = 0, skip = done;
-    for (unsigned i = 0; i < nbufs; i++) {
-      size_t l = bufs[i].len;
-      if (skip >= l) {
-        skip -= l;
-        continue;
-      }
-      memcpy(w->data + off, bufs[i].base + skip, l - skip);
-      off += l - skip;
-      skip = 0;
-    }
-    w->s = s;
-    w->len = rest;
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)rest);
-    rc = uv_write(&w->req, &s->u.stream, &b, 1, on_write);
-    if (rc) {
-      free(w);
-      return s->werr = rc;
-    }
-    s->queued += rest;
+    rc = queue_rest(s, bufs, nbufs, total, done);
+    if (rc == UV_ENOMEM && done == 0) return rc; /* nothing written */
+    if (rc) return s->werr = rc; /* part is on the wire: the stream is broken */
   }
-  if (s->queued > s->high_water) return wait_queue(s, s->low_water);
+  /* Room left: let the next waiting writer go now. */
+  if (s->queued <= s->high_water && !s->turn && loom__wq_wake_one(&s->writers, 0))
+    s->turn = 1;
   return 0;
 }
 
-int loom_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
-  if (!s || (!bufs && nbufs)) return UV_EINVAL;
+int loom_writev(loom_stream_t *h, const uv_buf_t *bufs, unsigned nbufs) {
+  if (!h || (!bufs && nbufs)) return UV_EINVAL;
+  loom_stream_t *s = loom__stream_get(h);
+  if (!s) return UV_EBADF;
   ref(s);
   return unref(s, do_writev(s, bufs, nbufs));
 }
 
-int loom_write(loom_stream_t *s, const void *buf, size_t n) {
-  uv_buf_t b = uv_buf_init((char *)buf, (unsigned)n);
-  return loom_writev(s, &b, 1);
+int loom_write(loom_stream_t *h, const void *buf, size_t n) {
+  uv_buf_t b;
+  b.base = (char *)buf;
+  b.len = n; /* not uv_buf_init: its length is an unsigned int */
+  return loom_writev(h, &b, 1);
 }
 
-int loom_drain(loom_stream_t *s) {
-  if (!s) return UV_EINVAL;
+/* Waits until nothing is queued. */
+static int do_drain(loom_stream_t *s) {
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
+  while (rc == 0 && s->queued > 0 && !s->werr) {
+    loom__wnode_t n;
+    rc = loom__wq_wait(&s->drainers, &n, self, 0);
+  }
+  return rc ? rc : s->werr;
+}
+
+int loom_drain(loom_stream_t *h) {
+  if (!h) return UV_EINVAL;
+  loom_stream_t *s = loom__stream_get(h);
+  if (!s) return UV_EBADF;
   ref(s);
-  return unref(s, wait_queue(s, 0));
+  return unref(s, do_drain(s));
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
   loom__req_done(req->data, status);
 }
 
-int loom_shutdown_write(loom_stream_t *s) {
-  if (!s) return UV_EINVAL;
+int loom_shutdown_write(loom_stream_t *h) {
+  if (!h) return UV_EINVAL;
+  loom_stream_t *s = loom__stream_get(h);
+  if (!s) return UV_EBADF;
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
+  if (s->closing) return UV_EPIPE;
   loom__req_t *r = loom__req_new(self);
   if (!r) return UV_ENOMEM;
   rc = uv_shutdown(&r->u.shutdown, &s->u.stream, on_shutdown);
@@ -459,56 +577,80 @@ int loom_shutdown_write(loom_stream_t *s) {
   return rc;
 }
 
-void loom_close(loom_stream_t *s) {
-  if (!s || s->closing) return;
-  s->closing = 1;
-  read_stop(s);
-  if (s->queued == 0) loom__stream_close_now(s);
-  /* else on_write closes it once the queue is empty */
+int loom_close(loom_stream_t *h) {
+  if (!h) return UV_EINVAL;
+  loom_stream_t *s = loom__stream_get(h);
+  if (!s) return UV_EBADF;
+  loom__stream_close(s);
+  return 0;
 }
 
-void loom_abort(loom_stream_t *s) {
-  if (!s) return;
-  s->closing = 1;
+int loom_abort(loom_stream_t *h) {
+  if (!h) return UV_EINVAL;
+  loom_stream_t *s = loom__stream_get(h);
+  if (!s) return UV_EBADF;
+  unpublish(s);
   close_now(s, 1); /* TCP: RST, so the peer knows the stream was aborted */
+  return 0;
 }
 
 /* ---- details ---------------------------------------------------------------------- */
 
-int loom_stream_set_limit(loom_stream_t *s, size_t limit) {
-  if (!s || limit == 0) return UV_EINVAL;
+int loom_stream_set_limit(loom_stream_t *h, size_t limit) {
+  loom_stream_t *s = h ? loom__stream_get(h) : NULL;
+  if (!h || limit == 0) return UV_EINVAL;
+  if (!s) return UV_EBADF;
   s->limit = limit;
   return 0;
 }
 
-int loom_stream_set_high_water(loom_stream_t *s, size_t bytes) {
-  if (!s) return UV_EINVAL;
+int loom_stream_set_high_water(loom_stream_t *h, size_t bytes) {
+  if (!h) return UV_EINVAL;
+  loom_stream_t *s = loom__stream_get(h);
+  if (!s) return UV_EBADF;
   s->high_water = bytes;
   s->low_water = bytes / 4;
   return 0;
 }
 
-size_t loom_stream_queued(const loom_stream_t *s) { return s ? s->queued : 0; }
-size_t loom_stream_buffered(const loom_stream_t *s) { return s ? buffered(s) : 0; }
-uv_stream_t *loom_stream_handle(loom_stream_t *s) { return s ? &s->u.stream : NULL; }
+size_t loom_stream_queued(const loom_stream_t *h) {
+  const loom_stream_t *s = loom__stream_get((loom_stream_t *)h);
+  return s ? s->queued : 0;
+}
+size_t loom_stream_buffered(const loom_stream_t *h) {
+  const loom_stream_t *s = loom__stream_get((loom_stream_t *)h);
+  return s ? buffered(s) : 0;
+}
+uv_stream_t *loom_stream_handle(loom_stream_t *h) {
+  loom_stream_t *s = loom__stream_get(h);
+  return s ? &s->u.stream : NULL;
+}
 
-int loom_tcp_nodelay(loom_stream_t *s, int on) {
+int loom_tcp_nodelay(loom_stream_t *h, int on) {
+  loom_stream_t *s = h ? loom__stream_get(h) : NULL;
+  if (h && !s) return UV_EBADF;
   if (!s || !s->is_tcp) return UV_EINVAL;
   return uv_tcp_nodelay(&s->u.tcp, on);
 }
 
-int loom_tcp_keepalive(loom_stream_t *s, int on, unsigned delay_s) {
+int loom_tcp_keepalive(loom_stream_t *h, int on, unsigned delay_s) {
+  loom_stream_t *s = h ? loom__stream_get(h) : NULL;
+  if (h && !s) return UV_EBADF;
   if (!s || !s->is_tcp) return UV_EINVAL;
   return uv_tcp_keepalive(&s->u.tcp, on, delay_s);
 }
 
-int loom_stream_peername(loom_stream_t *s, struct sockaddr_storage *addr) {
+int loom_stream_peername(loom_stream_t *h, struct sockaddr_storage *addr) {
+  loom_stream_t *s = h ? loom__stream_get(h) : NULL;
+  if (h && !s) return UV_EBADF;
   if (!s || !addr || !s->is_tcp) return UV_EINVAL;
   int len = sizeof(*addr);
   return uv_tcp_getpeername(&s->u.tcp, (struct sockaddr *)addr, &len);
 }
 
-int loom_stream_sockname(loom_stream_t *s, struct sockaddr_storage *addr) {
+int loom_stream_sockname(loom_stream_t *h, struct sockaddr_storage *addr) {
+  loom_stream_t *s = h ? loom__stream_get(h) : NULL;
+  if (h && !s) return UV_EBADF;
   if (!s || !addr || !s->is_tcp) return UV_EINVAL;
   int len = sizeof(*addr);
   return uv_tcp_getsockname(&s->u.tcp, (struct sockaddr *)addr, &len);

@@ -8,8 +8,17 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include "io.h"
+
+/* libuv copies a pipe name into sun_path and silently cuts what does not
+ * fit: a long path would connect to (or bind) another socket. */
+static int check_path(const char *path) {
+  struct sockaddr_un sun;
+  return strlen(path) < sizeof(sun.sun_path) ? 0 : UV_ENAMETOOLONG;
+}
 
 static void on_connect(uv_connect_t *req, int status) {
   loom__req_done(req->data, status);
@@ -58,8 +67,9 @@ static int connect_stream(loom_stream_t **out, loom_task_t *self,
     return rc;
   }
   if (addr) uv_tcp_nodelay(&s->u.tcp, 1); /* as asyncio does */
-  *out = s;
-  return 0;
+  rc = loom__stream_publish(s, out);
+  if (rc) loom__stream_close_now(s);
+  return rc;
 }
 
 int loom_tcp_connect_addr(loom_stream_t **out, const struct sockaddr *addr) {
@@ -95,6 +105,7 @@ int loom_tcp_connect(loom_stream_t **out, const char *host, int port) {
 int loom_unix_connect(loom_stream_t **out, const char *path) {
   if (!out || !path) return UV_EINVAL;
   *out = NULL;
+  if (check_path(path)) return UV_ENAMETOOLONG;
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
@@ -106,16 +117,23 @@ int loom_stream_open_fd(loom_stream_t **out, int fd) {
   *out = NULL;
   loom_t *rt = loom_runtime();
   if (!rt) return LOOM_ENOTASK;
+  uv_handle_type t = uv_guess_handle(fd);
+  /* Regular files, directories and devices cannot be polled: libuv would
+   * abort on the first read. Files get their own API. */
+  if (t == UV_FILE || t == UV_UNKNOWN_HANDLE) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return UV_EBADF;
+    return UV_EINVAL;
+  }
   loom_stream_t *s;
   int rc = loom__stream_new(&s, rt);
   if (rc) return rc;
-  uv_handle_type t = uv_guess_handle(fd);
   if (t == UV_TTY) {
     rc = uv_tty_init(rt->loop, &s->u.tty, fd, 0);
   } else if (t == UV_TCP) {
     rc = uv_tcp_init(rt->loop, &s->u.tcp);
     s->is_tcp = 1;
-  } else if (t == UV_NAMED_PIPE || t == UV_FILE || t == UV_UNKNOWN_HANDLE) {
+  } else if (t == UV_NAMED_PIPE) {
     rc = uv_pipe_init(rt->loop, &s->u.pipe, 0);
   } else {
     rc = UV_EINVAL;
@@ -127,12 +145,9 @@ int loom_stream_open_fd(loom_stream_t **out, int fd) {
   s->u.handle.data = s;
   if (t == UV_TCP) rc = uv_tcp_open(&s->u.tcp, fd);
   else if (t != UV_TTY) rc = uv_pipe_open(&s->u.pipe, fd);
-  if (rc) {
-    loom__stream_close_now(s); /* frees s from the close callback */
-    return rc;
-  }
-  *out = s;
-  return 0;
+  if (rc == 0) rc = loom__stream_publish(s, out);
+  if (rc) loom__stream_close_now(s); /* frees s from the close callback */
+  return rc;
 }
 
 /* ---- listeners ------------------------------------------------------------------ */
@@ -145,6 +160,8 @@ struct loom_listener_s {
     uv_pipe_t pipe;
   } u;
   loom_t *rt;
+  loom__io_t io;              /* on the runtime's list until freed */
+  void *token;                /* the user's handle; NULL once closed */
   loom__waiter_t *acceptor;   /* the task waiting in loom_accept */
   int pending;                /* connections waiting to be accepted */
   int error;                  /* last listen error (EMFILE...) */
@@ -152,7 +169,14 @@ struct loom_listener_s {
   int refs, dead;
 };
 
-static void listener_free(loom_listener_t *l) { free(l); }
+static void listener_free(loom_listener_t *l) {
+  loom__io_remove(l->rt, &l->io);
+  free(l);
+}
+
+static loom_listener_t *lget(loom_listener_t *h) {
+  return loom__handle_get(NULL, h, LOOM__H_LISTENER);
+}
 
 static void on_listener_closed(uv_handle_t *h) {
   loom_listener_t *l = h->data;
@@ -181,6 +205,25 @@ static int listen_on(loom_listener_t *l, int backlog) {
   return 0;
 }
 
+/* Stops listening; a task waiting in accept wakes with UV_EBADF. */
+void loom__listener_close(loom_listener_t *l) {
+  if (l->token) {
+    loom__handle_drop(l->rt, l->token);
+    l->token = NULL;
+  }
+  if (uv_is_closing(&l->u.handle)) return;
+  if (l->acceptor) loom__wake(l->acceptor, UV_EBADF);
+  uv_close(&l->u.handle, on_listener_closed);
+}
+
+static int listener_io_close(loom__io_t *o, int force) {
+  loom_listener_t *l = (loom_listener_t *)((char *)o - offsetof(loom_listener_t, io));
+  (void)force;
+  if (uv_is_closing(&l->u.handle)) return 0;
+  loom__listener_close(l);
+  return 1;
+}
+
 static int listener_new(loom_t *rt, int is_tcp, loom_listener_t **out) {
   loom_listener_t *l = calloc(1, sizeof(*l));
   if (!l) return UV_ENOMEM;
@@ -193,6 +236,7 @@ static int listener_new(loom_t *rt, int is_tcp, loom_listener_t **out) {
     return rc;
   }
   l->u.handle.data = l;
+  loom__io_add(rt, &l->io, "listener", listener_io_close);
   *out = l;
   return 0;
 }
@@ -206,7 +250,12 @@ static int listener_finish(loom_listener_t *l, int bind_rc, int backlog,
   }
   int rc = listen_on(l, backlog);
   if (rc) return rc;
-  *out = l;
+  rc = loom__handle_new(l->rt, LOOM__H_LISTENER, l, &l->token);
+  if (rc) {
+    uv_close(&l->u.handle, on_listener_closed);
+    return rc;
+  }
+  *out = l->token;
   return 0;
 }
 
@@ -231,6 +280,7 @@ int loom_tcp_listen(loom_listener_t **out, const char *host, int port,
 int loom_unix_listen(loom_listener_t **out, const char *path, int backlog) {
   if (!out || !path) return UV_EINVAL;
   *out = NULL;
+  if (check_path(path)) return UV_ENAMETOOLONG;
   loom_t *rt = loom_runtime();
   if (!rt) return LOOM_ENOTASK;
   loom_listener_t *l;
@@ -239,8 +289,11 @@ int loom_unix_listen(loom_listener_t **out, const char *path, int backlog) {
   return listener_finish(l, uv_pipe_bind(&l->u.pipe, path), backlog, out);
 }
 
-int loom_listener_port(loom_listener_t *l) {
-  if (!l || !l->is_tcp) return UV_EINVAL;
+int loom_listener_port(loom_listener_t *h) {
+  if (!h) return UV_EINVAL;
+  loom_listener_t *l = lget(h);
+  if (!l) return UV_EBADF;
+  if (!l->is_tcp) return UV_EINVAL;
   struct sockaddr_storage ss;
   int len = sizeof(ss);
   int rc = uv_tcp_getsockname(&l->u.tcp, (struct sockaddr *)&ss, &len);
@@ -276,13 +329,16 @@ static int take_connection(loom_listener_t *l, loom_stream_t **out) {
     return rc;
   }
   if (s->is_tcp) uv_tcp_nodelay(&s->u.tcp, 1);
-  *out = s;
-  return 0;
+  rc = loom__stream_publish(s, out);
+  if (rc) loom__stream_close_now(s);
+  return rc;
 }
 
-int loom_accept(loom_listener_t *l, loom_stream_t **out) {
-  if (!l || !out) return UV_EINVAL;
+int loom_accept(loom_listener_t *h, loom_stream_t **out) {
+  if (!h || !out) return UV_EINVAL;
   *out = NULL;
+  loom_listener_t *l = lget(h);
+  if (!l) return UV_EBADF;
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
@@ -309,8 +365,12 @@ int loom_accept(loom_listener_t *l, loom_stream_t **out) {
   return rc;
 }
 
-void loom_listener_close(loom_listener_t *l) {
-  if (!l || uv_is_closing(&l->u.handle)) return;
-  if (l->acceptor) loom__wake(l->acceptor, UV_EBADF);
-  uv_close(&l->u.handle, on_listener_closed);
+int loom_listener_close(loom_listener_t *h) {
+  if (!h) return UV_EINVAL;
+  loom_listener_t *l = lget(h);
+  if (!l) return UV_EBADF;
+  loom__listener_close(l);
+  return 0;
 }
+
+loom_listener_t *loom__listener_get(loom_listener_t *h) { return lget(h); }

@@ -1,7 +1,12 @@
 /* UDP sockets. A datagram is received only while a task waits for one
  * (receiving is switched on for the wait and off after it), straight into a
  * buffer of the socket's; sends are tried at once and otherwise copied and
- * queued, so the caller's buffer is free when send returns. */
+ * queued, so the caller's buffer is free when send returns.
+ *
+ * As for streams, the public handle is a checked token, and the struct is
+ * freed only when both the close callback has run and no call is in
+ * progress (refs): a receiver woken by a close returns UV_EBADF without
+ * touching freed memory. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +17,10 @@
 struct loom_udp_s {
   uv_udp_t h;
   loom_t *rt;
+  loom__io_t io;                /* on the runtime's list until freed */
+  void *token;                  /* the user's handle; NULL once closed */
+  int refs;                     /* calls in progress */
+  int dead;                     /* the close callback has run */
   loom__waiter_t *receiver;
   char *dst;                    /* where the receiver wants the datagram */
   size_t dst_len;
@@ -30,7 +39,38 @@ typedef struct {
   loom_udp_t *u;
 } uwait_t;
 
-static void on_closed(uv_handle_t *h) { free(h->data); }
+static void udp_free(loom_udp_t *u) {
+  loom__io_remove(u->rt, &u->io);
+  free(u);
+}
+
+static void on_closed(uv_handle_t *h) {
+  loom_udp_t *u = h->data;
+  u->dead = 1;
+  if (u->refs == 0) udp_free(u);
+}
+
+static loom_udp_t *uget(loom_udp_t *h) {
+  return loom__handle_get(NULL, h, LOOM__H_UDP);
+}
+
+static void udp_close(loom_udp_t *u) {
+  if (u->token) {
+    loom__handle_drop(u->rt, u->token);
+    u->token = NULL;
+  }
+  if (uv_is_closing((uv_handle_t *)&u->h)) return;
+  if (u->receiver) loom__wake(u->receiver, UV_EBADF);
+  uv_close((uv_handle_t *)&u->h, on_closed);
+}
+
+static int io_close(loom__io_t *o, int force) {
+  loom_udp_t *u = (loom_udp_t *)((char *)o - offsetof(loom_udp_t, io));
+  (void)force;
+  if (uv_is_closing((uv_handle_t *)&u->h)) return 0;
+  udp_close(u);
+  return 1;
+}
 
 int loom_udp_bind(loom_udp_t **out, const char *host, int port) {
   if (!out) return UV_EINVAL;
@@ -55,18 +95,22 @@ int loom_udp_bind(loom_udp_t **out, const char *host, int port) {
     return rc;
   }
   u->h.data = u;
+  loom__io_add(rt, &u->io, "UDP socket", io_close);
   rc = uv_udp_bind(&u->h, addr, 0);
   uv_freeaddrinfo(res);
+  if (rc == 0) rc = loom__handle_new(rt, LOOM__H_UDP, u, &u->token);
   if (rc) {
     uv_close((uv_handle_t *)&u->h, on_closed);
     return rc;
   }
-  *out = u;
+  *out = u->token;
   return 0;
 }
 
-int loom_udp_port(loom_udp_t *u) {
-  if (!u) return UV_EINVAL;
+int loom_udp_port(loom_udp_t *hd) {
+  if (!hd) return UV_EINVAL;
+  loom_udp_t *u = uget(hd);
+  if (!u) return UV_EBADF;
   struct sockaddr_storage ss;
   int len = sizeof(ss);
   int rc = uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &len);
@@ -80,17 +124,22 @@ static void on_sent(uv_udp_send_t *req, int status) {
   free(req);
 }
 
-int loom_udp_send(loom_udp_t *u, const void *buf, size_t n,
+int loom_udp_send(loom_udp_t *hd, const void *buf, size_t n,
                   const struct sockaddr *to) {
-  if (!u || (!buf && n) || !to) return UV_EINVAL;
-  uv_buf_t b = uv_buf_init((char *)buf, (unsigned)n);
+  if (!hd || (!buf && n) || !to) return UV_EINVAL;
+  loom_udp_t *u = uget(hd);
+  if (!u) return UV_EBADF;
+  if (n > DGRAM_MAX) return UV_EMSGSIZE; /* no datagram is that large */
+  uv_buf_t b;
+  b.base = (char *)buf;
+  b.len = n;
   int rc = uv_udp_try_send(&u->h, &b, 1, to);
   if (rc >= 0) return 0;
   if (rc != UV_EAGAIN) return rc;
   sreq_t *r = malloc(sizeof(*r) + n);
   if (!r) return UV_ENOMEM;
   memcpy(r->data, buf, n);
-  b = uv_buf_init(r->data, (unsigned)n);
+  b.base = r->data;
   rc = uv_udp_send(&r->req, &u->h, &b, 1, to, on_sent);
   if (rc) free(r);
   return rc;
@@ -129,9 +178,11 @@ static void unhook(loom__waiter_t *w) {
   u->receiver = NULL;
 }
 
-ssize_t loom_udp_recv(loom_udp_t *u, void *buf, size_t n,
+ssize_t loom_udp_recv(loom_udp_t *hd, void *buf, size_t n,
                       struct sockaddr_storage *from) {
-  if (!u || (!buf && n)) return UV_EINVAL;
+  if (!hd || (!buf && n)) return UV_EINVAL;
+  loom_udp_t *u = uget(hd);
+  if (!u) return UV_EBADF;
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
@@ -143,13 +194,18 @@ ssize_t loom_udp_recv(loom_udp_t *u, void *buf, size_t n,
   if (rc) return rc;
   uwait_t wt = {{self, unhook, 0, 0}, u};
   u->receiver = &wt.w;
+  u->refs++; /* a close while we wait must not free u under us */
   rc = loom__park(&wt.w);
   u->receiver = NULL;
-  return rc ? rc : u->got;
+  ssize_t got = u->got;
+  if (--u->refs == 0 && u->dead) udp_free(u);
+  return rc ? rc : got;
 }
 
-void loom_udp_close(loom_udp_t *u) {
-  if (!u) return;
-  if (u->receiver) loom__wake(u->receiver, UV_EBADF);
-  uv_close((uv_handle_t *)&u->h, on_closed);
+int loom_udp_close(loom_udp_t *hd) {
+  if (!hd) return UV_EINVAL;
+  loom_udp_t *u = uget(hd);
+  if (!u) return UV_EBADF;
+  udp_close(u);
+  return 0;
 }
