@@ -1,18 +1,32 @@
 /* Error names and messages for libuv's codes and loom's own, and the
- * version query. libuv's uv_strerror() allocates (and leaks) a string for an
- * unknown code, so the _r variants with a per-thread buffer are used. */
+ * version query.
+ *
+ * Every known code (0, each of libuv's, each of loom's) maps to a static
+ * string, so any number of results can be used side by side, as in
+ * printf("%s %s", loom_strerror(a), loom_strerror(b)). The tables are built
+ * from libuv's own X-macro (UV_ERRNO_MAP) and loom's (LOOM_ERRNO_MAP), so a
+ * code added to either is covered by recompiling. Only a code nobody knows
+ * is formatted, into a per-thread buffer (one per function): libuv's
+ * uv_strerror() would allocate and leak a string for it, and its _r
+ * variants copy even the known ones, which is what made two results share
+ * one buffer. */
 #include <stdio.h>
 
 #include "internal.h"
 
-/* One buffer per function, so that both may appear in one printf. */
 static __thread char msgbuf[96];
-static __thread char namebuf[32];
+static __thread char namebuf[48];
 
 #define LOOM__IN_RANGE(err) ((err) < LOOM_ERRNO_BASE && (err) > LOOM_ERRNO_LAST)
 
 const char *loom_strerror(int err) {
   switch (err) {
+  case 0: return "success";
+#define LOOM_UV_CASE_(name, msg) \
+  case UV_##name:                \
+    return msg;
+    UV_ERRNO_MAP(LOOM_UV_CASE_)
+#undef LOOM_UV_CASE_
 #define LOOM_ERRNO_CASE_(name, off, msg) \
   case LOOM_##name:                      \
     return msg;
@@ -21,15 +35,21 @@ const char *loom_strerror(int err) {
   default:
     break;
   }
-  if (LOOM__IN_RANGE(err)) {
+  if (LOOM__IN_RANGE(err))
     snprintf(msgbuf, sizeof(msgbuf), "unknown loom error %d", err);
-    return msgbuf;
-  }
-  return uv_strerror_r(err, msgbuf, sizeof(msgbuf));
+  else
+    snprintf(msgbuf, sizeof(msgbuf), "Unknown system error %d", err);
+  return msgbuf;
 }
 
 const char *loom_err_name(int err) {
   switch (err) {
+  case 0: return "OK";
+#define LOOM_UV_CASE_(name, msg) \
+  case UV_##name:                \
+    return #name;
+    UV_ERRNO_MAP(LOOM_UV_CASE_)
+#undef LOOM_UV_CASE_
 #define LOOM_ERRNO_CASE_(name, off, msg) \
   case LOOM_##name:                      \
     return "LOOM_" #name;
@@ -38,11 +58,11 @@ const char *loom_err_name(int err) {
   default:
     break;
   }
-  if (LOOM__IN_RANGE(err)) {
+  if (LOOM__IN_RANGE(err))
     snprintf(namebuf, sizeof(namebuf), "LOOM_E%d", -err);
-    return namebuf;
-  }
-  return uv_err_name_r(err, namebuf, sizeof(namebuf));
+  else
+    snprintf(namebuf, sizeof(namebuf), "Unknown system error %d", err);
+  return namebuf;
 }
 
 unsigned loom_version(void) { return LOOM_VERSION_HEX; }
