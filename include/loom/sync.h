@@ -10,6 +10,24 @@
  * cancelled or timed out before it runs passes what it was given to the next
  * waiter and returns the error, as in asyncio: nothing is lost or given
  * twice. See docs/sync.md.
+ *
+ * Misuse is answered with an error code, never undefined behaviour:
+ *  - a NULL object (or NULL item pointer) makes every function return
+ *    UV_EINVAL; the queries (locked, value, is_set, n_waiting, broken,
+ *    size, empty, full) return 0. The NULL check comes first, so a waiting
+ *    call from host code with NULL also gets UV_EINVAL, not LOOM_ENOTASK.
+ *  - zero-filled storage is a valid unlocked lock, a semaphore of value 0,
+ *    a clear event and an empty unbounded FIFO queue; a condition bound to
+ *    no lock and a barrier of 0 parties answer UV_EINVAL.
+ *  - the other misuses each have their code, listed with each function:
+ *    releasing a lock that is not held (UV_EPERM), releasing a semaphore
+ *    past its bound (UV_EOVERFLOW), waiting on or notifying a condition
+ *    without its lock (UV_EPERM), destroying a queue tasks wait on
+ *    (LOOM_EBUSY), using a queue after destroy (UV_EINVAL).
+ * The functions that used to return void return 0 or UV_EINVAL now;
+ * callers that ignore the result compile unchanged.
+ * The objects belong to one runtime's tasks (one thread): using one from
+ * another thread is not detected.
  */
 #ifndef LOOM_SYNC_H
 #define LOOM_SYNC_H
@@ -35,13 +53,15 @@ typedef struct loom_lock_s {
   int locked;
 } loom_lock_t;
 
-LOOM_EXTERN void loom_lock_init(loom_lock_t *l);
+/* 0, or UV_EINVAL for NULL. */
+LOOM_EXTERN int loom_lock_init(loom_lock_t *l);
 /* Waits for the lock (FIFO: the lock is handed to the longest waiter). */
 LOOM_EXTERN int loom_lock_acquire(loom_lock_t *l);
 /* UV_EAGAIN if it is held (or others are waiting for it). */
 LOOM_EXTERN int loom_lock_try_acquire(loom_lock_t *l);
 /* UV_EPERM if the lock is not held. As in asyncio, any task may release. */
 LOOM_EXTERN int loom_lock_release(loom_lock_t *l);
+/* 1 if held; 0 if not, or NULL. */
 LOOM_EXTERN int loom_lock_locked(const loom_lock_t *l);
 
 /* ---- semaphore -------------------------------------------------------------- */
@@ -53,19 +73,22 @@ typedef struct loom_sem_s {
   int bounded;
 } loom_sem_t;
 
-LOOM_EXTERN void loom_sem_init(loom_sem_t *s, unsigned value);
+/* 0, or UV_EINVAL for NULL. */
+LOOM_EXTERN int loom_sem_init(loom_sem_t *s, unsigned value);
 /* A bounded semaphore: releasing above `value` is an error. */
-LOOM_EXTERN void loom_sem_init_bounded(loom_sem_t *s, unsigned value);
+LOOM_EXTERN int loom_sem_init_bounded(loom_sem_t *s, unsigned value);
 /* Takes a permit, waiting in FIFO order. No queue jumping: a newcomer waits
  * if anyone is waiting, even when value > 0. */
 LOOM_EXTERN int loom_sem_acquire(loom_sem_t *s);
 /* UV_EAGAIN if no permit can be had at once. */
 LOOM_EXTERN int loom_sem_try_acquire(loom_sem_t *s);
 /* Gives a permit back (to the longest waiter, if any). UV_EOVERFLOW if a
- * bounded semaphore would exceed its initial value. */
+ * bounded semaphore would exceed its initial value (any semaphore,
+ * UINT_MAX). */
 LOOM_EXTERN int loom_sem_release(loom_sem_t *s);
+/* 0 for NULL. */
 LOOM_EXTERN unsigned loom_sem_value(const loom_sem_t *s);
-/* 1 if acquire would wait. */
+/* 1 if acquire would wait (0 for NULL). */
 LOOM_EXTERN int loom_sem_locked(const loom_sem_t *s);
 
 /* ---- event ------------------------------------------------------------------- */
@@ -75,11 +98,12 @@ typedef struct loom_event_s {
   int set;
 } loom_event_t;
 
-LOOM_EXTERN void loom_event_init(loom_event_t *e);
+/* init, set and clear return 0, or UV_EINVAL for NULL. */
+LOOM_EXTERN int loom_event_init(loom_event_t *e);
 /* Sets the flag and wakes every current waiter: each of them returns 0, even
  * if the flag is cleared again before it runs. */
-LOOM_EXTERN void loom_event_set(loom_event_t *e);
-LOOM_EXTERN void loom_event_clear(loom_event_t *e);
+LOOM_EXTERN int loom_event_set(loom_event_t *e);
+LOOM_EXTERN int loom_event_clear(loom_event_t *e);
 LOOM_EXTERN int loom_event_is_set(const loom_event_t *e);
 LOOM_EXTERN int loom_event_wait(loom_event_t *e);
 
@@ -90,8 +114,9 @@ typedef struct loom_cond_s {
   loom_lock_t *lock;
 } loom_cond_t;
 
-/* Binds the condition to a lock the caller owns. */
-LOOM_EXTERN void loom_cond_init(loom_cond_t *c, loom_lock_t *lock);
+/* Binds the condition to a lock the caller owns. UV_EINVAL if c or lock is
+ * NULL; a condition bound to no lock answers UV_EINVAL to every call. */
+LOOM_EXTERN int loom_cond_init(loom_cond_t *c, loom_lock_t *lock);
 /* Releases the lock, waits for a notification, and re-acquires the lock
  * before returning, even when cancelled or timed out. UV_EPERM if the lock
  * is not held. A notified waiter that is cancelled before it runs passes the
@@ -113,16 +138,18 @@ typedef struct loom_barrier_s {
   int broken;      /* aborted: every wait fails */
 } loom_barrier_t;
 
-/* UV_EINVAL for 0 parties. */
+/* UV_EINVAL for 0 parties or more than INT_MAX (the barrier is then
+ * unusable: wait returns UV_EINVAL, as for zero-filled storage). */
 LOOM_EXTERN int loom_barrier_init(loom_barrier_t *b, unsigned parties);
 /* Waits until `parties` tasks have arrived; returns each its arrival index
  * (0 .. parties-1), or LOOM_EBROKEN if the barrier was reset or aborted
  * while waiting (or is aborted). A cancelled waiter leaves the cycle. */
 LOOM_EXTERN int loom_barrier_wait(loom_barrier_t *b);
-/* Breaks the current cycle (its waiters get LOOM_EBROKEN) and starts afresh. */
-LOOM_EXTERN void loom_barrier_reset(loom_barrier_t *b);
-/* Breaks the barrier for good. */
-LOOM_EXTERN void loom_barrier_abort(loom_barrier_t *b);
+/* Breaks the current cycle (its waiters get LOOM_EBROKEN) and starts afresh.
+ * 0, or UV_EINVAL for NULL. */
+LOOM_EXTERN int loom_barrier_reset(loom_barrier_t *b);
+/* Breaks the barrier for good. 0, or UV_EINVAL for NULL. */
+LOOM_EXTERN int loom_barrier_abort(loom_barrier_t *b);
 LOOM_EXTERN unsigned loom_barrier_n_waiting(const loom_barrier_t *b);
 LOOM_EXTERN int loom_barrier_broken(const loom_barrier_t *b);
 
@@ -147,22 +174,30 @@ typedef struct loom_queue_s {
   int shutdown;               /* 0, 1 (draining) or 2 (immediate) */
 } loom_queue_t;
 
-/* maxsize 0 = unbounded. kind: LOOM_QUEUE_FIFO, _LIFO, or _PRIORITY with
- * cmp. Returns 0, UV_EINVAL, UV_ENOMEM (a bounded queue allocates its
- * buffer here; an unbounded one grows it as needed). */
+/* maxsize 0 = unbounded; any other value is a limit (SIZE_MAX included).
+ * kind: LOOM_QUEUE_FIFO, _LIFO, or _PRIORITY with cmp. Returns 0,
+ * UV_EINVAL, UV_ENOMEM. A bounded queue of up to 1024 items allocates its
+ * whole buffer here, so its puts never fail for memory; a larger one
+ * allocates 1024 slots and grows on demand up to maxsize, as an unbounded
+ * one does (its put may then return UV_ENOMEM). After a failed init the
+ * queue answers UV_EINVAL, as after destroy. */
 LOOM_EXTERN int loom_queue_init(loom_queue_t *q, size_t maxsize, int kind,
                                 loom_cmp_fn cmp);
-/* Frees the buffer. LOOM_EBUSY (and nothing freed) if tasks wait on it. */
+/* Frees the buffer (items still in it are dropped). LOOM_EBUSY (and
+ * nothing freed) if tasks wait on it, or were woken and have not run yet.
+ * Afterwards every call but init and destroy returns UV_EINVAL (size 0);
+ * destroying again returns 0. */
 LOOM_EXTERN int loom_queue_destroy(loom_queue_t *q);
 /* Waits while the queue is full. LOOM_ESHUTDOWN after shutdown. Once put
  * returns 0 the item is in the queue (or already handed to a getter). */
 LOOM_EXTERN int loom_queue_put(loom_queue_t *q, void *item);
 /* Waits while the queue is empty. LOOM_ESHUTDOWN once shut down and empty
- * (at once for an immediate shutdown). */
+ * (at once for an immediate shutdown). UV_EINVAL if item is NULL. */
 LOOM_EXTERN int loom_queue_get(loom_queue_t *q, void **item);
 /* Without waiting: UV_EAGAIN when full / empty. */
 LOOM_EXTERN int loom_queue_try_put(loom_queue_t *q, void *item);
 LOOM_EXTERN int loom_queue_try_get(loom_queue_t *q, void **item);
+/* size, empty and full return 0 for NULL. */
 LOOM_EXTERN size_t loom_queue_size(const loom_queue_t *q);
 LOOM_EXTERN int loom_queue_empty(const loom_queue_t *q);
 LOOM_EXTERN int loom_queue_full(const loom_queue_t *q);
@@ -174,8 +209,9 @@ LOOM_EXTERN int loom_queue_join(loom_queue_t *q);
 /* Python 3.13's Queue.shutdown: put fails from now on and every blocked
  * putter is woken with LOOM_ESHUTDOWN; get drains what is left, then fails.
  * immediate: the queue is emptied at once (its items count as done, which
- * may release join) and every blocked getter fails too. */
-LOOM_EXTERN void loom_queue_shutdown(loom_queue_t *q, int immediate);
+ * may release join) and every blocked getter fails too. Returns 0, or
+ * UV_EINVAL (NULL, destroyed). */
+LOOM_EXTERN int loom_queue_shutdown(loom_queue_t *q, int immediate);
 
 #ifdef __cplusplus
 }

@@ -2,19 +2,31 @@
  * the last one releases the others with success and starts a new cycle at
  * once, so the barrier can be reused immediately. reset breaks the current
  * cycle (its waiters get LOOM_EBROKEN) and abort breaks the barrier for good.
+ *
+ * Misuse answers with UV_EINVAL: a NULL barrier, 0 parties or more than
+ * INT_MAX (wait returns the arrival index as an int, and a larger one would
+ * read as an error code), and a barrier never initialised (zero-filled) or
+ * whose init failed.
  */
+#include <limits.h>
+
 #include "core/internal.h"
 
 int loom_barrier_init(loom_barrier_t *b, unsigned parties) {
-  if (!b || parties == 0) return UV_EINVAL;
+  if (!b) return UV_EINVAL;
   b->waiters.head = b->waiters.tail = NULL;
-  b->parties = parties;
   b->count = 0;
   b->broken = 0;
+  if (parties == 0 || parties > (unsigned)INT_MAX) {
+    b->parties = 0; /* every later wait fails with UV_EINVAL */
+    return UV_EINVAL;
+  }
+  b->parties = parties;
   return 0;
 }
 
 int loom_barrier_wait(loom_barrier_t *b) {
+  if (!b || b->parties == 0) return UV_EINVAL;
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
@@ -32,15 +44,20 @@ int loom_barrier_wait(loom_barrier_t *b) {
   return rc;
 }
 
-void loom_barrier_reset(loom_barrier_t *b) {
+int loom_barrier_reset(loom_barrier_t *b) {
+  if (!b) return UV_EINVAL;
   loom__wq_wake_all(&b->waiters, LOOM_EBROKEN);
   b->count = 0;
+  return 0;
 }
 
-void loom_barrier_abort(loom_barrier_t *b) {
+int loom_barrier_abort(loom_barrier_t *b) {
+  if (!b) return UV_EINVAL;
   b->broken = 1;
-  loom_barrier_reset(b);
+  return loom_barrier_reset(b);
 }
 
-unsigned loom_barrier_n_waiting(const loom_barrier_t *b) { return b->count; }
-int loom_barrier_broken(const loom_barrier_t *b) { return b->broken; }
+unsigned loom_barrier_n_waiting(const loom_barrier_t *b) {
+  return b ? b->count : 0;
+}
+int loom_barrier_broken(const loom_barrier_t *b) { return b ? b->broken : 0; }

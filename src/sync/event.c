@@ -1,22 +1,32 @@
 /* Event (asyncio.Event). set() takes every current waiter off the queue and
  * wakes it with success, so a clear() that follows before they run cannot
- * strand them. */
+ * strand them. A NULL event is answered with UV_EINVAL (is_set: 0). */
 #include "core/internal.h"
 
-void loom_event_init(loom_event_t *e) {
+int loom_event_init(loom_event_t *e) {
+  if (!e) return UV_EINVAL;
   e->waiters.head = e->waiters.tail = NULL;
   e->set = 0;
+  return 0;
 }
 
-void loom_event_set(loom_event_t *e) {
+int loom_event_set(loom_event_t *e) {
+  if (!e) return UV_EINVAL;
   e->set = 1;
   loom__wq_wake_all(&e->waiters, 0);
+  return 0;
 }
 
-void loom_event_clear(loom_event_t *e) { e->set = 0; }
-int loom_event_is_set(const loom_event_t *e) { return e->set; }
+int loom_event_clear(loom_event_t *e) {
+  if (!e) return UV_EINVAL;
+  e->set = 0;
+  return 0;
+}
+
+int loom_event_is_set(const loom_event_t *e) { return e ? e->set : 0; }
 
 int loom_event_wait(loom_event_t *e) {
+  if (!e) return UV_EINVAL;
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc || e->set) return rc;

@@ -1,16 +1,20 @@
 /* Lock (asyncio.Lock): FIFO-fair. A release with waiters hands the lock to
  * the longest waiter directly (it stays locked), so a newcomer cannot barge
- * in between. */
+ * in between. Misuse answers with a code: UV_EINVAL for a NULL lock,
+ * UV_EPERM for releasing a lock that is not held. */
 #include "core/internal.h"
 
-void loom_lock_init(loom_lock_t *l) {
+int loom_lock_init(loom_lock_t *l) {
+  if (!l) return UV_EINVAL;
   l->waiters.head = l->waiters.tail = NULL;
   l->locked = 0;
+  return 0;
 }
 
-int loom_lock_locked(const loom_lock_t *l) { return l->locked; }
+int loom_lock_locked(const loom_lock_t *l) { return l ? l->locked : 0; }
 
 int loom_lock_try_acquire(loom_lock_t *l) {
+  if (!l) return UV_EINVAL;
   if (l->locked) return UV_EAGAIN;
   l->locked = 1;
   return 0;
@@ -39,6 +43,7 @@ static __attribute__((noinline)) int lock_wait(loom_lock_t *l,
 }
 
 int loom_lock_acquire(loom_lock_t *l) {
+  if (!l) return UV_EINVAL;
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
@@ -50,6 +55,7 @@ int loom_lock_acquire(loom_lock_t *l) {
 }
 
 int loom_lock_release(loom_lock_t *l) {
+  if (!l) return UV_EINVAL;
   if (!l->locked) return UV_EPERM;
   if (!loom__wq_wake_one(&l->waiters, 0)) l->locked = 0;
   return 0;

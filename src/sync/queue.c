@@ -12,6 +12,13 @@
  * interrupted before it runs gives its reservation back and wakes the next
  * waiter in its place: no item is lost or delivered twice, and a put that
  * returned 0 has always put its item.
+ *
+ * Misuse answers with a code, never undefined behaviour: a NULL queue or
+ * item pointer, or a queue used after destroy, is UV_EINVAL; destroying a
+ * queue tasks are waiting on is LOOM_EBUSY. Any maxsize is accepted: only
+ * the first PREALLOC slots of a bounded queue are allocated at init, the
+ * rest on demand, so a maxsize too large to allocate is a limit, not an
+ * allocation.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +31,13 @@ struct loom__qslot_s {
 };
 typedef struct loom__qslot_s slot_t;
 
-enum { OPEN = 0, DRAINING = 1, IMMEDIATE = 2 };
+/* q->shutdown. DESTROYED: loom_queue_destroy ran; every call but init and
+ * destroy fails with UV_EINVAL. */
+enum { OPEN = 0, DRAINING = 1, IMMEDIATE = 2, DESTROYED = 3 };
+
+/* A bounded queue allocates up to this many slots at init (16 KiB), so
+ * that its puts cannot fail for memory; a larger one grows beyond it. */
+enum { PREALLOC = 1024 };
 
 /* ---- the buffer ------------------------------------------------------------ */
 
@@ -59,7 +72,10 @@ static void heap_down(loom_queue_t *q, size_t i) {
 }
 
 static int grow(loom_queue_t *q) {
+  if (q->cap > SIZE_MAX / 2 / sizeof(slot_t)) return UV_ENOMEM;
   size_t cap = q->cap ? q->cap * 2 : 16;
+  /* Never past maxsize: size < maxsize whenever a push needs room. */
+  if (q->maxsize && cap > q->maxsize) cap = q->maxsize;
   slot_t *b = malloc(cap * sizeof(*b));
   if (!b) return UV_ENOMEM;
   /* Unroll the ring so that it starts at 0. */
@@ -154,7 +170,8 @@ static __attribute__((noinline)) int wait_turn(loom_queue_t *q,
   int rc;
   /* A getter finding the queue shut down with nothing left for it (what is
    * left is promised) fails at once. */
-  if (out && q->shutdown && takeable(q) == 0) return LOOM_ESHUTDOWN;
+  if (out && q->shutdown && takeable(q) == 0)
+    return q->shutdown == DESTROYED ? UV_EINVAL : LOOM_ESHUTDOWN;
   rc = loom__wq_wait(out ? &q->getters : &q->putters, &n, self, 0);
   if (rc) return rc; /* interrupted or shut down while queued */
   if (out) {
@@ -183,38 +200,46 @@ int loom_queue_init(loom_queue_t *q, size_t maxsize, int kind, loom_cmp_fn cmp) 
   if (!q) return UV_EINVAL;
   memset(q, 0, sizeof(*q));
   if (kind < LOOM_QUEUE_FIFO || kind > LOOM_QUEUE_PRIORITY ||
-      (kind == LOOM_QUEUE_PRIORITY && !cmp))
+      (kind == LOOM_QUEUE_PRIORITY && !cmp)) {
+    q->shutdown = DESTROYED; /* unusable, as if never initialised */
     return UV_EINVAL;
+  }
   q->kind = kind;
   q->cmp = cmp;
   q->maxsize = maxsize;
   if (maxsize) {
-    if (maxsize > SIZE_MAX / sizeof(slot_t)) return UV_EINVAL;
-    q->buf = malloc(maxsize * sizeof(slot_t));
-    if (!q->buf) return UV_ENOMEM;
-    q->cap = maxsize;
+    size_t cap = maxsize < PREALLOC ? maxsize : PREALLOC;
+    q->buf = malloc(cap * sizeof(slot_t));
+    if (!q->buf) {
+      q->shutdown = DESTROYED;
+      return UV_ENOMEM;
+    }
+    q->cap = cap;
   }
   return 0;
 }
 
 int loom_queue_destroy(loom_queue_t *q) {
+  if (!q) return UV_EINVAL;
   if (!loom__wq_empty(&q->getters) || !loom__wq_empty(&q->putters) ||
       !loom__wq_empty(&q->joiners) || q->get_reserved || q->put_reserved)
     return LOOM_EBUSY;
   free(q->buf);
   q->buf = NULL;
-  q->cap = q->size = 0;
+  q->cap = q->size = q->head = q->unfinished = 0;
+  q->shutdown = DESTROYED;
   return 0;
 }
 
-size_t loom_queue_size(const loom_queue_t *q) { return q->size; }
-int loom_queue_empty(const loom_queue_t *q) { return q->size == 0; }
+size_t loom_queue_size(const loom_queue_t *q) { return q ? q->size : 0; }
+int loom_queue_empty(const loom_queue_t *q) { return q && q->size == 0; }
 int loom_queue_full(const loom_queue_t *q) {
-  return q->maxsize && q->size >= q->maxsize;
+  return q && q->maxsize && q->size >= q->maxsize;
 }
 
 int loom_queue_try_put(loom_queue_t *q, void *item) {
-  if (q->shutdown) return LOOM_ESHUTDOWN;
+  if (!q) return UV_EINVAL;
+  if (q->shutdown) return q->shutdown == DESTROYED ? UV_EINVAL : LOOM_ESHUTDOWN;
   if (!room(q) || !loom__wq_empty(&q->putters)) return UV_EAGAIN;
   int rc = push(q, item);
   if (rc == 0) dispatch(q);
@@ -222,10 +247,11 @@ int loom_queue_try_put(loom_queue_t *q, void *item) {
 }
 
 int loom_queue_put(loom_queue_t *q, void *item) {
+  if (!q) return UV_EINVAL;
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
-  if (q->shutdown) return LOOM_ESHUTDOWN;
+  if (q->shutdown) return q->shutdown == DESTROYED ? UV_EINVAL : LOOM_ESHUTDOWN;
   if (!room(q) || !loom__wq_empty(&q->putters))
     return wait_turn(q, self, item, NULL);
   rc = push(q, item);
@@ -234,14 +260,18 @@ int loom_queue_put(loom_queue_t *q, void *item) {
 }
 
 int loom_queue_try_get(loom_queue_t *q, void **item) {
-  if (takeable(q) == 0 || !loom__wq_empty(&q->getters))
-    return q->shutdown && takeable(q) == 0 ? LOOM_ESHUTDOWN : UV_EAGAIN;
+  if (!q || !item) return UV_EINVAL;
+  if (takeable(q) == 0 || !loom__wq_empty(&q->getters)) {
+    if (!q->shutdown || takeable(q) != 0) return UV_EAGAIN;
+    return q->shutdown == DESTROYED ? UV_EINVAL : LOOM_ESHUTDOWN;
+  }
   *item = pop(q);
   dispatch(q);
   return 0;
 }
 
 int loom_queue_get(loom_queue_t *q, void **item) {
+  if (!q || !item) return UV_EINVAL;
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
@@ -253,12 +283,13 @@ int loom_queue_get(loom_queue_t *q, void **item) {
 }
 
 int loom_queue_task_done(loom_queue_t *q) {
-  if (q->unfinished == 0) return UV_EINVAL;
+  if (!q || q->shutdown == DESTROYED || q->unfinished == 0) return UV_EINVAL;
   if (--q->unfinished == 0) loom__wq_wake_all(&q->joiners, 0);
   return 0;
 }
 
 int loom_queue_join(loom_queue_t *q) {
+  if (!q || q->shutdown == DESTROYED) return UV_EINVAL;
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc || q->unfinished == 0) return rc;
@@ -266,7 +297,8 @@ int loom_queue_join(loom_queue_t *q) {
   return loom__wq_wait(&q->joiners, &n, self, 0);
 }
 
-void loom_queue_shutdown(loom_queue_t *q, int immediate) {
+int loom_queue_shutdown(loom_queue_t *q, int immediate) {
+  if (!q || q->shutdown == DESTROYED) return UV_EINVAL;
   if (immediate) {
     q->shutdown = IMMEDIATE;
     /* Drained items count as done. */
@@ -279,4 +311,5 @@ void loom_queue_shutdown(loom_queue_t *q, int immediate) {
   loom__wq_wake_all(&q->putters, LOOM_ESHUTDOWN);
   /* Getters still queued are those no item is left for. */
   loom__wq_wake_all(&q->getters, LOOM_ESHUTDOWN);
+  return 0;
 }

@@ -1,24 +1,31 @@
 /* Semaphore and bounded semaphore (asyncio.Semaphore, BoundedSemaphore).
  * FIFO with no queue jumping: while anyone waits, a newcomer waits too, and a
- * release hands its permit straight to the longest waiter. */
+ * release hands its permit straight to the longest waiter. Misuse answers
+ * with a code: UV_EINVAL for a NULL semaphore, UV_EOVERFLOW for a release
+ * past the bound (or past UINT_MAX). */
 #include "core/internal.h"
 
-static void init(loom_sem_t *s, unsigned value, int bounded) {
+static int init(loom_sem_t *s, unsigned value, int bounded) {
+  if (!s) return UV_EINVAL;
   s->waiters.head = s->waiters.tail = NULL;
   s->value = s->bound = value;
   s->bounded = bounded;
+  return 0;
 }
 
-void loom_sem_init(loom_sem_t *s, unsigned value) { init(s, value, 0); }
-void loom_sem_init_bounded(loom_sem_t *s, unsigned value) { init(s, value, 1); }
+int loom_sem_init(loom_sem_t *s, unsigned value) { return init(s, value, 0); }
+int loom_sem_init_bounded(loom_sem_t *s, unsigned value) {
+  return init(s, value, 1);
+}
 
-unsigned loom_sem_value(const loom_sem_t *s) { return s->value; }
+unsigned loom_sem_value(const loom_sem_t *s) { return s ? s->value : 0; }
 
 int loom_sem_locked(const loom_sem_t *s) {
-  return s->value == 0 || !loom__wq_empty(&s->waiters);
+  return s && (s->value == 0 || !loom__wq_empty(&s->waiters));
 }
 
 int loom_sem_try_acquire(loom_sem_t *s) {
+  if (!s) return UV_EINVAL;
   if (loom_sem_locked(s)) return UV_EAGAIN;
   s->value--;
   return 0;
@@ -38,6 +45,7 @@ static __attribute__((noinline)) int sem_wait_slow(loom_sem_t *s,
 }
 
 int loom_sem_acquire(loom_sem_t *s) {
+  if (!s) return UV_EINVAL;
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
@@ -51,6 +59,7 @@ int loom_sem_acquire(loom_sem_t *s) {
 }
 
 int loom_sem_release(loom_sem_t *s) {
+  if (!s) return UV_EINVAL;
   if (loom__wq_wake_one(&s->waiters, 0)) return 0; /* handed over */
   if (s->bounded ? s->value >= s->bound : s->value == (unsigned)-1)
     return UV_EOVERFLOW;
