@@ -95,31 +95,40 @@ LOOM_EXTERN int loom_wait_for_task(uint64_t ms, loom_task_t *task, int *status);
 /* ---- task groups --------------------------------------------------------------- */
 
 /* A task group (asyncio.TaskGroup, a Trio nursery), opened and waited for
- * by the same task. Opaque; loom_group_wait frees it. */
+ * by the same task. A loom_group_t * is a handle, not an address: it is
+ * generation-checked, like a task handle, and goes stale when
+ * loom_group_wait ends the group. Every function given a stale handle (a
+ * group already waited for, or something that was never a group) returns
+ * UV_EBADF and touches nothing; NULL is UV_EINVAL. Handles belong to the
+ * runtime of the thread that opened them. */
 typedef struct loom_group_s loom_group_t;
 
 /* Opens a group in the calling task. Returns 0, LOOM_ENOTASK, UV_EINVAL,
- * UV_ENOMEM. */
+ * UV_ENOMEM (the group or its handle). */
 LOOM_EXTERN int loom_group_open(loom_group_t **g);
 /* Spawns fn(arg) into the group. With `task` non-NULL the handle stays valid
  * after loom_group_wait, so the child's status can be had with loom_join;
  * with NULL the group reclaims the child. LOOM_ECLOSED once the group is
  * aborting (a child failed, or it was cancelled). Children may spawn
- * siblings while the opener waits. */
+ * siblings while the opener waits. UV_EINVAL (NULL g or fn), LOOM_ENOTASK,
+ * UV_EBADF (stale g). */
 LOOM_EXTERN int loom_group_spawn(loom_group_t *g, loom_task_t **task,
                                  loom_fn fn, void *arg);
 LOOM_EXTERN int loom_group_spawn_ex(loom_group_t *g, loom_task_t **task,
                                     loom_fn fn, void *arg,
                                     const loom_task_opts_t *opts);
-/* Cancels every child; the group takes no new children. */
+/* Cancels every child; the group takes no new children. 0, UV_EINVAL
+ * (NULL), UV_EBADF (stale). Works from host code too. */
 LOOM_EXTERN int loom_group_cancel(loom_group_t *g);
 /* Waits for every child, then frees the group. The first child failure
  * (other than cancellation) cancels all other children. Returns, in order of
  * precedence: UV_ECANCELED / UV_ETIMEDOUT if the waiter was interrupted
  * (children cancelled and awaited first); the first child failure;
- * UV_ECANCELED if the group was cancelled; 0. LOOM_EBADTASK (group not
- * freed) if called by another task than the opener. A task that returns
- * with a group still open has it cancelled and awaited, and is reported. */
+ * UV_ECANCELED if the group was cancelled; 0. Errors that leave the group
+ * as it is: LOOM_ENOTASK, UV_EINVAL (NULL), UV_EBADF (already waited for:
+ * a second wait, or any use afterwards), LOOM_EBADTASK (called by another
+ * task than the opener). A task that returns with a group still open has
+ * it cancelled and awaited, and is reported. */
 LOOM_EXTERN int loom_group_wait(loom_group_t *g);
 
 #ifdef __cplusplus

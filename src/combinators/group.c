@@ -10,6 +10,12 @@
  * hook cancels the children even while the opener is busy elsewhere; if the
  * opener returns with the group still open, the hook cancels and awaits the
  * children before the opener's stack (and the group with it) goes away.
+ *
+ * The public loom_group_t * is not the group's address but a
+ * generation-checked handle (core/handle.h), resolved by every public
+ * function: a group used after loom_group_wait freed it (or waited twice)
+ * is answered with UV_EBADF instead of touching freed memory. The handle is
+ * dropped just before the group is freed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +34,22 @@ struct loom_group_s {
   int state;
   int cancelled;                     /* loom_group_cancel was called */
   loom__waiter_t *waiter;            /* the opener, inside loom_group_wait */
+  void *handle;                      /* the public token for this group */
 };
+
+/* The group behind a public handle, or NULL if it is stale or not a
+ * group's (looked up in the calling thread's runtime). */
+static loom_group_t *resolve(const loom_group_t *h) {
+  return loom__handle_get(NULL, h, LOOM__H_GROUP);
+}
+
+static void abort_group(void *p);
+static int wait_group(loom_group_t *g, loom_task_t *self);
+
+static void cancel_group(loom_group_t *g) {
+  g->cancelled = 1;
+  abort_group(g);
+}
 
 static loom__hook_t *hook_of(loom_group_t *g) { return &g->hook; }
 
@@ -71,8 +92,8 @@ static void on_exiting(loom__hook_t *h) {
                   "cancelling and awaiting its children\n",
           loom_task_name(loom_current()));
   g->scope = NULL; /* it was in a frame that has returned */
-  loom_group_cancel(g);
-  loom_group_wait(g); /* unhooks and frees g */
+  cancel_group(g);
+  wait_group(g, g->opener); /* unhooks and frees g */
 }
 
 int loom_group_open(loom_group_t **out) {
@@ -82,6 +103,10 @@ int loom_group_open(loom_group_t **out) {
   if (!self) return LOOM_ENOTASK;
   loom_group_t *g = calloc(1, sizeof(*g));
   if (!g) return UV_ENOMEM;
+  if (loom__handle_new(self->rt, LOOM__H_GROUP, g, &g->handle) != 0) {
+    free(g);
+    return UV_ENOMEM;
+  }
   g->opener = self;
   g->scope = self->scope;
   g->state = G_OPEN;
@@ -89,14 +114,16 @@ int loom_group_open(loom_group_t **out) {
   h->poked = on_poked;
   h->exiting = on_exiting;
   loom__hook(self, h);
-  *out = g;
+  *out = g->handle;
   return 0;
 }
 
-int loom_group_spawn_ex(loom_group_t *g, loom_task_t **task, loom_fn fn,
+int loom_group_spawn_ex(loom_group_t *gh, loom_task_t **task, loom_fn fn,
                         void *arg, const loom_task_opts_t *opts) {
-  if (!g || !fn || !g->opener) return UV_EINVAL;
+  if (!gh || !fn) return UV_EINVAL;
   if (!loom__self()) return LOOM_ENOTASK;
+  loom_group_t *g = resolve(gh);
+  if (!g) return UV_EBADF;
   if (g->state != G_OPEN && g->state != G_WAITING) return LOOM_ECLOSED;
   loom_t *rt = g->opener->rt;
   loom_task_t *h;
@@ -126,17 +153,25 @@ int loom_group_spawn(loom_group_t *g, loom_task_t **task, loom_fn fn,
   return loom_group_spawn_ex(g, task, fn, arg, NULL);
 }
 
-int loom_group_cancel(loom_group_t *g) {
-  if (!g || !g->opener) return UV_EINVAL;
-  g->cancelled = 1;
-  abort_group(g);
+int loom_group_cancel(loom_group_t *gh) {
+  if (!gh) return UV_EINVAL;
+  loom_group_t *g = resolve(gh);
+  if (!g) return UV_EBADF;
+  cancel_group(g);
   return 0;
 }
 
-int loom_group_wait(loom_group_t *g) {
+int loom_group_wait(loom_group_t *gh) {
   loom_task_t *self = loom__self();
   if (!self) return LOOM_ENOTASK;
-  if (!g || g->opener != self) return LOOM_EBADTASK;
+  if (!gh) return UV_EINVAL;
+  loom_group_t *g = resolve(gh);
+  if (!g) return UV_EBADF;
+  if (g->opener != self) return LOOM_EBADTASK;
+  return wait_group(g, self);
+}
+
+static int wait_group(loom_group_t *g, loom_task_t *self) {
   if (g->state == G_OPEN) g->state = G_WAITING;
   loom__waiter_t w = {self, NULL, 0, 0};
   g->waiter = &w;
@@ -144,6 +179,7 @@ int loom_group_wait(loom_group_t *g) {
   loom__unhook(self, hook_of(g));
   if (rc == 0) rc = g->first_error;
   if (rc == 0 && g->cancelled) rc = UV_ECANCELED;
+  loom__handle_drop(self->rt, g->handle);
   free(g);
   return rc;
 }
