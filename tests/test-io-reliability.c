@@ -89,9 +89,450 @@ static void test_interrupted_request(void **state) {
   assert_int_equal(r.rc[4], 1);
 }
 
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static loom_server_t *srv;
+static int srv_port;
+
+/* Connects to 127.0.0.1:port. */
+static int connect_to(loom_stream_t **c, int port) {
+  struct sockaddr_in a;
+  uv_ip4_addr("127.0.0.1", port, &a);
+  return loom_tcp_connect_addr(c, (struct sockaddr *)&a);
+}
+
+/* ---- 2. UDP closed while a task waits in recv --------------------------------------- */
+
+static loom_udp_t *udp;
+static void close_udp_from_loop(uv_timer_t *t) {
+  r.rc[1] = loom_udp_close(udp); /* host code, outside the scheduler's pass */
+  uv_close((uv_handle_t *)t, NULL);
+}
+static int udp_receiver(void *arg) {
+  (void)arg;
+  char buf[16];
+  return (int)loom_udp_recv(udp, buf, sizeof(buf), NULL);
+}
+static int udp_close_main(void *arg) {
+  (void)arg;
+  r.rc[0] = loom_udp_bind(&udp, "127.0.0.1", 0);
+  loom_task_t *t;
+  loom_spawn(&t, udp_receiver, NULL);
+  loom_yield(); /* the receiver parks */
+  static uv_timer_t tm; /* outlives main's frame until closed */
+  uv_timer_init(loom_loop(loom_runtime()), &tm);
+  uv_timer_start(&tm, close_udp_from_loop, 5, 0);
+  int st = 0;
+  r.rc[2] = loom_join(t, &st);
+  r.rc[3] = st;
+  r.rc[4] = loom_udp_close(udp); /* closed already */
+  char b[4];
+  r.rc[5] = loom_udp_recv(udp, b, sizeof(b), NULL);
+  return 0;
+}
+static void test_udp_close_under_receiver(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(loom_run(udp_close_main, NULL), 0);
+  assert_int_equal(r.rc[0], 0);
+  assert_int_equal(r.rc[1], 0);
+  assert_int_equal(r.rc[2], 0);
+  assert_int_equal(r.rc[3], UV_EBADF);
+  assert_int_equal(r.rc[4], UV_EBADF);
+  assert_int_equal(r.rc[5], UV_EBADF);
+}
+
+/* ---- 3. two writers on one stream ----------------------------------------------------- */
+
+#define WRITES 1500
+#define CHUNK 1024
+static loom_stream_t *wside, *rside;
+static size_t max_queued;
+static int writer(void *arg) {
+  char buf[CHUNK];
+  memset(buf, (int)(intptr_t)arg, sizeof(buf));
+  for (int i = 0; i < WRITES; i++) {
+    int rc = loom_write(wside, buf, sizeof(buf));
+    if (rc) return rc;
+    size_t q = loom_stream_queued(wside);
+    if (q > max_queued) max_queued = q;
+  }
+  return 0;
+}
+static int slow_reader(void *arg) {
+  (void)arg;
+  loom_sleep(30); /* let both writers block on backpressure first */
+  char buf[65536];
+  ssize_t n;
+  long total = 0;
+  while ((n = loom_read(rside, buf, sizeof(buf))) > 0) total += n;
+  r.rc[3] = total;
+  return n < 0 ? (int)n : 0;
+}
+static int accept_one(void *arg) {
+  loom_listener_t *l = arg;
+  return loom_accept(l, &rside);
+}
+static int two_writers_main(void *arg) {
+  (void)arg;
+  loom_listener_t *l;
+  r.rc[0] = loom_tcp_listen(&l, "127.0.0.1", 0, 0);
+  loom_task_t *acc;
+  loom_spawn(&acc, accept_one, l);
+  r.rc[1] = connect_to(&wside, loom_listener_port(l));
+  loom_join(acc, NULL);
+  loom_listener_close(l);
+  /* Small kernel buffers, so the writers meet backpressure early. */
+  int small = 16384;
+  uv_send_buffer_size((uv_handle_t *)loom_stream_handle(wside), &small);
+  uv_recv_buffer_size((uv_handle_t *)loom_stream_handle(rside), &small);
+  loom_task_t *w[2], *rd;
+  loom_spawn(&rd, slow_reader, NULL);
+  loom_spawn(&w[0], writer, (void *)'a');
+  loom_spawn(&w[1], writer, (void *)'b');
+  int st[2];
+  loom_join(w[0], &st[0]);
+  loom_join(w[1], &st[1]);
+  r.rc[4] = st[0];
+  r.rc[5] = st[1];
+  loom_close(wside);
+  loom_join(rd, NULL);
+  loom_close(rside);
+  return 0;
+}
+static void test_two_writers(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  max_queued = 0;
+  assert_int_equal(loom_run(two_writers_main, NULL), 0);
+  assert_int_equal(r.rc[0], 0);
+  assert_int_equal(r.rc[1], 0);
+  assert_int_equal(r.rc[4], 0); /* no writer failed... */
+  assert_int_equal(r.rc[5], 0);
+  assert_int_equal(r.rc[3], 2L * WRITES * CHUNK); /* ...and all arrived */
+  /* Bounded by the high-water mark plus one write. */
+  assert_true(max_queued <= 64 * 1024 + CHUNK);
+}
+
+/* ---- 5. shutdown is bounded ------------------------------------------------------------- */
+
+static int quiet_handler(loom_stream_t *s, void *arg) {
+  (void)arg;
+  char b[16];
+  return (int)loom_read(s, b, sizeof(b)); /* waits for ever */
+}
+
+/* Main returns with a server, a listener and a read-from stream open. */
+static int left_open_main(void *arg) {
+  (void)arg;
+  loom_server_t *sv;
+  if (loom_serve(&sv, "127.0.0.1", 0, quiet_handler, NULL, NULL)) return 1;
+  loom_listener_t *l;
+  if (loom_tcp_listen(&l, "127.0.0.1", 0, 0)) return 2;
+  loom_stream_t *c;
+  if (connect_to(&c, loom_server_port(sv))) return 3;
+  loom_scope_t s;
+  loom_timeout_enter(&s, 20);
+  char b[4];
+  loom_read(c, b, sizeof(b)); /* times out: reading stays on */
+  loom_scope_exit(&s);
+  return 7;
+}
+
+/* A second server on a busy port fails; main returns that error. */
+static int busy_port_main(void *arg) {
+  (void)arg;
+  loom_server_t *a, *b;
+  if (loom_serve(&a, "127.0.0.1", 0, quiet_handler, NULL, NULL)) return 1;
+  return loom_serve(&b, "127.0.0.1", loom_server_port(a), quiet_handler, NULL, NULL);
+}
+
+/* A peer that never reads: the handler's close can never flush. */
+static int flood_handler(loom_stream_t *s, void *arg) {
+  (void)arg;
+  static char big[256 * 1024];
+  int rc;
+  while ((rc = loom_write(s, big, sizeof(big))) == 0) {
+  }
+  loom_close(s);
+  return rc;
+}
+static int never_reads_main(void *arg) {
+  (void)arg;
+  loom_server_t *sv;
+  if (loom_serve(&sv, "127.0.0.1", 0, flood_handler, NULL, NULL)) return 1;
+  /* The peer is a plain socket outside loom: it stays open, never reads. */
+  struct sockaddr_in a;
+  uv_ip4_addr("127.0.0.1", loom_server_port(sv), &a);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (connect(fd, (struct sockaddr *)&a, sizeof(a))) return 2;
+  loom_sleep(30); /* the handler fills every buffer */
+  loom_server_close(sv, 0); /* cancels the handler: its close cannot flush */
+  return 0; /* fd stays open until the child exits */
+}
+
+/* A raw libuv handle left active. */
+static void tick(uv_timer_t *t) { (void)t; }
+static int raw_handle_main(void *arg) {
+  (void)arg;
+  uv_timer_t *t = malloc(sizeof(*t));
+  uv_timer_init(loom_loop(loom_runtime()), t);
+  uv_timer_start(t, tick, 1, 1);
+  return 0;
+}
+
+static loom_fn shutdown_scenarios[] = {left_open_main, busy_port_main,
+                                       never_reads_main, raw_handle_main};
+static int shutdown_want[] = {7, UV_EADDRINUSE, 0, 0};
+
+static void run_shutdown_scenario(void *arg) {
+  int i = (int)(intptr_t)arg;
+  alarm(RUNNING_ON_VALGRIND ? 60 : 10); /* a hang kills the child */
+  int rc = loom_run(shutdown_scenarios[i], NULL);
+  _exit(rc == shutdown_want[i] ? 0 : 1);
+}
+
+static void test_shutdown_is_bounded(void **state) {
+  (void)state;
+  static const char *says[] = {"closed, left open by the program, 1 server",
+                               NULL, "aborted, with unsent data, 1 stream",
+                               "libuv timer handle active"};
+  for (int i = 0; i < 4; i++) {
+    char out[4096];
+    uint64_t t0 = wall_ms();
+    int st = run_in_child(run_shutdown_scenario, (void *)(intptr_t)i, out, sizeof(out));
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fprintf(stderr, "scenario %d: %s\n", i, out);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    if (says[i] && !strstr(out, says[i])) fprintf(stderr, "scenario %d said: %s\n", i, out);
+    if (says[i]) assert_non_null(strstr(out, says[i]));
+    if (!RUNNING_ON_VALGRIND) assert_true(wall_ms() - t0 < 5000);
+  }
+}
+
+/* ---- 6. regular files and directories are not streams ------------------------------------ */
+
+static int open_fd_main(void *arg) {
+  (void)arg;
+  char path[] = "/tmp/loom-test-XXXXXX";
+  int fd = mkstemp(path);
+  if (write(fd, "hello\n", 6) != 6) return 1;
+  lseek(fd, 0, SEEK_SET);
+  loom_stream_t *s = NULL;
+  r.rc[0] = loom_stream_open_fd(&s, fd);
+  r.rc[1] = s == NULL;
+  close(fd);
+  unlink(path);
+  int dfd = open("/tmp", O_RDONLY | O_DIRECTORY);
+  r.rc[2] = loom_stream_open_fd(&s, dfd);
+  close(dfd);
+  int devnull = open("/dev/null", O_RDONLY);
+  r.rc[3] = loom_stream_open_fd(&s, devnull);
+  close(devnull);
+  r.rc[4] = loom_stream_open_fd(&s, 12345); /* not open */
+  return 0;
+}
+static void test_open_fd_rejects_files(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(loom_run(open_fd_main, NULL), 0);
+  assert_int_equal(r.rc[0], UV_EINVAL);
+  assert_int_equal(r.rc[1], 1);
+  assert_int_equal(r.rc[2], UV_EINVAL);
+  assert_int_equal(r.rc[3], UV_EINVAL);
+  assert_int_equal(r.rc[4], UV_EBADF);
+}
+
+/* ---- 9. server close from host code and from its own handler ------------------------------ */
+
+static int echo_once(loom_stream_t *s, void *arg) {
+  (void)arg;
+  char b[16];
+  ssize_t n = loom_read(s, b, sizeof(b));
+  if (n > 0) loom_write(s, b, (size_t)n);
+  loom_close(s);
+  return 0;
+}
+static void close_from_host(uv_timer_t *t) {
+  r.rc[1] = loom_server_close(srv, 0);
+  uv_close((uv_handle_t *)t, NULL);
+}
+static int host_close_main(void *arg) {
+  (void)arg;
+  r.rc[0] = loom_serve(&srv, "127.0.0.1", 0, echo_once, NULL, NULL);
+  static uv_timer_t t; /* outlives main's frame until closed */
+  uv_timer_init(loom_loop(loom_runtime()), &t);
+  uv_timer_start(&t, close_from_host, 1, 0);
+  loom_sleep(20);
+  /* The server still works. */
+  loom_stream_t *c;
+  r.rc[2] = connect_to(&c, loom_server_port(srv));
+  loom_write(c, "hi", 2);
+  char b[4];
+  r.rc[3] = loom_read(c, b, sizeof(b));
+  loom_close(c);
+  r.rc[4] = loom_server_close(srv, 0);
+  r.rc[5] = loom_server_close(srv, 0); /* twice */
+  r.rc[6] = loom_server_port(srv);
+  return 0;
+}
+
+static int closing_handler(loom_stream_t *s, void *arg) {
+  (void)arg;
+  r.rc[10] = loom_server_close(srv, 1000);
+  loom_write(s, "bye", 3);
+  loom_close(s);
+  return 0;
+}
+static int handler_close_main(void *arg) {
+  (void)arg;
+  r.rc[0] = loom_serve(&srv, "127.0.0.1", 0, closing_handler, NULL, NULL);
+  loom_stream_t *c;
+  r.rc[1] = connect_to(&c, loom_server_port(srv));
+  char b[4];
+  r.rc[2] = loom_read(c, b, sizeof(b));
+  loom_close(c);
+  r.rc[3] = connect_to(&c, srv_port); /* nobody listens any more */
+  return 0;
+}
+static void run_handler_close(void *arg) {
+  (void)arg;
+  alarm(RUNNING_ON_VALGRIND ? 60 : 10);
+  _exit(loom_run(handler_close_main, NULL) == 0 && r.rc[10] == 0 && r.rc[2] == 3 ? 0 : 1);
+}
+
+static void test_server_close_wrong_place(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(loom_run(host_close_main, NULL), 0);
+  assert_int_equal(r.rc[0], 0);
+  assert_int_equal(r.rc[1], LOOM_ENOTASK);
+  assert_int_equal(r.rc[2], 0);
+  assert_int_equal(r.rc[3], 2);
+  assert_int_equal(r.rc[4], 0);
+  assert_int_equal(r.rc[5], UV_EBADF);
+  assert_int_equal(r.rc[6], UV_EBADF);
+  char out[2048];
+  int st = run_in_child(run_handler_close, NULL, out, sizeof(out));
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* ---- 11. sizes near the limits ------------------------------------------------------------- */
+
+static int sizes_main(void *arg) {
+  (void)arg;
+  loom_server_opts_t o = {0, (size_t)UINT32_MAX + 1};
+  loom_server_t *sv;
+  r.rc[0] = loom_serve(&sv, "127.0.0.1", 0, echo_once, NULL, &o);
+  loom_udp_t *u;
+  loom_udp_bind(&u, "127.0.0.1", 0);
+  struct sockaddr_in a;
+  uv_ip4_addr("127.0.0.1", loom_udp_port(u), &a);
+  static char small[16];
+  /* 4 GiB + 16: without reading beyond `small` it must be refused. */
+  r.rc[1] = loom_udp_send(u, small, (size_t)4 << 30 | 16, (struct sockaddr *)&a);
+  loom_udp_close(u);
+  return 0;
+}
+static void test_sizes_near_limits(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(loom_run(sizes_main, NULL), 0);
+  assert_int_equal(r.rc[0], UV_EINVAL);
+  assert_int_equal(r.rc[1], UV_EMSGSIZE);
+}
+
+/* ---- 12. NULL and consumed handles ---------------------------------------------------------- */
+
+static int misuse_main(void *arg) {
+  (void)arg;
+  loom_listener_t *l;
+  r.rc[0] = loom_tcp_listen(&l, "127.0.0.1", 0, 0);
+  loom_task_t *acc;
+  loom_spawn(&acc, accept_one, l);
+  loom_stream_t *c;
+  r.rc[1] = connect_to(&c, loom_listener_port(l));
+  loom_join(acc, NULL);
+  r.rc[2] = loom_write(c, NULL, 5);             /* NULL data */
+  r.rc[3] = loom_write(c, "ok", 2);             /* the stream still works */
+  char b[8];
+  r.rc[4] = loom_read(rside, b, sizeof(b));
+  r.rc[5] = loom_close(c);
+  r.rc[6] = loom_close(c);                      /* twice */
+  r.rc[7] = loom_write(c, "x", 1);              /* after close */
+  r.rc[8] = loom_read(c, b, sizeof(b));
+  r.rc[9] = loom_abort(c);
+  r.rc[10] = (long)loom_stream_queued(c);
+  r.rc[11] = loom_stream_handle(c) == NULL;
+  r.rc[12] = loom_listener_close(l);
+  r.rc[13] = loom_listener_close(l);
+  r.rc[14] = loom_accept(l, &c);
+  r.rc[15] = loom_close(NULL);
+  r.rc[16] = loom_read(NULL, b, 1);
+  r.rc[17] = loom_listener_port((loom_listener_t *)rside); /* wrong kind */
+  loom_close(rside);
+  r.rc[18] = loom_drain(rside);
+  r.rc[19] = loom_shutdown_write(rside);
+  return 0;
+}
+static void test_handles_after_close(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(loom_run(misuse_main, NULL), 0);
+  assert_int_equal(r.rc[0], 0);
+  assert_int_equal(r.rc[1], 0);
+  assert_int_equal(r.rc[2], UV_EINVAL);
+  assert_int_equal(r.rc[3], 0);
+  assert_int_equal(r.rc[4], 2);
+  assert_int_equal(r.rc[5], 0);
+  for (int i = 6; i <= 9; i++) assert_int_equal(r.rc[i], UV_EBADF);
+  assert_int_equal(r.rc[10], 0);
+  assert_int_equal(r.rc[11], 1);
+  assert_int_equal(r.rc[12], 0);
+  assert_int_equal(r.rc[13], UV_EBADF);
+  assert_int_equal(r.rc[14], UV_EBADF);
+  assert_int_equal(r.rc[15], UV_EINVAL);
+  assert_int_equal(r.rc[16], UV_EINVAL);
+  assert_int_equal(r.rc[17], UV_EBADF);
+  assert_int_equal(r.rc[18], UV_EBADF);
+  assert_int_equal(r.rc[19], UV_EBADF);
+}
+
+/* ---- 13. Unix socket paths longer than sun_path ------------------------------------------------ */
+
+static int long_path_main(void *arg) {
+  (void)arg;
+  char path[200];
+  memset(path, 'a', sizeof(path) - 1);
+  memcpy(path, "/tmp/", 5);
+  path[sizeof(path) - 1] = 0;
+  loom_stream_t *s;
+  loom_listener_t *l;
+  r.rc[0] = loom_unix_connect(&s, path);
+  r.rc[1] = loom_unix_listen(&l, path, 0);
+  return 0;
+}
+static void test_long_unix_path(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(loom_run(long_path_main, NULL), 0);
+  assert_int_equal(r.rc[0], UV_ENAMETOOLONG);
+  assert_int_equal(r.rc[1], UV_ENAMETOOLONG);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_interrupted_request),
+      cmocka_unit_test(test_udp_close_under_receiver),
+      cmocka_unit_test(test_two_writers),
+      cmocka_unit_test(test_shutdown_is_bounded),
+      cmocka_unit_test(test_open_fd_rejects_files),
+      cmocka_unit_test(test_server_close_wrong_place),
+      cmocka_unit_test(test_sizes_near_limits),
+      cmocka_unit_test(test_handles_after_close),
+      cmocka_unit_test(test_long_unix_path),
   };
+  if (getenv("LOOM_TEST_FILTER")) cmocka_set_test_filter(getenv("LOOM_TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
