@@ -1,6 +1,7 @@
 /* The fiber layer on its own: context switches, stacks, guard pages, the
  * canary and the overflow report. No libuv here, so this test also runs
  * cross-compiled for aarch64 under qemu-user (see .ci/run). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -234,8 +235,193 @@ static void test_overflow_canary_reported(void **state) {
   assert_non_null(strstr(out, "task 'task-42' (stack size 512 bytes, canary overwritten"));
 }
 
+/* ---- a frame larger than the guard page --------------------------------- */
+
+/* A function with a 40 KiB local array on a 16 KiB stack: without
+ * -fstack-clash-protection nothing probes the frame page by page, so the
+ * first access is 24 KiB and more below the stack, past a 4 KiB guard. The
+ * array is written from its lowest byte up, as memset would, so the first
+ * write is the lowest one. */
+#define BIG_FRAME (40 * 1024)
+static volatile unsigned char big_sink;
+
+static __attribute__((noinline)) void big_frame(unsigned char pattern) {
+  volatile unsigned char arr[BIG_FRAME];
+  for (size_t i = 0; i < sizeof(arr); i++) arr[i] = pattern;
+  big_sink = arr[BIG_FRAME / 2];
+}
+
+static loom__fiber_t big_fiber;
+
+static void big_main(void *arg) {
+  loom__fiber_started();
+  big_frame((unsigned char)(uintptr_t)arg);
+  loom__fiber_switch(&big_fiber, &host); /* never resumed */
+  abort();
+}
+
+/* The overflowing fiber runs on the highest of three 16 KiB stacks taken in
+ * a row (handed out in address order), so its neighbours are mapped memory
+ * that a missed overflow would silently overwrite. */
+static void big_frame_child(void) {
+  void *alt;
+  loom__overflow_thread_init(&alt);
+  loom__stack_pool_t pool;
+  loom__stack_pool_init(&pool);
+  loom__stack_t st[3];
+  for (int i = 0; i < 3; i++)
+    if (loom__stack_get(&pool, 16 * 1024, &st[i]) != 0 || !st[i].guard_lo) _exit(3);
+  loom__fiber_init(&big_fiber, st[2].lo, st[2].size, big_main, (void *)(uintptr_t)0x77);
+  big_fiber.guard_lo = st[2].guard_lo;
+  big_fiber.guard_size = st[2].guard_size;
+  big_fiber.name = "big";
+  loom__fiber_switch(&host, &big_fiber);
+  _exit(4); /* the overflow went unnoticed */
+}
+
+static void test_overflow_big_frame_hits_guard(void **state) {
+  (void)state;
+  SKIP_UNDER_QEMU();
+  char out[4096];
+  int status = run_child(big_frame_child, out, sizeof(out));
+  assert_true(WIFSIGNALED(status));
+  assert_int_equal(WTERMSIG(status), SIGSEGV);
+  assert_non_null(strstr(out, "loom: stack overflow in task 'big' (stack size 16384 bytes, guard page hit"));
+}
+
+/* Past the guard budget a stack has no guard, but the same frame must land
+ * in address space no other stack uses (and trip the canary), not in the
+ * stacks below. Runs in-process: nothing faults. */
+static void test_big_frame_unguarded_spares_neighbours(void **state) {
+  (void)state;
+  loom__stack_pool_t pool;
+  loom__stack_pool_init(&pool);
+  /* Spent: not one slab more fits (0 would mean "recompute"). */
+  loom__stack_set_guard_budget(loom__stack_guards_used() + 1);
+  loom__stack_t st[3];
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(loom__stack_get(&pool, 16 * 1024, &st[i]), 0);
+    assert_null(st[i].guard_lo);
+    assert_int_equal(st[i].guard_size, 0);
+  }
+  assert_true((char *)st[1].lo > (char *)st[0].lo);
+  assert_true((char *)st[2].lo > (char *)st[1].lo);
+  memset(st[0].lo, 0x5a, st[0].size);
+  memset(st[1].lo, 0x5a, st[1].size);
+  loom__fiber_init(&big_fiber, st[2].lo, st[2].size, big_main, (void *)(uintptr_t)0x77);
+  big_fiber.name = "big";
+  loom__fiber_switch(&host, &big_fiber);
+  assert_int_equal(big_sink, 0x77);
+  assert_false(loom__fiber_canary_ok(&big_fiber)); /* seen at the switch */
+  size_t spoiled = 0;
+  for (int i = 0; i < 2; i++)
+    for (size_t k = 0; k < st[i].size; k++)
+      spoiled += ((unsigned char *)st[i].lo)[k] != 0x5a;
+  assert_int_equal(spoiled, 0);
+  loom__stack_set_guard_budget(0);
+  loom__stack_pool_destroy(&pool);
+}
+
+/* ---- hostile sizes ------------------------------------------------------- */
+
+static void test_stack_size_limits(void **state) {
+  (void)state;
+  loom__stack_pool_t pool;
+  loom__stack_pool_init(&pool);
+  const size_t huge[] = {SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - pool.page + 1,
+                         SIZE_MAX / 2 + 1, SIZE_MAX / 2, (size_t)1 << 41};
+  for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
+    loom__stack_t st = {(void *)1, 7, (void *)1, 7};
+    assert_int_equal(loom__stack_get(&pool, huge[i], &st), -EINVAL);
+    /* Nothing handed out, nothing filled in. */
+    assert_ptr_equal(st.lo, (void *)1);
+    assert_int_equal(st.size, 7);
+    assert_null(loom__stack_peek(&pool, huge[i]));
+  }
+  assert_null(pool.classes); /* no size class was made for them */
+  /* Tiny requests get the minimum, and say so. */
+  loom__stack_t a;
+  assert_int_equal(loom__stack_get(&pool, 1, &a), 0);
+  assert_int_equal(a.size, 16 * 1024);
+  loom__stack_put(&pool, &a);
+  assert_ptr_equal(loom__stack_peek(&pool, 1), a.lo);
+  assert_ptr_equal(loom__stack_peek(&pool, 0), a.lo);
+  loom__stack_pool_destroy(&pool);
+}
+
+/* The report prints the size the fiber says it has, whatever was asked for
+ * (the core passes the real usable size), and keeps to one line whatever the
+ * name holds. */
+static void report_child(void) {
+  loom__fiber_t f = {0};
+  static uint64_t fake_stack[2048];
+  f.stack_lo = fake_stack;
+  f.stack_size = sizeof(fake_stack);
+  f.nominal_size = 15000;
+  f.name = "evil\nname\033[2J";
+  fake_stack[0] = 1;
+  if (!loom__fiber_canary_ok(&f)) loom__fiber_overflow(&f, ", canary overwritten");
+  _exit(5);
+}
+
+static void test_overflow_report_size_and_name(void **state) {
+  (void)state;
+  SKIP_UNDER_QEMU();
+  char out[4096];
+  int status = run_child(report_child, out, sizeof(out));
+  assert_true(WIFSIGNALED(status));
+  assert_int_equal(WTERMSIG(status), SIGABRT);
+  assert_non_null(strstr(out, "loom: stack overflow in task 'evil?name?[2J' (stack size 15000 bytes, canary overwritten"));
+  size_t len = strlen(out);
+  assert_true(len > 0);
+  assert_ptr_equal(strchr(out, '\n'), out + len - 1); /* one line only */
+}
+
+/* ---- the guard budget ---------------------------------------------------- */
+
+static void test_map_count_parse(void **state) {
+  (void)state;
+  assert_int_equal(loom__stack_parse_map_count("65530\n", 6), 65530);
+  assert_int_equal(loom__stack_parse_map_count("2147483647\n", 11), 2147483647L);
+  /* What a read of one byte at a time gets from a sysctl file: the first
+   * digit, then end of file. It must not count as 6 mappings. */
+  assert_int_equal(loom__stack_parse_map_count("6", 1), -1);
+  assert_int_equal(loom__stack_parse_map_count("", 0), -1);
+  assert_int_equal(loom__stack_parse_map_count("\n", 1), -1);
+  assert_int_equal(loom__stack_parse_map_count("-5\n", 3), -1);
+  assert_int_equal(loom__stack_parse_map_count("12x\n", 4), -1);
+  assert_int_equal(loom__stack_parse_map_count("99999999999999999999999\n", 24), -1);
+  assert_int_equal(loom__stack_parse_map_count("0\n", 2), -1);
+}
+
+static void test_budget_read_failure_not_cached(void **state) {
+  (void)state;
+  char path[] = "/tmp/loom-test-map-count-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  /* Unreadable: the default (65530 mappings), not cached. */
+  loom__stack_set_map_count_path("/nonexistent/max_map_count");
+  loom__stack_set_guard_budget(0);
+  assert_int_equal(loom__stack_guard_budget(), 65530 / 4);
+  /* A short read: the default again, not cached either. */
+  loom__stack_set_map_count_path(path);
+  assert_int_equal(write(fd, "6", 1), 1);
+  assert_int_equal(loom__stack_guard_budget(), 65530 / 4);
+  /* Readable now: the next call reads it and keeps it. */
+  assert_int_equal(pwrite(fd, "400000\n", 7, 0), 7);
+  assert_int_equal(loom__stack_guard_budget(), 100000);
+  assert_int_equal(pwrite(fd, "800000\n", 7, 0), 7);
+  assert_int_equal(loom__stack_guard_budget(), 100000); /* cached */
+  close(fd);
+  unlink(path);
+  loom__stack_set_map_count_path(NULL);
+  loom__stack_set_guard_budget(0);
+  assert_true(loom__stack_guard_budget() > 1000);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "overflow") == 0) overflow_child();
+  if (argc > 1 && strcmp(argv[1], "overflow-frame") == 0) big_frame_child();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ping_pong),
       cmocka_unit_test(test_ring),
@@ -243,6 +429,12 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_guard_budget_then_canary),
       cmocka_unit_test(test_overflow_guard_reported),
       cmocka_unit_test(test_overflow_canary_reported),
+      cmocka_unit_test(test_overflow_big_frame_hits_guard),
+      cmocka_unit_test(test_big_frame_unguarded_spares_neighbours),
+      cmocka_unit_test(test_stack_size_limits),
+      cmocka_unit_test(test_overflow_report_size_and_name),
+      cmocka_unit_test(test_map_count_parse),
+      cmocka_unit_test(test_budget_read_failure_not_cached),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,13 +3,14 @@
  * switches. The core layer builds tasks on top; this layer knows nothing of
  * libuv or scheduling, so its test runs on its own (also under qemu-user).
  *
- *   high  +----------------------+ <- lo + size
- *         | frames of the fiber  |   grows down
- *         |          ...         |
- *         | zeros (unguarded)    | <- lo
- *         +----------------------+
- *         | guard page (or none) |   PROT_NONE: a SIGSEGV names the fiber
- *   low   +----------------------+
+ *   high  +------------------------+ <- lo + size
+ *         | frames of the fiber    |   grows down
+ *         |          ...           |
+ *         | zeros (unguarded)      | <- lo
+ *         +------------------------+
+ *         | guard zone (dead zone) |   PROT_NONE: a SIGSEGV names the fiber
+ *         |                        |   (unguarded: unused, big frames land)
+ *   low   +------------------------+
  */
 #ifndef LOOM_FIBER_FIBER_H
 #define LOOM_FIBER_FIBER_H
@@ -37,9 +38,11 @@ typedef struct loom__fiber_s {
   loom__ctx_t ctx;       /* saved machine state while not running */
   void *stack_lo;        /* lowest usable byte of the stack */
   size_t stack_size;     /* usable bytes above stack_lo */
-  size_t nominal_size;   /* the size the user asked for (reports), or 0 */
-  void *guard_lo;        /* guard page below stack_lo, NULL if canary-only */
-  size_t guard_size;
+  size_t nominal_size;   /* the size overflow reports print (the usable
+                            size as its owner counts it), or 0 for
+                            stack_size */
+  void *guard_lo;        /* guard zone below stack_lo, NULL if canary-only */
+  size_t guard_size;     /* its bytes (loom__stack_t.guard_size) */
   void *asan_fake;       /* ASan fake-stack handle while switched out */
   const char *name;      /* for overflow reports; may be NULL */
   uint64_t id;           /* for overflow reports when name is NULL */

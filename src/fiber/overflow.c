@@ -1,10 +1,12 @@
 /* Stack-overflow reports.
  *
- * A fiber that runs off the bottom of its stack hits the guard page below it.
+ * A fiber that runs off the bottom of its stack hits the guard zone below it
+ * (stack.h: large enough that a big frame lands in it too).
  * The SIGSEGV handler runs on an alternate signal stack (the faulting stack is
  * unusable), checks whether the fault address lies in the guard page of the
  * fiber running on this thread, and if so writes one line naming the task and
- * its stack size. It then restores the default action and returns, so the
+ * its stack size (the size the fiber reports: nominal_size, the usable size
+ * its owner gave it, else stack_size). It then restores the default action and returns, so the
  * faulting instruction runs again and the process dies of SIGSEGV as any crash
  * would (core dump included). A fault that is not a guard hit goes to the
  * handler that was installed before loom's, or to the default action.
@@ -29,7 +31,11 @@
 static struct sigaction previous;
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Formats the report into buf without malloc or stdio (signal-safe). */
+#define LOOM__REPORT_NAME_MAX 64 /* bytes of the name a report shows */
+
+/* Formats the report into buf without malloc or stdio (signal-safe). The
+ * name is the user's: it is cut short and its control bytes shown as '?', so
+ * the report stays one line that says the size and what to do. */
 static size_t format_report(char *buf, size_t cap, const loom__fiber_t *f,
                             const char *how) {
   size_t n = 0;
@@ -42,7 +48,10 @@ static size_t format_report(char *buf, size_t cap, const loom__fiber_t *f,
   int i;
   PUT("loom: stack overflow in task '");
   if (f->name && f->name[0]) {
-    PUT(f->name);
+    for (size_t k = 0; f->name[k] && k < LOOM__REPORT_NAME_MAX && n + 1 < cap; k++) {
+      unsigned char ch = (unsigned char)f->name[k];
+      buf[n++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+    }
   } else {
     uint64_t v = f->id;
     PUT("task-");

@@ -14,6 +14,8 @@
 #include "stack.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -70,32 +72,63 @@ struct free_ent {
   int cold;                    /* pages given back with MADV_DONTNEED */
 };
 
+#define LOOM__MAP_COUNT_PATH "/proc/sys/vm/max_map_count"
+#define LOOM__MAP_COUNT_DEFAULT 65530L /* Linux's default vm.max_map_count */
+
 static atomic_size_t guards_used;
 static atomic_size_t guard_budget;
 static atomic_int overflow_to_canary_said;
+static _Atomic(const char *) map_count_path;
 
-static size_t compute_budget(void) {
-  long max = 65530;
-  FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
-  if (f) {
-    if (fscanf(f, "%ld", &max) != 1) max = 65530;
-    fclose(f);
+long loom__stack_parse_map_count(const char *buf, size_t n) {
+  long v = 0;
+  size_t i = 0;
+  for (; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) {
+    int d = buf[i] - '0';
+    if (v > (LONG_MAX - d) / 10) return -1;
+    v = v * 10 + d;
   }
-  /* Each guarded stack costs two mappings (guard + stack); keep half of the
-   * process's mappings for everything else. */
-  return (size_t)(max / 4);
+  if (i == 0 || i == n || buf[i] != '\n' || v <= 0) return -1;
+  return v;
+}
+
+/* Reads vm.max_map_count; -1 if it cannot be read. With read(2) into a
+ * buffer of our own, not stdio: a sysctl file answers a read at a non-zero
+ * offset with end of file, so a FILE that could not allocate its buffer
+ * (and reads one byte at a time) sees "6" for 65530. */
+static long read_map_count(void) {
+  const char *path = atomic_load(&map_count_path);
+  int fd = open(path ? path : LOOM__MAP_COUNT_PATH, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[32];
+  size_t n = 0;
+  while (n < sizeof(buf)) {
+    ssize_t r = read(fd, buf + n, sizeof(buf) - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    n += (size_t)r;
+  }
+  close(fd);
+  return loom__stack_parse_map_count(buf, n);
 }
 
 size_t loom__stack_guard_budget(void) {
   size_t b = atomic_load(&guard_budget);
-  if (b == 0) {
-    b = compute_budget();
-    atomic_store(&guard_budget, b);
-  }
+  if (b) return b;
+  long max = read_map_count();
+  /* Each guarded stack costs two mappings (guard + stack); keep half of the
+   * process's mappings for everything else. A failed read is not cached:
+   * the default stands in until a later slab reads the real limit. */
+  if (max < 0) return (size_t)(LOOM__MAP_COUNT_DEFAULT / 4);
+  b = (size_t)(max / 4);
+  if (b) atomic_store(&guard_budget, b);
   return b;
 }
 
 void loom__stack_set_guard_budget(size_t n) { atomic_store(&guard_budget, n); }
+void loom__stack_set_map_count_path(const char *path) {
+  atomic_store(&map_count_path, path);
+}
 size_t loom__stack_guards_used(void) { return atomic_load(&guards_used); }
 
 /* Reserves n guards from the budget; returns 0 if they cannot be had. */
@@ -112,6 +145,17 @@ void loom__stack_pool_init(loom__stack_pool_t *pool) {
   pool->slabs = NULL;
   pool->classes = NULL;
   pool->page = (size_t)sysconf(_SC_PAGESIZE);
+  pool->guard = (LOOM__GUARD_BYTES + pool->page - 1) & ~(pool->page - 1);
+  pool->dead = (LOOM__DEAD_BYTES + pool->page - 1) & ~(pool->page - 1);
+}
+
+/* The size class of a request: page-rounded, at least LOOM_MIN_STACK_SIZE.
+ * 0 if the request is beyond LOOM__STACK_MAX (checked before any arithmetic,
+ * so nothing wraps). */
+static size_t class_size(const loom__stack_pool_t *pool, size_t size) {
+  if (size > LOOM__STACK_MAX) return 0;
+  if (size < LOOM_MIN_STACK_SIZE) size = LOOM_MIN_STACK_SIZE;
+  return (size + pool->page - 1) & ~(pool->page - 1);
 }
 
 void loom__stack_pool_destroy(loom__stack_pool_t *pool) {
@@ -157,9 +201,18 @@ static void push_free(loom__stack_class_t *c, void *lo, void *guard_lo,
   if (!cold) c->nwarm++;
 }
 
-/* Maps a new slab of stacks of class c and puts them on its free list. */
+/* Maps a new slab of stacks of class c and puts them on its free list.
+ *
+ * A guarded slab is mapped PROT_NONE and its stacks opened up one by one:
+ * the guard zones are never writable, so even under strict overcommit they
+ * are not charged as memory. If the kernel refuses a stack's mprotect (out of
+ * mappings after all), that stack and the ones above it become canary
+ * stacks, their guard zones dead zones, in one last mprotect that merges with
+ * the stack below it (no new mapping). */
 static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
   size_t page = pool->page;
+  /* The stack count of a slab ignores the zones: they are address space
+   * only, and a slab of the same count costs the same system calls. */
   size_t n = LOOM__SLAB_BYTES / (c->size + page);
   if (n < 1) n = 1;
   if (c->total + n > c->cap) { /* geometric: a million stacks, few copies */
@@ -175,13 +228,36 @@ static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
             "loom: guard-page budget spent (%zu stacks guarded); further "
             "stacks are protected by a canary checked at every switch\n",
             loom__stack_guard_budget());
-  size_t stride = c->size + (guarded ? page : 0);
+  size_t zone = guarded ? pool->guard : pool->dead;
+  size_t stride = zone + c->size;
   size_t len = n * stride;
   loom__slab_t *slab = calloc(1, sizeof(*slab));
   if (!slab) goto fail_guards;
-  void *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
+  void *base = mmap(NULL, len, guarded ? PROT_NONE : PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED) goto fail_slab;
+  size_t nguarded = 0;
+  if (guarded) {
+    while (nguarded < n &&
+           mprotect((char *)base + nguarded * stride + zone, c->size,
+                    PROT_READ | PROT_WRITE) == 0)
+      nguarded++;
+    if (nguarded < n) {
+      atomic_fetch_sub(&guards_used, n - nguarded); /* back to the budget */
+      size_t off = nguarded * stride;
+      if (mprotect((char *)base + off, len - off, PROT_READ | PROT_WRITE) != 0) {
+        /* Not even that: keep the stacks that were opened, if any. */
+        if (nguarded == 0) {
+          munmap(base, len);
+          free(slab);
+          return -ENOMEM;
+        }
+        munmap((char *)base + off, len - off);
+        len = off;
+        n = nguarded;
+      }
+    }
+  }
   UNPOISON(base, len);
 #ifdef MADV_NOHUGEPAGE
   /* A huge page would commit 2 MiB where a task touches 4 KiB. */
@@ -190,28 +266,18 @@ static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
   slab->base = base;
   slab->len = len;
   slab->nstacks = n;
-  slab->guards = guarded ? n : 0;
+  slab->guards = nguarded;
 #ifdef LOOM_HAVE_VALGRIND
   if (RUNNING_ON_VALGRIND) slab->vg_ids = calloc(n, sizeof(unsigned));
 #endif
   /* Push in reverse so stacks are handed out in address order. */
   for (size_t i = n; i-- > 0;) {
-    char *s = (char *)base + i * stride;
-    void *guard_lo = NULL;
-    if (guarded) {
-      if (mprotect(s, page, PROT_NONE) != 0) {
-        /* Out of mappings after all: keep the stack, use the canary. */
-        atomic_fetch_sub(&guards_used, 1);
-        slab->guards--;
-      } else {
-        guard_lo = s;
-      }
-      s += page;
-    }
+    char *zone_lo = (char *)base + i * stride;
+    char *s = zone_lo + zone;
 #ifdef LOOM_HAVE_VALGRIND
     if (slab->vg_ids) slab->vg_ids[i] = VALGRIND_STACK_REGISTER(s, s + c->size);
 #endif
-    push_free(c, s, guard_lo, 1); /* never touched: not resident */
+    push_free(c, s, i < nguarded ? zone_lo : NULL, 1); /* not resident */
   }
   slab->next = pool->slabs;
   pool->slabs = slab;
@@ -225,10 +291,8 @@ fail_guards:
 }
 
 int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
-  size_t page = pool->page;
-  if (size < LOOM_MIN_STACK_SIZE) size = LOOM_MIN_STACK_SIZE;
-  if (size > ((size_t)1 << 40)) return -ENOMEM;
-  size = (size + page - 1) & ~(page - 1);
+  size = class_size(pool, size);
+  if (size == 0) return -EINVAL;
   loom__stack_class_t *c = find_class(pool, size);
   if (!c) return -ENOMEM;
   if (c->nfree == 0) {
@@ -240,6 +304,7 @@ int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
   out->size = size;
   out->lo = e->lo;
   out->guard_lo = e->guard_lo;
+  out->guard_size = e->guard_lo ? pool->guard : 0;
 #ifdef LOOM_HAVE_VALGRIND
   /* Memcheck marked the frames of the stack's last task dead when they
    * returned; the next task record may sit where they were (colouring). */
@@ -253,7 +318,7 @@ void *loom__stack_peek(loom__stack_pool_t *pool, size_t size) {
   loom__stack_class_t *c = pool->classes;
   /* Only the most recently used size is looked at: this is a hint. */
   if (!c || c->nfree == 0) return NULL;
-  size = (size + pool->page - 1) & ~(pool->page - 1);
+  size = class_size(pool, size);
   return c->size == size ? c->free[c->nfree - 1].lo : NULL;
 }
 

@@ -1,39 +1,73 @@
 /* Task stacks: carved from large mmap'd slabs, committed lazily, pooled.
  *
- * Linux allows 65,530 mappings per process, and a guard page splits a
+ * Below every stack lies address space that no other stack uses, so that a
+ * frame larger than what is left of its stack (a big local array, compiled
+ * without -fstack-clash-protection, touches memory far below the last byte
+ * it probed) lands there rather than in a neighbour:
+ *
+ * - a guard zone of LOOM__GUARD_BYTES, PROT_NONE: the first access faults
+ *   and the SIGSEGV handler names the task (overflow.c). It costs address
+ *   space and one extra mapping, no memory.
+ * - past the guard budget, a dead zone of LOOM__DEAD_BYTES, readable and
+ *   writable but never touched by loom: no extra mapping. A stack there is
+ *   protected by a canary at its bottom (bytes that must stay zero, fiber.h)
+ *   that the scheduler checks at every switch; a frame that reaches into
+ *   the dead zone corrupts nothing and is reported if it wrote the canary.
+ *
+ * Linux allows 65,530 mappings per process, and a guard zone splits a
  * mapping in two, so one guard per stack would stop a process near 32k
- * stacks. loom spends a process-wide budget of guard pages (a quarter of
- * vm.max_map_count) and, once it is spent, lays stacks out back to back in
- * unguarded slabs (one mapping each, merged by the kernel) with a canary at
- * the bottom (bytes that must stay zero, fiber.h) that the scheduler checks
- * at every switch. The switch is said
- * once on stderr.
+ * stacks. loom spends a process-wide budget of guard zones (a quarter of
+ * vm.max_map_count) and, once it is spent, lays stacks out in unguarded
+ * slabs (one mapping each, merged by the kernel). The switch is said once
+ * on stderr.
  *
  * Slab of n stacks (guarded):    [G|stack 0][G|stack 1] ... [G|stack n-1]
- * Slab of n stacks (unguarded):  [0|stack 0][0|stack 1] ... (0 = zero canary)
+ * Slab of n stacks (unguarded):  [D|0 stack 0][D|0 stack 1] ...
+ *                                (G = guard zone, D = dead zone, 0 = canary)
  */
 #ifndef LOOM_FIBER_STACK_H
 #define LOOM_FIBER_STACK_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+/* The guard zone below a guarded stack, and the dead zone below an
+ * unguarded one (each rounded up to whole pages). See docs/stacks.md for
+ * why these sizes. */
+#define LOOM__GUARD_BYTES ((size_t)256 * 1024)
+#define LOOM__DEAD_BYTES ((size_t)64 * 1024)
+
+/* The largest stack loom__stack_get hands out. Far below SIZE_MAX, so that
+ * rounding a size and adding a guard zone can never wrap; callers adding
+ * room of their own to a user's size should check against it first. */
+#if SIZE_MAX > 0xffffffffu
+#define LOOM__STACK_MAX ((size_t)1 << 40) /* 1 TiB */
+#else
+#define LOOM__STACK_MAX ((size_t)1 << 30)
+#endif
 
 typedef struct loom__stack_s {
-  void *lo;       /* lowest usable byte */
-  size_t size;    /* usable bytes (a multiple of the page size) */
-  void *guard_lo; /* the guard page below lo, NULL when canary-only */
+  void *lo;          /* lowest usable byte */
+  size_t size;       /* usable bytes (a multiple of the page size) */
+  void *guard_lo;    /* the guard zone below lo, NULL when canary-only */
+  size_t guard_size; /* bytes of that guard zone (lo - guard_lo), or 0 */
 } loom__stack_t;
 
 typedef struct loom__stack_pool_s {
   struct loom__slab_s *slabs;          /* every slab, unmapped at destroy */
   struct loom__stack_class_s *classes; /* free stacks, one list per size */
   size_t page;                         /* system page size */
+  size_t guard;                        /* guard zone, whole pages */
+  size_t dead;                         /* dead zone, whole pages */
 } loom__stack_pool_t;
 
 void loom__stack_pool_init(loom__stack_pool_t *pool);
 void loom__stack_pool_destroy(loom__stack_pool_t *pool);
 
 /* Hands out a stack of at least `size` usable bytes (rounded up to pages and
- * to LOOM_MIN_STACK_SIZE). Returns 0 or UV_ENOMEM-style -ENOMEM. */
+ * to LOOM_MIN_STACK_SIZE). Returns 0, -EINVAL if size exceeds
+ * LOOM__STACK_MAX (nothing is handed out or filled in), or -ENOMEM if
+ * memory or mappings ran out. */
 int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out);
 /* The lowest byte of the stack the next get of `size` would hand out, or
  * NULL if unknown; for prefetching. */
@@ -41,10 +75,18 @@ void *loom__stack_peek(loom__stack_pool_t *pool, size_t size);
 /* Gives a stack back to the pool for reuse. */
 void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s);
 
-/* Guard pages in use and the budget, process-wide (for tests and reports). */
+/* Guard zones in use and the budget, process-wide (for tests and reports).
+ * The budget is read from vm.max_map_count once; if that read fails, the
+ * default (65,530 mappings) is used and the read is tried again next time. */
 size_t loom__stack_guards_used(void);
 size_t loom__stack_guard_budget(void);
 /* Test hook: replaces the budget (0 = recompute from vm.max_map_count). */
 void loom__stack_set_guard_budget(size_t n);
+/* Test hook: reads the mapping limit from `path` (NULL = the real one). */
+void loom__stack_set_map_count_path(const char *path);
+/* Parses the contents of vm.max_map_count: a positive decimal number and
+ * the newline the kernel ends it with (so a short read is no number).
+ * Returns the number, or -1. */
+long loom__stack_parse_map_count(const char *buf, size_t n);
 
 #endif
