@@ -173,9 +173,15 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
     s->rstart = 0;
   }
   if (s->rcap - s->rend < RBUF_MIN / 2) {
-    size_t cap = s->rcap ? s->rcap * 2 : RBUF_MIN;
-    /* Never more than the limit plus one read's worth. */
-    if (cap > s->limit + RBUF_MIN) cap = s->limit + RBUF_MIN;
+    /* Never more than the limit plus one read's worth, or what is buffered
+     * plus one read's worth when the limit was lowered (set_limit, the end
+     * of read_all) while reading was on: on_read then stops reading, but a
+     * buffer without room would fail the read (UV_ENOBUFS, for good).
+     * Saturating: the limit may be SIZE_MAX. */
+    size_t base = s->limit > buffered(s) ? s->limit : buffered(s);
+    size_t most = base > SIZE_MAX - RBUF_MIN ? SIZE_MAX : base + RBUF_MIN;
+    size_t cap = !s->rcap ? RBUF_MIN : s->rcap > SIZE_MAX / 2 ? SIZE_MAX : s->rcap * 2;
+    if (cap > most) cap = most;
     if (cap > s->rcap) {
       char *b = realloc(s->rbuf, cap);
       if (b) {
@@ -259,6 +265,7 @@ static int wait_data(loom_stream_t *s) {
 }
 
 static void take(loom_stream_t *s, void *buf, size_t n) {
+  if (n == 0) return; /* rbuf may still be NULL: memcpy wants real pointers */
   memcpy(buf, s->rbuf + s->rstart, n);
   s->rstart += n;
 }
@@ -323,6 +330,7 @@ int loom_read_exactly(loom_stream_t *h, void *buf, size_t n, size_t *got) {
 static ssize_t find(const loom_stream_t *s, const char *d, size_t dlen,
                     size_t from) {
   size_t len = buffered(s);
+  if (len < dlen) return -1; /* also: rbuf may still be NULL */
   const char *p = s->rbuf + s->rstart;
   for (size_t i = from; i + dlen <= len; i++)
     if (p[i] == d[0] && memcmp(p + i, d, dlen) == 0) return (ssize_t)i;
@@ -379,9 +387,11 @@ ssize_t loom_read_line(loom_stream_t *h, char *buf, size_t cap) {
 
 static int do_read_all(loom_stream_t *s, char **data, size_t *len, size_t max) {
   int rc;
-  /* Let the buffer grow up to max while reading to EOF. */
+  /* Let the buffer grow past max while reading to EOF: reading stops once
+   * the limit is buffered, so a limit of max would stop it with exactly max
+   * bytes buffered and the EOF behind them unread. */
   size_t saved = s->limit;
-  s->limit = max > saved ? max : saved;
+  if (max >= saved) s->limit = max == SIZE_MAX ? SIZE_MAX : max + 1;
   while ((rc = wait_data(s)) == 0) {
     if (buffered(s) > max) {
       rc = UV_ENOBUFS;
