@@ -30,15 +30,20 @@ extern "C" {
  * expires, every task is cancelled and awaited, statuses are filled, and the
  * call returns UV_ECANCELED / UV_ETIMEDOUT. Errors that consume nothing:
  * LOOM_ENOTASK, UV_EINVAL (NULL tasks with n > 0), LOOM_EBADTASK (a handle
- * joined, detached or listed twice). */
+ * joined, detached or listed twice), UV_ENOMEM (n > 8 needs an array),
+ * UV_EINVAL also for an n no array could hold. */
 LOOM_EXTERN int loom_gather(loom_task_t **tasks, size_t n, int *statuses,
                             unsigned flags);
 
 /* asyncio.gather(*[fn(x) for x in args]): runs fn(&args[i]) for i < n as n
  * tasks (each argument is `size` bytes of the array `args`, so results can
- * be written back into it) and gathers them as loom_gather does. If a spawn
- * fails, the tasks already started are cancelled and awaited and the spawn
- * error is returned. */
+ * be written back into it) and gathers them as loom_gather does. Everything
+ * the gather needs is allocated before the first spawn, so nothing it
+ * spawned outlives it: if a spawn fails, the tasks already started are
+ * cancelled and awaited and the spawn error is returned (statuses of the
+ * tasks never spawned are not written). UV_EINVAL, with nothing spawned,
+ * for a NULL fn, bad flags, or an n no array could hold; UV_ENOMEM, with
+ * nothing spawned, if that allocation fails. */
 LOOM_EXTERN int loom_gather_map(loom_fn fn, void *args, size_t size, size_t n,
                                 int *statuses, unsigned flags);
 

@@ -59,7 +59,9 @@ int loom_as_completed_init(loom_as_completed_t *it, loom_task_t **tasks,
   if (!it) return UV_EINVAL;
   it->impl = NULL;
   if (!self) return LOOM_ENOTASK;
-  if ((n && !tasks) || timeout_ms < LOOM_WAIT_FOREVER) return UV_EINVAL;
+  if ((n && !tasks) || timeout_ms < LOOM_WAIT_FOREVER ||
+      n > (SIZE_MAX - sizeof(ac_t)) / sizeof(node_t))
+    return UV_EINVAL;
   loom_t *rt = self->rt;
   for (size_t i = 0; i < n; i++) {
     loom_task_t *t = loom__task_of(rt, tasks[i]);
@@ -71,8 +73,22 @@ int loom_as_completed_init(loom_as_completed_t *it, loom_task_t **tasks,
   ac->w.task = self;
   ac->tm.fire = on_deadline;
   ac->n = n;
-  ac->deadline = timeout_ms < 0 ? LOOM_NO_DEADLINE
-                                : uv_now(rt->loop) + (uint64_t)timeout_ms;
+  uint64_t now = uv_now(rt->loop);
+  ac->deadline = timeout_ms < 0 || (uint64_t)timeout_ms > UINT64_MAX - now
+                     ? LOOM_NO_DEADLINE
+                     : now + (uint64_t)timeout_ms;
+  /* The timer first: its heap may have to grow, and a failure must find
+   * nothing watching the tasks yet. */
+  if (ac->deadline != LOOM_NO_DEADLINE) {
+    if (ac->deadline <= now) {
+      ac->timed_out = 1;
+    } else if (loom__timer_add(rt, &ac->tm, ac->deadline) == 0) {
+      ac->armed = 1;
+    } else {
+      free(ac);
+      return UV_ENOMEM;
+    }
+  }
   for (size_t i = 0; i < n; i++) {
     node_t *node = &ac->nodes[i];
     node->ac = ac;
@@ -81,16 +97,6 @@ int loom_as_completed_init(loom_as_completed_t *it, loom_task_t **tasks,
       enqueue(ac, node);
     else
       loom__watch(node->t, &node->watch, on_done);
-  }
-  if (ac->deadline != LOOM_NO_DEADLINE) {
-    if (ac->deadline <= uv_now(rt->loop)) {
-      ac->timed_out = 1;
-    } else if (loom__timer_add(rt, &ac->tm, ac->deadline) == 0) {
-      ac->armed = 1;
-    } else {
-      loom_as_completed_close(it);
-      return UV_ENOMEM;
-    }
   }
   it->impl = ac;
   return 0;

@@ -4,6 +4,11 @@
  * stack; the caller sleeps until the last task ends, so n tasks cost one
  * wake-up, not n. Nothing outlives the call: an interrupted caller cancels
  * and awaits every task (loom__wait_all).
+ *
+ * The gather proper (gather_nodes) allocates nothing: loom_gather_map
+ * allocates its task array and the gather's nodes together, before it
+ * spawns anything, so no allocation can fail once tasks exist and nothing
+ * it spawned is left behind, whether a spawn fails midway or not.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -50,22 +55,17 @@ static void on_done(loom__watch_t *w, loom_task_t *t) {
   if (--g->remaining == 0) loom__wake(&g->w, 0);
 }
 
-int loom_gather(loom_task_t **tasks, size_t n, int *statuses, unsigned flags) {
-  loom_task_t *self = loom__self();
-  if (!self) return LOOM_ENOTASK;
-  if (n == 0) return 0;
-  if (!tasks || (flags & ~LOOM_FAIL_FAST)) return UV_EINVAL;
+/* Validates tasks[0..n) and gathers them over nodes[0..n), which the caller
+ * provides. Allocates nothing. */
+static int gather_nodes(loom_task_t *self, loom_task_t **tasks, size_t n,
+                        int *statuses, unsigned flags, node_t *nodes) {
   loom_t *rt = self->rt;
-  node_t stack_nodes[8];
-  node_t *nodes = n <= 8 ? stack_nodes : malloc(n * sizeof(*nodes));
-  if (!nodes) return UV_ENOMEM;
   /* Validate everything before consuming anything; `consumed` also catches
    * a handle listed twice. */
   for (size_t i = 0; i < n; i++) {
     loom_task_t *t = loom__task_of(rt, tasks[i]);
     if (!t || t->consumed || t == self) {
       for (size_t j = 0; j < i; j++) nodes[j].t->consumed = 0;
-      if (nodes != stack_nodes) free(nodes);
       return t == self ? LOOM_EDEADLK : LOOM_EBADTASK;
     }
     t->consumed = 1;
@@ -84,19 +84,45 @@ int loom_gather(loom_task_t **tasks, size_t n, int *statuses, unsigned flags) {
   }
   int rc = loom__wait_all(&g.w, &g.remaining, cancel_rest, &g);
   for (size_t i = 0; i < n; i++) loom__release(rt, nodes[i].t);
-  if (nodes != stack_nodes) free(nodes);
   return rc ? rc : g.first_error;
+}
+
+int loom_gather(loom_task_t **tasks, size_t n, int *statuses, unsigned flags) {
+  loom_task_t *self = loom__self();
+  if (!self) return LOOM_ENOTASK;
+  if (n == 0) return 0;
+  if (!tasks || (flags & ~LOOM_FAIL_FAST) || n > SIZE_MAX / sizeof(node_t))
+    return UV_EINVAL;
+  node_t stack_nodes[8];
+  node_t *nodes = n <= 8 ? stack_nodes : malloc(n * sizeof(*nodes));
+  if (!nodes) return UV_ENOMEM;
+  int rc = gather_nodes(self, tasks, n, statuses, flags, nodes);
+  if (nodes != stack_nodes) free(nodes);
+  return rc;
 }
 
 int loom_gather_map(loom_fn fn, void *args, size_t size, size_t n,
                     int *statuses, unsigned flags) {
   loom_task_t *self = loom__self();
   if (!self) return LOOM_ENOTASK;
-  if (!fn || (n && !args && size)) return UV_EINVAL;
+  if (!fn || (n && !args && size) || (flags & ~LOOM_FAIL_FAST) ||
+      (size && n > SIZE_MAX / size) ||
+      n > SIZE_MAX / (sizeof(node_t) + sizeof(loom_task_t *)))
+    return UV_EINVAL;
   if (n == 0) return 0;
-  loom_task_t *stack_tasks[16];
-  loom_task_t **tasks = n <= 16 ? stack_tasks : malloc(n * sizeof(*tasks));
-  if (!tasks) return UV_ENOMEM;
+  /* Everything the gather needs, allocated before anything is spawned:
+   * nodes first, then the task handles (a node is pointer-aligned). */
+  node_t stack_nodes[8];
+  loom_task_t *stack_tasks[8];
+  node_t *nodes = stack_nodes;
+  loom_task_t **tasks = stack_tasks;
+  void *block = NULL;
+  if (n > 8) {
+    block = malloc(n * (sizeof(node_t) + sizeof(loom_task_t *)));
+    if (!block) return UV_ENOMEM;
+    nodes = block;
+    tasks = (loom_task_t **)(nodes + n);
+  }
   int rc = 0;
   size_t spawned = 0;
   for (; spawned < n; spawned++) {
@@ -104,12 +130,12 @@ int loom_gather_map(loom_fn fn, void *args, size_t size, size_t n,
     if (rc) break;
   }
   if (rc) {
-    /* Nothing may be left behind: stop what started, then report. */
+    /* Nothing may be left behind: stop what started, await it, report. */
     for (size_t i = 0; i < spawned; i++) loom_cancel(tasks[i]);
-    loom_gather(tasks, spawned, statuses, 0);
+    gather_nodes(self, tasks, spawned, statuses, 0, nodes);
   } else {
-    rc = loom_gather(tasks, n, statuses, flags);
+    rc = gather_nodes(self, tasks, n, statuses, flags, nodes);
   }
-  if (tasks != stack_tasks) free(tasks);
+  free(block);
   return rc;
 }

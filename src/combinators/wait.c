@@ -64,7 +64,8 @@ int loom_wait(loom_task_t **tasks, size_t n, int64_t timeout_ms,
   loom_task_t *self = loom__self();
   if (!self) return LOOM_ENOTASK;
   if ((n && !tasks) || return_when < LOOM_FIRST_COMPLETED ||
-      return_when > LOOM_ALL_COMPLETED || timeout_ms < LOOM_WAIT_FOREVER)
+      return_when > LOOM_ALL_COMPLETED || timeout_ms < LOOM_WAIT_FOREVER ||
+      n > SIZE_MAX / sizeof(node_t))
     return UV_EINVAL;
   loom_t *rt = self->rt;
   node_t stack_nodes[8];
