@@ -180,6 +180,11 @@ static int sync_null_main(void *arg) {
   loom_queue_init(&q, 0, LOOM_QUEUE_FIFO, NULL);
   note_rc(loom_queue_get(&q, NULL));
   loom_queue_destroy(&q);
+  /* A destroyed queue. */
+  note_rc(loom_queue_get(&q, &item));
+  note_rc(loom_queue_put(&q, item));
+  note_rc(loom_queue_join(&q));
+  note_rc(loom_queue_shutdown(&q, 0));
   /* A condition never bound to a lock, a barrier never initialised
    * (zero-filled storage, as a static one is). */
   static loom_cond_t c0;
@@ -195,7 +200,7 @@ static void test_sync_null_waiting(void **state) {
   (void)state;
   memset(&sn, 0, sizeof(sn));
   assert_int_equal(loom_run(sync_null_main, NULL), 0);
-  assert_int_equal(sn.n, 14);
+  assert_int_equal(sn.n, 18);
   for (int i = 0; i < sn.n; i++) assert_int_equal(sn.rc[i], UV_EINVAL);
 }
 
@@ -449,7 +454,9 @@ static void test_gather_map_alloc_failure(void **state) {
       break;
     }
     failures++;
-    assert_int_equal(gm.rc, UV_ENOMEM);
+    /* A failure the library can absorb (an optional allocation) may leave
+     * the call successful. */
+    assert_true(gm.rc == UV_ENOMEM || gm.rc == 0);
     assert_int_equal(gm.started_at_return, gm.ended_at_return);
     assert_int_equal(gm.started_later, gm.started_at_return);
     assert_int_equal(gm.ended_later, gm.ended_at_return);
