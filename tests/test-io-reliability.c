@@ -248,12 +248,13 @@ static int busy_port_main(void *arg) {
 }
 
 /* A peer that never reads: the handler's close can never flush. */
+static volatile int flooded;
 static int flood_handler(loom_stream_t *s, void *arg) {
   (void)arg;
   static char big[256 * 1024];
   int rc;
-  while ((rc = loom_write(s, big, sizeof(big))) == 0) {
-  }
+  while ((rc = loom_write(s, big, sizeof(big))) == 0)
+    if (loom_stream_queued(s) > 0) flooded = 1;
   loom_close(s);
   return rc;
 }
@@ -266,7 +267,8 @@ static int never_reads_main(void *arg) {
   uv_ip4_addr("127.0.0.1", loom_server_port(sv), &a);
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (connect(fd, (struct sockaddr *)&a, sizeof(a))) return 2;
-  loom_sleep(30); /* the handler fills every buffer */
+  /* Until the handler has filled every buffer and has data queued. */
+  for (int i = 0; i < 2000 && !flooded; i++) loom_sleep(5);
   loom_server_close(sv, 0); /* cancels the handler: its close cannot flush */
   return 0; /* fd stays open until the child exits */
 }
@@ -275,9 +277,9 @@ static int never_reads_main(void *arg) {
 static void tick(uv_timer_t *t) { (void)t; }
 static int raw_handle_main(void *arg) {
   (void)arg;
-  uv_timer_t *t = malloc(sizeof(*t));
-  uv_timer_init(loom_loop(loom_runtime()), t);
-  uv_timer_start(t, tick, 1, 1);
+  static uv_timer_t t; /* the program's memory, left on the loop */
+  uv_timer_init(loom_loop(loom_runtime()), &t);
+  uv_timer_start(&t, tick, 1, 1);
   return 0;
 }
 
