@@ -6,7 +6,8 @@
  * nothing ever buffered (UBSan: memcpy from NULL, NULL + 0), read_all with
  * max = SIZE_MAX and set_limit(SIZE_MAX) (the buffer cap limit + minimum
  * wrapped, so every read failed with UV_ENOBUFS), read_all of exactly max
- * bytes. */
+ * bytes, the limit lowered while loom's buffer is full and reading is on.
+ * Each runs on a plain socketpair whose peer wrote everything and closed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -152,16 +153,16 @@ typedef struct {
   size_t len;
   int (*body)(loom_stream_t *s); /* runs in a task on the stream */
   int rc;
-} direct_t;
+} plain_t;
 
-static direct_t cur;
+static plain_t cur;
 /* 20,000 bytes of text without "\n" (set by the tests that use it). */
 static char pattern[20000];
 static void set_pattern(void) {
   for (size_t i = 0; i < sizeof(pattern); i++) pattern[i] = (char)('a' + i % 23);
 }
 
-static int direct_main(void *arg) {
+static int plain_main(void *arg) {
   (void)arg;
   int fds[2];
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) return UV_EIO;
@@ -182,7 +183,7 @@ static int with_bytes(const char *data, size_t len,
   cur.len = len;
   cur.body = body;
   cur.rc = -1;
-  assert_int_equal(loom_run(direct_main, NULL), 0);
+  assert_int_equal(loom_run(plain_main, NULL), 0);
   return cur.rc;
 }
 
