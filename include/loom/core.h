@@ -147,8 +147,10 @@ LOOM_EXTERN uint64_t loom_task_id(loom_task_t *task);
 /* ---- errors ------------------------------------------------------------ */
 
 /* Message and symbolic name of an error code, libuv's or loom's. Never NULL.
- * The string stays valid until the same function is called again on the same
- * thread (the two functions do not share storage). */
+ * Known codes (0: "OK" / "success", libuv's, loom's) give static strings.
+ * Only an unknown code is formatted, into a per-thread buffer (one per
+ * function) valid until that function formats another unknown code on the
+ * same thread. */
 LOOM_EXTERN const char *loom_strerror(int err);
 LOOM_EXTERN const char *loom_err_name(int err);
 

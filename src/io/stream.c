@@ -488,8 +488,27 @@ static int queue_rest(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
   return 0;
 }
 
+/* Writes what the kernel takes at once and queues the rest. */
+static int write_now(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
+                     size_t total) {
+  size_t done = 0;
+  if (s->queued == 0) {
+    /* Fast path: the kernel usually takes it all, and nothing is copied.
+     * uv_try_write takes at most INT_MAX bytes per call. */
+    int rc = uv_try_write(&s->u.stream, bufs, nbufs);
+    if (rc >= 0) done = (size_t)rc;
+    else if (rc != UV_EAGAIN && rc != UV_ENOSYS) return s->werr = rc;
+  }
+  if (done < total) {
+    int rc = queue_rest(s, bufs, nbufs, total, done);
+    if (rc == UV_ENOMEM && done == 0) return rc; /* nothing written */
+    if (rc) return s->werr = rc; /* part is on the wire: the stream is broken */
+  }
+  return 0;
+}
+
 static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
-  size_t total = 0, done = 0;
+  size_t total = 0;
   for (unsigned i = 0; i < nbufs; i++) {
     if (!bufs[i].base && bufs[i].len) return UV_EINVAL;
     if (bufs[i].len > SIZE_MAX - total) return UV_EINVAL;
@@ -504,25 +523,15 @@ static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
   if (s->turn || !loom__wq_empty(&s->writers) || s->queued > s->high_water) {
     rc = wait_turn(s, self);
     if (rc) return rc;
-    if (s->werr) return s->werr;
-    if (s->closing || uv_is_closing(&s->u.handle)) return UV_EPIPE;
+    if (s->werr) rc = s->werr;
+    else if (s->closing || uv_is_closing(&s->u.handle)) rc = UV_EPIPE;
   }
-  if (s->queued == 0) {
-    /* Fast path: the kernel usually takes it all, and nothing is copied.
-     * uv_try_write takes at most INT_MAX bytes per call. */
-    rc = uv_try_write(&s->u.stream, bufs, nbufs);
-    if (rc >= 0) done = (size_t)rc;
-    else if (rc != UV_EAGAIN && rc != UV_ENOSYS) return s->werr = rc;
-  }
-  if (done < total) {
-    rc = queue_rest(s, bufs, nbufs, total, done);
-    if (rc == UV_ENOMEM && done == 0) return rc; /* nothing written */
-    if (rc) return s->werr = rc; /* part is on the wire: the stream is broken */
-  }
-  /* Room left: let the next waiting writer go now. */
+  if (rc == 0) rc = write_now(s, bufs, nbufs, total);
+  /* Room left: let the next waiting writer go now, whether this write
+   * succeeded or not. */
   if (s->queued <= s->high_water && !s->turn && loom__wq_wake_one(&s->writers, 0))
     s->turn = 1;
-  return 0;
+  return rc;
 }
 
 int loom_writev(loom_stream_t *h, const uv_buf_t *bufs, unsigned nbufs) {
