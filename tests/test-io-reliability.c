@@ -443,6 +443,14 @@ static void test_sizes_near_limits(void **state) {
   assert_int_equal(loom_run(sizes_main, NULL), 0);
   assert_int_equal(r.rc[0], UV_EINVAL);
   assert_int_equal(r.rc[1], UV_EMSGSIZE);
+  /* A runtime's default stack size whose arithmetic would wrap. */
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  loom_t *rt = NULL;
+  loom_config_t cfg = {SIZE_MAX, 0};
+  assert_int_equal(loom_init(&rt, &loop, &cfg), UV_EINVAL);
+  assert_null(rt);
+  assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 /* ---- 12. NULL and consumed handles ---------------------------------------------------------- */

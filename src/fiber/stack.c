@@ -233,6 +233,12 @@ static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
   size_t len = n * stride;
   loom__slab_t *slab = calloc(1, sizeof(*slab));
   if (!slab) goto fail_guards;
+#ifdef LOOM_HAVE_VALGRIND
+  /* Stacks Valgrind does not know make it report every access to them:
+   * without the ids there is no slab. */
+  if (RUNNING_ON_VALGRIND && !(slab->vg_ids = calloc(n, sizeof(unsigned))))
+    goto fail_slab;
+#endif
   void *base = mmap(NULL, len, guarded ? PROT_NONE : PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED) goto fail_slab;
@@ -249,8 +255,8 @@ static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
         /* Not even that: keep the stacks that were opened, if any. */
         if (nguarded == 0) {
           munmap(base, len);
-          free(slab);
-          return -ENOMEM;
+          guarded = 0; /* the guards went back to the budget above */
+          goto fail_slab;
         }
         munmap((char *)base + off, len - off);
         len = off;
@@ -267,9 +273,6 @@ static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
   slab->len = len;
   slab->nstacks = n;
   slab->guards = nguarded;
-#ifdef LOOM_HAVE_VALGRIND
-  if (RUNNING_ON_VALGRIND) slab->vg_ids = calloc(n, sizeof(unsigned));
-#endif
   /* Push in reverse so stacks are handed out in address order. */
   for (size_t i = n; i-- > 0;) {
     char *zone_lo = (char *)base + i * stride;
@@ -284,6 +287,9 @@ static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
   c->total += n;
   return 0;
 fail_slab:
+#ifdef LOOM_HAVE_VALGRIND
+  free(slab->vg_ids);
+#endif
   free(slab);
 fail_guards:
   if (guarded) atomic_fetch_sub(&guards_used, n);
