@@ -45,8 +45,8 @@
  * runs just that combination (LOOM_FAULT_MODE: one or from; without
  * LOOM_FAULT_K the scenario's whole sweep runs). LOOM_FAULT_NO_FORK=1 runs
  * it in this process, for gdb or valgrind --vgdb; LOOM_FAULT_VERBOSE=1
- * prints every run's outcome and captured stderr; LOOM_FAULT_STRIDE=n
- * forces a stride.
+ * prints every run's outcome and captured stderr (otherwise only that of
+ * unexpected failures is shown); LOOM_FAULT_STRIDE=n forces a stride.
  *
  * KNOWN_FAILURES (below) lists scenario/mode/k combinations that fail
  * because of library bugs already reported; they run (unless marked skip,
@@ -173,25 +173,36 @@ static int square(void *arg) {
   *x = *x * *x;
   return 0;
 }
+/* Enough tasks to outgrow what a runtime starts with (the task table, a
+ * slab of stacks), so that spawning has to allocate. */
+enum { SJN = 300 };
 static int sc_spawn_join(void *arg) {
   (void)arg;
   arm();
-  int v[3] = {2, 3, 4};
-  loom_task_t *t[3] = {NULL, NULL, NULL};
+  static int v[SJN];
+  static loom_task_t *t[SJN];
   int rc = 0;
-  for (int i = 0; i < 3 && !rc; i++) rc = loom_spawn(&t[i], square, &v[i]);
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < SJN; i++) {
+    v[i] = i;
+    t[i] = NULL;
+  }
+  for (int i = 0; i < SJN && !rc; i++) rc = loom_spawn(&t[i], square, &v[i]);
+  for (int i = 0; i < SJN; i++) {
     if (!t[i]) continue;
     int st = 0;
     int jr = loom_join(t[i], &st);
+    if (jr) st = 0;
     rc = first_err(rc, first_err(jr, st));
   }
-  if (!rc && (v[0] != 4 || v[1] != 9 || v[2] != 16)) return WRONG;
-  return rc;
+  if (rc) return rc;
+  for (int i = 0; i < SJN; i++)
+    if (v[i] != i * i) return WRONG;
+  return 0;
 }
 
-/* gather (n > 8, so it allocates) and gather_map over 12 arguments. */
-enum { GN = 12 };
+/* gather (n > 8, so it allocates) of 12 tasks, and gather_map over 100
+ * arguments (enough to outgrow the runtime's first slab of stacks). */
+enum { GN = 12, GMN = 100 };
 static int sc_gather(void *arg) {
   (void)arg;
   arm();
@@ -212,25 +223,29 @@ static int sc_gather(void *arg) {
   if (rc) return rc;
   for (int i = 0; i < GN; i++)
     if (v[i] != i * i) return WRONG;
-  for (int i = 0; i < GN; i++) v[i] = i + 1;
-  rc = loom_gather_map(square, v, sizeof(v[0]), GN, st, LOOM_FAIL_FAST);
+  static int w[GMN];
+  for (int i = 0; i < GMN; i++) w[i] = i + 1;
+  int wst[GMN];
+  rc = loom_gather_map(square, w, sizeof(w[0]), GMN, wst, LOOM_FAIL_FAST);
   if (rc) return rc;
-  for (int i = 0; i < GN; i++)
-    if (v[i] != (i + 1) * (i + 1) || st[i] != 0) return WRONG;
+  for (int i = 0; i < GMN; i++)
+    if (w[i] != (i + 1) * (i + 1) || wst[i] != 0) return WRONG;
   return 0;
 }
 
-/* task group: children, one of which spawns a sibling. */
+/* task group: 100 children sleeping (timers), one of which spawns a
+ * sibling. */
+enum { GRN = 100 };
 static struct {
   loom_group_t *g;
-  int v[4];
+  int v[GRN + 1];
 } grp;
 static int grp_child(void *arg) {
   int *x = arg;
   int rc = loom_sleep(1);
   if (rc) return rc;
   *x += 1;
-  if (x == &grp.v[0]) return loom_group_spawn(grp.g, NULL, grp_child, &grp.v[3]);
+  if (x == &grp.v[0]) return loom_group_spawn(grp.g, NULL, grp_child, &grp.v[GRN]);
   return 0;
 }
 static int sc_group(void *arg) {
@@ -239,14 +254,15 @@ static int sc_group(void *arg) {
   memset(&grp, 0, sizeof(grp));
   int rc = loom_group_open(&grp.g);
   if (rc) return rc;
-  for (int i = 0; i < 3 && !rc; i++)
+  for (int i = 0; i < GRN && !rc; i++)
     rc = loom_group_spawn(grp.g, NULL, grp_child, &grp.v[i]);
   if (rc) loom_group_cancel(grp.g);
   int wr = loom_group_wait(grp.g);
   rc = first_err(rc, wr);
-  if (!rc && (grp.v[0] != 1 || grp.v[1] != 1 || grp.v[2] != 1 || grp.v[3] != 1))
-    return WRONG;
-  return rc;
+  if (rc) return rc;
+  for (int i = 0; i <= GRN; i++)
+    if (grp.v[i] != 1) return WRONG;
+  return 0;
 }
 
 /* queue: a producer and a consumer through a bounded queue, then an
@@ -289,8 +305,10 @@ static int run_queue(size_t maxsize) {
   if (!rc) rc = loom_spawn(&p, producer, NULL);
   if (rc && c) loom_queue_shutdown(&qs.q, 1);
   int sp = 0, sc = 0;
-  if (p) rc = first_err(rc, first_err(loom_join(p, &sp), sp));
-  if (c) rc = first_err(rc, first_err(loom_join(c, &sc), sc));
+  /* (join first, then read the status: argument order is unspecified) */
+  int jp = p ? loom_join(p, &sp) : 0;
+  int jc = c ? loom_join(c, &sc) : 0;
+  rc = first_err(rc, first_err(first_err(jp, sp), first_err(jc, sc)));
   int dr = loom_queue_destroy(&qs.q);
   if (!rc && (qs.got != QN || qs.sum != (long)QN * (QN + 1) / 2)) return WRONG;
   return first_err(rc, dr);
@@ -300,6 +318,15 @@ static int sc_queue(void *arg) {
   arm();
   int rc = run_queue(4);
   return rc ? rc : run_queue(0);
+}
+
+/* read_line's result as an error code: UV_EOF for 0 bytes. Its lines are
+ * far below both cap and the stream's limit, so UV_ENOBUFS (documented as
+ * "no delimiter within the limit, or the line does not fit") would be a
+ * wrong answer, whatever failed underneath. */
+static int line_rc(ssize_t n) {
+  if (n == UV_ENOBUFS) return WRONG;
+  return n > 0 ? 0 : n == 0 ? UV_EOF : (int)n;
 }
 
 /* TCP echo: a listener, a task that accepts and echoes one line, a client
@@ -315,8 +342,8 @@ static int echo_server(void *arg) {
   if (rc) return rc;
   char buf[64];
   ssize_t n = loom_read_line(s, buf, sizeof(buf));
-  if (n > 0) rc = loom_write(s, buf, (size_t)n);
-  else rc = n == 0 ? UV_EOF : (int)n;
+  rc = line_rc(n);
+  if (!rc) rc = loom_write(s, buf, (size_t)n);
   return first_err(first_err(rc, loom_close(s)), cr);
 }
 static int client_exchange(int port) {
@@ -327,9 +354,8 @@ static int client_exchange(int port) {
   rc = loom_write(s, LINE, sizeof(LINE) - 1);
   if (!rc) {
     ssize_t n = loom_read_line(s, buf, sizeof(buf));
-    if (n < 0) rc = (int)n;
-    else if (n == 0) rc = UV_EOF;
-    else if ((size_t)n != sizeof(LINE) - 1 || memcmp(buf, LINE, (size_t)n)) rc = WRONG;
+    rc = line_rc(n);
+    if (!rc && ((size_t)n != sizeof(LINE) - 1 || memcmp(buf, LINE, (size_t)n))) rc = WRONG;
   }
   return first_err(rc, loom_close(s));
 }
@@ -360,11 +386,18 @@ static int sc_tcp_echo(void *arg) {
  * keeps retrying its accept (with a backoff), so the client's exchange runs
  * under a timeout: with every allocation failing, UV_ETIMEDOUT is the
  * right answer. */
+static int wrong_in_handler;
 static int line_handler(loom_stream_t *s, void *arg) {
   (void)arg;
   char buf[64];
   ssize_t n = loom_read_line(s, buf, sizeof(buf));
-  int rc = n > 0 ? loom_write(s, buf, (size_t)n) : n == 0 ? UV_EOF : (int)n;
+  int rc = line_rc(n);
+  if (!rc) rc = loom_write(s, buf, (size_t)n);
+  /* The server logs a handler's failure; WRONG is not an error code. */
+  if (rc == WRONG) {
+    fprintf(stderr, "faults: WRONG: the handler's read_line gave UV_ENOBUFS\n");
+    wrong_in_handler = 1;
+  }
   return first_err(rc, loom_close(s));
 }
 static uint64_t exchange_timeout_ms(void) { return RUNNING_ON_VALGRIND ? 3000 : 300; }
@@ -383,7 +416,8 @@ static int sc_server(void *arg) {
   } else {
     rc = er;
   }
-  return first_err(rc, loom_server_close(srv, 1000));
+  rc = first_err(rc, loom_server_close(srv, 1000));
+  return wrong_in_handler ? WRONG : rc;
 }
 
 /* DNS: resolve "localhost", and name 127.0.0.1 back. */
@@ -409,15 +443,18 @@ static int sc_dns(void *arg) {
   return 0;
 }
 
-/* Scopes: a timeout around a long sleep, nested scopes, and wait_for both
- * timing out and finishing in time. */
+/* Scopes: a timeout around a long sleep inside an outer one, many tasks
+ * doing the same at once (their deadlines outgrow the timer heap the
+ * runtime starts with), and wait_for both timing out and finishing in
+ * time. */
 static int sleeper(void *arg) {
   uint64_t ms = (uint64_t)(uintptr_t)arg;
   return loom_sleep(ms);
 }
-static int sc_scopes(void *arg) {
+/* 0 when the sleep timed out in the inner scope only; the error when one
+ * could not start (no memory for a timer); WRONG otherwise. */
+static int nested_timeout(void *arg) {
   (void)arg;
-  arm();
   loom_scope_t outer, inner;
   int rc = loom_timeout_enter(&outer, 10000);
   if (rc) return rc;
@@ -429,11 +466,21 @@ static int sc_scopes(void *arg) {
   int sr = loom_sleep(10000);
   int ir = loom_scope_exit(&inner);
   int orc = loom_scope_exit(&outer);
-  /* The sleep either timed out in the inner scope only, or failed to start
-   * (no memory for its timer): an error is fine, a success is not. */
   if (sr == 0) return WRONG;
   if (sr != UV_ETIMEDOUT) return sr;
-  if (ir != UV_ETIMEDOUT || orc != 0) return WRONG;
+  return ir == UV_ETIMEDOUT && orc == 0 ? 0 : WRONG;
+}
+enum { SCN = 100 };
+static int sc_scopes(void *arg) {
+  (void)arg;
+  arm();
+  int rc = nested_timeout(NULL);
+  if (rc) return rc;
+  static int args[SCN], sts[SCN];
+  rc = loom_gather_map(nested_timeout, args, sizeof(args[0]), SCN, sts, 0);
+  for (int i = 0; i < SCN && rc != UV_ENOMEM && rc != UV_EINVAL; i++)
+    if (sts[i] == WRONG) return WRONG; /* a positive status is no failure to gather */
+  if (rc) return rc;
   int st = 0;
   rc = loom_wait_for(5, sleeper, (void *)(uintptr_t)10000, &st);
   if (rc == 0) return WRONG;
@@ -458,18 +505,31 @@ static const scenario_t scenarios[] = {
 /* ---- known failures ------------------------------------------------------------------ */
 
 /* Combinations that fail because of reported library bugs (see the top).
- * k_lo..k_hi inclusive; mode MODE_CLEAN matches both modes. skip: not run
- * at all (a hang costs the watchdog's whole period). */
+ * k_lo..k_hi inclusive; mode MODE_CLEAN matches both modes. A failure is
+ * tolerated only if its description contains `symptom` (NULL: any), so a
+ * known combination that starts failing differently still fails the test.
+ * skip: not run at all (a hang costs the watchdog's whole period).
+ * TO BE EMPTIED as the bugs are fixed. */
 typedef struct {
   const char *scenario;
   int mode;
   long k_lo, k_hi;
+  const char *symptom;
   int skip;
   const char *why;
 } known_t;
 
 static const known_t KNOWN_FAILURES[] = {
-    {NULL, 0, 0, 0, 0, NULL},
+    /* The read buffer's allocation fails: libuv reports UV_ENOBUFS, which
+     * the stream keeps as a sticky error, and read_line returns it, though
+     * it documents UV_ENOBUFS as "line too long" (src/io/stream.c, on_alloc
+     * and on_read). The k values are those of the last allocations of the
+     * exchange, where the read buffers are allocated. */
+    {"tcp_echo", MODE_CLEAN, 5, 7, "wrong result", 0,
+     "transient read-buffer ENOMEM reported as sticky UV_ENOBUFS"},
+    {"server", MODE_CLEAN, 10, 11, "wrong result", 0,
+     "transient read-buffer ENOMEM reported as sticky UV_ENOBUFS"},
+    {NULL, 0, 0, 0, NULL, 0, NULL},
 };
 
 static const known_t *known(const char *name, int mode, long k) {
@@ -480,6 +540,9 @@ static const known_t *known(const char *name, int mode, long k) {
       return e;
   }
   return NULL;
+}
+static int symptom_matches(const known_t *e, const char *what) {
+  return !e->symptom || strstr(what, e->symptom) != NULL;
 }
 
 /* ---- running one combination ------------------------------------------------------------ */
@@ -619,7 +682,6 @@ static int run_one(const scenario_t *sc, int mode, long k, char *what, size_t ca
     else
       snprintf(what, cap, "ok: %s", loom_err_name(shared->status));
   }
-  if (verbose() || (bad && !getenv("LOOM_FAULT_QUIET"))) show_stderr();
   return bad;
 }
 
@@ -642,6 +704,7 @@ static int sweep(const scenario_t *sc) {
    * thread pool), the second counts N and must be leak-free. */
   run_one(sc, MODE_CLEAN, 0, what, sizeof(what));
   if (run_one(sc, MODE_CLEAN, 0, what, sizeof(what))) {
+    show_stderr();
     fprintf(stderr, "faults: %s: the clean run fails: %s\n", sc->name, what);
     return 1;
   }
@@ -663,10 +726,12 @@ static int sweep(const scenario_t *sc) {
         continue;
       }
       int bad = run_one(sc, mode, k, what, sizeof(what));
+      int expected = bad && kn && symptom_matches(kn, what);
+      if (verbose() || (bad && !expected)) show_stderr();
       if (verbose())
         fprintf(stderr, "faults: %s %s k=%ld/%ld: %s\n", sc->name, mode_names[mode], k,
                 n, what);
-      if (bad && kn) {
+      if (expected) {
         tolerated++;
         fprintf(stderr, "faults: known failure: %s %s k=%ld: %s [%s]\n", sc->name,
                 mode_names[mode], k, what, kn->why);
