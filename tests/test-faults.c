@@ -200,8 +200,9 @@ static int sc_spawn_join(void *arg) {
   return 0;
 }
 
-/* gather (n > 8, so it allocates) of 12 tasks, and gather_map over 100
- * arguments (enough to outgrow the runtime's first slab of stacks). */
+/* gather (n > 8, so it allocates) of 12 tasks, as_completed over 12 more
+ * under a timeout, and gather_map over 100 arguments (enough to outgrow
+ * the runtime's first slab of stacks). */
 enum { GN = 12, GMN = 100 };
 static int sc_gather(void *arg) {
   (void)arg;
@@ -223,6 +224,34 @@ static int sc_gather(void *arg) {
   if (rc) return rc;
   for (int i = 0; i < GN; i++)
     if (v[i] != i * i) return WRONG;
+  /* as_completed over fresh tasks, under an overall timeout (a timer). */
+  for (n = 0; n < GN; n++) {
+    v[n] = (int)n;
+    if ((rc = loom_spawn(&t[n], square, &v[n])) != 0) break;
+  }
+  loom_as_completed_t it;
+  int ar = rc ? rc : loom_as_completed_init(&it, t, n, 10000);
+  size_t joined = 0;
+  if (!ar) {
+    loom_task_t *d;
+    while ((ar = loom_as_completed_next(&it, &d)) == 0) {
+      int st1 = 0;
+      int jr = loom_join(d, &st1);
+      ar = first_err(jr, st1);
+      if (ar) break;
+      joined++;
+    }
+    if (ar == UV_EOF) ar = 0;
+    loom_as_completed_close(&it);
+  }
+  if (joined < n) /* init or next failed: join what is left */
+    for (size_t i = 0; i < n; i++) loom_join(t[i], NULL); /* joined ones: EBADTASK */
+  rc = first_err(rc, ar);
+  if (rc) return rc;
+  if (joined != GN) return WRONG;
+  for (int i = 0; i < GN; i++)
+    if (v[i] != i * i) return WRONG;
+
   static int w[GMN];
   for (int i = 0; i < GMN; i++) w[i] = i + 1;
   int wst[GMN];
@@ -636,6 +665,28 @@ static void show_stderr(void) {
           from ? " (last 4 KiB)" : "", buf);
 }
 
+/* The scenarios join, wait for and close everything they start, so any
+ * report of the runtime about what it found left over at shutdown (tasks
+ * never joined, orphans, open handles or scopes, a deadlock) is a failure.
+ * Only a server's log of a failed connection handler is expected. */
+static int runtime_reported(char *what, size_t cap) {
+  static char buf[1 << 16];
+  ssize_t n = pread(errfd, buf, sizeof(buf) - 1, 0);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  for (char *line = buf; line && *line;) {
+    char *next = strchr(line, '\n');
+    if (next) *next++ = 0;
+    if (strncmp(line, "loom: ", 6) == 0 &&
+        strncmp(line, "loom: connection handler failed", 31) != 0) {
+      snprintf(what, cap, "runtime report: %s", line);
+      return 1;
+    }
+    line = next;
+  }
+  return 0;
+}
+
 /* Runs one combination in a child (or here with LOOM_FAULT_NO_FORK) and
  * describes a failure in *what. Returns 0 if it passed. */
 static int run_one(const scenario_t *sc, int mode, long k, char *what, size_t cap) {
@@ -682,6 +733,7 @@ static int run_one(const scenario_t *sc, int mode, long k, char *what, size_t ca
     else
       snprintf(what, cap, "ok: %s", loom_err_name(shared->status));
   }
+  if (!bad) bad = runtime_reported(what, cap);
   return bad;
 }
 
