@@ -679,7 +679,7 @@ static int runtime_reported(char *what, size_t cap) {
     if (next) *next++ = 0;
     if (strncmp(line, "loom: ", 6) == 0 &&
         strncmp(line, "loom: connection handler failed", 31) != 0) {
-      snprintf(what, cap, "runtime report: %s", line);
+      snprintf(what, cap, "runtime report: %.150s", line);
       return 1;
     }
     line = next;
