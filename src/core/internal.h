@@ -11,6 +11,7 @@
 #define LOOM_CORE_INTERNAL_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -121,7 +122,10 @@ struct loom_s {
   loom_task_t *round_head;             /* the rest of the current round */
   loom_task_t *prev;                   /* switched away from; see landed */
   int rounds;                          /* rounds chained in this pass */
-  long pass_clock;                     /* coarse clock at the pass's start */
+  int64_t pass_clock;                  /* coarse clock (ns) at the pass's start */
+  uint32_t pass_tick;                  /* loom__tick the pass runs in; once
+                                          it differs, the pass must end */
+  unsigned tick_epoch;                 /* uses the ticker (timer.c); 0: no */
   loom_task_t *alive;                  /* unfinished tasks */
   size_t nalive;
   loom__slot_t *slots;
@@ -273,6 +277,12 @@ void loom__timer_remove(loom_t *rt, loom__timer_t *tm);
 void loom__timer_free(loom_t *rt);
 /* Drops every timer stored in [lo, hi) without reading it (dead frames). */
 void loom__timer_purge(loom_t *rt, const void *lo, const void *hi);
+/* Milliseconds counted by the ticker thread while some runtime wants it. */
+extern _Atomic uint32_t loom__tick;
+/* A pass ran past a clock tick: make loom__tick move (starts the ticker). */
+void loom__tick_want(loom_t *rt);
+/* The runtime is being freed (loom__timer_free calls it). */
+void loom__tick_release(loom_t *rt);
 
 /* scope.c */
 void loom__scopes_abandon(loom_task_t *t);

@@ -5,13 +5,18 @@
  * thread's own stack, right after libuv has polled for I/O. A pass runs
  * *rounds*: each round takes the whole ready queue as it stands and runs each
  * task once, until it suspends; tasks made ready during a round (by a yield,
- * a spawn, a wake-up) wait for the next round. Between rounds the pass goes
- * back to libuv to poll I/O and fire timers, unless the round was quick: a
- * pass may chain up to LOOM__MAX_ROUNDS rounds while the coarse monotonic
- * clock (a few ms of resolution, read without a system call) has not moved.
- * So a task that yields in a loop costs a context switch, not an epoll_wait,
- * per yield, and still cannot keep I/O and timers waiting for more than one
- * clock tick. docs/scheduler.md walks through one loop iteration.
+ * a spawn, a wake-up) wait for the next round. The pass goes back to libuv
+ * to poll I/O and fire timers once time has moved on, checked at every task
+ * switch: the ticker's counter (timer.c: one load and a compare) has moved,
+ * or, while the ticker is not running, the coarse monotonic clock (read
+ * every 4th round, without a system call) has. Quick rounds chain, up to
+ * LOOM__MAX_ROUNDS of them. So a task that yields in a loop costs a context
+ * switch, not an epoll_wait, per yield, and however long the tasks run
+ * between their suspensions, I/O and timers wait at most for the running
+ * task to suspend plus a millisecond (a few rounds until a pass has first
+ * been seen to run long and the ticker starts). A pass cut short mid-round
+ * leaves the rest of the round to run first in the next pass.
+ * docs/scheduler.md walks through one loop iteration.
  *
  * A suspending task hands the thread straight to the next task of the round
  * (one switch, not two through the scheduler's stack), and the last task of
@@ -25,7 +30,7 @@
 
 /* Rounds of a pass when they are quick. Back to libuv means an epoll_wait
  * system call (a few µs here); after every 64 rounds, as before, it cost two
- * tasks handing items back and forth a fifth of their time. The clock still
+ * tasks handing items back and forth a fifth of their time. Time still
  * sends the pass back after one tick, however many rounds that is. */
 #define LOOM__MAX_ROUNDS 1024
 
@@ -48,24 +53,56 @@ void loom__make_ready(loom_task_t *t) {
   }
 }
 
-static long coarse_now(void) {
+/* The coarse monotonic clock in ns: one kernel tick of resolution (a few
+ * ms), read from the vDSO without a system call. */
+static int64_t coarse_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return ts.tv_nsec ^ (long)ts.tv_sec;
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline uint32_t tick_now(void) {
+  return atomic_load_explicit(&loom__tick, memory_order_relaxed);
+}
+
+/* Ends the pass at the next switch, whoever asks (the task that suspends,
+ * or the check callback's loop): the pass's tick is made one that is not
+ * the current one, and the tick only moves forward. */
+static void end_pass(loom_t *rt) { rt->pass_tick = tick_now() - 1; }
+
+/* The pass ran past a tick of the coarse clock: it ends, and the ticker is
+ * asked for, so the next long task is caught at its own switch. */
+static void pass_ran_long(loom_t *rt) {
+  end_pass(rt);
+  loom__tick_want(rt);
 }
 
 /* Makes the ready queue the current round, if the pass may chain one more
- * round without polling I/O. */
+ * round without polling I/O. Every 4th round reads the clock: the ticker
+ * is not running until a pass has been seen to run long. */
 static int next_round(loom_t *rt) {
   if (!rt->ready_head || ++rt->rounds >= LOOM__MAX_ROUNDS) return 0;
-  if ((rt->rounds & 3) == 0 && coarse_now() != rt->pass_clock) return 0;
+  if ((rt->rounds & 3) == 0 && coarse_now() != rt->pass_clock) {
+    pass_ran_long(rt);
+    return 0;
+  }
   rt->round_head = rt->ready_head;
   rt->ready_head = rt->ready_tail = NULL;
   return 1;
 }
 
-/* The next task of the round, or NULL when the pass must return to libuv. */
+/* The next task to run, or NULL when the pass must return to libuv. The
+ * tick is compared at every switch, not every round: a round of CPU-bound
+ * tasks can take far longer than a tick. A pass cut short mid-round
+ * resumes that round first next time (loom__on_check). */
 static loom_task_t *pick(loom_t *rt) {
+  uint32_t moved = tick_now() - rt->pass_tick;
+  if (moved) {
+    /* A tick went by, or end_pass was called (moved is then 1). Two ticks:
+     * a task ran for over a millisecond; keep the ticker wanted. */
+    if (moved >= 2) pass_ran_long(rt);
+    return NULL;
+  }
   if (!rt->round_head && !next_round(rt)) return NULL;
   loom_task_t *t = rt->round_head;
   rt->round_head = t->next_ready;
@@ -137,10 +174,10 @@ void loom__wake_now(loom__waiter_t *w, int result) {
   }
   loom_t *outer = loom__tls_rt;
   loom__tls_rt = rt;
-  /* Outside a pass the round is empty; with the round count at its cap, the
-   * task's next suspension finds no next round and switches straight back
-   * here. The pass resets the count when it starts. */
-  rt->rounds = LOOM__MAX_ROUNDS;
+  /* With the pass marked over, the task's next suspension picks nothing
+   * (not even what is left of a round a pass cut short) and switches
+   * straight back here. The next pass reads the clock afresh. */
+  end_pass(rt);
   run_from_loop(rt, t);
   loom__tls_rt = outer;
   loom__maybe_close(rt);
@@ -160,15 +197,21 @@ void loom__on_check(uv_check_t *h) {
   rt->in_pass = 1;
   rt->rounds = 0;
   rt->pass_clock = coarse_now();
-  rt->round_head = rt->ready_head;
-  rt->ready_head = rt->ready_tail = NULL;
+  rt->pass_tick = tick_now();
+  /* What is left of a round the last pass cut short goes first; tasks made
+   * ready since then wait for the next round, as they would have. */
+  if (!rt->round_head) {
+    rt->round_head = rt->ready_head;
+    rt->ready_head = rt->ready_tail = NULL;
+  }
   loom_task_t *t;
   while ((t = pick(rt)) != NULL) run_from_loop(rt, t);
   rt->in_pass = 0;
-  if (rt->ready_head && !rt->idle_active) {
+  int more = rt->ready_head || rt->round_head;
+  if (more && !rt->idle_active) {
     uv_idle_start(&rt->idle, loom__on_idle);
     rt->idle_active = 1;
-  } else if (!rt->ready_head && rt->idle_active) {
+  } else if (!more && rt->idle_active) {
     uv_idle_stop(&rt->idle);
     rt->idle_active = 0;
   }
