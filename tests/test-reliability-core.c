@@ -164,10 +164,79 @@ static void test_read_not_starved_by_yielding_burners(void **state) {
   assert_true(r.worst < LATE_MAX_MS);
 }
 
+/* ---- scopes outside the task's stack, left open when the task ends ----------- */
+
+static loom_scope_t static_scope;
+
+typedef struct {
+  loom_scope_t *scope;
+  int enter_rc;
+} leave_open_t;
+
+static int leaves_scope_open(void *arg) {
+  leave_open_t *l = arg;
+  l->enter_rc = loom_timeout_enter(l->scope, 20);
+  return 0; /* misuse: no loom_scope_exit */
+}
+
+static int sleeper_60(void *arg) {
+  int *rc = arg;
+  *rc = loom_sleep(60);
+  return 0;
+}
+
+typedef struct {
+  int enter_rc, sleep_rc, other_rc, expired, exit_rc;
+} open_scope_t;
+
+/* The task that leaves the scope open ends; another task takes its stack
+ * from the pool and sleeps past the scope's deadline. The deadline must
+ * have been disarmed: it neither marks the scope nor pokes the new task. */
+static int open_scope_main(void *arg) {
+  open_scope_t *r = ((void **)arg)[0];
+  leave_open_t l = {((void **)arg)[1], 0};
+  loom_task_t *a, *b;
+  if (loom_spawn(&a, leaves_scope_open, &l) != 0) return -1;
+  loom_join(a, NULL);
+  r->enter_rc = l.enter_rc;
+  if (loom_spawn(&b, sleeper_60, &r->other_rc) != 0) return -1;
+  r->sleep_rc = loom_sleep(60);
+  loom_join(b, NULL);
+  r->expired = loom_scope_expired(l.scope);
+  r->exit_rc = loom_scope_exit(l.scope); /* not ours, and closed */
+  return 0;
+}
+
+static void check_open_scope(loom_scope_t *scope) {
+  open_scope_t r = {1, 1, 1, 1, 0};
+  void *args[2] = {&r, scope};
+  assert_int_equal(loom_run(open_scope_main, args), 0);
+  assert_int_equal(r.enter_rc, 0);
+  assert_int_equal(r.sleep_rc, 0);
+  assert_int_equal(r.other_rc, 0);
+  assert_int_equal(r.expired, 0);
+  assert_int_equal(r.exit_rc, LOOM_ESCOPE);
+}
+
+static void test_static_scope_left_open_is_disarmed(void **state) {
+  (void)state;
+  check_open_scope(&static_scope);
+}
+
+static void test_heap_scope_left_open_is_disarmed(void **state) {
+  (void)state;
+  loom_scope_t *s = malloc(sizeof(*s));
+  assert_non_null(s);
+  check_open_scope(s);
+  free(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sleep_not_starved_by_yielding_burners),
       cmocka_unit_test(test_read_not_starved_by_yielding_burners),
+      cmocka_unit_test(test_static_scope_left_open_is_disarmed),
+      cmocka_unit_test(test_heap_scope_left_open_is_disarmed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

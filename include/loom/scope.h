@@ -48,6 +48,8 @@ typedef struct loom__timer_s {
 typedef struct loom_scope_s loom_scope_t;
 struct loom_scope_s {                       /* all fields private */
   loom_scope_t *parent;                     /* enclosing scope of the task */
+  loom_scope_t *outer_kept;                 /* enclosing scope of the task that
+                                               is stored outside its stack */
   struct loom_task_s *task;                 /* the task that entered it */
   loom__timer_t timer;                      /* armed while a deadline is pending */
   uint8_t shield;                           /* hides outer cancellation/timeouts */

@@ -86,6 +86,8 @@ struct loom_task_s {
   void *owner;                         /* the group it belongs to, or NULL */
   loom_task_t *member_prev, *member_next; /* the owner's list of members */
   loom_scope_t *scope;                 /* innermost open scope, or NULL */
+  loom_scope_t *kept_scope;            /* innermost open scope stored outside
+                                          the task's stack (static, heap) */
   loom__stack_t stack;
   uint64_t id;
   uint32_t slot;                       /* handle-table slot */

@@ -77,6 +77,11 @@ static int set_deadline(loom_scope_t *s, uint64_t deadline) {
   return rc;
 }
 
+static int on_stack(const loom_task_t *t, const void *p) {
+  const char *lo = t->stack.lo;
+  return (const char *)p >= lo && (const char *)p < lo + t->stack.size;
+}
+
 static int enter(loom_scope_t *s, int shield, uint64_t deadline) {
   loom_task_t *t = loom__self();
   if (!s) return UV_EINVAL;
@@ -92,6 +97,12 @@ static int enter(loom_scope_t *s, int shield, uint64_t deadline) {
     return rc;
   }
   t->scope = s;
+  /* Scopes outside the task's stack also go on a chain of their own, which
+   * stays safe to walk when the task ends with them open. */
+  if (!on_stack(t, s)) {
+    s->outer_kept = t->kept_scope;
+    t->kept_scope = s;
+  }
   return 0;
 }
 
@@ -138,16 +149,25 @@ int loom_scope_exit(loom_scope_t *s) {
   s->armed = 0;
   s->open = 0;
   t->scope = s->parent;
+  if (t->kept_scope == s) t->kept_scope = s->outer_kept; /* innermost */
   return s->fired ? UV_ETIMEDOUT : 0;
 }
 
-/* A task ended inside open scopes. Their storage was in frames that have
- * returned and may already be overwritten, so nothing in it is read: the
- * task forgets its scope chain, and the heap drops every deadline that lives
- * in the task's stack. */
+/* A task ended inside open scopes. Those stored in its stack were in frames
+ * that have returned and may already be overwritten, so nothing in them is
+ * read: the heap drops every deadline that lives in the task's stack. Those
+ * stored elsewhere (static, heap, another task's frame) are intact and on
+ * their own chain: each is disarmed and closed, so its deadline never pokes
+ * whatever comes to occupy the task's memory. */
 void loom__scopes_abandon(loom_task_t *t) {
   fprintf(stderr, "loom: task '%s' ended inside an open scope (missing "
                   "loom_scope_exit)\n", loom_task_name(loom_current()));
+  for (loom_scope_t *s = t->kept_scope; s; s = s->outer_kept) {
+    if (s->armed) loom__timer_remove(t->rt, &s->timer);
+    s->armed = 0;
+    s->open = 0;
+  }
+  t->kept_scope = NULL;
   t->scope = NULL;
   loom__timer_purge(t->rt, t->stack.lo, (char *)t->stack.lo + t->stack.size);
 }

@@ -179,7 +179,7 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   t->member.linked = 0;
   t->owner = NULL;
   t->member_prev = t->member_next = NULL;
-  t->scope = NULL;
+  t->scope = t->kept_scope = NULL;
   t->status = 0;
   t->cancelled = t->detached = t->consumed = t->quiet = 0;
   t->name[0] = 0;
