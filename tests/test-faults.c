@@ -549,15 +549,6 @@ typedef struct {
 } known_t;
 
 static const known_t KNOWN_FAILURES[] = {
-    /* The read buffer's allocation fails: libuv reports UV_ENOBUFS, which
-     * the stream keeps as a sticky error, and read_line returns it, though
-     * it documents UV_ENOBUFS as "line too long" (src/io/stream.c, on_alloc
-     * and on_read). The k values are those of the last allocations of the
-     * exchange, where the read buffers are allocated. */
-    {"tcp_echo", MODE_CLEAN, 5, 7, "wrong result", 0,
-     "transient read-buffer ENOMEM reported as sticky UV_ENOBUFS"},
-    {"server", MODE_CLEAN, 10, 11, "wrong result", 0,
-     "transient read-buffer ENOMEM reported as sticky UV_ENOBUFS"},
     {NULL, 0, 0, 0, NULL, 0, NULL},
 };
 

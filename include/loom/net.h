@@ -36,7 +36,9 @@ typedef struct loom_stream_s loom_stream_t; /* opaque, heap */
 #define LOOM_STREAM_LIMIT (64u * 1024u)
 
 /* Reads up to n bytes: waits until at least one is available. Returns the
- * count, 0 at EOF, or an error. */
+ * count, 0 at EOF, or an error. Every read function returns UV_ENOMEM if no
+ * read buffer could be allocated: nothing is lost, and the next call reads
+ * again. */
 LOOM_EXTERN ssize_t loom_read(loom_stream_t *s, void *buf, size_t n);
 /* Reads exactly n bytes. UV_EOF if the peer closed first; *got (may be
  * NULL) then says how many bytes were stored in buf. */

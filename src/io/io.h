@@ -56,6 +56,8 @@ struct loom_stream_s {
   int reading;                   /* uv_read_start active */
   int eof;                       /* peer sent EOF */
   int rerr;                      /* sticky read error */
+  int nomem;                     /* on_alloc had no buffer to give */
+  int rnomem;                    /* the next wait reports UV_ENOMEM, once */
   /* write side */
   size_t queued;                 /* bytes in libuv write requests */
   size_t high_water, low_water;

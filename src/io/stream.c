@@ -192,6 +192,9 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   }
   buf->base = s->rbuf ? s->rbuf + s->rend : NULL;
   buf->len = s->rcap - s->rend;
+  /* No room and no memory for more: libuv will report UV_ENOBUFS without
+   * reading anything. That is a passing shortage, not the stream's end. */
+  s->nomem = buf->len == 0;
 }
 
 static void read_stop(loom_stream_t *s) {
@@ -220,6 +223,13 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   } else if (nread == UV_EOF) {
     s->eof = 1;
     read_stop(s);
+  } else if (nread == UV_ENOBUFS && s->nomem) {
+    /* Nothing was read: stop, tell a waiting reader UV_ENOMEM once, and
+     * read again at the next wait. Neither sticky nor UV_ENOBUFS, which
+     * means "line too long" to read_until / read_line callers. */
+    s->nomem = 0;
+    s->rnomem = s->reader != NULL;
+    read_stop(s);
   } else if (nread < 0) {
     s->rerr = (int)nread;
     read_stop(s);
@@ -246,6 +256,10 @@ static int wait_data(loom_stream_t *s) {
   if (rc) return rc;
   if (s->eof) return UV_EOF;
   if (s->rerr) return s->rerr;
+  if (s->rnomem) {
+    s->rnomem = 0;
+    return UV_ENOMEM;
+  }
   if (s->closing || uv_is_closing(&s->u.handle)) return UV_EBADF;
   if (s->reader) return UV_EBUSY; /* one reader at a time, as in asyncio */
   if (buffered(s) >= s->limit) return UV_ENOBUFS;
