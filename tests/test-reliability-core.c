@@ -179,6 +179,11 @@ static int leaves_scope_open(void *arg) {
   return 0; /* misuse: no loom_scope_exit */
 }
 
+static int return_zero(void *arg) {
+  (void)arg;
+  return 0;
+}
+
 static int sleeper_60(void *arg) {
   int *rc = arg;
   *rc = loom_sleep(60);
@@ -231,12 +236,121 @@ static void test_heap_scope_left_open_is_disarmed(void **state) {
   free(s);
 }
 
+/* ---- detached handles, stack sizes ------------------------------------------- */
+
+static int wait_cancel(void *arg) {
+  int *seen = arg;
+  /* Its own handle still works after the spawner detached it. */
+  seen[0] = loom_task_name(loom_current()) != NULL;
+  seen[1] = loom_sleep(UINT64_MAX);
+  return 0;
+}
+
+typedef struct {
+  int cancel_rc, again_rc, id_zero, name_null, done_rc, seen[2], self_cancel;
+} detached_t;
+
+static int detached_main(void *arg) {
+  detached_t *r = arg;
+  loom_task_t *t;
+  if (loom_spawn(&t, wait_cancel, r->seen) != 0) return -1;
+  loom_yield(); /* it runs and sleeps */
+  if (loom_detach(t) != 0) return -1;
+  r->cancel_rc = loom_cancel(t);
+  r->name_null = loom_task_name(t) == NULL;
+  r->id_zero = loom_task_id(t) == 0;
+  r->done_rc = loom_task_done(t);
+  r->again_rc = loom_detach(t);
+  /* main is detached (loom_run spawns it so): its own handle works. */
+  r->self_cancel = loom_task_name(loom_current()) != NULL;
+  return 0; /* shutdown cancels the sleeper */
+}
+
+static void test_detached_handle_is_stale(void **state) {
+  (void)state;
+  detached_t r;
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(loom_run(detached_main, &r), 0);
+  assert_int_equal(r.cancel_rc, LOOM_EBADTASK);
+  assert_int_equal(r.again_rc, LOOM_EBADTASK);
+  assert_true(r.name_null);
+  assert_true(r.id_zero);
+  assert_int_equal(r.done_rc, 0);
+  assert_true(r.self_cancel);
+  assert_true(r.seen[0]);
+  assert_int_equal(r.seen[1], UV_ECANCELED); /* by shutdown, not by us */
+}
+
+typedef struct {
+  int rc[5];
+} huge_t;
+
+static int huge_main(void *arg) {
+  huge_t *r = arg;
+  size_t sizes[5] = {SIZE_MAX, SIZE_MAX - 4096, (size_t)1 << 63,
+                     LOOM_MAX_STACK_SIZE + 1, SIZE_MAX - LOOM_MIN_STACK_SIZE};
+  for (int i = 0; i < 5; i++) {
+    loom_task_opts_t o = {"huge", sizes[i]};
+    loom_task_t *t = NULL;
+    r->rc[i] = loom_spawn_ex(&t, return_zero, NULL, &o);
+    if (r->rc[i] == 0) loom_join(t, NULL);
+  }
+  return 0;
+}
+
+static void test_huge_stack_sizes_are_refused(void **state) {
+  (void)state;
+  huge_t r;
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(loom_run(huge_main, &r), 0);
+  for (int i = 0; i < 5; i++) assert_int_equal(r.rc[i], UV_EINVAL);
+}
+
+static int deep(int n) {
+  volatile char pad[512];
+  pad[0] = (char)n;
+  if (n > 100000000) return pad[0];
+  return deep(n + 1) + pad[0];
+}
+static int recurse(void *arg) {
+  (void)arg;
+  return deep(0);
+}
+static int tiny_stack_main(void *arg) {
+  (void)arg;
+  loom_task_opts_t o = {"tiny", 1};
+  loom_task_t *t;
+  if (loom_spawn_ex(&t, recurse, NULL, &o) != 0) return -1;
+  return loom_join(t, NULL);
+}
+static void tiny_stack_child(void *arg) {
+  (void)arg;
+  loom_run(tiny_stack_main, NULL);
+}
+
+static void test_overflow_reports_real_stack_size(void **state) {
+  (void)state;
+  char out[4096];
+  int st = run_in_child(tiny_stack_child, NULL, out, sizeof(out));
+  assert_true(WIFSIGNALED(st));
+  const char *p = strstr(out, "stack overflow in task 'tiny' (stack size ");
+  assert_non_null(p);
+  unsigned long long size = strtoull(p + strlen("stack overflow in task 'tiny' (stack size "), NULL, 10);
+  /* The minimum stack, less the task record at its top. */
+  if (size < LOOM_MIN_STACK_SIZE / 2) fprintf(stderr, "%s", out);
+  assert_true(size >= LOOM_MIN_STACK_SIZE / 2);
+  assert_true(size < 2 * LOOM_MIN_STACK_SIZE);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sleep_not_starved_by_yielding_burners),
       cmocka_unit_test(test_read_not_starved_by_yielding_burners),
       cmocka_unit_test(test_static_scope_left_open_is_disarmed),
       cmocka_unit_test(test_heap_scope_left_open_is_disarmed),
+      cmocka_unit_test(test_detached_handle_is_stale),
+      cmocka_unit_test(test_huge_stack_sizes_are_refused),
+      cmocka_unit_test(test_overflow_reports_real_stack_size),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,6 +37,12 @@ typedef struct loom_task_s loom_task_t;  /* opaque task handle */
 #define LOOM_DEFAULT_STACK_SIZE (128u * 1024u)
 /* Smallest stack loom hands out; smaller requests are rounded up. */
 #define LOOM_MIN_STACK_SIZE (16u * 1024u)
+/* Largest stack a task may ask for (loom_task_opts_t.stack_size; the
+ * runtime's default in loom_config_t is bounded the same way): 512 GiB of
+ * address space on 64-bit systems, 512 MiB on 32-bit ones. Larger requests
+ * fail with UV_EINVAL. */
+#define LOOM_MAX_STACK_SIZE \
+  (SIZE_MAX > 0xffffffffu ? (size_t)1 << 39 : (size_t)1 << 29)
 /* Longest task name kept (longer names are truncated). */
 #define LOOM_TASK_NAME_MAX 31
 

@@ -18,6 +18,8 @@
  * lines, taken from the task id. */
 #define LOOM__COLOURS 16
 #define COLOUR_BYTES ((size_t)LOOM__COLOURS * 64)
+_Static_assert(LOOM_MAX_STACK_SIZE + TASK_BYTES + COLOUR_BYTES <= LOOM__STACK_MAX,
+               "the largest stack a task may ask for must fit the stack pool");
 
 /* ---- handle table ---------------------------------------------------- */
 
@@ -165,6 +167,8 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   if (!fn) return UV_EINVAL;
   if (rt->open_handles) return LOOM_ECLOSED; /* handles are being closed */
   size_t size = opts && opts->stack_size ? opts->stack_size : rt->stack_size;
+  /* Checked before the record and colour are added: SIZE_MAX would wrap. */
+  if (size > LOOM_MAX_STACK_SIZE) return UV_EINVAL;
   loom__stack_t st;
   int rc = loom__stack_get(&rt->stacks, size + TASK_BYTES + COLOUR_BYTES, &st);
   if (rc) return UV_ENOMEM;
@@ -201,7 +205,9 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   loom__fiber_init(&t->fiber, st.lo, st.size - top, entry, t);
   t->fiber.guard_lo = st.guard_lo;
   t->fiber.guard_size = st.guard_lo ? rt->stacks.page : 0;
-  t->fiber.nominal_size = size;
+  /* Overflow reports print what the task really had, not what was asked
+   * for: a 1-byte request gets (and reports) the minimum stack. */
+  t->fiber.nominal_size = st.size - top;
   t->fiber.name = t->name;
   t->fiber.id = t->id;
   t->alive_next = rt->alive;
@@ -340,6 +346,9 @@ int loom_detach(loom_task_t *task) {
   loom_task_t *t = loom__task_of(loom__tls_rt, task);
   if (!t || t->consumed) return LOOM_EBADTASK;
   t->consumed = t->detached = 1;
+  /* The handle given up is stale from now on (cancel, name, id: as after a
+   * join); the task's own loom_current() yields a fresh one. */
+  t->rt->slots[t->slot].gen++;
   if (t->state == LOOM__DONE) loom__release(t->rt, t);
   return 0;
 }
