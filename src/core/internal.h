@@ -18,6 +18,7 @@
 
 #include "../fiber/fiber.h"
 #include "../fiber/stack.h"
+#include "assert.h"
 #include "handle.h"
 #include "loom.h"
 
@@ -122,12 +123,16 @@ struct loom_s {
   loom_task_t *current;                /* running task, NULL in the scheduler */
   loom_task_t *ready_head, *ready_tail; /* the next round */
   loom_task_t *round_head;             /* the rest of the current round */
+  loom_task_t *ready_mark;             /* ready_tail when the last pass ended
+                                          (tasks after it were woken since) */
   loom_task_t *prev;                   /* switched away from; see landed */
   int rounds;                          /* rounds chained in this pass */
   int64_t pass_clock;                  /* coarse clock (ns) at the pass's start */
   uint32_t pass_tick;                  /* loom__tick the pass runs in; once
                                           it differs, the pass must end */
   unsigned tick_epoch;                 /* uses the ticker (timer.c); 0: no */
+  int pass_ended;                      /* the pass ends at the next switch */
+  int last_cut;                        /* the last pass ran out of time */
   loom_task_t *alive;                  /* unfinished tasks */
   size_t nalive;
   loom__slot_t *slots;
@@ -215,14 +220,24 @@ void loom__suspend(loom_task_t *t, int last);
  * one more return to mispredict on the way back (docs/fiber.md). */
 static inline int loom__park(loom__waiter_t *w) {
   loom_task_t *t = w->task;
+  loom__assert(t->state == LOOM__RUNNING && !t->wait,
+               "parking a task that is already parked (or not running)");
   t->wait = w;
   t->state = LOOM__PARKED;
   loom__suspend(t, 0);
   return w->result;
 }
 
+/* Whether n is on q (debug checks only: a walk). */
+static inline int loom__wq_has(const loom__wq_t *q, const loom__wnode_t *n) {
+  for (const loom__wnode_t *p = q->head; p; p = p->next)
+    if (p == n) return 1;
+  return 0;
+}
+
 static inline int loom__wq_wait(loom__wq_t *q, loom__wnode_t *n,
                                 loom_task_t *self, int shielded) {
+  loom__assert(!loom__wq_has(q, n), "linking a wait node that is already linked");
   n->w.task = self;
   n->w.cancel = loom__wq_on_interrupt;
   n->w.result = 0;
@@ -274,6 +289,8 @@ void loom__cancel_all(loom_t *rt);
 void loom__reap_unconsumed(loom_t *rt);
 
 /* timer.c */
+/* A timer's index when it is not in the heap (set when it leaves it). */
+#define LOOM__TIMER_UNARMED SIZE_MAX
 int loom__timer_add(loom_t *rt, loom__timer_t *tm, uint64_t deadline);
 void loom__timer_remove(loom_t *rt, loom__timer_t *tm);
 void loom__timer_free(loom_t *rt);

@@ -68,13 +68,28 @@ static inline uint32_t tick_now(void) {
 /* Ends the pass at the next switch, whoever asks (the task that suspends,
  * or the check callback's loop): the pass's tick is made one that is not
  * the current one, and the tick only moves forward. */
-static void end_pass(loom_t *rt) { rt->pass_tick = tick_now() - 1; }
+static void end_pass(loom_t *rt) {
+  rt->pass_tick = tick_now() - 1;
+  rt->pass_ended = 1;
+}
 
 /* The pass ran past a tick of the coarse clock: it ends, and the ticker is
  * asked for, so the next long task is caught at its own switch. */
 static void pass_ran_long(loom_t *rt) {
   end_pass(rt);
   loom__tick_want(rt);
+}
+
+/* Off the fast path: the tick moved during the pass, or end_pass was
+ * called. A pass that ran a millisecond or more (by the loop's clock, which
+ * libuv set after polling) keeps the ticker wanted; a short one that merely
+ * straddled a tick does not, so that I/O alone lets the ticker park. */
+static void time_is_up(loom_t *rt) {
+  if (rt->pass_ended) return;
+  if (uv_hrtime() / 1000000 - uv_now(rt->loop) >= 1)
+    pass_ran_long(rt);
+  else
+    end_pass(rt);
 }
 
 /* Makes the ready queue the current round, if the pass may chain one more
@@ -96,11 +111,8 @@ static int next_round(loom_t *rt) {
  * tasks can take far longer than a tick. A pass cut short mid-round
  * resumes that round first next time (loom__on_check). */
 static loom_task_t *pick(loom_t *rt) {
-  uint32_t moved = tick_now() - rt->pass_tick;
-  if (moved) {
-    /* A tick went by, or end_pass was called (moved is then 1). Two ticks:
-     * a task ran for over a millisecond; keep the ticker wanted. */
-    if (moved >= 2) pass_ran_long(rt);
+  if (tick_now() != rt->pass_tick) {
+    time_is_up(rt);
     return NULL;
   }
   if (!rt->round_head && !next_round(rt)) return NULL;
@@ -161,11 +173,14 @@ static void run_from_loop(loom_t *rt, loom_task_t *t) {
 }
 
 void loom__wake(loom__waiter_t *w, int result) {
+  loom__assert(w->task->state != LOOM__DONE,
+               "waking a waiter whose task has ended");
   if (take_wake(w, result)) loom__make_ready(w->task);
 }
 
 void loom__wake_now(loom__waiter_t *w, int result) {
   loom_task_t *t = w->task;
+  loom__assert(t->state != LOOM__DONE, "waking a waiter whose task has ended");
   loom_t *rt = t->rt;
   if (!take_wake(w, result)) return;
   if (rt->in_pass || rt->current) { /* inside a task or a pass: queue it */
@@ -190,6 +205,34 @@ void loom__interrupt(loom_task_t *t, int err) {
   loom__wake(w, err);
 }
 
+/* Makes the round a pass starts with. After a pass that ran out of time,
+ * tasks woken since it ended (by timers and I/O: those after ready_mark)
+ * go first, then what is left of the round it cut short, and the tasks
+ * that already had their turn and yielded wait for the next round. Else a
+ * timer would wait for every CPU-bound task of the round, one pass each,
+ * instead of for the one that was running. Otherwise the ready queue is
+ * the round, in FIFO order. */
+static void start_round(loom_t *rt) {
+  if (rt->last_cut) {
+    loom_task_t *mark = rt->ready_mark;
+    loom_task_t *woken = mark ? mark->next_ready : rt->ready_head;
+    if (woken) {
+      rt->ready_tail->next_ready = rt->round_head;
+      rt->round_head = woken;
+      if (mark) {
+        mark->next_ready = NULL;
+        rt->ready_tail = mark;
+      } else {
+        rt->ready_head = rt->ready_tail = NULL;
+      }
+    }
+  }
+  if (!rt->round_head) {
+    rt->round_head = rt->ready_head;
+    rt->ready_head = rt->ready_tail = NULL;
+  }
+}
+
 void loom__on_check(uv_check_t *h) {
   loom_t *rt = h->data;
   loom_t *outer = loom__tls_rt;
@@ -198,15 +241,13 @@ void loom__on_check(uv_check_t *h) {
   rt->rounds = 0;
   rt->pass_clock = coarse_now();
   rt->pass_tick = tick_now();
-  /* What is left of a round the last pass cut short goes first; tasks made
-   * ready since then wait for the next round, as they would have. */
-  if (!rt->round_head) {
-    rt->round_head = rt->ready_head;
-    rt->ready_head = rt->ready_tail = NULL;
-  }
+  rt->pass_ended = 0;
+  start_round(rt);
   loom_task_t *t;
   while ((t = pick(rt)) != NULL) run_from_loop(rt, t);
   rt->in_pass = 0;
+  rt->last_cut = rt->pass_ended;
+  rt->ready_mark = rt->ready_tail;
   int more = rt->ready_head || rt->round_head;
   if (more && !rt->idle_active) {
     uv_idle_start(&rt->idle, loom__on_idle);

@@ -84,8 +84,21 @@ void loom__release(loom_t *rt, loom_task_t *t) {
 
 /* ---- watchers and hooks ------------------------------------------------------ */
 
+/* Whether node is on the list from head (debug checks only: a walk). */
+#define ON_LIST(head, node, found)                                        \
+  do {                                                                    \
+    found = 0;                                                            \
+    for (__typeof__(head) p_ = (head); p_; p_ = p_->next)                 \
+      if (p_ == (node)) found = 1;                                        \
+  } while (0)
+
 void loom__watch(loom_task_t *t, loom__watch_t *w,
                  void (*done)(loom__watch_t *w, loom_task_t *t)) {
+#if LOOM_DEBUG
+  int linked;
+  ON_LIST(t->watchers, w, linked);
+  loom__assert(!linked, "linking a watcher that is already linked");
+#endif
   w->done = done;
   w->prev = NULL;
   w->next = t->watchers;
@@ -116,6 +129,11 @@ static void notify_watchers(loom_task_t *t) {
 }
 
 void loom__hook(loom_task_t *t, loom__hook_t *h) {
+#if LOOM_DEBUG
+  int linked;
+  ON_LIST(t->hooks, h, linked);
+  loom__assert(!linked, "linking a hook that is already linked");
+#endif
   h->prev = NULL;
   h->next = t->hooks;
   if (t->hooks) t->hooks->prev = h;

@@ -96,6 +96,9 @@ int loom__timer_add(loom_t *rt, loom__timer_t *tm, uint64_t deadline) {
 
 void loom__timer_remove(loom_t *rt, loom__timer_t *tm) {
   size_t i = tm->index;
+  loom__assert(i < rt->nheap && rt->heap[i] == tm,
+               "removing a timer that is not in the heap");
+  tm->index = LOOM__TIMER_UNARMED;
   loom__timer_t *last = rt->heap[--rt->nheap];
   if (last != tm) {
     place(rt, i, last);
