@@ -133,6 +133,8 @@ struct loom_s {
   unsigned tick_epoch;                 /* uses the ticker (timer.c); 0: no */
   int pass_ended;                      /* the pass ends at the next switch */
   int last_cut;                        /* the last pass ran out of time */
+  int round_mask;                      /* rounds between coarse clock reads - 1 */
+  uint64_t long_pass_at;               /* loop time a pass last ran long */
   loom_task_t *alive;                  /* unfinished tasks */
   size_t nalive;
   loom__slot_t *slots;

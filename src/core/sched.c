@@ -73,32 +73,37 @@ static void end_pass(loom_t *rt) {
   rt->pass_ended = 1;
 }
 
-/* The pass ran past a tick of the coarse clock: it ends, and the ticker is
- * asked for, so the next long task is caught at its own switch. */
+/* The pass ran long: it ends, and the ticker is asked for (started, or
+ * kept from parking), so the next long task is caught at its own switch. */
 static void pass_ran_long(loom_t *rt) {
   end_pass(rt);
+  rt->long_pass_at = uv_now(rt->loop);
   loom__tick_want(rt);
 }
 
-/* Off the fast path: the tick moved during the pass, or end_pass was
- * called. A pass that ran a millisecond or more (by the loop's clock, which
- * libuv set after polling) keeps the ticker wanted; a short one that merely
- * straddled a tick does not, so that I/O alone lets the ticker park. */
+/* Off the fast path: the tick or the coarse clock moved during the pass,
+ * or end_pass was called. A pass that ran over a millisecond (against the
+ * loop's clock, which libuv set after polling; 2 whole ms apart) wants the
+ * ticker; a short one that merely straddled a tick does not, so that I/O
+ * and quick yields alone never start it, or let it park. */
 static void time_is_up(loom_t *rt) {
   if (rt->pass_ended) return;
-  if (uv_hrtime() / 1000000 - uv_now(rt->loop) >= 1)
+  if (uv_hrtime() / 1000000 - uv_now(rt->loop) >= 2)
     pass_ran_long(rt);
   else
     end_pass(rt);
 }
 
 /* Makes the ready queue the current round, if the pass may chain one more
- * round without polling I/O. Every 4th round reads the clock: the ticker
- * is not running until a pass has been seen to run long. */
+ * round without polling I/O. The coarse clock is read every 4th round, or
+ * every round while passes have been running long lately (rounds are then
+ * long, the read is cheap beside them): the ticker is not running until a
+ * pass has been seen to run long, and a ticker thread starved of CPU by a
+ * loaded machine may tick late. */
 static int next_round(loom_t *rt) {
   if (!rt->ready_head || ++rt->rounds >= LOOM__MAX_ROUNDS) return 0;
-  if ((rt->rounds & 3) == 0 && coarse_now() != rt->pass_clock) {
-    pass_ran_long(rt);
+  if ((rt->rounds & rt->round_mask) == 0 && coarse_now() != rt->pass_clock) {
+    time_is_up(rt);
     return 0;
   }
   rt->round_head = rt->ready_head;
@@ -242,6 +247,7 @@ void loom__on_check(uv_check_t *h) {
   rt->pass_clock = coarse_now();
   rt->pass_tick = tick_now();
   rt->pass_ended = 0;
+  rt->round_mask = uv_now(rt->loop) - rt->long_pass_at < 1000 ? 0 : 3;
   start_round(rt);
   loom_task_t *t;
   while ((t = pick(rt)) != NULL) run_from_loop(rt, t);
