@@ -98,7 +98,8 @@ LOOM_EXTERN loom_t *loom_runtime(void);
 /* Schedules fn(arg) as a new task of the caller's runtime and returns at
  * once: the child never runs before spawn returns, and ready tasks run in
  * FIFO order. `task` NULL = detached. Errors: LOOM_ENOTASK outside a task,
- * LOOM_ECLOSED during shutdown, UV_ENOMEM, UV_EINVAL for a NULL fn. */
+ * LOOM_ECLOSED during shutdown, UV_ENOMEM, UV_EINVAL for a NULL fn or a
+ * stack_size above LOOM_MAX_STACK_SIZE. */
 LOOM_EXTERN int loom_spawn(loom_task_t **task, loom_fn fn, void *arg);
 LOOM_EXTERN int loom_spawn_ex(loom_task_t **task, loom_fn fn, void *arg,
                               const loom_task_opts_t *opts);
@@ -114,12 +115,15 @@ LOOM_EXTERN int loom_join(loom_task_t *task, int *status);
 /* Gives up the handle: the task runs on and its memory is reclaimed when it
  * ends. A detached task that fails (status < 0, other than UV_ECANCELED) is
  * logged on stderr with its name and error. Returns LOOM_EBADTASK for a
- * consumed handle. */
+ * consumed handle. The handle given up is stale afterwards, as after a join
+ * (every call taking it returns LOOM_EBADTASK, NULL or 0); the task's own
+ * loom_current() stays valid. */
 LOOM_EXTERN int loom_detach(loom_task_t *task);
 
 /* Requests cancellation and returns at once. A task blocked in a suspending
  * call is woken with UV_ECANCELED; every later suspending call it makes
- * fails the same way. Cancelling an ended task is a no-op (0). */
+ * fails the same way. Cancelling an ended task is a no-op (0). Returns
+ * LOOM_EBADTASK for a handle joined or detached already, or not a handle. */
 LOOM_EXTERN int loom_cancel(loom_task_t *task);
 
 /* asyncio.sleep(0): goes behind every ready task. Returns 0, UV_ECANCELED,
