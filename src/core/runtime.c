@@ -33,7 +33,7 @@ LOOM__TLS loom_t *loom__tls_home;
 int loom_init(loom_t **out, uv_loop_t *loop, const loom_config_t *cfg) {
   if (!out || !loop) return UV_EINVAL;
   /* Room for the task record on top, without wrapping (task.c). */
-  if (cfg && cfg->stack_size > LOOM__STACK_MAX / 2) return UV_EINVAL;
+  if (cfg && cfg->stack_size > LOOM_MAX_STACK_SIZE) return UV_EINVAL;
   loom_t *rt = calloc(1, sizeof(*rt));
   if (!rt) return UV_ENOMEM;
   int rc = loom__overflow_thread_init(&rt->altstack);
