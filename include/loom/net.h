@@ -145,12 +145,17 @@ LOOM_EXTERN int loom_serve(loom_server_t **srv, const char *host, int port,
 LOOM_EXTERN int loom_server_port(loom_server_t *srv);
 LOOM_EXTERN size_t loom_server_connections(loom_server_t *srv);
 /* Graceful close: stops accepting, gives running handlers grace_ms to end,
- * then cancels and awaits them, and frees the server. Returns 0, or
- * UV_ECANCELED if the caller was cancelled (handlers are still cancelled
- * and awaited). Must be called from a task (LOOM_ENOTASK otherwise, and the
- * server is left as it was). Called from one of the server's own handlers,
- * it cannot wait for that handler: it stops accepting and returns 0 at once,
- * and the server is freed when its last handler has ended. */
+ * then cancels them, waits for them to end, and frees the server. Returns
+ * 0. Must be called from a task (LOOM_ENOTASK otherwise, and the server is
+ * left as it was). The wait is bounded, so that it cannot wait for itself
+ * (the caller may be a task that one of the handlers awaits): if the
+ * handlers have not all ended a second after the grace period, or if the
+ * caller is cancelled or times out meanwhile, close returns UV_ETIMEDOUT
+ * (or the caller's UV_ECANCELED / UV_ETIMEDOUT), the handlers being
+ * cancelled, and the server is freed when its last handler has ended.
+ * Called from one of the server's own handlers, it stops accepting and
+ * returns 0 at once, the same way. The handle is consumed in every case
+ * but LOOM_ENOTASK. */
 LOOM_EXTERN int loom_server_close(loom_server_t *srv, uint64_t grace_ms);
 /* Runs until cancelled, then closes with no grace period. */
 LOOM_EXTERN int loom_server_serve_forever(loom_server_t *srv);

@@ -269,6 +269,18 @@ int loom_run(loom_fn main, void *arg) {
     uv_run(&loop, UV_RUN_DEFAULT);
     if (st.done) break;
     if (rt->nalive == 0) { /* nothing left but the closing */
+      /* Objects still listed with nothing left to close them are held by
+       * tasks given up on below (a reference that is never dropped). */
+      if (rt->io_closing && rt->io && !uv_loop_alive(&loop)) {
+        size_t n = 0;
+        while (rt->io) {
+          n++;
+          loom__io_remove(rt, rt->io); /* the last one closes the runtime */
+        }
+        fprintf(stderr, "loom: shutdown leaked %zu I/O object(s) held by "
+                        "abandoned tasks\n", n);
+        continue;
+      }
       loom__maybe_close(rt);
       continue;
     }

@@ -125,6 +125,10 @@ static int acceptor(void *p) {
     if (rc == UV_ECANCELED || rc == UV_ETIMEDOUT || rc == UV_EBADF) break;
     if (pause_after(rc, &backoff)) break;
   }
+  /* Accepting is over for good (closed, or cancelled at shutdown): stop
+   * listening now, so that a handler that never ends cannot keep the loop
+   * alive through an idle listener (loom_run then reports the deadlock). */
+  loom_listener_close(srv->listener); /* UV_EBADF if closed already */
   /* Closing: handlers get the grace period, then are cancelled. */
   loom_scope_t grace;
   int shielded = loom_shield_enter_timeout(&grace, srv->grace_ms) == 0;
@@ -229,9 +233,25 @@ int loom_server_close(loom_server_t *h, uint64_t grace_ms) {
     loom_detach(srv->acceptor);
     return 0;
   }
-  int rc = loom_join(srv->acceptor, NULL);
-  server_free(srv);
-  return rc == UV_ECANCELED || rc == UV_ETIMEDOUT ? rc : 0;
+  /* Wait for the acceptor without consuming or cancelling it: if a handler
+   * of srv awaits this task (a sub-task of the handler), a join would wait
+   * for itself. After the grace period and a second for cancelled handlers
+   * to end, or if the caller is interrupted, leave the server to its
+   * acceptor as above (the handlers have been cancelled by then). */
+  loom_task_t *acc = srv->acceptor;
+  size_t ndone = 0;
+  int64_t limit = grace_ms > (uint64_t)INT64_MAX - 1000 ? LOOM_WAIT_FOREVER
+                                                       : (int64_t)grace_ms + 1000;
+  int rc = loom_wait(&acc, 1, limit, LOOM_ALL_COMPLETED, &ndone);
+  if (ndone == 1) {
+    loom_join(srv->acceptor, NULL);
+    server_free(srv);
+    return rc == UV_ECANCELED || rc == UV_ETIMEDOUT ? rc : 0;
+  }
+  if (rc) loom_cancel(srv->acceptor); /* the caller was interrupted */
+  srv->orphan = 1;
+  loom_detach(srv->acceptor);
+  return rc ? rc : UV_ETIMEDOUT;
 }
 
 int loom_server_serve_forever(loom_server_t *h) {

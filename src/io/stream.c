@@ -123,6 +123,11 @@ void loom__stream_close(loom_stream_t *s) {
   if (s->closing) return;
   s->closing = 1;
   read_stop(s);
+  /* Nothing more is read, nothing more may be written: tasks waiting on
+   * the stream (another task closed it) hear it now, not when the flush
+   * ends (never, if the peer does not read). */
+  if (s->reader) loom__wake(s->reader, UV_EBADF);
+  loom__wq_wake_all(&s->writers, UV_EPIPE);
   if (s->queued == 0) close_now(s, 0);
   /* else on_write closes it once the queue is empty */
 }
