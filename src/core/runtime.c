@@ -116,6 +116,8 @@ void loom__io_remove(loom_t *rt, loom__io_t *o) {
  * callbacks, later, except servers, which free themselves at once: the
  * next link is read first. */
 static void io_close_all(loom_t *rt, int force, const char *verb) {
+  /* Few kinds exist (stream, listener, server, UDP socket); a ninth one
+   * would still be closed, only not counted. */
   const char *kinds[8] = {0};
   size_t counts[8] = {0}, nk = 0;
   for (loom__io_t *o = rt->io, *next; o; o = next) {

@@ -26,7 +26,7 @@ int loom_getaddrinfo(const char *node, const char *service,
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
-  loom__req_t *r = loom__req_new(self);
+  loom__req_t *r = loom__req_new();
   if (!r) return UV_ENOMEM;
   rc = uv_getaddrinfo(self->rt->loop, &r->u.gai, on_gai, node, service, hints);
   if (rc) {
@@ -55,7 +55,7 @@ int loom_getnameinfo(const struct sockaddr *addr, int flags, char *host,
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
-  loom__req_t *r = loom__req_new(self);
+  loom__req_t *r = loom__req_new();
   if (!r) return UV_ENOMEM;
   rc = uv_getnameinfo(self->rt->loop, &r->u.gni, on_gni, addr, flags);
   if (rc) {

@@ -25,7 +25,7 @@ typedef struct loom__req_s {
   void *data;
 } loom__req_t;
 
-loom__req_t *loom__req_new(loom_task_t *self);
+loom__req_t *loom__req_new(void);
 /* Waits for the request. Returns 0 when it completed (its status is in
  * r->status and the caller frees r), or the interruption (UV_ECANCELED,
  * UV_ETIMEDOUT): r is then abandoned, must not be touched again, and its

@@ -42,8 +42,7 @@ static void abandon(loom__req_t *r) {
 
 static void on_interrupt(loom__waiter_t *w) { abandon(((rwait_t *)w)->r); }
 
-loom__req_t *loom__req_new(loom_task_t *self) {
-  (void)self;
+loom__req_t *loom__req_new(void) {
   loom__req_t *r = calloc(1, sizeof(*r));
   if (!r) return NULL;
   r->u.req.data = r;

@@ -80,13 +80,12 @@ static int run_handler(void *p) {
 
 /* Waits before accepting again after an error that an immediate retry
  * would repeat (no memory). */
-static int pause_after(int rc, uint64_t *backoff) {
+static int pause_after(uint64_t *backoff) {
   *backoff = *backoff ? *backoff * 2 : 10;
   if (*backoff > 1000) *backoff = 1000;
   int src = loom_sleep(*backoff);
   /* A sleep that cannot arm its timer still gives the loop a turn. */
   if (src && src != UV_ECANCELED && src != UV_ETIMEDOUT) src = loom_yield();
-  (void)rc;
   return src;
 }
 
@@ -114,7 +113,7 @@ static int acceptor(void *p) {
         free(c);
         loom_abort(s);
         if (srv->max) loom_sem_release(&srv->slots);
-        if (pause_after(UV_ENOMEM, &backoff)) break;
+        if (pause_after(&backoff)) break;
         continue;
       }
       backoff = 0;
@@ -123,7 +122,7 @@ static int acceptor(void *p) {
     }
     if (srv->max) loom_sem_release(&srv->slots);
     if (rc == UV_ECANCELED || rc == UV_ETIMEDOUT || rc == UV_EBADF) break;
-    if (pause_after(rc, &backoff)) break;
+    if (pause_after(&backoff)) break;
   }
   /* Accepting is over for good (closed, or cancelled at shutdown): stop
    * listening now, so that a handler that never ends cannot keep the loop

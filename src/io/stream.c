@@ -599,7 +599,7 @@ int loom_shutdown_write(loom_stream_t *h) {
   int rc = loom__check(self);
   if (rc) return rc;
   if (s->closing) return UV_EPIPE;
-  loom__req_t *r = loom__req_new(self);
+  loom__req_t *r = loom__req_new();
   if (!r) return UV_ENOMEM;
   rc = uv_shutdown(&r->u.shutdown, &s->u.stream, on_shutdown);
   if (rc) {

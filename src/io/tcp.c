@@ -42,7 +42,7 @@ static int connect_stream(loom_stream_t **out, loom_task_t *self,
   }
   s->u.handle.data = s;
   s->is_tcp = addr != NULL;
-  loom__req_t *r = loom__req_new(self);
+  loom__req_t *r = loom__req_new();
   if (!r) {
     loom__stream_close_now(s);
     return UV_ENOMEM;
