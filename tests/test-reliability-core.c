@@ -351,6 +351,35 @@ static void test_overflow_reports_real_stack_size(void **state) {
   assert_true(size < 2 * LOOM_MIN_STACK_SIZE);
 }
 
+/* A frame far larger than the stack skips a one-page guard: the task layer
+ * must hand the fiber the whole guard zone, so the fault is still named. */
+static int big_frame(void *arg) {
+  volatile char big[40 * 1024];
+  big[0] = (char)(intptr_t)arg;
+  big[sizeof(big) - 1] = 1;
+  return big[0] + big[sizeof(big) - 1];
+}
+static int big_frame_main(void *arg) {
+  (void)arg;
+  loom_task_opts_t o = {"big", 16 * 1024};
+  loom_task_t *t;
+  if (loom_spawn_ex(&t, big_frame, NULL, &o) != 0) return -1;
+  return loom_join(t, NULL);
+}
+static void big_frame_child(void *arg) {
+  (void)arg;
+  loom_run(big_frame_main, NULL);
+}
+
+static void test_big_frame_overflow_is_named(void **state) {
+  (void)state;
+  char out[4096];
+  int st = run_in_child(big_frame_child, NULL, out, sizeof(out));
+  if (!strstr(out, "stack overflow in task 'big'")) fprintf(stderr, "child said: %s\n", out);
+  assert_true(WIFSIGNALED(st));
+  assert_non_null(strstr(out, "stack overflow in task 'big'"));
+}
+
 /* ---- internal invariant checks (debug and sanitizer builds) ------------------- */
 
 #if !defined(LOOM_DEBUG) || !LOOM_DEBUG
@@ -488,6 +517,7 @@ int main(void) {
       cmocka_unit_test(test_detached_handle_is_stale),
       cmocka_unit_test(test_huge_stack_sizes_are_refused),
       cmocka_unit_test(test_overflow_reports_real_stack_size),
+      cmocka_unit_test(test_big_frame_overflow_is_named),
       cmocka_unit_test(test_check_park_parked),
       cmocka_unit_test(test_check_wake_dead),
       cmocka_unit_test(test_check_remove_unarmed_timer),

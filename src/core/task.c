@@ -222,7 +222,7 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   }
   loom__fiber_init(&t->fiber, st.lo, st.size - top, entry, t);
   t->fiber.guard_lo = st.guard_lo;
-  t->fiber.guard_size = st.guard_lo ? rt->stacks.page : 0;
+  t->fiber.guard_size = st.guard_size;
   /* Overflow reports print what the task really had, not what was asked
    * for: a 1-byte request gets (and reports) the minimum stack. */
   t->fiber.nominal_size = st.size - top;
