@@ -309,7 +309,13 @@ void loom__tick_release(loom_t *rt);
 void loom__scopes_abandon(loom_task_t *t);
 
 /* runtime.c */
-void loom__maybe_close(loom_t *rt);
+void loom__maybe_close_slow(loom_t *rt);
+/* Called after every wake-up from the loop: while tasks are alive (almost
+ * always) it is a load and a branch, inline. */
+static inline void loom__maybe_close(loom_t *rt) {
+  if (rt->shutdown_requested && !rt->nalive && !rt->open_handles)
+    loom__maybe_close_slow(rt);
+}
 void loom__io_add(loom_t *rt, loom__io_t *o, const char *what,
                   int (*close)(loom__io_t *o, int force));
 /* Takes o off the list (its memory is about to be freed). */

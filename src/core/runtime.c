@@ -141,8 +141,7 @@ static void on_grace_expired(uv_timer_t *h) {
 
 static void sigint_give_back(loom_t *rt);
 
-void loom__maybe_close(loom_t *rt) {
-  if (!rt->shutdown_requested || rt->nalive || rt->open_handles) return;
+void loom__maybe_close_slow(loom_t *rt) {
   if (rt->io) {
     if (rt->io_closing) return; /* waiting for the last ones to close */
     rt->io_closing = 1;

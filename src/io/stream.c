@@ -67,10 +67,6 @@ int loom__stream_publish(loom_stream_t *s, loom_stream_t **out) {
   return 0;
 }
 
-loom_stream_t *loom__stream_get(loom_stream_t *h) {
-  return loom__handle_get(NULL, h, LOOM__H_STREAM);
-}
-
 /* The handle is stale from now on; the object lives until closed. */
 static void unpublish(loom_stream_t *s) {
   if (!s->token) return;
@@ -548,7 +544,8 @@ static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
   if (rc == 0) rc = write_now(s, bufs, nbufs, total);
   /* Room left: let the next waiting writer go now, whether this write
    * succeeded or not. */
-  if (s->queued <= s->high_water && !s->turn && loom__wq_wake_one(&s->writers, 0))
+  if (!loom__wq_empty(&s->writers) && s->queued <= s->high_water && !s->turn &&
+      loom__wq_wake_one(&s->writers, 0))
     s->turn = 1;
   return rc;
 }
