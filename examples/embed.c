@@ -7,10 +7,10 @@
  * host's plain callbacks can start tasks with loom_spawn_on(), and the tasks
  * write straight-line code (loom_sleep) while the host's timer keeps ticking.
  *
- *   tick 1 (0.5 s)    spawn job 1: sleeps 50 ms, finishes before tick 2
- *   tick 2 (1.0 s)    spawn job 2: likewise
- *   tick 3 (1.5 s)    spawn job 3: would sleep 10 s
- *   tick 4 (2.0 s)    loom_shutdown(): job 3's sleep returns UV_ECANCELED,
+ *   tick 1 (1 s)      spawn job 1: sleeps 50 ms, finishes before tick 2
+ *   tick 2 (2 s)      spawn job 2: likewise
+ *   tick 3 (3 s)      spawn job 3: would sleep 10 s
+ *   tick 4 (4 s)      loom_shutdown(): job 3's sleep returns UV_ECANCELED,
  *                     the task ends, loom closes its handles and calls back
  *   shutdown callback the host closes its timer; uv_run() returns because no
  *                     handle is left, and uv_loop_close() returns 0
@@ -26,7 +26,7 @@
 
 /* Long next to the jobs' 50 ms, so that even a loaded machine (or valgrind)
  * prints every job's end before the next tick. */
-#define TICK_MS 500
+#define TICK_MS 1000
 #define NJOBS 3
 
 /* One job: set up by the host, filled in by its task. */

@@ -115,15 +115,19 @@ static int next_round(loom_t *rt) {
  * tick is compared at every switch, not every round: a round of CPU-bound
  * tasks can take far longer than a tick. A pass cut short mid-round
  * resumes that round first next time (loom__on_check). */
+static loom_task_t *take_next(loom_t *rt) {
+  if (!rt->round_head && !next_round(rt)) return NULL;
+  loom_task_t *t = rt->round_head;
+  rt->round_head = t->next_ready;
+  return t;
+}
+
 static loom_task_t *pick(loom_t *rt) {
   if (tick_now() != rt->pass_tick) {
     time_is_up(rt);
     return NULL;
   }
-  if (!rt->round_head && !next_round(rt)) return NULL;
-  loom_task_t *t = rt->round_head;
-  rt->round_head = t->next_ready;
-  return t;
+  return take_next(rt);
 }
 
 /* Bookkeeping for the task we switched away from, done on the new stack. */
@@ -249,8 +253,11 @@ void loom__on_check(uv_check_t *h) {
   rt->pass_ended = 0;
   rt->round_mask = uv_now(rt->loop) - rt->long_pass_at < 1000 ? 0 : 3;
   start_round(rt);
-  loom_task_t *t;
-  while ((t = pick(rt)) != NULL) run_from_loop(rt, t);
+  /* A pass always runs its first task, whatever the time: else, with the
+   * tick moving between here and the first pick (a thread switch under
+   * Valgrind, a loaded machine), passes could end one after the other
+   * without running anything, and ready tasks would starve. */
+  for (loom_task_t *t = take_next(rt); t; t = pick(rt)) run_from_loop(rt, t);
   rt->in_pass = 0;
   rt->last_cut = rt->pass_ended;
   rt->ready_mark = rt->ready_tail;
