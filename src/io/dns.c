@@ -10,7 +10,7 @@
 
 static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   loom__req_t *r = req->data;
-  if (r->abandoned) {
+  if (loom__req_abandoned(r)) {
     uv_freeaddrinfo(res);
     free(r);
     return;

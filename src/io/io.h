@@ -17,9 +17,10 @@ typedef struct loom__req_s {
     uv_connect_t connect;
     uv_shutdown_t shutdown;
   } u;
-  loom__waiter_t *w;             /* the waiting task's, NULL when none */
+  loom__waiter_t *w;             /* the waiting task's; NULL when nobody
+                                    waits: when the callback runs, that
+                                    means abandoned */
   int status;                    /* the callback's status */
-  int abandoned;                 /* the task stopped waiting */
   void (*on_abandon)(struct loom__req_s *r); /* e.g. close a handle;
                                     NULL: uv_cancel */
   void *data;
@@ -34,6 +35,10 @@ int loom__req_wait(loom__req_t *r);
 /* Called from libuv callbacks: records status and wakes the task, or frees
  * an abandoned request. Returns 1 if the request was abandoned (freed). */
 int loom__req_done(loom__req_t *r, int status);
+/* In a callback, before loom__req_done: whether the task stopped waiting.
+ * (The callback cannot run before the wait starts: both happen on the
+ * loop's thread, with no suspension between starting and waiting.) */
+static inline int loom__req_abandoned(const loom__req_t *r) { return r->w == NULL; }
 
 /* Stream kinds and creation (stream.c). The public loom_stream_t * is a
  * handle token (core/handle.h); this struct is the object behind it. */
@@ -108,8 +113,7 @@ void loom__stream_ref(loom_stream_t *s);
 void loom__stream_unref(loom_stream_t *s);
 /* Frees a stream whose handle was never initialised. */
 void loom__stream_free(loom_stream_t *s);
-/* Listeners by object (server.c): the one behind a handle, and close. */
-loom_listener_t *loom__listener_get(loom_listener_t *h);
+/* Closes a listener by object (shutdown, the handle's close). */
 void loom__listener_close(loom_listener_t *l);
 int loom__resolve(const char *host, int port, int socktype,
                   struct addrinfo **res);

@@ -33,7 +33,6 @@ typedef struct {
 /* The task stops waiting: the request is the callback's to free. */
 static void abandon(loom__req_t *r) {
   r->w = NULL;
-  r->abandoned = 1;
   if (r->on_abandon)
     r->on_abandon(r);
   else
@@ -66,13 +65,13 @@ int loom__req_wait(loom__req_t *r) {
 }
 
 int loom__req_done(loom__req_t *r, int status) {
-  if (r->abandoned) {
+  loom__waiter_t *w = r->w;
+  if (!w) { /* abandoned */
     free(r);
     return 1;
   }
   r->status = status;
-  loom__waiter_t *w = r->w;
   r->w = NULL;
-  if (w) loom__wake(w, 0);
+  loom__wake(w, 0);
   return 0;
 }

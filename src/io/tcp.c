@@ -372,5 +372,3 @@ int loom_listener_close(loom_listener_t *h) {
   loom__listener_close(l);
   return 0;
 }
-
-loom_listener_t *loom__listener_get(loom_listener_t *h) { return lget(h); }
