@@ -664,6 +664,50 @@ static void test_close_from_awaited_task_and_stuck_handler(void **state) {
   assert_non_null(strstr(out, "deadlock"));
 }
 
+/* ---- loom_serve's wait for its acceptor, interrupted --------------------------------- */
+
+static int cancel_task(void *task) {
+  loom_cancel(task);
+  return 0;
+}
+static int serve_interrupted_main(void *arg) {
+  (void)arg;
+  loom_server_t *sv = (loom_server_t *)1;
+  /* Cancelled while it waits for its acceptor to start: the canceller was
+   * spawned first, so it runs as soon as loom_serve has suspended. */
+  loom_task_t *c;
+  loom_spawn(&c, cancel_task, loom_current());
+  r.rc[0] = loom_serve(&sv, "127.0.0.1", 0, echo_once, NULL, NULL);
+  r.rc[1] = sv == NULL;
+  loom_join(c, NULL);
+  return 0;
+}
+static int serve_timed_out(void *arg) {
+  (void)arg;
+  loom_server_t *sv = (loom_server_t *)1;
+  loom_scope_t s;
+  loom_timeout_enter(&s, 0); /* expired: fires at the first suspension */
+  r.rc[2] = loom_serve(&sv, "127.0.0.1", 0, echo_once, NULL, NULL);
+  loom_scope_exit(&s);
+  r.rc[3] = sv == NULL;
+  /* Nothing was left behind: a new server on a fresh port works. */
+  r.rc[4] = loom_serve(&sv, "127.0.0.1", 0, echo_once, NULL, NULL);
+  if (r.rc[4] == 0) r.rc[5] = loom_server_close(sv, 0);
+  return 0;
+}
+static void test_serve_interrupted(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(loom_run(serve_interrupted_main, NULL), 0);
+  assert_int_equal(r.rc[0], UV_ECANCELED);
+  assert_int_equal(r.rc[1], 1);
+  assert_int_equal(loom_run(serve_timed_out, NULL), 0);
+  assert_int_equal(r.rc[2], UV_ETIMEDOUT);
+  assert_int_equal(r.rc[3], 1);
+  assert_int_equal(r.rc[4], 0);
+  assert_int_equal(r.rc[5], 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_interrupted_request),
@@ -677,6 +721,7 @@ int main(void) {
       cmocka_unit_test(test_long_unix_path),
       cmocka_unit_test(test_close_wakes_waiters),
       cmocka_unit_test(test_close_from_awaited_task_and_stuck_handler),
+      cmocka_unit_test(test_serve_interrupted),
   };
   if (getenv("LOOM_TEST_FILTER")) cmocka_set_test_filter(getenv("LOOM_TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);
