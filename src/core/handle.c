@@ -1,11 +1,8 @@
-/* The handle table for loom's heap objects (handle.h). */
+/* The handle table for loom's heap objects (handle.h); the lookup is inline
+ * in internal.h. */
 #include <stdlib.h>
 
 #include "internal.h"
-
-loom_t *loom__handle_rt(void) {
-  return loom__tls_rt ? loom__tls_rt : loom__tls_home;
-}
 
 int loom__handle_new(loom_t *rt, int kind, void *obj, void **out) {
   uint32_t i;
@@ -30,22 +27,9 @@ int loom__handle_new(loom_t *rt, int kind, void *obj, void **out) {
   return 0;
 }
 
-static loom__hslot_t *slot_of(loom_t *rt, const void *h) {
-  uint64_t v = (uint64_t)(uintptr_t)h;
-  uint32_t slot = (uint32_t)v - 1u, gen = (uint32_t)(v >> 32);
-  if (!rt || (uint32_t)v == 0 || slot >= rt->nhandles) return NULL;
-  loom__hslot_t *s = &rt->handles[slot];
-  return s->obj && s->gen == gen ? s : NULL;
-}
-
-void *loom__handle_get(loom_t *rt, const void *h, int kind) {
-  loom__hslot_t *s = slot_of(rt ? rt : loom__handle_rt(), h);
-  return s && s->kind == kind ? s->obj : NULL;
-}
-
 void loom__handle_drop(loom_t *rt, const void *h) {
   if (!rt) rt = loom__handle_rt();
-  loom__hslot_t *s = slot_of(rt, h);
+  loom__hslot_t *s = loom__handle_slot(rt, h);
   if (!s) return;
   s->obj = NULL;
   s->kind = LOOM__H_FREE;

@@ -37,13 +37,12 @@ typedef struct {
 /* Registers obj; *out receives its handle. UV_ENOMEM if the table cannot
  * grow (nothing is registered then). */
 int loom__handle_new(loom_t *rt, int kind, void *obj, void **out);
-/* The object behind handle h if it is live and of that kind, else NULL. rt
- * NULL: the runtime running on this thread (or attached by loom_init). */
-void *loom__handle_get(loom_t *rt, const void *h, int kind);
+/* The lookup, loom__handle_get(rt, h, kind), is inline in internal.h (every
+ * stream read and write makes one): the object behind handle h if it is
+ * live and of that kind, else NULL; rt NULL means the runtime running on
+ * this thread (or attached by loom_init). */
 /* Makes h (and every copy of it) stale. Harmless on a stale handle. */
 void loom__handle_drop(loom_t *rt, const void *h);
-/* The runtime a handle may be looked up in from the calling thread. */
-loom_t *loom__handle_rt(void);
 /* Frees the table (runtime teardown). */
 void loom__handles_free(loom_t *rt);
 

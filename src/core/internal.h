@@ -171,6 +171,26 @@ extern LOOM__TLS loom_t *loom__tls_rt;
 /* The runtime attached on this thread by loom_init (host code's view). */
 extern LOOM__TLS loom_t *loom__tls_home;
 
+/* The runtime a handle may be looked up in from the calling thread. */
+static inline loom_t *loom__handle_rt(void) {
+  return loom__tls_rt ? loom__tls_rt : loom__tls_home;
+}
+
+/* The live slot behind handle h in rt's table, or NULL (handle.h). A handle
+ * whose low half is 0 gives slot UINT32_MAX, never below nhandles. */
+static inline loom__hslot_t *loom__handle_slot(loom_t *rt, const void *h) {
+  uint64_t v = (uint64_t)(uintptr_t)h;
+  uint32_t slot = (uint32_t)v - 1u;
+  if (!rt || slot >= rt->nhandles) return NULL;
+  loom__hslot_t *s = &rt->handles[slot];
+  return s->obj && s->gen == (uint32_t)(v >> 32) ? s : NULL;
+}
+
+static inline void *loom__handle_get(loom_t *rt, const void *h, int kind) {
+  loom__hslot_t *s = loom__handle_slot(rt ? rt : loom__handle_rt(), h);
+  return s && s->kind == kind ? s->obj : NULL;
+}
+
 static inline loom_task_t *loom__self(void) {
   loom_t *rt = loom__tls_rt;
   return rt ? rt->current : NULL;

@@ -87,21 +87,8 @@ int loom__stream_new(loom_stream_t **out, loom_t *rt);
 /* Gives the stream its public handle (*out). UV_ENOMEM: the caller
  * closes it. */
 int loom__stream_publish(loom_stream_t *s, loom_stream_t **out);
-/* The stream behind handle h, or NULL (stale, closed, not a stream). The
- * common case -- a live stream looked up from a task of the runtime running
- * on this thread -- is decided inline; everything else (no runtime running
- * here, a bad handle) goes through loom__handle_get. A live slot never has
- * kind LOOM__H_FREE, so the kind check also covers obj == NULL, and a handle
- * whose low half is 0 gives slot UINT32_MAX, never below nhandles. */
+/* The stream behind handle h, or NULL (stale, closed, not a stream). */
 static inline loom_stream_t *loom__stream_get(loom_stream_t *h) {
-  loom_t *rt = loom__tls_rt;
-  uint64_t v = (uint64_t)(uintptr_t)h;
-  uint32_t slot = (uint32_t)v - 1u;
-  if (rt && slot < rt->nhandles) {
-    const loom__hslot_t *e = &rt->handles[slot];
-    if (e->gen == (uint32_t)(v >> 32) && e->kind == LOOM__H_STREAM)
-      return e->obj;
-  }
   return loom__handle_get(NULL, h, LOOM__H_STREAM);
 }
 /* Closes as loom_close does (flush, then close), by the object. */
