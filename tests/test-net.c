@@ -321,12 +321,12 @@ static int connector(void *arg) {
     struct sockaddr_in a;
     uv_ip4_addr("127.0.0.1", loom_server_port(srv), &a);
     rc = loom_tcp_connect_addr(&s, (struct sockaddr *)&a);
-    /* A loopback connect may complete in the loop iteration the cancel
-     * comes in (the woken connector then runs first): the cancellation must
-     * then show at the next suspension, never be lost. test-io-sweep checks
-     * a connect interrupted in flight. */
-    if (rc == 0) rc = loom_yield();
   }
+  /* A lookup or a loopback connect may complete in the loop iteration the
+   * cancel comes in (the woken connector then runs first): the
+   * cancellation must then show at the next suspension, never be lost.
+   * test-io-sweep checks calls interrupted in flight. */
+  if (rc != UV_ECANCELED && loom_yield() == UV_ECANCELED) rc = UV_ECANCELED;
   if (s) loom_close(s);
   return rc;
 }
