@@ -11,7 +11,7 @@
  *
  *   bench-scale [N [ms]]
  *
- * Peer (run by bench/run.sh): peers/scale.go. Target (DESIGN.md §5): <= 8 KiB
+ * Peer (run by bench/run.sh): peers/scale.go. Target (docs/benchmarks.md): <= 8 KiB
  * resident per task, and the run finishes.
  */
 #include <stdio.h>

@@ -7,7 +7,7 @@
  * stack pool keeps what earlier batches left behind, so sizes measured one
  * after the other in one process would not be independent.
  * Peers (run by bench/run.sh): peers/spawn.go, peers/spawn.py.
- * Target (DESIGN.md §5): <= 100 ns per task.
+ * Target (docs/benchmarks.md): <= 100 ns per task.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
  *   ucontext  swapcontext (saves and restores the signal mask: a syscall)
  *   fcontext  Boost.Context's jump_fcontext, declared here from C
  *             (built only when libboost_context links: BENCH_HAVE_FCONTEXT)
- * Target (DESIGN.md §5): <= 15 ns per switch, >= 10x faster than ucontext.
+ * Target (docs/benchmarks.md): <= 15 ns per switch, >= 10x faster than ucontext.
  */
 #define _GNU_SOURCE
 #include <stdint.h>

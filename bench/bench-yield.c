@@ -5,7 +5,7 @@
  * thread to the other task, so one yield = one task-to-task hand-off through
  * the ready queue (two fiber switches, via the scheduler's stack).
  * Peers (run by bench/run.sh): peers/yield.go, peers/yield.py.
- * Target (DESIGN.md §5): <= 40 ns per yield.
+ * Target (docs/benchmarks.md): <= 40 ns per yield.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 # pinned to one CPU with the load client (echo-client) on another, for 64 B
 # and 4 KiB messages at 50 and 1000 connections. Prints a Markdown table:
 # round trips per second, server CPU time per round trip, the ratios to the
-# libuv server, and the verdicts on the targets of DESIGN.md §5.
+# libuv server, and the verdicts on the targets of docs/benchmarks.md.
 #
 #   bench/echo/run.sh [BUILD_DIR]
 #
@@ -276,7 +276,7 @@ awk -v servers="$active" '
           100 * stat(cell, s, 7, ""), 100 * stat(cell, s, 8, ""), 100 * stat(cell, s, 9, "")
       }
     }
-    # Targets (DESIGN.md 5): loom >= 0.95x the libuv server in every cell,
+    # Targets (docs/benchmarks.md): loom >= 0.95x the libuv server in every cell,
     # and ahead of uvloop and Go, in round trips per second. The CPU cost
     # per round trip says the same where the server is the bottleneck, with
     # less noise: 0.95x the throughput is 1/0.95 = 1.053x the cost.
