@@ -1,0 +1,3 @@
+/* Joining and detaching a task, and asking whether it has ended. (Being
+ * moved here out of task.c.)
+ */
