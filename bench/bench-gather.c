@@ -6,7 +6,7 @@
  * The figure is the time per task, spawn and run included. Peers (run by
  * bench/run.sh): peers/gather.py, asyncio.gather of 1000 create_task'ed
  * coroutines and an asyncio.TaskGroup of 1000, on uvloop.
- * Target (issue 3): >= 20x faster than uvloop's gather and TaskGroup.
+ * Target (docs/benchmarks.md): >= 20x faster than uvloop's gather and TaskGroup.
  */
 #include <stdio.h>
 #include <stdlib.h>

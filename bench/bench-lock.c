@@ -17,7 +17,7 @@
  * channel as semaphore, a channel of capacity 1 as a FIFO lock for lock100;
  * GOMAXPROCS=1) and peers/locks.py (asyncio.Lock, asyncio.Semaphore, on
  * uvloop).
- * Target (sync issue): <= 10 ns per uncontended acquire+release pair.
+ * Target (docs/benchmarks.md): <= 10 ns per uncontended acquire+release pair.
  */
 #include <stdio.h>
 #include <stdlib.h>

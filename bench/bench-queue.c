@@ -17,7 +17,7 @@
  * Peers (run by bench/run.sh): peers/queue.go (channels: unbuffered,
  * capacity 1 and 64, GOMAXPROCS=1) and peers/queues.py (asyncio.Queue,
  * unbounded and maxsize 1 and 64, on uvloop), in the same three shapes.
- * Target (sync issue): <= 60 ns per item.
+ * Target (docs/benchmarks.md): <= 60 ns per item.
  */
 #include <stdio.h>
 #include <stdlib.h>

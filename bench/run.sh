@@ -216,11 +216,11 @@ awk '
     }
     tgt["switch ns/switch"] = 15; tgt["yield ns/yield"] = 40
     tgt["spawn ns/task"] = 100; tgt["scale B/task"] = 8192
-    # Sync issue: queue hand-off <= 60 ns per item, uncontended lock and
-    # semaphore <= 10 ns per acquire + release.
+    # The targets of docs/benchmarks.md: queue hand-off <= 60 ns per item,
+    # uncontended lock and semaphore <= 10 ns per acquire + release.
     tgt["queue ns/item"] = 60; tgt["queue1 ns/item"] = 60; tgt["queue64 ns/item"] = 60
     tgt["lock ns/pair"] = 10; tgt["sem ns/pair"] = 10
-    # Issue 10: timers and I/O at most ~10 ms late beyond the slice of the
+    # Fairness: timers and I/O at most ~10 ms late beyond the slice of the
     # running task (2 ms by default in bench-fairness).
     tgt["fairness us-worst-timer"] = 12000; tgt["fairness us-worst-read"] = 12000
     for (i = 1; i <= n; i++) {
@@ -235,7 +235,7 @@ awk '
         t = sprintf("<= %s: %s", tgt[key], ((med[id] <= tgt[key]) ? "met" : "NOT MET"))
       printf "| %s | %s | %.4g | %s | %s | %s | %s |\n", bench[id], impl[id], med[id], unit[id], range, ratio, t
     }
-    # Issue 3: gather and task group of 1000 tasks >= 20x faster than uvloop.
+    # gather and task group of 1000 tasks >= 20x faster than uvloop.
     split("gather uvloop-gather;group uvloop-taskgroup", pairs, ";")
     for (p in pairs) {
       split(pairs[p], f, " "); l = f[1] " loom ns/task"; u = f[1] " " f[2] " ns/task"
