@@ -2,8 +2,19 @@
  * and queues for loom tasks (asyncio.Lock, Semaphore, BoundedSemaphore,
  * Event, Condition, Barrier, Queue, LifoQueue, PriorityQueue).
  *
- * All storage is the caller's (declare them as variables or struct members;
- * the fields are private), and nothing allocates except a queue's buffer.
+ * All storage is the caller's (declare them as variables or struct members)
+ * and nothing allocates except a queue's buffer. Each object is opaque
+ * storage of a fixed size, aligned as uint64_t, the same on every platform:
+ *
+ *   loom_lock_t     32 bytes     loom_cond_t      32 bytes
+ *   loom_sem_t      48 bytes     loom_barrier_t   48 bytes
+ *   loom_event_t    32 bytes     loom_queue_t    192 bytes
+ *
+ * Its contents are private: touch it only through these functions (copying
+ * an object in use, like copying a pthread mutex, breaks it). The sizes
+ * leave room for the library to grow; a 0.x release may still enlarge them,
+ * and then changes the library's soname, so a program is rebuilt against the
+ * new header, never run against a library it does not fit.
  * Every waiting call honours cancellation and timeout scopes, returning
  * UV_ECANCELED / UV_ETIMEDOUT, and wakes waiters in FIFO order. A waiter
  * that is woken (granted the lock, a permit, an item, a notification) but
@@ -41,16 +52,10 @@
 extern "C" {
 #endif
 
-/* A FIFO of waiting tasks. Private. */
-typedef struct loom__wq_s {
-  struct loom__wnode_s *head, *tail;
-} loom__wq_t;
-
 /* ---- lock ------------------------------------------------------------------ */
 
 typedef struct loom_lock_s {
-  loom__wq_t waiters;
-  int locked;
+  uint64_t opaque[4];
 } loom_lock_t;
 
 /* 0, or UV_EINVAL for NULL. */
@@ -67,10 +72,7 @@ LOOM_EXTERN int loom_lock_locked(const loom_lock_t *l);
 /* ---- semaphore -------------------------------------------------------------- */
 
 typedef struct loom_sem_s {
-  loom__wq_t waiters;
-  unsigned value;
-  unsigned bound;  /* the initial value, if bounded */
-  int bounded;
+  uint64_t opaque[6];
 } loom_sem_t;
 
 /* 0, or UV_EINVAL for NULL. */
@@ -94,8 +96,7 @@ LOOM_EXTERN int loom_sem_locked(const loom_sem_t *s);
 /* ---- event ------------------------------------------------------------------- */
 
 typedef struct loom_event_s {
-  loom__wq_t waiters;
-  int set;
+  uint64_t opaque[4];
 } loom_event_t;
 
 /* init, set and clear return 0, or UV_EINVAL for NULL. */
@@ -110,8 +111,7 @@ LOOM_EXTERN int loom_event_wait(loom_event_t *e);
 /* ---- condition ------------------------------------------------------------------ */
 
 typedef struct loom_cond_s {
-  loom__wq_t waiters;
-  loom_lock_t *lock;
+  uint64_t opaque[4];
 } loom_cond_t;
 
 /* Binds the condition to a lock the caller owns. UV_EINVAL if c or lock is
@@ -132,10 +132,7 @@ LOOM_EXTERN int loom_cond_notify_all(loom_cond_t *c);
 /* ---- barrier ------------------------------------------------------------------- */
 
 typedef struct loom_barrier_s {
-  loom__wq_t waiters;
-  unsigned parties;
-  unsigned count;  /* arrived in the current cycle */
-  int broken;      /* aborted: every wait fails */
+  uint64_t opaque[6];
 } loom_barrier_t;
 
 /* UV_EINVAL for 0 parties or more than INT_MAX (the barrier is then
@@ -161,17 +158,7 @@ enum { LOOM_QUEUE_FIFO = 0, LOOM_QUEUE_LIFO = 1, LOOM_QUEUE_PRIORITY = 2 };
 typedef int (*loom_cmp_fn)(const void *a, const void *b);
 
 typedef struct loom_queue_s {
-  loom__wq_t getters, putters, joiners;
-  struct loom__qslot_s *buf;  /* ring (FIFO), stack (LIFO) or heap (PRIORITY) */
-  size_t cap, head, size;
-  size_t maxsize;             /* 0: unbounded */
-  size_t unfinished;          /* put and not yet task_done */
-  size_t get_reserved;        /* items promised to woken getters */
-  size_t put_reserved;        /* slots promised to woken putters */
-  uint64_t seq;               /* PRIORITY: ties come out in put order */
-  loom_cmp_fn cmp;
-  int kind;
-  int shutdown;               /* 0, 1 (draining) or 2 (immediate) */
+  uint64_t opaque[24];
 } loom_queue_t;
 
 /* maxsize 0 = unbounded; any other value is a limit (SIZE_MAX included).

@@ -10,22 +10,18 @@
  */
 #include <limits.h>
 
-#include "core/internal.h"
+#include "sync/internal.h"
 
-int loom_barrier_init(loom_barrier_t *b, unsigned parties) {
-  if (!b) return UV_EINVAL;
-  b->waiters.head = b->waiters.tail = NULL;
-  b->count = 0;
-  b->broken = 0;
-  if (parties == 0 || parties > (unsigned)INT_MAX) {
-    b->parties = 0; /* every later wait fails with UV_EINVAL */
-    return UV_EINVAL;
-  }
-  b->parties = parties;
-  return 0;
+int loom_barrier_init(loom_barrier_t *barrier, unsigned parties) {
+  if (!barrier) return UV_EINVAL;
+  int ok = parties != 0 && parties <= (unsigned)INT_MAX;
+  /* parties 0: every later wait fails with UV_EINVAL */
+  *loom__sync_of(barrier) = (loom__barrier_t){.parties = ok ? parties : 0};
+  return ok ? 0 : UV_EINVAL;
 }
 
-int loom_barrier_wait(loom_barrier_t *b) {
+int loom_barrier_wait(loom_barrier_t *barrier) {
+  loom__barrier_t *b = barrier ? loom__sync_of(barrier) : NULL;
   if (!b || b->parties == 0) return UV_EINVAL;
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
@@ -44,20 +40,24 @@ int loom_barrier_wait(loom_barrier_t *b) {
   return rc;
 }
 
-int loom_barrier_reset(loom_barrier_t *b) {
-  if (!b) return UV_EINVAL;
+int loom_barrier_reset(loom_barrier_t *barrier) {
+  if (!barrier) return UV_EINVAL;
+  loom__barrier_t *b = loom__sync_of(barrier);
   loom__wq_wake_all(&b->waiters, LOOM_EBROKEN);
   b->count = 0;
   return 0;
 }
 
-int loom_barrier_abort(loom_barrier_t *b) {
-  if (!b) return UV_EINVAL;
-  b->broken = 1;
-  return loom_barrier_reset(b);
+int loom_barrier_abort(loom_barrier_t *barrier) {
+  if (!barrier) return UV_EINVAL;
+  loom__sync_of(barrier)->broken = 1;
+  return loom_barrier_reset(barrier);
 }
 
-unsigned loom_barrier_n_waiting(const loom_barrier_t *b) {
-  return b ? b->count : 0;
+unsigned loom_barrier_n_waiting(const loom_barrier_t *barrier) {
+  return barrier ? loom__sync_of(barrier)->count : 0;
 }
-int loom_barrier_broken(const loom_barrier_t *b) { return b ? b->broken : 0; }
+
+int loom_barrier_broken(const loom_barrier_t *barrier) {
+  return barrier ? loom__sync_of(barrier)->broken : 0;
+}

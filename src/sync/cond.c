@@ -10,25 +10,25 @@
  * to no lock (init given NULL, or zero-filled storage never initialised),
  * UV_EPERM for waiting or notifying without the lock held.
  */
-#include "core/internal.h"
+#include "sync/internal.h"
 
-int loom__lock_acquire(loom_lock_t *l, loom_task_t *self, int shielded);
-
-int loom_cond_init(loom_cond_t *c, loom_lock_t *lock) {
-  if (!c) return UV_EINVAL;
-  c->waiters.head = c->waiters.tail = NULL;
-  c->lock = lock; /* NULL: every later call fails with UV_EINVAL */
+int loom_cond_init(loom_cond_t *cond, loom_lock_t *lock) {
+  if (!cond) return UV_EINVAL;
+  loom__cond_t *c = loom__sync_of(cond);
+  /* lock NULL: every later call fails with UV_EINVAL */
+  *c = (loom__cond_t){.lock = lock ? loom__sync_of(lock) : NULL};
   return lock ? 0 : UV_EINVAL;
 }
 
-int loom_cond_wait(loom_cond_t *c) {
+int loom_cond_wait(loom_cond_t *cond) {
+  loom__cond_t *c = cond ? loom__sync_of(cond) : NULL;
   if (!c || !c->lock) return UV_EINVAL;
   loom_task_t *self = loom__self();
   if (!self) return LOOM_ENOTASK;
   if (!c->lock->locked) return UV_EPERM;
   int rc = loom__check(self);
   if (rc) return rc; /* the lock was never let go */
-  loom_lock_release(c->lock);
+  loom__lock_release(c->lock);
   loom__wnode_t n;
   rc = loom__wq_wait(&c->waiters, &n, self, 0);
   loom__lock_acquire(c->lock, self, 1);
@@ -37,26 +37,34 @@ int loom_cond_wait(loom_cond_t *c) {
   return rc;
 }
 
-int loom_cond_wait_for(loom_cond_t *c, int (*pred)(void *arg), void *arg) {
-  if (!c || !c->lock || !pred) return UV_EINVAL;
+int loom_cond_wait_for(loom_cond_t *cond, int (*pred)(void *arg), void *arg) {
+  if (!cond || !loom__sync_of(cond)->lock || !pred) return UV_EINVAL;
   while (!pred(arg)) {
-    int rc = loom_cond_wait(c);
+    int rc = loom_cond_wait(cond);
     if (rc) return rc;
   }
   return 0;
 }
 
-int loom_cond_notify(loom_cond_t *c, unsigned n) {
-  if (!c || !c->lock) return UV_EINVAL;
-  if (!c->lock->locked) return UV_EPERM;
-  while (n-- > 0 && loom__wq_wake_one(&c->waiters, 0)) {
-  }
-  return 0;
+/* The condition behind cond if it may be notified now, else NULL with the
+ * error in *rc. */
+static loom__cond_t *notifiable(loom_cond_t *cond, int *rc) {
+  loom__cond_t *c = cond ? loom__sync_of(cond) : NULL;
+  *rc = !c || !c->lock ? UV_EINVAL : !c->lock->locked ? UV_EPERM : 0;
+  return *rc ? NULL : c;
 }
 
-int loom_cond_notify_all(loom_cond_t *c) {
-  if (!c || !c->lock) return UV_EINVAL;
-  if (!c->lock->locked) return UV_EPERM;
-  loom__wq_wake_all(&c->waiters, 0);
-  return 0;
+int loom_cond_notify(loom_cond_t *cond, unsigned n) {
+  int rc;
+  loom__cond_t *c = notifiable(cond, &rc);
+  while (c && n-- > 0 && loom__wq_wake_one(&c->waiters, 0)) {
+  }
+  return rc;
+}
+
+int loom_cond_notify_all(loom_cond_t *cond) {
+  int rc;
+  loom__cond_t *c = notifiable(cond, &rc);
+  if (c) loom__wq_wake_all(&c->waiters, 0);
+  return rc;
 }

@@ -2,26 +2,28 @@
  * the longest waiter directly (it stays locked), so a newcomer cannot barge
  * in between. Misuse answers with a code: UV_EINVAL for a NULL lock,
  * UV_EPERM for releasing a lock that is not held. */
-#include "core/internal.h"
+#include "sync/internal.h"
 
-int loom_lock_init(loom_lock_t *l) {
-  if (!l) return UV_EINVAL;
-  l->waiters.head = l->waiters.tail = NULL;
-  l->locked = 0;
+int loom_lock_init(loom_lock_t *lock) {
+  if (!lock) return UV_EINVAL;
+  loom__lock_t *l = loom__sync_of(lock);
+  *l = (loom__lock_t){.locked = 0};
   return 0;
 }
 
-int loom_lock_locked(const loom_lock_t *l) { return l ? l->locked : 0; }
+int loom_lock_locked(const loom_lock_t *lock) {
+  return lock ? loom__sync_of(lock)->locked : 0;
+}
 
-int loom_lock_try_acquire(loom_lock_t *l) {
-  if (!l) return UV_EINVAL;
+int loom_lock_try_acquire(loom_lock_t *lock) {
+  if (!lock) return UV_EINVAL;
+  loom__lock_t *l = loom__sync_of(lock);
   if (l->locked) return UV_EAGAIN;
   l->locked = 1;
   return 0;
 }
 
-/* shielded: the re-acquisition in loom_cond_wait, which must not fail. */
-int loom__lock_acquire(loom_lock_t *l, loom_task_t *self, int shielded) {
+int loom__lock_acquire(loom__lock_t *l, loom_task_t *self, int shielded) {
   if (!l->locked) {
     l->locked = 1;
     return 0;
@@ -30,20 +32,21 @@ int loom__lock_acquire(loom_lock_t *l, loom_task_t *self, int shielded) {
   int rc = loom__wq_wait(&l->waiters, &n, self, shielded);
   if (rc) return rc; /* interrupted while queued: never had the lock */
   if (!shielded && (rc = loom__check(self)) != 0) {
-    loom_lock_release(l); /* handed over, but we must go: pass it on */
+    loom__lock_release(l); /* handed over, but we must go: pass it on */
     return rc;
   }
   return 0;
 }
 
 /* The wait, out of line: its node's frame stays off the fast path. */
-static __attribute__((noinline)) int lock_wait(loom_lock_t *l,
+static __attribute__((noinline)) int lock_wait(loom__lock_t *l,
                                                loom_task_t *self) {
   return loom__lock_acquire(l, self, 0);
 }
 
-int loom_lock_acquire(loom_lock_t *l) {
-  if (!l) return UV_EINVAL;
+int loom_lock_acquire(loom_lock_t *lock) {
+  if (!lock) return UV_EINVAL;
+  loom__lock_t *l = loom__sync_of(lock);
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
@@ -54,9 +57,13 @@ int loom_lock_acquire(loom_lock_t *l) {
   return lock_wait(l, self);
 }
 
-int loom_lock_release(loom_lock_t *l) {
-  if (!l) return UV_EINVAL;
+int loom__lock_release(loom__lock_t *l) {
   if (!l->locked) return UV_EPERM;
   if (!loom__wq_wake_one(&l->waiters, 0)) l->locked = 0;
   return 0;
+}
+
+int loom_lock_release(loom_lock_t *lock) {
+  if (!lock) return UV_EINVAL;
+  return loom__lock_release(loom__sync_of(lock));
 }

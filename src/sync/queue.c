@@ -2,8 +2,10 @@
  * shutdown.
  *
  * Items are void pointers in one buffer: a ring for FIFO, a stack for LIFO,
- * a binary heap ordered by (cmp, put order) for PRIORITY. A bounded queue's
- * buffer is allocated at init and never grows; an unbounded one doubles.
+ * a binary heap ordered by (cmp, put order) for PRIORITY. A bounded queue
+ * of up to PREALLOC items gets its whole buffer at init and never grows; a
+ * larger or unbounded one doubles its buffer when full (never past
+ * maxsize).
  *
  * Fairness without lost wake-ups: when a put wakes a waiting getter, one
  * item is *reserved* for it (get_reserved), so a newcomer calling get before
@@ -23,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "sync/internal.h"
 
 struct loom__qslot_s {
   void *item;
@@ -41,12 +43,12 @@ enum { PREALLOC = 1024 };
 
 /* ---- the buffer ------------------------------------------------------------ */
 
-static int before(const loom_queue_t *q, const slot_t *a, const slot_t *b) {
+static int before(const loom__queue_t *q, const slot_t *a, const slot_t *b) {
   int c = q->cmp(a->item, b->item);
   return c < 0 || (c == 0 && a->seq < b->seq);
 }
 
-static void heap_up(loom_queue_t *q, size_t i) {
+static void heap_up(loom__queue_t *q, size_t i) {
   slot_t s = q->buf[i];
   while (i > 0) {
     size_t p = (i - 1) / 2;
@@ -57,7 +59,7 @@ static void heap_up(loom_queue_t *q, size_t i) {
   q->buf[i] = s;
 }
 
-static void heap_down(loom_queue_t *q, size_t i) {
+static void heap_down(loom__queue_t *q, size_t i) {
   slot_t s = q->buf[i];
   for (;;) {
     size_t l = 2 * i + 1, r = l + 1, m = i;
@@ -71,7 +73,7 @@ static void heap_down(loom_queue_t *q, size_t i) {
   q->buf[i] = s;
 }
 
-static int grow(loom_queue_t *q) {
+static int grow(loom__queue_t *q) {
   if (q->cap > SIZE_MAX / 2 / sizeof(slot_t)) return UV_ENOMEM;
   size_t cap = q->cap ? q->cap * 2 : 16;
   /* Never past maxsize: size < maxsize whenever a push needs room. */
@@ -87,12 +89,12 @@ static int grow(loom_queue_t *q) {
   return 0;
 }
 
-static int push(loom_queue_t *q, void *item) {
+static int push(loom__queue_t *q, void *item) {
   if (q->size == q->cap) {
     int rc = grow(q);
     if (rc) return rc;
   }
-  slot_t s = {item, q->seq++};
+  slot_t s = {.item = item, .seq = q->seq++};
   switch (q->kind) {
   case LOOM_QUEUE_FIFO: {
     size_t i = q->head + q->size; /* no %: a 64-bit division is slow */
@@ -108,14 +110,14 @@ static int push(loom_queue_t *q, void *item) {
   return 0;
 }
 
-static __attribute__((noinline)) void *pop_heap(loom_queue_t *q) {
+static __attribute__((noinline)) void *pop_heap(loom__queue_t *q) {
   void *item = q->buf[0].item;
   q->buf[0] = q->buf[--q->size];
   if (q->size) heap_down(q, 0);
   return item;
 }
 
-static inline void *pop(loom_queue_t *q) {
+static inline void *pop(loom__queue_t *q) {
   void *item;
   switch (q->kind) {
   case LOOM_QUEUE_FIFO:
@@ -132,16 +134,16 @@ static inline void *pop(loom_queue_t *q) {
 /* ---- waking ------------------------------------------------------------------ */
 
 /* Items a newcomer may take / slots a newcomer may fill right now. */
-static size_t takeable(const loom_queue_t *q) {
+static size_t takeable(const loom__queue_t *q) {
   /* After an immediate shutdown, reservations can outnumber items. */
   return q->size > q->get_reserved ? q->size - q->get_reserved : 0;
 }
-static int room(const loom_queue_t *q) {
+static int room(const loom__queue_t *q) {
   return !q->maxsize || q->size + q->put_reserved < q->maxsize;
 }
 
 /* Hands unreserved items to waiting getters, free slots to waiting putters. */
-static void dispatch(loom_queue_t *q) {
+static void dispatch(loom__queue_t *q) {
   while (!loom__wq_empty(&q->getters) && takeable(q) > 0) {
     loom__wq_wake_one(&q->getters, 0);
     q->get_reserved++;
@@ -163,7 +165,7 @@ static void dispatch(loom_queue_t *q) {
  * itself (docs/benchmarks.md, "Sync primitives"), and a producer and a
  * consumer parked in two different functions would mispredict two returns
  * per hand-off, not one. */
-static __attribute__((noinline)) int wait_turn(loom_queue_t *q,
+static __attribute__((noinline)) int wait_turn(loom__queue_t *q,
                                                loom_task_t *self, void *item,
                                                void **out) {
   loom__wnode_t n;
@@ -196,9 +198,11 @@ static __attribute__((noinline)) int wait_turn(loom_queue_t *q,
 
 /* ---- public API -------------------------------------------------------------- */
 
-int loom_queue_init(loom_queue_t *q, size_t maxsize, int kind, loom_cmp_fn cmp) {
-  if (!q) return UV_EINVAL;
-  memset(q, 0, sizeof(*q));
+int loom_queue_init(loom_queue_t *queue, size_t maxsize, int kind,
+                    loom_cmp_fn cmp) {
+  if (!queue) return UV_EINVAL;
+  loom__queue_t *q = loom__sync_of(queue);
+  *q = (loom__queue_t){.shutdown = OPEN};
   if (kind < LOOM_QUEUE_FIFO || kind > LOOM_QUEUE_PRIORITY ||
       (kind == LOOM_QUEUE_PRIORITY && !cmp)) {
     q->shutdown = DESTROYED; /* unusable, as if never initialised */
@@ -219,8 +223,9 @@ int loom_queue_init(loom_queue_t *q, size_t maxsize, int kind, loom_cmp_fn cmp) 
   return 0;
 }
 
-int loom_queue_destroy(loom_queue_t *q) {
-  if (!q) return UV_EINVAL;
+int loom_queue_destroy(loom_queue_t *queue) {
+  if (!queue) return UV_EINVAL;
+  loom__queue_t *q = loom__sync_of(queue);
   if (!loom__wq_empty(&q->getters) || !loom__wq_empty(&q->putters) ||
       !loom__wq_empty(&q->joiners) || q->get_reserved || q->put_reserved)
     return LOOM_EBUSY;
@@ -231,14 +236,22 @@ int loom_queue_destroy(loom_queue_t *q) {
   return 0;
 }
 
-size_t loom_queue_size(const loom_queue_t *q) { return q ? q->size : 0; }
-int loom_queue_empty(const loom_queue_t *q) { return q && q->size == 0; }
-int loom_queue_full(const loom_queue_t *q) {
+size_t loom_queue_size(const loom_queue_t *queue) {
+  return queue ? loom__sync_of(queue)->size : 0;
+}
+
+int loom_queue_empty(const loom_queue_t *queue) {
+  return queue && loom__sync_of(queue)->size == 0;
+}
+
+int loom_queue_full(const loom_queue_t *queue) {
+  const loom__queue_t *q = queue ? loom__sync_of(queue) : NULL;
   return q && q->maxsize && q->size >= q->maxsize;
 }
 
-int loom_queue_try_put(loom_queue_t *q, void *item) {
-  if (!q) return UV_EINVAL;
+int loom_queue_try_put(loom_queue_t *queue, void *item) {
+  if (!queue) return UV_EINVAL;
+  loom__queue_t *q = loom__sync_of(queue);
   if (q->shutdown) return q->shutdown == DESTROYED ? UV_EINVAL : LOOM_ESHUTDOWN;
   if (!room(q) || !loom__wq_empty(&q->putters)) return UV_EAGAIN;
   int rc = push(q, item);
@@ -246,8 +259,9 @@ int loom_queue_try_put(loom_queue_t *q, void *item) {
   return rc;
 }
 
-int loom_queue_put(loom_queue_t *q, void *item) {
-  if (!q) return UV_EINVAL;
+int loom_queue_put(loom_queue_t *queue, void *item) {
+  if (!queue) return UV_EINVAL;
+  loom__queue_t *q = loom__sync_of(queue);
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
@@ -259,8 +273,9 @@ int loom_queue_put(loom_queue_t *q, void *item) {
   return rc;
 }
 
-int loom_queue_try_get(loom_queue_t *q, void **item) {
-  if (!q || !item) return UV_EINVAL;
+int loom_queue_try_get(loom_queue_t *queue, void **item) {
+  if (!queue || !item) return UV_EINVAL;
+  loom__queue_t *q = loom__sync_of(queue);
   if (takeable(q) == 0 || !loom__wq_empty(&q->getters)) {
     if (!q->shutdown || takeable(q) != 0) return UV_EAGAIN;
     return q->shutdown == DESTROYED ? UV_EINVAL : LOOM_ESHUTDOWN;
@@ -270,8 +285,9 @@ int loom_queue_try_get(loom_queue_t *q, void **item) {
   return 0;
 }
 
-int loom_queue_get(loom_queue_t *q, void **item) {
-  if (!q || !item) return UV_EINVAL;
+int loom_queue_get(loom_queue_t *queue, void **item) {
+  if (!queue || !item) return UV_EINVAL;
+  loom__queue_t *q = loom__sync_of(queue);
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
@@ -282,13 +298,15 @@ int loom_queue_get(loom_queue_t *q, void **item) {
   return 0;
 }
 
-int loom_queue_task_done(loom_queue_t *q) {
+int loom_queue_task_done(loom_queue_t *queue) {
+  loom__queue_t *q = queue ? loom__sync_of(queue) : NULL;
   if (!q || q->shutdown == DESTROYED || q->unfinished == 0) return UV_EINVAL;
   if (--q->unfinished == 0) loom__wq_wake_all(&q->joiners, 0);
   return 0;
 }
 
-int loom_queue_join(loom_queue_t *q) {
+int loom_queue_join(loom_queue_t *queue) {
+  loom__queue_t *q = queue ? loom__sync_of(queue) : NULL;
   if (!q || q->shutdown == DESTROYED) return UV_EINVAL;
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
@@ -297,7 +315,8 @@ int loom_queue_join(loom_queue_t *q) {
   return loom__wq_wait(&q->joiners, &n, self, 0);
 }
 
-int loom_queue_shutdown(loom_queue_t *q, int immediate) {
+int loom_queue_shutdown(loom_queue_t *queue, int immediate) {
+  loom__queue_t *q = queue ? loom__sync_of(queue) : NULL;
   if (!q || q->shutdown == DESTROYED) return UV_EINVAL;
   if (immediate) {
     q->shutdown = IMMEDIATE;

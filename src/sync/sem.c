@@ -3,66 +3,78 @@
  * release hands its permit straight to the longest waiter. Misuse answers
  * with a code: UV_EINVAL for a NULL semaphore, UV_EOVERFLOW for a release
  * past the bound (or past UINT_MAX). */
-#include "core/internal.h"
+#include "sync/internal.h"
 
-static int init(loom_sem_t *s, unsigned value, int bounded) {
-  if (!s) return UV_EINVAL;
-  s->waiters.head = s->waiters.tail = NULL;
-  s->value = s->bound = value;
-  s->bounded = bounded;
+static int init(loom_sem_t *sem, unsigned value, int bounded) {
+  if (!sem) return UV_EINVAL;
+  *loom__sync_of(sem) =
+      (loom__sem_t){.value = value, .bound = value, .bounded = bounded};
   return 0;
 }
 
-int loom_sem_init(loom_sem_t *s, unsigned value) { return init(s, value, 0); }
-int loom_sem_init_bounded(loom_sem_t *s, unsigned value) {
-  return init(s, value, 1);
+int loom_sem_init(loom_sem_t *sem, unsigned value) {
+  return init(sem, value, 0);
+}
+int loom_sem_init_bounded(loom_sem_t *sem, unsigned value) {
+  return init(sem, value, 1);
 }
 
-unsigned loom_sem_value(const loom_sem_t *s) { return s ? s->value : 0; }
-
-int loom_sem_locked(const loom_sem_t *s) {
-  return s && (s->value == 0 || !loom__wq_empty(&s->waiters));
+unsigned loom_sem_value(const loom_sem_t *sem) {
+  return sem ? loom__sync_of(sem)->value : 0;
 }
 
-int loom_sem_try_acquire(loom_sem_t *s) {
-  if (!s) return UV_EINVAL;
-  if (loom_sem_locked(s)) return UV_EAGAIN;
+/* Whether an acquire would wait. */
+static int must_wait(const loom__sem_t *s) {
+  return s->value == 0 || !loom__wq_empty(&s->waiters);
+}
+
+int loom_sem_locked(const loom_sem_t *sem) {
+  return sem && must_wait(loom__sync_of(sem));
+}
+
+int loom_sem_try_acquire(loom_sem_t *sem) {
+  if (!sem) return UV_EINVAL;
+  loom__sem_t *s = loom__sync_of(sem);
+  if (must_wait(s)) return UV_EAGAIN;
   s->value--;
   return 0;
 }
 
+static int release(loom__sem_t *s) {
+  if (loom__wq_wake_one(&s->waiters, 0)) return 0; /* handed over */
+  if (s->bounded ? s->value >= s->bound : s->value == (unsigned)-1)
+    return UV_EOVERFLOW;
+  s->value++;
+  return 0;
+}
+
 /* The wait, out of line: its node's frame stays off the fast path. */
-static __attribute__((noinline)) int sem_wait_slow(loom_sem_t *s,
+static __attribute__((noinline)) int sem_wait_slow(loom__sem_t *s,
                                                    loom_task_t *self) {
   loom__wnode_t n;
   int rc = loom__wq_wait(&s->waiters, &n, self, 0);
   if (rc) return rc; /* interrupted while queued: no permit taken */
   if ((rc = loom__check(self)) != 0) {
-    loom_sem_release(s); /* granted, but we must go: pass it on */
+    release(s); /* granted, but we must go: pass it on */
     return rc;
   }
   return 0;
 }
 
-int loom_sem_acquire(loom_sem_t *s) {
-  if (!s) return UV_EINVAL;
+int loom_sem_acquire(loom_sem_t *sem) {
+  if (!sem) return UV_EINVAL;
+  loom__sem_t *s = loom__sync_of(sem);
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
-  /* Not loom_sem_locked(): -fPIC code cannot inline an exported function
-   * (it could be interposed). */
-  if (s->value != 0 && loom__wq_empty(&s->waiters)) {
+  if (!must_wait(s)) {
     s->value--;
     return 0;
   }
   return sem_wait_slow(s, self);
 }
 
-int loom_sem_release(loom_sem_t *s) {
-  if (!s) return UV_EINVAL;
-  if (loom__wq_wake_one(&s->waiters, 0)) return 0; /* handed over */
-  if (s->bounded ? s->value >= s->bound : s->value == (unsigned)-1)
-    return UV_EOVERFLOW;
-  s->value++;
-  return 0;
+int loom_sem_release(loom_sem_t *sem) {
+  if (!sem) return UV_EINVAL;
+  return release(loom__sync_of(sem));
 }
