@@ -68,8 +68,11 @@ LOOM_EXTERN int loom_wait(loom_task_t **tasks, size_t n, int64_t timeout_ms,
 
 /* ---- as_completed ------------------------------------------------------------ */
 
-typedef struct loom_as_completed_s {       /* caller-owned; fields private */
-  struct loom__ac_s *impl;
+/* Caller-owned: declare it as a variable. It holds one pointer to the
+ * iteration's state, which init allocates and close frees; the state's
+ * type is private. */
+typedef struct loom_as_completed_s {
+  struct loom_as_completed_state_s *state;
 } loom_as_completed_t;
 
 /* Starts an iterator over tasks (not consumed) that hands them back in the

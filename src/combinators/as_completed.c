@@ -8,17 +8,19 @@
 #include <stdlib.h>
 
 #include "core/internal.h"
+#include "util/list.h"
 
-typedef struct loom__ac_s ac_t;
+/* The public loom_as_completed_t points to this. */
+typedef struct loom_as_completed_state_s ac_t;
 
-typedef struct node_s {
+typedef struct {
   loom__watch_t watch;
   ac_t *ac;
   loom_task_t *t;
-  struct node_s *next; /* ended, not yet handed back */
+  loom__link_t ended;  /* on ac->ended once its task has ended */
 } node_t;
 
-struct loom__ac_s {
+struct loom_as_completed_state_s {
   loom_task_t *self;
   loom__waiter_t w;
   loom__timer_t tm;
@@ -26,28 +28,19 @@ struct loom__ac_s {
   int armed;
   int timed_out;
   size_t n, handed;
-  node_t *head, *tail;
+  loom__list_t ended;  /* ended, not yet handed back, in order of ending */
   node_t nodes[];
 };
 
-static void enqueue(ac_t *ac, node_t *node) {
-  node->next = NULL;
-  if (ac->tail)
-    ac->tail->next = node;
-  else
-    ac->head = node;
-  ac->tail = node;
-}
-
 static void on_done(loom__watch_t *w, loom_task_t *t) {
-  node_t *node = (node_t *)w;
+  node_t *node = loom__container_of(w, node_t, watch);
   (void)t;
-  enqueue(node->ac, node);
+  loom__list_push_back(&node->ac->ended, &node->ended);
   loom__wake(&node->ac->w, 0);
 }
 
 static void on_deadline(loom__timer_t *tm) {
-  ac_t *ac = (ac_t *)((char *)tm - offsetof(ac_t, tm));
+  ac_t *ac = loom__container_of(tm, ac_t, tm);
   ac->armed = 0;
   ac->timed_out = 1;
   loom__wake(&ac->w, 0);
@@ -57,7 +50,7 @@ int loom_as_completed_init(loom_as_completed_t *it, loom_task_t **tasks,
                            size_t n, int64_t timeout_ms) {
   loom_task_t *self = loom__self();
   if (!it) return UV_EINVAL;
-  it->impl = NULL;
+  it->state = NULL;
   if (!self) return LOOM_ENOTASK;
   if ((n && !tasks) || timeout_ms < LOOM_WAIT_FOREVER ||
       n > (SIZE_MAX - sizeof(ac_t)) / sizeof(node_t))
@@ -94,23 +87,22 @@ int loom_as_completed_init(loom_as_completed_t *it, loom_task_t **tasks,
     node->ac = ac;
     node->t = loom__task_of(rt, tasks[i]);
     if (node->t->state == LOOM__DONE)
-      enqueue(ac, node);
+      loom__list_push_back(&ac->ended, &node->ended);
     else
       loom__watch(node->t, &node->watch, on_done);
   }
-  it->impl = ac;
+  it->state = ac;
   return 0;
 }
 
 int loom_as_completed_next(loom_as_completed_t *it, loom_task_t **task) {
-  if (!it || !it->impl || !task) return UV_EINVAL;
-  ac_t *ac = it->impl;
+  if (!it || !it->state || !task) return UV_EINVAL;
+  ac_t *ac = it->state;
   if (loom__self() != ac->self) return LOOM_ENOTASK;
   for (;;) {
-    if (ac->head) {
-      node_t *node = ac->head;
-      ac->head = node->next;
-      if (!ac->head) ac->tail = NULL;
+    loom__link_t *link = loom__list_pop_front(&ac->ended);
+    if (link) {
+      node_t *node = loom__container_of(link, node_t, ended);
       ac->handed++;
       *task = loom__handle_of(node->t);
       return 0;
@@ -124,10 +116,10 @@ int loom_as_completed_next(loom_as_completed_t *it, loom_task_t **task) {
 }
 
 void loom_as_completed_close(loom_as_completed_t *it) {
-  if (!it || !it->impl) return;
-  ac_t *ac = it->impl;
+  if (!it || !it->state) return;
+  ac_t *ac = it->state;
   for (size_t i = 0; i < ac->n; i++) loom__unwatch(ac->nodes[i].t, &ac->nodes[i].watch);
   if (ac->armed) loom__timer_remove(ac->self->rt, &ac->tm);
   free(ac);
-  it->impl = NULL;
+  it->state = NULL;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "util/container.h"
 
 typedef struct gather_s gather_t;
 
@@ -49,7 +50,7 @@ static void record(gather_t *g, size_t i, int status) {
 }
 
 static void on_done(loom__watch_t *w, loom_task_t *t) {
-  node_t *node = (node_t *)w;
+  node_t *node = loom__container_of(w, node_t, watch);
   gather_t *g = node->g;
   record(g, node->i, t->status);
   if (--g->remaining == 0) loom__wake(&g->w, 0);
@@ -71,7 +72,8 @@ static int gather_nodes(loom_task_t *self, loom_task_t **tasks, size_t n,
     t->consumed = 1;
     nodes[i].t = t;
   }
-  gather_t g = {{self, NULL, 0, 0}, 0, 0, flags, statuses, nodes, n};
+  gather_t g = {.w = {.task = self}, .flags = flags, .statuses = statuses,
+                .nodes = nodes, .n = n};
   for (size_t i = 0; i < n; i++) {
     nodes[i].g = &g;
     nodes[i].i = i;

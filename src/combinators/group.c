@@ -21,6 +21,7 @@
 #include <stdlib.h>
 
 #include "core/internal.h"
+#include "util/container.h"
 
 enum { G_OPEN = 1, G_WAITING, G_ABORTING };
 
@@ -54,7 +55,7 @@ static void cancel_group(loom_group_t *g) {
 static loom__hook_t *hook_of(loom_group_t *g) { return &g->hook; }
 
 static loom_group_t *group_of(loom__hook_t *h) {
-  return (loom_group_t *)((char *)h - offsetof(loom_group_t, hook));
+  return loom__container_of(h, loom_group_t, hook);
 }
 
 /* Cancels every unfinished child; the group takes no new ones. */
@@ -173,7 +174,7 @@ int loom_group_wait(loom_group_t *gh) {
 
 static int wait_group(loom_group_t *g, loom_task_t *self) {
   if (g->state == G_OPEN) g->state = G_WAITING;
-  loom__waiter_t w = {self, NULL, 0, 0};
+  loom__waiter_t w = {.task = self};
   g->waiter = &w;
   int rc = loom__wait_all(&w, &g->alive, abort_group, g);
   loom__unhook(self, hook_of(g));

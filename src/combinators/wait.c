@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "core/internal.h"
+#include "util/container.h"
 
 typedef struct wait_s wait_t;
 
@@ -36,13 +37,13 @@ static void count(wait_t *st, const loom_task_t *t) {
 }
 
 static void on_done(loom__watch_t *w, loom_task_t *t) {
-  wait_t *st = ((node_t *)w)->st;
+  wait_t *st = loom__container_of(w, node_t, watch)->st;
   count(st, t);
   if (satisfied(st)) loom__wake(&st->w, 0);
 }
 
 static void on_timeout(loom__timer_t *tm) {
-  wait_t *st = (wait_t *)((char *)tm - offsetof(wait_t, tm));
+  wait_t *st = loom__container_of(tm, wait_t, tm);
   st->armed = 0;
   loom__wake(&st->w, 0); /* a timeout is not an error for wait */
 }
@@ -71,7 +72,8 @@ int loom_wait(loom_task_t **tasks, size_t n, int64_t timeout_ms,
   node_t stack_nodes[8];
   node_t *nodes = n <= 8 ? stack_nodes : malloc(n * sizeof(*nodes));
   if (n && !nodes) return UV_ENOMEM;
-  wait_t st = {{self, NULL, 0, 0}, {0, 0, 0, on_timeout}, 0, return_when, 0, 0, n};
+  wait_t st = {.w = {.task = self}, .tm = {.fire = on_timeout},
+               .when = return_when, .n = n};
   for (size_t i = 0; i < n; i++) {
     loom_task_t *t = loom__task_of(rt, tasks[i]);
     if (!t || t->consumed) {
