@@ -1,8 +1,10 @@
 #!/bin/sh
 # Installs the build tree into a temporary prefix, then builds and runs a
-# consumer program against it three ways: find_package(loom) with the shared
-# and the static library, and pkg-config. The prefix is then moved, to prove
-# loom.pc is relocatable.
+# consumer program against it: find_package(loom) with the shared and the
+# static library, then pkg-config (plain and --static). The prefix is moved
+# before the pkg-config builds, to prove loom.pc is relocatable. Building
+# loom from source inside another project (add_subdirectory) is
+# subproject.sh's job.
 # usage: run.sh BUILD_DIR SOURCE_DIR WORK_DIR
 # Environment: LOOM_CONSUMER_FLAGS, compiler/linker flags for the consumer
 # (sanitizer builds); LOOM_RUN, a command that runs each consumer (valgrind).
@@ -19,6 +21,13 @@ cmake -S "$src" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$work/prefix" \
 cmake --build "$work/cmake" >/dev/null
 LD_LIBRARY_PATH="$work/prefix/lib" $run "$work/cmake/consumer-shared"
 $run "$work/cmake/consumer-static"
+# The soname carries the minor version while loom is 0.x (the ABI policy in
+# CMakeLists.txt); the static consumer needs no libloom at run time.
+readelf -d "$work/cmake/consumer-shared" | grep -q 'NEEDED.*libloom\.so\.0\.[0-9]' || {
+  echo "install: consumer-shared does not need libloom.so.0.<minor>" >&2; exit 1; }
+if readelf -d "$work/cmake/consumer-static" | grep -q 'NEEDED.*libloom'; then
+  echo "install: consumer-static needs a shared libloom" >&2; exit 1
+fi
 
 mv "$work/prefix" "$work/moved"
 pcdir=$(dirname "$(find "$work/moved" -name loom.pc)")

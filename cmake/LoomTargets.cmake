@@ -1,0 +1,51 @@
+# Compile settings loom puts on its own targets, never on the directory or
+# the global flags: a project that add_subdirectory()s loom keeps its own
+# warnings, build type and sanitizers, and loom's stay on loom's targets.
+#
+# loom_target_warnings(<target>)
+#   - the house warning set: -Wall -Wextra -Wmissing-prototypes -Wshadow
+#     -Wstrict-prototypes, and -Werror under LOOM_WERROR;
+#   - LOOM_DEBUG=1 (internal invariant checks, src/core/assert.h) in Debug
+#     and LOOM_SANITIZE builds;
+#   - under LOOM_SANITIZE, AddressSanitizer + UndefinedBehaviorSanitizer for
+#     compiling and linking. The link flags are PUBLIC on a library target, so
+#     whatever links a sanitized loom also links the sanitizer runtimes (ASan
+#     insists its runtime comes first).
+# C only: the assembly context switches take none of these.
+include_guard(GLOBAL)
+
+set(LOOM_WARNING_FLAGS -Wall -Wextra -Wmissing-prototypes -Wshadow
+    -Wstrict-prototypes)
+set(LOOM_SANITIZE_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer
+    -fno-sanitize-recover=undefined)
+
+function(loom_target_warnings target)
+  get_target_property(type ${target} TYPE)
+  set(scope PRIVATE)
+  if(type STREQUAL "INTERFACE_LIBRARY")
+    set(scope INTERFACE)
+  endif()
+  set(flags ${LOOM_WARNING_FLAGS})
+  if(LOOM_WERROR)
+    list(APPEND flags -Werror)
+  endif()
+  if(LOOM_SANITIZE)
+    list(APPEND flags ${LOOM_SANITIZE_FLAGS})
+  endif()
+  target_compile_options(${target} ${scope} $<$<COMPILE_LANGUAGE:C>:${flags}>)
+  if(LOOM_SANITIZE)
+    target_compile_definitions(${target} ${scope} LOOM_DEBUG=1)
+    set(link_scope PRIVATE)
+    if(type MATCHES "LIBRARY$")
+      set(link_scope PUBLIC)
+    endif()
+    if(type STREQUAL "INTERFACE_LIBRARY")
+      set(link_scope INTERFACE)
+    endif()
+    if(NOT type STREQUAL "OBJECT_LIBRARY")
+      target_link_options(${target} ${link_scope} -fsanitize=address,undefined)
+    endif()
+  else()
+    target_compile_definitions(${target} ${scope} $<$<CONFIG:Debug>:LOOM_DEBUG=1>)
+  endif()
+endfunction()
