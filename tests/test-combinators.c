@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "harness.h"
 #include "helpers.h"
 #include "loom.h"
 
@@ -644,6 +645,5 @@ int main(void) {
       cmocka_unit_test(test_group_left_open),
       cmocka_unit_test(test_cancel_at_each_suspension_point),
   };
-  if (getenv("LOOM_TEST_FILTER")) cmocka_set_test_filter(getenv("LOOM_TEST_FILTER"));
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return HARNESS_RUN(tests);
 }

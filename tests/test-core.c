@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "harness.h"
 #include "helpers.h"
 #include "loom.h"
 
@@ -682,6 +683,5 @@ int main(void) {
       cmocka_unit_test(test_embedding),
       cmocka_unit_test(test_host_detach_after_end),
   };
-  if (getenv("LOOM_TEST_FILTER")) cmocka_set_test_filter(getenv("LOOM_TEST_FILTER"));
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return HARNESS_RUN(tests);
 }

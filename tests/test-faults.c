@@ -7,16 +7,16 @@
  * no crash, no sanitizer or memcheck report, no hang, no leak, and never a
  * "success" with a wrong result.
  *
- * How allocations are failed. This program is linked against loom_static
- * with -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free
- * (tests/faults.cmake), so every allocation made by loom's code and this
- * file goes through the __wrap_ functions below; __real_malloc is the C
- * library's malloc, which ASan and Valgrind replace as usual, so both still
- * see every block. libuv is a shared library: its allocations are routed
- * through the same hook with uv_replace_allocator, installed first thing in
- * main() before any other libuv call. Blocks are counted live (atomically:
- * libuv's thread pool may free on another thread) from then on, so a leak
- * shows as a live count after loom_run that differs from the one before.
+ * How allocations are failed. Every test program links the counting
+ * allocator of the test harness (harness-alloc.c): malloc, calloc, realloc
+ * and free of loom's static library and of this file are wrapped with
+ * --wrap, and libuv's allocations reach the same count through
+ * uv_replace_allocator, installed by the harness before any libuv call.
+ * __real_malloc is the C library's malloc, which ASan and Valgrind replace
+ * as usual, so both still see every block. The sweep fails allocations
+ * through the allocator's fail hook. Blocks are counted live (atomically:
+ * libuv's thread pool may free on another thread), so a leak shows as a
+ * live count after loom_run that differs from the one before.
  *
  * What is counted and failed. Only allocations made on the thread running
  * the scenario, and only while the sweep is armed: each scenario arms it as
@@ -70,6 +70,7 @@
 
 #include <cmocka.h>
 
+#include "harness.h"
 #include "helpers.h"
 #include "loom.h"
 
@@ -81,11 +82,6 @@
 
 /* ---- allocation hook ------------------------------------------------------------ */
 
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t n);
-void __real_free(void *p);
-
 enum { MODE_CLEAN = 0, MODE_ONE = 1, MODE_FROM = 2 };
 static const char *const mode_names[] = {"clean", "one", "from"};
 
@@ -93,16 +89,18 @@ static struct {
   atomic_int armed;     /* counting and failing */
   atomic_long calls;    /* allocations counted since armed */
   atomic_long failed;   /* allocations failed since armed */
-  atomic_long live;     /* blocks allocated and not yet freed, every thread */
   long k;               /* the allocation to fail (1-based) */
   int mode;
   pthread_t thread;     /* the thread whose allocations are counted */
 } hook;
 
-/* 1 if this allocation is to fail. Allocations of other threads (libuv's
- * thread pool) are never counted nor failed: their order is not
- * deterministic, and the sweep must be. */
-static int hook_fail(void) {
+/* The allocator's fail hook: 1 if this allocation is to fail. Allocations
+ * of other threads (libuv's thread pool) are never counted nor failed:
+ * their order is not deterministic, and the sweep must be. libuv's reallocs
+ * never come here (harness.h). */
+static int hook_fail(int kind, int from_uv) {
+  (void)kind;
+  (void)from_uv;
   if (!atomic_load(&hook.armed)) return 0;
   if (!pthread_equal(pthread_self(), hook.thread)) return 0;
   long c = atomic_fetch_add(&hook.calls, 1) + 1;
@@ -112,40 +110,6 @@ static int hook_fail(void) {
   if (fail) atomic_fetch_add(&hook.failed, 1);
   return fail;
 }
-
-void *__wrap_malloc(size_t n) {
-  if (hook_fail()) return NULL;
-  void *p = __real_malloc(n);
-  if (p) atomic_fetch_add(&hook.live, 1);
-  return p;
-}
-void *__wrap_calloc(size_t n, size_t size) {
-  if (hook_fail()) return NULL;
-  void *p = __real_calloc(n, size);
-  if (p) atomic_fetch_add(&hook.live, 1);
-  return p;
-}
-static void *realloc_counted(void *old, size_t n) {
-  void *p = __real_realloc(old, n);
-  if (!old && p) atomic_fetch_add(&hook.live, 1);
-  if (old && !p && n == 0) atomic_fetch_sub(&hook.live, 1); /* freed */
-  return p;
-}
-void *__wrap_realloc(void *old, size_t n) {
-  if (hook_fail()) return NULL;
-  return realloc_counted(old, n);
-}
-void __wrap_free(void *p) {
-  if (p) atomic_fetch_sub(&hook.live, 1);
-  __real_free(p);
-}
-
-/* libuv's allocator (uv_replace_allocator). Its realloc is never failed:
- * libuv aborts when it cannot grow its fd-watcher array (see the top). */
-static void *uv_hook_malloc(size_t n) { return __wrap_malloc(n); }
-static void *uv_hook_calloc(size_t n, size_t size) { return __wrap_calloc(n, size); }
-static void *uv_hook_realloc(void *p, size_t n) { return realloc_counted(p, n); }
-static void uv_hook_free(void *p) { __wrap_free(p); }
 
 /* Called first thing by each scenario's main task. */
 static void arm(void) {
@@ -620,7 +584,7 @@ static int run_here(const scenario_t *sc, int mode, long k) {
   hook.mode = mode;
   hook.k = k;
   watchdog(hang_ms());
-  long before = atomic_load(&hook.live);
+  long before = harness_alloc_live();
   int status = loom_run(sc->main, NULL);
   disarm();
   watchdog(0);
@@ -628,7 +592,7 @@ static int run_here(const scenario_t *sc, int mode, long k) {
   shared->status = status;
   shared->calls = atomic_load(&hook.calls);
   shared->failed = atomic_load(&hook.failed);
-  shared->leaked = atomic_load(&hook.live) - before;
+  shared->leaked = harness_alloc_live() - before;
   if (shared->leaked) {
     fprintf(stderr, "faults: LEAK: scenario %s, mode %s, k %ld: %ld block(s)\n",
             sc->name, mode_names[mode], k, shared->leaked);
@@ -812,9 +776,7 @@ static void test_sweep_dns(void **s) { test_sweep(s); }
 static void test_sweep_scopes(void **s) { test_sweep(s); }
 
 int main(void) {
-  /* Before any other libuv call: libuv allocates through the hook from
-   * now on. */
-  uv_replace_allocator(uv_hook_malloc, uv_hook_realloc, uv_hook_calloc, uv_hook_free);
+  harness_alloc_set_hooks(&(harness_alloc_hooks_t){.should_fail = hook_fail, .watch = NULL});
   for (size_t i = 0; i < sizeof(crash_sigs) / sizeof(crash_sigs[0]); i++)
     sigaction(crash_sigs[i], NULL, &saved_sig[crash_sigs[i]]);
   shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
@@ -829,8 +791,7 @@ int main(void) {
       SWEEP_TEST(3, queue),      SWEEP_TEST(4, tcp_echo), SWEEP_TEST(5, server),
       SWEEP_TEST(6, dns),        SWEEP_TEST(7, scopes),
   };
-  if (getenv("LOOM_TEST_FILTER")) cmocka_set_test_filter(getenv("LOOM_TEST_FILTER"));
-  int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  int rc = HARNESS_RUN(tests);
   fclose(tmp);
   munmap(shared, sizeof(*shared));
   return rc;

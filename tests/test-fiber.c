@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "harness.h"
+
 #include "fiber/fiber.h"
 #include "fiber/stack.h"
 
@@ -452,5 +454,5 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_map_count_parse),
       cmocka_unit_test(test_budget_read_failure_not_cached),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return HARNESS_RUN(tests);
 }

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "harness.h"
 #include "helpers.h"
 #include "loom.h"
 
@@ -723,6 +724,5 @@ int main(void) {
       cmocka_unit_test(test_close_from_awaited_task_and_stuck_handler),
       cmocka_unit_test(test_serve_interrupted),
   };
-  if (getenv("LOOM_TEST_FILTER")) cmocka_set_test_filter(getenv("LOOM_TEST_FILTER"));
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return HARNESS_RUN(tests);
 }

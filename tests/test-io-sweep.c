@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "harness.h"
 #include "helpers.h"
 #include "loom.h"
 
@@ -253,8 +254,7 @@ int main(void) {
       cmocka_unit_test(test_client_sweep),
       cmocka_unit_test(test_server_sweep),
   };
-  if (getenv("LOOM_TEST_FILTER")) cmocka_set_test_filter(getenv("LOOM_TEST_FILTER"));
-  int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  int rc = HARNESS_RUN(tests);
   free(bigbuf);
   return rc;
 }

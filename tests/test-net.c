@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "harness.h"
 #include "helpers.h"
 #include "loom.h"
 
@@ -882,6 +883,5 @@ int main(void) {
       cmocka_unit_test(test_dns),
       cmocka_unit_test(test_woken_reader_runs_at_once),
   };
-  if (getenv("LOOM_TEST_FILTER")) cmocka_set_test_filter(getenv("LOOM_TEST_FILTER"));
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return HARNESS_RUN(tests);
 }

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "core/internal.h"
+#include "harness.h"
 #include "helpers.h"
 #include "loom.h"
 
@@ -523,5 +524,5 @@ int main(void) {
       cmocka_unit_test(test_check_remove_unarmed_timer),
       cmocka_unit_test(test_check_link_twice),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return HARNESS_RUN(tests);
 }

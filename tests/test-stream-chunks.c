@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "fuzz/stream-driver.h"
+#include "harness.h"
 #include "helpers.h"
 #include "loom.h"
 
@@ -322,6 +323,5 @@ int main(void) {
       cmocka_unit_test(test_read_all_over_max),
       cmocka_unit_test(test_limit_lowered_while_reading),
   };
-  if (getenv("LOOM_TEST_FILTER")) cmocka_set_test_filter(getenv("LOOM_TEST_FILTER"));
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return HARNESS_RUN(tests);
 }

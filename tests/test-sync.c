@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "harness.h"
 #include "helpers.h"
 #include "loom.h"
 
@@ -824,6 +825,5 @@ int main(void) {
       cmocka_unit_test(test_property_queue),
       cmocka_unit_test(test_property_sem_and_lock),
   };
-  if (getenv("LOOM_TEST_FILTER")) cmocka_set_test_filter(getenv("LOOM_TEST_FILTER"));
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return HARNESS_RUN(tests);
 }

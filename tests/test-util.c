@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 
+#include "harness.h"
+
 #include "util/heap.h"
 #include "util/list.h"
 
@@ -109,5 +111,5 @@ int main(void) {
       cmocka_unit_test(test_heap_random),
       cmocka_unit_test(test_list_ops),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return HARNESS_RUN(tests);
 }
