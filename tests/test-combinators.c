@@ -1,7 +1,7 @@
 /* gather, gather_map, wait, as_completed, wait_for and task groups: the
- * asyncio corner cases of DESIGN.md §3 and the ones users trip on. Timings
- * use short sleeps with generous bounds; ordering uses sleeps of clearly
- * different lengths. */
+ * asyncio corner cases docs/combinators.md promises and the ones users
+ * trip on. Timings use short sleeps with generous bounds; ordering uses
+ * sleeps of clearly different lengths. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
