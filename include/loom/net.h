@@ -185,6 +185,21 @@ LOOM_EXTERN int loom_getnameinfo(const struct sockaddr *addr, int flags,
                                  char *host, size_t hostlen, char *service,
                                  size_t servlen);
 
+/* ---- addresses ------------------------------------------------------------------ */
+
+/* Writes an IPv4 or IPv6 socket address with its port into buf, for logs
+ * and messages: "127.0.0.1:8080", "[::1]:8080" (IPv6 in brackets, as in a
+ * URL; a link-local address keeps its zone by number: "[fe80::1%2]:8080").
+ * Never suspends, needs no runtime. Returns the length written (without
+ * the NUL), or UV_EINVAL for a NULL sa (or a NULL buf with size > 0),
+ * UV_ENOSPC if buf cannot hold the text and its NUL, UV_EAFNOSUPPORT for
+ * another family (AF_UNIX...). On every error buf, if size > 0, holds the
+ * empty string: never a truncated address. LOOM_ADDRSTRLEN bytes always
+ * suffice (the longest IPv6 text, a 32-bit zone, a port, brackets). */
+#define LOOM_ADDRSTRLEN 72
+LOOM_EXTERN int loom_addr_format(const struct sockaddr *sa, char *buf,
+                                 size_t size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,9 +1,13 @@
-/* Internal declarations shared by the io layer. */
+/* Internal declarations shared by the io layer: the one-shot request a
+ * task waits for (req.c), the stream object (stream.c) and what tcp.c and
+ * server.c need of it, and the address helpers (dns.c). The life every io
+ * object shares is in obj.h. */
 #ifndef LOOM_IO_IO_H
 #define LOOM_IO_IO_H
 
 #include "core/internal.h"
 #include "loom/net.h"
+#include "obj.h"
 
 /* A one-shot libuv request a task waits for (req.c). The request is heap
  * memory owned by libuv until its callback has run; the waiter is in the
@@ -50,9 +54,7 @@ struct loom_stream_s {
     uv_pipe_t pipe;
     uv_tty_t tty;
   } u;
-  loom_t *rt;
-  loom__io_t io;                 /* on the runtime's list until freed */
-  void *token;                   /* the user's handle; NULL once closed */
+  loom__obj_t obj;               /* list, handle, refs (obj.h) */
   /* read side: buffered bytes are rbuf[rstart, rend) */
   char *rbuf;
   size_t rcap, rstart, rend;
@@ -73,8 +75,6 @@ struct loom_stream_s {
   int werr;                      /* sticky write error */
   /* life */
   int closing;                   /* close requested: flush, then uv_close */
-  int dead;                      /* the close callback has run */
-  int refs;                      /* public calls in progress */
   int is_tcp;
   /* direct reads: loom_read's buffer, while its caller waits */
   char *direct;
@@ -83,10 +83,18 @@ struct loom_stream_s {
   loom_task_t *reader_task;
 };
 
-int loom__stream_new(loom_stream_t **out, loom_t *rt);
+/* A new stream whose libuv handle is initialised: type UV_TCP,
+ * UV_NAMED_PIPE, or UV_TTY on fd (fd is used for nothing else). On failure
+ * nothing is left to free. */
+int loom__stream_new(loom_stream_t **out, loom_t *rt, uv_handle_type type,
+                     int fd);
 /* Gives the stream its public handle (*out). UV_ENOMEM: the caller
  * closes it. */
-int loom__stream_publish(loom_stream_t *s, loom_stream_t **out);
+static inline int loom__stream_publish(loom_stream_t *s, loom_stream_t **out) {
+  int rc = loom__obj_publish(&s->obj, LOOM__H_STREAM);
+  if (rc == 0) *out = s->obj.token;
+  return rc;
+}
 /* The stream behind handle h, or NULL (stale, closed, not a stream). */
 static inline loom_stream_t *loom__stream_get(loom_stream_t *h) {
   return loom__handle_get(NULL, h, LOOM__H_STREAM);
@@ -95,23 +103,34 @@ static inline loom_stream_t *loom__stream_get(loom_stream_t *h) {
 void loom__stream_close(loom_stream_t *s);
 /* Closes a stream whose handle was initialised (any state). */
 void loom__stream_close_now(loom_stream_t *s);
-/* Keeps the struct alive across a close (server.c). */
-void loom__stream_ref(loom_stream_t *s);
-void loom__stream_unref(loom_stream_t *s);
-/* Frees a stream whose handle was never initialised. */
-void loom__stream_free(loom_stream_t *s);
 /* Closes a listener by object (shutdown, the handle's close). */
 void loom__listener_close(loom_listener_t *l);
+
+/* ---- addresses (dns.c) ---- */
+
+/* getaddrinfo for host:port (host NULL: the passive address). */
 int loom__resolve(const char *host, int port, int socktype,
                   struct addrinfo **res);
 /* A numeric address (or NULL: any IPv4 address) without a lookup, as
  * asyncio does; UV_EINVAL if host is a name. */
 int loom__numeric_addr(const char *host, int port, struct sockaddr_storage *ss);
-/* The address to bind for host:port: numeric without a lookup (in *ss), else
- * the first getaddrinfo result (*res, to free with uv_freeaddrinfo). NULL on
- * failure, with *rc set. */
-const struct sockaddr *loom__local_addr(const char *host, int port, int socktype,
-                                       struct sockaddr_storage *ss,
-                                       struct addrinfo **res, int *rc);
+/* The port of an IPv4 or IPv6 address, in host order. */
+int loom__addr_port(const struct sockaddr *sa);
+
+/* The local address a socket binds to (loom_tcp_listen, loom_udp_bind). */
+typedef struct {
+  struct sockaddr_storage ss;  /* a numeric host's address */
+  struct addrinfo *res;        /* a looked-up host's; NULL for a numeric one */
+  const struct sockaddr *sa;   /* the address: &ss or res->ai_addr */
+} loom__bind_addr_t;
+/* What every bind does first: the runtime running on this thread (*rt;
+ * LOOM_ENOTASK without one), and the address of host:port, numeric without
+ * a lookup, else the first getaddrinfo result. On success the caller frees
+ * it with loom__bind_addr_free once bound. */
+int loom__bind_addr(loom_t **rt, loom__bind_addr_t *a, const char *host,
+                    int port, int socktype);
+static inline void loom__bind_addr_free(loom__bind_addr_t *a) {
+  uv_freeaddrinfo(a->res);
+}
 
 #endif

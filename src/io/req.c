@@ -26,7 +26,7 @@
 #include "io.h"
 
 typedef struct {
-  loom__waiter_t w; /* first: the waiter's address is the struct's */
+  loom__waiter_t w;
   loom__req_t *r;
 } rwait_t;
 
@@ -39,7 +39,9 @@ static void abandon(loom__req_t *r) {
     uv_cancel(&r->u.req); /* thread-pool requests only; others complete */
 }
 
-static void on_interrupt(loom__waiter_t *w) { abandon(((rwait_t *)w)->r); }
+static void on_interrupt(loom__waiter_t *w) {
+  abandon(loom__container_of(w, rwait_t, w)->r);
+}
 
 loom__req_t *loom__req_new(void) {
   loom__req_t *r = calloc(1, sizeof(*r));
@@ -56,7 +58,7 @@ int loom__req_wait(loom__req_t *r) {
     abandon(r);
     return rc;
   }
-  rwait_t rw = {{self, on_interrupt, 0, 0}, r};
+  rwait_t rw = {.w = {.task = self, .cancel = on_interrupt}, .r = r};
   r->w = &rw.w;
   rc = loom__park(&rw.w);
   /* Woken by the callback (r->w was cleared there), or interrupted

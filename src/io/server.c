@@ -23,9 +23,8 @@
 #include "io.h"
 
 struct loom_server_s {
-  loom_t *rt;
-  loom__io_t io;              /* on the runtime's list until freed */
-  void *token;                /* the user's handle; NULL once closed */
+  loom__obj_t obj;            /* list and handle (obj.h); no libuv handle
+                                 of its own, so no refs */
   loom_listener_t *listener;  /* a listener handle */
   loom_handler_fn handler;
   void *arg;
@@ -50,23 +49,19 @@ static loom_server_t *sget(loom_server_t *h) {
   return loom__handle_get(NULL, h, LOOM__H_SERVER);
 }
 
-static void server_free(loom_server_t *srv) {
-  if (srv->token) loom__handle_drop(srv->rt, srv->token);
-  loom__io_remove(srv->rt, &srv->io);
-  free(srv);
-}
+static void server_free(loom_server_t *srv) { loom__obj_free(&srv->obj); }
 
 static int run_handler(void *p) {
   conn_t *c = p; /* freed at the end: loom_server_close looks at it */
   loom_server_t *srv = c->srv;
   /* Hold the struct: the handler may close (and so free) the stream. */
   loom_stream_t *s = loom__stream_get(c->s);
-  loom__stream_ref(s);
+  loom__obj_ref(&s->obj);
   int rc = srv->handler(c->s, srv->arg);
   /* The handler owns s and normally closes it; if it did not (it failed, or
    * was cancelled), close it here. */
   loom__stream_close(s);
-  loom__stream_unref(s);
+  loom__obj_unref(&s->obj);
   srv->active--;
   if (srv->max) loom_sem_release(&srv->slots);
   free(c);
@@ -140,12 +135,12 @@ static int acceptor(void *p) {
 /* Shutdown found the server left open: its acceptor has ended already (every
  * task has); its listener is closed as an object of its own. */
 static int io_close(loom__io_t *o, int force) {
-  loom_server_t *srv = (loom_server_t *)((char *)o - offsetof(loom_server_t, io));
+  loom_server_t *srv = loom__obj_of(o);
   (void)force;
-  loom_task_t *t = loom__task_of(srv->rt, srv->acceptor);
+  loom_task_t *t = loom__task_of(srv->obj.rt, srv->acceptor);
   if (t && !t->consumed && t->state == LOOM__DONE) {
     t->consumed = t->detached = 1;
-    loom__release(srv->rt, t);
+    loom__release(srv->obj.rt, t);
   }
   server_free(srv);
   return 1;
@@ -161,17 +156,18 @@ int loom_serve(loom_server_t **out, const char *host, int port,
   if (!self) return LOOM_ENOTASK;
   loom_server_t *srv = calloc(1, sizeof(*srv));
   if (!srv) return UV_ENOMEM;
-  srv->rt = self->rt;
+  /* Without a libuv handle this cannot fail. */
+  (void)loom__obj_setup(&srv->obj, srv, self->rt, "server", io_close, NULL,
+                        UV_UNKNOWN_HANDLE, -1);
   srv->handler = handler;
   srv->arg = arg;
   srv->max = opts ? opts->max_connections : 0;
   if (srv->max) loom_sem_init(&srv->slots, (unsigned)srv->max);
   loom_event_init(&srv->started);
-  loom__io_add(srv->rt, &srv->io, "server", io_close);
   int rc = loom_tcp_listen(&srv->listener, host, port, opts ? opts->backlog : 0);
-  if (rc == 0) rc = loom__handle_new(srv->rt, LOOM__H_SERVER, srv, &srv->token);
+  if (rc == 0) rc = loom__obj_publish(&srv->obj, LOOM__H_SERVER);
   if (rc == 0) {
-    loom_task_opts_t o = {"loom-server", 0};
+    loom_task_opts_t o = {.name = "loom-server"};
     rc = loom_spawn_ex(&srv->acceptor, acceptor, srv, &o);
     if (rc == 0) {
       /* Wait until the acceptor has started, so that a server that cannot
@@ -189,7 +185,7 @@ int loom_serve(loom_server_t **out, const char *host, int port,
     server_free(srv);
     return rc;
   }
-  *out = srv->token;
+  *out = srv->obj.token;
   return 0;
 }
 
@@ -216,8 +212,7 @@ int loom_server_close(loom_server_t *h, uint64_t grace_ms) {
   /* Closing waits for the acceptor, which only a task can do. */
   loom_task_t *self = loom__self();
   if (!self) return LOOM_ENOTASK;
-  loom__handle_drop(srv->rt, srv->token);
-  srv->token = NULL;
+  loom__obj_unpublish(&srv->obj);
   srv->grace_ms = grace_ms;
   srv->closing = 1;
   /* Wake the acceptor without cancelling it (a cancelled opener would

@@ -45,57 +45,37 @@ typedef struct {
 
 static int io_close(loom__io_t *o, int force);
 
-int loom__stream_new(loom_stream_t **out, loom_t *rt) {
+static void release(void *p) { free(((loom_stream_t *)p)->rbuf); }
+
+int loom__stream_new(loom_stream_t **out, loom_t *rt, uv_handle_type type,
+                     int fd) {
+  /* A UDP socket (open_fd) has no room in the handle union. */
+  if (type != UV_TCP && type != UV_NAMED_PIPE && type != UV_TTY) return UV_EINVAL;
   loom_stream_t *s = calloc(1, sizeof(*s));
   if (!s) return UV_ENOMEM;
-  s->rt = rt;
+  int rc = loom__obj_setup(&s->obj, s, rt, "stream", io_close, &s->u.handle,
+                           type, fd);
+  if (rc) return rc;
+  s->obj.release = release;
+  s->is_tcp = type == UV_TCP;
   s->limit = LOOM_STREAM_LIMIT;
   s->high_water = HIGH_WATER;
   s->low_water = HIGH_WATER / 4;
-  s->u.handle.data = s;
-  loom__io_add(rt, &s->io, "stream", io_close);
   *out = s;
   return 0;
 }
 
-int loom__stream_publish(loom_stream_t *s, loom_stream_t **out) {
-  void *h;
-  int rc = loom__handle_new(s->rt, LOOM__H_STREAM, s, &h);
-  if (rc) return rc;
-  s->token = h;
-  *out = h;
-  return 0;
-}
-
-/* The handle is stale from now on; the object lives until closed. */
-static void unpublish(loom_stream_t *s) {
-  if (!s->token) return;
-  loom__handle_drop(s->rt, s->token);
-  s->token = NULL;
-}
-
-void loom__stream_free(loom_stream_t *s) {
-  unpublish(s);
-  loom__io_remove(s->rt, &s->io);
-  free(s->rbuf);
-  free(s);
-}
-
 static void on_closed(uv_handle_t *h) {
   loom_stream_t *s = h->data;
-  s->dead = 1;
-  if (s->refs == 0) loom__stream_free(s);
+  loom__obj_closed(&s->obj);
 }
 
 /* Every public call that may suspend holds a reference for its duration. */
-static void ref(loom_stream_t *s) { s->refs++; }
+static void ref(loom_stream_t *s) { loom__obj_ref(&s->obj); }
 static int unref(loom_stream_t *s, int rc) {
-  if (--s->refs == 0 && s->dead) loom__stream_free(s);
+  loom__obj_unref(&s->obj);
   return rc;
 }
-
-void loom__stream_ref(loom_stream_t *s) { ref(s); }
-void loom__stream_unref(loom_stream_t *s) { unref(s, 0); }
 
 /* reset: a TCP stream ends with RST instead of FIN (loom_abort). */
 static void close_now(loom_stream_t *s, int reset) {
@@ -115,7 +95,7 @@ static void read_stop(loom_stream_t *s);
 
 /* loom_close: flush what is queued, then close. */
 void loom__stream_close(loom_stream_t *s) {
-  unpublish(s);
+  loom__obj_unpublish(&s->obj);
   if (s->closing) return;
   s->closing = 1;
   read_stop(s);
@@ -130,14 +110,14 @@ void loom__stream_close(loom_stream_t *s) {
 
 /* Shutdown closes what the program left open (runtime.c). */
 static int io_close(loom__io_t *o, int force) {
-  loom_stream_t *s = (loom_stream_t *)((char *)o - offsetof(loom_stream_t, io));
+  loom_stream_t *s = loom__obj_of(o);
   if (uv_is_closing(&s->u.handle)) return 0;
   int left_open = !s->closing, unsent = s->queued > 0;
   if (!force) {
     loom__stream_close(s);
     return left_open;
   }
-  unpublish(s);
+  loom__obj_unpublish(&s->obj);
   close_now(s, 1);
   return unsent;
 }
@@ -244,11 +224,13 @@ wake:
 }
 
 typedef struct {
-  loom__waiter_t w; /* first: the waiter's address is the struct's */
+  loom__waiter_t w;
   loom_stream_t *s;
 } swait_t;
 
-static void unhook_reader(loom__waiter_t *w) { ((swait_t *)w)->s->reader = NULL; }
+static void unhook_reader(loom__waiter_t *w) {
+  loom__container_of(w, swait_t, w)->s->reader = NULL;
+}
 
 /* Waits until more data, EOF or an error arrives. */
 static int wait_data(loom_stream_t *s) {
@@ -271,7 +253,7 @@ static int wait_data(loom_stream_t *s) {
   }
   /* Reading stays on after this wait: stopping and restarting it would
    * cost epoll_ctl calls per read. The limit bounds what is buffered. */
-  swait_t wt = {{self, unhook_reader, 0, 0}, s};
+  swait_t wt = {.w = {.task = self, .cancel = unhook_reader}, .s = s};
   s->reader = &wt.w;
   s->reader_task = self;
   rc = loom__park(&wt.w);
@@ -439,7 +421,7 @@ int loom_read_all(loom_stream_t *h, char **data, size_t *len, size_t max) {
 /* ---- writing ------------------------------------------------------------------------ */
 
 static void on_write(uv_write_t *req, int status) {
-  wreq_t *w = (wreq_t *)req;
+  wreq_t *w = loom__container_of(req, wreq_t, req);
   loom_stream_t *s = w->s;
   s->queued -= w->len;
   free(w);
@@ -624,7 +606,7 @@ int loom_abort(loom_stream_t *h) {
   if (!h) return UV_EINVAL;
   loom_stream_t *s = loom__stream_get(h);
   if (!s) return UV_EBADF;
-  unpublish(s);
+  loom__obj_unpublish(&s->obj);
   close_now(s, 1); /* TCP: RST, so the peer knows the stream was aborted */
   return 0;
 }

@@ -32,16 +32,8 @@ static void abandon_connect(loom__req_t *r) { loom__stream_close_now(r->data); }
 static int connect_stream(loom_stream_t **out, loom_task_t *self,
                           const struct sockaddr *addr, const char *path) {
   loom_stream_t *s;
-  int rc = loom__stream_new(&s, self->rt);
+  int rc = loom__stream_new(&s, self->rt, addr ? UV_TCP : UV_NAMED_PIPE, -1);
   if (rc) return rc;
-  rc = addr ? uv_tcp_init(self->rt->loop, &s->u.tcp)
-            : uv_pipe_init(self->rt->loop, &s->u.pipe, 0);
-  if (rc) {
-    loom__stream_free(s);
-    return rc;
-  }
-  s->u.handle.data = s;
-  s->is_tcp = addr != NULL;
   loom__req_t *r = loom__req_new();
   if (!r) {
     loom__stream_close_now(s);
@@ -126,23 +118,8 @@ int loom_stream_open_fd(loom_stream_t **out, int fd) {
     return UV_EINVAL;
   }
   loom_stream_t *s;
-  int rc = loom__stream_new(&s, rt);
+  int rc = loom__stream_new(&s, rt, t, fd); /* UV_EINVAL for UDP */
   if (rc) return rc;
-  if (t == UV_TTY) {
-    rc = uv_tty_init(rt->loop, &s->u.tty, fd, 0);
-  } else if (t == UV_TCP) {
-    rc = uv_tcp_init(rt->loop, &s->u.tcp);
-    s->is_tcp = 1;
-  } else if (t == UV_NAMED_PIPE) {
-    rc = uv_pipe_init(rt->loop, &s->u.pipe, 0);
-  } else {
-    rc = UV_EINVAL;
-  }
-  if (rc) {
-    loom__stream_free(s);
-    return rc;
-  }
-  s->u.handle.data = s;
   if (t == UV_TCP) rc = uv_tcp_open(&s->u.tcp, fd);
   else if (t != UV_TTY) rc = uv_pipe_open(&s->u.pipe, fd);
   if (rc == 0) rc = loom__stream_publish(s, out);
@@ -159,20 +136,12 @@ struct loom_listener_s {
     uv_tcp_t tcp;
     uv_pipe_t pipe;
   } u;
-  loom_t *rt;
-  loom__io_t io;              /* on the runtime's list until freed */
-  void *token;                /* the user's handle; NULL once closed */
+  loom__obj_t obj;            /* list, handle, refs (obj.h) */
   loom__waiter_t *acceptor;   /* the task waiting in loom_accept */
   int pending;                /* connections waiting to be accepted */
   int error;                  /* last listen error (EMFILE...) */
   int is_tcp;
-  int refs, dead;
 };
-
-static void listener_free(loom_listener_t *l) {
-  loom__io_remove(l->rt, &l->io);
-  free(l);
-}
 
 static loom_listener_t *lget(loom_listener_t *h) {
   return loom__handle_get(NULL, h, LOOM__H_LISTENER);
@@ -180,8 +149,7 @@ static loom_listener_t *lget(loom_listener_t *h) {
 
 static void on_listener_closed(uv_handle_t *h) {
   loom_listener_t *l = h->data;
-  l->dead = 1;
-  if (l->refs == 0) listener_free(l);
+  loom__obj_closed(&l->obj);
 }
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -207,17 +175,14 @@ static int listen_on(loom_listener_t *l, int backlog) {
 
 /* Stops listening; a task waiting in accept wakes with UV_EBADF. */
 void loom__listener_close(loom_listener_t *l) {
-  if (l->token) {
-    loom__handle_drop(l->rt, l->token);
-    l->token = NULL;
-  }
+  loom__obj_unpublish(&l->obj);
   if (uv_is_closing(&l->u.handle)) return;
   if (l->acceptor) loom__wake(l->acceptor, UV_EBADF);
   uv_close(&l->u.handle, on_listener_closed);
 }
 
 static int listener_io_close(loom__io_t *o, int force) {
-  loom_listener_t *l = (loom_listener_t *)((char *)o - offsetof(loom_listener_t, io));
+  loom_listener_t *l = loom__obj_of(o);
   (void)force;
   if (uv_is_closing(&l->u.handle)) return 0;
   loom__listener_close(l);
@@ -227,16 +192,10 @@ static int listener_io_close(loom__io_t *o, int force) {
 static int listener_new(loom_t *rt, int is_tcp, loom_listener_t **out) {
   loom_listener_t *l = calloc(1, sizeof(*l));
   if (!l) return UV_ENOMEM;
-  l->rt = rt;
+  int rc = loom__obj_setup(&l->obj, l, rt, "listener", listener_io_close,
+                           &l->u.handle, is_tcp ? UV_TCP : UV_NAMED_PIPE, -1);
+  if (rc) return rc;
   l->is_tcp = is_tcp;
-  int rc = is_tcp ? uv_tcp_init(rt->loop, &l->u.tcp)
-                  : uv_pipe_init(rt->loop, &l->u.pipe, 0);
-  if (rc) {
-    free(l);
-    return rc;
-  }
-  l->u.handle.data = l;
-  loom__io_add(rt, &l->io, "listener", listener_io_close);
   *out = l;
   return 0;
 }
@@ -250,30 +209,24 @@ static int listener_finish(loom_listener_t *l, int bind_rc, int backlog,
   }
   int rc = listen_on(l, backlog);
   if (rc) return rc;
-  rc = loom__handle_new(l->rt, LOOM__H_LISTENER, l, &l->token);
-  if (rc) {
-    uv_close(&l->u.handle, on_listener_closed);
-    return rc;
-  }
-  *out = l->token;
-  return 0;
+  rc = loom__obj_publish(&l->obj, LOOM__H_LISTENER);
+  if (rc == 0) *out = l->obj.token;
+  else uv_close(&l->u.handle, on_listener_closed);
+  return rc;
 }
 
 int loom_tcp_listen(loom_listener_t **out, const char *host, int port,
                     int backlog) {
   if (!out) return UV_EINVAL;
   *out = NULL;
-  loom_t *rt = loom_runtime();
-  if (!rt) return LOOM_ENOTASK;
-  struct sockaddr_storage ss;
-  struct addrinfo *res;
-  int rc;
-  const struct sockaddr *addr = loom__local_addr(host, port, SOCK_STREAM, &ss, &res, &rc);
-  if (!addr) return rc;
+  loom_t *rt;
+  loom__bind_addr_t a;
+  int rc = loom__bind_addr(&rt, &a, host, port, SOCK_STREAM);
+  if (rc) return rc;
   loom_listener_t *l;
   rc = listener_new(rt, 1, &l);
-  if (rc == 0) rc = listener_finish(l, uv_tcp_bind(&l->u.tcp, addr, 0), backlog, out);
-  uv_freeaddrinfo(res);
+  if (rc == 0) rc = listener_finish(l, uv_tcp_bind(&l->u.tcp, a.sa, 0), backlog, out);
+  loom__bind_addr_free(&a);
   return rc;
 }
 
@@ -297,9 +250,7 @@ int loom_listener_port(loom_listener_t *h) {
   struct sockaddr_storage ss;
   int len = sizeof(ss);
   int rc = uv_tcp_getsockname(&l->u.tcp, (struct sockaddr *)&ss, &len);
-  if (rc) return rc;
-  if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-  return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  return rc ? rc : loom__addr_port((struct sockaddr *)&ss);
 }
 
 typedef struct {
@@ -307,21 +258,15 @@ typedef struct {
   loom_listener_t *l;
 } lwait_t;
 
-static void unhook_acceptor(loom__waiter_t *w) { ((lwait_t *)w)->l->acceptor = NULL; }
+static void unhook_acceptor(loom__waiter_t *w) {
+  loom__container_of(w, lwait_t, w)->l->acceptor = NULL;
+}
 
 /* Takes one pending connection into a new stream. */
 static int take_connection(loom_listener_t *l, loom_stream_t **out) {
   loom_stream_t *s;
-  int rc = loom__stream_new(&s, l->rt);
+  int rc = loom__stream_new(&s, l->obj.rt, l->is_tcp ? UV_TCP : UV_NAMED_PIPE, -1);
   if (rc) return rc;
-  rc = l->is_tcp ? uv_tcp_init(l->rt->loop, &s->u.tcp)
-                 : uv_pipe_init(l->rt->loop, &s->u.pipe, 0);
-  if (rc) {
-    loom__stream_free(s);
-    return rc;
-  }
-  s->u.handle.data = s;
-  s->is_tcp = l->is_tcp;
   l->pending--;
   rc = uv_accept(&l->u.stream, &s->u.stream);
   if (rc) {
@@ -343,7 +288,7 @@ int loom_accept(loom_listener_t *h, loom_stream_t **out) {
   int rc = loom__check(self);
   if (rc) return rc;
   if (l->acceptor) return UV_EBUSY;
-  l->refs++;
+  loom__obj_ref(&l->obj);
   for (;;) {
     if (l->pending > 0) {
       rc = take_connection(l, out);
@@ -355,13 +300,13 @@ int loom_accept(loom_listener_t *h, loom_stream_t **out) {
       rc = UV_EBADF;
       break;
     }
-    lwait_t wt = {{self, unhook_acceptor, 0, 0}, l};
+    lwait_t wt = {.w = {.task = self, .cancel = unhook_acceptor}, .l = l};
     l->acceptor = &wt.w;
     rc = loom__park(&wt.w);
     l->acceptor = NULL;
     if (rc) break;
   }
-  if (--l->refs == 0 && l->dead) listener_free(l);
+  loom__obj_unref(&l->obj);
   return rc;
 }
 

@@ -16,11 +16,7 @@
 
 struct loom_udp_s {
   uv_udp_t h;
-  loom_t *rt;
-  loom__io_t io;                /* on the runtime's list until freed */
-  void *token;                  /* the user's handle; NULL once closed */
-  int refs;                     /* calls in progress */
-  int dead;                     /* the close callback has run */
+  loom__obj_t obj;              /* list, handle, refs (obj.h) */
   loom__waiter_t *receiver;
   char *dst;                    /* where the receiver wants the datagram */
   size_t dst_len;
@@ -39,15 +35,9 @@ typedef struct {
   loom_udp_t *u;
 } uwait_t;
 
-static void udp_free(loom_udp_t *u) {
-  loom__io_remove(u->rt, &u->io);
-  free(u);
-}
-
 static void on_closed(uv_handle_t *h) {
   loom_udp_t *u = h->data;
-  u->dead = 1;
-  if (u->refs == 0) udp_free(u);
+  loom__obj_closed(&u->obj);
 }
 
 static loom_udp_t *uget(loom_udp_t *h) {
@@ -55,17 +45,14 @@ static loom_udp_t *uget(loom_udp_t *h) {
 }
 
 static void udp_close(loom_udp_t *u) {
-  if (u->token) {
-    loom__handle_drop(u->rt, u->token);
-    u->token = NULL;
-  }
+  loom__obj_unpublish(&u->obj);
   if (uv_is_closing((uv_handle_t *)&u->h)) return;
   if (u->receiver) loom__wake(u->receiver, UV_EBADF);
   uv_close((uv_handle_t *)&u->h, on_closed);
 }
 
 static int io_close(loom__io_t *o, int force) {
-  loom_udp_t *u = (loom_udp_t *)((char *)o - offsetof(loom_udp_t, io));
+  loom_udp_t *u = loom__obj_of(o);
   (void)force;
   if (uv_is_closing((uv_handle_t *)&u->h)) return 0;
   udp_close(u);
@@ -75,36 +62,22 @@ static int io_close(loom__io_t *o, int force) {
 int loom_udp_bind(loom_udp_t **out, const char *host, int port) {
   if (!out) return UV_EINVAL;
   *out = NULL;
-  loom_t *rt = loom_runtime();
-  if (!rt) return LOOM_ENOTASK;
-  struct sockaddr_storage ss;
-  struct addrinfo *res;
-  int rc;
-  const struct sockaddr *addr = loom__local_addr(host, port, SOCK_DGRAM, &ss, &res, &rc);
-  if (!addr) return rc;
+  loom_t *rt;
+  loom__bind_addr_t a;
+  int rc = loom__bind_addr(&rt, &a, host, port, SOCK_DGRAM);
+  if (rc) return rc;
   loom_udp_t *u = calloc(1, sizeof(*u));
-  if (!u) {
-    uv_freeaddrinfo(res);
-    return UV_ENOMEM;
+  rc = u ? loom__obj_setup(&u->obj, u, rt, "UDP socket", io_close,
+                           (uv_handle_t *)&u->h, UV_UDP, -1)
+         : UV_ENOMEM;
+  if (rc == 0) {
+    rc = uv_udp_bind(&u->h, a.sa, 0);
+    if (rc == 0) rc = loom__obj_publish(&u->obj, LOOM__H_UDP);
+    if (rc == 0) *out = u->obj.token;
+    else uv_close((uv_handle_t *)&u->h, on_closed);
   }
-  u->rt = rt;
-  rc = uv_udp_init(rt->loop, &u->h);
-  if (rc) {
-    free(u);
-    uv_freeaddrinfo(res);
-    return rc;
-  }
-  u->h.data = u;
-  loom__io_add(rt, &u->io, "UDP socket", io_close);
-  rc = uv_udp_bind(&u->h, addr, 0);
-  uv_freeaddrinfo(res);
-  if (rc == 0) rc = loom__handle_new(rt, LOOM__H_UDP, u, &u->token);
-  if (rc) {
-    uv_close((uv_handle_t *)&u->h, on_closed);
-    return rc;
-  }
-  *out = u->token;
-  return 0;
+  loom__bind_addr_free(&a);
+  return rc;
 }
 
 int loom_udp_port(loom_udp_t *hd) {
@@ -114,14 +87,11 @@ int loom_udp_port(loom_udp_t *hd) {
   struct sockaddr_storage ss;
   int len = sizeof(ss);
   int rc = uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &len);
-  if (rc) return rc;
-  if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-  return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  return rc ? rc : loom__addr_port((struct sockaddr *)&ss);
 }
-
 static void on_sent(uv_udp_send_t *req, int status) {
   (void)status; /* datagrams are best effort, as in asyncio's sendto */
-  free(req);
+  free(loom__container_of(req, sreq_t, req));
 }
 
 int loom_udp_send(loom_udp_t *hd, const void *buf, size_t n,
@@ -173,7 +143,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 }
 
 static void unhook(loom__waiter_t *w) {
-  loom_udp_t *u = ((uwait_t *)w)->u;
+  loom_udp_t *u = loom__container_of(w, uwait_t, w)->u;
   uv_udp_recv_stop(&u->h);
   u->receiver = NULL;
 }
@@ -192,13 +162,13 @@ ssize_t loom_udp_recv(loom_udp_t *hd, void *buf, size_t n,
   u->from = from;
   rc = uv_udp_recv_start(&u->h, on_alloc, on_recv);
   if (rc) return rc;
-  uwait_t wt = {{self, unhook, 0, 0}, u};
+  uwait_t wt = {.w = {.task = self, .cancel = unhook}, .u = u};
   u->receiver = &wt.w;
-  u->refs++; /* a close while we wait must not free u under us */
+  loom__obj_ref(&u->obj); /* a close while we wait must not free u under us */
   rc = loom__park(&wt.w);
   u->receiver = NULL;
   ssize_t got = u->got;
-  if (--u->refs == 0 && u->dead) udp_free(u);
+  loom__obj_unref(&u->obj);
   return rc ? rc : got;
 }
 
