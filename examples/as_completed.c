@@ -56,8 +56,9 @@ static int job(void *p) {
 
 static int as_completed_main(void *arg) {
   (void)arg;
-  job_arg_t args[NJOBS] = {{"slow", 3000, ""}, {"fast", 1000, ""},
-                           {"medium", 2000, ""}};
+  job_arg_t args[NJOBS] = {{.name = "slow", .delay_ms = 3000},
+                           {.name = "fast", .delay_ms = 1000},
+                           {.name = "medium", .delay_ms = 2000}};
   /* tasks[i] runs args[i]; set to NULL once joined. */
   loom_task_t *tasks[NJOBS] = {NULL};
   uint64_t t0 = loom_now();

@@ -65,74 +65,31 @@
  *     server: 3 connections at once at most
  *     server closed
  */
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <loom.h>
 
+#include "common/server_log.h" /* stream_addr, log_say, server_args */
+
 #define DEFAULT_PORT 8888
 #define NCLIENTS 3        /* self-test clients */
 #define NLINES 3          /* lines each client sends */
 #define BLOCK_SIZE 16384  /* then one block of this size */
-#define LOG_MAX 64        /* server lines kept in the self-test */
-
-/* One line the server said, and the client it was about. */
-typedef struct {
-  char peer[64];
-  char text[128];
-} log_entry_t;
 
 /* The server's state, shared by its connection handlers. */
 typedef struct {
-  int record;               /* self-test: keep the lines instead of printing */
-  log_entry_t log[LOG_MAX];
-  int nlog;
+  server_log_t log;
   int active, peak;         /* connections open now / at most */
 } server_t;
-
-/* "127.0.0.1:50718" or "[::1]:50718". */
-static void format_addr(const struct sockaddr_storage *ss, char *buf, size_t size) {
-  char ip[64] = "?";
-  if (ss->ss_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-    uv_ip4_name(a, ip, sizeof ip);
-    snprintf(buf, size, "%s:%d", ip, ntohs(a->sin_port));
-  } else if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-    uv_ip6_name(a, ip, sizeof ip);
-    snprintf(buf, size, "[%s]:%d", ip, ntohs(a->sin6_port));
-  } else {
-    snprintf(buf, size, "?");
-  }
-}
-
-/* What the server prints, about the client at `peer`. */
-static void server_say(server_t *srv, const char *peer, const char *fmt, ...) {
-  char text[128];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(text, sizeof text, fmt, ap);
-  va_end(ap);
-  if (!srv->record) {
-    printf("%s\n", text);
-    return;
-  }
-  if (srv->nlog == LOG_MAX) return; /* the self-test makes far fewer */
-  log_entry_t *e = &srv->log[srv->nlog++];
-  snprintf(e->peer, sizeof e->peer, "%s", peer);
-  snprintf(e->text, sizeof e->text, "%s", text);
-}
 
 /* handle_echo: runs in a task of its own for each connection, and owns s. */
 static int handle_echo(loom_stream_t *s, void *arg) {
   server_t *srv = arg;
-  char peer[64] = "?";
-  struct sockaddr_storage addr;
-  if (loom_stream_peername(s, &addr) == 0) format_addr(&addr, peer, sizeof peer);
-  server_say(srv, peer, "connection from %s", peer);
+  char peer[LOOM_ADDRSTRLEN];
+  stream_addr(s, 1, peer, sizeof peer);
+  log_say(&srv->log, peer, "connection from %s", peer);
   if (++srv->active > srv->peak) srv->peak = srv->active;
 
   char buf[1024];
@@ -158,10 +115,10 @@ static int handle_echo(loom_stream_t *s, void *arg) {
   /* A reset by the client, or the server closing (Ctrl-C): the error is this
    * connection's, not the server's. Report it and return 0. */
   if (rc < 0)
-    server_say(srv, peer, "connection closed %s (%zu bytes echoed; %s)", peer,
+    log_say(&srv->log, peer, "connection closed %s (%zu bytes echoed; %s)", peer,
                echoed, loom_strerror(rc));
   else
-    server_say(srv, peer, "connection closed %s (%zu bytes echoed)", peer, echoed);
+    log_say(&srv->log, peer, "connection closed %s (%zu bytes echoed)", peer, echoed);
   return 0;
 }
 
@@ -192,7 +149,7 @@ typedef struct {
   int id;
   int port;                /* the server's */
   loom_barrier_t *barrier; /* where the clients wait for each other */
-  char addr[64];           /* out: the client's own address */
+  char addr[LOOM_ADDRSTRLEN];           /* out: the client's own address */
   int lines_ok;            /* out: lines that came back intact */
   int block_ok;            /* out: 1 if the block came back intact */
 } client_t;
@@ -219,8 +176,7 @@ static int client(void *p) {
     free(block);
     return rc;
   }
-  struct sockaddr_storage me;
-  if (loom_stream_sockname(s, &me) == 0) format_addr(&me, c->addr, sizeof c->addr);
+  stream_addr(s, 0, c->addr, sizeof c->addr);
 
   for (int i = 0; i < NLINES && rc >= 0; i++) {
     char line[64], echo[64];
@@ -251,7 +207,7 @@ static int selftest(void) {
     fprintf(stderr, "echo_server: barrier: %s\n", loom_strerror(rc));
     return rc;
   }
-  server_t srv = {.record = 1};
+  server_t srv = {.log.record = 1};
   loom_server_t *server;
   rc = loom_serve(&server, "127.0.0.1", 0, handle_echo, &srv, NULL);
   if (rc < 0) {
@@ -264,7 +220,7 @@ static int selftest(void) {
   client_t clients[NCLIENTS];
   int statuses[NCLIENTS] = {0};
   for (int i = 0; i < NCLIENTS; i++)
-    clients[i] = (client_t){i, port, &barrier, "?", 0, 0};
+    clients[i] = (client_t){.id = i, .port = port, .barrier = &barrier, .addr = "?"};
   /* All the clients at once; every one is awaited (and, if we are
    * cancelled, cancelled and awaited) before this returns. */
   rc = loom_gather_map(client, clients, sizeof clients[0], NCLIENTS, statuses, 0);
@@ -291,16 +247,9 @@ static int selftest(void) {
              i, c->addr, c->lines_ok, NLINES, c->block_ok ? "the" : "not the");
   }
   /* The server's lines, grouped by client (matched by address). */
-  int shown = 0;
-  for (int i = 0; i < NCLIENTS; i++) {
-    printf("server, about client %d:\n", i);
-    for (int j = 0; j < srv.nlog; j++)
-      if (strcmp(srv.log[j].peer, clients[i].addr) == 0) {
-        printf("  %s\n", srv.log[j].text);
-        shown++;
-      }
-  }
-  if (shown != srv.nlog) printf("server: %d lines about unknown clients\n", srv.nlog - shown);
+  const char *addrs[NCLIENTS];
+  for (int i = 0; i < NCLIENTS; i++) addrs[i] = clients[i].addr;
+  log_print(&srv.log, "client", addrs, NCLIENTS);
   printf("server: %d connections at once at most\n", srv.peak);
   printf("server closed\n");
   return crc;
@@ -322,17 +271,8 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
-  int port = DEFAULT_PORT; /* -1: the self-test */
-  if (argc > 2) return usage();
-  if (argc == 2 && strcmp(argv[1], "--selftest") == 0) {
-    port = -1;
-  } else if (argc == 2) {
-    char *end;
-    errno = 0;
-    long v = strtol(argv[1], &end, 10);
-    if (errno || *end || end == argv[1] || v < 0 || v > 65535) return usage();
-    port = (int)v;
-  }
+  int port; /* -1: the self-test */
+  if (server_args(argc, argv, DEFAULT_PORT, &port) < 0) return usage();
   /* A server's lines should show up as they happen, even in a pipe. */
   setvbuf(stdout, NULL, _IOLBF, 0);
   int rc = loom_run(echo_main, &port);

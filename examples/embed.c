@@ -92,7 +92,7 @@ static void on_loom_shut_down(void *data) {
 static void spawn_job(host_t *host, job_t *job) {
   char name[LOOM_TASK_NAME_MAX + 1];
   snprintf(name, sizeof(name), "job-%d", job->id);
-  loom_task_opts_t opts = {name, 0};
+  loom_task_opts_t opts = {.name = name};
   printf("host: tick %d, spawning job %d\n", host->ticks, job->id);
   /* NULL handle: detached. The task starts later, in loom's scheduler pass
    * of this loop iteration, never inside loom_spawn_on(). */
@@ -120,7 +120,9 @@ static void on_tick(uv_timer_t *h) {
 
 int main(void) {
   static host_t host = {
-      .jobs = {{1, 50, 0, 0, 0}, {2, 50, 0, 0, 0}, {3, 10000, 0, 0, 0}}};
+      .jobs = {{.id = 1, .sleep_ms = 50},
+               {.id = 2, .sleep_ms = 50},
+               {.id = 3, .sleep_ms = 10000}}};
   int rc = uv_loop_init(&host.loop);
   if (rc < 0) {
     fprintf(stderr, "host: uv_loop_init: %s\n", loom_strerror(rc));

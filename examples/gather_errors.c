@@ -62,7 +62,7 @@ static int risky_op(void *p) {
 
 static int gather_errors_main(void *arg) {
   (void)arg;
-  op_arg_t args[NOPS] = {{"good1", ""}, {"bad", ""}, {"good2", ""}};
+  op_arg_t args[NOPS] = {{.name = "good1"}, {.name = "bad"}, {.name = "good2"}};
   int statuses[NOPS] = {0};
   uint64_t t0 = loom_now();
 

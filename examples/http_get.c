@@ -86,58 +86,12 @@
 
 #include <loom.h>
 
+#include "common/url.h" /* url_t, parse_url(): shared with http_head.c */
+
 #define DEFAULT_LIMIT 2
 #define MAX_RETRIES 3            /* after the first attempt */
 #define BACKOFF_MS 100           /* before the first retry; doubled for each next */
 #define ATTEMPT_TIMEOUT_MS 10000 /* one attempt, connect to last byte */
-
-/* ---- URLs ------------------------------------------------------------------------------- */
-
-typedef struct {
-  char host[256]; /* without the brackets of an IPv6 address */
-  int port;
-  char path[1024];
-} url_t;
-
-/* Splits "http://host[:port][/path]". Returns 0, UV_EPROTONOSUPPORT for
- * https, UV_EINVAL otherwise. */
-static int parse_url(const char *url, url_t *u) {
-  const char *p;
-  if (strncmp(url, "http://", 7) == 0)
-    p = url + 7;
-  else if (strncmp(url, "https://", 8) == 0)
-    return UV_EPROTONOSUPPORT; /* no TLS in loom */
-  else
-    return UV_EINVAL;
-  const char *host = p, *host_end;
-  if (*p == '[') { /* [::1] */
-    host = ++p;
-    p = strchr(p, ']');
-    if (!p) return UV_EINVAL;
-    host_end = p++;
-  } else {
-    p += strcspn(p, ":/?#");
-    host_end = p;
-  }
-  size_t hlen = (size_t)(host_end - host);
-  if (hlen == 0 || hlen >= sizeof u->host) return UV_EINVAL;
-  memcpy(u->host, host, hlen);
-  u->host[hlen] = '\0';
-  u->port = 80;
-  if (*p == ':') {
-    char *end;
-    long port = strtol(p + 1, &end, 10);
-    if (end == p + 1 || port < 1 || port > 65535) return UV_EINVAL;
-    u->port = (int)port;
-    p = end;
-  }
-  if (*p != '\0' && *p != '/' && *p != '?' && *p != '#') return UV_EINVAL;
-  /* The path and query go to the server; a #fragment does not. */
-  size_t plen = strcspn(p, "#");
-  if (plen + 2 > sizeof u->path) return UV_EINVAL;
-  snprintf(u->path, sizeof u->path, "%s%.*s", *p == '/' ? "" : "/", (int)plen, p);
-  return 0;
-}
 
 /* ---- one HTTP exchange ---------------------------------------------------------------- */
 
@@ -428,13 +382,13 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
-  job_t job = {argv + 1, argc - 1, DEFAULT_LIMIT, 0};
+  job_t job = {.urls = argv + 1, .n = argc - 1, .limit = DEFAULT_LIMIT};
   if (argc >= 2 && strcmp(argv[1], "--limit") == 0) {
     char *end;
     errno = 0;
     long v = argc >= 3 ? strtol(argv[2], &end, 10) : 0;
     if (argc < 3 || errno || *end || end == argv[2] || v < 1 || v > 1000) return usage();
-    job = (job_t){argv + 3, argc - 3, (int)v, 0};
+    job = (job_t){.urls = argv + 3, .n = argc - 3, .limit = (int)v};
   }
   if (job.n < 1) return usage();
   int rc = loom_run(http_get_main, &job);

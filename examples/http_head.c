@@ -82,55 +82,9 @@
 
 #include <loom.h>
 
+#include "common/url.h" /* url_t, parse_url(): shared with http_get.c */
+
 #define SELFTEST_LATENCY_MS 35 /* how long the self-test responder "thinks" */
-
-/* ---- URLs ------------------------------------------------------------------------------- */
-
-typedef struct {
-  char host[256]; /* without the brackets of an IPv6 address */
-  int port;
-  char path[1024];
-} url_t;
-
-/* Splits "http://host[:port][/path]" (urllib.parse.urlsplit, for http
- * only). Returns 0, UV_EPROTONOSUPPORT for https, UV_EINVAL otherwise. */
-static int parse_url(const char *url, url_t *u) {
-  const char *p;
-  if (strncmp(url, "http://", 7) == 0)
-    p = url + 7;
-  else if (strncmp(url, "https://", 8) == 0)
-    return UV_EPROTONOSUPPORT; /* no TLS in loom */
-  else
-    return UV_EINVAL;
-  const char *host = p, *host_end;
-  if (*p == '[') { /* [::1] */
-    host = ++p;
-    p = strchr(p, ']');
-    if (!p) return UV_EINVAL;
-    host_end = p++;
-  } else {
-    p += strcspn(p, ":/?#");
-    host_end = p;
-  }
-  size_t hlen = (size_t)(host_end - host);
-  if (hlen == 0 || hlen >= sizeof u->host) return UV_EINVAL;
-  memcpy(u->host, host, hlen);
-  u->host[hlen] = '\0';
-  u->port = 80;
-  if (*p == ':') {
-    char *end;
-    long port = strtol(p + 1, &end, 10);
-    if (end == p + 1 || port < 1 || port > 65535) return UV_EINVAL;
-    u->port = (int)port;
-    p = end;
-  }
-  if (*p != '\0' && *p != '/' && *p != '?' && *p != '#') return UV_EINVAL;
-  /* The path and query go to the server; a #fragment does not. */
-  size_t plen = strcspn(p, "#");
-  if (plen + 2 > sizeof u->path) return UV_EINVAL;
-  snprintf(u->path, sizeof u->path, "%s%.*s", *p == '/' ? "" : "/", (int)plen, p);
-  return 0;
-}
 
 /* ---- the two tasks ----------------------------------------------------------------- */
 
@@ -271,7 +225,7 @@ static int http_head_main(void *arg) {
     int port = loom_server_port(responder);
     printf("HTTP responder on 127.0.0.1:%d (self-test: it answers after %d ms)\n",
            port, SELFTEST_LATENCY_MS);
-    d.url = (url_t){"127.0.0.1", port, "/"};
+    d.url = (url_t){.host = "127.0.0.1", .port = port, .path = "/"};
   }
 
   /* task1 = create_task(print_http_headers(url)); task2 = create_task(cpu_work()) */

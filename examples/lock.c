@@ -90,7 +90,7 @@ static int run(account_t *a, int use_lock, uint64_t *ms) {
   loom_lock_init(&a->lock);
   depositor_t ds[NTASKS];
   int statuses[NTASKS] = {0};
-  for (int i = 0; i < NTASKS; i++) ds[i] = (depositor_t){a, i};
+  for (int i = 0; i < NTASKS; i++) ds[i] = (depositor_t){.acct = a, .id = i};
 
   uint64_t t0 = loom_now();
   int rc = loom_gather_map(depositor, ds, sizeof ds[0], NTASKS, statuses, 0);

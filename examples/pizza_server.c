@@ -65,66 +65,24 @@
  *     total: 2.0 s (one pizza at a time would take 6.0 s)
  *     server closed
  */
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <loom.h>
 
+#include "common/server_log.h" /* stream_addr, log_say, server_args */
+
 #define DEFAULT_PORT 8000
 #define PIZZA_MS 2000     /* how long a pizza takes */
 #define NCUSTOMERS 3      /* self-test customers */
-#define LOG_MAX 64        /* server lines kept in the self-test */
 
 static const char PIZZA[] = "Here's your pizza!";
 
-/* One line the server said, and the customer it was about. */
-typedef struct {
-  char peer[64];
-  char text[128];
-} log_entry_t;
-
 /* The server's state, shared by its connection handlers. */
 typedef struct {
-  int record;               /* self-test: keep the lines instead of printing */
-  log_entry_t log[LOG_MAX];
-  int nlog;
+  server_log_t log;
 } server_t;
-
-/* "127.0.0.1:50718" or "[::1]:50718". */
-static void format_addr(const struct sockaddr_storage *ss, char *buf, size_t size) {
-  char ip[64] = "?";
-  if (ss->ss_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-    uv_ip4_name(a, ip, sizeof ip);
-    snprintf(buf, size, "%s:%d", ip, ntohs(a->sin_port));
-  } else if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-    uv_ip6_name(a, ip, sizeof ip);
-    snprintf(buf, size, "[%s]:%d", ip, ntohs(a->sin6_port));
-  } else {
-    snprintf(buf, size, "?");
-  }
-}
-
-/* What the server prints, about the customer at `peer`. */
-static void server_say(server_t *srv, const char *peer, const char *fmt, ...) {
-  char text[128];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(text, sizeof text, fmt, ap);
-  va_end(ap);
-  if (!srv->record) {
-    printf("%s\n", text);
-    return;
-  }
-  if (srv->nlog == LOG_MAX) return; /* the self-test makes far fewer */
-  log_entry_t *e = &srv->log[srv->nlog++];
-  snprintf(e->peer, sizeof e->peer, "%s", peer);
-  snprintf(e->text, sizeof e->text, "%s", text);
-}
 
 /* Takes one order and delivers one pizza. Returns 0 or an error. */
 static int serve_customer(server_t *srv, loom_stream_t *s, const char *peer) {
@@ -134,11 +92,11 @@ static int serve_customer(server_t *srv, loom_stream_t *s, const char *peer) {
   ssize_t n = loom_read_line(s, order, sizeof order);
   if (n < 0) return (int)n;
   if (n == 0) {
-    server_say(srv, peer, "%s left without ordering", peer);
+    log_say(&srv->log, peer, "%s left without ordering", peer);
     return 0;
   }
   order[strcspn(order, "\r\n")] = '\0';
-  server_say(srv, peer, "order received: %s", order);
+  log_say(&srv->log, peer, "order received: %s", order);
 
   /* Making the pizza. Only this task waits: the server goes on accepting,
    * and the other handlers go on with their own pizzas. */
@@ -146,23 +104,22 @@ static int serve_customer(server_t *srv, loom_stream_t *s, const char *peer) {
   if (rc < 0) return rc; /* Ctrl-C: the kitchen closes */
   rc = loom_write(s, PIZZA, sizeof PIZZA - 1);
   if (rc < 0) return rc; /* the customer went away */
-  server_say(srv, peer, "pizza handed to %s", peer);
+  log_say(&srv->log, peer, "pizza handed to %s", peer);
   return 0;
 }
 
 /* handle_client: runs in a task of its own for each connection, and owns s. */
 static int handle_client(loom_stream_t *s, void *arg) {
   server_t *srv = arg;
-  char peer[64] = "?";
-  struct sockaddr_storage addr;
-  if (loom_stream_peername(s, &addr) == 0) format_addr(&addr, peer, sizeof peer);
-  server_say(srv, peer, "connection from %s", peer);
+  char peer[LOOM_ADDRSTRLEN];
+  stream_addr(s, 1, peer, sizeof peer);
+  log_say(&srv->log, peer, "connection from %s", peer);
   int rc = serve_customer(srv, s, peer);
   /* writer.close(): the pizza still queued is sent first. Never waits. */
   loom_close(s);
   /* The error is this connection's, not the server's: report it and
    * return 0. */
-  if (rc < 0) server_say(srv, peer, "connection from %s ended: %s", peer, loom_strerror(rc));
+  if (rc < 0) log_say(&srv->log, peer, "connection from %s ended: %s", peer, loom_strerror(rc));
   return 0;
 }
 
@@ -192,7 +149,7 @@ static int serve(int port) {
 typedef struct {
   int port;          /* the server's */
   const char *order;
-  char addr[64];     /* out: the customer's own address */
+  char addr[LOOM_ADDRSTRLEN];     /* out: the customer's own address */
   char answer[64];   /* out: what the server sent */
   uint64_t wait_ms;  /* out: from the order sent to the answer complete */
 } customer_t;
@@ -202,8 +159,7 @@ static int customer(void *p) {
   loom_stream_t *s;
   int rc = loom_tcp_connect(&s, "127.0.0.1", c->port);
   if (rc < 0) return rc;
-  struct sockaddr_storage me;
-  if (loom_stream_sockname(s, &me) == 0) format_addr(&me, c->addr, sizeof c->addr);
+  stream_addr(s, 0, c->addr, sizeof c->addr);
 
   char line[96];
   int n = snprintf(line, sizeof line, "%s\n", c->order);
@@ -227,7 +183,7 @@ static int customer(void *p) {
 }
 
 static int selftest(void) {
-  server_t srv = {.record = 1};
+  server_t srv = {.log.record = 1};
   loom_server_t *server;
   int rc = loom_serve(&server, "127.0.0.1", 0, handle_client, &srv, NULL);
   if (rc < 0) {
@@ -241,7 +197,7 @@ static int selftest(void) {
   customer_t customers[NCUSTOMERS];
   int statuses[NCUSTOMERS] = {0};
   for (int i = 0; i < NCUSTOMERS; i++)
-    customers[i] = (customer_t){loom_server_port(server), orders[i], "?", "", 0};
+    customers[i] = (customer_t){.port = loom_server_port(server), .order = orders[i], .addr = "?"};
   /* All the customers at once; every one is awaited (and, if we are
    * cancelled, cancelled and awaited) before this returns. */
   uint64_t t0 = loom_now();
@@ -264,16 +220,9 @@ static int selftest(void) {
     printf("customer %d ordered %s: \"%s\" after %.1f s\n", i, customers[i].order,
            customers[i].answer, (double)customers[i].wait_ms / 1000.0);
   /* The server's lines, grouped by customer (matched by address). */
-  int shown = 0;
-  for (int i = 0; i < NCUSTOMERS; i++) {
-    printf("server, about customer %d:\n", i);
-    for (int j = 0; j < srv.nlog; j++)
-      if (strcmp(srv.log[j].peer, customers[i].addr) == 0) {
-        printf("  %s\n", srv.log[j].text);
-        shown++;
-      }
-  }
-  if (shown != srv.nlog) printf("server: %d lines about unknown customers\n", srv.nlog - shown);
+  const char *addrs[NCUSTOMERS];
+  for (int i = 0; i < NCUSTOMERS; i++) addrs[i] = customers[i].addr;
+  log_print(&srv.log, "customer", addrs, NCUSTOMERS);
   printf("total: %.1f s (one pizza at a time would take %.1f s)\n",
          (double)total_ms / 1000.0, NCUSTOMERS * PIZZA_MS / 1000.0);
   printf("server closed\n");
@@ -296,17 +245,8 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
-  int port = DEFAULT_PORT; /* -1: the self-test */
-  if (argc > 2) return usage();
-  if (argc == 2 && strcmp(argv[1], "--selftest") == 0) {
-    port = -1;
-  } else if (argc == 2) {
-    char *end;
-    errno = 0;
-    long v = strtol(argv[1], &end, 10);
-    if (errno || *end || end == argv[1] || v < 0 || v > 65535) return usage();
-    port = (int)v;
-  }
+  int port; /* -1: the self-test */
+  if (server_args(argc, argv, DEFAULT_PORT, &port) < 0) return usage();
   /* A server's lines should show up as they happen, even in a pipe. */
   setvbuf(stdout, NULL, _IOLBF, 0);
   int rc = loom_run(pizza_main, &port);

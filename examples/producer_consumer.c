@@ -132,7 +132,7 @@ static int producer(void *p) {
   shop_t *s = w->shop;
   for (int i = 0; i < NITEMS; i++) {
     item_t *it = &s->items[w->id][i];
-    *it = (item_t){w->id, i, item_cost_ms(w->id, i), 0, -1};
+    *it = (item_t){.producer = w->id, .index = i, .cost_ms = item_cost_ms(w->id, i), .order = -1};
     /* Waits while the queue is full: this is where a fast producer is held
      * back. Once put returns 0 the item is in the queue. */
     int rc = loom_queue_put(&s->q, it);
@@ -197,7 +197,7 @@ static int producer_consumer_main(void *arg) {
 
   for (; n < NPROD + NCONS; n++) {
     int is_prod = n < NPROD;
-    workers[n] = (worker_t){&shop, is_prod ? n : n - NPROD, 0};
+    workers[n] = (worker_t){.shop = &shop, .id = is_prod ? n : n - NPROD};
     rc = loom_spawn(&tasks[n], is_prod ? producer : consumer, &workers[n]);
     if (rc < 0) {
       fprintf(stderr, "producer_consumer: spawn %s %d: %s\n",

@@ -91,7 +91,7 @@ static int semaphore_limit_main(void *arg) {
   loom_sem_init_bounded(&lim.sem, LIMIT);
   request_t reqs[NREQ];
   int statuses[NREQ] = {0};
-  for (int i = 0; i < NREQ; i++) reqs[i] = (request_t){&lim, i, ""};
+  for (int i = 0; i < NREQ; i++) reqs[i] = (request_t){.lim = &lim, .id = i};
 
   /* asyncio.gather(*tasks): every request is a task, all awaited (and, if
    * we are cancelled, all cancelled and awaited) before this returns. */

@@ -80,7 +80,7 @@ static void print_list(const char *label, const unsigned *v, size_t n) {
 
 static int sort_main(void *p) {
   sort_arg_t *s = p;
-  sorted_t sorted = {calloc(s->n ? s->n : 1, sizeof(unsigned)), 0};
+  sorted_t sorted = {.out = calloc(s->n ? s->n : 1, sizeof(unsigned))};
   sleeper_arg_t *args = calloc(s->n ? s->n : 1, sizeof(*args));
   loom_task_t **tasks = calloc(s->n ? s->n : 1, sizeof(*tasks));
   if (!sorted.out || !args || !tasks) {
@@ -96,7 +96,7 @@ static int sort_main(void *p) {
   size_t spawned = 0;
   int rc = 0;
   for (; spawned < s->n; spawned++) {
-    args[spawned] = (sleeper_arg_t){s->values[spawned], &sorted};
+    args[spawned] = (sleeper_arg_t){.value = s->values[spawned], .sorted = &sorted};
     rc = loom_spawn(&tasks[spawned], sleeper, &args[spawned]);
     if (rc < 0) {
       fprintf(stderr, "sleep_sort: spawning task %zu: %s\n", spawned + 1,
@@ -158,7 +158,8 @@ static int usage(void) {
 int main(int argc, char **argv) {
   static unsigned builtin[] = {42, 7,  93, 15, 61, 3,  78, 29, 50, 11,
                                86, 34, 0,  67, 22, 99, 5,  71, 18, 56};
-  sort_arg_t s = {builtin, sizeof(builtin) / sizeof(builtin[0]), 1};
+  sort_arg_t s = {.values = builtin, .n = sizeof(builtin) / sizeof(builtin[0]),
+                  .verbose = 1};
   unsigned *owned = NULL;
 
   if (argc >= 2 && strcmp(argv[1], "--many") == 0) {
@@ -178,7 +179,7 @@ int main(int argc, char **argv) {
       x ^= x << 5;
       owned[i] = x % 100u;
     }
-    s = (sort_arg_t){owned, count, 0};
+    s = (sort_arg_t){.values = owned, .n = count, .verbose = 0};
   } else if (argc >= 2) {
     owned = malloc((size_t)(argc - 1) * sizeof(unsigned));
     if (!owned) {
@@ -195,7 +196,7 @@ int main(int argc, char **argv) {
       }
       owned[i - 1] = (unsigned)v;
     }
-    s = (sort_arg_t){owned, (size_t)(argc - 1), 1};
+    s = (sort_arg_t){.values = owned, .n = (size_t)(argc - 1), .verbose = 1};
   }
 
   int rc = loom_run(sort_main, &s);

@@ -65,7 +65,7 @@ static int task_group_main(void *arg) {
   }
   printf("fetching %d items in a task group\n", NITEMS);
   for (int i = 0; i < NITEMS; i++) {
-    args[i] = (fetch_arg_t){i, ""};
+    args[i] = (fetch_arg_t){.id = i};
     rc = loom_group_spawn(g, NULL, fetch, &args[i]);
     if (rc < 0) {
       /* Stop the children already started; the wait below still awaits

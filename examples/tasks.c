@@ -56,7 +56,8 @@ static int func(void *p) {
 static int tasks_main(void *arg) {
   (void)arg;
   uint64_t t0 = loom_now();
-  func_arg_t args[2] = {{"func1", 1000, t0, 0}, {"func2", 1000, t0, 0}};
+  func_arg_t args[2] = {{.name = "func1", .sleep_ms = 1000, .t0 = t0},
+                        {.name = "func2", .sleep_ms = 1000, .t0 = t0}};
   loom_task_t *tasks[2];
   int n = 0, rc = 0;
 

@@ -55,22 +55,6 @@
 #define NDGRAMS 3
 #define ECHO_TIMEOUT_MS 1000 /* how long the client waits for an echo */
 
-/* "127.0.0.1:50718" or "[::1]:50718". */
-static void format_addr(const struct sockaddr_storage *ss, char *buf, size_t size) {
-  char ip[64] = "?";
-  if (ss->ss_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-    uv_ip4_name(a, ip, sizeof ip);
-    snprintf(buf, size, "%s:%d", ip, ntohs(a->sin_port));
-  } else if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-    uv_ip6_name(a, ip, sizeof ip);
-    snprintf(buf, size, "[%s]:%d", ip, ntohs(a->sin6_port));
-  } else {
-    snprintf(buf, size, "?");
-  }
-}
-
 /* ---- the server -------------------------------------------------------------------------- */
 
 typedef struct {
@@ -88,8 +72,9 @@ static int udp_server(void *p) {
     /* Waits for the next datagram (a longer one is cut to the buffer). */
     ssize_t n = loom_udp_recv(srv->sock, buf, sizeof buf, &from);
     if (n < 0) return (int)n; /* UV_ECANCELED: main is done with us */
-    char peer[64];
-    format_addr(&from, peer, sizeof peer);
+    char peer[LOOM_ADDRSTRLEN];
+    if (loom_addr_format((const struct sockaddr *)&from, peer, sizeof peer) < 0)
+      snprintf(peer, sizeof peer, "?");
     printf("server: received \"%.*s\" from %s, sending it back\n", (int)n, buf, peer);
     int rc = loom_udp_send(srv->sock, buf, (size_t)n, (const struct sockaddr *)&from);
     if (rc < 0) {
@@ -129,8 +114,9 @@ static int ping(loom_udp_t *sock, const struct sockaddr_in *server, const char *
   const struct sockaddr_in *f = (const struct sockaddr_in *)&from;
   int from_server = from.ss_family == AF_INET && f->sin_port == server->sin_port &&
                     f->sin_addr.s_addr == server->sin_addr.s_addr;
-  char peer[64];
-  format_addr(&from, peer, sizeof peer);
+  char peer[LOOM_ADDRSTRLEN];
+  if (loom_addr_format((const struct sockaddr *)&from, peer, sizeof peer) < 0)
+    snprintf(peer, sizeof peer, "?");
   printf("client: received \"%.*s\" from %s\n", (int)n, buf,
          from_server ? "the server" : peer);
   return from_server && (size_t)n == len && memcmp(buf, msg, len) == 0;
@@ -175,7 +161,7 @@ static int udp_echo_main(void *arg) {
     fprintf(stderr, "udp_echo: server: bind: %s\n", loom_strerror(rc));
     return rc;
   }
-  client_t client = {loom_udp_port(srv.sock), 0};
+  client_t client = {.server_port = loom_udp_port(srv.sock)};
   printf("server on 127.0.0.1:%d\n", client.server_port);
 
   loom_task_t *server_task, *client_task;

@@ -70,8 +70,9 @@ static job_arg_t *arg_of(loom_task_t *t, loom_task_t **spawned,
 
 static int wait_main(void *arg) {
   (void)arg;
-  job_arg_t args[NJOBS] = {{"fast", 500, ""}, {"medium", 1000, ""},
-                           {"slow", 2000, ""}};
+  job_arg_t args[NJOBS] = {{.name = "fast", .delay_ms = 500},
+                           {.name = "medium", .delay_ms = 1000},
+                           {.name = "slow", .delay_ms = 2000}};
   loom_task_t *spawned[NJOBS]; /* in the order of args[] */
   loom_task_t *tasks[NJOBS];   /* the same handles, for loom_wait to reorder */
   uint64_t t0 = loom_now();

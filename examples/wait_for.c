@@ -70,7 +70,7 @@ static int slow_task(void *p) {
 
 /* The first form: a task under a timeout. */
 static int demo_wait_for(void) {
-  slow_arg_t arg = {""};
+  slow_arg_t arg = {.result = ""};
   uint64_t t0 = loom_now();
   printf("wait_for: a %.1f s task with a %.1f s timeout\n", SLOW_MS / 1000.0,
          TIMEOUT_MS / 1000.0);
@@ -101,7 +101,7 @@ static int demo_wait_for(void) {
 
 /* The second form: a timeout scope around a stretch of code. */
 static int demo_timeout_scope(void) {
-  slow_arg_t arg = {""};
+  slow_arg_t arg = {.result = ""};
   uint64_t t0 = loom_now();
   printf("timeout: a %.1f s operation in a %.1f s timeout scope\n",
          SLOW_MS / 1000.0, TIMEOUT_MS / 1000.0);
