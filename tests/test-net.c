@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -863,6 +864,53 @@ static void test_woken_reader_runs_at_once(void **state) {
   assert_int_equal(r.rc[4], 1);
 }
 
+/* ---- loom_addr_format ------------------------------------------------------------ */
+
+static void test_addr_format(void **state) {
+  (void)state;
+  char buf[LOOM_ADDRSTRLEN];
+  struct sockaddr_in a4;
+  struct sockaddr_in6 a6;
+  assert_loom_ok(uv_ip4_addr("127.0.0.1", 8080, &a4));
+  assert_int_equal(loom_addr_format((struct sockaddr *)&a4, buf, sizeof(buf)), 14);
+  assert_string_equal(buf, "127.0.0.1:8080");
+  assert_loom_ok(uv_ip6_addr("::1", 8080, &a6));
+  assert_int_equal(loom_addr_format((struct sockaddr *)&a6, buf, sizeof(buf)), 10);
+  assert_string_equal(buf, "[::1]:8080");
+  /* A link-local address keeps its zone; the longest text fits. */
+  assert_loom_ok(uv_ip6_addr("fe80::1", 80, &a6));
+  a6.sin6_scope_id = 2;
+  assert_true(loom_addr_format((struct sockaddr *)&a6, buf, sizeof(buf)) > 0);
+  assert_string_equal(buf, "[fe80::1%2]:80");
+  assert_loom_ok(uv_ip6_addr("1111:2222:3333:4444:5555:6666:7777:8888", 65535, &a6));
+  a6.sin6_scope_id = UINT32_MAX;
+  assert_int_equal(loom_addr_format((struct sockaddr *)&a6, buf, sizeof(buf)), 58);
+  /* Too small, by one and by more: UV_ENOSPC and an empty string, never
+   * a cut address; size 0 writes nothing. */
+  assert_loom_err(loom_addr_format((struct sockaddr *)&a4, buf, 14), UV_ENOSPC);
+  assert_string_equal(buf, "");
+  assert_int_equal(loom_addr_format((struct sockaddr *)&a4, buf, 15), 14);
+  assert_loom_err(loom_addr_format((struct sockaddr *)&a4, buf, 5), UV_ENOSPC);
+  assert_string_equal(buf, "");
+  buf[0] = 'x';
+  assert_loom_err(loom_addr_format((struct sockaddr *)&a4, buf, 0), UV_ENOSPC);
+  assert_int_equal(buf[0], 'x');
+  assert_loom_err(loom_addr_format((struct sockaddr *)&a4, NULL, 0), UV_ENOSPC);
+  /* NULL */
+  assert_loom_err(loom_addr_format(NULL, buf, sizeof(buf)), UV_EINVAL);
+  assert_string_equal(buf, "");
+  assert_loom_err(loom_addr_format((struct sockaddr *)&a4, NULL, 8), UV_EINVAL);
+  /* Another family */
+  struct sockaddr_un un;
+  memset(&un, 0, sizeof(un));
+  un.sun_family = AF_UNIX;
+  snprintf(un.sun_path, sizeof(un.sun_path), "/tmp/loom.sock");
+  strcpy(buf, "x");
+  assert_loom_err(loom_addr_format((struct sockaddr *)&un, buf, sizeof(buf)),
+                  UV_EAFNOSUPPORT);
+  assert_string_equal(buf, "");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_echo),
@@ -882,6 +930,7 @@ int main(void) {
       cmocka_unit_test(test_udp),
       cmocka_unit_test(test_dns),
       cmocka_unit_test(test_woken_reader_runs_at_once),
+      cmocka_unit_test(test_addr_format),
   };
   return HARNESS_RUN(tests);
 }
