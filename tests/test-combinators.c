@@ -43,7 +43,7 @@ static rec_t r;
 
 static void run(loom_fn fn, void *arg) {
   memset(&r, 0x55, sizeof(r));
-  assert_int_equal(loom_run(fn, arg), 0);
+  assert_loom_ok(loom_run(fn, arg));
 }
 
 /* ---- gather ---------------------------------------------------------------------- */
@@ -66,14 +66,14 @@ static int gather_ok_main(void *arg) {
 static void test_gather_all_succeed(void **state) {
   (void)state;
   run(gather_ok_main, NULL);
-  assert_int_equal(r.rc[0], 0);
+  assert_loom_ok(r.rc[0]);
   assert_int_equal(r.st[0], 1);
   assert_int_equal(r.st[1], 2);
   assert_int_equal(r.st[2], 3);
   assert_true(r.ms < 2000); /* concurrent; wall-clock lower bounds are
                               * unreliable: loop time is cached */
-  assert_int_equal(r.rc[1], LOOM_EBADTASK);
-  assert_int_equal(r.rc[2], 0);
+  assert_loom_err(r.rc[1], LOOM_EBADTASK);
+  assert_loom_ok(r.rc[2]);
 }
 
 static int gather_fail_main(void *arg) {
@@ -91,19 +91,19 @@ static int gather_fail_main(void *arg) {
 static void test_gather_one_fails(void **state) {
   (void)state;
   run(gather_fail_main, (void *)0);
-  assert_int_equal(r.rc[0], UV_EPIPE);
-  assert_int_equal(r.st[0], UV_EPIPE);
-  assert_int_equal(r.st[1], 0); /* the others ran to completion */
-  assert_int_equal(r.st[2], 0);
+  assert_loom_err(r.rc[0], UV_EPIPE);
+  assert_loom_err(r.st[0], UV_EPIPE);
+  assert_loom_ok(r.st[1]); /* the others ran to completion */
+  assert_loom_ok(r.st[2]);
   assert_int_equal(r.rc[1], 1);
 }
 static void test_gather_fail_fast(void **state) {
   (void)state;
   run(gather_fail_main, (void *)(uintptr_t)LOOM_FAIL_FAST);
-  assert_int_equal(r.rc[0], UV_EPIPE);
-  assert_int_equal(r.st[0], UV_EPIPE);
-  assert_int_equal(r.st[1], UV_ECANCELED); /* cancelled, and awaited */
-  assert_int_equal(r.st[2], UV_ECANCELED);
+  assert_loom_err(r.rc[0], UV_EPIPE);
+  assert_loom_err(r.st[0], UV_EPIPE);
+  assert_loom_err(r.st[1], UV_ECANCELED); /* cancelled, and awaited */
+  assert_loom_err(r.st[2], UV_ECANCELED);
   assert_true(r.ms < 60);
   assert_int_equal(r.rc[1], 1);
 }
@@ -132,11 +132,11 @@ static int gather_cancelled_main(void *arg) {
 static void test_gather_cancelled_from_outside(void **state) {
   (void)state;
   run(gather_cancelled_main, NULL);
-  assert_int_equal(r.rc[0], UV_ECANCELED);
-  assert_int_equal(r.st[0], UV_ECANCELED);
-  assert_int_equal(r.st[1], UV_ECANCELED);
+  assert_loom_err(r.rc[0], UV_ECANCELED);
+  assert_loom_err(r.st[0], UV_ECANCELED);
+  assert_loom_err(r.st[1], UV_ECANCELED);
   assert_int_equal(r.rc[1], 1);
-  assert_int_equal(r.rc[2], UV_ECANCELED);
+  assert_loom_err(r.rc[2], UV_ECANCELED);
   assert_true(r.ms < 2000);
 }
 
@@ -156,10 +156,10 @@ static int gather_timeout_main(void *arg) {
 static void test_gather_inherits_timeout(void **state) {
   (void)state;
   run(gather_timeout_main, NULL);
-  assert_int_equal(r.rc[0], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[0], UV_ETIMEDOUT);
   assert_int_equal(r.st[0], 7);
-  assert_int_equal(r.st[1], UV_ECANCELED);
-  assert_int_equal(r.rc[1], UV_ETIMEDOUT);
+  assert_loom_err(r.st[1], UV_ECANCELED);
+  assert_loom_err(r.rc[1], UV_ETIMEDOUT);
   assert_int_equal(r.rc[2], 1);
 }
 
@@ -181,15 +181,15 @@ static int gather_misuse_main(void *arg) {
 static void test_gather_misuse(void **state) {
   (void)state;
   run(gather_misuse_main, NULL);
-  assert_int_equal(r.rc[0], LOOM_EBADTASK);
-  assert_int_equal(r.rc[1], UV_EINVAL);
-  assert_int_equal(r.rc[2], 0);
-  assert_int_equal(r.rc[3], LOOM_EDEADLK);
-  assert_int_equal(r.rc[4], UV_EINVAL);
+  assert_loom_err(r.rc[0], LOOM_EBADTASK);
+  assert_loom_err(r.rc[1], UV_EINVAL);
+  assert_loom_ok(r.rc[2]);
+  assert_loom_err(r.rc[3], LOOM_EDEADLK);
+  assert_loom_err(r.rc[4], UV_EINVAL);
   loom_task_t *t = NULL;
-  assert_int_equal(loom_gather(&t, 1, NULL, 0), LOOM_ENOTASK);
+  assert_loom_err(loom_gather(&t, 1, NULL, 0), LOOM_ENOTASK);
   loom_group_t *gg;
-  assert_int_equal(loom_group_open(&gg), LOOM_ENOTASK);
+  assert_loom_err(loom_group_open(&gg), LOOM_ENOTASK);
   assert_null(gg);
 }
 
@@ -216,8 +216,8 @@ static int map_main(void *arg) {
 static void test_gather_map(void **state) {
   (void)state;
   run(map_main, NULL);
-  assert_int_equal(r.rc[0], UV_EIO);
-  assert_int_equal(r.rc[1], 0);
+  assert_loom_err(r.rc[0], UV_EIO);
+  assert_loom_ok(r.rc[1]);
 }
 
 /* ---- wait -------------------------------------------------------------------------- */
@@ -248,19 +248,19 @@ static int wait_main(void *arg) {
 static void test_wait(void **state) {
   (void)state;
   run(wait_main, NULL);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.st[0], 0);
-  assert_int_equal(r.rc[1], 0);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.st[0]);
+  assert_loom_ok(r.rc[1]);
   assert_true(r.st[1] >= 1); /* the 20 ms job may have ended by then too */
-  assert_int_equal(r.rc[2], 0);
+  assert_loom_ok(r.rc[2]);
   assert_int_equal(r.st[2], 2);
-  assert_int_equal(r.rc[3], 0); /* a timeout is not an error: see ndone */
+  assert_loom_ok(r.rc[3]); /* a timeout is not an error: see ndone */
   assert_int_equal(r.st[3], 2);
   assert_true(r.ms < 2000);
   assert_int_equal(r.st[4], 1);
-  assert_int_equal(r.rc[4], UV_EINVAL);
-  assert_int_equal(r.st[5] + r.st[6], UV_EIO); /* done ones, either order */
-  assert_int_equal(r.st[7], UV_ECANCELED);
+  assert_loom_err(r.rc[4], UV_EINVAL);
+  assert_loom_err(r.st[5] + r.st[6], UV_EIO); /* done ones, either order */
+  assert_loom_err(r.st[7], UV_ECANCELED);
 }
 
 /* ---- as_completed ------------------------------------------------------------------- */
@@ -290,13 +290,13 @@ static int ac_main(void *arg) {
 static void test_as_completed(void **state) {
   (void)state;
   run(ac_main, (void *)(intptr_t)LOOM_WAIT_FOREVER);
-  assert_int_equal(r.rc[0], 0);
+  assert_loom_ok(r.rc[0]);
   assert_int_equal(r.rc[3], 3);
   assert_int_equal(r.st[0], 1);
   assert_int_equal(r.st[1], 2);
   assert_int_equal(r.st[2], 3);
-  assert_int_equal(r.rc[1], UV_EOF);
-  assert_int_equal(r.rc[2], UV_EOF);
+  assert_loom_err(r.rc[1], UV_EOF);
+  assert_loom_err(r.rc[2], UV_EOF);
 }
 static void test_as_completed_timeout(void **state) {
   (void)state;
@@ -304,8 +304,8 @@ static void test_as_completed_timeout(void **state) {
   assert_int_equal(r.rc[3], 2);
   assert_int_equal(r.st[0], 1);
   assert_int_equal(r.st[1], 2);
-  assert_int_equal(r.rc[1], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[2], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[1], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[2], UV_ETIMEDOUT);
 }
 
 /* ---- wait_for ------------------------------------------------------------------------- */
@@ -329,17 +329,17 @@ static int wait_for_main(void *arg) {
 static void test_wait_for(void **state) {
   (void)state;
   run(wait_for_main, NULL);
-  assert_int_equal(r.rc[0], UV_ETIMEDOUT);
-  assert_int_equal(r.st[0], UV_ECANCELED);
+  assert_loom_err(r.rc[0], UV_ETIMEDOUT);
+  assert_loom_err(r.st[0], UV_ECANCELED);
   assert_true(r.ms < 2000);
   assert_int_equal(r.rc[1], 1);
-  assert_int_equal(r.rc[2], 0);
+  assert_loom_ok(r.rc[2]);
   assert_int_equal(r.st[1], 9);
-  assert_int_equal(r.rc[3], UV_ETIMEDOUT); /* timeout 0 */
-  assert_int_equal(r.st[2], UV_ECANCELED);
-  assert_int_equal(r.rc[4], 0);
+  assert_loom_err(r.rc[3], UV_ETIMEDOUT); /* timeout 0 */
+  assert_loom_err(r.st[2], UV_ECANCELED);
+  assert_loom_ok(r.rc[4]);
   assert_int_equal(r.st[3], 9);
-  assert_int_equal(r.rc[5], LOOM_EBADTASK);
+  assert_loom_err(r.rc[5], LOOM_EBADTASK);
 }
 
 /* The inner task ignores the first cancellation and cleans up (shielded)
@@ -365,7 +365,7 @@ static int stubborn_main(void *arg) {
 static void test_wait_for_inner_ignores_cancel(void **state) {
   (void)state;
   run(stubborn_main, NULL);
-  assert_int_equal(r.rc[0], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[0], UV_ETIMEDOUT);
   assert_int_equal(r.st[0], 42);
 }
 
@@ -393,13 +393,13 @@ static int group_ok_main(void *arg) {
 static void test_group_ok(void **state) {
   (void)state;
   run(group_ok_main, NULL);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], 0);
-  assert_int_equal(r.rc[2], 0);
-  assert_int_equal(r.st[0], 0);
-  assert_int_equal(r.rc[3], 0);
-  assert_int_equal(r.rc[4], LOOM_ECLOSED);
-  assert_int_equal(r.st[1], UV_ECANCELED);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_ok(r.rc[2]);
+  assert_loom_ok(r.st[0]);
+  assert_loom_ok(r.rc[3]);
+  assert_loom_err(r.rc[4], LOOM_ECLOSED);
+  assert_loom_err(r.st[1], UV_ECANCELED);
   assert_int_equal(r.rc[5], 3);
 }
 
@@ -420,10 +420,10 @@ static int group_fail_main(void *arg) {
 static void test_group_first_failure_cancels_rest(void **state) {
   (void)state;
   run(group_fail_main, NULL);
-  assert_int_equal(r.rc[0], UV_ENOENT);
-  assert_int_equal(r.st[0], UV_ECANCELED);
-  assert_int_equal(r.st[1], UV_ENOENT);
-  assert_int_equal(r.st[2], UV_ECANCELED);
+  assert_loom_err(r.rc[0], UV_ENOENT);
+  assert_loom_err(r.st[0], UV_ECANCELED);
+  assert_loom_err(r.st[1], UV_ENOENT);
+  assert_loom_err(r.st[2], UV_ECANCELED);
   assert_true(r.ms < 2000);
 }
 
@@ -448,11 +448,11 @@ static int group_body_fails_main(void *arg) {
 static void test_group_body_fails(void **state) {
   (void)state;
   run(group_body_fails_main, NULL);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], LOOM_ECLOSED);
-  assert_int_equal(r.rc[2], UV_ECANCELED);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_err(r.rc[1], LOOM_ECLOSED);
+  assert_loom_err(r.rc[2], UV_ECANCELED);
   assert_int_equal(r.rc[3], 1);
-  assert_int_equal(jobs[0].rc, UV_ECANCELED);
+  assert_loom_err(jobs[0].rc, UV_ECANCELED);
 }
 
 static int group_opener(void *arg) {
@@ -478,9 +478,9 @@ static int group_cancelled_main(void *arg) {
 static void test_group_cancelled_from_outside(void **state) {
   (void)state;
   run(group_cancelled_main, NULL);
-  assert_int_equal(r.rc[0], UV_ECANCELED);
+  assert_loom_err(r.rc[0], UV_ECANCELED);
   assert_int_equal(r.rc[1], 1);
-  assert_int_equal(r.rc[2], UV_ECANCELED);
+  assert_loom_err(r.rc[2], UV_ECANCELED);
 }
 
 /* Inheritance: the scope enclosing the group expires while the opener is
@@ -506,9 +506,9 @@ static void test_group_inherits_scope(void **state) {
   (void)state;
   run(group_scope_main, NULL);
   assert_int_equal(r.rc[0], 1);
-  assert_int_equal(jobs[0].rc, UV_ECANCELED);
-  assert_int_equal(r.rc[1], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[2], UV_ETIMEDOUT);
+  assert_loom_err(jobs[0].rc, UV_ECANCELED);
+  assert_loom_err(r.rc[1], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[2], UV_ETIMEDOUT);
 }
 
 /* Children spawn siblings while the opener waits. */
@@ -533,7 +533,7 @@ static int group_siblings_main(void *arg) {
 static void test_group_children_spawn_siblings(void **state) {
   (void)state;
   run(group_siblings_main, NULL);
-  assert_int_equal(r.rc[0], 0);
+  assert_loom_ok(r.rc[0]);
   assert_int_equal(r.st[0], 6);
 }
 
@@ -617,7 +617,7 @@ static void test_cancel_at_each_suspension_point(void **state) {
   (void)state;
   for (int p = 0; p < 40; p++) {
     uint64_t t0 = wall_ms();
-    assert_int_equal(loom_run(scenario_main, (void *)(intptr_t)p), 0);
+    assert_loom_ok(loom_run(scenario_main, (void *)(intptr_t)p));
     assert_true(wall_ms() - t0 < 2000);
   }
 }

@@ -21,8 +21,8 @@ static int return_arg(void *arg) { return (int)(intptr_t)arg; }
 static void test_run_returns_main_status(void **state) {
   (void)state;
   assert_int_equal(loom_run(return_arg, (void *)7), 7);
-  assert_int_equal(loom_run(return_arg, (void *)(intptr_t)UV_EINVAL), UV_EINVAL);
-  assert_int_equal(loom_run(NULL, NULL), UV_EINVAL);
+  assert_loom_err(loom_run(return_arg, (void *)(intptr_t)UV_EINVAL), UV_EINVAL);
+  assert_loom_err(loom_run(NULL, NULL), UV_EINVAL);
 }
 
 /* ---- spawn ordering --------------------------------------------------------- */
@@ -53,7 +53,7 @@ static int spawn_order_main(void *arg) {
 static void test_spawn_schedules_fifo(void **state) {
   (void)state;
   memset(&order, 0, sizeof(order));
-  assert_int_equal(loom_run(spawn_order_main, NULL), 0);
+  assert_loom_ok(loom_run(spawn_order_main, NULL));
   assert_string_equal(order.log, "MabcY");
 }
 
@@ -96,14 +96,14 @@ static void test_join_rules(void **state) {
   (void)state;
   join_t j;
   memset(&j, 0x55, sizeof(j));
-  assert_int_equal(loom_run(join_main, &j), 0);
-  assert_int_equal(j.join_rc, 0);
-  assert_int_equal(j.status, UV_EPIPE);
-  assert_int_equal(j.second_join, LOOM_EBADTASK);
-  assert_int_equal(j.bogus_join, LOOM_EBADTASK);
-  assert_int_equal(j.after_detach, LOOM_EBADTASK);
-  assert_int_equal(j.detach_twice, LOOM_EBADTASK);
-  assert_int_equal(j.self_join, LOOM_EDEADLK);
+  assert_loom_ok(loom_run(join_main, &j));
+  assert_loom_ok(j.join_rc);
+  assert_loom_err(j.status, UV_EPIPE);
+  assert_loom_err(j.second_join, LOOM_EBADTASK);
+  assert_loom_err(j.bogus_join, LOOM_EBADTASK);
+  assert_loom_err(j.after_detach, LOOM_EBADTASK);
+  assert_loom_err(j.detach_twice, LOOM_EBADTASK);
+  assert_loom_err(j.self_join, LOOM_EDEADLK);
   assert_int_equal(j.cancel_done, 0);
 }
 
@@ -111,14 +111,14 @@ static void test_join_rules(void **state) {
 
 static void test_outside_a_task(void **state) {
   (void)state;
-  assert_int_equal(loom_sleep(1), LOOM_ENOTASK);
-  assert_int_equal(loom_yield(), LOOM_ENOTASK);
-  assert_int_equal(loom_join((loom_task_t *)1, NULL), LOOM_ENOTASK);
-  assert_int_equal(loom_spawn(NULL, return_arg, NULL), LOOM_ENOTASK);
+  assert_loom_err(loom_sleep(1), LOOM_ENOTASK);
+  assert_loom_err(loom_yield(), LOOM_ENOTASK);
+  assert_loom_err(loom_join((loom_task_t *)1, NULL), LOOM_ENOTASK);
+  assert_loom_err(loom_spawn(NULL, return_arg, NULL), LOOM_ENOTASK);
   assert_null(loom_current());
   assert_null(loom_runtime());
   assert_int_equal(loom_cancelled(), 0);
-  assert_int_equal(loom_cancel((loom_task_t *)1), LOOM_EBADTASK);
+  assert_loom_err(loom_cancel((loom_task_t *)1), LOOM_EBADTASK);
 }
 
 /* ---- sleep and cancellation ---------------------------------------------------- */
@@ -158,9 +158,9 @@ static void test_cancel_wakes_sleeper_and_is_level_triggered(void **state) {
   (void)state;
   sleep_t s;
   memset(&s, 0, sizeof(s));
-  assert_int_equal(loom_run(cancel_sleeper_main, &s), 0);
-  for (int i = 0; i < 4; i++) assert_int_equal(s.rc[i], UV_ECANCELED);
-  assert_int_equal(s.status, UV_ECANCELED);
+  assert_loom_ok(loom_run(cancel_sleeper_main, &s));
+  for (int i = 0; i < 4; i++) assert_loom_err(s.rc[i], UV_ECANCELED);
+  assert_loom_err(s.status, UV_ECANCELED);
   assert_int_equal(s.cancelled_seen, 1);
   assert_true(s.now_ok > 0);
   assert_true(s.elapsed < 1000); /* woken at once, not after 10 s */
@@ -178,7 +178,7 @@ static int timed_sleep_main(void *arg) {
 static void test_sleep_duration(void **state) {
   (void)state;
   uint64_t elapsed[2];
-  assert_int_equal(loom_run(timed_sleep_main, elapsed), 0);
+  assert_loom_ok(loom_run(timed_sleep_main, elapsed));
   assert_true(elapsed[0] < 3000); /* wall clock: upper bound only */
   assert_true(elapsed[1] >= 50);
 }
@@ -202,7 +202,7 @@ static int sort_main(void *arg) {
 static void test_timers_fire_in_order(void **state) {
   (void)state;
   nsorted = 0;
-  assert_int_equal(loom_run(sort_main, NULL), 0);
+  assert_loom_ok(loom_run(sort_main, NULL));
   static const int want[8] = {0, 1, 10, 11, 20, 21, 30, 31};
   assert_memory_equal(sorted, want, sizeof(want));
 }
@@ -245,11 +245,11 @@ static void test_cancelled_joiner_cancels_child(void **state) {
   (void)state;
   cj_t c;
   memset(&c, 0, sizeof(c));
-  assert_int_equal(loom_run(cancel_joiner_main, &c), 0);
-  assert_int_equal(c.join_rc, UV_ECANCELED);
-  assert_int_equal(c.child_status, UV_ECANCELED);
+  assert_loom_ok(loom_run(cancel_joiner_main, &c));
+  assert_loom_err(c.join_rc, UV_ECANCELED);
+  assert_loom_err(c.child_status, UV_ECANCELED);
   assert_int_equal(c.child_ended_first, 1);
-  assert_int_equal(c.joiner_status, UV_ECANCELED);
+  assert_loom_err(c.joiner_status, UV_ECANCELED);
 }
 
 /* Cancellation at each suspension point of a small scenario: spawn, sleep,
@@ -292,7 +292,7 @@ static void test_cancel_at_every_point(void **state) {
   (void)state;
   for (int p = 0; p < 12; p++) {
     scen_t s = {p, 0};
-    assert_int_equal(loom_run(scen_main, &s), 0);
+    assert_loom_ok(loom_run(scen_main, &s));
     assert_int_equal(s.ended, 1);
   }
 }
@@ -319,7 +319,7 @@ static int pingpong_main(void *arg) {
 static void test_yield_alternates(void **state) {
   (void)state;
   nping = 0;
-  assert_int_equal(loom_run(pingpong_main, NULL), 0);
+  assert_loom_ok(loom_run(pingpong_main, NULL));
   static const int want[8] = {1, 2, 1, 2, 1, 2, 1, 2};
   assert_memory_equal(ping_log, want, sizeof(want));
 }
@@ -353,7 +353,7 @@ static int starve_timer_main(void *arg) {
 }
 static void test_yield_cannot_starve_timers(void **state) {
   (void)state;
-  assert_int_equal(loom_run(starve_timer_main, NULL), 0);
+  assert_loom_ok(loom_run(starve_timer_main, NULL));
   assert_true(spins < 100000000);
 }
 
@@ -383,7 +383,7 @@ static int starve_io_main(void *arg) {
 }
 static void test_yield_cannot_starve_io(void **state) {
   (void)state;
-  assert_int_equal(loom_run(starve_io_main, NULL), 0);
+  assert_loom_ok(loom_run(starve_io_main, NULL));
 }
 
 /* ---- end of loom_run: leftovers ----------------------------------------------- */
@@ -405,7 +405,7 @@ static void test_run_cancels_leftovers(void **state) {
   forever_rc = 1;
   uint64_t t0 = wall_ms();
   assert_int_equal(loom_run(leave_detached_main, NULL), 3);
-  assert_int_equal(forever_rc, UV_ECANCELED);
+  assert_loom_err(forever_rc, UV_ECANCELED);
   assert_true(wall_ms() - t0 < 2000);
 }
 
@@ -460,7 +460,7 @@ static int names_main(void *arg) {
 static void test_names(void **state) {
   (void)state;
   names_t n;
-  assert_int_equal(loom_run(names_main, &n), 0);
+  assert_loom_ok(loom_run(names_main, &n));
   assert_string_equal(n.main_name, "main");
   assert_int_equal(n.main_id, 1);
   assert_int_equal(strlen(n.named), LOOM_TASK_NAME_MAX);
@@ -512,7 +512,7 @@ static int many_main(void *arg) {
 }
 static void test_many_tasks(void **state) {
   (void)state;
-  assert_int_equal(loom_run(many_main, NULL), 0);
+  assert_loom_ok(loom_run(many_main, NULL));
   assert_int_equal(many_done, MANY);
 }
 
@@ -528,8 +528,8 @@ static void test_sigint_cancels_main(void **state) {
   (void)state;
   int rc = 0;
   uint64_t t0 = wall_ms();
-  assert_int_equal(loom_run(sigint_main, &rc), UV_ECANCELED);
-  assert_int_equal(rc, UV_ECANCELED);
+  assert_loom_err(loom_run(sigint_main, &rc), UV_ECANCELED);
+  assert_loom_err(rc, UV_ECANCELED);
   assert_true(wall_ms() - t0 < 2000);
 }
 
@@ -624,16 +624,16 @@ static void test_host_detach_after_end(void **state) {
   uv_loop_t loop;
   loom_t *rt;
   loom_task_t *t;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(loom_init(&rt, &loop, NULL), 0);
-  assert_int_equal(loom_spawn_on(rt, &t, quick, NULL), 0);
+  assert_loom_ok(uv_loop_init(&loop));
+  assert_loom_ok(loom_init(&rt, &loop, NULL));
+  assert_loom_ok(loom_spawn_on(rt, &t, quick, NULL));
   uv_run(&loop, UV_RUN_DEFAULT);
   assert_int_equal(loom_task_done(t), 1);
-  assert_int_equal(loom_detach(t), 0); /* from host code, task ended */
-  assert_int_equal(loom_detach(t), LOOM_EBADTASK);
-  assert_int_equal(loom_shutdown(rt, NULL, NULL), 0);
+  assert_loom_ok(loom_detach(t)); /* from host code, task ended */
+  assert_loom_err(loom_detach(t), LOOM_EBADTASK);
+  assert_loom_ok(loom_shutdown(rt, NULL, NULL));
   uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  assert_loom_ok(uv_loop_close(&loop));
 }
 
 static void test_embedding(void **state) {
@@ -641,8 +641,8 @@ static void test_embedding(void **state) {
   uv_loop_t loop;
   embed_t e;
   memset(&e, 0, sizeof(e));
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(loom_init(&e.rt, &loop, NULL), 0);
+  assert_loom_ok(uv_loop_init(&loop));
+  assert_loom_ok(loom_init(&e.rt, &loop, NULL));
   /* An idle runtime does not keep the host loop alive. */
   assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT), 0);
   uv_timer_init(&loop, &e.kick);
@@ -652,10 +652,10 @@ static void test_embedding(void **state) {
   uv_timer_start(&e.stop, on_stop, 30, 0);
   assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
   assert_int_equal(e.ran, 1);
-  assert_int_equal(e.sleep_rc, UV_ECANCELED);
+  assert_loom_err(e.sleep_rc, UV_ECANCELED);
   assert_int_equal(e.shut_down, 1);
-  assert_int_equal(e.spawn_after, LOOM_ECLOSED);
-  assert_int_equal(uv_loop_close(&loop), 0); /* no loom handle left */
+  assert_loom_err(e.spawn_after, LOOM_ECLOSED);
+  assert_loom_ok(uv_loop_close(&loop)); /* no loom handle left */
 }
 
 int main(void) {

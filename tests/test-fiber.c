@@ -350,7 +350,7 @@ static void test_stack_size_limits(void **state) {
                          SIZE_MAX / 2 + 1, SIZE_MAX / 2, (size_t)1 << 41};
   for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
     loom__stack_t st = {(void *)1, 7, (void *)1, 7};
-    assert_int_equal(loom__stack_get(&pool, huge[i], &st), -EINVAL);
+    assert_loom_err(loom__stack_get(&pool, huge[i], &st), -EINVAL);
     /* Nothing handed out, nothing filled in. */
     assert_ptr_equal(st.lo, (void *)1);
     assert_int_equal(st.size, 7);

@@ -82,11 +82,11 @@ static int gai_timeout_main(void *arg) {
 static void test_interrupted_request(void **state) {
   (void)state;
   memset(&r, 0, sizeof(r));
-  assert_int_equal(loom_run(gai_timeout_main, NULL), 0);
-  assert_int_equal(r.rc[0], UV_ETIMEDOUT);
+  assert_loom_ok(loom_run(gai_timeout_main, NULL));
+  assert_loom_err(r.rc[0], UV_ETIMEDOUT);
   assert_int_equal(r.rc[1], 1);
-  assert_int_equal(r.rc[2], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[3], 0);
+  assert_loom_err(r.rc[2], UV_ETIMEDOUT);
+  assert_loom_ok(r.rc[3]);
   assert_int_equal(r.rc[4], 1);
 }
 
@@ -134,13 +134,13 @@ static int udp_close_main(void *arg) {
 static void test_udp_close_under_receiver(void **state) {
   (void)state;
   memset(&r, 0, sizeof(r));
-  assert_int_equal(loom_run(udp_close_main, NULL), 0);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], 0);
-  assert_int_equal(r.rc[2], 0);
-  assert_int_equal(r.rc[3], UV_EBADF);
-  assert_int_equal(r.rc[4], UV_EBADF);
-  assert_int_equal(r.rc[5], UV_EBADF);
+  assert_loom_ok(loom_run(udp_close_main, NULL));
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_ok(r.rc[2]);
+  assert_loom_err(r.rc[3], UV_EBADF);
+  assert_loom_err(r.rc[4], UV_EBADF);
+  assert_loom_err(r.rc[5], UV_EBADF);
 }
 
 /* ---- 3. two writers on one stream ----------------------------------------------------- */
@@ -205,11 +205,11 @@ static void test_two_writers(void **state) {
   (void)state;
   memset(&r, 0, sizeof(r));
   max_queued = 0;
-  assert_int_equal(loom_run(two_writers_main, NULL), 0);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], 0);
-  assert_int_equal(r.rc[4], 0); /* no writer failed... */
-  assert_int_equal(r.rc[5], 0);
+  assert_loom_ok(loom_run(two_writers_main, NULL));
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_ok(r.rc[4]); /* no writer failed... */
+  assert_loom_ok(r.rc[5]);
   assert_int_equal(r.rc[3], 2L * WRITES * CHUNK); /* ...and all arrived */
   /* Bounded by the high-water mark plus one write. */
   assert_true(max_queued <= 64 * 1024 + CHUNK);
@@ -338,12 +338,12 @@ static int open_fd_main(void *arg) {
 static void test_open_fd_rejects_files(void **state) {
   (void)state;
   memset(&r, 0, sizeof(r));
-  assert_int_equal(loom_run(open_fd_main, NULL), 0);
-  assert_int_equal(r.rc[0], UV_EINVAL);
+  assert_loom_ok(loom_run(open_fd_main, NULL));
+  assert_loom_err(r.rc[0], UV_EINVAL);
   assert_int_equal(r.rc[1], 1);
-  assert_int_equal(r.rc[2], UV_EINVAL);
-  assert_int_equal(r.rc[3], UV_EINVAL);
-  assert_int_equal(r.rc[4], UV_EBADF);
+  assert_loom_err(r.rc[2], UV_EINVAL);
+  assert_loom_err(r.rc[3], UV_EINVAL);
+  assert_loom_err(r.rc[4], UV_EBADF);
 }
 
 /* ---- 9. server close from host code and from its own handler ------------------------------ */
@@ -407,14 +407,14 @@ static void run_handler_close(void *arg) {
 static void test_server_close_wrong_place(void **state) {
   (void)state;
   memset(&r, 0, sizeof(r));
-  assert_int_equal(loom_run(host_close_main, NULL), 0);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], LOOM_ENOTASK);
-  assert_int_equal(r.rc[2], 0);
+  assert_loom_ok(loom_run(host_close_main, NULL));
+  assert_loom_ok(r.rc[0]);
+  assert_loom_err(r.rc[1], LOOM_ENOTASK);
+  assert_loom_ok(r.rc[2]);
   assert_int_equal(r.rc[3], 2);
-  assert_int_equal(r.rc[4], 0);
-  assert_int_equal(r.rc[5], UV_EBADF);
-  assert_int_equal(r.rc[6], UV_EBADF);
+  assert_loom_ok(r.rc[4]);
+  assert_loom_err(r.rc[5], UV_EBADF);
+  assert_loom_err(r.rc[6], UV_EBADF);
   char out[2048];
   int st = run_in_child(run_handler_close, NULL, out, sizeof(out));
   assert_true(WIFEXITED(st));
@@ -441,17 +441,17 @@ static int sizes_main(void *arg) {
 static void test_sizes_near_limits(void **state) {
   (void)state;
   memset(&r, 0, sizeof(r));
-  assert_int_equal(loom_run(sizes_main, NULL), 0);
-  assert_int_equal(r.rc[0], UV_EINVAL);
-  assert_int_equal(r.rc[1], UV_EMSGSIZE);
+  assert_loom_ok(loom_run(sizes_main, NULL));
+  assert_loom_err(r.rc[0], UV_EINVAL);
+  assert_loom_err(r.rc[1], UV_EMSGSIZE);
   /* A runtime's default stack size whose arithmetic would wrap. */
   uv_loop_t loop;
   uv_loop_init(&loop);
   loom_t *rt = NULL;
   loom_config_t cfg = {SIZE_MAX, 0};
-  assert_int_equal(loom_init(&rt, &loop, &cfg), UV_EINVAL);
+  assert_loom_err(loom_init(&rt, &loop, &cfg), UV_EINVAL);
   assert_null(rt);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  assert_loom_ok(uv_loop_close(&loop));
 }
 
 /* ---- 12. NULL and consumed handles ---------------------------------------------------------- */
@@ -490,24 +490,24 @@ static int misuse_main(void *arg) {
 static void test_handles_after_close(void **state) {
   (void)state;
   memset(&r, 0, sizeof(r));
-  assert_int_equal(loom_run(misuse_main, NULL), 0);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], 0);
-  assert_int_equal(r.rc[2], UV_EINVAL);
-  assert_int_equal(r.rc[3], 0);
+  assert_loom_ok(loom_run(misuse_main, NULL));
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_err(r.rc[2], UV_EINVAL);
+  assert_loom_ok(r.rc[3]);
   assert_int_equal(r.rc[4], 2);
-  assert_int_equal(r.rc[5], 0);
-  for (int i = 6; i <= 9; i++) assert_int_equal(r.rc[i], UV_EBADF);
-  assert_int_equal(r.rc[10], 0);
+  assert_loom_ok(r.rc[5]);
+  for (int i = 6; i <= 9; i++) assert_loom_err(r.rc[i], UV_EBADF);
+  assert_loom_ok(r.rc[10]);
   assert_int_equal(r.rc[11], 1);
-  assert_int_equal(r.rc[12], 0);
-  assert_int_equal(r.rc[13], UV_EBADF);
-  assert_int_equal(r.rc[14], UV_EBADF);
-  assert_int_equal(r.rc[15], UV_EINVAL);
-  assert_int_equal(r.rc[16], UV_EINVAL);
-  assert_int_equal(r.rc[17], UV_EBADF);
-  assert_int_equal(r.rc[18], UV_EBADF);
-  assert_int_equal(r.rc[19], UV_EBADF);
+  assert_loom_ok(r.rc[12]);
+  assert_loom_err(r.rc[13], UV_EBADF);
+  assert_loom_err(r.rc[14], UV_EBADF);
+  assert_loom_err(r.rc[15], UV_EINVAL);
+  assert_loom_err(r.rc[16], UV_EINVAL);
+  assert_loom_err(r.rc[17], UV_EBADF);
+  assert_loom_err(r.rc[18], UV_EBADF);
+  assert_loom_err(r.rc[19], UV_EBADF);
 }
 
 /* ---- 13. Unix socket paths longer than sun_path ------------------------------------------------ */
@@ -527,9 +527,9 @@ static int long_path_main(void *arg) {
 static void test_long_unix_path(void **state) {
   (void)state;
   memset(&r, 0, sizeof(r));
-  assert_int_equal(loom_run(long_path_main, NULL), 0);
-  assert_int_equal(r.rc[0], UV_ENAMETOOLONG);
-  assert_int_equal(r.rc[1], UV_ENAMETOOLONG);
+  assert_loom_ok(loom_run(long_path_main, NULL));
+  assert_loom_err(r.rc[0], UV_ENAMETOOLONG);
+  assert_loom_err(r.rc[1], UV_ENAMETOOLONG);
 }
 
 /* ---- close with data queued wakes a waiting reader and writer --------------------- */
@@ -575,13 +575,13 @@ static int close_queued_main(void *arg) {
 static void test_close_wakes_waiters(void **state) {
   (void)state;
   memset(&r, 0, sizeof(r));
-  assert_int_equal(loom_run(close_queued_main, NULL), 0);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], 0);
-  assert_int_equal(r.rc[2], 0);
-  assert_int_equal(r.rc[3], 0);
-  assert_int_equal(r.rc[4], UV_EBADF);
-  assert_int_equal(r.rc[5], UV_EPIPE);
+  assert_loom_ok(loom_run(close_queued_main, NULL));
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_ok(r.rc[2]);
+  assert_loom_ok(r.rc[3]);
+  assert_loom_err(r.rc[4], UV_EBADF);
+  assert_loom_err(r.rc[5], UV_EPIPE);
 }
 
 /* ---- server close from a task its handler waits for ---------------------------------- */
@@ -699,14 +699,14 @@ static int serve_timed_out(void *arg) {
 static void test_serve_interrupted(void **state) {
   (void)state;
   memset(&r, 0, sizeof(r));
-  assert_int_equal(loom_run(serve_interrupted_main, NULL), 0);
-  assert_int_equal(r.rc[0], UV_ECANCELED);
+  assert_loom_ok(loom_run(serve_interrupted_main, NULL));
+  assert_loom_err(r.rc[0], UV_ECANCELED);
   assert_int_equal(r.rc[1], 1);
-  assert_int_equal(loom_run(serve_timed_out, NULL), 0);
-  assert_int_equal(r.rc[2], UV_ETIMEDOUT);
+  assert_loom_ok(loom_run(serve_timed_out, NULL));
+  assert_loom_err(r.rc[2], UV_ETIMEDOUT);
   assert_int_equal(r.rc[3], 1);
-  assert_int_equal(r.rc[4], 0);
-  assert_int_equal(r.rc[5], 0);
+  assert_loom_ok(r.rc[4]);
+  assert_loom_ok(r.rc[5]);
 }
 
 int main(void) {

@@ -205,7 +205,7 @@ static void run_one(int side, int point, int mode) {
             loom_err_name(X.err[side]), X.err_phase[side]);
   else
     exact++;
-  assert_int_equal(rc, 0);
+  assert_loom_ok(rc);
   if (mode == CANCEL) {
     /* The interruption lands at the point, or, if that call had already
      * completed when it came, at a later suspension: never lost. */
@@ -226,7 +226,7 @@ static void test_baseline(void **state) {
   (void)state;
   memset(&X, 0, sizeof(X));
   X.side = -1;
-  assert_int_equal(loom_run(sweep_main, NULL), 0);
+  assert_loom_ok(loom_run(sweep_main, NULL));
   assert_int_equal(X.done[CLIENT], 1);
   assert_int_equal(X.done[SERVER], 1);
 }

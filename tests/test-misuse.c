@@ -177,74 +177,74 @@ static int sync_null_main(void *arg) {
 static void test_sync_null_waiting(void **state) {
   (void)state;
   memset(&sn, 0, sizeof(sn));
-  assert_int_equal(loom_run(sync_null_main, NULL), 0);
+  assert_loom_ok(loom_run(sync_null_main, NULL));
   assert_int_equal(sn.n, 18);
-  for (int i = 0; i < sn.n; i++) assert_int_equal(sn.rc[i], UV_EINVAL);
+  for (int i = 0; i < sn.n; i++) assert_loom_err(sn.rc[i], UV_EINVAL);
 }
 
 static void test_sync_null_host(void **state) {
   (void)state;
   void *item;
-  assert_int_equal(loom_lock_try_acquire(NULL), UV_EINVAL);
-  assert_int_equal(loom_lock_release(NULL), UV_EINVAL);
+  assert_loom_err(loom_lock_try_acquire(NULL), UV_EINVAL);
+  assert_loom_err(loom_lock_release(NULL), UV_EINVAL);
   assert_int_equal(loom_lock_locked(NULL), 0);
-  assert_int_equal(loom_sem_try_acquire(NULL), UV_EINVAL);
-  assert_int_equal(loom_sem_release(NULL), UV_EINVAL);
+  assert_loom_err(loom_sem_try_acquire(NULL), UV_EINVAL);
+  assert_loom_err(loom_sem_release(NULL), UV_EINVAL);
   assert_int_equal(loom_sem_value(NULL), 0);
   assert_int_equal(loom_sem_locked(NULL), 0);
   assert_int_equal(loom_event_is_set(NULL), 0);
-  assert_int_equal(loom_cond_notify(NULL, 1), UV_EINVAL);
-  assert_int_equal(loom_cond_notify_all(NULL), UV_EINVAL);
-  assert_int_equal(loom_barrier_init(NULL, 2), UV_EINVAL);
+  assert_loom_err(loom_cond_notify(NULL, 1), UV_EINVAL);
+  assert_loom_err(loom_cond_notify_all(NULL), UV_EINVAL);
+  assert_loom_err(loom_barrier_init(NULL, 2), UV_EINVAL);
   assert_int_equal(loom_barrier_n_waiting(NULL), 0);
   assert_int_equal(loom_barrier_broken(NULL), 0);
-  assert_int_equal(loom_queue_init(NULL, 0, LOOM_QUEUE_FIFO, NULL), UV_EINVAL);
-  assert_int_equal(loom_queue_destroy(NULL), UV_EINVAL);
+  assert_loom_err(loom_queue_init(NULL, 0, LOOM_QUEUE_FIFO, NULL), UV_EINVAL);
+  assert_loom_err(loom_queue_destroy(NULL), UV_EINVAL);
   assert_int_equal(loom_queue_size(NULL), 0);
   assert_int_equal(loom_queue_empty(NULL), 0);
   assert_int_equal(loom_queue_full(NULL), 0);
-  assert_int_equal(loom_queue_try_put(NULL, NULL), UV_EINVAL);
-  assert_int_equal(loom_queue_try_get(NULL, &item), UV_EINVAL);
-  assert_int_equal(loom_queue_task_done(NULL), UV_EINVAL);
+  assert_loom_err(loom_queue_try_put(NULL, NULL), UV_EINVAL);
+  assert_loom_err(loom_queue_try_get(NULL, &item), UV_EINVAL);
+  assert_loom_err(loom_queue_task_done(NULL), UV_EINVAL);
   loom_queue_t q;
-  assert_int_equal(loom_queue_init(&q, 4, LOOM_QUEUE_FIFO, NULL), 0);
-  assert_int_equal(loom_queue_try_put(&q, &q), 0);
-  assert_int_equal(loom_queue_try_get(&q, NULL), UV_EINVAL);
+  assert_loom_ok(loom_queue_init(&q, 4, LOOM_QUEUE_FIFO, NULL));
+  assert_loom_ok(loom_queue_try_put(&q, &q));
+  assert_loom_err(loom_queue_try_get(&q, NULL), UV_EINVAL);
   assert_int_equal(loom_queue_size(&q), 1); /* nothing was taken */
-  assert_int_equal(loom_queue_destroy(&q), 0);
+  assert_loom_ok(loom_queue_destroy(&q));
   /* The formerly void functions. */
-  assert_int_equal(loom_lock_init(NULL), UV_EINVAL);
-  assert_int_equal(loom_sem_init(NULL, 1), UV_EINVAL);
-  assert_int_equal(loom_sem_init_bounded(NULL, 1), UV_EINVAL);
-  assert_int_equal(loom_event_init(NULL), UV_EINVAL);
-  assert_int_equal(loom_event_set(NULL), UV_EINVAL);
-  assert_int_equal(loom_event_clear(NULL), UV_EINVAL);
-  assert_int_equal(loom_barrier_reset(NULL), UV_EINVAL);
-  assert_int_equal(loom_barrier_abort(NULL), UV_EINVAL);
-  assert_int_equal(loom_queue_shutdown(NULL, 1), UV_EINVAL);
+  assert_loom_err(loom_lock_init(NULL), UV_EINVAL);
+  assert_loom_err(loom_sem_init(NULL, 1), UV_EINVAL);
+  assert_loom_err(loom_sem_init_bounded(NULL, 1), UV_EINVAL);
+  assert_loom_err(loom_event_init(NULL), UV_EINVAL);
+  assert_loom_err(loom_event_set(NULL), UV_EINVAL);
+  assert_loom_err(loom_event_clear(NULL), UV_EINVAL);
+  assert_loom_err(loom_barrier_reset(NULL), UV_EINVAL);
+  assert_loom_err(loom_barrier_abort(NULL), UV_EINVAL);
+  assert_loom_err(loom_queue_shutdown(NULL, 1), UV_EINVAL);
   loom_lock_t l;
   loom_cond_t c;
-  assert_int_equal(loom_lock_init(&l), 0);
-  assert_int_equal(loom_cond_init(NULL, &l), UV_EINVAL);
-  assert_int_equal(loom_cond_init(&c, NULL), UV_EINVAL);
-  assert_int_equal(loom_cond_notify(&c, 1), UV_EINVAL);
-  assert_int_equal(loom_cond_notify_all(&c), UV_EINVAL);
-  assert_int_equal(loom_cond_init(&c, &l), 0);
-  assert_int_equal(loom_cond_notify(&c, 1), UV_EPERM);
+  assert_loom_ok(loom_lock_init(&l));
+  assert_loom_err(loom_cond_init(NULL, &l), UV_EINVAL);
+  assert_loom_err(loom_cond_init(&c, NULL), UV_EINVAL);
+  assert_loom_err(loom_cond_notify(&c, 1), UV_EINVAL);
+  assert_loom_err(loom_cond_notify_all(&c), UV_EINVAL);
+  assert_loom_ok(loom_cond_init(&c, &l));
+  assert_loom_err(loom_cond_notify(&c, 1), UV_EPERM);
   /* Every other init succeeds. */
   loom_sem_t s;
   loom_event_t e;
-  assert_int_equal(loom_sem_init(&s, 1), 0);
-  assert_int_equal(loom_sem_init_bounded(&s, 1), 0);
-  assert_int_equal(loom_sem_release(&s), UV_EOVERFLOW);
-  assert_int_equal(loom_event_init(&e), 0);
-  assert_int_equal(loom_event_set(&e), 0);
+  assert_loom_ok(loom_sem_init(&s, 1));
+  assert_loom_ok(loom_sem_init_bounded(&s, 1));
+  assert_loom_err(loom_sem_release(&s), UV_EOVERFLOW);
+  assert_loom_ok(loom_event_init(&e));
+  assert_loom_ok(loom_event_set(&e));
   assert_int_equal(loom_event_is_set(&e), 1);
-  assert_int_equal(loom_event_clear(&e), 0);
-  assert_int_equal(loom_queue_init(&q, 0, 7, NULL), UV_EINVAL);
-  assert_int_equal(loom_queue_try_put(&q, &q), UV_EINVAL);
-  assert_int_equal(loom_queue_init(&q, 0, LOOM_QUEUE_PRIORITY, NULL), UV_EINVAL);
-  assert_int_equal(loom_queue_shutdown(&q, 0), UV_EINVAL);
+  assert_loom_ok(loom_event_clear(&e));
+  assert_loom_err(loom_queue_init(&q, 0, 7, NULL), UV_EINVAL);
+  assert_loom_err(loom_queue_try_put(&q, &q), UV_EINVAL);
+  assert_loom_err(loom_queue_init(&q, 0, LOOM_QUEUE_PRIORITY, NULL), UV_EINVAL);
+  assert_loom_err(loom_queue_shutdown(&q, 0), UV_EINVAL);
 }
 
 /* A barrier index is returned as an int: more parties than INT_MAX would
@@ -252,8 +252,8 @@ static void test_sync_null_host(void **state) {
 static void test_barrier_too_many_parties(void **state) {
   (void)state;
   loom_barrier_t b;
-  assert_int_equal(loom_barrier_init(&b, (unsigned)INT_MAX + 1u), UV_EINVAL);
-  assert_int_equal(loom_barrier_init(&b, (unsigned)INT_MAX), 0);
+  assert_loom_err(loom_barrier_init(&b, (unsigned)INT_MAX + 1u), UV_EINVAL);
+  assert_loom_ok(loom_barrier_init(&b, (unsigned)INT_MAX));
 }
 
 /* A bounded queue whose maxsize could never be allocated works: its buffer
@@ -263,16 +263,16 @@ static void test_queue_huge_maxsize(void **state) {
   loom_queue_t q;
   size_t sizes[] = {SIZE_MAX, SIZE_MAX / 2, SIZE_MAX / 64, (size_t)1 << 40};
   for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
-    assert_int_equal(loom_queue_init(&q, sizes[k], LOOM_QUEUE_FIFO, NULL), 0);
+    assert_loom_ok(loom_queue_init(&q, sizes[k], LOOM_QUEUE_FIFO, NULL));
     for (uintptr_t i = 1; i <= 100; i++)
-      assert_int_equal(loom_queue_try_put(&q, (void *)i), 0);
+      assert_loom_ok(loom_queue_try_put(&q, (void *)i));
     assert_int_equal(loom_queue_full(&q), 0);
     void *item;
     for (uintptr_t i = 1; i <= 100; i++) {
-      assert_int_equal(loom_queue_try_get(&q, &item), 0);
+      assert_loom_ok(loom_queue_try_get(&q, &item));
       assert_ptr_equal(item, (void *)i);
     }
-    assert_int_equal(loom_queue_destroy(&q), 0);
+    assert_loom_ok(loom_queue_destroy(&q));
   }
 }
 
@@ -283,21 +283,21 @@ static void test_queue_bounded_growth(void **state) {
   loom_queue_t q;
   const size_t max = 5000;
   void *item;
-  assert_int_equal(loom_queue_init(&q, max, LOOM_QUEUE_FIFO, NULL), 0);
+  assert_loom_ok(loom_queue_init(&q, max, LOOM_QUEUE_FIFO, NULL));
   uintptr_t next_in = 1, next_out = 1;
   /* Wrap the ring first. */
-  for (int i = 0; i < 700; i++) assert_int_equal(loom_queue_try_put(&q, (void *)next_in++), 0);
+  for (int i = 0; i < 700; i++) assert_loom_ok(loom_queue_try_put(&q, (void *)next_in++));
   for (int i = 0; i < 600; i++) {
-    assert_int_equal(loom_queue_try_get(&q, &item), 0);
+    assert_loom_ok(loom_queue_try_get(&q, &item));
     assert_ptr_equal(item, (void *)next_out++);
   }
   while (!loom_queue_full(&q))
-    assert_int_equal(loom_queue_try_put(&q, (void *)next_in++), 0);
+    assert_loom_ok(loom_queue_try_put(&q, (void *)next_in++));
   assert_int_equal(loom_queue_size(&q), max);
-  assert_int_equal(loom_queue_try_put(&q, NULL), UV_EAGAIN);
+  assert_loom_err(loom_queue_try_put(&q, NULL), UV_EAGAIN);
   while (loom_queue_try_get(&q, &item) == 0) assert_ptr_equal(item, (void *)next_out++);
   assert_int_equal(next_out, next_in);
-  assert_int_equal(loom_queue_destroy(&q), 0);
+  assert_loom_ok(loom_queue_destroy(&q));
 }
 
 /* After destroy, a queue answers UV_EINVAL (until initialised again); a
@@ -306,17 +306,17 @@ static void test_queue_destroyed(void **state) {
   (void)state;
   loom_queue_t q;
   void *item;
-  assert_int_equal(loom_queue_init(&q, 0, LOOM_QUEUE_FIFO, NULL), 0);
-  assert_int_equal(loom_queue_try_put(&q, &q), 0);
-  assert_int_equal(loom_queue_destroy(&q), 0);
-  assert_int_equal(loom_queue_try_put(&q, &q), UV_EINVAL);
-  assert_int_equal(loom_queue_try_get(&q, &item), UV_EINVAL);
-  assert_int_equal(loom_queue_task_done(&q), UV_EINVAL);
+  assert_loom_ok(loom_queue_init(&q, 0, LOOM_QUEUE_FIFO, NULL));
+  assert_loom_ok(loom_queue_try_put(&q, &q));
+  assert_loom_ok(loom_queue_destroy(&q));
+  assert_loom_err(loom_queue_try_put(&q, &q), UV_EINVAL);
+  assert_loom_err(loom_queue_try_get(&q, &item), UV_EINVAL);
+  assert_loom_err(loom_queue_task_done(&q), UV_EINVAL);
   assert_int_equal(loom_queue_size(&q), 0);
-  assert_int_equal(loom_queue_destroy(&q), 0);
-  assert_int_equal(loom_queue_init(&q, 2, LOOM_QUEUE_LIFO, NULL), 0);
-  assert_int_equal(loom_queue_try_put(&q, &q), 0);
-  assert_int_equal(loom_queue_destroy(&q), 0);
+  assert_loom_ok(loom_queue_destroy(&q));
+  assert_loom_ok(loom_queue_init(&q, 2, LOOM_QUEUE_LIFO, NULL));
+  assert_loom_ok(loom_queue_try_put(&q, &q));
+  assert_loom_ok(loom_queue_destroy(&q));
 }
 
 /* ---- task groups used after wait --------------------------------------------------- */
@@ -357,23 +357,23 @@ static int group_stale_main(void *arg) {
 static void test_group_after_wait(void **state) {
   (void)state;
   memset(&gr, 0, sizeof(gr));
-  assert_int_equal(loom_run(group_stale_main, NULL), 0);
-  assert_int_equal(gr.rc[0], 0);
-  assert_int_equal(gr.rc[1], 0);
-  assert_int_equal(gr.rc[2], 0);
-  assert_int_equal(gr.rc[3], 0);
+  assert_loom_ok(loom_run(group_stale_main, NULL));
+  assert_loom_ok(gr.rc[0]);
+  assert_loom_ok(gr.rc[1]);
+  assert_loom_ok(gr.rc[2]);
+  assert_loom_ok(gr.rc[3]);
   assert_int_equal(gr.same, 0);
-  assert_int_equal(gr.rc[4], UV_EBADF);
-  assert_int_equal(gr.rc[5], UV_EBADF);
-  assert_int_equal(gr.rc[6], UV_EBADF);
-  assert_int_equal(gr.rc[7], UV_EBADF);
-  assert_int_equal(gr.rc[8], 0);
-  assert_int_equal(gr.rc[9], 0);
-  assert_int_equal(gr.rc[10], UV_EBADF);
-  assert_int_equal(gr.rc[11], UV_EBADF);
-  assert_int_equal(gr.rc[12], UV_EINVAL);
+  assert_loom_err(gr.rc[4], UV_EBADF);
+  assert_loom_err(gr.rc[5], UV_EBADF);
+  assert_loom_err(gr.rc[6], UV_EBADF);
+  assert_loom_err(gr.rc[7], UV_EBADF);
+  assert_loom_ok(gr.rc[8]);
+  assert_loom_ok(gr.rc[9]);
+  assert_loom_err(gr.rc[10], UV_EBADF);
+  assert_loom_err(gr.rc[11], UV_EBADF);
+  assert_loom_err(gr.rc[12], UV_EINVAL);
   /* From host code, with no runtime: not a live group either. */
-  assert_int_equal(loom_group_cancel((loom_group_t *)(uintptr_t)0x7777), UV_EBADF);
+  assert_loom_err(loom_group_cancel((loom_group_t *)(uintptr_t)0x7777), UV_EBADF);
 }
 
 /* ---- allocation failures in the combinators ------------------------------------------- */
@@ -424,10 +424,10 @@ static void test_gather_map_alloc_failure(void **state) {
   int failures = 0;
   for (long k = 1; k < 200; k++) {
     memset(&gm, 0, sizeof(gm));
-    assert_int_equal(loom_run(gather_map_main, &k), 0);
+    assert_loom_ok(loom_run(gather_map_main, &k));
     if (!gm.failed) {
       /* Every allocation succeeded: the sweep is over. */
-      assert_int_equal(gm.rc, 0);
+      assert_loom_ok(gm.rc);
       assert_int_equal(gm.ended_at_return, MAP_N);
       break;
     }
@@ -493,13 +493,13 @@ static void test_as_completed_alloc_failure(void **state) {
   (void)state;
   for (long k = 1; k < 20; k++) {
     memset(&acs, 0, sizeof(acs));
-    assert_int_equal(loom_run(ac_main, &k), 0);
+    assert_loom_ok(loom_run(ac_main, &k));
     if (!acs.failed) {
-      assert_int_equal(acs.rc, 0);
-      assert_int_equal(acs.rc_next, UV_EOF);
+      assert_loom_ok(acs.rc);
+      assert_loom_err(acs.rc_next, UV_EOF);
       break;
     }
-    assert_int_equal(acs.rc, UV_ENOMEM);
+    assert_loom_err(acs.rc, UV_ENOMEM);
     assert_int_equal(acs.leaked, 0);
     assert_int_equal(acs.woken, 0);
   }
@@ -535,10 +535,10 @@ static void test_combinator_limits(void **state) {
   (void)state;
   memset(&lim, 0, sizeof(lim));
   memset(&gm, 0, sizeof(gm));
-  assert_int_equal(loom_run(limits_main, NULL), 0);
-  for (int i = 0; i < 6; i++) assert_int_equal(lim.rc[i], UV_EINVAL);
+  assert_loom_ok(loom_run(limits_main, NULL));
+  for (int i = 0; i < 6; i++) assert_loom_err(lim.rc[i], UV_EINVAL);
   assert_int_equal(lim.started, 0);
-  assert_int_equal(lim.rc[6], 0);
+  assert_loom_ok(lim.rc[6]);
 }
 
 int main(void) {

@@ -35,7 +35,7 @@ static rec_t r;
 
 static void run(loom_fn fn, void *arg) {
   memset(&r, 0, sizeof(r));
-  assert_int_equal(loom_run(fn, arg), 0);
+  assert_loom_ok(loom_run(fn, arg));
 }
 
 /* ---- an echo server, line by line ------------------------------------------------ */
@@ -77,16 +77,16 @@ static int echo_main(void *arg) {
 static void test_echo(void **state) {
   (void)state;
   run(echo_main, NULL);
-  assert_int_equal(r.rc[0], 0);
+  assert_loom_ok(r.rc[0]);
   assert_int_equal(r.rc[1], 1);
-  assert_int_equal(r.rc[2], 0);
+  assert_loom_ok(r.rc[2]);
   assert_int_equal(r.rc[3], 6);
   assert_int_equal(r.rc[4], 6);
   assert_string_equal(r.text, "hello\nworld\n");
-  assert_int_equal(r.rc[5], 0);
+  assert_loom_ok(r.rc[5]);
   assert_int_equal(r.rc[6], 1);
-  assert_int_equal(r.rc[7], 0);
-  assert_int_equal(r.rc[8], 0);
+  assert_loom_ok(r.rc[7]);
+  assert_loom_ok(r.rc[8]);
 }
 
 /* ---- a scripted peer: sends chunks (with yields between), then closes ---------------- */
@@ -164,10 +164,10 @@ static int eof_main(void *arg) {
 static void test_eof_mid_read_exactly(void **state) {
   (void)state;
   run(eof_main, NULL);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], UV_EOF);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_err(r.rc[1], UV_EOF);
   assert_int_equal(r.rc[2], 5);
-  assert_int_equal(r.rc[3], 0);
+  assert_loom_ok(r.rc[3]);
   assert_int_equal(r.rc[4], 1);
 }
 
@@ -198,16 +198,16 @@ static int long_line_main(void *arg) {
 static void test_over_long_line(void **state) {
   (void)state;
   run(long_line_main, NULL);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], UV_ENOBUFS);
-  assert_int_equal(r.rc[2], 0);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_err(r.rc[1], UV_ENOBUFS);
+  assert_loom_ok(r.rc[2]);
   assert_int_equal(r.rc[3], 21);
-  assert_int_equal(r.rc[4], UV_ENOBUFS);
+  assert_loom_err(r.rc[4], UV_ENOBUFS);
   assert_int_equal(r.rc[5], 6);
   assert_string_equal(r.text, "short\n");
-  assert_int_equal(r.rc[6], UV_EOF);
+  assert_loom_err(r.rc[6], UV_EOF);
   assert_int_equal(r.rc[7], 4);
-  assert_int_equal(r.rc[8], 0);
+  assert_loom_ok(r.rc[8]);
 }
 
 /* Property: lines read with read_line across random chunkings equal a
@@ -246,10 +246,10 @@ static void test_property_line_splitting(void **state) {
   (void)state;
   for (uint64_t seed = 1; seed <= 6; seed++) {
     run(lines_main, (void *)(uintptr_t)seed);
-    assert_int_equal(r.rc[0], 0);
-    assert_int_equal(r.rc[1], 0);
+    assert_loom_ok(r.rc[0]);
+    assert_loom_ok(r.rc[1]);
     assert_int_equal(r.rc[2], 1);
-    assert_int_equal(r.rc[3], 0);
+    assert_loom_ok(r.rc[3]);
   }
 }
 
@@ -271,7 +271,7 @@ static int reset_main(void *arg) {
 static void test_peer_reset_during_write(void **state) {
   (void)state;
   run(reset_main, NULL);
-  assert_int_equal(r.rc[0], 0);
+  assert_loom_ok(r.rc[0]);
   assert_true(r.rc[1] == UV_EPIPE || r.rc[1] == UV_ECONNRESET);
 }
 
@@ -305,10 +305,10 @@ static int slow_reader_main(void *arg) {
 static void test_slow_reader_backpressure(void **state) {
   (void)state;
   run(slow_reader_main, NULL);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], UV_ETIMEDOUT);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_err(r.rc[1], UV_ETIMEDOUT);
   assert_int_equal(r.rc[2], 1);
-  assert_int_equal(r.rc[3], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[3], UV_ETIMEDOUT);
 }
 
 /* ---- cancellation and timeouts at each suspension point ------------------------------- */
@@ -400,16 +400,16 @@ static int cancel_points_main(void *arg) {
 static void test_cancel_and_timeout_points(void **state) {
   (void)state;
   run(cancel_points_main, NULL);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], UV_ECANCELED);
-  assert_int_equal(r.rc[2], UV_ECANCELED);
-  assert_int_equal(r.rc[3], UV_ECANCELED);
-  assert_int_equal(r.rc[4], 0);
-  assert_int_equal(r.rc[5], UV_ECANCELED);
-  assert_int_equal(r.rc[6], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[7], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[8], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[9], UV_ETIMEDOUT);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_err(r.rc[1], UV_ECANCELED);
+  assert_loom_err(r.rc[2], UV_ECANCELED);
+  assert_loom_err(r.rc[3], UV_ECANCELED);
+  assert_loom_ok(r.rc[4]);
+  assert_loom_err(r.rc[5], UV_ECANCELED);
+  assert_loom_err(r.rc[6], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[7], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[8], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[9], UV_ETIMEDOUT);
   assert_int_equal(r.rc[10], 1);
 }
 
@@ -450,10 +450,10 @@ static void test_graceful_close(void **state) {
   (void)state;
   run(graceful_main, NULL);
   assert_int_equal(r.rc[0], 2);
-  assert_int_equal(r.rc[1], 0);
+  assert_loom_ok(r.rc[1]);
   assert_true(r.ms < 3000);
   assert_int_equal(r.rc[2], 5);
-  assert_int_equal(r.rc[3], 0);
+  assert_loom_ok(r.rc[3]);
 }
 
 /* ---- connection limit ---------------------------------------------------------------- */
@@ -496,7 +496,7 @@ static void test_connection_limit(void **state) {
   run(limit_main, NULL);
   assert_int_equal(r.rc[0], 3);
   assert_int_equal(r.rc[1], 3);
-  assert_int_equal(r.rc[2], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[2], UV_ETIMEDOUT);
   assert_int_equal(r.rc[3], 2);
   assert_int_equal(r.rc[4], 3);
 }
@@ -575,8 +575,8 @@ static int cancel_write_main(void *arg) {
 static void test_cancel_during_write(void **state) {
   (void)state;
   run(cancel_write_main, NULL);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], UV_ECANCELED);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_err(r.rc[1], UV_ECANCELED);
   assert_int_equal(r.rc[2], 1); /* it was blocked in the write */
 }
 
@@ -618,9 +618,9 @@ static int many_main(void *arg) {
 static void test_thousand_connections(void **state) {
   (void)state;
   run(many_main, NULL);
-  assert_int_equal(r.rc[0], 0);
+  assert_loom_ok(r.rc[0]);
   assert_int_equal(r.rc[3], NCONN);
-  assert_int_equal(r.rc[2], 0);
+  assert_loom_ok(r.rc[2]);
 }
 
 /* ---- fd exhaustion during accept ------------------------------------------------------- */
@@ -676,7 +676,7 @@ static void test_fd_exhaustion_during_accept(void **state) {
   assert_non_null(res);
   int rc, a, b, c, d;
   assert_int_equal(sscanf(res, "result %d %d %d %d %d", &rc, &a, &b, &c, &d), 5);
-  assert_int_equal(rc, 0);
+  assert_loom_ok(rc);
   assert_int_equal(a, 0);
   assert_true(b == 0 || b == UV_ECONNRESET || b == UV_ETIMEDOUT); /* not echoed */
   assert_int_equal(c, 0);
@@ -727,14 +727,14 @@ static int unix_main(void *arg) {
 static void test_unix_and_pipes(void **state) {
   (void)state;
   run(unix_main, NULL);
-  for (int i = 0; i < 2; i++) assert_int_equal(r.rc[i], 0);
+  for (int i = 0; i < 2; i++) assert_loom_ok(r.rc[i]);
   assert_int_equal(r.rc[2], 5);
-  assert_int_equal(r.rc[3], 0);
-  assert_int_equal(r.rc[4], 0);
-  assert_int_equal(r.rc[5], 0);
-  assert_int_equal(r.rc[6], 0);
+  assert_loom_ok(r.rc[3]);
+  assert_loom_ok(r.rc[4]);
+  assert_loom_ok(r.rc[5]);
+  assert_loom_ok(r.rc[6]);
   assert_int_equal(r.rc[7], 6);
-  assert_int_equal(r.rc[8], 0);
+  assert_loom_ok(r.rc[8]);
 }
 
 static int udp_receiver(void *arg) {
@@ -774,12 +774,12 @@ static int udp_main(void *arg) {
 static void test_udp(void **state) {
   (void)state;
   run(udp_main, NULL);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], 0);
-  assert_int_equal(r.rc[2], 0);
-  assert_int_equal(r.rc[3], 0);
-  assert_int_equal(r.rc[4], UV_ECANCELED);
-  assert_int_equal(r.rc[5], UV_ETIMEDOUT);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_ok(r.rc[2]);
+  assert_loom_ok(r.rc[3]);
+  assert_loom_err(r.rc[4], UV_ECANCELED);
+  assert_loom_err(r.rc[5], UV_ETIMEDOUT);
 }
 
 static int dns_main(void *arg) {
@@ -802,13 +802,13 @@ static int dns_main(void *arg) {
 static void test_dns(void **state) {
   (void)state;
   run(dns_main, NULL);
-  assert_int_equal(r.rc[0], 0);
+  assert_loom_ok(r.rc[0]);
   assert_int_equal(r.rc[1], 1);
-  assert_int_equal(r.rc[2], 0);
+  assert_loom_ok(r.rc[2]);
   assert_string_equal(r.text, "127.0.0.1:80");
-  assert_int_equal(r.rc[3], UV_EINVAL);
+  assert_loom_err(r.rc[3], UV_EINVAL);
   struct addrinfo *res;
-  assert_int_equal(loom_getaddrinfo("localhost", NULL, NULL, &res), LOOM_ENOTASK);
+  assert_loom_err(loom_getaddrinfo("localhost", NULL, NULL, &res), LOOM_ENOTASK);
 }
 
 /* ---- a reader woken by data runs at once ------------------------------------------- */
@@ -857,9 +857,9 @@ static int direct_main(void *arg) {
 static void test_woken_reader_runs_at_once(void **state) {
   (void)state;
   run(direct_main, NULL);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], 0);
-  assert_int_equal(r.rc[2], 0);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_ok(r.rc[2]);
   assert_int_equal(r.rc[3], 3);
   assert_int_equal(r.rc[4], 1);
 }

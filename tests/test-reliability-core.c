@@ -90,8 +90,8 @@ static int sleep_late_main(void *arg) {
 static void test_sleep_not_starved_by_yielding_burners(void **state) {
   (void)state;
   late_t r = {0, 0};
-  assert_int_equal(loom_run(sleep_late_main, &r), 0);
-  assert_int_equal(r.rc, 0);
+  assert_loom_ok(loom_run(sleep_late_main, &r));
+  assert_loom_ok(r.rc);
   if (r.worst >= LATE_MAX_MS)
     fprintf(stderr, "10 ms sleep woke %llu ms late\n", (unsigned long long)r.worst);
   assert_true(r.worst < LATE_MAX_MS);
@@ -163,12 +163,12 @@ static void test_read_not_starved_by_yielding_burners(void **state) {
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, writer_thread, &w), 0);
   io_late_t r = {0, sv[0], &w, 0};
-  assert_int_equal(loom_run(read_late_main, &r), 0);
+  assert_loom_ok(loom_run(read_late_main, &r));
   close(w.go[1]);
   pthread_join(th, NULL);
   close(w.go[0]);
   close(sv[1]);
-  assert_int_equal(r.rc, 0);
+  assert_loom_ok(r.rc);
   if (r.worst >= LATE_MAX_MS)
     fprintf(stderr, "socket readiness seen %llu ms late\n", (unsigned long long)r.worst);
   assert_true(r.worst < LATE_MAX_MS);
@@ -225,12 +225,12 @@ static int open_scope_main(void *arg) {
 static void check_open_scope(loom_scope_t *scope) {
   open_scope_t r = {1, 1, 1, 1, 0};
   void *args[2] = {&r, scope};
-  assert_int_equal(loom_run(open_scope_main, args), 0);
-  assert_int_equal(r.enter_rc, 0);
-  assert_int_equal(r.sleep_rc, 0);
-  assert_int_equal(r.other_rc, 0);
+  assert_loom_ok(loom_run(open_scope_main, args));
+  assert_loom_ok(r.enter_rc);
+  assert_loom_ok(r.sleep_rc);
+  assert_loom_ok(r.other_rc);
   assert_int_equal(r.expired, 0);
-  assert_int_equal(r.exit_rc, LOOM_ESCOPE);
+  assert_loom_err(r.exit_rc, LOOM_ESCOPE);
 }
 
 static void test_static_scope_left_open_is_disarmed(void **state) {
@@ -280,15 +280,15 @@ static void test_detached_handle_is_stale(void **state) {
   (void)state;
   detached_t r;
   memset(&r, 0, sizeof(r));
-  assert_int_equal(loom_run(detached_main, &r), 0);
-  assert_int_equal(r.cancel_rc, LOOM_EBADTASK);
-  assert_int_equal(r.again_rc, LOOM_EBADTASK);
+  assert_loom_ok(loom_run(detached_main, &r));
+  assert_loom_err(r.cancel_rc, LOOM_EBADTASK);
+  assert_loom_err(r.again_rc, LOOM_EBADTASK);
   assert_true(r.name_null);
   assert_true(r.id_zero);
-  assert_int_equal(r.done_rc, 0);
+  assert_loom_ok(r.done_rc);
   assert_true(r.self_cancel);
   assert_true(r.seen[0]);
-  assert_int_equal(r.seen[1], UV_ECANCELED); /* by shutdown, not by us */
+  assert_loom_err(r.seen[1], UV_ECANCELED); /* by shutdown, not by us */
 }
 
 typedef struct {
@@ -312,8 +312,8 @@ static void test_huge_stack_sizes_are_refused(void **state) {
   (void)state;
   huge_t r;
   memset(&r, 0, sizeof(r));
-  assert_int_equal(loom_run(huge_main, &r), 0);
-  for (int i = 0; i < 5; i++) assert_int_equal(r.rc[i], UV_EINVAL);
+  assert_loom_ok(loom_run(huge_main, &r));
+  for (int i = 0; i < 5; i++) assert_loom_err(r.rc[i], UV_EINVAL);
 }
 
 static int deep(int n) {

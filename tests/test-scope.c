@@ -22,7 +22,7 @@ static void reset(void) { memset(&r, 0x55, sizeof(r)); }
 
 static void run(loom_fn fn) {
   reset();
-  assert_int_equal(loom_run(fn, NULL), 0);
+  assert_loom_ok(loom_run(fn, NULL));
 }
 
 /* ---- a single scope -------------------------------------------------------------- */
@@ -44,14 +44,14 @@ static int fires_main(void *arg) {
 static void test_timeout_fires(void **state) {
   (void)state;
   run(fires_main);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], UV_ETIMEDOUT);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_err(r.rc[1], UV_ETIMEDOUT);
   assert_true(r.ms[0] < 2000);
-  assert_int_equal(r.rc[2], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[3], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[2], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[3], UV_ETIMEDOUT);
   assert_int_equal(r.rc[4], 1);
-  assert_int_equal(r.rc[5], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[6], 0);
+  assert_loom_err(r.rc[5], UV_ETIMEDOUT);
+  assert_loom_ok(r.rc[6]);
 }
 
 static int not_fired_main(void *arg) {
@@ -69,11 +69,11 @@ static int not_fired_main(void *arg) {
 static void test_timeout_not_fired_and_absolute(void **state) {
   (void)state;
   run(not_fired_main);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], 0);
-  assert_int_equal(r.rc[2], 0);
-  assert_int_equal(r.rc[3], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[4], UV_ETIMEDOUT);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_ok(r.rc[2]);
+  assert_loom_err(r.rc[3], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[4], UV_ETIMEDOUT);
 }
 
 static int already_expired_main(void *arg) {
@@ -92,10 +92,10 @@ static void test_expired_at_entry(void **state) {
   (void)state;
   run(already_expired_main);
   assert_int_equal(r.rc[0], 1);
-  assert_int_equal(r.rc[1], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[2], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[3], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[4], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[1], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[2], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[3], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[4], UV_ETIMEDOUT);
 }
 
 static int reschedule_main(void *arg) {
@@ -120,15 +120,15 @@ static int reschedule_main(void *arg) {
 static void test_reschedule_from_inside(void **state) {
   (void)state;
   run(reschedule_main);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], 0);
-  assert_int_equal(r.rc[2], 0);
-  assert_int_equal(r.rc[3], UV_ETIMEDOUT);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_ok(r.rc[2]);
+  assert_loom_err(r.rc[3], UV_ETIMEDOUT);
   assert_true(r.ms[0] < 2000);
-  assert_int_equal(r.rc[4], UV_EINVAL);
-  assert_int_equal(r.rc[5], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[4], UV_EINVAL);
+  assert_loom_err(r.rc[5], UV_ETIMEDOUT);
   assert_int_equal(r.rc[6], 1);
-  assert_int_equal(r.rc[7], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[7], UV_ETIMEDOUT);
 }
 
 /* ---- nesting -------------------------------------------------------------------------- */
@@ -148,11 +148,11 @@ static int inner_first_main(void *arg) {
 static void test_nested_inner_fires(void **state) {
   (void)state;
   run(inner_first_main);
-  assert_int_equal(r.rc[0], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[1], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[2], 0);
-  assert_int_equal(r.rc[3], 0);
-  assert_int_equal(r.rc[4], 0);
+  assert_loom_err(r.rc[0], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[1], UV_ETIMEDOUT);
+  assert_loom_ok(r.rc[2]);
+  assert_loom_ok(r.rc[3]);
+  assert_loom_ok(r.rc[4]);
 }
 
 static int outer_first_main(void *arg) {
@@ -170,11 +170,11 @@ static int outer_first_main(void *arg) {
 static void test_nested_outer_fires_first(void **state) {
   (void)state;
   run(outer_first_main);
-  assert_int_equal(r.rc[0], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[1], 0);
-  assert_int_equal(r.rc[2], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[3], 0);
-  assert_int_equal(r.rc[4], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[0], UV_ETIMEDOUT);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_err(r.rc[2], UV_ETIMEDOUT);
+  assert_loom_ok(r.rc[3]);
+  assert_loom_err(r.rc[4], UV_ETIMEDOUT);
 }
 
 static int cancel_beats_main(void *arg) {
@@ -189,8 +189,8 @@ static int cancel_beats_main(void *arg) {
 static void test_cancellation_beats_timeout(void **state) {
   (void)state;
   run(cancel_beats_main);
-  assert_int_equal(r.rc[0], UV_ECANCELED);
-  assert_int_equal(r.rc[1], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[0], UV_ECANCELED);
+  assert_loom_err(r.rc[1], UV_ETIMEDOUT);
 }
 
 /* ---- shields -------------------------------------------------------------------------------- */
@@ -224,15 +224,15 @@ static int shield_main(void *arg) {
 static void test_shield_in_cancelled_task(void **state) {
   (void)state;
   run(shield_main);
-  assert_int_equal(r.rc[0], UV_ECANCELED);
-  assert_int_equal(r.rc[1], 0);
+  assert_loom_err(r.rc[0], UV_ECANCELED);
+  assert_loom_ok(r.rc[1]);
   assert_true(r.ms[0] < 2000);
-  assert_int_equal(r.rc[2], 0);
-  assert_int_equal(r.rc[3], UV_ECANCELED);
-  assert_int_equal(r.rc[4], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[5], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[6], 0);
-  assert_int_equal(r.rc[7], UV_ECANCELED);
+  assert_loom_ok(r.rc[2]);
+  assert_loom_err(r.rc[3], UV_ECANCELED);
+  assert_loom_err(r.rc[4], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[5], UV_ETIMEDOUT);
+  assert_loom_ok(r.rc[6]);
+  assert_loom_err(r.rc[7], UV_ECANCELED);
 }
 
 /* Cancel arrives while the task sleeps inside a shield: the sleep runs on. */
@@ -257,8 +257,8 @@ static int shield_during_main(void *arg) {
 static void test_cancel_during_shielded_sleep(void **state) {
   (void)state;
   run(shield_during_main);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], UV_ECANCELED);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_err(r.rc[1], UV_ECANCELED);
 }
 
 static int shield_hides_timeout_main(void *arg) {
@@ -275,10 +275,10 @@ static int shield_hides_timeout_main(void *arg) {
 static void test_shield_hides_outer_timeout(void **state) {
   (void)state;
   run(shield_hides_timeout_main);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], 0);
-  assert_int_equal(r.rc[2], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[3], UV_ETIMEDOUT);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_err(r.rc[2], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[3], UV_ETIMEDOUT);
 }
 
 /* ---- join under a timeout: the child is cancelled and awaited ---------------------------- */
@@ -305,9 +305,9 @@ static int join_timeout_main(void *arg) {
 static void test_join_under_timeout(void **state) {
   (void)state;
   run(join_timeout_main);
-  assert_int_equal(r.rc[0], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[1], UV_ECANCELED);
-  assert_int_equal(r.rc[2], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[0], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[1], UV_ECANCELED);
+  assert_loom_err(r.rc[2], UV_ETIMEDOUT);
   assert_int_equal(r.rc[4], 1);
 }
 
@@ -329,15 +329,15 @@ static int misuse_main(void *arg) {
 static void test_misuse(void **state) {
   (void)state;
   run(misuse_main);
-  assert_int_equal(r.rc[0], LOOM_ESCOPE);
-  assert_int_equal(r.rc[1], 0);
-  assert_int_equal(r.rc[2], 0);
-  assert_int_equal(r.rc[3], LOOM_ESCOPE);
-  assert_int_equal(r.rc[4], UV_EINVAL);
-  assert_int_equal(r.rc[5], UV_EINVAL);
+  assert_loom_err(r.rc[0], LOOM_ESCOPE);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_ok(r.rc[2]);
+  assert_loom_err(r.rc[3], LOOM_ESCOPE);
+  assert_loom_err(r.rc[4], UV_EINVAL);
+  assert_loom_err(r.rc[5], UV_EINVAL);
   loom_scope_t s;
-  assert_int_equal(loom_timeout_enter(&s, 1), LOOM_ENOTASK);
-  assert_int_equal(loom_scope_exit(&s), LOOM_ENOTASK);
+  assert_loom_err(loom_timeout_enter(&s, 1), LOOM_ENOTASK);
+  assert_loom_err(loom_scope_exit(&s), LOOM_ENOTASK);
 }
 
 static int leaves_scope_open(void *arg) {

@@ -184,7 +184,7 @@ static int with_bytes(const char *data, size_t len,
   cur.len = len;
   cur.body = body;
   cur.rc = -1;
-  assert_int_equal(loom_run(plain_main, NULL), 0);
+  assert_loom_ok(loom_run(plain_main, NULL));
   return cur.rc;
 }
 

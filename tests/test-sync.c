@@ -24,7 +24,7 @@ static void note(char c) { r.log[r.n++] = c; }
 
 static void run(loom_fn fn, void *arg) {
   memset(&r, 0, sizeof(r));
-  assert_int_equal(loom_run(fn, arg), 0);
+  assert_loom_ok(loom_run(fn, arg));
 }
 
 /* ---- lock ------------------------------------------------------------------------- */
@@ -60,16 +60,16 @@ static void test_lock_fifo(void **state) {
   (void)state;
   run(lock_fifo_main, NULL);
   assert_string_equal(r.log, "abc");
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], UV_EAGAIN);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_err(r.rc[1], UV_EAGAIN);
   assert_int_equal(r.rc[2], 1);
-  assert_int_equal(r.rc[3], UV_EAGAIN);
-  assert_int_equal(r.rc[4], UV_EPERM);
-  assert_int_equal(r.rc[5], 0);
+  assert_loom_err(r.rc[3], UV_EAGAIN);
+  assert_loom_err(r.rc[4], UV_EPERM);
+  assert_loom_ok(r.rc[5]);
   loom_lock_t l;
   loom_lock_init(&l);
-  assert_int_equal(loom_lock_acquire(&l), LOOM_ENOTASK);
-  assert_int_equal(loom_lock_release(&l), UV_EPERM);
+  assert_loom_err(loom_lock_acquire(&l), LOOM_ENOTASK);
+  assert_loom_err(loom_lock_release(&l), UV_EPERM);
 }
 
 static int lock_cancel_main(void *arg) {
@@ -104,13 +104,13 @@ static int lock_cancel_main(void *arg) {
 static void test_lock_cancellation(void **state) {
   (void)state;
   run(lock_cancel_main, NULL);
-  assert_int_equal(r.rc[0], UV_ECANCELED);
-  assert_int_equal(r.rc[1], UV_ECANCELED);
-  assert_int_equal(r.rc[2], 0);
+  assert_loom_err(r.rc[0], UV_ECANCELED);
+  assert_loom_err(r.rc[1], UV_ECANCELED);
+  assert_loom_ok(r.rc[2]);
   assert_string_equal(r.log, "c");
-  assert_int_equal(r.rc[3], 0);
-  assert_int_equal(r.rc[4], UV_ETIMEDOUT);
-  assert_int_equal(r.rc[5], UV_ECANCELED);
+  assert_loom_ok(r.rc[3]);
+  assert_loom_err(r.rc[4], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[5], UV_ECANCELED);
 }
 
 /* ---- semaphore ------------------------------------------------------------------------ */
@@ -154,16 +154,16 @@ static void test_semaphore(void **state) {
   (void)state;
   run(sem_main, NULL);
   assert_int_equal(r.rc[0], 1);
-  assert_int_equal(r.rc[1], UV_EAGAIN);
-  assert_int_equal(r.rc[2], 0);
-  assert_int_equal(r.rc[3], UV_ECANCELED);
-  assert_int_equal(r.rc[4], 0);
-  assert_int_equal(r.rc[5], 0);
+  assert_loom_err(r.rc[1], UV_EAGAIN);
+  assert_loom_ok(r.rc[2]);
+  assert_loom_err(r.rc[3], UV_ECANCELED);
+  assert_loom_ok(r.rc[4]);
+  assert_loom_ok(r.rc[5]);
   assert_string_equal(r.log, "bc");
   assert_int_equal(r.rc[6], 1);
-  assert_int_equal(r.rc[7], 0);
-  assert_int_equal(r.rc[8], 0);
-  assert_int_equal(r.rc[9], UV_EOVERFLOW);
+  assert_loom_ok(r.rc[7]);
+  assert_loom_ok(r.rc[8]);
+  assert_loom_err(r.rc[9], UV_EOVERFLOW);
   assert_int_equal(r.rc[10], 2);
 }
 
@@ -202,12 +202,12 @@ static int event_main(void *arg) {
 static void test_event(void **state) {
   (void)state;
   run(event_main, NULL);
-  assert_int_equal(r.rc[0], 0);
-  assert_int_equal(r.rc[1], 0);
-  assert_int_equal(r.rc[2], 0);
-  assert_int_equal(r.rc[3], UV_ECANCELED);
-  assert_int_equal(r.rc[4], 0);
-  assert_int_equal(r.rc[5], UV_ETIMEDOUT);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_ok(r.rc[2]);
+  assert_loom_err(r.rc[3], UV_ECANCELED);
+  assert_loom_ok(r.rc[4]);
+  assert_loom_err(r.rc[5], UV_ETIMEDOUT);
 }
 
 /* ---- condition --------------------------------------------------------------------------- */
@@ -251,11 +251,11 @@ static int cond_main(void *arg) {
 static void test_condition(void **state) {
   (void)state;
   run(cond_main, NULL);
-  assert_int_equal(r.rc[0], UV_EPERM);
-  assert_int_equal(r.rc[1], UV_EPERM);
-  assert_int_equal(r.rc[2], UV_ECANCELED);
-  assert_int_equal(r.rc[3], 0);
-  assert_int_equal(r.rc[4], UV_ECANCELED);
+  assert_loom_err(r.rc[0], UV_EPERM);
+  assert_loom_err(r.rc[1], UV_EPERM);
+  assert_loom_err(r.rc[2], UV_ECANCELED);
+  assert_loom_ok(r.rc[3]);
+  assert_loom_err(r.rc[4], UV_ECANCELED);
   /* Everyone re-acquired the lock before returning, after main let go. */
   assert_int_equal(r.log[0], 'M');
   assert_int_equal(strlen(r.log), 4);
@@ -305,9 +305,9 @@ static int cond_pred_main(void *arg) {
 static void test_condition_predicate_and_timeout(void **state) {
   (void)state;
   run(cond_pred_main, NULL);
-  assert_int_equal(r.rc[0], 0);
+  assert_loom_ok(r.rc[0]);
   assert_int_equal(r.rc[1], 3);
-  assert_int_equal(r.rc[2], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[2], UV_ETIMEDOUT);
   assert_int_equal(r.rc[3], 1);
 }
 
@@ -353,13 +353,13 @@ static int barrier_main(void *arg) {
 static void test_barrier(void **state) {
   (void)state;
   run(barrier_main, NULL);
-  assert_int_equal(r.rc[0], UV_EINVAL);
+  assert_loom_err(r.rc[0], UV_EINVAL);
   assert_int_equal(r.rc[1], 7); /* indices 0, 1, 2, each once */
   assert_int_equal(r.rc[2], 7);
   assert_int_equal(r.rc[3], 2);
-  assert_int_equal(r.rc[4], LOOM_EBROKEN);
-  assert_int_equal(r.rc[5], LOOM_EBROKEN);
-  assert_int_equal(r.rc[6], LOOM_EBROKEN);
+  assert_loom_err(r.rc[4], LOOM_EBROKEN);
+  assert_loom_err(r.rc[5], LOOM_EBROKEN);
+  assert_loom_err(r.rc[6], LOOM_EBROKEN);
   assert_int_equal(r.rc[7], 1);
 }
 
@@ -382,30 +382,30 @@ static void test_queue_orders(void **state) {
   loom_queue_t q;
   char out[16];
   const char *in = "dbeac";
-  assert_int_equal(loom_queue_init(&q, 0, LOOM_QUEUE_FIFO, NULL), 0);
+  assert_loom_ok(loom_queue_init(&q, 0, LOOM_QUEUE_FIFO, NULL));
   for (int i = 0; in[i]; i++) loom_queue_try_put(&q, (void *)(intptr_t)in[i]);
   assert_int_equal(loom_queue_size(&q), 5);
   drain(&q, out);
   assert_string_equal(out, "dbeac");
-  assert_int_equal(loom_queue_destroy(&q), 0);
-  assert_int_equal(loom_queue_init(&q, 0, LOOM_QUEUE_LIFO, NULL), 0);
+  assert_loom_ok(loom_queue_destroy(&q));
+  assert_loom_ok(loom_queue_init(&q, 0, LOOM_QUEUE_LIFO, NULL));
   for (int i = 0; in[i]; i++) loom_queue_try_put(&q, (void *)(intptr_t)in[i]);
   drain(&q, out);
   assert_string_equal(out, "caebd");
   loom_queue_destroy(&q);
-  assert_int_equal(loom_queue_init(&q, 4, LOOM_QUEUE_PRIORITY, cmp_int), 0);
+  assert_loom_ok(loom_queue_init(&q, 4, LOOM_QUEUE_PRIORITY, cmp_int));
   for (int i = 0; in[i]; i++) loom_queue_try_put(&q, (void *)(intptr_t)in[i]);
   assert_int_equal(loom_queue_full(&q), 1);
   drain(&q, out);
   assert_string_equal(out, "abde"); /* 'c' did not fit: EAGAIN */
   assert_int_equal(loom_queue_empty(&q), 1);
   void *it;
-  assert_int_equal(loom_queue_try_get(&q, &it), UV_EAGAIN);
+  assert_loom_err(loom_queue_try_get(&q, &it), UV_EAGAIN);
   loom_queue_destroy(&q);
-  assert_int_equal(loom_queue_init(&q, 0, LOOM_QUEUE_PRIORITY, NULL), UV_EINVAL);
-  assert_int_equal(loom_queue_init(&q, 0, 7, NULL), UV_EINVAL);
+  assert_loom_err(loom_queue_init(&q, 0, LOOM_QUEUE_PRIORITY, NULL), UV_EINVAL);
+  assert_loom_err(loom_queue_init(&q, 0, 7, NULL), UV_EINVAL);
   /* FIFO ring wrapping around and growing. */
-  assert_int_equal(loom_queue_init(&q, 0, LOOM_QUEUE_FIFO, NULL), 0);
+  assert_loom_ok(loom_queue_init(&q, 0, LOOM_QUEUE_FIFO, NULL));
   int bad = 0;
   intptr_t next_in = 0, next_out = 0;
   for (int round = 0; round < 50; round++) {
@@ -485,18 +485,18 @@ static int queue_block_main(void *arg) {
 static void test_queue_blocking_and_cancellation(void **state) {
   (void)state;
   run(queue_block_main, NULL);
-  assert_int_equal(r.rc[0], UV_EAGAIN);
+  assert_loom_err(r.rc[0], UV_EAGAIN);
   assert_int_equal(r.rc[1], 2);
   assert_int_equal(r.rc[2], 1);
-  assert_int_equal(r.rc[3], UV_ECANCELED);
-  assert_int_equal(r.rc[4], 0);
-  assert_int_equal(r.rc[5], UV_ECANCELED);
+  assert_loom_err(r.rc[3], UV_ECANCELED);
+  assert_loom_ok(r.rc[4]);
+  assert_loom_err(r.rc[5], UV_ECANCELED);
   assert_int_equal(r.rc[6], 1);
-  assert_int_equal(r.rc[7], UV_ECANCELED);
+  assert_loom_err(r.rc[7], UV_ECANCELED);
   assert_int_equal(r.rc[8], 1);
-  assert_int_equal(r.rc[9], UV_ECANCELED);
-  assert_int_equal(r.rc[10], 0);
-  assert_int_equal(r.rc[11], 0);
+  assert_loom_err(r.rc[9], UV_ECANCELED);
+  assert_loom_ok(r.rc[10]);
+  assert_loom_ok(r.rc[11]);
 }
 
 /* task_done / join, and misuse. */
@@ -529,12 +529,12 @@ static int join_main(void *arg) {
 static void test_queue_join(void **state) {
   (void)state;
   run(join_main, NULL);
-  assert_int_equal(r.rc[1], UV_EINVAL);
-  assert_int_equal(r.rc[2], 0);
-  assert_int_equal(r.rc[3], 0);
+  assert_loom_err(r.rc[1], UV_EINVAL);
+  assert_loom_ok(r.rc[2]);
+  assert_loom_ok(r.rc[3]);
   assert_int_equal(r.rc[4], 55);
-  assert_int_equal(r.rc[5], LOOM_EBUSY);
-  assert_int_equal(r.rc[6], 0);
+  assert_loom_err(r.rc[5], LOOM_EBUSY);
+  assert_loom_ok(r.rc[6]);
 }
 
 /* Shutdown, Python 3.13 semantics. */
@@ -568,25 +568,25 @@ static int shutdown_main(void *arg) {
 static void test_queue_shutdown(void **state) {
   (void)state;
   run(shutdown_main, (void *)0);
-  assert_int_equal(r.rc[0], LOOM_ESHUTDOWN);
-  assert_int_equal(r.rc[1], LOOM_ESHUTDOWN);
-  assert_int_equal(r.rc[2], LOOM_ESHUTDOWN);
-  assert_int_equal(r.rc[3], 0); /* the remaining items drain */
-  assert_int_equal(r.rc[4], 0);
-  assert_int_equal(r.rc[5], LOOM_ESHUTDOWN);
-  assert_int_equal(r.rc[6], 0);
-  assert_int_equal(r.rc[7], 0);
+  assert_loom_err(r.rc[0], LOOM_ESHUTDOWN);
+  assert_loom_err(r.rc[1], LOOM_ESHUTDOWN);
+  assert_loom_err(r.rc[2], LOOM_ESHUTDOWN);
+  assert_loom_ok(r.rc[3]); /* the remaining items drain */
+  assert_loom_ok(r.rc[4]);
+  assert_loom_err(r.rc[5], LOOM_ESHUTDOWN);
+  assert_loom_ok(r.rc[6]);
+  assert_loom_ok(r.rc[7]);
 }
 static void test_queue_shutdown_immediate(void **state) {
   (void)state;
   run(shutdown_main, (void *)1);
-  assert_int_equal(r.rc[0], LOOM_ESHUTDOWN);
-  assert_int_equal(r.rc[2], LOOM_ESHUTDOWN);
-  assert_int_equal(r.rc[3], LOOM_ESHUTDOWN); /* emptied at once */
-  assert_int_equal(r.rc[4], LOOM_ESHUTDOWN);
-  assert_int_equal(r.rc[5], LOOM_ESHUTDOWN);
-  assert_int_equal(r.rc[6], 0); /* join released by the drain */
-  assert_int_equal(r.rc[7], 0);
+  assert_loom_err(r.rc[0], LOOM_ESHUTDOWN);
+  assert_loom_err(r.rc[2], LOOM_ESHUTDOWN);
+  assert_loom_err(r.rc[3], LOOM_ESHUTDOWN); /* emptied at once */
+  assert_loom_err(r.rc[4], LOOM_ESHUTDOWN);
+  assert_loom_err(r.rc[5], LOOM_ESHUTDOWN);
+  assert_loom_ok(r.rc[6]); /* join released by the drain */
+  assert_loom_ok(r.rc[7]);
 }
 
 /* A draining shutdown while the last item is promised to a woken getter:
@@ -614,11 +614,11 @@ static int promised_main(void *arg) {
 static void test_queue_shutdown_with_promised_item(void **state) {
   (void)state;
   run(promised_main, NULL);
-  assert_int_equal(r.rc[0], LOOM_ESHUTDOWN);
-  assert_int_equal(r.rc[1], LOOM_ESHUTDOWN);
-  assert_int_equal(r.rc[2], 0);
+  assert_loom_err(r.rc[0], LOOM_ESHUTDOWN);
+  assert_loom_err(r.rc[1], LOOM_ESHUTDOWN);
+  assert_loom_ok(r.rc[2]);
   assert_int_equal(r.rc[3], 1);
-  assert_int_equal(r.rc[4], 0);
+  assert_loom_ok(r.rc[4]);
 }
 
 /* ---- property tests ------------------------------------------------------------------------ */
@@ -782,7 +782,7 @@ static void test_property_queue(void **state) {
   for (int i = 0; i < n; i++) {
     uint64_t seed = runs > 0 ? (uint64_t)wall_ms() * 7919u + (uint64_t)i : seeds[i];
     rng_state = seed;
-    assert_int_equal(loom_run(prop_queue_main, NULL), 0);
+    assert_loom_ok(loom_run(prop_queue_main, NULL));
     int bad = check_prop_queue();
     if (bad) print_error("seed %llu: %d items lost or duplicated\n", (unsigned long long)seed, bad);
     assert_int_equal(bad, 0);
@@ -796,7 +796,7 @@ static void test_property_sem_and_lock(void **state) {
   int n = runs > 0 ? runs : (int)(sizeof(seeds) / sizeof(seeds[0]));
   for (int i = 0; i < n; i++) {
     rng_state = runs > 0 ? (uint64_t)wall_ms() * 104729u + (uint64_t)i : seeds[i];
-    assert_int_equal(loom_run(prop_sem_main, NULL), 0);
+    assert_loom_ok(loom_run(prop_sem_main, NULL));
     assert_true(pg.max_inside <= 3);
     assert_true(pg.max_inside >= 1);
     assert_int_equal(pg.max_holders, 1);
