@@ -43,6 +43,12 @@ enum { PREALLOC = 1024 };
 
 /* ---- the buffer ------------------------------------------------------------ */
 
+/* PRIORITY keeps a binary heap in the slot array itself rather than using
+ * util/heap.h: that heap is intrusive (a node embedded in each element) and
+ * an item here is the caller's bare pointer, so it would need a node
+ * allocated per put; the array needs none and stays one buffer for every
+ * kind. */
+
 static int before(const loom__queue_t *q, const slot_t *a, const slot_t *b) {
   int c = q->cmp(a->item, b->item);
   return c < 0 || (c == 0 && a->seq < b->seq);
@@ -162,9 +168,10 @@ static void dispatch(loom__queue_t *q) {
  * task resumed here returns through the same return addresses as the task
  * that switched to it, except for the last one, into the caller. A return
  * the CPU mispredicts after a stack switch costs as much as the switch
- * itself (docs/benchmarks.md, "Sync primitives"), and a producer and a
- * consumer parked in two different functions would mispredict two returns
- * per hand-off, not one. */
+ * itself (docs/benchmarks.md, "Why a strict hand-off costs two
+ * mispredicted returns"), and a producer and a consumer parked in two
+ * different functions would mispredict two returns per hand-off, not
+ * one. */
 static __attribute__((noinline)) int wait_turn(loom__queue_t *q,
                                                loom_task_t *self, void *item,
                                                void **out) {
