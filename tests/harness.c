@@ -28,6 +28,7 @@
 #include "harness.h"
 
 #ifndef LOOM_FIBER_ONLY
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "core/internal.h"
@@ -62,7 +63,8 @@ void harness_assert_code(long got, long want, const char *expr, const char *file
 /* ---- what a test leaves behind -------------------------------------------- */
 
 /* Problems found while the current test ran, printed when it ends (only
- * the runtime's checks find any: none under LOOM_FIBER_ONLY). */
+ * the runtime's checks find any: none under LOOM_FIBER_ONLY). Runtimes on
+ * other threads report here too, under `lock`. */
 static struct {
   char text[1024];
   size_t len;
@@ -71,18 +73,24 @@ static struct {
 } found;
 
 #ifndef LOOM_FIBER_ONLY
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void leftover(const char *fmt, ...) {
+  pthread_mutex_lock(&lock);
   found.count++;
-  if (found.len + 2 >= sizeof(found.text)) return;
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(found.text + found.len, sizeof(found.text) - found.len, fmt, ap);
-  va_end(ap);
-  if (n < 0) return;
-  found.len += (size_t)n;
-  if (found.len > sizeof(found.text) - 2) found.len = sizeof(found.text) - 2;
-  found.text[found.len++] = '\n';
-  found.text[found.len] = 0;
+  if (found.len + 2 < sizeof(found.text)) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(found.text + found.len, sizeof(found.text) - found.len, fmt, ap);
+    va_end(ap);
+    if (n > 0) {
+      found.len += (size_t)n;
+      if (found.len > sizeof(found.text) - 2) found.len = sizeof(found.text) - 2;
+      found.text[found.len++] = '\n';
+      found.text[found.len] = 0;
+    }
+  }
+  pthread_mutex_unlock(&lock);
 }
 #endif
 
@@ -157,19 +165,24 @@ static closer_t *closer_find(loom__io_t *o) {
 /* Shutdown calls this only for objects still on the list once every task
  * has ended; the real closer says whether the program had left it open. */
 static int close_counted(loom__io_t *o, int force) {
+  pthread_mutex_lock(&lock);
   closer_t *c = closer_find(o);
-  if (!c) return 0; /* cannot happen: every object came through add */
+  io_close_fn close = c ? c->close : NULL;
+  pthread_mutex_unlock(&lock);
+  if (!close) return 0; /* cannot happen: every object came through add */
   const char *what = o->what;
-  int r = c->close(o, force);
+  int r = close(o, force);
   if (r && !force) leftover("loom's shutdown closed a %s the program left open", what);
   return r;
 }
 
 void __wrap_loom__io_add(loom_t *rt, loom__io_t *o, const char *what, io_close_fn close) {
+  pthread_mutex_lock(&lock);
   if (ncloser == closer_cap) {
     size_t cap = closer_cap ? 2 * closer_cap : 64;
     closer_t *n = __real_realloc(closers, cap * sizeof(*n));
-    if (!n) { /* not counted, only not checked */
+    if (!n) { /* not watched, only not checked */
+      pthread_mutex_unlock(&lock);
       __real_loom__io_add(rt, o, what, close);
       return;
     }
@@ -177,12 +190,15 @@ void __wrap_loom__io_add(loom_t *rt, loom__io_t *o, const char *what, io_close_f
     closer_cap = cap;
   }
   closers[ncloser++] = (closer_t){.o = o, .close = close};
+  pthread_mutex_unlock(&lock);
   __real_loom__io_add(rt, o, what, close_counted);
 }
 
 void __wrap_loom__io_remove(loom_t *rt, loom__io_t *o) {
+  pthread_mutex_lock(&lock);
   closer_t *c = closer_find(o);
   if (c) *c = closers[--ncloser];
+  pthread_mutex_unlock(&lock);
   __real_loom__io_remove(rt, o);
 }
 

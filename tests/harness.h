@@ -18,7 +18,8 @@
  *   - tasks: no task may be left unjoined and undetached, and no runtime may
  *     be left attached to the thread (loom_init without loom_shutdown).
  * A test that leaves such things behind on purpose (to test loom's clean-up)
- * calls harness_expect_leftovers() first; allocations are still counted.
+ * calls harness_expect_leftovers(); allocations, loops and runtimes are
+ * still checked.
  *
  * Only the main stack may fail an assertion (cmocka longjmps): tasks record
  * what they see and the test asserts once loom_run has returned. */
@@ -38,7 +39,8 @@ int harness_run(const struct CMUnitTest *tests, size_t n);
 #define HARNESS_RUN(tests) harness_run((tests), sizeof(tests) / sizeof((tests)[0]))
 
 /* Called by a test that leaves tasks, I/O objects or libuv handles for loom
- * to clean up on purpose: only its allocations are checked. */
+ * to clean up on purpose: its allocations, loops and runtimes are still
+ * checked. */
 void harness_expect_leftovers(void);
 
 /* rc must be 0 / must be the error code want; a failure names both codes:
