@@ -71,7 +71,7 @@
 
 #include <loom.h>
 
-#include "common/server_log.h" /* stream_addr, log_say, server_args */
+#include "common/server_log.h" /* shared with the other server */
 
 #define DEFAULT_PORT 8888
 #define NCLIENTS 3        /* self-test clients */
@@ -228,14 +228,8 @@ static int selftest(void) {
   /* The clients have closed their ends; the handlers end as soon as they
    * read the EOF. A graceful close waits for them (for up to a second;
    * then it would cancel them, and the log would say so). */
-  int crc = loom_server_close(server, 1000);
-  if (crc < 0) fprintf(stderr, "echo_server: closing: %s\n", loom_strerror(crc));
-  if (rc < 0) {
-    for (int i = 0; i < NCLIENTS; i++)
-      if (statuses[i] < 0)
-        fprintf(stderr, "echo_server: client %d: %s\n", i, loom_strerror(statuses[i]));
-    return rc;
-  }
+  int crc = selftest_close("echo_server", "client", server, rc, statuses, NCLIENTS);
+  if (rc < 0) return rc;
 
   for (int i = 0; i < NCLIENTS; i++) {
     const client_t *c = &clients[i];
@@ -262,23 +256,7 @@ static int echo_main(void *arg) {
   return port < 0 ? selftest() : serve(port);
 }
 
-static int usage(void) {
-  fprintf(stderr,
-          "usage: echo_server [PORT]      serve on 127.0.0.1:PORT (default %d)\n"
-          "       echo_server --selftest  run clients against a server on a free port\n",
-          DEFAULT_PORT);
-  return 2;
-}
-
 int main(int argc, char **argv) {
-  int port; /* -1: the self-test */
-  if (server_args(argc, argv, DEFAULT_PORT, &port) < 0) return usage();
-  /* A server's lines should show up as they happen, even in a pipe. */
-  setvbuf(stdout, NULL, _IOLBF, 0);
-  int rc = loom_run(echo_main, &port);
-  if (rc < 0) {
-    fprintf(stderr, "echo_server: %s\n", loom_strerror(rc));
-    return 1;
-  }
-  return 0;
+  return server_example_main("echo_server", argc, argv, DEFAULT_PORT,
+                             "run clients against a server on a free port", echo_main);
 }

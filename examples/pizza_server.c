@@ -71,7 +71,7 @@
 
 #include <loom.h>
 
-#include "common/server_log.h" /* stream_addr, log_say, server_args */
+#include "common/server_log.h" /* shared with the other server */
 
 #define DEFAULT_PORT 8000
 #define PIZZA_MS 2000     /* how long a pizza takes */
@@ -207,14 +207,8 @@ static int selftest(void) {
   /* Every customer has read to the server's close, so every handler has
    * finished or is about to: a graceful close waits for them (a second at
    * most, then it would cancel them, and the log would say so). */
-  int crc = loom_server_close(server, 1000);
-  if (crc < 0) fprintf(stderr, "pizza_server: closing: %s\n", loom_strerror(crc));
-  if (rc < 0) {
-    for (int i = 0; i < NCUSTOMERS; i++)
-      if (statuses[i] < 0)
-        fprintf(stderr, "pizza_server: customer %d: %s\n", i, loom_strerror(statuses[i]));
-    return rc;
-  }
+  int crc = selftest_close("pizza_server", "customer", server, rc, statuses, NCUSTOMERS);
+  if (rc < 0) return rc;
 
   for (int i = 0; i < NCUSTOMERS; i++)
     printf("customer %d ordered %s: \"%s\" after %.1f s\n", i, customers[i].order,
@@ -236,23 +230,7 @@ static int pizza_main(void *arg) {
   return port < 0 ? selftest() : serve(port);
 }
 
-static int usage(void) {
-  fprintf(stderr,
-          "usage: pizza_server [PORT]      serve on 127.0.0.1:PORT (default %d)\n"
-          "       pizza_server --selftest  send customers to a server on a free port\n",
-          DEFAULT_PORT);
-  return 2;
-}
-
 int main(int argc, char **argv) {
-  int port; /* -1: the self-test */
-  if (server_args(argc, argv, DEFAULT_PORT, &port) < 0) return usage();
-  /* A server's lines should show up as they happen, even in a pipe. */
-  setvbuf(stdout, NULL, _IOLBF, 0);
-  int rc = loom_run(pizza_main, &port);
-  if (rc < 0) {
-    fprintf(stderr, "pizza_server: %s\n", loom_strerror(rc));
-    return 1;
-  }
-  return 0;
+  return server_example_main("pizza_server", argc, argv, DEFAULT_PORT,
+                             "send customers to a server on a free port", pizza_main);
 }

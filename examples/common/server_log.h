@@ -1,6 +1,6 @@
 /* server_log.h: what the two TCP server examples share (echo_server.c,
- * pizza_server.c): a connection's address as text, the server's log, and
- * the command line.
+ * pizza_server.c): a connection's address as text, the server's log, the
+ * end of a self-test, and main().
  *
  * The log prints each line at once when serving. In the self-test it keeps
  * the lines instead, with the address of the client each is about, and
@@ -81,20 +81,53 @@ static inline void log_print(const server_log_t *log, const char *who,
   if (shown != log->n) printf("server: %d lines about unknown %ss\n", log->n - shown, who);
 }
 
-/* The command line: [PORT | --selftest]. Sets *port (-1: the self-test;
- * default_port without an argument). Returns 0, or -1 for a bad command
- * line. */
-static inline int server_args(int argc, char **argv, int default_port, int *port) {
-  *port = default_port;
-  if (argc > 2) return -1;
+/* Ends a self-test: closes the server, giving its handlers up to a second
+ * to end (then they would be cancelled, and the log would say so), and
+ * reports each of the n clients that failed (statuses[], from
+ * loom_gather) when rc, the gather's result, is a failure. Returns the
+ * close's status. */
+static inline int selftest_close(const char *prog, const char *who, loom_server_t *server,
+                                 int rc, const int *statuses, int n) {
+  int crc = loom_server_close(server, 1000);
+  if (crc < 0) fprintf(stderr, "%s: closing: %s\n", prog, loom_strerror(crc));
+  if (rc < 0)
+    for (int i = 0; i < n; i++)
+      if (statuses[i] < 0)
+        fprintf(stderr, "%s: %s %d: %s\n", prog, who, i, loom_strerror(statuses[i]));
+  return crc;
+}
+
+/* main() of a server example: `prog [PORT | --selftest]`. Runs
+ * fn(&port) as the main task, port being -1 for the self-test; prints the
+ * usage (what the self-test does: selftest_help) for a bad command line.
+ * Returns main's exit status. */
+static inline int server_example_main(const char *prog, int argc, char **argv,
+                                      int default_port, const char *selftest_help,
+                                      loom_fn fn) {
+  int port = default_port;
+  int bad = argc > 2;
   if (argc == 2 && strcmp(argv[1], "--selftest") == 0) {
-    *port = -1;
+    port = -1;
   } else if (argc == 2) {
     char *end;
     errno = 0;
     long v = strtol(argv[1], &end, 10);
-    if (errno || *end || end == argv[1] || v < 0 || v > 65535) return -1;
-    *port = (int)v;
+    bad = errno || *end || end == argv[1] || v < 0 || v > 65535;
+    port = (int)v;
+  }
+  if (bad) {
+    fprintf(stderr,
+            "usage: %s [PORT]      serve on 127.0.0.1:PORT (default %d)\n"
+            "       %s --selftest  %s\n",
+            prog, default_port, prog, selftest_help);
+    return 2;
+  }
+  /* A server's lines should show up as they happen, even in a pipe. */
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  int rc = loom_run(fn, &port);
+  if (rc < 0) {
+    fprintf(stderr, "%s: %s\n", prog, loom_strerror(rc));
+    return 1;
   }
   return 0;
 }

@@ -26,17 +26,12 @@ int loom_getaddrinfo(const char *node, const char *service,
                      const struct addrinfo *hints, struct addrinfo **res) {
   if (!res) return UV_EINVAL;
   *res = NULL;
-  loom_task_t *self = loom__self();
-  int rc = loom__check(self);
+  loom_task_t *self;
+  loom__req_t *r;
+  int rc = loom__req_begin(&self, &r);
   if (rc) return rc;
-  loom__req_t *r = loom__req_new();
-  if (!r) return UV_ENOMEM;
-  rc = uv_getaddrinfo(self->rt->loop, &r->u.gai, on_gai, node, service, hints);
-  if (rc) {
-    free(r);
-    return rc;
-  }
-  rc = loom__req_wait(r);
+  rc = loom__req_finish(
+      r, uv_getaddrinfo(self->rt->loop, &r->u.gai, on_gai, node, service, hints));
   if (rc) return rc;
   rc = r->status;
   *res = r->data;
@@ -55,17 +50,11 @@ static void on_gni(uv_getnameinfo_t *req, int status, const char *host,
 int loom_getnameinfo(const struct sockaddr *addr, int flags, char *host,
                      size_t hostlen, char *service, size_t servlen) {
   if (!addr) return UV_EINVAL;
-  loom_task_t *self = loom__self();
-  int rc = loom__check(self);
+  loom_task_t *self;
+  loom__req_t *r;
+  int rc = loom__req_begin(&self, &r);
   if (rc) return rc;
-  loom__req_t *r = loom__req_new();
-  if (!r) return UV_ENOMEM;
-  rc = uv_getnameinfo(self->rt->loop, &r->u.gni, on_gni, addr, flags);
-  if (rc) {
-    free(r);
-    return rc;
-  }
-  rc = loom__req_wait(r);
+  rc = loom__req_finish(r, uv_getnameinfo(self->rt->loop, &r->u.gni, on_gni, addr, flags));
   if (rc) return rc;
   rc = r->status;
   if (rc == 0) {

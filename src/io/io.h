@@ -31,6 +31,14 @@ typedef struct loom__req_s {
 } loom__req_t;
 
 loom__req_t *loom__req_new(void);
+/* The first half of a call that waits for a request: the running task
+ * (*self), checked for cancellation and timeouts, and a new request
+ * (*out). */
+int loom__req_begin(loom_task_t **self, loom__req_t **out);
+/* The second half: start_rc is what starting the libuv request on r
+ * returned. If it failed, r is freed and start_rc returned; else waits as
+ * loom__req_wait does. */
+int loom__req_finish(loom__req_t *r, int start_rc);
 /* Waits for the request. Returns 0 when it completed (its status is in
  * r->status and the caller frees r), or the interruption (UV_ECANCELED,
  * UV_ETIMEDOUT): r is then abandoned, must not be touched again, and its

@@ -66,6 +66,22 @@ int loom__req_wait(loom__req_t *r) {
   return rc;
 }
 
+int loom__req_begin(loom_task_t **self, loom__req_t **out) {
+  *self = loom__self();
+  int rc = loom__check(*self);
+  if (rc) return rc;
+  *out = loom__req_new();
+  return *out ? 0 : UV_ENOMEM;
+}
+
+int loom__req_finish(loom__req_t *r, int start_rc) {
+  if (start_rc) {
+    free(r);
+    return start_rc;
+  }
+  return loom__req_wait(r);
+}
+
 int loom__req_done(loom__req_t *r, int status) {
   loom__waiter_t *w = r->w;
   if (!w) { /* abandoned */
