@@ -139,7 +139,12 @@ static int run_child(const char *name, char *out, size_t cap) {
   close(fds[1]);
   size_t n = 0;
   ssize_t r;
-  while ((r = read(fds[0], out + n, cap - 1 - n)) > 0 && n + 1 < cap) n += (size_t)r;
+  char sink[256];
+  /* Read to the end, keeping what fits: a child blocked on a full pipe
+   * would never exit. */
+  while ((r = n + 1 < cap ? read(fds[0], out + n, cap - 1 - n)
+                          : read(fds[0], sink, sizeof(sink))) > 0)
+    if (n + 1 < cap) n += (size_t)r;
   out[n] = 0;
   close(fds[0]);
   int status = 0;
