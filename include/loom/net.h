@@ -2,11 +2,13 @@
  * and servers, UDP, and DNS, for loom tasks (asyncio.open_connection,
  * start_server, StreamReader/StreamWriter, DatagramTransport, getaddrinfo).
  *
- * Every suspending call here follows DESIGN.md §2: it returns a negative
- * code on failure (libuv's codes pass through: UV_EOF, UV_ECONNRESET,
- * UV_EPIPE, ...), honours cancellation and timeout scopes, and never leaves
- * libuv pointing at freed memory: a request interrupted by cancellation
- * lives on until libuv's callback, which frees it. See docs/net.md.
+ * Every suspending call here follows loom's error and cancellation rules
+ * (docs/core.md, "Errors and misuse" and "Cancellation"; docs/scope.md): it
+ * returns a negative code on failure (libuv's codes pass through: UV_EOF,
+ * UV_ECONNRESET, UV_EPIPE, ...), honours cancellation and timeout scopes,
+ * and never leaves libuv pointing at freed memory: a request interrupted by
+ * cancellation lives on until libuv's callback, which frees it. See
+ * docs/net.md.
  *
  * Handles (streams, listeners, servers, UDP sockets) are checked tokens, as
  * task handles are: a call on a handle that was closed (or closed twice)

@@ -83,11 +83,11 @@ struct loom_stream_s {
   int werr;                      /* sticky write error */
   /* life */
   int closing;                   /* close requested: flush, then uv_close */
-  int is_tcp;
+  int is_tcp;                    /* u.tcp: peer names, NODELAY, reset */
   /* direct reads: loom_read's buffer, while its caller waits */
   char *direct;
   size_t direct_len, direct_got;
-  int direct_active;
+  int direct_active;             /* libuv is reading into direct */
   loom_task_t *reader_task;
 };
 

@@ -1,6 +1,6 @@
 /* Awaiting one-shot libuv requests: the one way loom waits for a libuv
- * request (getaddrinfo, getnameinfo, connect, shutdown; files, processes
- * and thread jobs next).
+ * request (getaddrinfo, getnameinfo, connect, shutdown), and the way any
+ * new kind of request (files, processes, thread jobs) should wait.
  *
  * Two pieces of memory with two owners:
  *

@@ -139,7 +139,6 @@ struct loom_listener_s {
   loom__obj_t obj;            /* list, handle, refs (obj.h) */
   loom__waiter_t *acceptor;   /* the task waiting in loom_accept */
   int pending;                /* connections waiting to be accepted */
-  int error;                  /* last listen error (EMFILE...) */
   int is_tcp;
 };
 
@@ -154,13 +153,11 @@ static void on_listener_closed(uv_handle_t *h) {
 
 static void on_connection(uv_stream_t *server, int status) {
   loom_listener_t *l = server->data;
-  if (status < 0) {
-    /* EMFILE and friends: libuv has already dropped the connection (its
-     * spare-fd trick); the listener goes on. */
-    l->error = status;
-  } else {
-    l->pending++;
-  }
+  /* EMFILE and friends: libuv has already dropped the connection (its
+   * spare-fd trick); the listener goes on, and the acceptor waits on for
+   * the next connection. */
+  if (status < 0) return;
+  l->pending++;
   if (l->acceptor) loom__wake(l->acceptor, 0);
 }
 
