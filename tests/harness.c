@@ -142,10 +142,11 @@ void __wrap_uv_walk(uv_loop_t *loop, uv_walk_cb cb, void *arg) {
   __real_uv_walk(loop, cb, arg);
 }
 
-/* The real shutdown closer of each I/O object on a runtime's list. Added
- * in creation order; an address can come back once its object is freed, so
- * lookups go newest first. Objects leave from loom__io_remove, which I/O
- * code calls when it frees one. */
+/* The real shutdown closer of each I/O object on a runtime's list. Objects
+ * leave from loom__io_remove, which I/O code calls when it frees one (the
+ * newest first: the order that finds them soonest). An entry whose object
+ * was freed without it (loom_run dropping the objects of tasks it gave up
+ * on) is replaced when its address comes back. */
 typedef struct {
   loom__io_t *o;
   io_close_fn close;
@@ -189,6 +190,8 @@ void __wrap_loom__io_add(loom_t *rt, loom__io_t *o, const char *what, io_close_f
     closers = n;
     closer_cap = cap;
   }
+  closer_t *stale = closer_find(o);
+  if (stale) *stale = closers[--ncloser];
   closers[ncloser++] = (closer_t){.o = o, .close = close};
   pthread_mutex_unlock(&lock);
   __real_loom__io_add(rt, o, what, close_counted);
@@ -221,6 +224,7 @@ typedef struct {
 #ifndef LOOM_FIBER_ONLY
   long live;
   long loops;
+  size_t ios;
   loom_t *home;
 #endif
 } record_t;
@@ -233,6 +237,7 @@ static void begin(record_t *r) {
 #ifndef LOOM_FIBER_ONLY
   r->live = harness_alloc_live();
   r->loops = atomic_load(&open_loops);
+  r->ios = ncloser;
   r->home = loom__tls_home;
 #endif
 }
@@ -245,8 +250,8 @@ static void check(const record_t *r) {
   if (loom__tls_home && loom__tls_home != r->home)
     leftover("a runtime is still attached to the thread (loom_init without "
              "loom_shutdown)");
-  else if (ncloser > 0)
-    leftover("%zu I/O object(s) still exist", ncloser);
+  else if (ncloser > r->ios)
+    leftover("%zu I/O object(s) still exist", ncloser - r->ios);
   long blocks = harness_alloc_live() - r->live;
   if (blocks != 0)
     leftover("%ld block(s) allocated and not freed (counting allocator)", blocks);
