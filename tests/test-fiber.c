@@ -50,7 +50,7 @@ static void test_ping_pong(void **state) {
   loom__stack_pool_t pool;
   loom__stack_t st;
   loom__stack_pool_init(&pool);
-  assert_int_equal(loom__stack_get(&pool, 64 * 1024, &st), 0);
+  assert_loom_ok(loom__stack_get(&pool, 64 * 1024, &st));
   pong_t p = {0};
   loom__fiber_init(&p.f, st.lo, st.size, pong_main, &p);
   p.f.guard_lo = st.guard_lo;
@@ -94,7 +94,7 @@ static void test_ring(void **state) {
   loom__stack_pool_init(&pool);
   loom__stack_t st[RING];
   for (int i = 0; i < RING; i++) {
-    assert_int_equal(loom__stack_get(&pool, 32 * 1024, &st[i]), 0);
+    assert_loom_ok(loom__stack_get(&pool, 32 * 1024, &st[i]));
     loom__fiber_init(&ring[i], st[i].lo, st[i].size, ring_main, (void *)(intptr_t)i);
   }
   for (int lap = 0; lap < 100; lap++) loom__fiber_switch(&host, &ring[0]);
@@ -109,14 +109,14 @@ static void test_pool_reuse_and_rounding(void **state) {
   loom__stack_pool_t pool;
   loom__stack_pool_init(&pool);
   loom__stack_t a, b, c;
-  assert_int_equal(loom__stack_get(&pool, 1, &a), 0);
+  assert_loom_ok(loom__stack_get(&pool, 1, &a));
   assert_true(a.size >= 16 * 1024);                /* LOOM_MIN_STACK_SIZE */
   assert_int_equal(a.size % pool.page, 0);
-  assert_int_equal(loom__stack_get(&pool, 100000, &b), 0);
+  assert_loom_ok(loom__stack_get(&pool, 100000, &b));
   assert_int_equal(b.size % pool.page, 0);
   assert_true(b.size >= 100000);
   loom__stack_put(&pool, &b);
-  assert_int_equal(loom__stack_get(&pool, 100000, &c), 0);
+  assert_loom_ok(loom__stack_get(&pool, 100000, &c));
   assert_ptr_equal(c.lo, b.lo); /* LIFO: the warm stack comes back */
   /* The stack is writable end to end. */
   memset(c.lo, 0xab, c.size);
@@ -130,12 +130,12 @@ static void test_guard_budget_then_canary(void **state) {
   loom__stack_pool_t pool;
   loom__stack_pool_init(&pool);
   loom__stack_t g, u;
-  assert_int_equal(loom__stack_get(&pool, 64 * 1024, &g), 0);
+  assert_loom_ok(loom__stack_get(&pool, 64 * 1024, &g));
   assert_non_null(g.guard_lo); /* budget available: a guarded slab */
   /* Spend the budget: the next slab has canaries instead. */
   size_t used = loom__stack_guards_used();
   loom__stack_set_guard_budget(used);
-  assert_int_equal(loom__stack_get(&pool, 200 * 1024, &u), 0);
+  assert_loom_ok(loom__stack_get(&pool, 200 * 1024, &u));
   assert_null(u.guard_lo);
   loom__fiber_t f = {0};
   loom__fiber_init(&f, u.lo, u.size, ring_main, NULL);
@@ -314,7 +314,7 @@ static void test_big_frame_unguarded_spares_neighbours(void **state) {
   loom__stack_set_guard_budget(loom__stack_guards_used() + 1);
   loom__stack_t st[3];
   for (int i = 0; i < 3; i++) {
-    assert_int_equal(loom__stack_get(&pool, 16 * 1024, &st[i]), 0);
+    assert_loom_ok(loom__stack_get(&pool, 16 * 1024, &st[i]));
     assert_null(st[i].guard_lo);
     assert_int_equal(st[i].guard_size, 0);
   }
@@ -359,7 +359,7 @@ static void test_stack_size_limits(void **state) {
   assert_null(pool.classes); /* no size class was made for them */
   /* Tiny requests get the minimum, and say so. */
   loom__stack_t a;
-  assert_int_equal(loom__stack_get(&pool, 1, &a), 0);
+  assert_loom_ok(loom__stack_get(&pool, 1, &a));
   assert_int_equal(a.size, pool.page > 16 * 1024 ? pool.page : 16 * 1024);
   loom__stack_put(&pool, &a);
   assert_ptr_equal(loom__stack_peek(&pool, 1), a.lo);
