@@ -9,11 +9,15 @@
  *     fails with UV_EBUSY names the handles still on the loop;
  *   - uv_walk: loom_run walks its loop only to close the handles a program
  *     left on it; each one is a leak of the running test;
- *   - loom__io_add: every I/O object's shutdown closer is replaced with a
- *     trampoline here, which counts the objects shutdown finds left open;
+ *   - loom__io_add / loom__io_remove: every I/O object's shutdown closer is
+ *     replaced with a trampoline here, which counts the objects shutdown
+ *     finds left open;
  *   - loom__reap_unconsumed: the tasks nobody joined nor detached.
  * The __real_ symbols of loom's internals are weak references, so a rename
- * in the core breaks the check (test-harness notices) rather than the link.
+ * in the core turns the check off (test-harness then fails) rather than
+ * breaking the link. (A hook the core calls for each thing it tidies up
+ * would replace the last three wraps and the uv_walk one, which blames any
+ * other walk of loom_run's loop.)
  *
  * Under LOOM_FIBER_ONLY (the fiber test built alone, without libuv or the
  * core) only the runner and the assertions are compiled. */
