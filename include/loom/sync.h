@@ -15,6 +15,7 @@
  * leave room for the library to grow; a 0.x release may still enlarge them,
  * and then changes the library's soname, so a program is rebuilt against the
  * new header, never run against a library it does not fit.
+ *
  * Every waiting call honours cancellation and timeout scopes, returning
  * UV_ECANCELED / UV_ETIMEDOUT, and wakes waiters in FIFO order. A waiter
  * that is woken (granted the lock, a permit, an item, a notification) but
@@ -27,9 +28,10 @@
  *    UV_EINVAL; the queries (locked, value, is_set, n_waiting, broken,
  *    size, empty, full) return 0. The NULL check comes first, so a waiting
  *    call from host code with NULL also gets UV_EINVAL, not LOOM_ENOTASK.
- *  - zero-filled storage is a valid unlocked lock, a semaphore of value 0,
- *    a clear event and an empty unbounded FIFO queue; a condition bound to
- *    no lock and a barrier of 0 parties answer UV_EINVAL.
+ *  - zero-filled storage (a static object, or `loom_lock_t l = {0};`) is a
+ *    valid unlocked lock, a semaphore of value 0, a clear event and an
+ *    empty unbounded FIFO queue; a condition bound to no lock and a
+ *    barrier of 0 parties answer UV_EINVAL.
  *  - the other misuses each have their code, listed with each function:
  *    releasing a lock that is not held (UV_EPERM), releasing a semaphore
  *    past its bound (UV_EOVERFLOW), waiting on or notifying a condition
