@@ -434,12 +434,14 @@ static int break_rule(void *arg) {
     break;
   }
   case BREAK_TIMER: { /* remove a timer never added */
-    loom__timer_t tm = {0, 0, LOOM__TIMER_UNARMED, NULL};
+    loom__timer_t tm;
+    memset(&tm, 0, sizeof(tm)); /* zero-filled: not armed */
     loom__timer_remove(rt, &tm);
     break;
   }
   case BREAK_TIMER_TWICE: { /* remove one twice */
-    loom__timer_t tm = {0, 0, LOOM__TIMER_UNARMED, NULL};
+    loom__timer_t tm;
+    memset(&tm, 0, sizeof(tm)); /* zero-filled: not armed */
     loom__timer_add(rt, &tm, UINT64_MAX - 1);
     loom__timer_remove(rt, &tm);
     loom__timer_remove(rt, &tm);
