@@ -21,6 +21,12 @@
 #include <ucontext.h>
 typedef struct {
   ucontext_t uc;
+  /* What a new context runs: makecontext passes only int arguments, so the
+   * entry function gets this context's address and reads them from here.
+   * A ucontext_t may point into itself (glibc's fpregs), so a context never
+   * moves once made anyway. */
+  void (*fn)(void *);
+  void *arg;
 } loom__ctx_t;
 #else
 typedef struct {

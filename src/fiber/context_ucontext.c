@@ -2,32 +2,56 @@
  *
  * Slow (swapcontext saves and restores the signal mask with a system call on
  * every switch) but available wherever glibc is; chosen with
- * -DLOOM_FIBER_BACKEND=ucontext. makecontext passes only int arguments, so
- * the pointer is split into two halves.
+ * -DLOOM_FIBER_BACKEND=ucontext.
+ *
+ * makecontext passes its extra arguments as int, so a new context's entry
+ * function receives one pointer (to its loom__ctx_t, which holds fn and arg)
+ * as unsigned pieces. Where a pointer fits in an unsigned (32-bit targets)
+ * it travels whole; where it is wider (64-bit) it travels as two halves,
+ * shifted by the width of unsigned, which is less than uintptr_t's there.
+ * Shifting a 32-bit uintptr_t by 32 would be undefined, so that code is
+ * compiled only where the pointer is the wider type.
  */
+#include <limits.h>
 #include <stdint.h>
 
 #include "context.h"
 
-static void ucontext_entry(unsigned fn_hi, unsigned fn_lo, unsigned arg_hi,
-                           unsigned arg_lo) {
-  void (*fn)(void *) =
-      (void (*)(void *))(((uintptr_t)fn_hi << 32) | (uintptr_t)fn_lo);
-  void *arg = (void *)(((uintptr_t)arg_hi << 32) | (uintptr_t)arg_lo);
-  fn(arg);
+#if UINTPTR_MAX > UINT_MAX
+#define CTX_HALVES 2
+#define UNSIGNED_BITS (sizeof(unsigned) * CHAR_BIT)
+_Static_assert(sizeof(uintptr_t) <= 2 * sizeof(unsigned),
+               "a pointer must fit in two makecontext arguments");
+#else
+#define CTX_HALVES 1
+#endif
+
+#if CTX_HALVES == 2
+static void ucontext_entry(unsigned hi, unsigned lo) {
+  loom__ctx_t *ctx = (loom__ctx_t *)(((uintptr_t)hi << UNSIGNED_BITS) | (uintptr_t)lo);
+#else
+static void ucontext_entry(unsigned whole) {
+  loom__ctx_t *ctx = (loom__ctx_t *)(uintptr_t)whole;
+#endif
+  ctx->fn(ctx->arg);
   __builtin_trap(); /* a fiber never returns */
 }
 
-void loom__ctx_make(loom__ctx_t *ctx, void *lo, size_t size,
-                    void (*fn)(void *), void *arg) {
-  uint64_t f = (uint64_t)(uintptr_t)fn, a = (uint64_t)(uintptr_t)arg;
+void loom__ctx_make(loom__ctx_t *ctx, void *lo, size_t size, void (*fn)(void *),
+                    void *arg) {
+  uintptr_t p = (uintptr_t)ctx;
+  ctx->fn = fn;
+  ctx->arg = arg;
   getcontext(&ctx->uc);
   ctx->uc.uc_stack.ss_sp = lo;
   ctx->uc.uc_stack.ss_size = size;
   ctx->uc.uc_link = NULL;
-  makecontext(&ctx->uc, (void (*)(void))ucontext_entry, 4,
-              (unsigned)(f >> 32), (unsigned)f, (unsigned)(a >> 32),
-              (unsigned)a);
+#if CTX_HALVES == 2
+  makecontext(&ctx->uc, (void (*)(void))ucontext_entry, 2, (unsigned)(p >> UNSIGNED_BITS),
+              (unsigned)p);
+#else
+  makecontext(&ctx->uc, (void (*)(void))ucontext_entry, 1, (unsigned)p);
+#endif
 }
 
 void loom__ctx_switch(loom__ctx_t *from, loom__ctx_t *to) {

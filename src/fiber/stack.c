@@ -4,8 +4,10 @@
  * the stacks themselves: handing a stack out touches none of its memory (a
  * list node inside each free stack cost a cache miss per spawn). The array
  * has room for every stack of its size from the moment the slab is mapped,
- * so giving a stack back never allocates. Stacks are reused LIFO: the most recently freed stack is the one whose top pages
- * are still resident and in cache. Beyond LOOM__WARM resident free stacks of
+ * so giving a stack back never allocates. Stacks are reused LIFO: the most
+ * recently freed stack is the one whose top pages are still resident and in
+ * cache. The slabs and the size classes, few and touched only when a slab
+ * is mapped or a pool destroyed, are on intrusive lists (util/list.h). Beyond LOOM__WARM resident free stacks of
  * a size, a returned stack's pages go back to the kernel (MADV_DONTNEED), so
  * a burst of a million tasks does not pin their memory forever; the count is
  * of *resident* free stacks, so after a burst the pool does not keep paying a
@@ -16,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,8 +25,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../util/list.h"
 #include "fiber.h"
-#include "loom/core.h"
 
 #ifdef LOOM_HAVE_VALGRIND
 #include <valgrind/memcheck.h>
@@ -49,7 +50,7 @@
 #define LOOM__SLAB_BYTES (8u << 20) /* target slab size */
 
 typedef struct loom__slab_s {
-  struct loom__slab_s *next;
+  loom__link_t link;  /* on pool->slabs */
   void *base;
   size_t len;
   size_t guards;      /* guard pages in this slab, returned to the budget */
@@ -58,7 +59,7 @@ typedef struct loom__slab_s {
 } loom__slab_t;
 
 typedef struct loom__stack_class_s {
-  struct loom__stack_class_s *next;
+  loom__link_t link;           /* on pool->classes */
   size_t size;
   struct free_ent *free;       /* free stacks, most recently freed last */
   size_t nfree, cap;           /* entries used and allocated */
@@ -142,26 +143,27 @@ static int take_guards(size_t n) {
 }
 
 void loom__stack_pool_init(loom__stack_pool_t *pool) {
-  pool->slabs = NULL;
-  pool->classes = NULL;
-  pool->page = (size_t)sysconf(_SC_PAGESIZE);
-  pool->guard = (LOOM__GUARD_BYTES + pool->page - 1) & ~(pool->page - 1);
-  pool->dead = (LOOM__DEAD_BYTES + pool->page - 1) & ~(pool->page - 1);
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  *pool = (loom__stack_pool_t){
+      .page = page,
+      .guard = (LOOM__GUARD_BYTES + page - 1) & ~(page - 1),
+      .dead = (LOOM__DEAD_BYTES + page - 1) & ~(page - 1),
+  }; /* the lists start empty (zero) */
 }
 
-/* The size class of a request: page-rounded, at least LOOM_MIN_STACK_SIZE.
+/* The size class of a request: page-rounded, at least LOOM__STACK_MIN.
  * 0 if the request is beyond LOOM__STACK_MAX (checked before any arithmetic,
  * so nothing wraps). */
 static size_t class_size(const loom__stack_pool_t *pool, size_t size) {
   if (size > LOOM__STACK_MAX) return 0;
-  if (size < LOOM_MIN_STACK_SIZE) size = LOOM_MIN_STACK_SIZE;
+  if (size < LOOM__STACK_MIN) size = LOOM__STACK_MIN;
   return (size + pool->page - 1) & ~(pool->page - 1);
 }
 
 void loom__stack_pool_destroy(loom__stack_pool_t *pool) {
-  while (pool->slabs) {
-    loom__slab_t *s = pool->slabs;
-    pool->slabs = s->next;
+  loom__link_t *l;
+  while ((l = loom__list_pop_front(&pool->slabs))) {
+    loom__slab_t *s = loom__list_entry(l, loom__slab_t, link);
 #ifdef LOOM_HAVE_VALGRIND
     if (s->vg_ids)
       for (size_t i = 0; i < s->nstacks; i++) VALGRIND_STACK_DEREGISTER(s->vg_ids[i]);
@@ -172,32 +174,30 @@ void loom__stack_pool_destroy(loom__stack_pool_t *pool) {
     atomic_fetch_sub(&guards_used, s->guards);
     free(s);
   }
-  while (pool->classes) {
-    loom__stack_class_t *c = pool->classes;
-    pool->classes = c->next;
+  while ((l = loom__list_pop_front(&pool->classes))) {
+    loom__stack_class_t *c = loom__list_entry(l, loom__stack_class_t, link);
     free(c->free);
     free(c);
   }
 }
 
 static loom__stack_class_t *find_class(loom__stack_pool_t *pool, size_t size) {
-  loom__stack_class_t *c;
-  for (c = pool->classes; c; c = c->next)
+  loom__link_t *l;
+  loom__list_foreach(l, &pool->classes) {
+    loom__stack_class_t *c = loom__list_entry(l, loom__stack_class_t, link);
     if (c->size == size) return c;
-  c = calloc(1, sizeof(*c));
+  }
+  loom__stack_class_t *c = calloc(1, sizeof(*c));
   if (!c) return NULL;
   c->size = size;
-  c->next = pool->classes;
-  pool->classes = c;
+  loom__list_push_front(&pool->classes, &c->link);
   return c;
 }
 
 static void push_free(loom__stack_class_t *c, void *lo, void *guard_lo,
                       int cold) {
-  struct free_ent *e = &c->free[c->nfree++]; /* room reserved at grow */
-  e->lo = lo;
-  e->guard_lo = guard_lo;
-  e->cold = cold;
+  /* room reserved at grow */
+  c->free[c->nfree++] = (struct free_ent){.lo = lo, .guard_lo = guard_lo, .cold = cold};
   if (!cold) c->nwarm++;
 }
 
@@ -282,8 +282,7 @@ static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
 #endif
     push_free(c, s, i < nguarded ? zone_lo : NULL, 1); /* not resident */
   }
-  slab->next = pool->slabs;
-  pool->slabs = slab;
+  loom__list_push_front(&pool->slabs, &slab->link);
   c->total += n;
   return 0;
 fail_slab:
@@ -307,10 +306,12 @@ int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
   }
   const struct free_ent *e = &c->free[--c->nfree];
   if (!e->cold) c->nwarm--;
-  out->size = size;
-  out->lo = e->lo;
-  out->guard_lo = e->guard_lo;
-  out->guard_size = e->guard_lo ? pool->guard : 0;
+  *out = (loom__stack_t){
+      .lo = e->lo,
+      .size = size,
+      .guard_lo = e->guard_lo,
+      .guard_size = e->guard_lo ? pool->guard : 0,
+  };
 #ifdef LOOM_HAVE_VALGRIND
   /* Memcheck marked the frames of the stack's last task dead when they
    * returned; the next task record may sit where they were (colouring). */
@@ -321,9 +322,12 @@ int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
 }
 
 void *loom__stack_peek(loom__stack_pool_t *pool, size_t size) {
-  loom__stack_class_t *c = pool->classes;
-  /* Only the most recently used size is looked at: this is a hint. */
-  if (!c || c->nfree == 0) return NULL;
+  /* Only the newest size class is looked at (the one the last new stack
+   * size created; most programs use one size): this is a hint. */
+  if (loom__list_empty(&pool->classes)) return NULL;
+  loom__stack_class_t *c =
+      loom__list_entry(pool->classes.head, loom__stack_class_t, link);
+  if (c->nfree == 0) return NULL;
   size = class_size(pool, size);
   return c->size == size ? c->free[c->nfree - 1].lo : NULL;
 }

@@ -31,6 +31,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../util/list.h"
+
+/* The smallest stack loom__stack_get hands out. The fiber layer sits below
+ * the core and does not include its public header: the core checks with a
+ * _Static_assert that LOOM_MIN_STACK_SIZE (loom/core.h) is this value. */
+#define LOOM__STACK_MIN ((size_t)16 * 1024)
+
 /* The guard zone below a guarded stack, and the dead zone below an
  * unguarded one (each rounded up to whole pages). See docs/stacks.md for
  * why these sizes. */
@@ -54,18 +61,19 @@ typedef struct loom__stack_s {
 } loom__stack_t;
 
 typedef struct loom__stack_pool_s {
-  struct loom__slab_s *slabs;          /* every slab, unmapped at destroy */
-  struct loom__stack_class_s *classes; /* free stacks, one list per size */
-  size_t page;                         /* system page size */
-  size_t guard;                        /* guard zone, whole pages */
-  size_t dead;                         /* dead zone, whole pages */
+  loom__list_t slabs;   /* every slab (loom__slab_t), unmapped at destroy */
+  loom__list_t classes; /* one size class (loom__stack_class_t) per stack
+                           size, each with its free stacks; newest first */
+  size_t page;          /* system page size */
+  size_t guard;         /* guard zone, whole pages */
+  size_t dead;          /* dead zone, whole pages */
 } loom__stack_pool_t;
 
 void loom__stack_pool_init(loom__stack_pool_t *pool);
 void loom__stack_pool_destroy(loom__stack_pool_t *pool);
 
 /* Hands out a stack of at least `size` usable bytes (rounded up to pages and
- * to LOOM_MIN_STACK_SIZE). Returns 0, -EINVAL if size exceeds
+ * to LOOM__STACK_MIN). Returns 0, -EINVAL if size exceeds
  * LOOM__STACK_MAX (nothing is handed out or filled in), or -ENOMEM if
  * memory or mappings ran out. */
 int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out);
