@@ -32,8 +32,7 @@ extern "C" {
  * LOOM_ENOTASK, UV_EINVAL (NULL tasks with n > 0), LOOM_EBADTASK (a handle
  * joined, detached or listed twice), UV_ENOMEM (n > 8 needs an array),
  * UV_EINVAL also for an n no array could hold. */
-LOOM_EXTERN int loom_gather(loom_task_t **tasks, size_t n, int *statuses,
-                            unsigned flags);
+LOOM_EXTERN int loom_gather(loom_task_t **tasks, size_t n, int *statuses, unsigned flags);
 
 /* asyncio.gather(*[fn(x) for x in args]): runs fn(&args[i]) for i < n as n
  * tasks (each argument is `size` bytes of the array `args`, so results can
@@ -78,14 +77,12 @@ typedef struct loom_as_completed_s {
 /* Starts an iterator over tasks (not consumed) that hands them back in the
  * order they end. timeout_ms bounds the whole iteration (LOOM_WAIT_FOREVER:
  * none). Returns 0, LOOM_ENOTASK, UV_EINVAL, LOOM_EBADTASK, UV_ENOMEM. */
-LOOM_EXTERN int loom_as_completed_init(loom_as_completed_t *it,
-                                       loom_task_t **tasks, size_t n,
-                                       int64_t timeout_ms);
+LOOM_EXTERN int loom_as_completed_init(loom_as_completed_t *it, loom_task_t **tasks,
+                                       size_t n, int64_t timeout_ms);
 /* Stores the next task to end in *task (join it for its status). Returns 0,
  * UV_EOF once every task has been handed back, UV_ETIMEDOUT once the overall
  * timeout has passed (and on every later call), UV_ECANCELED. */
-LOOM_EXTERN int loom_as_completed_next(loom_as_completed_t *it,
-                                       loom_task_t **task);
+LOOM_EXTERN int loom_as_completed_next(loom_as_completed_t *it, loom_task_t **task);
 /* Ends the iteration and frees it; the tasks are left as they are. */
 LOOM_EXTERN void loom_as_completed_close(loom_as_completed_t *it);
 
@@ -120,11 +117,10 @@ LOOM_EXTERN int loom_group_open(loom_group_t **g);
  * aborting (a child failed, or it was cancelled). Children may spawn
  * siblings while the opener waits. UV_EINVAL (NULL g or fn), LOOM_ENOTASK,
  * UV_EBADF (stale g). */
-LOOM_EXTERN int loom_group_spawn(loom_group_t *g, loom_task_t **task,
-                                 loom_fn fn, void *arg);
-LOOM_EXTERN int loom_group_spawn_ex(loom_group_t *g, loom_task_t **task,
-                                    loom_fn fn, void *arg,
-                                    const loom_task_opts_t *opts);
+LOOM_EXTERN int loom_group_spawn(loom_group_t *g, loom_task_t **task, loom_fn fn,
+                                 void *arg);
+LOOM_EXTERN int loom_group_spawn_ex(loom_group_t *g, loom_task_t **task, loom_fn fn,
+                                    void *arg, const loom_task_opts_t *opts);
 /* Cancels every child; the group takes no new children. 0, UV_EINVAL
  * (NULL), UV_EBADF (stale). Works from host code too. */
 LOOM_EXTERN int loom_group_cancel(loom_group_t *g);

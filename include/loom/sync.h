@@ -125,8 +125,7 @@ LOOM_EXTERN int loom_cond_init(loom_cond_t *c, loom_lock_t *lock);
  * notification on. */
 LOOM_EXTERN int loom_cond_wait(loom_cond_t *c);
 /* Waits until pred(arg) is true (checked with the lock held). */
-LOOM_EXTERN int loom_cond_wait_for(loom_cond_t *c, int (*pred)(void *arg),
-                                   void *arg);
+LOOM_EXTERN int loom_cond_wait_for(loom_cond_t *c, int (*pred)(void *arg), void *arg);
 /* Wakes up to n waiters / all of them. UV_EPERM if the lock is not held. */
 LOOM_EXTERN int loom_cond_notify(loom_cond_t *c, unsigned n);
 LOOM_EXTERN int loom_cond_notify_all(loom_cond_t *c);

@@ -58,8 +58,8 @@ static void on_done(loom__watch_t *w, loom_task_t *t) {
 
 /* Validates tasks[0..n) and gathers them over nodes[0..n), which the caller
  * provides. Allocates nothing. */
-static int gather_nodes(loom_task_t *self, loom_task_t **tasks, size_t n,
-                        int *statuses, unsigned flags, node_t *nodes) {
+static int gather_nodes(loom_task_t *self, loom_task_t **tasks, size_t n, int *statuses,
+                        unsigned flags, node_t *nodes) {
   loom_t *rt = self->rt;
   /* Validate everything before consuming anything; `consumed` also catches
    * a handle listed twice. */
@@ -72,8 +72,8 @@ static int gather_nodes(loom_task_t *self, loom_task_t **tasks, size_t n,
     t->consumed = 1;
     nodes[i].t = t;
   }
-  gather_t g = {.w = {.task = self}, .flags = flags, .statuses = statuses,
-                .nodes = nodes, .n = n};
+  gather_t g = {
+      .w = {.task = self}, .flags = flags, .statuses = statuses, .nodes = nodes, .n = n};
   for (size_t i = 0; i < n; i++) {
     nodes[i].g = &g;
     nodes[i].i = i;
@@ -103,8 +103,8 @@ int loom_gather(loom_task_t **tasks, size_t n, int *statuses, unsigned flags) {
   return rc;
 }
 
-int loom_gather_map(loom_fn fn, void *args, size_t size, size_t n,
-                    int *statuses, unsigned flags) {
+int loom_gather_map(loom_fn fn, void *args, size_t size, size_t n, int *statuses,
+                    unsigned flags) {
   loom_task_t *self = loom__self();
   if (!self) return LOOM_ENOTASK;
   if (!fn || (n && !args && size) || (flags & ~LOOM_FAIL_FAST) ||

@@ -57,8 +57,7 @@ static loom__cond_t *notifiable(loom_cond_t *cond, int *rc) {
 int loom_cond_notify(loom_cond_t *cond, unsigned n) {
   int rc;
   loom__cond_t *c = notifiable(cond, &rc);
-  while (c && n-- > 0 && loom__wq_wake_one(&c->waiters, 0)) {
-  }
+  while (c && n-- > 0 && loom__wq_wake_one(&c->waiters, 0)) {}
   return rc;
 }
 

@@ -26,7 +26,7 @@ typedef struct loom__lock_s {
 typedef struct loom__sem_s {
   loom__wq_t waiters;
   unsigned value;
-  unsigned bound;                      /* the initial value, if bounded */
+  unsigned bound; /* the initial value, if bounded */
   int bounded;
 } loom__sem_t;
 
@@ -37,35 +37,35 @@ typedef struct loom__event_s {
 
 typedef struct loom__cond_s {
   loom__wq_t waiters;
-  loom__lock_t *lock;                  /* NULL: unusable (UV_EINVAL) */
+  loom__lock_t *lock; /* NULL: unusable (UV_EINVAL) */
 } loom__cond_t;
 
 typedef struct loom__barrier_s {
   loom__wq_t waiters;
-  unsigned parties;                    /* 0: unusable (UV_EINVAL) */
-  unsigned count;                      /* arrived in the current cycle */
-  int broken;                          /* aborted: every wait fails */
+  unsigned parties; /* 0: unusable (UV_EINVAL) */
+  unsigned count;   /* arrived in the current cycle */
+  int broken;       /* aborted: every wait fails */
 } loom__barrier_t;
 
 typedef struct loom__queue_s {
   loom__wq_t getters, putters, joiners;
-  struct loom__qslot_s *buf;           /* ring (FIFO), stack (LIFO) or heap
+  struct loom__qslot_s *buf; /* ring (FIFO), stack (LIFO) or heap
                                           (PRIORITY); queue.c */
   size_t cap, head, size;
-  size_t maxsize;                      /* 0: unbounded */
-  size_t unfinished;                   /* put and not yet task_done */
-  size_t get_reserved;                 /* items promised to woken getters */
-  size_t put_reserved;                 /* slots promised to woken putters */
-  uint64_t seq;                        /* PRIORITY: ties come out in put order */
+  size_t maxsize;      /* 0: unbounded */
+  size_t unfinished;   /* put and not yet task_done */
+  size_t get_reserved; /* items promised to woken getters */
+  size_t put_reserved; /* slots promised to woken putters */
+  uint64_t seq;        /* PRIORITY: ties come out in put order */
   loom_cmp_fn cmp;
   int kind;
-  int shutdown;                        /* OPEN ... DESTROYED (queue.c) */
+  int shutdown; /* OPEN ... DESTROYED (queue.c) */
 } loom__queue_t;
 
-#define LOOM__SYNC_FITS(priv, pub)                                          \
-  _Static_assert(sizeof(priv) <= sizeof(pub),                               \
-                 #priv " outgrew " #pub ": enlarge it in loom/sync.h");     \
-  _Static_assert(_Alignof(priv) <= _Alignof(pub),                           \
+#define LOOM__SYNC_FITS(priv, pub)                                      \
+  _Static_assert(sizeof(priv) <= sizeof(pub),                           \
+                 #priv " outgrew " #pub ": enlarge it in loom/sync.h"); \
+  _Static_assert(_Alignof(priv) <= _Alignof(pub),                       \
                  #priv " needs a stricter alignment than " #pub)
 
 LOOM__SYNC_FITS(loom__lock_t, loom_lock_t);
@@ -78,7 +78,7 @@ LOOM__SYNC_FITS(loom__queue_t, loom_queue_t);
 /* The private object behind a public one: loom__sync_of(l) is the
  * loom__lock_t of a loom_lock_t *l, and so on, const kept. A pointer of any
  * other type is a compile error. */
-#define loom__sync_of(p)                                                    \
+#define loom__sync_of(p) \
   _Generic((p),                                                             \
       loom_lock_t *: (loom__lock_t *)(void *)(p),                           \
       const loom_lock_t *: (const loom__lock_t *)(const void *)(p),         \

@@ -39,8 +39,7 @@ int loom__lock_acquire(loom__lock_t *l, loom_task_t *self, int shielded) {
 }
 
 /* The wait, out of line: its node's frame stays off the fast path. */
-static __attribute__((noinline)) int lock_wait(loom__lock_t *l,
-                                               loom_task_t *self) {
+static __attribute__((noinline)) int lock_wait(loom__lock_t *l, loom_task_t *self) {
   return loom__lock_acquire(l, self, 0);
 }
 

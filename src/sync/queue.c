@@ -110,7 +110,10 @@ static int push(loom__queue_t *q, void *item) {
     break;
   }
   case LOOM_QUEUE_LIFO: q->buf[q->size++] = s; break;
-  default: q->buf[q->size] = s; heap_up(q, q->size++); break;
+  default:
+    q->buf[q->size] = s;
+    heap_up(q, q->size++);
+    break;
   }
   q->unfinished++;
   return 0;
@@ -172,9 +175,8 @@ static void dispatch(loom__queue_t *q) {
  * mispredicted returns"), and a producer and a consumer parked in two
  * different functions would mispredict two returns per hand-off, not
  * one. */
-static __attribute__((noinline)) int wait_turn(loom__queue_t *q,
-                                               loom_task_t *self, void *item,
-                                               void **out) {
+static __attribute__((noinline)) int wait_turn(loom__queue_t *q, loom_task_t *self,
+                                               void *item, void **out) {
   loom__wnode_t n;
   int rc;
   /* A getter finding the queue shut down with nothing left for it (what is
@@ -184,7 +186,7 @@ static __attribute__((noinline)) int wait_turn(loom__queue_t *q,
   rc = loom__wq_wait(out ? &q->getters : &q->putters, &n, self, 0);
   if (rc) return rc; /* interrupted or shut down while queued */
   if (out) {
-    q->get_reserved--; /* our item */
+    q->get_reserved--;                       /* our item */
     if (q->size == 0) return LOOM_ESHUTDOWN; /* emptied by an immediate shutdown */
     if ((rc = loom__check(self)) != 0) {
       dispatch(q); /* the item goes to the next getter */
@@ -205,8 +207,7 @@ static __attribute__((noinline)) int wait_turn(loom__queue_t *q,
 
 /* ---- public API -------------------------------------------------------------- */
 
-int loom_queue_init(loom_queue_t *queue, size_t maxsize, int kind,
-                    loom_cmp_fn cmp) {
+int loom_queue_init(loom_queue_t *queue, size_t maxsize, int kind, loom_cmp_fn cmp) {
   if (!queue) return UV_EINVAL;
   loom__queue_t *q = loom__sync_of(queue);
   *q = (loom__queue_t){.shutdown = OPEN};
@@ -273,8 +274,7 @@ int loom_queue_put(loom_queue_t *queue, void *item) {
   int rc = loom__check(self);
   if (rc) return rc;
   if (q->shutdown) return q->shutdown == DESTROYED ? UV_EINVAL : LOOM_ESHUTDOWN;
-  if (!room(q) || !loom__wq_empty(&q->putters))
-    return wait_turn(q, self, item, NULL);
+  if (!room(q) || !loom__wq_empty(&q->putters)) return wait_turn(q, self, item, NULL);
   rc = push(q, item);
   dispatch(q);
   return rc;

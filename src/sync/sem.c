@@ -7,17 +7,12 @@
 
 static int init(loom_sem_t *sem, unsigned value, int bounded) {
   if (!sem) return UV_EINVAL;
-  *loom__sync_of(sem) =
-      (loom__sem_t){.value = value, .bound = value, .bounded = bounded};
+  *loom__sync_of(sem) = (loom__sem_t){.value = value, .bound = value, .bounded = bounded};
   return 0;
 }
 
-int loom_sem_init(loom_sem_t *sem, unsigned value) {
-  return init(sem, value, 0);
-}
-int loom_sem_init_bounded(loom_sem_t *sem, unsigned value) {
-  return init(sem, value, 1);
-}
+int loom_sem_init(loom_sem_t *sem, unsigned value) { return init(sem, value, 0); }
+int loom_sem_init_bounded(loom_sem_t *sem, unsigned value) { return init(sem, value, 1); }
 
 unsigned loom_sem_value(const loom_sem_t *sem) {
   return sem ? loom__sync_of(sem)->value : 0;
@@ -42,15 +37,13 @@ int loom_sem_try_acquire(loom_sem_t *sem) {
 
 static int release(loom__sem_t *s) {
   if (loom__wq_wake_one(&s->waiters, 0)) return 0; /* handed over */
-  if (s->bounded ? s->value >= s->bound : s->value == (unsigned)-1)
-    return UV_EOVERFLOW;
+  if (s->bounded ? s->value >= s->bound : s->value == (unsigned)-1) return UV_EOVERFLOW;
   s->value++;
   return 0;
 }
 
 /* The wait, out of line: its node's frame stays off the fast path. */
-static __attribute__((noinline)) int sem_wait_slow(loom__sem_t *s,
-                                                   loom_task_t *self) {
+static __attribute__((noinline)) int sem_wait_slow(loom__sem_t *s, loom_task_t *self) {
   loom__wnode_t n;
   int rc = loom__wq_wait(&s->waiters, &n, self, 0);
   if (rc) return rc; /* interrupted while queued: no permit taken */
