@@ -37,8 +37,8 @@ typedef struct {
 /* Prepares `ctx` so that switching to it calls fn(arg) on the stack
  * [lo, lo + size). fn must never return: a fiber ends by switching away for
  * good. */
-void loom__ctx_make(loom__ctx_t *ctx, void *lo, size_t size,
-                    void (*fn)(void *), void *arg);
+void loom__ctx_make(loom__ctx_t *ctx, void *lo, size_t size, void (*fn)(void *),
+                    void *arg);
 
 /* Saves the running context into `from` and resumes `to`. Returns when
  * something switches back to `from`. */

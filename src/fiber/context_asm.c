@@ -13,19 +13,19 @@ void loom__ctx_trampoline(void);
 
 #if defined(__x86_64__)
 
-void loom__ctx_make(loom__ctx_t *ctx, void *lo, size_t size,
-                    void (*fn)(void *), void *arg) {
+void loom__ctx_make(loom__ctx_t *ctx, void *lo, size_t size, void (*fn)(void *),
+                    void *arg) {
   /* The trampoline runs right after `ret` pops its address from the top
    * slot, leaving rsp == top: 16-byte aligned, as its `call` requires. */
   uintptr_t top = ((uintptr_t)lo + size) & ~(uintptr_t)15;
   uint64_t *sp = (uint64_t *)top;
   *--sp = (uint64_t)(uintptr_t)loom__ctx_trampoline; /* ret target */
-  *--sp = 0;                                /* rbp */
-  *--sp = 0;                                /* rbx */
-  *--sp = (uint64_t)(uintptr_t)fn;          /* r12 */
-  *--sp = (uint64_t)(uintptr_t)arg;         /* r13 */
-  *--sp = 0;                                /* r14 */
-  *--sp = 0;                                /* r15 */
+  *--sp = 0;                                         /* rbp */
+  *--sp = 0;                                         /* rbx */
+  *--sp = (uint64_t)(uintptr_t)fn;                   /* r12 */
+  *--sp = (uint64_t)(uintptr_t)arg;                  /* r13 */
+  *--sp = 0;                                         /* r14 */
+  *--sp = 0;                                         /* r15 */
   /* Default control state: MXCSR 0x1f80 (all exceptions masked, round to
    * nearest), x87 control word 0x037f. */
   *--sp = (uint64_t)0x1f80u | ((uint64_t)0x037fu << 32);
@@ -34,13 +34,13 @@ void loom__ctx_make(loom__ctx_t *ctx, void *lo, size_t size,
 
 #elif defined(__aarch64__)
 
-void loom__ctx_make(loom__ctx_t *ctx, void *lo, size_t size,
-                    void (*fn)(void *), void *arg) {
+void loom__ctx_make(loom__ctx_t *ctx, void *lo, size_t size, void (*fn)(void *),
+                    void *arg) {
   uintptr_t top = ((uintptr_t)lo + size) & ~(uintptr_t)15;
   uint64_t *sp = (uint64_t *)(top - 160);
   memset(sp, 0, 160);
-  sp[0] = (uint64_t)(uintptr_t)fn;                   /* x19 */
-  sp[1] = (uint64_t)(uintptr_t)arg;                  /* x20 */
+  sp[0] = (uint64_t)(uintptr_t)fn;                    /* x19 */
+  sp[1] = (uint64_t)(uintptr_t)arg;                   /* x20 */
   sp[11] = (uint64_t)(uintptr_t)loom__ctx_trampoline; /* x30 */
   ctx->sp = sp;
 }

@@ -22,8 +22,8 @@ static LOOM__TLS loom__fiber_t *switching_from;
 
 loom__fiber_t *loom__fiber_current(void) { return loom__fiber_running; }
 
-void loom__fiber_init(loom__fiber_t *f, void *lo, size_t size,
-                      void (*fn)(void *), void *arg) {
+void loom__fiber_init(loom__fiber_t *f, void *lo, size_t size, void (*fn)(void *),
+                      void *arg) {
   f->stack_lo = lo;
   f->stack_size = size;
   f->asan_fake = NULL;
@@ -49,8 +49,7 @@ static inline void switch_landed(loom__fiber_t *self) {
 void loom__fiber_started(void) { switch_landed(loom__fiber_running); }
 
 #ifdef LOOM__ASAN
-static inline void do_switch(loom__fiber_t *from, loom__fiber_t *to,
-                             int last) {
+static inline void do_switch(loom__fiber_t *from, loom__fiber_t *to, int last) {
   switching_from = from;
   loom__fiber_running = to; /* whoever switches back to `from` sets it again */
   __sanitizer_start_switch_fiber(last ? NULL : &from->asan_fake, to->stack_lo,

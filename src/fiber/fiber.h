@@ -35,23 +35,23 @@
 #define LOOM__TLS __thread __attribute__((tls_model("initial-exec")))
 
 typedef struct loom__fiber_s {
-  loom__ctx_t ctx;       /* saved machine state while not running */
-  void *stack_lo;        /* lowest usable byte of the stack */
-  size_t stack_size;     /* usable bytes above stack_lo */
-  size_t nominal_size;   /* the size overflow reports print (the usable
-                            size as its owner counts it), or 0 for
-                            stack_size */
-  void *guard_lo;        /* guard zone below stack_lo, NULL if canary-only */
-  size_t guard_size;     /* its bytes (loom__stack_t.guard_size) */
-  void *asan_fake;       /* ASan fake-stack handle while switched out */
-  const char *name;      /* for overflow reports; may be NULL */
-  uint64_t id;           /* for overflow reports when name is NULL */
+  loom__ctx_t ctx;     /* saved machine state while not running */
+  void *stack_lo;      /* lowest usable byte of the stack */
+  size_t stack_size;   /* usable bytes above stack_lo */
+  size_t nominal_size; /* the size overflow reports print (the usable
+                          size as its owner counts it), or 0 for
+                          stack_size */
+  void *guard_lo;      /* guard zone below stack_lo, NULL if canary-only */
+  size_t guard_size;   /* its bytes (loom__stack_t.guard_size) */
+  void *asan_fake;     /* ASan fake-stack handle while switched out */
+  const char *name;    /* for overflow reports; may be NULL */
+  uint64_t id;         /* for overflow reports when name is NULL */
 } loom__fiber_t;
 
 /* Makes `f` start fn(arg) on [lo, lo + size) at its first switch-in. The
  * caller fills guard_lo/guard_size/name/id. */
-void loom__fiber_init(loom__fiber_t *f, void *lo, size_t size,
-                      void (*fn)(void *), void *arg);
+void loom__fiber_init(loom__fiber_t *f, void *lo, size_t size, void (*fn)(void *),
+                      void *arg);
 
 #ifndef __has_feature
 #define __has_feature(x) 0

@@ -33,19 +33,33 @@ static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define LOOM__REPORT_NAME_MAX 64 /* bytes of the name a report shows */
 
+/* The decimal digits of v, written at the end of num[cap] (cap >= 2);
+ * returns where they start. Signal-safe. */
+static const char *decimal(char *num, size_t cap, uint64_t v) {
+  size_t i = cap - 1;
+  num[i] = 0;
+  do { num[--i] = (char)('0' + v % 10); } while ((v /= 10) && i > 0);
+  return num + i;
+}
+
+/* Writes the report to stderr; a failed write leaves nothing else to do. */
+static void say(const char *buf, size_t n) {
+  ssize_t r = write(STDERR_FILENO, buf, n);
+  (void)r;
+}
+
 /* Formats the report into buf without malloc or stdio (signal-safe). The
  * name is the user's: it is cut short and its control bytes shown as '?', so
  * the report stays one line that says the size and what to do. */
 static size_t format_report(char *buf, size_t cap, const loom__fiber_t *f,
                             const char *how) {
   size_t n = 0;
-#define PUT(s)                                                   \
-  do {                                                           \
-    const char *p_ = (s);                                        \
-    while (*p_ && n + 1 < cap) buf[n++] = *p_++;                 \
+#define PUT(s)                                   \
+  do {                                           \
+    const char *p_ = (s);                        \
+    while (*p_ && n + 1 < cap) buf[n++] = *p_++; \
   } while (0)
   char num[24];
-  int i;
   PUT("loom: stack overflow in task '");
   if (f->name && f->name[0]) {
     for (size_t k = 0; f->name[k] && k < LOOM__REPORT_NAME_MAX && n + 1 < cap; k++) {
@@ -53,19 +67,11 @@ static size_t format_report(char *buf, size_t cap, const loom__fiber_t *f,
       buf[n++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
     }
   } else {
-    uint64_t v = f->id;
     PUT("task-");
-    i = (int)sizeof(num) - 1;
-    num[i] = 0;
-    do num[--i] = (char)('0' + v % 10); while ((v /= 10) && i > 0);
-    PUT(num + i);
+    PUT(decimal(num, sizeof(num), f->id));
   }
   PUT("' (stack size ");
-  uint64_t v = f->nominal_size ? f->nominal_size : f->stack_size;
-  i = (int)sizeof(num) - 1;
-  num[i] = 0;
-  do num[--i] = (char)('0' + v % 10); while ((v /= 10) && i > 0);
-  PUT(num + i);
+  PUT(decimal(num, sizeof(num), f->nominal_size ? f->nominal_size : f->stack_size));
   PUT(" bytes");
   PUT(how);
   PUT("); raise it with loom_task_opts_t.stack_size\n");
@@ -76,7 +82,7 @@ static size_t format_report(char *buf, size_t cap, const loom__fiber_t *f,
 void loom__fiber_overflow(const loom__fiber_t *f, const char *how) {
   char buf[256];
   size_t n = format_report(buf, sizeof(buf), f, how);
-  if (write(STDERR_FILENO, buf, n) < 0) { /* nothing left to do */ }
+  say(buf, n);
   abort();
 }
 
@@ -87,7 +93,7 @@ static void on_segv(int sig, siginfo_t *info, void *uctx) {
       addr < (uintptr_t)f->stack_lo) {
     char buf[256];
     size_t n = format_report(buf, sizeof(buf), f, ", guard page hit");
-    if (write(STDERR_FILENO, buf, n) < 0) { /* nothing left to do */ }
+    say(buf, n);
     signal(SIGSEGV, SIG_DFL); /* the retried access kills the process */
     return;
   }

@@ -46,31 +46,31 @@
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-#define LOOM__WARM 1024        /* free stacks per size kept resident */
+#define LOOM__WARM 1024             /* free stacks per size kept resident */
 #define LOOM__SLAB_BYTES (8u << 20) /* target slab size */
 
 typedef struct loom__slab_s {
-  loom__link_t link;  /* on pool->slabs */
+  loom__link_t link; /* on pool->slabs */
   void *base;
   size_t len;
-  size_t guards;      /* guard pages in this slab, returned to the budget */
-  unsigned *vg_ids;   /* Valgrind stack ids, NULL when not under Valgrind */
+  size_t guards;    /* guard pages in this slab, returned to the budget */
+  unsigned *vg_ids; /* Valgrind stack ids, NULL when not under Valgrind */
   size_t nstacks;
 } loom__slab_t;
 
 typedef struct loom__stack_class_s {
-  loom__link_t link;           /* on pool->classes */
+  loom__link_t link; /* on pool->classes */
   size_t size;
-  struct free_ent *free;       /* free stacks, most recently freed last */
-  size_t nfree, cap;           /* entries used and allocated */
-  size_t total;                /* stacks of this size; cap >= total */
-  size_t nwarm;                /* free stacks whose pages are resident */
+  struct free_ent *free; /* free stacks, most recently freed last */
+  size_t nfree, cap;     /* entries used and allocated */
+  size_t total;          /* stacks of this size; cap >= total */
+  size_t nwarm;          /* free stacks whose pages are resident */
 } loom__stack_class_t;
 
 struct free_ent {
   void *lo;
   void *guard_lo;
-  int cold;                    /* pages given back with MADV_DONTNEED */
+  int cold; /* pages given back with MADV_DONTNEED */
 };
 
 #define LOOM__MAP_COUNT_PATH "/proc/sys/vm/max_map_count"
@@ -194,8 +194,7 @@ static loom__stack_class_t *find_class(loom__stack_pool_t *pool, size_t size) {
   return c;
 }
 
-static void push_free(loom__stack_class_t *c, void *lo, void *guard_lo,
-                      int cold) {
+static void push_free(loom__stack_class_t *c, void *lo, void *guard_lo, int cold) {
   /* room reserved at grow */
   c->free[c->nfree++] = (struct free_ent){.lo = lo, .guard_lo = guard_lo, .cold = cold};
   if (!cold) c->nwarm++;
@@ -244,9 +243,8 @@ static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
   if (base == MAP_FAILED) goto fail_slab;
   size_t nguarded = 0;
   if (guarded) {
-    while (nguarded < n &&
-           mprotect((char *)base + nguarded * stride + zone, c->size,
-                    PROT_READ | PROT_WRITE) == 0)
+    while (nguarded < n && mprotect((char *)base + nguarded * stride + zone, c->size,
+                                    PROT_READ | PROT_WRITE) == 0)
       nguarded++;
     if (nguarded < n) {
       atomic_fetch_sub(&guards_used, n - nguarded); /* back to the budget */
@@ -325,8 +323,8 @@ void *loom__stack_peek(loom__stack_pool_t *pool, size_t size) {
   /* Only the newest size class is looked at (the one the last new stack
    * size created; most programs use one size): this is a hint. */
   if (loom__list_empty(&pool->classes)) return NULL;
-  loom__stack_class_t *c =
-      loom__list_entry(pool->classes.head, loom__stack_class_t, link);
+  loom__stack_class_t *c = loom__list_entry(pool->classes.head, loom__stack_class_t,
+                                            link);
   if (c->nfree == 0) return NULL;
   size = class_size(pool, size);
   return c->size == size ? c->free[c->nfree - 1].lo : NULL;

@@ -12,8 +12,7 @@ static int main_task(void *arg) {
   loom_task_t *t;
   int status = -1, rc = loom_spawn(&t, child, NULL);
   if (rc == 0) rc = loom_join(t, &status);
-  printf("consumer: loom %s, join %d, status %d\n", loom_version_string(), rc,
-         status);
+  printf("consumer: loom %s, join %d, status %d\n", loom_version_string(), rc, status);
   return rc ? rc : status;
 }
 
