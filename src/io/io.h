@@ -88,7 +88,6 @@ struct loom_stream_s {
   char *direct;
   size_t direct_len, direct_got;
   int direct_active;             /* libuv is reading into direct */
-  loom_task_t *reader_task;
 };
 
 /* A new stream whose libuv handle is initialised: type UV_TCP,

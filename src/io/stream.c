@@ -129,16 +129,6 @@ static size_t buffered(const loom_stream_t *s) { return s->rend - s->rstart; }
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   loom_stream_t *s = h->data;
   (void)hint;
-  /* libuv reads right after this: fetch the parked reader's record and the
-   * top of its stack (its saved context lies just below its waiter) while
-   * the kernel copies. */
-  if (s->reader) {
-    const char *t = (const char *)s->reader_task, *w = (const char *)s->reader;
-    __builtin_prefetch(t, 1);
-    __builtin_prefetch(t + 64, 1);
-    __builtin_prefetch(t + 192, 1);
-    for (int i = 0; i < 6; i++) __builtin_prefetch(w - 64 * i, 1);
-  }
   /* A reader waits in loom_read with nothing buffered: read straight into
    * its buffer. */
   if (s->direct && s->rstart == s->rend) {
@@ -255,7 +245,6 @@ static int wait_data(loom_stream_t *s) {
    * cost epoll_ctl calls per read. The limit bounds what is buffered. */
   swait_t wt = {.w = {.task = self, .cancel = unhook_reader}, .s = s};
   s->reader = &wt.w;
-  s->reader_task = self;
   rc = loom__park(&wt.w);
   s->reader = NULL;
   return rc;
