@@ -21,8 +21,7 @@ typedef struct {
 } item_t;
 
 static int less(const loom__heap_node_t *a, const loom__heap_node_t *b) {
-  return loom__container_of(a, item_t, hn)->key <
-         loom__container_of(b, item_t, hn)->key;
+  return loom__container_of(a, item_t, hn)->key < loom__container_of(b, item_t, hn)->key;
 }
 
 /* Every parent is <= its children, every child points back at its parent,
@@ -84,7 +83,8 @@ static void test_list_ops(void **state) {
   loom__list_push_back(&l, &c.ln);
   loom__link_t *p, *t;
   int want = 1;
-  loom__list_foreach(p, &l) assert_int_equal(loom__list_entry(p, item_t, ln)->key, want++);
+  loom__list_foreach(p, &l)
+      assert_int_equal(loom__list_entry(p, item_t, ln)->key, want++);
   assert_int_equal(want, 4);
   loom__list_remove(&l, &b.ln);
   assert_false(loom__list_contains(&l, &b.ln));

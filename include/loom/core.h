@@ -29,8 +29,8 @@ extern "C" {
  * negative error code for failure. Results travel through `arg`. */
 typedef int (*loom_fn)(void *arg);
 
-typedef struct loom_s loom_t;            /* a runtime, bound to one uv loop */
-typedef struct loom_task_s loom_task_t;  /* opaque task handle */
+typedef struct loom_s loom_t;           /* a runtime, bound to one uv loop */
+typedef struct loom_task_s loom_task_t; /* opaque task handle */
 
 /* Default virtual stack size of a task: 128 KiB, committed lazily by the
  * kernel, so an idle task costs one or two pages of memory. */
@@ -41,8 +41,7 @@ typedef struct loom_task_s loom_task_t;  /* opaque task handle */
  * runtime's default in loom_config_t is bounded the same way): 512 GiB of
  * address space on 64-bit systems, 512 MiB on 32-bit ones. Larger requests
  * fail with UV_EINVAL. */
-#define LOOM_MAX_STACK_SIZE \
-  (SIZE_MAX > 0xffffffffu ? (size_t)1 << 39 : (size_t)1 << 29)
+#define LOOM_MAX_STACK_SIZE (SIZE_MAX > 0xffffffffu ? (size_t)1 << 39 : (size_t)1 << 29)
 /* Longest task name kept (longer names are truncated). */
 #define LOOM_TASK_NAME_MAX 31
 
@@ -78,8 +77,8 @@ LOOM_EXTERN int loom_init(loom_t **rt, uv_loop_t *loop, const loom_config_t *cfg
 /* Spawns a task on `rt`; callable from plain libuv callbacks or host code on
  * the loop's thread. `task` NULL makes the task detached. */
 LOOM_EXTERN int loom_spawn_on(loom_t *rt, loom_task_t **task, loom_fn fn, void *arg);
-LOOM_EXTERN int loom_spawn_on_ex(loom_t *rt, loom_task_t **task, loom_fn fn,
-                                 void *arg, const loom_task_opts_t *opts);
+LOOM_EXTERN int loom_spawn_on_ex(loom_t *rt, loom_task_t **task, loom_fn fn, void *arg,
+                                 const loom_task_opts_t *opts);
 
 /* Shuts an embedded runtime down: cancels every task, and once all have
  * ended and loom's handles are closed, frees the runtime and calls

@@ -39,23 +39,23 @@ extern "C" {
 /* A deadline in a runtime's timer heap. Private: here only so that scopes
  * can be caller-owned storage. */
 typedef struct loom__timer_s {
-  uint64_t deadline;                        /* loop time, ms */
-  uint64_t seq;                             /* ties fire in insertion order */
-  size_t index;                             /* position in the heap */
+  uint64_t deadline; /* loop time, ms */
+  uint64_t seq;      /* ties fire in insertion order */
+  size_t index;      /* position in the heap */
   void (*fire)(struct loom__timer_s *tm);
 } loom__timer_t;
 
 typedef struct loom_scope_s loom_scope_t;
-struct loom_scope_s {                       /* all fields private */
-  loom_scope_t *parent;                     /* enclosing scope of the task */
-  loom_scope_t *outer_kept;                 /* enclosing scope of the task that
-                                               is stored outside its stack */
-  struct loom_task_s *task;                 /* the task that entered it */
-  loom__timer_t timer;                      /* armed while a deadline is pending */
-  uint8_t shield;                           /* hides outer cancellation/timeouts */
-  uint8_t armed;                            /* timer is in the heap */
-  uint8_t expired;                          /* deadline passed while open */
-  uint8_t fired;                            /* expired, and nothing outer had */
+struct loom_scope_s {       /* all fields private */
+  loom_scope_t *parent;     /* enclosing scope of the task */
+  loom_scope_t *outer_kept; /* enclosing scope of the task that
+                               is stored outside its stack */
+  struct loom_task_s *task; /* the task that entered it */
+  loom__timer_t timer;      /* armed while a deadline is pending */
+  uint8_t shield;           /* hides outer cancellation/timeouts */
+  uint8_t armed;            /* timer is in the heap */
+  uint8_t expired;          /* deadline passed while open */
+  uint8_t fired;            /* expired, and nothing outer had */
   uint8_t open;
 };
 

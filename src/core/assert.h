@@ -20,10 +20,10 @@
 
 /* Out of line in spirit (cold, never returns): the check itself stays one
  * compare and a branch in the callers. */
-__attribute__((cold, noreturn)) static inline void
-loom__assert_fail(const char *msg, const char *file, int line) {
-  fprintf(stderr, "loom: internal check failed at %s:%d: %s\n", file, line,
-          msg);
+__attribute__((cold, noreturn)) static inline void loom__assert_fail(const char *msg,
+                                                                     const char *file,
+                                                                     int line) {
+  fprintf(stderr, "loom: internal check failed at %s:%d: %s\n", file, line, msg);
   fflush(stderr);
   abort();
 }

@@ -23,17 +23,14 @@ const char *loom_strerror(int err) {
   switch (err) {
   case 0: return "success";
 #define LOOM_UV_CASE_(name, msg) \
-  case UV_##name:                \
-    return msg;
+  case UV_##name: return msg;
     UV_ERRNO_MAP(LOOM_UV_CASE_)
 #undef LOOM_UV_CASE_
 #define LOOM_ERRNO_CASE_(name, off, msg) \
-  case LOOM_##name:                      \
-    return msg;
+  case LOOM_##name: return msg;
     LOOM_ERRNO_MAP(LOOM_ERRNO_CASE_)
 #undef LOOM_ERRNO_CASE_
-  default:
-    break;
+  default: break;
   }
   if (LOOM__IN_RANGE(err))
     snprintf(msgbuf, sizeof(msgbuf), "unknown loom error %d", err);
@@ -46,17 +43,14 @@ const char *loom_err_name(int err) {
   switch (err) {
   case 0: return "OK";
 #define LOOM_UV_CASE_(name, msg) \
-  case UV_##name:                \
-    return #name;
+  case UV_##name: return #name;
     UV_ERRNO_MAP(LOOM_UV_CASE_)
 #undef LOOM_UV_CASE_
 #define LOOM_ERRNO_CASE_(name, off, msg) \
-  case LOOM_##name:                      \
-    return "LOOM_" #name;
+  case LOOM_##name: return "LOOM_" #name;
     LOOM_ERRNO_MAP(LOOM_ERRNO_CASE_)
 #undef LOOM_ERRNO_CASE_
-  default:
-    break;
+  default: break;
   }
   if (LOOM__IN_RANGE(err))
     snprintf(namebuf, sizeof(namebuf), "LOOM_E%d", -err);

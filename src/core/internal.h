@@ -28,17 +28,17 @@ typedef struct loom__watch_s loom__watch_t;
 typedef struct loom__hook_s loom__hook_t;
 
 struct loom__waiter_s {
-  loom_task_t *task;                   /* the parked task */
-  void (*cancel)(loom__waiter_t *w);   /* unhooks the wait from its source
-                                          when interrupted; NULL if none */
-  int result;                          /* what loom__park returns */
-  int shielded;                        /* 1: cancellation does not interrupt */
+  loom_task_t *task;                 /* the parked task */
+  void (*cancel)(loom__waiter_t *w); /* unhooks the wait from its source
+                                        when interrupted; NULL if none */
+  int result;                        /* what loom__park returns */
+  int shielded;                      /* 1: cancellation does not interrupt */
 };
 
 /* Someone interested in a task's end (join, gather, wait, a group). The
  * callback runs in the scheduler right after the task has ended. */
 struct loom__watch_s {
-  loom__watch_t *next, *prev;          /* the task's watcher list */
+  loom__watch_t *next, *prev; /* the task's watcher list */
   void (*done)(loom__watch_t *w, loom_task_t *t);
   int linked;
 };
@@ -46,10 +46,10 @@ struct loom__watch_s {
 /* Something a task has opened that must follow the task's cancellation and
  * scopes (a task group), and be cleaned up if the task ends with it open. */
 struct loom__hook_s {
-  loom__hook_t *next, *prev;           /* the task's hook list */
-  void (*poked)(loom__hook_t *h);      /* the task was cancelled or a scope
-                                          of it expired */
-  void (*exiting)(loom__hook_t *h);    /* the task ends with the hook set */
+  loom__hook_t *next, *prev;        /* the task's hook list */
+  void (*poked)(loom__hook_t *h);   /* the task was cancelled or a scope
+                                       of it expired */
+  void (*exiting)(loom__hook_t *h); /* the task ends with the hook set */
 };
 
 /* An I/O object (stream, listener, server, UDP socket) that the runtime
@@ -58,8 +58,8 @@ struct loom__hook_s {
  * creation until its memory is freed. */
 typedef struct loom__io_s loom__io_t;
 struct loom__io_s {
-  loom__io_t *next, *prev;             /* the runtime's list */
-  const char *what;                    /* "stream", "listener", ...: reports */
+  loom__io_t *next, *prev; /* the runtime's list */
+  const char *what;        /* "stream", "listener", ...: reports */
   /* Closes it for shutdown. force 0: as its own close would (a stream
    * flushes what is queued first); returns 1 if the program had left it
    * open, 0 if it was closing already. force 1: at once, dropping unsent
@@ -75,96 +75,96 @@ enum { LOOM__READY = 1, LOOM__RUNNING, LOOM__PARKED, LOOM__DONE };
  *   | canary | ... fiber frames grow down ...   | struct loom_task_s |
  */
 struct loom_task_s {
-  loom__fiber_t fiber;                 /* context + stack bounds */
+  loom__fiber_t fiber; /* context + stack bounds */
   loom_t *rt;
   loom_fn fn;
   void *arg;
-  loom_task_t *next_ready;             /* ready FIFO link */
-  loom_task_t *alive_prev, *alive_next;/* runtime's list of unfinished tasks */
-  loom__waiter_t *wait;                /* the wait it is parked on, or NULL */
-  loom__watch_t *watchers;             /* told when the task ends */
-  loom__hook_t *hooks;                 /* groups the task has open */
-  loom__watch_t member;                /* the owner's watch on this task */
-  void *owner;                         /* the group it belongs to, or NULL */
+  loom_task_t *next_ready;                /* ready FIFO link */
+  loom_task_t *alive_prev, *alive_next;   /* runtime's list of unfinished tasks */
+  loom__waiter_t *wait;                   /* the wait it is parked on, or NULL */
+  loom__watch_t *watchers;                /* told when the task ends */
+  loom__hook_t *hooks;                    /* groups the task has open */
+  loom__watch_t member;                   /* the owner's watch on this task */
+  void *owner;                            /* the group it belongs to, or NULL */
   loom_task_t *member_prev, *member_next; /* the owner's list of members */
-  loom_scope_t *scope;                 /* innermost open scope, or NULL */
-  loom_scope_t *kept_scope;            /* innermost open scope stored outside
-                                          the task's stack (static, heap) */
+  loom_scope_t *scope;                    /* innermost open scope, or NULL */
+  loom_scope_t *kept_scope;               /* innermost open scope stored outside
+                                             the task's stack (static, heap) */
   loom__stack_t stack;
   uint64_t id;
-  uint32_t slot;                       /* handle-table slot */
-  int status;                          /* fn's return value once DONE */
-  uint8_t state;                       /* LOOM__READY ... LOOM__DONE */
-  uint8_t cancelled;                   /* cancellation requested (sticky) */
-  uint8_t detached;                    /* nobody will join it */
-  uint8_t consumed;                    /* handle taken by join or detach */
-  uint8_t is_main;                     /* loom_run's main task */
-  uint8_t quiet;                       /* detached, but failures are someone
-                                          else's to report (group children) */
-  char name[LOOM_TASK_NAME_MAX + 1];   /* "" until named or asked for */
+  uint32_t slot;                     /* handle-table slot */
+  int status;                        /* fn's return value once DONE */
+  uint8_t state;                     /* LOOM__READY ... LOOM__DONE */
+  uint8_t cancelled;                 /* cancellation requested (sticky) */
+  uint8_t detached;                  /* nobody will join it */
+  uint8_t consumed;                  /* handle taken by join or detach */
+  uint8_t is_main;                   /* loom_run's main task */
+  uint8_t quiet;                     /* detached, but failures are someone
+                                        else's to report (group children) */
+  char name[LOOM_TASK_NAME_MAX + 1]; /* "" until named or asked for */
 };
 
 /* Handle table: a task handle encodes (generation << 32 | slot + 1), so a
  * handle used after join or detach is recognised instead of touching reused
  * memory. */
 typedef struct {
-  loom_task_t *task;                   /* NULL when free */
+  loom_task_t *task; /* NULL when free */
   uint32_t gen;
-  uint32_t next_free;                  /* free-list link (slot + 1, 0 = end) */
+  uint32_t next_free; /* free-list link (slot + 1, 0 = end) */
 } loom__slot_t;
 
 struct loom_s {
   uv_loop_t *loop;
-  uv_check_t check;                    /* runs the scheduler after each poll */
-  uv_idle_t idle;                      /* active while tasks are ready: the
-                                          loop then polls without blocking */
-  uv_timer_t timer;                    /* fires the earliest loom timer */
-  uv_async_t sigint;                   /* loom_run only: SIGINT -> cancel main */
-  loom__fiber_t sched;                 /* the thread's stack while tasks run */
-  loom_task_t *current;                /* running task, NULL in the scheduler */
+  uv_check_t check;                     /* runs the scheduler after each poll */
+  uv_idle_t idle;                       /* active while tasks are ready: the
+                                           loop then polls without blocking */
+  uv_timer_t timer;                     /* fires the earliest loom timer */
+  uv_async_t sigint;                    /* loom_run only: SIGINT -> cancel main */
+  loom__fiber_t sched;                  /* the thread's stack while tasks run */
+  loom_task_t *current;                 /* running task, NULL in the scheduler */
   loom_task_t *ready_head, *ready_tail; /* the next round */
-  loom_task_t *round_head;             /* the rest of the current round */
-  loom_task_t *ready_mark;             /* ready_tail when the last pass ended
-                                          (tasks after it were woken since) */
-  loom_task_t *prev;                   /* switched away from; see landed */
-  int rounds;                          /* rounds chained in this pass */
-  int64_t pass_clock;                  /* coarse clock (ns) at the pass's start */
-  uint32_t pass_tick;                  /* loom__tick the pass runs in; once
-                                          it differs, the pass must end */
-  unsigned tick_epoch;                 /* uses the ticker (timer.c); 0: no */
-  int pass_ended;                      /* the pass ends at the next switch */
-  int last_cut;                        /* the last pass ran out of time */
-  int round_mask;                      /* rounds between coarse clock reads - 1 */
-  uint64_t long_pass_at;               /* loop time a pass last ran long */
-  loom_task_t *alive;                  /* unfinished tasks */
+  loom_task_t *round_head;              /* the rest of the current round */
+  loom_task_t *ready_mark;              /* ready_tail when the last pass ended
+                                           (tasks after it were woken since) */
+  loom_task_t *prev;                    /* switched away from; see landed */
+  int rounds;                           /* rounds chained in this pass */
+  int64_t pass_clock;                   /* coarse clock (ns) at the pass's start */
+  uint32_t pass_tick;                   /* loom__tick the pass runs in; once
+                                           it differs, the pass must end */
+  unsigned tick_epoch;                  /* uses the ticker (timer.c); 0: no */
+  int pass_ended;                       /* the pass ends at the next switch */
+  int last_cut;                         /* the last pass ran out of time */
+  int round_mask;                       /* rounds between coarse clock reads - 1 */
+  uint64_t long_pass_at;                /* loop time a pass last ran long */
+  loom_task_t *alive;                   /* unfinished tasks */
   size_t nalive;
   loom__slot_t *slots;
   uint32_t nslots, slots_cap, free_slot; /* free_slot: slot + 1, 0 = none */
-  loom__hslot_t *handles;              /* heap objects' handles (handle.h) */
+  loom__hslot_t *handles;                /* heap objects' handles (handle.h) */
   uint32_t nhandles, handles_cap, hfree; /* hfree: slot + 1, 0 = none */
-  loom__timer_t **heap;                /* min-heap on (deadline, seq) */
+  loom__timer_t **heap;                  /* min-heap on (deadline, seq) */
   size_t nheap, heap_cap;
   uint64_t timer_seq;
   loom__stack_pool_t stacks;
-  size_t stack_size;                   /* default for new tasks */
+  size_t stack_size; /* default for new tasks */
   uint64_t next_id;
-  loom_task_t *main;                   /* loom_run's main task while alive */
+  loom_task_t *main; /* loom_run's main task while alive */
   int main_status;
   int idle_active;
-  int in_pass;                         /* inside the scheduler pass */
-  int closing;                         /* shutdown begun: tasks born cancelled */
-  volatile sig_atomic_t sigints;       /* SIGINTs seen by loom_run */
-  int open_handles;                    /* handles still to close at shutdown */
-  int shutdown_requested;              /* loom_shutdown called (or loom_run done) */
-  int has_sigint;                      /* sigint handle initialised */
-  loom__io_t *io;                      /* open I/O objects */
-  uv_timer_t grace;                    /* shutdown: bounds the final flush */
+  int in_pass;                   /* inside the scheduler pass */
+  int closing;                   /* shutdown begun: tasks born cancelled */
+  volatile sig_atomic_t sigints; /* SIGINTs seen by loom_run */
+  int open_handles;              /* handles still to close at shutdown */
+  int shutdown_requested;        /* loom_shutdown called (or loom_run done) */
+  int has_sigint;                /* sigint handle initialised */
+  loom__io_t *io;                /* open I/O objects */
+  uv_timer_t grace;              /* shutdown: bounds the final flush */
   uint64_t grace_ms;
-  int io_closing;                      /* shutdown has closed the I/O objects */
-  int *run_status;                     /* loom_run: where main's status goes */
+  int io_closing;  /* shutdown has closed the I/O objects */
+  int *run_status; /* loom_run: where main's status goes */
   void (*shutdown_cb)(void *data);
   void *shutdown_data;
-  void *altstack;                      /* alternate signal stack we installed */
+  void *altstack; /* alternate signal stack we installed */
 };
 
 /* The runtime whose scheduler pass is running on this thread. */
@@ -216,16 +216,16 @@ static inline int loom__check(loom_task_t *t) {
 typedef struct loom__wnode_s {
   loom__waiter_t w;
   struct loom__wnode_s *next, *prev;
-  loom__wq_t *q;                       /* the queue it is on, NULL once off */
-  uintptr_t data;                      /* the primitive's (barrier index) */
+  loom__wq_t *q;  /* the queue it is on, NULL once off */
+  uintptr_t data; /* the primitive's (barrier index) */
 } loom__wnode_t;
 
 /* wq.c: FIFO wait queues. loom__wq_wait parks the calling task on q until a
  * waker takes it off with loom__wq_wake_one/all (returning the result the
  * waker gave), or until it is interrupted (it then leaves the queue and
  * returns UV_ECANCELED / UV_ETIMEDOUT). shielded: not interruptible. */
-static inline int loom__wq_wait(loom__wq_t *q, loom__wnode_t *n,
-                                loom_task_t *self, int shielded);
+static inline int loom__wq_wait(loom__wq_t *q, loom__wnode_t *n, loom_task_t *self,
+                                int shielded);
 void loom__wq_on_interrupt(loom__waiter_t *w); /* takes the node off */
 loom__wnode_t *loom__wq_wake_first(loom__wq_t *q, int result);
 /* The uncontended release paths call this with nobody waiting: no call. */
@@ -258,8 +258,8 @@ static inline int loom__wq_has(const loom__wq_t *q, const loom__wnode_t *n) {
   return 0;
 }
 
-static inline int loom__wq_wait(loom__wq_t *q, loom__wnode_t *n,
-                                loom_task_t *self, int shielded) {
+static inline int loom__wq_wait(loom__wq_t *q, loom__wnode_t *n, loom_task_t *self,
+                                int shielded) {
   loom__assert(!loom__wq_has(q, n), "linking a wait node that is already linked");
   n->w.task = self;
   n->w.cancel = loom__wq_on_interrupt;
@@ -302,8 +302,8 @@ void loom__unhook(loom_task_t *t, loom__hook_t *h);
 /* Waits until *remaining is 0; completions wake w. If the wait is
  * interrupted, abort(ctx) is called once (it cancels what is awaited) and the
  * wait goes on, deaf to interruptions. Returns the interruption or 0. */
-int loom__wait_all(loom__waiter_t *w, const size_t *remaining,
-                   void (*abort)(void *ctx), void *ctx);
+int loom__wait_all(loom__waiter_t *w, const size_t *remaining, void (*abort)(void *ctx),
+                   void *ctx);
 int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
                 const loom_task_opts_t *opts, int is_main);
 void loom__task_finished(loom_t *rt, loom_task_t *t);

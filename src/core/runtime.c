@@ -42,8 +42,7 @@ int loom_init(loom_t **out, uv_loop_t *loop, const loom_config_t *cfg) {
     return rc;
   }
   rt->loop = loop;
-  rt->stack_size = cfg && cfg->stack_size ? cfg->stack_size
-                                          : LOOM_DEFAULT_STACK_SIZE;
+  rt->stack_size = cfg && cfg->stack_size ? cfg->stack_size : LOOM_DEFAULT_STACK_SIZE;
   rt->grace_ms = cfg && cfg->shutdown_grace_ms ? cfg->shutdown_grace_ms
                                                : LOOM_SHUTDOWN_GRACE_MS;
   loom__stack_pool_init(&rt->stacks);
@@ -188,7 +187,8 @@ static void on_sigint_signal(int signum) {
     return;
   }
   static const char msg[] = "loom: second SIGINT, aborting\n";
-  if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) { /* dying anyway */ }
+  if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) { /* dying anyway */
+  }
   signal(signum, SIG_DFL);
   raise(signum);
 }
@@ -264,8 +264,10 @@ int loom_run(loom_fn main, void *arg) {
   rt->shutdown_requested = 1;
   loom_task_opts_t opts = {"main", 0};
   rc = loom__spawn(rt, NULL, main, arg, &opts, 1);
-  if (rc == 0) sigint_take(rt);
-  else loom__maybe_close(rt);
+  if (rc == 0)
+    sigint_take(rt);
+  else
+    loom__maybe_close(rt);
   for (int stuck = 0; !st.done; stuck++) {
     uv_run(&loop, UV_RUN_DEFAULT);
     if (st.done) break;
@@ -278,8 +280,10 @@ int loom_run(loom_fn main, void *arg) {
           n++;
           loom__io_remove(rt, rt->io); /* the last one closes the runtime */
         }
-        fprintf(stderr, "loom: shutdown leaked %zu I/O object(s) held by "
-                        "abandoned tasks\n", n);
+        fprintf(stderr,
+                "loom: shutdown leaked %zu I/O object(s) held by "
+                "abandoned tasks\n",
+                n);
         continue;
       }
       loom__maybe_close(rt);
@@ -289,14 +293,15 @@ int loom_run(loom_fn main, void *arg) {
      * nothing ready. Cancel them once; if even that cannot end them (a
      * shielded wait on each other), give up on them. */
     if (stuck == 0) {
-      fprintf(stderr, "loom: deadlock: %zu task(s) blocked with nothing left "
-                      "to wake them; cancelling them\n", rt->nalive);
+      fprintf(stderr,
+              "loom: deadlock: %zu task(s) blocked with nothing left "
+              "to wake them; cancelling them\n",
+              rt->nalive);
       rt->closing = 1;
       loom__cancel_all(rt);
       continue;
     }
-    fprintf(stderr, "loom: %zu task(s) cannot end; abandoning them\n",
-            rt->nalive);
+    fprintf(stderr, "loom: %zu task(s) cannot end; abandoning them\n", rt->nalive);
     rt->nalive = 0;
     rc = LOOM_EDEADLK;
     loom__maybe_close(rt);

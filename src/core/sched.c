@@ -182,8 +182,7 @@ static void run_from_loop(loom_t *rt, loom_task_t *t) {
 }
 
 void loom__wake(loom__waiter_t *w, int result) {
-  loom__assert(w->task->state != LOOM__DONE,
-               "waking a waiter whose task has ended");
+  loom__assert(w->task->state != LOOM__DONE, "waking a waiter whose task has ended");
   if (take_wake(w, result)) loom__make_ready(w->task);
 }
 

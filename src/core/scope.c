@@ -112,9 +112,7 @@ static uint64_t after(uint64_t ms) {
   return ms >= LOOM_NO_DEADLINE - now ? LOOM_NO_DEADLINE : now + ms;
 }
 
-int loom_timeout_enter(loom_scope_t *s, uint64_t ms) {
-  return enter(s, 0, after(ms));
-}
+int loom_timeout_enter(loom_scope_t *s, uint64_t ms) { return enter(s, 0, after(ms)); }
 
 int loom_timeout_enter_at(loom_scope_t *s, uint64_t deadline) {
   return enter(s, 0, deadline);
@@ -160,8 +158,10 @@ int loom_scope_exit(loom_scope_t *s) {
  * their own chain: each is disarmed and closed, so its deadline never pokes
  * whatever comes to occupy the task's memory. */
 void loom__scopes_abandon(loom_task_t *t) {
-  fprintf(stderr, "loom: task '%s' ended inside an open scope (missing "
-                  "loom_scope_exit)\n", loom_task_name(loom_current()));
+  fprintf(stderr,
+          "loom: task '%s' ended inside an open scope (missing "
+          "loom_scope_exit)\n",
+          loom_task_name(loom_current()));
   for (loom_scope_t *s = t->kept_scope; s; s = s->outer_kept) {
     if (s->armed) loom__timer_remove(t->rt, &s->timer);
     s->armed = 0;

@@ -70,8 +70,7 @@ static void slot_free(loom_t *rt, uint32_t i) {
 }
 
 static const char *name_of(loom_task_t *t) {
-  if (!t->name[0])
-    snprintf(t->name, sizeof(t->name), "task-%" PRIu64, t->id);
+  if (!t->name[0]) snprintf(t->name, sizeof(t->name), "task-%" PRIu64, t->id);
   return t->name;
 }
 
@@ -85,11 +84,11 @@ void loom__release(loom_t *rt, loom_task_t *t) {
 /* ---- watchers and hooks ------------------------------------------------------ */
 
 /* Whether node is on the list from head (debug checks only: a walk). */
-#define ON_LIST(head, node, found)                                        \
-  do {                                                                    \
-    found = 0;                                                            \
-    for (__typeof__(head) p_ = (head); p_; p_ = p_->next)                 \
-      if (p_ == (node)) found = 1;                                        \
+#define ON_LIST(head, node, found)                        \
+  do {                                                    \
+    found = 0;                                            \
+    for (__typeof__(head) p_ = (head); p_; p_ = p_->next) \
+      if (p_ == (node)) found = 1;                        \
   } while (0)
 
 void loom__watch(loom_task_t *t, loom__watch_t *w,
@@ -149,8 +148,8 @@ void loom__unhook(loom_task_t *t, loom__hook_t *h) {
   h->next = h->prev = NULL;
 }
 
-int loom__wait_all(loom__waiter_t *w, const size_t *remaining,
-                   void (*abort)(void *ctx), void *ctx) {
+int loom__wait_all(loom__waiter_t *w, const size_t *remaining, void (*abort)(void *ctx),
+                   void *ctx) {
   int rc = loom__check(w->task);
   while (*remaining && rc == 0) rc = loom__park(w);
   if (*remaining) {
@@ -268,9 +267,8 @@ void loom__task_finished(loom_t *rt, loom_task_t *t) {
   }
   if (t->detached) {
     if (t->status < 0 && t->status != UV_ECANCELED && !t->quiet)
-      fprintf(stderr, "loom: detached task '%s' failed: %s (%s)\n",
-              name_of(t), loom_err_name(t->status),
-              loom_strerror(t->status));
+      fprintf(stderr, "loom: detached task '%s' failed: %s (%s)\n", name_of(t),
+              loom_err_name(t->status), loom_strerror(t->status));
     loom__release(rt, t);
   }
 }
@@ -289,8 +287,7 @@ void loom__reap_unconsumed(loom_t *rt) {
   for (uint32_t i = 0; i < rt->nslots; i++) {
     loom_task_t *t = rt->slots[i].task;
     if (!t || t->consumed) continue;
-    fprintf(stderr, "loom: task '%s' was never joined nor detached\n",
-            name_of(t));
+    fprintf(stderr, "loom: task '%s' was never joined nor detached\n", name_of(t));
     loom__release(rt, t);
   }
 }

@@ -19,21 +19,21 @@
 
 #include "internal.h"
 
-#define LOOM__TICK_NS 1000000   /* the tick's period: 1 ms */
-#define LOOM__TICK_IDLE_MS 100  /* parks after this long unwanted */
+#define LOOM__TICK_NS 1000000  /* the tick's period: 1 ms */
+#define LOOM__TICK_IDLE_MS 100 /* parks after this long unwanted */
 
 _Atomic uint32_t loom__tick;
-static _Atomic uint32_t tick_wanted;  /* loom__tick when last wanted */
-static _Atomic int tick_parked;       /* the thread waits for a want */
+static _Atomic uint32_t tick_wanted; /* loom__tick when last wanted */
+static _Atomic int tick_parked;      /* the thread waits for a want */
 static pthread_mutex_t tick_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t tick_cv = PTHREAD_COND_INITIALIZER;
 static pthread_once_t tick_once = PTHREAD_ONCE_INIT;
 /* Under tick_mu: */
 static pthread_t ticker;
-static int ticker_running;            /* ticker is a thread to join */
-static unsigned tick_gen;             /* a ticker ends when this moves */
-static unsigned tick_users;           /* runtimes that have wanted it */
-static unsigned tick_epoch = 1;       /* moves at fork: users are reset */
+static int ticker_running;      /* ticker is a thread to join */
+static unsigned tick_gen;       /* a ticker ends when this moves */
+static unsigned tick_users;     /* runtimes that have wanted it */
+static unsigned tick_epoch = 1; /* moves at fork: users are reset */
 
 static void *tick_main(void *arg) {
   unsigned gen = (unsigned)(uintptr_t)arg;
@@ -95,8 +95,7 @@ void loom__tick_want(loom_t *rt) {
   rt->tick_epoch = tick_epoch;
   tick_users++;
   if (!ticker_running &&
-      pthread_create(&ticker, NULL, tick_main,
-                     (void *)(uintptr_t)tick_gen) == 0)
+      pthread_create(&ticker, NULL, tick_main, (void *)(uintptr_t)tick_gen) == 0)
     ticker_running = 1;
   pthread_cond_broadcast(&tick_cv);
   pthread_mutex_unlock(&tick_mu);

@@ -9,8 +9,7 @@
 #include "internal.h"
 
 static int before(const loom__timer_t *a, const loom__timer_t *b) {
-  return a->deadline < b->deadline ||
-         (a->deadline == b->deadline && a->seq < b->seq);
+  return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
 }
 
 static void place(loom_t *rt, size_t i, loom__timer_t *tm) {

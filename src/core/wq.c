@@ -18,9 +18,7 @@ static void unlink_node(loom__wnode_t *n) {
   n->q = NULL;
 }
 
-void loom__wq_on_interrupt(loom__waiter_t *w) {
-  unlink_node((loom__wnode_t *)w);
-}
+void loom__wq_on_interrupt(loom__waiter_t *w) { unlink_node((loom__wnode_t *)w); }
 
 loom__wnode_t *loom__wq_wake_first(loom__wq_t *q, int result) {
   loom__wnode_t *n = q->head;

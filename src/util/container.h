@@ -12,8 +12,7 @@
 
 #include <stddef.h>
 
-#define loom__container_of(ptr, type, member)                               \
-  ((type *)(void *)((char *)(1 ? (ptr) : &((type *)0)->member) -           \
-                    offsetof(type, member)))
+#define loom__container_of(ptr, type, member) \
+  ((type *)(void *)((char *)(1 ? (ptr) : &((type *)0)->member) - offsetof(type, member)))
 
 #endif

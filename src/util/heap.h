@@ -34,8 +34,7 @@ typedef struct loom__heap_s {
   size_t n;
 } loom__heap_t;
 
-typedef int (*loom__heap_less_fn)(const loom__heap_node_t *a,
-                                  const loom__heap_node_t *b);
+typedef int (*loom__heap_less_fn)(const loom__heap_node_t *a, const loom__heap_node_t *b);
 
 static inline loom__heap_node_t *loom__heap_min(const loom__heap_t *h) { return h->min; }
 

@@ -29,16 +29,14 @@ typedef struct loom__list_s {
   loom__link_t *head, *tail;
 } loom__list_t;
 
-#define loom__list_entry(link, type, member) \
-  loom__container_of(link, type, member)
+#define loom__list_entry(link, type, member) loom__container_of(link, type, member)
 
 /* Iterates over the nodes; the loop body must not unlink `pos` (use the
  * _safe form, which reads the next node first). */
 #define loom__list_foreach(pos, list) \
   for ((pos) = (list)->head; (pos); (pos) = (pos)->next)
-#define loom__list_foreach_safe(pos, tmp, list)                   \
-  for ((pos) = (list)->head; (pos) && ((tmp) = (pos)->next, 1); \
-       (pos) = (tmp))
+#define loom__list_foreach_safe(pos, tmp, list) \
+  for ((pos) = (list)->head; (pos) && ((tmp) = (pos)->next, 1); (pos) = (tmp))
 
 static inline void loom__list_init(loom__list_t *l) { l->head = l->tail = NULL; }
 
