@@ -36,28 +36,16 @@ extern "C" {
 /* No deadline: a timeout scope that never expires (until rescheduled). */
 #define LOOM_NO_DEADLINE UINT64_MAX
 
-/* A deadline in a runtime's timer heap. Private: here only so that scopes
- * can be caller-owned storage. */
-typedef struct loom__timer_s {
-  uint64_t deadline; /* loop time, ms */
-  uint64_t seq;      /* ties fire in insertion order */
-  size_t index;      /* position in the heap */
-  void (*fire)(struct loom__timer_s *tm);
-} loom__timer_t;
+/* A scope: caller-owned storage of LOOM_SCOPE_SIZE bytes, aligned as a
+ * uint64_t (8 bytes on 64-bit targets), usually a local variable. Its
+ * contents are private to loom and need no initialisation: entering the
+ * scope sets them up. The size is part of the ABI; loom checks at build time
+ * that its private layout fits it on every target. */
+#define LOOM_SCOPE_SIZE 64
 
-typedef struct loom_scope_s loom_scope_t;
-struct loom_scope_s {       /* all fields private */
-  loom_scope_t *parent;     /* enclosing scope of the task */
-  loom_scope_t *outer_kept; /* enclosing scope of the task that
-                               is stored outside its stack */
-  struct loom_task_s *task; /* the task that entered it */
-  loom__timer_t timer;      /* armed while a deadline is pending */
-  uint8_t shield;           /* hides outer cancellation/timeouts */
-  uint8_t armed;            /* timer is in the heap */
-  uint8_t expired;          /* deadline passed while open */
-  uint8_t fired;            /* expired, and nothing outer had */
-  uint8_t open;
-};
+typedef struct loom_scope_s {
+  uint64_t opaque[LOOM_SCOPE_SIZE / sizeof(uint64_t)]; /* private */
+} loom_scope_t;
 
 /* Enters a timeout scope that expires `ms` from now (LOOM_NO_DEADLINE:
  * never), or at the absolute loop time `deadline` (compare loom_now()).

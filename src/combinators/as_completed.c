@@ -70,16 +70,13 @@ int loom_as_completed_init(loom_as_completed_t *it, loom_task_t **tasks,
   ac->deadline = timeout_ms < 0 || (uint64_t)timeout_ms > UINT64_MAX - now
                      ? LOOM_NO_DEADLINE
                      : now + (uint64_t)timeout_ms;
-  /* The timer first: its heap may have to grow, and a failure must find
-   * nothing watching the tasks yet. */
+  /* Arming the timer cannot fail (timer.h). */
   if (ac->deadline != LOOM_NO_DEADLINE) {
     if (ac->deadline <= now) {
       ac->timed_out = 1;
-    } else if (loom__timer_add(rt, &ac->tm, ac->deadline) == 0) {
-      ac->armed = 1;
     } else {
-      free(ac);
-      return UV_ENOMEM;
+      loom__timer_add(rt, &ac->tm, ac->deadline);
+      ac->armed = 1;
     }
   }
   for (size_t i = 0; i < n; i++) {

@@ -92,10 +92,10 @@ int loom_wait(loom_task_t **tasks, size_t n, int64_t timeout_ms,
       if (nodes[i].t->state != LOOM__DONE)
         loom__watch(nodes[i].t, &nodes[i].watch, on_done);
     if (timeout_ms > 0) {
-      rc = loom__timer_add(rt, &st.tm, uv_now(rt->loop) + (uint64_t)timeout_ms);
-      st.armed = rc == 0;
+      loom__timer_add(rt, &st.tm, uv_now(rt->loop) + (uint64_t)timeout_ms);
+      st.armed = 1;
     }
-    if (rc == 0) rc = loom__park(&st.w);
+    rc = loom__park(&st.w);
     if (st.armed) loom__timer_remove(rt, &st.tm);
     for (size_t i = 0; i < n; i++) loom__unwatch(nodes[i].t, &nodes[i].watch);
   }

@@ -1,11 +1,12 @@
-/* The core's internal structures: runtime, task, waiter, timers.
+/* The core's internal structures: runtime, task, waiter.
  *
  * Every suspension in loom goes through one primitive, the waiter: a task
  * starts an operation, parks on a loom__waiter_t and switches to the
  * scheduler; whoever completes the operation calls loom__wake, which records
- * the result and makes the task ready. Cancellation (and, later, timeouts)
+ * the result and makes the task ready. Cancellation and scope timeouts
  * interrupt a parked task the same way for every kind of wait: the waiter's
  * `cancel` hook unhooks it from its source, then it is woken with the error.
+ * Timers are in timer.h, the private layout of scopes in scope.h.
  */
 #ifndef LOOM_CORE_INTERNAL_H
 #define LOOM_CORE_INTERNAL_H
@@ -21,6 +22,8 @@
 #include "assert.h"
 #include "handle.h"
 #include "loom.h"
+#include "scope.h"
+#include "timer.h"
 #include "wq.h"
 
 typedef struct loom__waiter_s loom__waiter_t;
@@ -90,6 +93,8 @@ struct loom_task_s {
   loom_scope_t *scope;                    /* innermost open scope, or NULL */
   loom_scope_t *kept_scope;               /* innermost open scope stored outside
                                              the task's stack (static, heap) */
+  loom__timer_t scope_timer;              /* the earliest deadline of its open
+                                             scopes (scope.c) */
   loom__stack_t stack;
   uint64_t id;
   uint32_t slot;                     /* handle-table slot */
@@ -101,6 +106,7 @@ struct loom_task_s {
   uint8_t is_main;                   /* loom_run's main task */
   uint8_t quiet;                     /* detached, but failures are someone
                                         else's to report (group children) */
+  uint8_t scope_armed;               /* scope_timer is in the heap */
   char name[LOOM_TASK_NAME_MAX + 1]; /* "" until named or asked for */
 };
 
@@ -131,7 +137,7 @@ struct loom_s {
   int64_t pass_clock;                   /* coarse clock (ns) at the pass's start */
   uint32_t pass_tick;                   /* loom__tick the pass runs in; once
                                            it differs, the pass must end */
-  unsigned tick_epoch;                  /* uses the ticker (timer.c); 0: no */
+  unsigned tick_epoch;                  /* uses the ticker (tick.c); 0: no */
   int pass_ended;                       /* the pass ends at the next switch */
   int last_cut;                         /* the last pass ran out of time */
   int round_mask;                       /* rounds between coarse clock reads - 1 */
@@ -142,9 +148,8 @@ struct loom_s {
   uint32_t nslots, slots_cap, free_slot; /* free_slot: slot + 1, 0 = none */
   loom__hslot_t *handles;                /* heap objects' handles (handle.h) */
   uint32_t nhandles, handles_cap, hfree; /* hfree: slot + 1, 0 = none */
-  loom__timer_t **heap;                  /* min-heap on (deadline, seq) */
-  size_t nheap, heap_cap;
-  uint64_t timer_seq;
+  loom__heap_t timers;                   /* armed timers (timer.h) */
+  uint64_t timer_seq;                    /* arming order, for ties */
   loom__stack_pool_t stacks;
   size_t stack_size; /* default for new tasks */
   uint64_t next_id;
@@ -311,19 +316,12 @@ void loom__cancel(loom_task_t *t);
 void loom__cancel_all(loom_t *rt);
 void loom__reap_unconsumed(loom_t *rt);
 
-/* timer.c */
-/* A timer's index when it is not in the heap (set when it leaves it). */
-#define LOOM__TIMER_UNARMED SIZE_MAX
-int loom__timer_add(loom_t *rt, loom__timer_t *tm, uint64_t deadline);
-void loom__timer_remove(loom_t *rt, loom__timer_t *tm);
-void loom__timer_free(loom_t *rt);
-/* Drops every timer stored in [lo, hi) without reading it (dead frames). */
-void loom__timer_purge(loom_t *rt, const void *lo, const void *hi);
+/* tick.c */
 /* Milliseconds counted by the ticker thread while some runtime wants it. */
 extern _Atomic uint32_t loom__tick;
 /* A pass ran past a clock tick: make loom__tick move (starts the ticker). */
 void loom__tick_want(loom_t *rt);
-/* The runtime is being freed (loom__timer_free calls it). */
+/* The runtime is being freed (loom__timers_close calls it). */
 void loom__tick_release(loom_t *rt);
 
 /* scope.c */

@@ -71,7 +71,7 @@ static void on_closed(uv_handle_t *h) {
   loom_t *rt = h->data;
   if (--rt->open_handles) return;
   loom__stack_pool_destroy(&rt->stacks);
-  loom__timer_free(rt);
+  loom__timers_close(rt);
   free(rt->slots);
   loom__handles_free(rt);
   loom__overflow_thread_fini(rt->altstack);

@@ -7,7 +7,7 @@
  * task once, until it suspends; tasks made ready during a round (by a yield,
  * a spawn, a wake-up) wait for the next round. The pass goes back to libuv
  * to poll I/O and fire timers once time has moved on, checked at every task
- * switch: the ticker's counter (timer.c: one load and a compare) has moved,
+ * switch: the ticker's counter (tick.c: one load and a compare) has moved,
  * or, while the ticker is not running, the coarse monotonic clock (read
  * every 4th round, without a system call) has. Quick rounds chain, up to
  * LOOM__MAX_ROUNDS of them. So a task that yields in a loop costs a context

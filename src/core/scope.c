@@ -4,20 +4,29 @@
  * first). What a suspending call returns is computed from that stack by
  * loom__scope_check: walk outward to the nearest shield; an expired scope on
  * the way means UV_ETIMEDOUT; reaching the top without a shield means the
- * task's own cancellation applies too, and beats any timeout. A scope's
- * deadline is a loom__timer_t in the runtime's heap; when it fires, the scope
- * is marked expired and the task is poked: if its wait must now end, it is
- * interrupted like any cancelled wait.
+ * task's own cancellation applies too, and beats any timeout.
+ *
+ * Deadlines: the task record holds one timer (t->scope_timer), armed for
+ * the earliest deadline among its open, unexpired scopes. When it fires,
+ * that scope is marked expired, the timer is re-armed for the next one, and
+ * the task is poked: if its wait must now end, it is interrupted like any
+ * cancelled wait. Scopes nest a few deep, so finding the earliest is a short
+ * walk, done only when the earliest one leaves or moves. Keeping the timer
+ * in the task record rather than in each scope is what makes a task that
+ * ends with scopes open safe: the heap never links through its dead frames
+ * (loom__scopes_abandon).
  */
 #include <stdio.h>
 
 #include "internal.h"
 
+#define S(p) loom__scope_of(p)
+
 int loom__check_from(loom_task_t *t, loom_scope_t *from) {
   int err = 0;
-  for (loom_scope_t *s = from; s; s = s->parent) {
-    if (s->expired) err = UV_ETIMEDOUT;
-    if (s->shield) return err;
+  for (loom_scope_t *p = from; p; p = S(p)->parent) {
+    if (S(p)->expired) err = UV_ETIMEDOUT;
+    if (S(p)->shield) return err;
   }
   return t->cancelled ? UV_ECANCELED : err;
 }
@@ -37,44 +46,77 @@ void loom__poke(loom_task_t *t) {
 
 /* Whether something outside s already makes the task's calls fail: then s
  * expiring now changes nothing and s does not "fire". */
-static int beaten(const loom_scope_t *s) {
+static int beaten(const loom__scope_t *s) {
   if (s->shield) return 0;
-  for (const loom_scope_t *p = s->parent; p; p = p->parent) {
-    if (p->expired) return 1;
-    if (p->shield) return 0;
+  for (const loom_scope_t *p = s->parent; p; p = loom__scope_of_const(p)->parent) {
+    const loom__scope_t *o = loom__scope_of_const(p);
+    if (o->expired) return 1;
+    if (o->shield) return 0;
   }
   return s->task->cancelled;
 }
 
-static void expire(loom_scope_t *s) {
+static void expire(loom__scope_t *s) {
   s->expired = 1;
   s->fired = (uint8_t)!beaten(s);
 }
 
-static void on_deadline(loom__timer_t *tm) {
-  loom_scope_t *s = (loom_scope_t *)((char *)tm - offsetof(loom_scope_t, timer));
-  s->armed = 0;
-  expire(s);
-  loom__poke(s->task);
+/* Whether s has a deadline still to come. */
+static int pending(const loom__scope_t *s) {
+  return !s->expired && s->deadline != LOOM_NO_DEADLINE;
 }
 
-/* Sets the deadline of an open, unexpired scope. */
-static int set_deadline(loom_scope_t *s, uint64_t deadline) {
-  loom_t *rt = s->task->rt;
-  if (s->armed) {
-    loom__timer_remove(rt, &s->timer);
-    s->armed = 0;
-  }
-  s->timer.deadline = deadline;
-  if (deadline == LOOM_NO_DEADLINE) return 0;
-  if (deadline <= uv_now(rt->loop)) {
-    expire(s); /* fires at the first suspension */
-    return 0;
-  }
-  s->timer.fire = on_deadline;
-  int rc = loom__timer_add(rt, &s->timer, deadline);
-  if (rc == 0) s->armed = 1;
-  return rc;
+/* The open scope of t whose deadline comes first; of equal ones the
+ * outermost, which was entered first and so expires first (the inner one
+ * is then beaten). NULL if none has a deadline to come. */
+static loom__scope_t *first_due(loom_task_t *t) {
+  loom__scope_t *best = NULL;
+  for (loom_scope_t *p = t->scope; p; p = S(p)->parent)
+    if (pending(S(p)) && (!best || S(p)->deadline <= best->deadline)) best = S(p);
+  return best;
+}
+
+static void disarm(loom_task_t *t) {
+  if (!t->scope_armed) return;
+  loom__timer_remove(t->rt, &t->scope_timer);
+  t->scope_armed = 0;
+}
+
+static void on_deadline(loom__timer_t *tm);
+
+/* Points t's scope timer at `deadline` (LOOM_NO_DEADLINE: disarms it). */
+static void arm_at(loom_task_t *t, uint64_t deadline) {
+  if (t->scope_armed && t->scope_timer.deadline == deadline) return;
+  disarm(t);
+  if (deadline == LOOM_NO_DEADLINE) return;
+  t->scope_timer.fire = on_deadline;
+  loom__timer_add(t->rt, &t->scope_timer, deadline);
+  t->scope_armed = 1;
+}
+
+/* The earliest deadline may have left or moved: find it again. */
+static void rearm(loom_task_t *t) {
+  loom__scope_t *s = first_due(t);
+  arm_at(t, s ? s->deadline : LOOM_NO_DEADLINE);
+}
+
+static void on_deadline(loom__timer_t *tm) {
+  loom_task_t *t = loom__container_of(tm, loom_task_t, scope_timer);
+  t->scope_armed = 0;
+  loom__scope_t *s = first_due(t);
+  loom__assert(s && s->deadline <= tm->deadline,
+               "a task's scope timer fired with no scope due");
+  expire(s);
+  rearm(t); /* a next one already due fires in the same timer callback */
+  loom__poke(t);
+}
+
+/* Sets the deadline of an open, unexpired scope; t's timer is the caller's
+ * to update. A deadline already passed expires the scope at once: it fires
+ * at the first suspension. */
+static void set_deadline(loom__scope_t *s, uint64_t deadline) {
+  s->deadline = deadline;
+  if (deadline != LOOM_NO_DEADLINE && deadline <= uv_now(s->task->rt->loop)) expire(s);
 }
 
 static int on_stack(const loom_task_t *t, const void *p) {
@@ -82,26 +124,27 @@ static int on_stack(const loom_task_t *t, const void *p) {
   return (const char *)p >= lo && (const char *)p < lo + t->stack.size;
 }
 
-static int enter(loom_scope_t *s, int shield, uint64_t deadline) {
+static int enter(loom_scope_t *p, int shield, uint64_t deadline) {
   loom_task_t *t = loom__self();
-  if (!s) return UV_EINVAL;
+  if (!p) return UV_EINVAL;
   if (!t) return LOOM_ENOTASK;
+  loom__scope_t *s = S(p);
   s->parent = t->scope;
   s->task = t;
   s->shield = (uint8_t)shield;
-  s->armed = s->expired = s->fired = 0;
+  s->expired = s->fired = 0;
   s->open = 1;
-  int rc = set_deadline(s, deadline);
-  if (rc) {
-    s->open = 0;
-    return rc;
-  }
-  t->scope = s;
+  set_deadline(s, deadline);
+  t->scope = p;
+  /* An inner deadline equal to or later than the armed one changes
+   * nothing: no walk. */
+  if (pending(s) && (!t->scope_armed || deadline < t->scope_timer.deadline))
+    arm_at(t, deadline);
   /* Scopes outside the task's stack also go on a chain of their own, which
    * stays safe to walk when the task ends with them open. */
-  if (!on_stack(t, s)) {
+  if (!on_stack(t, p)) {
     s->outer_kept = t->kept_scope;
-    t->kept_scope = s;
+    t->kept_scope = p;
   }
   return 0;
 }
@@ -124,50 +167,52 @@ int loom_shield_enter_timeout(loom_scope_t *s, uint64_t ms) {
   return enter(s, 1, after(ms));
 }
 
-int loom_scope_reschedule_at(loom_scope_t *s, uint64_t deadline) {
-  if (!s || !s->open || s->expired) return UV_EINVAL;
-  return set_deadline(s, deadline);
+int loom_scope_reschedule_at(loom_scope_t *p, uint64_t deadline) {
+  if (!p || !S(p)->open || S(p)->expired) return UV_EINVAL;
+  set_deadline(S(p), deadline);
+  rearm(S(p)->task);
+  return 0;
 }
 
 int loom_scope_reschedule(loom_scope_t *s, uint64_t ms) {
   return loom_scope_reschedule_at(s, after(ms));
 }
 
-int loom_scope_expired(const loom_scope_t *s) { return s && s->expired; }
-
-uint64_t loom_scope_deadline(const loom_scope_t *s) {
-  return s ? s->timer.deadline : LOOM_NO_DEADLINE;
+int loom_scope_expired(const loom_scope_t *s) {
+  return s && loom__scope_of_const(s)->expired;
 }
 
-int loom_scope_exit(loom_scope_t *s) {
+uint64_t loom_scope_deadline(const loom_scope_t *s) {
+  return s ? loom__scope_of_const(s)->deadline : LOOM_NO_DEADLINE;
+}
+
+int loom_scope_exit(loom_scope_t *p) {
   loom_task_t *t = loom__self();
   if (!t) return LOOM_ENOTASK;
-  if (!s || !s->open || t->scope != s) return LOOM_ESCOPE;
-  if (s->armed) loom__timer_remove(t->rt, &s->timer);
-  s->armed = 0;
+  if (!p || !S(p)->open || t->scope != p) return LOOM_ESCOPE;
+  loom__scope_t *s = S(p);
   s->open = 0;
   t->scope = s->parent;
-  if (t->kept_scope == s) t->kept_scope = s->outer_kept; /* innermost */
+  if (t->kept_scope == p) t->kept_scope = s->outer_kept; /* innermost */
+  /* Leaving the scope the timer is armed for: the next one, if any. */
+  if (pending(s) && t->scope_armed && s->deadline == t->scope_timer.deadline) rearm(t);
   return s->fired ? UV_ETIMEDOUT : 0;
 }
 
 /* A task ended inside open scopes. Those stored in its stack were in frames
  * that have returned and may already be overwritten, so nothing in them is
- * read: the heap drops every deadline that lives in the task's stack. Those
- * stored elsewhere (static, heap, another task's frame) are intact and on
- * their own chain: each is disarmed and closed, so its deadline never pokes
- * whatever comes to occupy the task's memory. */
+ * read: the task's scope timer, in the task record, is all the timer heap
+ * holds for them. Those stored elsewhere (static, heap, another task's
+ * frame) are intact and on their own chain: each is closed, so a later
+ * exit on it returns LOOM_ESCOPE and nothing pokes whatever comes to occupy
+ * the task's memory. */
 void loom__scopes_abandon(loom_task_t *t) {
   fprintf(stderr,
           "loom: task '%s' ended inside an open scope (missing "
           "loom_scope_exit)\n",
           loom_task_name(loom_current()));
-  for (loom_scope_t *s = t->kept_scope; s; s = s->outer_kept) {
-    if (s->armed) loom__timer_remove(t->rt, &s->timer);
-    s->armed = 0;
-    s->open = 0;
-  }
+  disarm(t);
+  for (loom_scope_t *p = t->kept_scope; p; p = S(p)->outer_kept) S(p)->open = 0;
   t->kept_scope = NULL;
   t->scope = NULL;
-  loom__timer_purge(t->rt, t->stack.lo, (char *)t->stack.lo + t->stack.size);
 }

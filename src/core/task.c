@@ -175,6 +175,7 @@ static void entry(void *p) {
    * here, so no child outlives its opener). */
   if (t->scope) loom__scopes_abandon(t);
   while (t->hooks) t->hooks->exiting(t->hooks);
+  loom__timers_check_none_in(t->rt, t->stack.lo, (char *)t->stack.lo + t->stack.size);
   t->state = LOOM__DONE;
   loom__suspend(t, 1);
 }
@@ -201,6 +202,7 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   t->owner = NULL;
   t->member_prev = t->member_next = NULL;
   t->scope = t->kept_scope = NULL;
+  t->scope_armed = 0;
   t->status = 0;
   t->cancelled = t->detached = t->consumed = t->quiet = 0;
   t->name[0] = 0;

@@ -18,12 +18,12 @@ typedef struct {
 } sleeper_t;
 
 static void sleep_fire(loom__timer_t *tm) {
-  sleeper_t *s = (sleeper_t *)((char *)tm - offsetof(sleeper_t, tm));
+  sleeper_t *s = loom__container_of(tm, sleeper_t, tm);
   loom__wake(&s->w, 0);
 }
 
 static void sleep_unhook(loom__waiter_t *w) {
-  sleeper_t *s = (sleeper_t *)w;
+  sleeper_t *s = loom__container_of(w, sleeper_t, w);
   loom__timer_remove(w->task->rt, &s->tm);
 }
 
@@ -33,11 +33,10 @@ int loom_sleep(uint64_t ms) {
   int rc = loom__check(t);
   if (rc) return rc;
   loom_t *rt = t->rt;
-  sleeper_t s = {{t, sleep_unhook, 0, 0}, {0, 0, 0, sleep_fire}};
+  sleeper_t s = {.w = {.task = t, .cancel = sleep_unhook}, .tm = {.fire = sleep_fire}};
   uint64_t now = uv_now(rt->loop);
   uint64_t deadline = ms > UINT64_MAX - now ? UINT64_MAX : now + ms;
-  rc = loom__timer_add(rt, &s.tm, deadline);
-  if (rc) return rc;
+  loom__timer_add(rt, &s.tm, deadline);
   return loom__park(&s.w);
 }
 
