@@ -17,18 +17,18 @@ typedef struct {
   loom__watch_t watch;
   ac_t *ac;
   loom_task_t *t;
-  loom__link_t ended;  /* on ac->ended once its task has ended */
+  loom__link_t ended; /* on ac->ended once its task has ended */
 } node_t;
 
 struct loom_as_completed_state_s {
   loom_task_t *self;
   loom__waiter_t w;
   loom__timer_t tm;
-  uint64_t deadline;   /* LOOM_NO_DEADLINE: none */
+  uint64_t deadline; /* LOOM_NO_DEADLINE: none */
   int armed;
   int timed_out;
   size_t n, handed;
-  loom__list_t ended;  /* ended, not yet handed back, in order of ending */
+  loom__list_t ended; /* ended, not yet handed back, in order of ending */
   node_t nodes[];
 };
 
@@ -46,8 +46,8 @@ static void on_deadline(loom__timer_t *tm) {
   loom__wake(&ac->w, 0);
 }
 
-int loom_as_completed_init(loom_as_completed_t *it, loom_task_t **tasks,
-                           size_t n, int64_t timeout_ms) {
+int loom_as_completed_init(loom_as_completed_t *it, loom_task_t **tasks, size_t n,
+                           int64_t timeout_ms) {
   loom_task_t *self = loom__self();
   if (!it) return UV_EINVAL;
   it->state = NULL;

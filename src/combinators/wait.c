@@ -49,8 +49,7 @@ static void on_timeout(loom__timer_t *tm) {
 }
 
 /* Ended tasks first, then pending ones, each in their original order. */
-static void partition(loom_task_t **tasks, size_t n, const node_t *nodes,
-                      size_t *ndone) {
+static void partition(loom_task_t **tasks, size_t n, const node_t *nodes, size_t *ndone) {
   size_t d = 0;
   for (int pass = 0; pass < 2; pass++)
     for (size_t i = 0; i < n; i++) {
@@ -60,8 +59,8 @@ static void partition(loom_task_t **tasks, size_t n, const node_t *nodes,
     }
 }
 
-int loom_wait(loom_task_t **tasks, size_t n, int64_t timeout_ms,
-              int return_when, size_t *ndone) {
+int loom_wait(loom_task_t **tasks, size_t n, int64_t timeout_ms, int return_when,
+              size_t *ndone) {
   loom_task_t *self = loom__self();
   if (!self) return LOOM_ENOTASK;
   if ((n && !tasks) || return_when < LOOM_FIRST_COMPLETED ||
@@ -72,8 +71,8 @@ int loom_wait(loom_task_t **tasks, size_t n, int64_t timeout_ms,
   node_t stack_nodes[8];
   node_t *nodes = n <= 8 ? stack_nodes : malloc(n * sizeof(*nodes));
   if (n && !nodes) return UV_ENOMEM;
-  wait_t st = {.w = {.task = self}, .tm = {.fire = on_timeout},
-               .when = return_when, .n = n};
+  wait_t st = {
+      .w = {.task = self}, .tm = {.fire = on_timeout}, .when = return_when, .n = n};
   for (size_t i = 0; i < n; i++) {
     loom_task_t *t = loom__task_of(rt, tasks[i]);
     if (!t || t->consumed) {
