@@ -20,6 +20,8 @@
 #include "../fiber/fiber.h"
 #include "../fiber/stack.h"
 #include "assert.h"
+#include "../util/container.h"
+#include "../util/list.h"
 #include "handle.h"
 #include "loom.h"
 #include "scope.h"
@@ -41,9 +43,9 @@ struct loom__waiter_s {
 /* Someone interested in a task's end (join, gather, wait, a group). The
  * callback runs in the scheduler right after the task has ended. */
 struct loom__watch_s {
-  loom__watch_t *next, *prev; /* the task's watcher list */
+  loom__link_t link; /* on the task's watcher list */
   void (*done)(loom__watch_t *w, loom_task_t *t);
-  int linked;
+  int linked; /* on it (unwatch is then a no-op) */
 };
 
 /* Something a task has opened that must follow the task's cancellation and
@@ -61,8 +63,8 @@ struct loom__hook_s {
  * creation until its memory is freed. */
 typedef struct loom__io_s loom__io_t;
 struct loom__io_s {
-  loom__io_t *next, *prev; /* the runtime's list */
-  const char *what;        /* "stream", "listener", ...: reports */
+  loom__link_t link; /* on the runtime's list */
+  const char *what;  /* "stream", "listener", ...: reports */
   /* Closes it for shutdown. force 0: as its own close would (a stream
    * flushes what is queued first); returns 1 if the program had left it
    * open, 0 if it was closing already. force 1: at once, dropping unsent
@@ -83,21 +85,20 @@ struct loom_task_s {
   loom_fn fn;
   void *arg;
   loom_task_t *next_ready;                /* ready FIFO link */
-  loom_task_t *alive_prev, *alive_next;   /* runtime's list of unfinished tasks */
+  loom__link_t alive_link;                /* on the runtime's unfinished tasks */
   loom__waiter_t *wait;                   /* the wait it is parked on, or NULL */
-  loom__watch_t *watchers;                /* told when the task ends */
+  loom__list_t watchers;                  /* loom__watch_t: told when it ends */
   loom__hook_t *hooks;                    /* groups the task has open */
   loom__watch_t member;                   /* the owner's watch on this task */
   void *owner;                            /* the group it belongs to, or NULL */
   loom_task_t *member_prev, *member_next; /* the owner's list of members */
+  loom__link_t member_link;               /* on the owner's list of members */
   loom_scope_t *scope;                    /* innermost open scope, or NULL */
   loom_scope_t *kept_scope;               /* innermost open scope stored outside
                                              the task's stack (static, heap) */
-  loom__timer_t scope_timer;              /* the earliest deadline of its open
-                                             scopes (scope.c) */
   loom__stack_t stack;
   uint64_t id;
-  uint32_t slot;                     /* handle-table slot */
+  uint32_t slot;                     /* its slot in rt->slots (task.c) */
   int status;                        /* fn's return value once DONE */
   uint8_t state;                     /* LOOM__READY ... LOOM__DONE */
   uint8_t cancelled;                 /* cancellation requested (sticky) */
@@ -108,6 +109,10 @@ struct loom_task_s {
                                         else's to report (group children) */
   uint8_t scope_armed;               /* scope_timer is in the heap */
   char name[LOOM_TASK_NAME_MAX + 1]; /* "" until named or asked for */
+  /* Last: only a task with a timeout scope touches it, and a spawn writes
+   * nothing past `name` (spawn.c prefetches up to here). */
+  loom__timer_t scope_timer; /* the earliest deadline of its open scopes
+                                (scope.c) */
 };
 
 /* Handle table: a task handle encodes (generation << 32 | slot + 1), so a
@@ -142,7 +147,7 @@ struct loom_s {
   int last_cut;                         /* the last pass ran out of time */
   int round_mask;                       /* rounds between coarse clock reads - 1 */
   uint64_t long_pass_at;                /* loop time a pass last ran long */
-  loom_task_t *alive;                   /* unfinished tasks */
+  loom__list_t alive;                   /* loom_task_t: unfinished tasks */
   size_t nalive;
   loom__slot_t *slots;
   uint32_t nslots, slots_cap, free_slot; /* free_slot: slot + 1, 0 = none */
@@ -162,7 +167,7 @@ struct loom_s {
   int open_handles;              /* handles still to close at shutdown */
   int shutdown_requested;        /* loom_shutdown called (or loom_run done) */
   int has_sigint;                /* sigint handle initialised */
-  loom__io_t *io;                /* open I/O objects */
+  loom__list_t io;               /* loom__io_t: open I/O objects */
   uv_timer_t grace;              /* shutdown: bounds the final flush */
   uint64_t grace_ms;
   int io_closing;  /* shutdown has closed the I/O objects */
@@ -295,26 +300,44 @@ void loom__poke(loom_task_t *t);
 void loom__on_check(uv_check_t *h);
 void loom__on_idle(uv_idle_t *h);
 
-/* task.c */
+/* task.c: the task table (handles) and a task's name. */
 loom_task_t *loom__task_of(loom_t *rt, const loom_task_t *handle);
 loom_task_t *loom__handle_of(const loom_task_t *t);
-void loom__release(loom_t *rt, loom_task_t *t);
+/* Gives t a slot (t->slot) and so a handle. UV_ENOMEM if the table cannot
+ * grow. */
+int loom__task_slot_new(loom_t *rt, loom_task_t *t);
+/* Frees t's slot: every copy of its handle is stale from now on. */
+void loom__task_slot_free(loom_t *rt, loom_task_t *t);
+/* Makes every copy of t's handle stale; t keeps its slot (detach). */
+void loom__task_handle_renew(loom_task_t *t);
+/* "task-<id>" until the task is named. */
+const char *loom__task_name(loom_task_t *t);
+
+/* watch.c */
 void loom__watch(loom_task_t *t, loom__watch_t *w,
                  void (*done)(loom__watch_t *w, loom_task_t *t));
 void loom__unwatch(loom_task_t *t, loom__watch_t *w);
 void loom__hook(loom_task_t *t, loom__hook_t *h);
 void loom__unhook(loom_task_t *t, loom__hook_t *h);
+/* The task has ended: takes each watcher off and calls it. */
+void loom__notify_watchers(loom_task_t *t);
 /* Waits until *remaining is 0; completions wake w. If the wait is
  * interrupted, abort(ctx) is called once (it cancels what is awaited) and the
  * wait goes on, deaf to interruptions. Returns the interruption or 0. */
 int loom__wait_all(loom__waiter_t *w, const size_t *remaining, void (*abort)(void *ctx),
                    void *ctx);
+
+/* spawn.c */
 int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
                 const loom_task_opts_t *opts, int is_main);
 void loom__task_finished(loom_t *rt, loom_task_t *t);
+/* Frees a finished task whose handle is gone: slot and stack. */
+void loom__release(loom_t *rt, loom_task_t *t);
+void loom__reap_unconsumed(loom_t *rt);
+
+/* cancel.c */
 void loom__cancel(loom_task_t *t);
 void loom__cancel_all(loom_t *rt);
-void loom__reap_unconsumed(loom_t *rt);
 
 /* tick.c */
 /* Milliseconds counted by the ticker thread while some runtime wants it. */

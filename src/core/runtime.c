@@ -32,7 +32,7 @@ LOOM__TLS loom_t *loom__tls_home;
 
 int loom_init(loom_t **out, uv_loop_t *loop, const loom_config_t *cfg) {
   if (!out || !loop) return UV_EINVAL;
-  /* Room for the task record on top, without wrapping (task.c). */
+  /* Room for the task record on top, without wrapping (spawn.c). */
   if (cfg && cfg->stack_size > LOOM_MAX_STACK_SIZE) return UV_EINVAL;
   loom_t *rt = calloc(1, sizeof(*rt));
   if (!rt) return UV_ENOMEM;
@@ -94,20 +94,12 @@ void loom__io_add(loom_t *rt, loom__io_t *o, const char *what,
                   int (*close)(loom__io_t *o, int force)) {
   o->what = what;
   o->close = close;
-  o->prev = NULL;
-  o->next = rt->io;
-  if (rt->io) rt->io->prev = o;
-  rt->io = o;
+  loom__list_push_front(&rt->io, &o->link);
 }
 
 void loom__io_remove(loom_t *rt, loom__io_t *o) {
-  if (o->prev)
-    o->prev->next = o->next;
-  else
-    rt->io = o->next;
-  if (o->next) o->next->prev = o->prev;
-  o->next = o->prev = NULL;
-  if (!rt->io && rt->io_closing) loom__maybe_close(rt);
+  loom__list_remove(&rt->io, &o->link);
+  if (loom__list_empty(&rt->io) && rt->io_closing) loom__maybe_close(rt);
 }
 
 /* Closes every object on the list with close(o, force) and says how many
@@ -119,8 +111,9 @@ static void io_close_all(loom_t *rt, int force, const char *verb) {
    * would still be closed, only not counted. */
   const char *kinds[8] = {0};
   size_t counts[8] = {0}, nk = 0;
-  for (loom__io_t *o = rt->io, *next; o; o = next) {
-    next = o->next;
+  loom__link_t *l, *next;
+  loom__list_foreach_safe(l, next, &rt->io) {
+    loom__io_t *o = loom__list_entry(l, loom__io_t, link);
     const char *what = o->what;
     if (!o->close(o, force)) continue;
     size_t k = 0;
@@ -141,11 +134,12 @@ static void on_grace_expired(uv_timer_t *h) {
 static void sigint_give_back(loom_t *rt);
 
 void loom__maybe_close_slow(loom_t *rt) {
-  if (rt->io) {
+  if (!loom__list_empty(&rt->io)) {
     if (rt->io_closing) return; /* waiting for the last ones to close */
     rt->io_closing = 1;
     io_close_all(rt, 0, "closed, left open by the program,");
-    if (rt->io) uv_timer_start(&rt->grace, on_grace_expired, rt->grace_ms, 0);
+    if (!loom__list_empty(&rt->io))
+      uv_timer_start(&rt->grace, on_grace_expired, rt->grace_ms, 0);
     return;
   }
   rt->io_closing = 1;
@@ -256,13 +250,13 @@ int loom_run(loom_fn main, void *arg) {
     return rc;
   }
   /* Shut down as soon as the last task has ended (main first). */
-  run_state_t st = {&loop, 0};
+  run_state_t st = {.loop = &loop};
   int status = 0;
   rt->run_status = &status;
   rt->shutdown_cb = on_run_done;
   rt->shutdown_data = &st;
   rt->shutdown_requested = 1;
-  loom_task_opts_t opts = {"main", 0};
+  loom_task_opts_t opts = {.name = "main"};
   rc = loom__spawn(rt, NULL, main, arg, &opts, 1);
   if (rc == 0)
     sigint_take(rt);
@@ -274,11 +268,12 @@ int loom_run(loom_fn main, void *arg) {
     if (rt->nalive == 0) { /* nothing left but the closing */
       /* Objects still listed with nothing left to close them are held by
        * tasks given up on below (a reference that is never dropped). */
-      if (rt->io_closing && rt->io && !uv_loop_alive(&loop)) {
+      if (rt->io_closing && !loom__list_empty(&rt->io) && !uv_loop_alive(&loop)) {
         size_t n = 0;
-        while (rt->io) {
+        while (!loom__list_empty(&rt->io)) {
           n++;
-          loom__io_remove(rt, rt->io); /* the last one closes the runtime */
+          /* The last one closes the runtime. */
+          loom__io_remove(rt, loom__list_entry(rt->io.head, loom__io_t, link));
         }
         fprintf(stderr,
                 "loom: shutdown leaked %zu I/O object(s) held by "

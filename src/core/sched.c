@@ -38,6 +38,12 @@ LOOM__TLS loom_t *loom__tls_rt;
 
 void loom__on_idle(uv_idle_t *h) { (void)h; }
 
+/* The ready queue is a singly linked FIFO (t->next_ready) rather than a
+ * list of util/list.h: a task is only ever appended and taken from the
+ * front, never unlinked from the middle, so the back links would be pure
+ * cost. Measured with list.h: 155 instructions per yield instead of 128
+ * (callgrind, two tasks yielding 100,000 times each), 42 ns instead of
+ * 39 ns on bench-yield (best of 9). */
 void loom__make_ready(loom_task_t *t) {
   loom_t *rt = t->rt;
   t->state = LOOM__READY;

@@ -1,4 +1,173 @@
-/* Spawning a task and the end of its life: the record at the top of its
- * stack, the entry function, finishing and releasing it. (Being moved here
- * out of task.c.)
+/* Spawning a task, and the end of its life.
+ *
+ * A task's record sits at the top of its own stack (internal.h), so a spawn
+ * is a pool pop, a few stores, a handle and a queue append: no malloc. The
+ * task runs `entry` on its fiber; once its function returns it is DONE, and
+ * whoever lands on the next stack finishes it (loom__task_finished): its
+ * watchers are told, and a detached task is released at once. A joined one
+ * keeps its stack until the join has read its status.
  */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define TASK_BYTES ((sizeof(loom_task_t) + 63) & ~(size_t)63)
+/* Task records sit at the top of page-aligned stacks, so without care every
+ * record would map to the same cache sets; a batch of tasks would then evict
+ * each other's records. Records are shifted by one of LOOM__COLOURS cache
+ * lines, taken from the task id. */
+#define LOOM__COLOURS 16
+#define COLOUR_BYTES ((size_t)LOOM__COLOURS * 64)
+_Static_assert(LOOM_MAX_STACK_SIZE + TASK_BYTES + COLOUR_BYTES <= LOOM__STACK_MAX,
+               "the largest stack a task may ask for must fit the stack pool");
+
+/* Frees a finished task whose handle is gone: slot and stack. */
+void loom__release(loom_t *rt, loom_task_t *t) {
+  loom__stack_t st = t->stack; /* t lives in that stack */
+  loom__task_slot_free(rt, t);
+  loom__stack_put(&rt->stacks, &st);
+}
+
+static void entry(void *p) {
+  loom_task_t *t = p;
+  loom__fiber_started();
+  loom__landed(t->rt);
+  t->status = t->fn(t->arg);
+  /* Misuse, cleaned up rather than left to corrupt memory: scopes left
+   * open (their frames are gone), then groups left open (they are awaited
+   * here, so no child outlives its opener). */
+  if (t->scope) loom__scopes_abandon(t);
+  while (t->hooks) t->hooks->exiting(t->hooks); /* each one unhooks itself */
+  loom__timers_check_none_in(t->rt, t->stack.lo, (char *)t->stack.lo + t->stack.size);
+  t->state = LOOM__DONE;
+  loom__suspend(t, 1);
+}
+
+int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
+                const loom_task_opts_t *opts, int is_main) {
+  if (!fn) return UV_EINVAL;
+  if (rt->open_handles) return LOOM_ECLOSED; /* handles are being closed */
+  size_t size = opts && opts->stack_size ? opts->stack_size : rt->stack_size;
+  /* Checked before the record and colour are added: SIZE_MAX would wrap. */
+  if (size > LOOM_MAX_STACK_SIZE) return UV_EINVAL;
+  loom__stack_t st;
+  int rc = loom__stack_get(&rt->stacks, size + TASK_BYTES + COLOUR_BYTES, &st);
+  if (rc) return UV_ENOMEM;
+  size_t top = TASK_BYTES + (size_t)(rt->next_id % LOOM__COLOURS) * 64;
+  loom_task_t *t = (loom_task_t *)((char *)st.lo + st.size - top);
+  /* Field by field rather than memset: the record is ~300 bytes, mostly a
+   * name buffer that needs one zero byte, and this is the spawn fast path. */
+  t->next_ready = NULL;
+  t->wait = NULL;
+  loom__list_init(&t->watchers);
+  t->hooks = NULL;
+  t->member.linked = 0;
+  t->owner = NULL;
+  t->member_prev = t->member_next = NULL;
+  t->member_link = (loom__link_t){0};
+  t->scope = t->kept_scope = NULL;
+  t->scope_armed = 0;
+  t->status = 0;
+  t->cancelled = t->detached = t->consumed = t->quiet = 0;
+  t->name[0] = 0;
+  if (loom__task_slot_new(rt, t)) {
+    loom__stack_put(&rt->stacks, &st);
+    return UV_ENOMEM;
+  }
+  t->rt = rt;
+  t->fn = fn;
+  t->arg = arg;
+  t->stack = st;
+  t->id = ++rt->next_id;
+  t->is_main = (uint8_t)is_main;
+  if (is_main) rt->main = t;
+  if (opts && opts->name) {
+    strncpy(t->name, opts->name, LOOM_TASK_NAME_MAX);
+    t->name[LOOM_TASK_NAME_MAX] = 0;
+  }
+  loom__fiber_init(&t->fiber, st.lo, st.size - top, entry, t);
+  t->fiber.guard_lo = st.guard_lo;
+  t->fiber.guard_size = st.guard_size;
+  /* Overflow reports print what the task really had, not what was asked
+   * for: a 1-byte request gets (and reports) the minimum stack. */
+  t->fiber.nominal_size = st.size - top;
+  t->fiber.name = t->name;
+  t->fiber.id = t->id;
+  loom__list_push_front(&rt->alive, &t->alive_link);
+  rt->nalive++;
+  if (rt->closing) t->cancelled = 1; /* born during shutdown */
+  if (out)
+    *out = loom__handle_of(t);
+  else
+    t->detached = t->consumed = 1;
+  loom__make_ready(t);
+  /* Batches of spawns are bound by cache misses on fresh task records:
+   * start fetching the next one now. */
+  char *next = loom__stack_peek(&rt->stacks, size + TASK_BYTES + COLOUR_BYTES);
+  if (next) {
+    next += st.size - TASK_BYTES - (size_t)(rt->next_id % LOOM__COLOURS) * 64;
+    /* The part of the record a spawn writes, and the line below it where
+     * the first frame goes. */
+    for (size_t off = 0; off < offsetof(loom_task_t, scope_timer) + 64; off += 64)
+      __builtin_prefetch(next - 64 + off, 1);
+  }
+  return 0;
+}
+
+void loom__task_finished(loom_t *rt, loom_task_t *t) {
+  loom__list_remove(&rt->alive, &t->alive_link);
+  rt->nalive--;
+  loom__notify_watchers(t);
+  if (t->is_main) {
+    rt->main_status = t->status;
+    rt->main = NULL;
+    rt->closing = 1;
+    loom__cancel_all(rt);
+    loom__release(rt, t);
+    return;
+  }
+  if (t->detached) {
+    if (t->status < 0 && t->status != UV_ECANCELED && !t->quiet)
+      fprintf(stderr, "loom: detached task '%s' failed: %s (%s)\n", loom__task_name(t),
+              loom_err_name(t->status), loom_strerror(t->status));
+    loom__release(rt, t);
+  }
+}
+
+/* At shutdown: tasks that ended but were never joined nor detached. */
+void loom__reap_unconsumed(loom_t *rt) {
+  for (uint32_t i = 0; i < rt->nslots; i++) {
+    loom_task_t *t = rt->slots[i].task;
+    if (!t || t->consumed) continue;
+    fprintf(stderr, "loom: task '%s' was never joined nor detached\n",
+            loom__task_name(t));
+    loom__release(rt, t);
+  }
+}
+
+/* ---- public API -------------------------------------------------------- */
+
+int loom_spawn_on_ex(loom_t *rt, loom_task_t **task, loom_fn fn, void *arg,
+                     const loom_task_opts_t *opts) {
+  if (!rt) return UV_EINVAL;
+  /* Once shutdown has begun, only tasks may still spawn (their children are
+   * born cancelled); the host may not start new work. */
+  if (rt->closing && !loom__self()) return LOOM_ECLOSED;
+  return loom__spawn(rt, task, fn, arg, opts, 0);
+}
+
+int loom_spawn_on(loom_t *rt, loom_task_t **task, loom_fn fn, void *arg) {
+  return loom_spawn_on_ex(rt, task, fn, arg, NULL);
+}
+
+int loom_spawn_ex(loom_task_t **task, loom_fn fn, void *arg,
+                  const loom_task_opts_t *opts) {
+  loom_task_t *self = loom__self();
+  if (!self) return LOOM_ENOTASK;
+  return loom__spawn(self->rt, task, fn, arg, opts, 0);
+}
+
+int loom_spawn(loom_task_t **task, loom_fn fn, void *arg) {
+  return loom_spawn_ex(task, fn, arg, NULL);
+}

@@ -37,7 +37,7 @@ static unsigned tick_epoch = 1; /* moves at fork: users are reset */
 
 static void *tick_main(void *arg) {
   unsigned gen = (unsigned)(uintptr_t)arg;
-  struct timespec period = {0, LOOM__TICK_NS};
+  struct timespec period = {.tv_sec = 0, .tv_nsec = LOOM__TICK_NS};
   pthread_mutex_lock(&tick_mu);
   while (tick_gen == gen) {
     uint32_t now = atomic_load_explicit(&loom__tick, memory_order_relaxed);
