@@ -43,8 +43,7 @@ static int burner(void *arg) {
   (void)arg;
   while (!stop) {
     uint64_t end = bench_now_ns() + (uint64_t)burn_ms * 1000000u;
-    while (bench_now_ns() < end) {
-    }
+    while (bench_now_ns() < end) {}
     if (loom_yield() != 0) break;
   }
   return 0;
@@ -125,8 +124,8 @@ static void report(const char *what, double *v, int n) {
   printf("%-8s %-12s %10.0f %-15s (median of %d; %d tasks x %d ms CPU "
          "between yields)\n",
          "fairness", "loom", v[n / 2], unit, n, burners, burn_ms);
-  printf("%-8s %-12s %10.0f %-15s (worst of %d)\n", "fairness", "loom",
-         v[n - 1], worst, n);
+  printf("%-8s %-12s %10.0f %-15s (worst of %d)\n", "fairness", "loom", v[n - 1], worst,
+         n);
   fflush(stdout);
 }
 

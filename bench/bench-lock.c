@@ -53,9 +53,9 @@ static uint64_t run_sem(void *ctx, uint64_t n) {
 
 static struct {
   loom_lock_t lock;
-  uint64_t each;      /* acquisitions per task */
-  uint64_t count;     /* acquisitions */
-  uint64_t handoffs;  /* acquisitions by another task than the last holder */
+  uint64_t each;     /* acquisitions per task */
+  uint64_t count;    /* acquisitions */
+  uint64_t handoffs; /* acquisitions by another task than the last holder */
   intptr_t holder;
 } ho;
 
@@ -132,7 +132,6 @@ int main(int argc, char **argv) {
   for (int i = 0; i < 3; i++)
     if (selected[i]) bench_print(names[i], "loom", &results[i], units[i]);
   for (int i = 0; i < 2; i++)
-    if (selected[i])
-      bench_target(names[i], results[i].median, "loom", 10, "ns/pair");
+    if (selected[i]) bench_target(names[i], results[i].median, "loom", 10, "ns/pair");
   return 0;
 }

@@ -27,9 +27,9 @@
 #include "loom.h"
 
 typedef struct {
-  size_t maxsize;   /* 0: unbounded */
-  int yield_each;   /* the producer yields after every put */
-  int check;        /* the producer checks the queue is empty after a yield */
+  size_t maxsize; /* 0: unbounded */
+  int yield_each; /* the producer yields after every put */
+  int check;      /* the producer checks the queue is empty after a yield */
   loom_queue_t q;
   uint64_t n;
 } shape_t;
@@ -71,8 +71,7 @@ static uint64_t run_queue(void *ctx, uint64_t n) {
   loom_task_t *c, *p;
   int sc, sp;
   uint64_t t0 = bench_now_ns();
-  if (loom_spawn(&c, consumer, s) || loom_spawn(&p, producer, s))
-    die("spawn failed");
+  if (loom_spawn(&c, consumer, s) || loom_spawn(&p, producer, s)) die("spawn failed");
   loom_join(c, &sc);
   loom_join(p, &sp);
   uint64_t ns = bench_now_ns() - t0;
@@ -125,7 +124,6 @@ int main(int argc, char **argv) {
   for (int i = 0; i < NSHAPES; i++)
     if (selected[i]) bench_print(names[i], "loom", &results[i], "ns/item");
   for (int i = 0; i < NSHAPES; i++)
-    if (selected[i])
-      bench_target(names[i], results[i].median, "loom", 60, "ns/item");
+    if (selected[i]) bench_target(names[i], results[i].median, "loom", 60, "ns/item");
   return 0;
 }

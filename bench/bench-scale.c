@@ -51,8 +51,8 @@ static int bench_main(void *arg) {
   for (uint64_t i = 0; i < s->n; i++) {
     int rc = loom_spawn(&h[i], sleeper, s);
     if (rc) {
-      fprintf(stderr, "bench-scale: spawn %llu failed: %s\n",
-              (unsigned long long)i, loom_strerror(rc));
+      fprintf(stderr, "bench-scale: spawn %llu failed: %s\n", (unsigned long long)i,
+              loom_strerror(rc));
       s->failed = 1;
       s->n = i;
       break;
@@ -94,8 +94,7 @@ int main(int argc, char **argv) {
   printf("scale  %-18s %10.2f %-10s (spawn %.2f s, all asleep after %.2f s, "
          "joined after %.2f s, %llu ms sleeps; loom_run %.2f s)\n",
          "loom-time", (double)s.t_total_ns / 1e9, "s", s.t_spawn_ns / 1e9,
-         s.t_asleep_ns / 1e9, s.t_total_ns / 1e9, (unsigned long long)s.ms,
-         t_run / 1e9);
+         s.t_asleep_ns / 1e9, s.t_total_ns / 1e9, (unsigned long long)s.ms, t_run / 1e9);
   printf("# scale: %llu of %llu tasks were asleep at once\n",
          (unsigned long long)s.max_asleep, (unsigned long long)n);
   if (s.max_asleep != n) {

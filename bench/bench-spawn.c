@@ -78,10 +78,8 @@ int main(int argc, char **argv) {
   if (a.c.batch == 1000)
     snprintf(impl, sizeof(impl), "loom");
   else
-    snprintf(impl, sizeof(impl), "loom(batch=%llu)",
-             (unsigned long long)a.c.batch);
+    snprintf(impl, sizeof(impl), "loom(batch=%llu)", (unsigned long long)a.c.batch);
   bench_print("spawn", impl, &a.r, "ns/task");
-  if (a.c.batch == 1000)
-    bench_target("spawn", a.r.median, "loom", 100, "ns/task");
+  if (a.c.batch == 1000) bench_target("spawn", a.r.median, "loom", 100, "ns/task");
   return 0;
 }

@@ -21,8 +21,8 @@
 #define STACK_BYTES (64u * 1024u)
 
 static void *map_stack(void) {
-  void *p = mmap(NULL, STACK_BYTES, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *p = mmap(NULL, STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
   if (p == MAP_FAILED) {
     perror("mmap");
     exit(1);

@@ -39,7 +39,7 @@ typedef uint64_t (*bench_fn)(void *ctx, uint64_t n);
 typedef struct {
   double median; /* ns per operation */
   double min;
-  uint64_t n;    /* operations per run */
+  uint64_t n; /* operations per run */
   int reps;
 } bench_result_t;
 
@@ -51,8 +51,7 @@ static int bench_cmp_double(const void *a, const void *b) {
 /* Finds n such that one run takes about `target_s` (the calibration runs
  * double as warm-up), then takes the median of `reps` runs. `quantum` keeps
  * n a multiple of a batch size (1 for none). */
-static inline bench_result_t bench_measure(bench_fn fn, void *ctx,
-                                           uint64_t quantum) {
+static inline bench_result_t bench_measure(bench_fn fn, void *ctx, uint64_t quantum) {
   double target_s = BENCH_TARGET_S;
   const char *env = getenv("LOOM_BENCH_TARGET_S");
   if (env && atof(env) > 0) target_s = atof(env);
@@ -81,25 +80,23 @@ static inline bench_result_t bench_measure(bench_fn fn, void *ctx,
 
 static inline void bench_print(const char *bench, const char *impl,
                                const bench_result_t *r, const char *unit) {
-  printf("%-6s %-18s %10.1f %-10s (median of %d runs of %llu; min %.1f)\n",
-         bench, impl, r->median, unit, r->reps, (unsigned long long)r->n,
-         r->min);
+  printf("%-6s %-18s %10.1f %-10s (median of %d runs of %llu; min %.1f)\n", bench, impl,
+         r->median, unit, r->reps, (unsigned long long)r->n, r->min);
   fflush(stdout);
 }
 
 /* "ratio" lines: how many times slower `peer` is than loom. */
-static inline void bench_ratio(const char *bench, const char *peer,
-                               double loom, double other) {
+static inline void bench_ratio(const char *bench, const char *peer, double loom,
+                               double other) {
   printf("ratio  %-6s %s/loom = %.2fx\n", bench, peer, other / loom);
   fflush(stdout);
 }
 
 /* "target" lines: loom's figure against the design target. */
-static inline void bench_target(const char *bench, double value,
-                                const char *op, double target,
-                                const char *unit) {
-  printf("target %-6s %s %.2f %s (target <= %g %s): %s\n", bench, op, value,
-         unit, target, unit, value <= target ? "met" : "NOT MET");
+static inline void bench_target(const char *bench, double value, const char *op,
+                                double target, const char *unit) {
+  printf("target %-6s %s %.2f %s (target <= %g %s): %s\n", bench, op, value, unit, target,
+         unit, value <= target ? "met" : "NOT MET");
   fflush(stdout);
 }
 

@@ -42,10 +42,10 @@
 
 typedef struct {
   int fd;
-  size_t sent;     /* bytes of the current message written */
-  size_t got;      /* bytes of its echo received */
-  uint64_t rts;    /* round trips completed */
-  int want_out;    /* EPOLLOUT registered (a partial write) */
+  size_t sent;  /* bytes of the current message written */
+  size_t got;   /* bytes of its echo received */
+  uint64_t rts; /* round trips completed */
+  int want_out; /* EPOLLOUT registered (a partial write) */
 } conn_t;
 
 static size_t msg_size;
@@ -79,8 +79,8 @@ static double proc_cpu_s(int pid, double *user) {
   if (!p) return -1;
   unsigned long utime = 0, stime = 0;
   /* After ") ": state(3) ... utime is field 14, stime 15. */
-  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-             &utime, &stime) != 2)
+  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+             &stime) != 2)
     return -1;
   *user = (double)utime / (double)sysconf(_SC_CLK_TCK);
   return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
@@ -93,8 +93,8 @@ static void machine_ticks(double *steal, double *total) {
   *steal = *total = 0;
   FILE *f = fopen("/proc/stat", "r");
   if (!f) return;
-  if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
-             &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+  if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+             &v[4], &v[5], &v[6], &v[7]) == 8) {
     for (int i = 0; i < 8; i++) *total += (double)v[i];
     *steal = (double)v[7];
   }
@@ -135,7 +135,8 @@ static void send_rest(conn_t *c) {
 
 int main(int argc, char **argv) {
   if (argc < 4) {
-    fprintf(stderr, "usage: echo-client PORT CONNS SIZE [SECONDS [WARMUP_S [SERVER_PID]]]\n");
+    fprintf(stderr,
+            "usage: echo-client PORT CONNS SIZE [SECONDS [WARMUP_S [SERVER_PID]]]\n");
     return 2;
   }
   int port = atoi(argv[1]);
@@ -146,8 +147,7 @@ int main(int argc, char **argv) {
   int spid = argc > 6 ? atoi(argv[6]) : 0;
   const char *v = getenv("LOOM_ECHO_VERIFY");
   verify = v && *v == '1';
-  if (port <= 0 || nconn <= 0 || msg_size == 0 || msg_size > sizeof(rbuf) ||
-      secs <= 0) {
+  if (port <= 0 || nconn <= 0 || msg_size == 0 || msg_size > sizeof(rbuf) || secs <= 0) {
     fprintf(stderr, "echo-client: bad arguments\n");
     return 2;
   }
@@ -226,7 +226,8 @@ int main(int argc, char **argv) {
         machine_ticks(&steal0, &ticks0);
         t_end = t0 + secs;
       } else if (t - t_start > 30) {
-        fprintf(stderr, "echo-client: %d connections without an echo after 30 s\n", fresh);
+        fprintf(stderr, "echo-client: %d connections without an echo after 30 s\n",
+                fresh);
         return 1;
       }
     } else if (t >= t_end) {
@@ -242,11 +243,10 @@ int main(int argc, char **argv) {
              "server_util=%.3f client_util=%.3f steal=%.3f conns=%d size=%zu "
              "rts=%llu secs=%.3f\n",
              (double)rts / el, ok ? srv_cpu * 1e6 / (double)rts : -1.0,
-             ok ? (usr1 - usr0) * 1e6 / (double)rts : -1.0,
-             spid ? srv_cpu / el : -1.0, (cli1 - cli0) / el,
-             ticks1 > ticks0 ? (steal1 - steal0) / (ticks1 - ticks0) : 0.0,
-             nconn, msg_size,
-             (unsigned long long)rts, el);
+             ok ? (usr1 - usr0) * 1e6 / (double)rts : -1.0, spid ? srv_cpu / el : -1.0,
+             (cli1 - cli0) / el,
+             ticks1 > ticks0 ? (steal1 - steal0) / (ticks1 - ticks0) : 0.0, nconn,
+             msg_size, (unsigned long long)rts, el);
       fflush(stdout);
       return 0; /* exit closes the connections */
     }
