@@ -301,13 +301,48 @@ void loom__on_check(uv_check_t *h);
 void loom__on_idle(uv_idle_t *h);
 
 /* task.c: the task table (handles) and a task's name. */
-loom_task_t *loom__task_of(loom_t *rt, const loom_task_t *handle);
-loom_task_t *loom__handle_of(const loom_task_t *t);
+static inline loom_task_t *loom__handle_of(const loom_task_t *t) {
+  loom__slot_t *s = &t->rt->slots[t->slot];
+  return (loom_task_t *)(uintptr_t)(((uint64_t)s->gen << 32) | (t->slot + 1u));
+}
+
+/* The task behind a handle, or NULL if the handle is stale or foreign.
+ * Outside a scheduler pass, the runtime is the one initialised on this
+ * thread (one runtime per thread). */
+static inline loom_task_t *loom__task_of(loom_t *rt, const loom_task_t *h) {
+  if (!rt) rt = loom__tls_home;
+  uint64_t v = (uint64_t)(uintptr_t)h;
+  uint32_t slot = (uint32_t)v - 1u, gen = (uint32_t)(v >> 32);
+  if (!rt || !h || (uint32_t)v == 0 || slot >= rt->nslots) return NULL;
+  loom__slot_t *s = &rt->slots[slot];
+  return s->gen == gen ? s->task : NULL;
+}
+
 /* Gives t a slot (t->slot) and so a handle. UV_ENOMEM if the table cannot
  * grow. */
-int loom__task_slot_new(loom_t *rt, loom_task_t *t);
+int loom__task_slots_grow(loom_t *rt); /* the table is full: doubles it */
+static inline int loom__task_slot_new(loom_t *rt, loom_task_t *t) {
+  uint32_t i;
+  if (rt->free_slot) {
+    i = rt->free_slot - 1;
+    rt->free_slot = rt->slots[i].next_free;
+  } else {
+    if (rt->nslots == rt->slots_cap && loom__task_slots_grow(rt)) return UV_ENOMEM;
+    i = rt->nslots++;
+    rt->slots[i].gen = 1;
+  }
+  rt->slots[i].task = t;
+  t->slot = i;
+  return 0;
+}
 /* Frees t's slot: every copy of its handle is stale from now on. */
-void loom__task_slot_free(loom_t *rt, loom_task_t *t);
+static inline void loom__task_slot_free(loom_t *rt, loom_task_t *t) {
+  loom__slot_t *s = &rt->slots[t->slot];
+  s->task = NULL;
+  s->gen++; /* every handle to this slot is stale from now on */
+  s->next_free = rt->free_slot;
+  rt->free_slot = t->slot + 1;
+}
 /* Makes every copy of t's handle stale; t keeps its slot (detach). */
 void loom__task_handle_renew(loom_task_t *t);
 /* "task-<id>" until the task is named. */
