@@ -1,15 +1,15 @@
 /* Task groups (asyncio.TaskGroup, Trio nurseries).
  *
  * A group lives on the heap (so that a task returning with a group open can
- * still be cleaned up after: its frames are gone, the group is not). Children
- * are linked
- * into the group through the membership fields of their task structs and
- * watched through the watch node embedded there, so spawning into a group
- * allocates nothing beyond the task. The group hooks itself onto the opener:
- * when the opener is cancelled or a scope enclosing the group expires, the
- * hook cancels the children even while the opener is busy elsewhere; if the
- * opener returns with the group still open, the hook cancels and awaits the
- * children before the opener's stack (and the group with it) goes away.
+ * still be cleaned up after: its frames are gone, the group is not).
+ * Children are on the group's list through the member_link of their task
+ * structs and watched through the watch node embedded there, so spawning
+ * into a group allocates nothing beyond the task. The group hooks itself
+ * onto the opener: when the opener is cancelled or a scope enclosing the
+ * group expires, the hook cancels the children even while the opener is
+ * busy elsewhere; if the opener returns with the group still open, the hook
+ * cancels and awaits the children before the opener's stack (and the group
+ * with it) goes away.
  *
  * The public loom_group_t * is not the group's address but a
  * generation-checked handle (core/handle.h), resolved by every public
@@ -21,21 +21,22 @@
 #include <stdlib.h>
 
 #include "core/internal.h"
-#include "util/container.h"
+#include "util/list.h"
 
 enum { G_OPEN = 1, G_WAITING, G_ABORTING };
 
 struct loom_group_s {
-  loom__hook_t hook;                 /* on the opener's hook list */
+  loom__hook_t hook; /* on the opener's hook list */
   loom_task_t *opener;
-  loom_scope_t *scope;               /* the opener's scope at open */
-  loom_task_t *children;             /* unfinished children */
+  loom_scope_t *scope;   /* the opener's scope at open */
+  loom__list_t children; /* unfinished children, newest first,
+                                        linked by their member_link */
   size_t alive;
-  int first_error;                   /* first child failure */
+  int first_error; /* first child failure */
   int state;
-  int cancelled;                     /* loom_group_cancel was called */
-  loom__waiter_t *waiter;            /* the opener, inside loom_group_wait */
-  void *handle;                      /* the public token for this group */
+  int cancelled;          /* loom_group_cancel was called */
+  loom__waiter_t *waiter; /* the opener, inside loom_group_wait */
+  void *handle;           /* the public token for this group */
 };
 
 /* The group behind a public handle, or NULL if it is stale or not a
@@ -62,17 +63,15 @@ static loom_group_t *group_of(loom__hook_t *h) {
 static void abort_group(void *p) {
   loom_group_t *g = p;
   if (g->state == G_OPEN || g->state == G_WAITING) g->state = G_ABORTING;
-  for (loom_task_t *t = g->children; t; t = t->member_next) loom__cancel(t);
+  loom__link_t *link;
+  loom__list_foreach(link, &g->children)
+      loom__cancel(loom__container_of(link, loom_task_t, member_link));
 }
 
 static void child_done(loom__watch_t *w, loom_task_t *t) {
   loom_group_t *g = t->owner;
   (void)w;
-  if (t->member_prev)
-    t->member_prev->member_next = t->member_next;
-  else
-    g->children = t->member_next;
-  if (t->member_next) t->member_next->member_prev = t->member_prev;
+  loom__list_remove(&g->children, &t->member_link);
   t->owner = NULL;
   g->alive--;
   if (t->status < 0 && t->status != UV_ECANCELED && !g->first_error) {
@@ -89,8 +88,9 @@ static void on_poked(loom__hook_t *h) {
 
 static void on_exiting(loom__hook_t *h) {
   loom_group_t *g = group_of(h);
-  fprintf(stderr, "loom: task '%s' returned with a task group open; "
-                  "cancelling and awaiting its children\n",
+  fprintf(stderr,
+          "loom: task '%s' returned with a task group open; "
+          "cancelling and awaiting its children\n",
           loom_task_name(loom_current()));
   g->scope = NULL; /* it was in a frame that has returned */
   cancel_group(g);
@@ -119,8 +119,8 @@ int loom_group_open(loom_group_t **out) {
   return 0;
 }
 
-int loom_group_spawn_ex(loom_group_t *gh, loom_task_t **task, loom_fn fn,
-                        void *arg, const loom_task_opts_t *opts) {
+int loom_group_spawn_ex(loom_group_t *gh, loom_task_t **task, loom_fn fn, void *arg,
+                        const loom_task_opts_t *opts) {
   if (!gh || !fn) return UV_EINVAL;
   if (!loom__self()) return LOOM_ENOTASK;
   loom_group_t *g = resolve(gh);
@@ -138,10 +138,7 @@ int loom_group_spawn_ex(loom_group_t *gh, loom_task_t **task, loom_fn fn,
     t->quiet = 1; /* its failure is the group's to report */
   }
   t->owner = g;
-  t->member_prev = NULL;
-  t->member_next = g->children;
-  if (g->children) g->children->member_prev = t;
-  g->children = t;
+  loom__list_push_front(&g->children, &t->member_link);
   g->alive++;
   loom__watch(t, &t->member, child_done);
   /* A child of a group whose context is already cancelled starts so. */
@@ -149,8 +146,7 @@ int loom_group_spawn_ex(loom_group_t *gh, loom_task_t **task, loom_fn fn,
   return 0;
 }
 
-int loom_group_spawn(loom_group_t *g, loom_task_t **task, loom_fn fn,
-                     void *arg) {
+int loom_group_spawn(loom_group_t *g, loom_task_t **task, loom_fn fn, void *arg) {
   return loom_group_spawn_ex(g, task, fn, arg, NULL);
 }
 
