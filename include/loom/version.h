@@ -4,7 +4,7 @@
 #define LOOM_VERSION_H
 
 #define LOOM_VERSION_MAJOR 0
-#define LOOM_VERSION_MINOR 1
+#define LOOM_VERSION_MINOR 2
 #define LOOM_VERSION_PATCH 0
 
 #define LOOM_VERSION_HEX                                                      \
