@@ -84,18 +84,17 @@ struct loom_task_s {
   loom_t *rt;
   loom_fn fn;
   void *arg;
-  loom_task_t *next_ready;                /* ready FIFO link */
-  loom__link_t alive_link;                /* on the runtime's unfinished tasks */
-  loom__waiter_t *wait;                   /* the wait it is parked on, or NULL */
-  loom__list_t watchers;                  /* loom__watch_t: told when it ends */
-  loom__hook_t *hooks;                    /* groups the task has open */
-  loom__watch_t member;                   /* the owner's watch on this task */
-  void *owner;                            /* the group it belongs to, or NULL */
-  loom_task_t *member_prev, *member_next; /* the owner's list of members */
-  loom__link_t member_link;               /* on the owner's list of members */
-  loom_scope_t *scope;                    /* innermost open scope, or NULL */
-  loom_scope_t *kept_scope;               /* innermost open scope stored outside
-                                             the task's stack (static, heap) */
+  loom_task_t *next_ready;  /* ready FIFO link */
+  loom__link_t alive_link;  /* on the runtime's unfinished tasks */
+  loom__waiter_t *wait;     /* the wait it is parked on, or NULL */
+  loom__list_t watchers;    /* loom__watch_t: told when it ends */
+  loom__hook_t *hooks;      /* groups the task has open */
+  loom__watch_t member;     /* the owner's watch on this task */
+  void *owner;              /* the group it belongs to, or NULL */
+  loom__link_t member_link; /* on the owner's list of members */
+  loom_scope_t *scope;      /* innermost open scope, or NULL */
+  loom_scope_t *kept_scope; /* innermost open scope stored outside
+                               the task's stack (static, heap) */
   loom__stack_t stack;
   uint64_t id;
   uint32_t slot;                     /* its slot in rt->slots (task.c) */

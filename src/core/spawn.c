@@ -64,7 +64,6 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   t->hooks = NULL;
   t->member.linked = 0;
   t->owner = NULL;
-  t->member_prev = t->member_next = NULL;
   t->member_link = (loom__link_t){0};
   t->scope = t->kept_scope = NULL;
   t->scope_armed = 0;
