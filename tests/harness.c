@@ -210,8 +210,8 @@ void __wrap_loom__io_remove(loom_t *rt, loom__io_t *o) {
 }
 
 void __wrap_loom__reap_unconsumed(loom_t *rt) {
-  for (uint32_t i = 0; i < rt->nslots; i++) {
-    loom_task_t *t = rt->slots[i].task;
+  for (uint32_t i = 0; i < rt->nhandles; i++) {
+    loom_task_t *t = loom__handle_at(rt, i, LOOM__H_TASK);
     if (t && !t->consumed)
       leftover("task '%s' was never joined nor detached", t->name[0] ? t->name : "?");
   }

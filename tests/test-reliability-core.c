@@ -456,7 +456,7 @@ static int break_rule(void *arg) {
     break;
   }
   case BREAK_HOOK: {
-    loom__hook_t hk = {NULL, NULL, hook_nop, hook_nop};
+    loom__hook_t hk = {.poked = hook_nop, .exiting = hook_nop};
     loom__hook(self, &hk);
     loom__hook(self, &hk);
     break;
@@ -467,7 +467,7 @@ static int break_rule(void *arg) {
     memset(&q, 0, sizeof(q));
     memset(&n, 0, sizeof(n));
     n.q = &q;
-    q.head = q.tail = &n;
+    loom__list_push_back(&q.waiting, &n.link);
     loom__wq_wait(&q, &n, self, 0);
     break;
   }

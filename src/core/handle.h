@@ -1,12 +1,11 @@
-/* Generation-checked handles for loom's heap objects (streams, listeners,
- * servers, UDP sockets, task groups).
+/* Generation-checked handles for tasks and loom's heap objects (streams,
+ * listeners, servers, UDP sockets, task groups).
  *
- * A public handle is not the object's address but a token, as task handles
- * are (task.c): (generation << 32) | (slot + 1). Closing or freeing an
- * object drops its slot and bumps the generation, so a handle used after
- * close, or closed twice, is recognised (the call returns UV_EBADF) instead
- * of touching freed memory. The table also lists every open object, which
- * is what lets shutdown close what a program left open (runtime.c).
+ * A public handle is not the object's address but a token:
+ * (generation << 32) | (slot + 1). Freeing an object (joining a task,
+ * closing a stream) drops its slot and bumps the generation, so a handle
+ * used after that, or closed twice, is recognised (the call returns
+ * LOOM_EBADTASK or UV_EBADF) instead of touching freed or reused memory.
  *
  *   handle:  | generation (32 bits) | slot + 1 (32 bits) |
  *   rt->handles[slot] = { obj, gen, kind, next_free }
@@ -24,23 +23,34 @@ enum {
   LOOM__H_LISTENER,
   LOOM__H_SERVER,
   LOOM__H_UDP,
-  LOOM__H_GROUP
+  LOOM__H_GROUP,
+  LOOM__H_TASK
 };
 
+/* 16 bytes: a spawn and a join each touch one, and a batch of a thousand
+ * tasks keeps its slots in L1 beside the task records. */
 typedef struct {
-  void *obj;          /* NULL when free */
-  uint32_t gen;       /* bumped when the slot is dropped */
-  uint32_t next_free; /* free-list link (slot + 1, 0 = end) */
-  uint8_t kind;       /* LOOM__H_* */
+  void *obj;    /* NULL when free */
+  uint32_t gen; /* bumped when the slot is dropped */
+  union {
+    uint32_t kind;      /* LOOM__H_*, while obj is set */
+    uint32_t next_free; /* free-list link (slot + 1, 0 = end), while free */
+  };
 } loom__hslot_t;
 
-/* Registers obj; *out receives its handle. UV_ENOMEM if the table cannot
- * grow (nothing is registered then). */
-int loom__handle_new(loom_t *rt, int kind, void *obj, void **out);
-/* The lookup, loom__handle_get(rt, h, kind), is inline in internal.h (every
- * stream read and write makes one): the object behind handle h if it is
- * live and of that kind, else NULL; rt NULL means the runtime running on
- * this thread (or attached by loom_init). */
+/* Inline in internal.h, since every spawn, join, stream read and write
+ * makes one:
+ * - loom__handle_new(rt, kind, obj, &out) registers obj; out receives its
+ *   handle, whose low half is slot + 1; returns 0, or UV_ENOMEM if the
+ *   table cannot grow (nothing is registered then);
+ * - loom__handle_get(rt, h, kind): the object behind handle h if it is live
+ *   and of that kind, else NULL; rt NULL means the runtime running on this
+ *   thread (or attached by loom_init);
+ * - loom__handle_free_slot(rt, slot) frees a slot: its handles go stale;
+ * - loom__handle_at(rt, slot, kind): the object in a slot if it is live and
+ *   of that kind, else NULL (for walks over the table). */
+/* The table is full: doubles it. UV_ENOMEM if it cannot. */
+int loom__handles_grow(loom_t *rt);
 /* Makes h (and every copy of it) stale. Harmless on a stale handle. */
 void loom__handle_drop(loom_t *rt, const void *h);
 /* Frees the table (runtime teardown). */

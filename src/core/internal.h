@@ -51,7 +51,7 @@ struct loom__watch_s {
 /* Something a task has opened that must follow the task's cancellation and
  * scopes (a task group), and be cleaned up if the task ends with it open. */
 struct loom__hook_s {
-  loom__hook_t *next, *prev;        /* the task's hook list */
+  loom__link_t link;                /* on the task's hook list */
   void (*poked)(loom__hook_t *h);   /* the task was cancelled or a scope
                                        of it expired */
   void (*exiting)(loom__hook_t *h); /* the task ends with the hook set */
@@ -88,7 +88,7 @@ struct loom_task_s {
   loom__link_t alive_link;  /* on the runtime's unfinished tasks */
   loom__waiter_t *wait;     /* the wait it is parked on, or NULL */
   loom__list_t watchers;    /* loom__watch_t: told when it ends */
-  loom__hook_t *hooks;      /* groups the task has open */
+  loom__list_t hooks;       /* loom__hook_t: groups it has open */
   loom__watch_t member;     /* the owner's watch on this task */
   void *owner;              /* the group it belongs to, or NULL */
   loom__link_t member_link; /* on the owner's list of members */
@@ -97,7 +97,7 @@ struct loom_task_s {
                                the task's stack (static, heap) */
   loom__stack_t stack;
   uint64_t id;
-  uint32_t slot;                     /* its slot in rt->slots (task.c) */
+  uint32_t slot;                     /* its slot in rt->handles */
   int status;                        /* fn's return value once DONE */
   uint8_t state;                     /* LOOM__READY ... LOOM__DONE */
   uint8_t cancelled;                 /* cancellation requested (sticky) */
@@ -110,18 +110,9 @@ struct loom_task_s {
   char name[LOOM_TASK_NAME_MAX + 1]; /* "" until named or asked for */
   /* Last: only a task with a timeout scope touches it, and a spawn writes
    * nothing past `name` (spawn.c prefetches up to here). */
-  loom__timer_t scope_timer; /* the earliest deadline of its open scopes
-                                (scope.c) */
+  loom__timer_t scope_timer; /* the earliest deadline of its open
+                                scopes (scope.c) */
 };
-
-/* Handle table: a task handle encodes (generation << 32 | slot + 1), so a
- * handle used after join or detach is recognised instead of touching reused
- * memory. */
-typedef struct {
-  loom_task_t *task; /* NULL when free */
-  uint32_t gen;
-  uint32_t next_free; /* free-list link (slot + 1, 0 = end) */
-} loom__slot_t;
 
 struct loom_s {
   uv_loop_t *loop;
@@ -148,9 +139,8 @@ struct loom_s {
   uint64_t long_pass_at;                /* loop time a pass last ran long */
   loom__list_t alive;                   /* loom_task_t: unfinished tasks */
   size_t nalive;
-  loom__slot_t *slots;
-  uint32_t nslots, slots_cap, free_slot; /* free_slot: slot + 1, 0 = none */
-  loom__hslot_t *handles;                /* heap objects' handles (handle.h) */
+  loom__hslot_t *handles;                /* tasks' and heap objects' handles
+                                            (handle.h) */
   uint32_t nhandles, handles_cap, hfree; /* hfree: slot + 1, 0 = none */
   loom__heap_t timers;                   /* armed timers (timer.h) */
   uint64_t timer_seq;                    /* arming order, for ties */
@@ -196,9 +186,38 @@ static inline loom__hslot_t *loom__handle_slot(loom_t *rt, const void *h) {
   return s->obj && s->gen == (uint32_t)(v >> 32) ? s : NULL;
 }
 
+static inline int loom__handle_new(loom_t *rt, int kind, void *obj, void **out) {
+  uint32_t i;
+  if (rt->hfree) {
+    i = rt->hfree - 1;
+    rt->hfree = rt->handles[i].next_free;
+  } else {
+    if (rt->nhandles == rt->handles_cap && loom__handles_grow(rt)) return UV_ENOMEM;
+    i = rt->nhandles++;
+    rt->handles[i].gen = 1;
+  }
+  rt->handles[i].obj = obj;
+  rt->handles[i].kind = (uint32_t)kind;
+  *out = (void *)(uintptr_t)(((uint64_t)rt->handles[i].gen << 32) | (i + 1u));
+  return 0;
+}
+
+static inline void loom__handle_free_slot(loom_t *rt, uint32_t slot) {
+  loom__hslot_t *s = &rt->handles[slot];
+  s->obj = NULL;
+  s->gen++; /* every copy of its handle is stale from now on */
+  s->next_free = rt->hfree;
+  rt->hfree = slot + 1;
+}
+
 static inline void *loom__handle_get(loom_t *rt, const void *h, int kind) {
   loom__hslot_t *s = loom__handle_slot(rt ? rt : loom__handle_rt(), h);
-  return s && s->kind == kind ? s->obj : NULL;
+  return s && s->kind == (uint32_t)kind ? s->obj : NULL;
+}
+
+static inline void *loom__handle_at(loom_t *rt, uint32_t slot, int kind) {
+  loom__hslot_t *s = &rt->handles[slot];
+  return s->obj && s->kind == (uint32_t)kind ? s->obj : NULL;
 }
 
 static inline loom_task_t *loom__self(void) {
@@ -224,9 +243,9 @@ static inline int loom__check(loom_task_t *t) {
  * task's frame. */
 typedef struct loom__wnode_s {
   loom__waiter_t w;
-  struct loom__wnode_s *next, *prev;
-  loom__wq_t *q;  /* the queue it is on, NULL once off */
-  uintptr_t data; /* the primitive's (barrier index) */
+  loom__link_t link; /* on q */
+  loom__wq_t *q;     /* the queue it is on, NULL once off */
+  uintptr_t data;    /* the primitive's (barrier index) */
 } loom__wnode_t;
 
 /* wq.c: FIFO wait queues. loom__wq_wait parks the calling task on q until a
@@ -239,10 +258,12 @@ void loom__wq_on_interrupt(loom__waiter_t *w); /* takes the node off */
 loom__wnode_t *loom__wq_wake_first(loom__wq_t *q, int result);
 /* The uncontended release paths call this with nobody waiting: no call. */
 static inline loom__wnode_t *loom__wq_wake_one(loom__wq_t *q, int result) {
-  return q->head ? loom__wq_wake_first(q, result) : NULL;
+  return q->waiting.head ? loom__wq_wake_first(q, result) : NULL;
 }
 size_t loom__wq_wake_all(loom__wq_t *q, int result);
-static inline int loom__wq_empty(const loom__wq_t *q) { return q->head == NULL; }
+static inline int loom__wq_empty(const loom__wq_t *q) {
+  return loom__list_empty(&q->waiting);
+}
 
 /* sched.c */
 void loom__make_ready(loom_task_t *t);
@@ -260,28 +281,16 @@ static inline int loom__park(loom__waiter_t *w) {
   return w->result;
 }
 
-/* Whether n is on q (debug checks only: a walk). */
-static inline int loom__wq_has(const loom__wq_t *q, const loom__wnode_t *n) {
-  for (const loom__wnode_t *p = q->head; p; p = p->next)
-    if (p == n) return 1;
-  return 0;
-}
-
 static inline int loom__wq_wait(loom__wq_t *q, loom__wnode_t *n, loom_task_t *self,
                                 int shielded) {
-  loom__assert(!loom__wq_has(q, n), "linking a wait node that is already linked");
+  loom__assert(!loom__list_contains(&q->waiting, &n->link),
+               "linking a wait node that is already linked");
   n->w.task = self;
   n->w.cancel = loom__wq_on_interrupt;
   n->w.result = 0;
   n->w.shielded = shielded;
   n->q = q;
-  n->next = NULL;
-  n->prev = q->tail;
-  if (q->tail)
-    q->tail->next = n;
-  else
-    q->head = n;
-  q->tail = n;
+  loom__list_push_back(&q->waiting, &n->link);
   return loom__park(&n->w);
 }
 void loom__landed(loom_t *rt);
@@ -299,48 +308,15 @@ void loom__poke(loom_task_t *t);
 void loom__on_check(uv_check_t *h);
 void loom__on_idle(uv_idle_t *h);
 
-/* task.c: the task table (handles) and a task's name. */
-static inline loom_task_t *loom__handle_of(const loom_task_t *t) {
-  loom__slot_t *s = &t->rt->slots[t->slot];
-  return (loom_task_t *)(uintptr_t)(((uint64_t)s->gen << 32) | (t->slot + 1u));
-}
-
-/* The task behind a handle, or NULL if the handle is stale or foreign.
- * Outside a scheduler pass, the runtime is the one initialised on this
- * thread (one runtime per thread). */
+/* task.c: a task's handle and name. loom__task_of(rt, h): the task behind
+ * handle h, or NULL if it is stale or not a task's (rt NULL: as for
+ * loom__handle_get). */
 static inline loom_task_t *loom__task_of(loom_t *rt, const loom_task_t *h) {
-  if (!rt) rt = loom__tls_home;
-  uint64_t v = (uint64_t)(uintptr_t)h;
-  uint32_t slot = (uint32_t)v - 1u, gen = (uint32_t)(v >> 32);
-  if (!rt || !h || (uint32_t)v == 0 || slot >= rt->nslots) return NULL;
-  loom__slot_t *s = &rt->slots[slot];
-  return s->gen == gen ? s->task : NULL;
+  return loom__handle_get(rt, h, LOOM__H_TASK);
 }
-
-/* Gives t a slot (t->slot) and so a handle. UV_ENOMEM if the table cannot
- * grow. */
-int loom__task_slots_grow(loom_t *rt); /* the table is full: doubles it */
-static inline int loom__task_slot_new(loom_t *rt, loom_task_t *t) {
-  uint32_t i;
-  if (rt->free_slot) {
-    i = rt->free_slot - 1;
-    rt->free_slot = rt->slots[i].next_free;
-  } else {
-    if (rt->nslots == rt->slots_cap && loom__task_slots_grow(rt)) return UV_ENOMEM;
-    i = rt->nslots++;
-    rt->slots[i].gen = 1;
-  }
-  rt->slots[i].task = t;
-  t->slot = i;
-  return 0;
-}
-/* Frees t's slot: every copy of its handle is stale from now on. */
-static inline void loom__task_slot_free(loom_t *rt, loom_task_t *t) {
-  loom__slot_t *s = &rt->slots[t->slot];
-  s->task = NULL;
-  s->gen++; /* every handle to this slot is stale from now on */
-  s->next_free = rt->free_slot;
-  rt->free_slot = t->slot + 1;
+static inline loom_task_t *loom__handle_of(const loom_task_t *t) {
+  const loom__hslot_t *s = &t->rt->handles[t->slot];
+  return (loom_task_t *)(uintptr_t)(((uint64_t)s->gen << 32) | (t->slot + 1u));
 }
 /* Makes every copy of t's handle stale; t keeps its slot (detach). */
 void loom__task_handle_renew(loom_task_t *t);
@@ -365,7 +341,7 @@ int loom__wait_all(loom__waiter_t *w, const size_t *remaining, void (*abort)(voi
 int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
                 const loom_task_opts_t *opts, int is_main);
 void loom__task_finished(loom_t *rt, loom_task_t *t);
-/* Frees a finished task whose handle is gone: slot and stack. */
+/* Frees a finished task whose handle is gone: handle and stack. */
 void loom__release(loom_t *rt, loom_task_t *t);
 void loom__reap_unconsumed(loom_t *rt);
 

@@ -72,7 +72,6 @@ static void on_closed(uv_handle_t *h) {
   if (--rt->open_handles) return;
   loom__stack_pool_destroy(&rt->stacks);
   loom__timers_close(rt);
-  free(rt->slots);
   loom__handles_free(rt);
   loom__overflow_thread_fini(rt->altstack);
   if (loom__tls_home == rt) loom__tls_home = NULL;

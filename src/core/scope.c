@@ -38,8 +38,9 @@ void loom__poke(loom_task_t *t) {
   if (err) loom__interrupt(t, err);
   /* Groups the task has open judge from their own scope (a shield entered
    * after the group does not protect the group's children). */
-  for (loom__hook_t *h = t->hooks, *next; h; h = next) {
-    next = h->next;
+  loom__link_t *l, *next;
+  loom__list_foreach_safe(l, next, &t->hooks) {
+    loom__hook_t *h = loom__list_entry(l, loom__hook_t, link);
     h->poked(h);
   }
 }

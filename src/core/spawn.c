@@ -22,10 +22,10 @@
 _Static_assert(LOOM_MAX_STACK_SIZE + TASK_BYTES + COLOUR_BYTES <= LOOM__STACK_MAX,
                "the largest stack a task may ask for must fit the stack pool");
 
-/* Frees a finished task whose handle is gone: slot and stack. */
+/* Frees a finished task whose handle is gone: handle and stack. */
 void loom__release(loom_t *rt, loom_task_t *t) {
   loom__stack_t st = t->stack; /* t lives in that stack */
-  loom__task_slot_free(rt, t);
+  loom__handle_free_slot(rt, t->slot);
   loom__stack_put(&rt->stacks, &st);
 }
 
@@ -38,7 +38,10 @@ static void entry(void *p) {
    * open (their frames are gone), then groups left open (they are awaited
    * here, so no child outlives its opener). */
   if (t->scope) loom__scopes_abandon(t);
-  while (t->hooks) t->hooks->exiting(t->hooks); /* each one unhooks itself */
+  while (!loom__list_empty(&t->hooks)) { /* each one unhooks itself */
+    loom__hook_t *h = loom__list_entry(t->hooks.head, loom__hook_t, link);
+    h->exiting(h);
+  }
   loom__timers_check_none_in(t->rt, t->stack.lo, (char *)t->stack.lo + t->stack.size);
   t->state = LOOM__DONE;
   loom__suspend(t, 1);
@@ -61,7 +64,7 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   t->next_ready = NULL;
   t->wait = NULL;
   loom__list_init(&t->watchers);
-  t->hooks = NULL;
+  loom__list_init(&t->hooks);
   t->member.linked = 0;
   t->owner = NULL;
   t->member_link = (loom__link_t){0};
@@ -70,10 +73,12 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   t->status = 0;
   t->cancelled = t->detached = t->consumed = t->quiet = 0;
   t->name[0] = 0;
-  if (loom__task_slot_new(rt, t)) {
+  void *handle;
+  if (loom__handle_new(rt, LOOM__H_TASK, t, &handle)) {
     loom__stack_put(&rt->stacks, &st);
     return UV_ENOMEM;
   }
+  t->slot = (uint32_t)(uintptr_t)handle - 1u;
   t->rt = rt;
   t->fn = fn;
   t->arg = arg;
@@ -97,7 +102,7 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   rt->nalive++;
   if (rt->closing) t->cancelled = 1; /* born during shutdown */
   if (out)
-    *out = loom__handle_of(t);
+    *out = handle;
   else
     t->detached = t->consumed = 1;
   loom__make_ready(t);
@@ -136,8 +141,8 @@ void loom__task_finished(loom_t *rt, loom_task_t *t) {
 
 /* At shutdown: tasks that ended but were never joined nor detached. */
 void loom__reap_unconsumed(loom_t *rt) {
-  for (uint32_t i = 0; i < rt->nslots; i++) {
-    loom_task_t *t = rt->slots[i].task;
+  for (uint32_t i = 0; i < rt->nhandles; i++) {
+    loom_task_t *t = loom__handle_at(rt, i, LOOM__H_TASK);
     if (!t || t->consumed) continue;
     fprintf(stderr, "loom: task '%s' was never joined nor detached\n",
             loom__task_name(t));

@@ -3,9 +3,7 @@
  * scopes (a group it has open), and waiting for a count of completions.
  *
  * Both lists hang off the task (internal.h). Watchers and hooks go on the
- * front of their lists, so the newest is told first. The hook list is still
- * linked by hand: a test builds a hook with a positional initialiser, and
- * the list moves onto util/list.h with it.
+ * front of their lists, so the newest is told first.
  */
 #include "internal.h"
 
@@ -35,28 +33,14 @@ void loom__notify_watchers(loom_task_t *t) {
   }
 }
 
-/* Whether h is on t's hook list (debug checks only: a walk). */
-static inline int hooked(const loom_task_t *t, const loom__hook_t *h) {
-  for (const loom__hook_t *p = t->hooks; p; p = p->next)
-    if (p == h) return 1;
-  return 0;
-}
-
 void loom__hook(loom_task_t *t, loom__hook_t *h) {
-  loom__assert(!hooked(t, h), "linking a hook that is already linked");
-  h->prev = NULL;
-  h->next = t->hooks;
-  if (t->hooks) t->hooks->prev = h;
-  t->hooks = h;
+  loom__assert(!loom__list_contains(&t->hooks, &h->link),
+               "linking a hook that is already linked");
+  loom__list_push_front(&t->hooks, &h->link);
 }
 
 void loom__unhook(loom_task_t *t, loom__hook_t *h) {
-  if (h->prev)
-    h->prev->next = h->next;
-  else
-    t->hooks = h->next;
-  if (h->next) h->next->prev = h->prev;
-  h->next = h->prev = NULL;
+  loom__list_remove(&t->hooks, &h->link);
 }
 
 int loom__wait_all(loom__waiter_t *w, const size_t *remaining, void (*abort)(void *ctx),

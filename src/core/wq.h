@@ -10,8 +10,11 @@
 #ifndef LOOM_CORE_WQ_H
 #define LOOM_CORE_WQ_H
 
+#include "../util/list.h"
+
 typedef struct loom__wq_s {
-  struct loom__wnode_s *head, *tail;
+  loom__list_t waiting; /* loom__wnode_t by `link`, oldest
+                           first */
 } loom__wq_t;
 
 #endif
