@@ -21,6 +21,8 @@
 #define COLOUR_BYTES ((size_t)LOOM__COLOURS * 64)
 _Static_assert(LOOM_MAX_STACK_SIZE + TASK_BYTES + COLOUR_BYTES <= LOOM__STACK_MAX,
                "the largest stack a task may ask for must fit the stack pool");
+_Static_assert(LOOM_MIN_STACK_SIZE == LOOM__STACK_MIN,
+               "loom/core.h and the fiber layer disagree on the smallest stack");
 
 /* Frees a finished task whose handle is gone: handle and stack. */
 void loom__release(loom_t *rt, loom_task_t *t) {
