@@ -67,8 +67,7 @@ static int as_completed_main(void *arg) {
   for (; n < NJOBS; n++) {
     rc = loom_spawn(&tasks[n], job, &args[n]);
     if (rc < 0) {
-      fprintf(stderr, "as_completed: spawn %s: %s\n", args[n].name,
-              loom_strerror(rc));
+      fprintf(stderr, "as_completed: spawn %s: %s\n", args[n].name, loom_strerror(rc));
       break;
     }
   }
@@ -98,8 +97,7 @@ static int as_completed_main(void *arg) {
         tasks[i] = NULL;
         if (rc == 0) rc = status;
         if (rc < 0) {
-          fprintf(stderr, "as_completed: %s: %s\n", args[i].name,
-                  loom_strerror(rc));
+          fprintf(stderr, "as_completed: %s: %s\n", args[i].name, loom_strerror(rc));
           break;
         }
         printf("completed: %s after %.1f s\n", args[i].result,

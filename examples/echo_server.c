@@ -74,14 +74,14 @@
 #include "common/server_log.h" /* shared with the other server */
 
 #define DEFAULT_PORT 8888
-#define NCLIENTS 3        /* self-test clients */
-#define NLINES 3          /* lines each client sends */
-#define BLOCK_SIZE 16384  /* then one block of this size */
+#define NCLIENTS 3       /* self-test clients */
+#define NLINES 3         /* lines each client sends */
+#define BLOCK_SIZE 16384 /* then one block of this size */
 
 /* The server's state, shared by its connection handlers. */
 typedef struct {
   server_log_t log;
-  int active, peak;         /* connections open now / at most */
+  int active, peak; /* connections open now / at most */
 } server_t;
 
 /* handle_echo: runs in a task of its own for each connection, and owns s. */
@@ -115,8 +115,8 @@ static int handle_echo(loom_stream_t *s, void *arg) {
   /* A reset by the client, or the server closing (Ctrl-C): the error is this
    * connection's, not the server's. Report it and return 0. */
   if (rc < 0)
-    log_say(&srv->log, peer, "connection closed %s (%zu bytes echoed; %s)", peer,
-               echoed, loom_strerror(rc));
+    log_say(&srv->log, peer, "connection closed %s (%zu bytes echoed; %s)", peer, echoed,
+            loom_strerror(rc));
   else
     log_say(&srv->log, peer, "connection closed %s (%zu bytes echoed)", peer, echoed);
   return 0;
@@ -147,11 +147,11 @@ static int serve(int port) {
 /* One client: set up by main, filled in by its task. */
 typedef struct {
   int id;
-  int port;                /* the server's */
-  loom_barrier_t *barrier; /* where the clients wait for each other */
-  char addr[LOOM_ADDRSTRLEN];           /* out: the client's own address */
-  int lines_ok;            /* out: lines that came back intact */
-  int block_ok;            /* out: 1 if the block came back intact */
+  int port;                   /* the server's */
+  loom_barrier_t *barrier;    /* where the clients wait for each other */
+  char addr[LOOM_ADDRSTRLEN]; /* out: the client's own address */
+  int lines_ok;               /* out: lines that came back intact */
+  int block_ok;               /* out: 1 if the block came back intact */
 } client_t;
 
 /* Sends n bytes and reads them back: 1 if they came back intact, 0 if not,
@@ -189,7 +189,8 @@ static int client(void *p) {
     if (i == 0 && rc >= 0) rc = loom_barrier_wait(c->barrier);
   }
   if (rc >= 0) {
-    for (size_t i = 0; i < BLOCK_SIZE; i++) block[i] = (char)('a' + (i * 7 + (size_t)c->id) % 26);
+    for (size_t i = 0; i < BLOCK_SIZE; i++)
+      block[i] = (char)('a' + (i * 7 + (size_t)c->id) % 26);
     rc = round_trip(s, block, BLOCK_SIZE, block + BLOCK_SIZE);
     c->block_ok = rc > 0;
   }
@@ -234,11 +235,11 @@ static int selftest(void) {
   for (int i = 0; i < NCLIENTS; i++) {
     const client_t *c = &clients[i];
     if (c->lines_ok == NLINES && c->block_ok)
-      printf("client %d (%s): %d lines and a %d-byte block echoed back intact\n",
-             i, c->addr, NLINES, BLOCK_SIZE);
+      printf("client %d (%s): %d lines and a %d-byte block echoed back intact\n", i,
+             c->addr, NLINES, BLOCK_SIZE);
     else
-      printf("client %d (%s): %d of %d lines and %s block echoed back intact\n",
-             i, c->addr, c->lines_ok, NLINES, c->block_ok ? "the" : "not the");
+      printf("client %d (%s): %d of %d lines and %s block echoed back intact\n", i,
+             c->addr, c->lines_ok, NLINES, c->block_ok ? "the" : "not the");
   }
   /* The server's lines, grouped by client (matched by address). */
   const char *addrs[NCLIENTS];

@@ -41,9 +41,9 @@ typedef struct {
 /* The host program's state: its loop, its timer, and loom. */
 typedef struct {
   uv_loop_t loop;
-  uv_timer_t ticker;    /* repeats every TICK_MS */
+  uv_timer_t ticker; /* repeats every TICK_MS */
   int ticks;
-  loom_t *rt;           /* NULL once loom has shut down */
+  loom_t *rt; /* NULL once loom has shut down */
   job_t jobs[NJOBS];
 } host_t;
 
@@ -60,8 +60,7 @@ static int job_task(void *arg) {
   if (rc < 0)
     printf("job %d: sleep interrupted: %s\n", job->id, loom_strerror(rc));
   else
-    printf("job %d: done after %llu ms\n", job->id,
-           (unsigned long long)job->slept_ms);
+    printf("job %d: done after %llu ms\n", job->id, (unsigned long long)job->slept_ms);
   job->status = rc;
   return rc; /* a detached task that ends cancelled is not logged */
 }
@@ -82,8 +81,9 @@ static void on_loom_shut_down(void *data) {
   for (int i = 0; i < NJOBS; i++) {
     const job_t *job = &host->jobs[i];
     printf("host: job %d: %s\n", job->id,
-           !job->started ? "never ran"
-           : job->status == 0 ? "ok" : loom_strerror(job->status));
+           !job->started      ? "never ran"
+           : job->status == 0 ? "ok"
+                              : loom_strerror(job->status));
   }
   /* The host's last handle: once it is closed, uv_run() returns. */
   uv_close((uv_handle_t *)&host->ticker, on_ticker_closed);
@@ -119,10 +119,9 @@ static void on_tick(uv_timer_t *h) {
 }
 
 int main(void) {
-  static host_t host = {
-      .jobs = {{.id = 1, .sleep_ms = 50},
-               {.id = 2, .sleep_ms = 50},
-               {.id = 3, .sleep_ms = 10000}}};
+  static host_t host = {.jobs = {{.id = 1, .sleep_ms = 50},
+                                 {.id = 2, .sleep_ms = 50},
+                                 {.id = 3, .sleep_ms = 10000}}};
   int rc = uv_loop_init(&host.loop);
   if (rc < 0) {
     fprintf(stderr, "host: uv_loop_init: %s\n", loom_strerror(rc));

@@ -87,8 +87,7 @@ static int gather_main(void *arg) {
     fprintf(stderr, "gather: %s\n", loom_strerror(rc));
     for (int i = 0; i < NFETCH; i++)
       if (statuses[i] < 0)
-        fprintf(stderr, "gather: %s: %s\n", args[i].url,
-                loom_strerror(statuses[i]));
+        fprintf(stderr, "gather: %s: %s\n", args[i].url, loom_strerror(statuses[i]));
     return rc;
   }
 

@@ -54,7 +54,7 @@ typedef struct {
 static int risky_op(void *p) {
   op_arg_t *a = p;
   int rc = loom_sleep(500);
-  if (rc < 0) return rc; /* cancelled (Ctrl-C) */
+  if (rc < 0) return rc;                             /* cancelled (Ctrl-C) */
   if (strcmp(a->name, "bad") == 0) return UV_EINVAL; /* the "raise" */
   snprintf(a->result, sizeof a->result, "%s_ok", a->name);
   return 0;
@@ -86,9 +86,8 @@ static int gather_errors_main(void *arg) {
     else
       printf("ok: %s\n", args[i].result);
   }
-  printf("gather returned %s%s, after %.1f s\n",
-         rc < 0 ? loom_err_name(rc) : "0", rc < 0 ? " (the first failure)" : "",
-         (double)(loom_now() - t0) / 1000.0);
+  printf("gather returned %s%s, after %.1f s\n", rc < 0 ? loom_err_name(rc) : "0",
+         rc < 0 ? " (the first failure)" : "", (double)(loom_now() - t0) / 1000.0);
   return 0;
 }
 

@@ -99,11 +99,11 @@
 typedef struct {
   struct limiter_s *lim;
   const char *url;
-  int error;              /* out: 0, or why it could not be fetched */
-  int attempts;           /* out */
-  char status_line[128];  /* out: "HTTP/1.0 200 OK" */
-  size_t body_bytes;      /* out */
-  int chunked;            /* out: the body came in chunks */
+  int error;             /* out: 0, or why it could not be fetched */
+  int attempts;          /* out */
+  char status_line[128]; /* out: "HTTP/1.0 200 OK" */
+  size_t body_bytes;     /* out */
+  int chunked;           /* out: the body came in chunks */
 } fetch_t;
 
 /* Reads one line of the response head (or of the chunk framing), without
@@ -206,7 +206,8 @@ static int exchange(fetch_t *f, const url_t *u, loom_stream_t *s) {
   if (strncmp(line, "HTTP/", 5) != 0 || !sp || parse_number(sp + 1, 10, " ", &code) < 0 ||
       code < 100 || code > 999)
     return UV_EPROTO;
-  snprintf(f->status_line, sizeof f->status_line, "%.*s", (int)sizeof f->status_line - 1, line);
+  snprintf(f->status_line, sizeof f->status_line, "%.*s", (int)sizeof f->status_line - 1,
+           line);
 
   /* The header fields, up to the blank line. */
   long long content_length = -1;
@@ -263,10 +264,8 @@ static int is_transient(int rc) {
   case UV_EHOSTUNREACH:
   case UV_EPIPE:
   case UV_EOF:
-  case UV_EAI_AGAIN:
-    return 1;
-  default:
-    return 0;
+  case UV_EAI_AGAIN: return 1;
+  default: return 0;
   }
 }
 
@@ -339,13 +338,15 @@ static int http_get_main(void *arg) {
     fprintf(stderr, "http_get: out of memory\n");
     return UV_ENOMEM;
   }
-  for (int i = 0; i < job->n; i++) fetches[i] = (fetch_t){.lim = &lim, .url = job->urls[i]};
+  for (int i = 0; i < job->n; i++)
+    fetches[i] = (fetch_t){.lim = &lim, .url = job->urls[i]};
   printf("fetching %d URL%s, at most %d at a time\n", job->n, job->n == 1 ? "" : "s",
          job->limit);
 
   /* asyncio.gather(*tasks): every fetch is a task, all awaited (and, if we
    * are cancelled, all cancelled and awaited) before this returns. */
-  int rc = loom_gather_map(fetch, fetches, sizeof fetches[0], (size_t)job->n, statuses, 0);
+  int rc = loom_gather_map(fetch, fetches, sizeof fetches[0], (size_t)job->n, statuses,
+                           0);
   if (rc < 0) { /* only cancellation fails a fetch task */
     fprintf(stderr, "http_get: %s\n", loom_strerror(rc));
   } else {
@@ -353,8 +354,9 @@ static int http_get_main(void *arg) {
     for (int i = 0; i < job->n; i++) {
       const fetch_t *f = &fetches[i];
       if (f->attempts == 0 && (f->error == UV_EINVAL || f->error == UV_EPROTONOSUPPORT)) {
-        printf("%s: %s\n", f->url, f->error == UV_EINVAL ? "not an http://host[:port][/path] URL"
-                                                         : "https is not supported (no TLS)");
+        printf("%s: %s\n", f->url,
+               f->error == UV_EINVAL ? "not an http://host[:port][/path] URL"
+                                     : "https is not supported (no TLS)");
         job->failed++;
       } else if (f->error < 0) {
         printf("%s: failed after %d attempt%s: %s\n", f->url, f->attempts,
@@ -375,8 +377,9 @@ static int http_get_main(void *arg) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: http_get [--limit N] URL...   fetch http://host[:port][/path] URLs,\n"
-                  "                                     N at a time (default %d)\n",
+  fprintf(stderr,
+          "usage: http_get [--limit N] URL...   fetch http://host[:port][/path] URLs,\n"
+          "                                     N at a time (default %d)\n",
           DEFAULT_LIMIT);
   return 2;
 }

@@ -91,11 +91,11 @@
 /* What the two tasks share, in main's frame. */
 typedef struct {
   url_t url;
-  int cpu_lines;       /* progress lines cpu_work has printed so far */
-  int cpu_lines_before;/* how many of them came before the first header */
-  int nheaders;        /* header lines printed */
-  char first[128];     /* the first of them: the status line */
-  uint64_t x;          /* cpu_work's result */
+  int cpu_lines;        /* progress lines cpu_work has printed so far */
+  int cpu_lines_before; /* how many of them came before the first header */
+  int nheaders;         /* header lines printed */
+  char first[128];      /* the first of them: the status line */
+  uint64_t x;           /* cpu_work's result */
 } demo_t;
 
 /* Connects, sends the request, prints what comes back. Returns 0 or an
@@ -110,8 +110,8 @@ static int head_request(demo_t *d, loom_stream_t **sp) {
   int v6 = strchr(u->host, ':') != NULL;
   int n;
   if (u->port == 80)
-    n = snprintf(query, sizeof query, "HEAD %s HTTP/1.0\r\nHost: %s%s%s\r\n\r\n",
-                 u->path, v6 ? "[" : "", u->host, v6 ? "]" : "");
+    n = snprintf(query, sizeof query, "HEAD %s HTTP/1.0\r\nHost: %s%s%s\r\n\r\n", u->path,
+                 v6 ? "[" : "", u->host, v6 ? "]" : "");
   else
     n = snprintf(query, sizeof query, "HEAD %s HTTP/1.0\r\nHost: %s%s%s:%d\r\n\r\n",
                  u->path, v6 ? "[" : "", u->host, v6 ? "]" : "", u->port);
@@ -145,7 +145,8 @@ static int print_http_headers(void *p) {
   /* Ignore the body, if any; close the socket on every path. */
   loom_close(s);
   if (rc < 0)
-    fprintf(stderr, "http_head: %s:%d: %s\n", d->url.host, d->url.port, loom_strerror(rc));
+    fprintf(stderr, "http_head: %s:%d: %s\n", d->url.host, d->url.port,
+            loom_strerror(rc));
   return rc;
 }
 
@@ -223,8 +224,8 @@ static int http_head_main(void *arg) {
       return rc;
     }
     int port = loom_server_port(responder);
-    printf("HTTP responder on 127.0.0.1:%d (self-test: it answers after %d ms)\n",
-           port, SELFTEST_LATENCY_MS);
+    printf("HTTP responder on 127.0.0.1:%d (self-test: it answers after %d ms)\n", port,
+           SELFTEST_LATENCY_MS);
     d.url = (url_t){.host = "127.0.0.1", .port = port, .path = "/"};
   }
 
@@ -255,13 +256,15 @@ static int http_head_main(void *arg) {
 
   printf("headers: %d lines, the first \"%s\"\n", d.nheaders, d.first);
   printf("cpu_work: x = %" PRIu64 ", %d progress lines (%d while waiting for "
-         "the headers)\n", d.x, d.cpu_lines, d.cpu_lines_before);
+         "the headers)\n",
+         d.x, d.cpu_lines, d.cpu_lines_before);
   return 0;
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: http_head URL          print the headers of http://host[:port][/path]\n"
-                  "       http_head --selftest   ask a responder started in this process\n");
+  fprintf(stderr,
+          "usage: http_head URL          print the headers of http://host[:port][/path]\n"
+          "       http_head --selftest   ask a responder started in this process\n");
   return 2;
 }
 

@@ -42,17 +42,17 @@
 
 #include <loom.h>
 
-#define NTASKS 5     /* depositing tasks */
-#define NDEPOSITS 10 /* deposits per task */
-#define AMOUNT 10    /* per deposit */
+#define NTASKS 5         /* depositing tasks */
+#define NDEPOSITS 10     /* deposits per task */
+#define AMOUNT 10        /* per deposit */
 #define ROUND_TRIP_MS 10 /* between reading the balance and writing it */
 
 /* The shared account, in main's frame. */
 typedef struct {
   loom_lock_t lock;
-  int use_lock;                      /* take the lock around each update? */
+  int use_lock; /* take the lock around each update? */
   long balance;
-  int turns[NTASKS * NDEPOSITS];     /* which task made each deposit, in order */
+  int turns[NTASKS * NDEPOSITS]; /* which task made each deposit, in order */
   int nturns;
 } account_t;
 
@@ -77,7 +77,7 @@ static int depositor(void *p) {
     }
     if (a->use_lock) {
       int rrc = loom_lock_release(&a->lock); /* on every path */
-      if (rrc < 0) return rrc; /* UV_EPERM: not held, a bug */
+      if (rrc < 0) return rrc;               /* UV_EPERM: not held, a bug */
     }
     if (rc < 0) return rc;
   }
@@ -106,9 +106,8 @@ static int run(account_t *a, int use_lock, uint64_t *ms) {
 
 static void report(const char *how, const account_t *a, uint64_t ms) {
   long expected = (long)NTASKS * NDEPOSITS * AMOUNT;
-  printf("%s: balance %ld (%ld of %d deposits lost) after %.1f s\n", how,
-         a->balance, (expected - a->balance) / AMOUNT, NTASKS * NDEPOSITS,
-         (double)ms / 1000.0);
+  printf("%s: balance %ld (%ld of %d deposits lost) after %.1f s\n", how, a->balance,
+         (expected - a->balance) / AMOUNT, NTASKS * NDEPOSITS, (double)ms / 1000.0);
 }
 
 static int lock_main(void *arg) {
@@ -116,8 +115,8 @@ static int lock_main(void *arg) {
   account_t acct;
   uint64_t ms;
 
-  printf("%d tasks each deposit %d x %d into a balance of 0: expect %d\n",
-         NTASKS, NDEPOSITS, AMOUNT, NTASKS * NDEPOSITS * AMOUNT);
+  printf("%d tasks each deposit %d x %d into a balance of 0: expect %d\n", NTASKS,
+         NDEPOSITS, AMOUNT, NTASKS * NDEPOSITS * AMOUNT);
 
   int rc = run(&acct, 0, &ms);
   if (rc < 0) return rc;

@@ -74,8 +74,8 @@
 #include "common/server_log.h" /* shared with the other server */
 
 #define DEFAULT_PORT 8000
-#define PIZZA_MS 2000     /* how long a pizza takes */
-#define NCUSTOMERS 3      /* self-test customers */
+#define PIZZA_MS 2000 /* how long a pizza takes */
+#define NCUSTOMERS 3  /* self-test customers */
 
 static const char PIZZA[] = "Here's your pizza!";
 
@@ -119,7 +119,8 @@ static int handle_client(loom_stream_t *s, void *arg) {
   loom_close(s);
   /* The error is this connection's, not the server's: report it and
    * return 0. */
-  if (rc < 0) log_say(&srv->log, peer, "connection from %s ended: %s", peer, loom_strerror(rc));
+  if (rc < 0)
+    log_say(&srv->log, peer, "connection from %s ended: %s", peer, loom_strerror(rc));
   return 0;
 }
 
@@ -147,11 +148,11 @@ static int serve(int port) {
 
 /* One customer: set up by main, filled in by its task. */
 typedef struct {
-  int port;          /* the server's */
+  int port; /* the server's */
   const char *order;
-  char addr[LOOM_ADDRSTRLEN];     /* out: the customer's own address */
-  char answer[64];   /* out: what the server sent */
-  uint64_t wait_ms;  /* out: from the order sent to the answer complete */
+  char addr[LOOM_ADDRSTRLEN]; /* out: the customer's own address */
+  char answer[64];            /* out: what the server sent */
+  uint64_t wait_ms;           /* out: from the order sent to the answer complete */
 } customer_t;
 
 static int customer(void *p) {
@@ -197,7 +198,8 @@ static int selftest(void) {
   customer_t customers[NCUSTOMERS];
   int statuses[NCUSTOMERS] = {0};
   for (int i = 0; i < NCUSTOMERS; i++)
-    customers[i] = (customer_t){.port = loom_server_port(server), .order = orders[i], .addr = "?"};
+    customers[i] = (customer_t){
+        .port = loom_server_port(server), .order = orders[i], .addr = "?"};
   /* All the customers at once; every one is awaited (and, if we are
    * cancelled, cancelled and awaited) before this returns. */
   uint64_t t0 = loom_now();

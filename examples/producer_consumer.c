@@ -78,10 +78,10 @@
 
 #include <loom.h>
 
-#define NPROD 2      /* producers */
-#define NCONS 3      /* consumers */
-#define NITEMS 10    /* items per producer */
-#define QUEUE_MAX 5  /* the queue's bound */
+#define NPROD 2     /* producers */
+#define NCONS 3     /* consumers */
+#define NITEMS 10   /* items per producer */
+#define QUEUE_MAX 5 /* the queue's bound */
 
 /* One item: made by a producer, processed by a consumer. */
 typedef struct {
@@ -95,8 +95,8 @@ typedef struct {
 typedef struct {
   loom_queue_t q;
   item_t items[NPROD][NITEMS];
-  int ngot;      /* items got so far, by all consumers */
-  size_t peak;   /* the most items seen in the queue */
+  int ngot;    /* items got so far, by all consumers */
+  size_t peak; /* the most items seen in the queue */
 } shop_t;
 
 /* A producer's or a consumer's argument. */
@@ -132,7 +132,8 @@ static int producer(void *p) {
   shop_t *s = w->shop;
   for (int i = 0; i < NITEMS; i++) {
     item_t *it = &s->items[w->id][i];
-    *it = (item_t){.producer = w->id, .index = i, .cost_ms = item_cost_ms(w->id, i), .order = -1};
+    *it = (item_t){
+        .producer = w->id, .index = i, .cost_ms = item_cost_ms(w->id, i), .order = -1};
     /* Waits while the queue is full: this is where a fast producer is held
      * back. Once put returns 0 the item is in the queue. */
     int rc = loom_queue_put(&s->q, it);

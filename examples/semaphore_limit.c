@@ -48,9 +48,9 @@
 
 #include <loom.h>
 
-#define NREQ 20         /* requests */
-#define LIMIT 5         /* at most this many in flight */
-#define REQUEST_MS 100  /* how long one request takes */
+#define NREQ 20        /* requests */
+#define LIMIT 5        /* at most this many in flight */
+#define REQUEST_MS 100 /* how long one request takes */
 
 /* What the requests share: the semaphore and the in-flight counts. */
 typedef struct {

@@ -61,7 +61,7 @@ typedef struct {
 typedef struct {
   unsigned *values;
   size_t n;
-  int verbose;      /* 1: print the lists; 0 (--many): print a summary */
+  int verbose; /* 1: print the lists; 0 (--many): print a summary */
 } sort_arg_t;
 
 static int sleeper(void *p) {
@@ -151,15 +151,16 @@ static int usage(void) {
           "usage: sleep_sort [NUMBER...]   sort numbers 0..%u (default: a "
           "built-in list)\n"
           "       sleep_sort --many COUNT  sort COUNT random numbers with COUNT "
-          "tasks\n", MAX_VALUE);
+          "tasks\n",
+          MAX_VALUE);
   return 2;
 }
 
 int main(int argc, char **argv) {
   static unsigned builtin[] = {42, 7,  93, 15, 61, 3,  78, 29, 50, 11,
                                86, 34, 0,  67, 22, 99, 5,  71, 18, 56};
-  sort_arg_t s = {.values = builtin, .n = sizeof(builtin) / sizeof(builtin[0]),
-                  .verbose = 1};
+  sort_arg_t s = {
+      .values = builtin, .n = sizeof(builtin) / sizeof(builtin[0]), .verbose = 1};
   unsigned *owned = NULL;
 
   if (argc >= 2 && strcmp(argv[1], "--many") == 0) {
@@ -189,8 +190,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
       unsigned long v;
       if (parse_uint(argv[i], MAX_VALUE, &v)) {
-        fprintf(stderr, "sleep_sort: not a number in 0..%u: '%s'\n", MAX_VALUE,
-                argv[i]);
+        fprintf(stderr, "sleep_sort: not a number in 0..%u: '%s'\n", MAX_VALUE, argv[i]);
         free(owned);
         return usage();
       }

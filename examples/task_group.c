@@ -85,8 +85,7 @@ static int task_group_main(void *arg) {
   }
 
   printf("all results: [");
-  for (int i = 0; i < NITEMS; i++)
-    printf("%s%s", i ? ", " : "", args[i].result);
+  for (int i = 0; i < NITEMS; i++) printf("%s%s", i ? ", " : "", args[i].result);
   printf("]\n");
   printf("total: %.1f s (one after the other would take %.1f s)\n",
          (double)(loom_now() - t0) / 1000.0, NITEMS * FETCH_MS / 1000.0);

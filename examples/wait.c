@@ -61,8 +61,7 @@ static int job(void *p) {
 
 /* loom_wait reorders its array, so a task's argument is found through its
  * handle, in the array of handles as they were spawned. */
-static job_arg_t *arg_of(loom_task_t *t, loom_task_t **spawned,
-                         job_arg_t *args, int n) {
+static job_arg_t *arg_of(loom_task_t *t, loom_task_t **spawned, job_arg_t *args, int n) {
   for (int i = 0; i < n; i++)
     if (spawned[i] == t) return &args[i];
   return NULL; /* cannot happen */
@@ -128,8 +127,7 @@ static int wait_main(void *arg) {
       /* We were cancelled while joining; the task was still awaited. */
       if (rc == 0) rc = jrc;
     } else if (status == UV_ECANCELED) {
-      if (rc == 0)
-        printf("%s: cancelled (%s)\n", a->name, loom_strerror(status));
+      if (rc == 0) printf("%s: cancelled (%s)\n", a->name, loom_strerror(status));
     } else if (status < 0) {
       fprintf(stderr, "wait: %s: %s\n", a->name, loom_strerror(status));
       if (rc == 0) rc = status;

@@ -90,8 +90,8 @@ static int demo_wait_for(void) {
     fprintf(stderr, "wait_for: %s\n", loom_strerror(rc));
     return rc;
   }
-  printf("wait_for: timed out after %.1f s (%s)\n",
-         (double)(loom_now() - t0) / 1000.0, loom_strerror(rc));
+  printf("wait_for: timed out after %.1f s (%s)\n", (double)(loom_now() - t0) / 1000.0,
+         loom_strerror(rc));
   /* By now the task has returned: status is what it returned, usually
    * UV_ECANCELED (a task may also finish its work anyway and return 0). */
   printf("wait_for: the task was cancelled and awaited; it returned %s\n",
@@ -103,8 +103,8 @@ static int demo_wait_for(void) {
 static int demo_timeout_scope(void) {
   slow_arg_t arg = {.result = ""};
   uint64_t t0 = loom_now();
-  printf("timeout: a %.1f s operation in a %.1f s timeout scope\n",
-         SLOW_MS / 1000.0, TIMEOUT_MS / 1000.0);
+  printf("timeout: a %.1f s operation in a %.1f s timeout scope\n", SLOW_MS / 1000.0,
+         TIMEOUT_MS / 1000.0);
   loom_scope_t s;
   int rc = loom_timeout_enter(&s, TIMEOUT_MS);
   if (rc < 0) {
@@ -116,8 +116,7 @@ static int demo_timeout_scope(void) {
    * exit belong in one function. */
   rc = loom_scope_exit(&s);
   if (rc == UV_ETIMEDOUT) {
-    printf("timeout: the scope fired after %.1f s\n",
-           (double)(loom_now() - t0) / 1000.0);
+    printf("timeout: the scope fired after %.1f s\n", (double)(loom_now() - t0) / 1000.0);
     return 0;
   }
   if (rc < 0) { /* LOOM_ESCOPE: not our innermost scope (cannot happen) */

@@ -110,12 +110,11 @@ int __wrap_uv_loop_close(uv_loop_t *loop);
 void __wrap_uv_walk(uv_loop_t *loop, uv_walk_cb cb, void *arg);
 
 typedef int (*io_close_fn)(loom__io_t *o, int force);
-void __real_loom__io_add(loom_t *rt, loom__io_t *o, const char *what,
-                         io_close_fn close) __attribute__((weak));
+void __real_loom__io_add(loom_t *rt, loom__io_t *o, const char *what, io_close_fn close)
+    __attribute__((weak));
 void __real_loom__io_remove(loom_t *rt, loom__io_t *o) __attribute__((weak));
 void __real_loom__reap_unconsumed(loom_t *rt) __attribute__((weak));
-void __wrap_loom__io_add(loom_t *rt, loom__io_t *o, const char *what,
-                         io_close_fn close);
+void __wrap_loom__io_add(loom_t *rt, loom__io_t *o, const char *what, io_close_fn close);
 void __wrap_loom__io_remove(loom_t *rt, loom__io_t *o);
 void __wrap_loom__reap_unconsumed(loom_t *rt);
 
@@ -136,8 +135,10 @@ static void name_handle(uv_handle_t *h, void *arg) {
 
 int __wrap_uv_loop_close(uv_loop_t *loop) {
   int rc = __real_uv_loop_close(loop);
-  if (rc == 0) atomic_fetch_sub(&open_loops, 1);
-  else if (rc == UV_EBUSY) __real_uv_walk(loop, name_handle, NULL);
+  if (rc == 0)
+    atomic_fetch_sub(&open_loops, 1);
+  else if (rc == UV_EBUSY)
+    __real_uv_walk(loop, name_handle, NULL);
   return rc;
 }
 

@@ -45,12 +45,11 @@ void harness_expect_leftovers(void);
 
 /* rc must be 0 / must be the error code want; a failure names both codes:
  *   loom_join(t, &st): got ECANCELED (-125), want ETIMEDOUT (-110) */
-#define assert_loom_ok(rc) \
-  harness_assert_code((long)(rc), 0, #rc, __FILE__, __LINE__)
+#define assert_loom_ok(rc) harness_assert_code((long)(rc), 0, #rc, __FILE__, __LINE__)
 #define assert_loom_err(rc, want) \
   harness_assert_code((long)(rc), (long)(want), #rc, __FILE__, __LINE__)
-void harness_assert_code(long got, long want, const char *expr,
-                         const char *file, int line);
+void harness_assert_code(long got, long want, const char *expr, const char *file,
+                         int line);
 
 /* "ECANCELED (-125)", or the number alone when it is not negative. */
 const char *harness_code_str(long code, char *buf, size_t cap);

@@ -22,8 +22,7 @@ static inline uint64_t wall_ms(void) {
 
 /* Runs fn(arg) in a child process with stderr captured into out; returns the
  * child's wait status. */
-static inline int run_in_child(void (*fn)(void *), void *arg, char *out,
-                               size_t cap) {
+static inline int run_in_child(void (*fn)(void *), void *arg, char *out, size_t cap) {
   int fds[2];
   if (pipe(fds) != 0) return -1;
   fflush(NULL);
@@ -38,8 +37,7 @@ static inline int run_in_child(void (*fn)(void *), void *arg, char *out,
   close(fds[1]);
   size_t n = 0;
   ssize_t r;
-  while (n + 1 < cap && (r = read(fds[0], out + n, cap - 1 - n)) > 0)
-    n += (size_t)r;
+  while (n + 1 < cap && (r = read(fds[0], out + n, cap - 1 - n)) > 0) n += (size_t)r;
   out[n] = 0;
   close(fds[0]);
   int status = 0;

@@ -14,10 +14,10 @@
 #include "loom.h"
 
 typedef struct {
-  uint64_t ms;   /* how long to sleep */
-  int result;    /* what to return after sleeping */
-  int rc;        /* what the sleep returned */
-  int ended;     /* set just before returning */
+  uint64_t ms; /* how long to sleep */
+  int result;  /* what to return after sleeping */
+  int rc;      /* what the sleep returned */
+  int ended;   /* set just before returning */
 } job_t;
 
 static int job(void *arg) {
@@ -170,9 +170,9 @@ static int gather_misuse_main(void *arg) {
   loom_task_t *t[3];
   spawn_jobs(t, jobs, 2);
   t[2] = t[0];
-  r.rc[0] = loom_gather(t, 3, NULL, 0);      /* listed twice: nothing taken */
-  r.rc[1] = loom_gather(t, 2, NULL, 99);     /* bad flags */
-  r.rc[2] = loom_gather(t, 2, NULL, 0);      /* still all there */
+  r.rc[0] = loom_gather(t, 3, NULL, 0);  /* listed twice: nothing taken */
+  r.rc[1] = loom_gather(t, 2, NULL, 99); /* bad flags */
+  r.rc[2] = loom_gather(t, 2, NULL, 0);  /* still all there */
   loom_task_t *self = loom_current();
   r.rc[3] = loom_gather(&self, 1, NULL, 0);
   r.rc[4] = loom_gather_map(NULL, NULL, 0, 1, NULL, 0);
@@ -210,7 +210,8 @@ static int map_main(void *arg) {
   r.rc[0] = loom_gather_map(square, xs, sizeof(xs[0]), 40, st, 0);
   r.rc[1] = 0;
   for (int i = 0; i < 40; i++)
-    if (xs[i].out != xs[i].in * xs[i].in || st[i] != (xs[i].in == 3 ? UV_EIO : 0)) r.rc[1]++;
+    if (xs[i].out != xs[i].in * xs[i].in || st[i] != (xs[i].in == 3 ? UV_EIO : 0))
+      r.rc[1]++;
   return 0;
 }
 static void test_gather_map(void **state) {
@@ -515,7 +516,8 @@ static void test_group_inherits_scope(void **state) {
 static loom_group_t *shared_group;
 static int spawner(void *arg) {
   int depth = (int)(intptr_t)arg;
-  if (depth > 0) loom_group_spawn(shared_group, NULL, spawner, (void *)(intptr_t)(depth - 1));
+  if (depth > 0)
+    loom_group_spawn(shared_group, NULL, spawner, (void *)(intptr_t)(depth - 1));
   loom_sleep(1);
   r.st[0]++;
   return 0;
@@ -595,8 +597,7 @@ static int scenario(void *arg) {
   loom_as_completed_t it;
   loom_task_t *next;
   if (loom_as_completed_init(&it, t, 2, 50) == 0) {
-    while (loom_as_completed_next(&it, &next) == 0) {
-    }
+    while (loom_as_completed_next(&it, &next) == 0) {}
     loom_as_completed_close(&it);
   }
   loom_gather(t, 2, NULL, 0);

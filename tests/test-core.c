@@ -134,10 +134,10 @@ typedef struct {
 static int sleeper(void *arg) {
   sleep_t *s = arg;
   s->rc[0] = loom_sleep(10000);
-  s->rc[1] = loom_sleep(1);     /* level-triggered: fails again */
+  s->rc[1] = loom_sleep(1); /* level-triggered: fails again */
   s->rc[2] = loom_yield();
   s->cancelled_seen = loom_cancelled();
-  s->now_ok = loom_now();        /* non-suspending calls still work */
+  s->now_ok = loom_now(); /* non-suspending calls still work */
   s->rc[3] = loom_sleep(0);
   return s->rc[0];
 }
@@ -255,7 +255,7 @@ static void test_cancelled_joiner_cancels_child(void **state) {
 /* Cancellation at each suspension point of a small scenario: spawn, sleep,
  * yield, join. Nothing may hang and every task must end. */
 typedef struct {
-  int point;   /* which suspension the canceller aims at */
+  int point; /* which suspension the canceller aims at */
   int ended;
 } scen_t;
 
@@ -538,8 +538,7 @@ static int stubborn_main(void *arg) {
   raise(SIGINT);
   loom_sleep(10000); /* cancelled by the first SIGINT ... */
   raise(SIGINT);     /* ... the second kills even a task that spins */
-  for (;;) {
-  }
+  for (;;) {}
   return 0;
 }
 static void stubborn_child(void *arg) {

@@ -86,12 +86,12 @@ enum { MODE_CLEAN = 0, MODE_ONE = 1, MODE_FROM = 2 };
 static const char *const mode_names[] = {"clean", "one", "from"};
 
 static struct {
-  atomic_int armed;     /* counting and failing */
-  atomic_long calls;    /* allocations counted since armed */
-  atomic_long failed;   /* allocations failed since armed */
-  long k;               /* the allocation to fail (1-based) */
+  atomic_int armed;   /* counting and failing */
+  atomic_long calls;  /* allocations counted since armed */
+  atomic_long failed; /* allocations failed since armed */
+  long k;             /* the allocation to fail (1-based) */
   int mode;
-  pthread_t thread;     /* the thread whose allocations are counted */
+  pthread_t thread; /* the thread whose allocations are counted */
 } hook;
 
 /* The allocator's fail hook: 1 if this allocation is to fail. Allocations
@@ -348,7 +348,8 @@ static int client_exchange(int port) {
   if (!rc) {
     ssize_t n = loom_read_line(s, buf, sizeof(buf));
     rc = line_rc(n);
-    if (!rc && ((size_t)n != sizeof(LINE) - 1 || memcmp(buf, LINE, (size_t)n))) rc = WRONG;
+    if (!rc && ((size_t)n != sizeof(LINE) - 1 || memcmp(buf, LINE, (size_t)n)))
+      rc = WRONG;
   }
   return first_err(rc, loom_close(s));
 }
@@ -429,8 +430,8 @@ static int sc_dns(void *arg) {
   struct sockaddr_in sin;
   uv_ip4_addr("127.0.0.1", 80, &sin);
   char host[256] = "", serv[64] = "";
-  rc = loom_getnameinfo((const struct sockaddr *)&sin, 0, host, sizeof(host),
-                        serv, sizeof(serv));
+  rc = loom_getnameinfo((const struct sockaddr *)&sin, 0, host, sizeof(host), serv,
+                        sizeof(serv));
   if (rc) return rc;
   if (!host[0]) return WRONG;
   return 0;
@@ -489,10 +490,14 @@ typedef struct {
 } scenario_t;
 
 static const scenario_t scenarios[] = {
-    {"spawn_join", sc_spawn_join}, {"gather", sc_gather},
-    {"group", sc_group},           {"queue", sc_queue},
-    {"tcp_echo", sc_tcp_echo},     {"server", sc_server},
-    {"dns", sc_dns},               {"scopes", sc_scopes},
+    {"spawn_join", sc_spawn_join},
+    {"gather", sc_gather},
+    {"group", sc_group},
+    {"queue", sc_queue},
+    {"tcp_echo", sc_tcp_echo},
+    {"server", sc_server},
+    {"dns", sc_dns},
+    {"scopes", sc_scopes},
 };
 
 /* ---- known failures ------------------------------------------------------------------ */
@@ -533,17 +538,17 @@ static int symptom_matches(const known_t *e, const char *what) {
 
 /* What a child reports back through shared memory. */
 typedef struct {
-  int done;        /* loom_run returned */
-  int status;      /* its result */
-  long calls;      /* allocations counted */
-  long failed;     /* allocations failed */
-  long leaked;     /* live blocks after minus before */
+  int done;    /* loom_run returned */
+  int status;  /* its result */
+  long calls;  /* allocations counted */
+  long failed; /* allocations failed */
+  long leaked; /* live blocks after minus before */
 } result_t;
 
 enum { EXIT_OK = 0, EXIT_LEAK = 42, EXIT_WRONG = 43, EXIT_HANG = 44 };
 
-static result_t *shared;       /* MAP_SHARED, survives the child */
-static int errfd = -1;         /* the child's stderr, for the report */
+static result_t *shared;               /* MAP_SHARED, survives the child */
+static int errfd = -1;                 /* the child's stderr, for the report */
 static struct sigaction saved_sig[32]; /* before cmocka installed its own */
 static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS};
 static const char *cur_name;
@@ -594,8 +599,8 @@ static int run_here(const scenario_t *sc, int mode, long k) {
   shared->failed = atomic_load(&hook.failed);
   shared->leaked = harness_alloc_live() - before;
   if (shared->leaked) {
-    fprintf(stderr, "faults: LEAK: scenario %s, mode %s, k %ld: %ld block(s)\n",
-            sc->name, mode_names[mode], k, shared->leaked);
+    fprintf(stderr, "faults: LEAK: scenario %s, mode %s, k %ld: %ld block(s)\n", sc->name,
+            mode_names[mode], k, shared->leaked);
     return EXIT_LEAK;
   }
   if (status > 0 || (mode == MODE_CLEAN && status != 0)) {
@@ -668,8 +673,7 @@ static int run_one(const scenario_t *sc, int mode, long k, char *what, size_t ca
     _exit(code);
   }
   int ws = 0;
-  while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
-  }
+  while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {}
   int bad = 1;
   if (WIFSIGNALED(ws)) {
     snprintf(what, cap, "crash: signal %d (%s)", WTERMSIG(ws), strsignal(WTERMSIG(ws)));
@@ -736,8 +740,8 @@ static int sweep(const scenario_t *sc) {
       int expected = bad && kn && symptom_matches(kn, what);
       if (verbose() || (bad && !expected)) show_stderr();
       if (verbose())
-        fprintf(stderr, "faults: %s %s k=%ld/%ld: %s\n", sc->name, mode_names[mode], k,
-                n, what);
+        fprintf(stderr, "faults: %s %s k=%ld/%ld: %s\n", sc->name, mode_names[mode], k, n,
+                what);
       if (expected) {
         tolerated++;
         fprintf(stderr, "faults: known failure: %s %s k=%ld: %s [%s]\n", sc->name,
@@ -776,7 +780,8 @@ static void test_sweep_dns(void **s) { test_sweep(s); }
 static void test_sweep_scopes(void **s) { test_sweep(s); }
 
 int main(void) {
-  harness_alloc_set_hooks(&(harness_alloc_hooks_t){.should_fail = hook_fail, .watch = NULL});
+  harness_alloc_set_hooks(
+      &(harness_alloc_hooks_t){.should_fail = hook_fail, .watch = NULL});
   for (size_t i = 0; i < sizeof(crash_sigs) / sizeof(crash_sigs[0]); i++)
     sigaction(crash_sigs[i], NULL, &saved_sig[crash_sigs[i]]);
   shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
@@ -787,7 +792,7 @@ int main(void) {
   errfd = fileno(tmp);
 
   const struct CMUnitTest tests[] = {
-      SWEEP_TEST(0, spawn_join), SWEEP_TEST(1, gather), SWEEP_TEST(2, group),
+      SWEEP_TEST(0, spawn_join), SWEEP_TEST(1, gather),   SWEEP_TEST(2, group),
       SWEEP_TEST(3, queue),      SWEEP_TEST(4, tcp_echo), SWEEP_TEST(5, server),
       SWEEP_TEST(6, dns),        SWEEP_TEST(7, scopes),
   };

@@ -110,7 +110,7 @@ static void test_pool_reuse_and_rounding(void **state) {
   loom__stack_pool_init(&pool);
   loom__stack_t a, b, c;
   assert_loom_ok(loom__stack_get(&pool, 1, &a));
-  assert_true(a.size >= 16 * 1024);                /* LOOM_MIN_STACK_SIZE */
+  assert_true(a.size >= 16 * 1024); /* LOOM_MIN_STACK_SIZE */
   assert_int_equal(a.size % pool.page, 0);
   assert_loom_ok(loom__stack_get(&pool, 100000, &b));
   assert_int_equal(b.size % pool.page, 0);
@@ -140,7 +140,7 @@ static void test_guard_budget_then_canary(void **state) {
   loom__fiber_t f = {0};
   loom__fiber_init(&f, u.lo, u.size, ring_main, NULL);
   assert_true(loom__fiber_canary_ok(&f)); /* fresh memory reads as zeros */
-  ((volatile char *)u.lo)[3] ^= 1; /* what an overflow does */
+  ((volatile char *)u.lo)[3] ^= 1;        /* what an overflow does */
   assert_false(loom__fiber_canary_ok(&f));
   loom__stack_set_guard_budget(0); /* back to the computed budget */
   assert_true(loom__stack_guard_budget() > 1000);
@@ -205,9 +205,9 @@ static void overflow_child(void) {
 /* qemu-user spins forever on a guard-page fault in a forked child, so the
  * cross-build runs the overflow without fork instead (`test-fiber overflow`,
  * a CTest of its own whose output is matched) and skips the fork tests. */
-#define SKIP_UNDER_QEMU()                                   \
-  do {                                                      \
-    if (getenv("LOOM_TEST_NO_FORK")) skip();                \
+#define SKIP_UNDER_QEMU()                    \
+  do {                                       \
+    if (getenv("LOOM_TEST_NO_FORK")) skip(); \
   } while (0)
 
 static void test_overflow_guard_reported(void **state) {
@@ -217,7 +217,8 @@ static void test_overflow_guard_reported(void **state) {
   int status = run_child(overflow_child, out, sizeof(out));
   assert_true(WIFSIGNALED(status));
   assert_int_equal(WTERMSIG(status), SIGSEGV);
-  assert_non_null(strstr(out, "loom: stack overflow in task 'deep' (stack size 32768 bytes"));
+  assert_non_null(
+      strstr(out, "loom: stack overflow in task 'deep' (stack size 32768 bytes"));
 }
 
 static void canary_child(void) {
@@ -238,7 +239,8 @@ static void test_overflow_canary_reported(void **state) {
   int status = run_child(canary_child, out, sizeof(out));
   assert_true(WIFSIGNALED(status));
   assert_int_equal(WTERMSIG(status), SIGABRT);
-  assert_non_null(strstr(out, "task 'task-42' (stack size 512 bytes, canary overwritten"));
+  assert_non_null(
+      strstr(out, "task 'task-42' (stack size 512 bytes, canary overwritten"));
 }
 
 /* ---- a frame larger than the guard page --------------------------------- */
@@ -286,9 +288,9 @@ static void big_frame_child(void) {
 }
 
 /* With pages above 16 KiB the stack is a page and the frame fits in it. */
-#define SKIP_UNLESS_SMALL_PAGES()                         \
-  do {                                                    \
-    if (sysconf(_SC_PAGESIZE) > 16 * 1024) skip();        \
+#define SKIP_UNLESS_SMALL_PAGES()                  \
+  do {                                             \
+    if (sysconf(_SC_PAGESIZE) > 16 * 1024) skip(); \
   } while (0)
 
 static void test_overflow_big_frame_hits_guard(void **state) {
@@ -299,7 +301,8 @@ static void test_overflow_big_frame_hits_guard(void **state) {
   int status = run_child(big_frame_child, out, sizeof(out));
   assert_true(WIFSIGNALED(status));
   assert_int_equal(WTERMSIG(status), SIGSEGV);
-  assert_non_null(strstr(out, "loom: stack overflow in task 'big' (stack size 16384 bytes, guard page hit"));
+  assert_non_null(strstr(
+      out, "loom: stack overflow in task 'big' (stack size 16384 bytes, guard page hit"));
 }
 
 /* Past the guard budget a stack has no guard, but the same frame must land
@@ -346,10 +349,11 @@ static void test_stack_size_limits(void **state) {
   (void)state;
   loom__stack_pool_t pool;
   loom__stack_pool_init(&pool);
-  const size_t huge[] = {SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - pool.page + 1,
+  const size_t huge[] = {SIZE_MAX,         SIZE_MAX - 1, SIZE_MAX - pool.page + 1,
                          SIZE_MAX / 2 + 1, SIZE_MAX / 2, (size_t)1 << 41};
   for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
-    loom__stack_t st = {.lo = (void *)1, .size = 7, .guard_lo = (void *)1, .guard_size = 7};
+    loom__stack_t st = {
+        .lo = (void *)1, .size = 7, .guard_lo = (void *)1, .guard_size = 7};
     assert_loom_err(loom__stack_get(&pool, huge[i], &st), -EINVAL);
     /* Nothing handed out, nothing filled in. */
     assert_ptr_equal(st.lo, (void *)1);
@@ -389,7 +393,8 @@ static void test_overflow_report_size_and_name(void **state) {
   int status = run_child(report_child, out, sizeof(out));
   assert_true(WIFSIGNALED(status));
   assert_int_equal(WTERMSIG(status), SIGABRT);
-  assert_non_null(strstr(out, "loom: stack overflow in task 'evil?name?[2J' (stack size 15000 bytes, canary overwritten"));
+  assert_non_null(strstr(out, "loom: stack overflow in task 'evil?name?[2J' (stack size "
+                              "15000 bytes, canary overwritten"));
   size_t len = strlen(out);
   assert_true(len > 0);
   assert_ptr_equal(strchr(out, '\n'), out + len - 1); /* one line only */

@@ -106,10 +106,10 @@ static void wrong_code(void **state) {
 
 static int run_leaky(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(leaky_malloc),     cmocka_unit_test(leaky_task),
-      cmocka_unit_test(leaky_listener),   cmocka_unit_test(leaky_handle),
-      cmocka_unit_test(leaky_runtime),    cmocka_unit_test(leaky_on_purpose),
-      cmocka_unit_test(clean),            cmocka_unit_test(wrong_code),
+      cmocka_unit_test(leaky_malloc),   cmocka_unit_test(leaky_task),
+      cmocka_unit_test(leaky_listener), cmocka_unit_test(leaky_handle),
+      cmocka_unit_test(leaky_runtime),  cmocka_unit_test(leaky_on_purpose),
+      cmocka_unit_test(clean),          cmocka_unit_test(wrong_code),
   };
   return HARNESS_RUN(tests);
 }
@@ -195,8 +195,7 @@ static void test_leftovers_on_purpose_pass(void **state) {
 
 static void test_codes_by_name(void **state) {
   (void)state;
-  expect("wrong_code", 1,
-         "UV_ECANCELED: got ECANCELED (-125), want ETIMEDOUT (-110)");
+  expect("wrong_code", 1, "UV_ECANCELED: got ECANCELED (-125), want ETIMEDOUT (-110)");
   char buf[64];
   char want[64];
   snprintf(want, sizeof(want), "LOOM_EBUSY (%d)", LOOM_EBUSY);

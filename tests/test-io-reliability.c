@@ -119,7 +119,7 @@ static int udp_close_main(void *arg) {
   r.rc[0] = loom_udp_bind(&udp, "127.0.0.1", 0);
   loom_task_t *t;
   loom_spawn(&t, udp_receiver, NULL);
-  loom_yield(); /* the receiver parks */
+  loom_yield();         /* the receiver parks */
   static uv_timer_t tm; /* outlives main's frame until closed */
   uv_timer_init(loom_loop(loom_runtime()), &tm);
   uv_timer_start(&tm, close_udp_from_loop, 5, 0);
@@ -271,7 +271,7 @@ static int never_reads_main(void *arg) {
   /* Until the handler has filled every buffer and has data queued. */
   for (int i = 0; i < 2000 && !flooded; i++) loom_sleep(5);
   loom_server_close(sv, 0); /* cancels the handler: its close cannot flush */
-  return 0; /* fd stays open until the child exits */
+  return 0;                 /* fd stays open until the child exits */
 }
 
 /* A raw libuv handle left active. */
@@ -284,8 +284,8 @@ static int raw_handle_main(void *arg) {
   return 0;
 }
 
-static loom_fn shutdown_scenarios[] = {left_open_main, busy_port_main,
-                                       never_reads_main, raw_handle_main};
+static loom_fn shutdown_scenarios[] = {left_open_main, busy_port_main, never_reads_main,
+                                       raw_handle_main};
 static int shutdown_want[] = {7, UV_EADDRINUSE, 0, 0};
 
 static void run_shutdown_scenario(void *arg) {
@@ -297,17 +297,19 @@ static void run_shutdown_scenario(void *arg) {
 
 static void test_shutdown_is_bounded(void **state) {
   (void)state;
-  static const char *says[] = {"closed, left open by the program, 1 server",
-                               NULL, "aborted, with unsent data, 1 stream",
+  static const char *says[] = {"closed, left open by the program, 1 server", NULL,
+                               "aborted, with unsent data, 1 stream",
                                "libuv timer handle active"};
   for (int i = 0; i < 4; i++) {
     char out[4096];
     uint64_t t0 = wall_ms();
     int st = run_in_child(run_shutdown_scenario, (void *)(intptr_t)i, out, sizeof(out));
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fprintf(stderr, "scenario %d: %s\n", i, out);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+      fprintf(stderr, "scenario %d: %s\n", i, out);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
-    if (says[i] && !strstr(out, says[i])) fprintf(stderr, "scenario %d said: %s\n", i, out);
+    if (says[i] && !strstr(out, says[i]))
+      fprintf(stderr, "scenario %d said: %s\n", i, out);
     if (says[i]) assert_non_null(strstr(out, says[i]));
     if (!RUNNING_ON_VALGRIND) assert_true(wall_ms() - t0 < 5000);
   }
@@ -465,13 +467,13 @@ static int misuse_main(void *arg) {
   loom_stream_t *c;
   r.rc[1] = connect_to(&c, loom_listener_port(l));
   loom_join(acc, NULL);
-  r.rc[2] = loom_write(c, NULL, 5);             /* NULL data */
-  r.rc[3] = loom_write(c, "ok", 2);             /* the stream still works */
+  r.rc[2] = loom_write(c, NULL, 5); /* NULL data */
+  r.rc[3] = loom_write(c, "ok", 2); /* the stream still works */
   char b[8];
   r.rc[4] = loom_read(rside, b, sizeof(b));
   r.rc[5] = loom_close(c);
-  r.rc[6] = loom_close(c);                      /* twice */
-  r.rc[7] = loom_write(c, "x", 1);              /* after close */
+  r.rc[6] = loom_close(c);         /* twice */
+  r.rc[7] = loom_write(c, "x", 1); /* after close */
   r.rc[8] = loom_read(c, b, sizeof(b));
   r.rc[9] = loom_abort(c);
   r.rc[10] = (long)loom_stream_queued(c);
@@ -559,7 +561,7 @@ static int close_queued_main(void *arg) {
   loom_task_t *rd, *wr;
   loom_spawn(&rd, waiting_reader, NULL);
   loom_spawn(&wr, waiting_writer, NULL);
-  loom_yield(); /* both park */
+  loom_yield();   /* both park */
   loom_close(qa); /* cannot flush: qc does not read */
   loom_scope_t s;
   loom_timeout_enter(&s, 2000); /* they must not wait for the flush */
@@ -616,7 +618,9 @@ static void run_subtask_close(void *arg) {
   alarm(RUNNING_ON_VALGRIND ? 60 : 10);
   int rc = loom_run(subtask_close_main, NULL);
   /* The close returns: at once, or cancelled with the handler awaiting it. */
-  _exit(rc == 0 && (r.rc[10] == 0 || r.rc[10] == UV_ECANCELED || r.rc[10] == UV_ETIMEDOUT) ? 0 : 1);
+  _exit(rc == 0 && (r.rc[10] == 0 || r.rc[10] == UV_ECANCELED || r.rc[10] == UV_ETIMEDOUT)
+            ? 0
+            : 1);
 }
 
 /* ---- loom_run ends when it gives up on a task that holds a stream -------------------- */

@@ -25,22 +25,35 @@ enum { CLIENT, SERVER };
 enum { CANCEL, TIMEOUT };
 enum {
   /* client */
-  C_RESOLVE, C_CONNECT, C_WRITE, C_DRAIN, C_READ, C_SHUTDOWN, C_READ_EOF,
-  C_UDP_RECV, C_N,
+  C_RESOLVE,
+  C_CONNECT,
+  C_WRITE,
+  C_DRAIN,
+  C_READ,
+  C_SHUTDOWN,
+  C_READ_EOF,
+  C_UDP_RECV,
+  C_N,
   /* server */
-  S_ACCEPT = 0, S_READ, S_WRITE, S_DRAIN, S_READ_EOF, S_SHUTDOWN, S_N
+  S_ACCEPT = 0,
+  S_READ,
+  S_WRITE,
+  S_DRAIN,
+  S_READ_EOF,
+  S_SHUTDOWN,
+  S_N
 };
-static const char *const cnames[] = {"resolve", "connect", "write", "drain",
-                                     "read", "shutdown", "read-eof", "udp-recv"};
-static const char *const snames[] = {"accept", "read", "write", "drain",
-                                     "read-eof", "shutdown"};
+static const char *const cnames[] = {"resolve", "connect",  "write",    "drain",
+                                     "read",    "shutdown", "read-eof", "udp-recv"};
+static const char *const snames[] = {"accept", "read",     "write",
+                                     "drain",  "read-eof", "shutdown"};
 
 #define BIG (512 * 1024)
 #define PEER_PAUSE 3 /* ms before each step of the side not interrupted */
 
 typedef struct {
-  int side, point, mode;     /* what to interrupt, where, how */
-  int err_phase[2], err[2];  /* each side's first failing step */
+  int side, point, mode;    /* what to interrupt, where, how */
+  int err_phase[2], err[2]; /* each side's first failing step */
   int done[2];
   loom_scope_t scope;
   loom_listener_t *l;
@@ -60,8 +73,10 @@ static void arm(int side, int phase) {
     if (side != X.side) loom_sleep(PEER_PAUSE);
     return;
   }
-  if (X.mode == CANCEL) loom_spawn(NULL, cancel_it, loom_current());
-  else loom_timeout_enter(&X.scope, 1);
+  if (X.mode == CANCEL)
+    loom_spawn(NULL, cancel_it, loom_current());
+  else
+    loom_timeout_enter(&X.scope, 1);
 }
 
 /* After it: records the first failure. Returns nonzero to stop. */
@@ -74,8 +89,7 @@ static int after(int side, int phase, long rc) {
   return rc < 0;
 }
 
-#define STEP(side, phase, expr) \
-  (arm(side, phase), after(side, phase, (long)(expr)))
+#define STEP(side, phase, expr) (arm(side, phase), after(side, phase, (long)(expr)))
 
 static void small_buffers(loom_stream_t *s) {
   int small = 65536;
@@ -87,8 +101,7 @@ static void small_buffers(loom_stream_t *s) {
 static long read_to_eof(loom_stream_t *s) {
   static char buf[65536];
   ssize_t n;
-  while ((n = loom_read(s, buf, sizeof(buf))) > 0) {
-  }
+  while ((n = loom_read(s, buf, sizeof(buf))) > 0) {}
   return n;
 }
 
@@ -201,8 +214,8 @@ static void run_one(int side, int point, int mode) {
   if (X.err_phase[side] != point)
     fprintf(stderr, "note: %s %s at %s: the call ended first; %s at step %d\n",
             side == CLIENT ? "client" : "server",
-            mode == CANCEL ? "cancelled" : "timed out", name,
-            loom_err_name(X.err[side]), X.err_phase[side]);
+            mode == CANCEL ? "cancelled" : "timed out", name, loom_err_name(X.err[side]),
+            X.err_phase[side]);
   else
     exact++;
   assert_loom_ok(rc);
@@ -218,7 +231,8 @@ static void run_one(int side, int point, int mode) {
     assert_true(X.err_phase[side] == point || X.err[side] == 0);
   }
   if (getenv("LOOM_SWEEP_TIMES"))
-    fprintf(stderr, "%s %d %d: %d ms\n", side == CLIENT ? "client" : "server", point, mode, (int)(wall_ms() - t0));
+    fprintf(stderr, "%s %d %d: %d ms\n", side == CLIENT ? "client" : "server", point,
+            mode, (int)(wall_ms() - t0));
   assert_true(wall_ms() - t0 < 5000);
 }
 

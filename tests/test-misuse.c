@@ -26,10 +26,10 @@
 enum { TRACK_CAP = 4096 };
 
 static struct {
-  int armed;     /* counting and tracking */
-  long fail_at;  /* the allocation to fail (1-based); 0: none */
-  long calls;    /* allocations since armed */
-  int failed;    /* the kind of the allocation that was failed, or 0 */
+  int armed;             /* counting and tracking */
+  long fail_at;          /* the allocation to fail (1-based); 0: none */
+  long calls;            /* allocations since armed */
+  int failed;            /* the kind of the allocation that was failed, or 0 */
   void *live[TRACK_CAP]; /* blocks allocated while armed, not yet freed */
   size_t nlive;
 } fault;
@@ -61,8 +61,8 @@ static void fault_arm(long fail_at) {
   memset(&fault, 0, sizeof(fault));
   fault.fail_at = fail_at;
   fault.armed = 1;
-  harness_alloc_set_hooks(&(harness_alloc_hooks_t){.should_fail = fault_hit,
-                                                   .watch = fault_watch});
+  harness_alloc_set_hooks(
+      &(harness_alloc_hooks_t){.should_fail = fault_hit, .watch = fault_watch});
 }
 static void fault_disarm(void) {
   fault.armed = 0;
@@ -291,8 +291,7 @@ static void test_queue_bounded_growth(void **state) {
     assert_loom_ok(loom_queue_try_get(&q, &item));
     assert_ptr_equal(item, (void *)next_out++);
   }
-  while (!loom_queue_full(&q))
-    assert_loom_ok(loom_queue_try_put(&q, (void *)next_in++));
+  while (!loom_queue_full(&q)) assert_loom_ok(loom_queue_try_put(&q, (void *)next_in++));
   assert_int_equal(loom_queue_size(&q), max);
   assert_loom_err(loom_queue_try_put(&q, NULL), UV_EAGAIN);
   while (loom_queue_try_get(&q, &item) == 0) assert_ptr_equal(item, (void *)next_out++);
@@ -381,11 +380,11 @@ static void test_group_after_wait(void **state) {
 enum { MAP_N = 300 };
 
 static struct {
-  int started, ended;        /* by the gather_map tasks */
-  int rc;                    /* gather_map's */
+  int started, ended; /* by the gather_map tasks */
+  int rc;             /* gather_map's */
   int started_at_return, ended_at_return;
   int started_later, ended_later;
-  int failed;                /* the kind of allocation failed, 0: none */
+  int failed; /* the kind of allocation failed, 0: none */
   long calls;
 } gm;
 
@@ -448,7 +447,7 @@ static struct {
   int rc;
   int failed;
   size_t leaked;
-  int woken;  /* the caller was woken by the failed iterator */
+  int woken; /* the caller was woken by the failed iterator */
   int rc_next;
 } acs;
 

@@ -68,7 +68,7 @@ static int echo_main(void *arg) {
   struct sockaddr_storage peer;
   r.rc[5] = loom_stream_peername(c, &peer);
   r.rc[6] = ntohs(((struct sockaddr_in *)&peer)->sin_port) == port;
-  loom_shutdown_write(c); /* EOF: the handler's read_line returns 0 */
+  loom_shutdown_write(c);                    /* EOF: the handler's read_line returns 0 */
   r.rc[7] = (int)loom_read(c, a, sizeof(a)); /* then it closes: EOF */
   loom_close(c);
   r.rc[8] = loom_server_close(srv, 1000);
@@ -94,9 +94,9 @@ static void test_echo(void **state) {
 typedef struct {
   const char *data;
   size_t len;
-  uint64_t seed;      /* chunking */
-  int reset;          /* close with RST instead of FIN */
-  int no_read;        /* never read (a slow reader) */
+  uint64_t seed; /* chunking */
+  int reset;     /* close with RST instead of FIN */
+  int no_read;   /* never read (a slow reader) */
 } script_t;
 static script_t script;
 
@@ -186,10 +186,11 @@ static int long_line_main(void *arg) {
   r.rc[2] = loom_read_exactly(client, head, 40, NULL); /* still there */
   loom_stream_set_limit(client, 1024);
   r.rc[3] = (int)loom_read_line(client, line, sizeof(line)); /* rest of x's */
-  r.rc[4] = (int)loom_read_line(client, line, 4); /* "short\n" too big for 4 */
+  r.rc[4] = (int)loom_read_line(client, line, 4);            /* "short\n" too big for 4 */
   r.rc[5] = (int)loom_read_line(client, line, sizeof(line));
   snprintf(r.text, sizeof(r.text), "%s", line);
-  r.rc[6] = (int)loom_read_until(client, "\n", 1, line, sizeof(line)); /* "tail" then EOF */
+  r.rc[6] = (int)loom_read_until(client, "\n", 1, line,
+                                 sizeof(line));              /* "tail" then EOF */
   r.rc[7] = (int)loom_read_line(client, line, sizeof(line)); /* partial at EOF */
   r.rc[8] = (int)loom_read_line(client, line, sizeof(line)); /* nothing left */
   close_pair();
@@ -552,8 +553,7 @@ static int blocked_writer(void *arg) {
   (void)arg;
   static char chunk[65536];
   int rc;
-  while ((rc = loom_write(client, chunk, sizeof(chunk))) == 0) {
-  }
+  while ((rc = loom_write(client, chunk, sizeof(chunk))) == 0) {}
   return rc;
 }
 static int cancel_write_main(void *arg) {
@@ -563,7 +563,8 @@ static int cancel_write_main(void *arg) {
   loom_task_t *t;
   loom_spawn(&t, blocked_writer, NULL);
   /* Let it fill the kernel's buffers until it blocks on loom's queue. */
-  for (int i = 0; i < 1000000 && loom_stream_queued(client) <= 64 * 1024; i++) loom_yield();
+  for (int i = 0; i < 1000000 && loom_stream_queued(client) <= 64 * 1024; i++)
+    loom_yield();
   r.rc[2] = loom_stream_queued(client) > 64 * 1024;
   loom_cancel(t);
   loom_join(t, &r.rc[1]);
@@ -791,8 +792,9 @@ static int dns_main(void *arg) {
   r.rc[0] = loom_getaddrinfo("127.0.0.1", "80", &hints, &res);
   r.rc[1] = res != NULL && res->ai_family == AF_INET;
   char host[64], serv[16];
-  if (res) r.rc[2] = loom_getnameinfo(res->ai_addr, NI_NUMERICHOST | NI_NUMERICSERV,
-                                      host, sizeof(host), serv, sizeof(serv));
+  if (res)
+    r.rc[2] = loom_getnameinfo(res->ai_addr, NI_NUMERICHOST | NI_NUMERICSERV, host,
+                               sizeof(host), serv, sizeof(serv));
   snprintf(r.text, sizeof(r.text), "%s:%s", host, serv);
   uv_freeaddrinfo(res);
   loom_stream_t *s;
@@ -821,7 +823,10 @@ static uv_prepare_t polls;
 static unsigned npolls;
 static int reader_done;
 
-static void count_poll(uv_prepare_t *h) { (void)h; npolls++; }
+static void count_poll(uv_prepare_t *h) {
+  (void)h;
+  npolls++;
+}
 
 static int direct_reader(void *arg) {
   char buf[16];

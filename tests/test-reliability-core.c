@@ -35,8 +35,7 @@ static volatile int burners_stop;
 /* Spins for ms milliseconds of wall time, then yields; until told to stop. */
 static void burn(unsigned ms) {
   uint64_t end = wall_ms() + ms;
-  while (wall_ms() < end) {
-  }
+  while (wall_ms() < end) {}
 }
 
 static int burner(void *arg) {
@@ -62,7 +61,7 @@ static void join_burners(loom_task_t **t) {
 
 typedef struct {
   int rc;
-  uint64_t worst;   /* ms late, worst of ROUNDS */
+  uint64_t worst; /* ms late, worst of ROUNDS */
 } late_t;
 
 static int sleep_late_main(void *arg) {
@@ -102,7 +101,7 @@ static void test_sleep_not_starved_by_yielding_burners(void **state) {
 typedef struct {
   int fd;
   uint64_t written_at[ROUNDS];
-  int go[2];        /* main -> writer: "write one now (after 10 ms)" */
+  int go[2]; /* main -> writer: "write one now (after 10 ms)" */
 } writer_t;
 
 static void *writer_thread(void *arg) {
@@ -297,8 +296,8 @@ typedef struct {
 
 static int huge_main(void *arg) {
   huge_t *r = arg;
-  size_t sizes[5] = {SIZE_MAX, SIZE_MAX - 4096, (size_t)1 << 63,
-                     LOOM_MAX_STACK_SIZE + 1, SIZE_MAX - LOOM_MIN_STACK_SIZE};
+  size_t sizes[5] = {SIZE_MAX, SIZE_MAX - 4096, (size_t)1 << 63, LOOM_MAX_STACK_SIZE + 1,
+                     SIZE_MAX - LOOM_MIN_STACK_SIZE};
   for (int i = 0; i < 5; i++) {
     loom_task_opts_t o = {"huge", sizes[i]};
     loom_task_t *t = NULL;
@@ -345,7 +344,8 @@ static void test_overflow_reports_real_stack_size(void **state) {
   assert_true(WIFSIGNALED(st));
   const char *p = strstr(out, "stack overflow in task 'tiny' (stack size ");
   assert_non_null(p);
-  unsigned long long size = strtoull(p + strlen("stack overflow in task 'tiny' (stack size "), NULL, 10);
+  unsigned long long size = strtoull(
+      p + strlen("stack overflow in task 'tiny' (stack size "), NULL, 10);
   /* The minimum stack, less the task record at its top. */
   if (size < LOOM_MIN_STACK_SIZE / 2) fprintf(stderr, "%s", out);
   assert_true(size >= LOOM_MIN_STACK_SIZE / 2);
@@ -376,7 +376,8 @@ static void test_big_frame_overflow_is_named(void **state) {
   (void)state;
   char out[4096];
   int st = run_in_child(big_frame_child, NULL, out, sizeof(out));
-  if (!strstr(out, "stack overflow in task 'big'")) fprintf(stderr, "child said: %s\n", out);
+  if (!strstr(out, "stack overflow in task 'big'"))
+    fprintf(stderr, "child said: %s\n", out);
   assert_true(WIFSIGNALED(st));
   assert_non_null(strstr(out, "stack overflow in task 'big'"));
 }
@@ -384,11 +385,11 @@ static void test_big_frame_overflow_is_named(void **state) {
 /* ---- internal invariant checks (debug and sanitizer builds) ------------------- */
 
 #if !defined(LOOM_DEBUG) || !LOOM_DEBUG
-#define SKIP_WITHOUT_CHECKS()                                                  \
-  do {                                                                         \
-    fprintf(stderr, "LOOM_DEBUG is off: the invariant checks are compiled "    \
-                    "out; skipped\n");                                         \
-    skip();                                                                    \
+#define SKIP_WITHOUT_CHECKS()                                               \
+  do {                                                                      \
+    fprintf(stderr, "LOOM_DEBUG is off: the invariant checks are compiled " \
+                    "out; skipped\n");                                      \
+    skip();                                                                 \
   } while (0)
 #else
 #define SKIP_WITHOUT_CHECKS() ((void)0)
@@ -409,8 +410,15 @@ static void never(loom__watch_t *w, loom_task_t *t) {
 }
 static void hook_nop(loom__hook_t *h) { (void)h; }
 
-enum { BREAK_PARK, BREAK_WAKE, BREAK_TIMER, BREAK_TIMER_TWICE, BREAK_WATCH,
-       BREAK_HOOK, BREAK_WQ };
+enum {
+  BREAK_PARK,
+  BREAK_WAKE,
+  BREAK_TIMER,
+  BREAK_TIMER_TWICE,
+  BREAK_WATCH,
+  BREAK_HOOK,
+  BREAK_WQ
+};
 
 /* Breaks one rule of the core from inside a task, as a bug in loom would. */
 static int break_rule(void *arg) {

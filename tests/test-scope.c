@@ -105,7 +105,7 @@ static int reschedule_main(void *arg) {
   r.rc[0] = loom_scope_reschedule(&s, 300); /* pushed out */
   r.rc[1] = loom_sleep(60);
   uint64_t t0 = wall_ms();
-  r.rc[2] = loom_scope_reschedule(&s, 10);  /* pulled in */
+  r.rc[2] = loom_scope_reschedule(&s, 10); /* pulled in */
   r.rc[3] = loom_sleep(5000);
   r.ms[0] = wall_ms() - t0;
   r.rc[4] = loom_scope_reschedule(&s, 1000); /* too late: it expired */
@@ -160,10 +160,10 @@ static int outer_first_main(void *arg) {
   loom_scope_t outer, inner;
   loom_timeout_enter(&outer, 20);
   loom_timeout_enter(&inner, 500);
-  r.rc[0] = loom_sleep(5000);          /* the outer one fires */
+  r.rc[0] = loom_sleep(5000); /* the outer one fires */
   r.rc[1] = loom_scope_expired(&inner);
-  r.rc[2] = loom_sleep(600);           /* inner expires too, meanwhile */
-  r.rc[3] = loom_scope_exit(&inner);   /* beaten by the outer: not fired */
+  r.rc[2] = loom_sleep(600);         /* inner expires too, meanwhile */
+  r.rc[3] = loom_scope_exit(&inner); /* beaten by the outer: not fired */
   r.rc[4] = loom_scope_exit(&outer);
   return 0;
 }
@@ -201,10 +201,10 @@ static int shielded_cleanup(void *arg) {
   loom_scope_t sh;
   loom_shield_enter(&sh);
   uint64_t t0 = wall_ms();
-  r.rc[1] = loom_sleep(30);   /* cleanup I/O still works */
+  r.rc[1] = loom_sleep(30); /* cleanup I/O still works */
   r.ms[0] = wall_ms() - t0;
   r.rc[2] = loom_scope_exit(&sh);
-  r.rc[3] = loom_sleep(1);    /* and the cancellation is back */
+  r.rc[3] = loom_sleep(1); /* and the cancellation is back */
   loom_shield_enter_timeout(&sh, 20);
   r.rc[4] = loom_sleep(5000); /* a shield's own timeout still applies */
   r.rc[5] = loom_scope_exit(&sh);

@@ -127,7 +127,8 @@ static void test_random_chunkings(void **state) {
     gen(&in, base + i);
     if (sd_run(in.b, in.n, msg, sizeof(msg)) != 0) {
       fprintf(stderr, "seed %llu: %s\ninput:", (unsigned long long)(base + i), msg);
-      for (size_t j = 0; j < in.n; j++) fprintf(stderr, "%s%02x", j % 32 ? "" : "\n  ", in.b[j]);
+      for (size_t j = 0; j < in.n; j++)
+        fprintf(stderr, "%s%02x", j % 32 ? "" : "\n  ", in.b[j]);
       fprintf(stderr, "\n");
       fail_msg("stream model mismatch (seed %llu)", (unsigned long long)(base + i));
     }
@@ -137,11 +138,11 @@ static void test_random_chunkings(void **state) {
 /* The seed corpus's first file: two lines in three chunks, read by lines. */
 static void test_fixed_script(void **state) {
   (void)state;
-  static const uint8_t script[] = {
-      0x00, 9, 'h', 'e', 'l', 'l', 'o', '\n', 'w', 'o', 'r', /* chunk */
-      0x05, 64,                                              /* line */
-      0x20, 3, 'l', 'd', '\n',                               /* chunk, sleep */
-      0x05, 64, 0x05, 64};                                   /* line, line */
+  static const uint8_t script[] = {0x00, 9,    'h',  'e', 'l',  'l',
+                                   'o',  '\n', 'w',  'o', 'r',  /* chunk */
+                                   0x05, 64,                    /* line */
+                                   0x20, 3,    'l',  'd', '\n', /* chunk, sleep */
+                                   0x05, 64,   0x05, 64};       /* line, line */
   char msg[512];
   int rc = sd_run(script, sizeof(script), msg, sizeof(msg));
   if (rc) fail_msg("%s", msg);
@@ -150,7 +151,7 @@ static void test_fixed_script(void **state) {
 /* ---- regression tests: reads near the limits ------------------------------------- */
 
 typedef struct {
-  const char *data;              /* written to the peer, then EOF */
+  const char *data; /* written to the peer, then EOF */
   size_t len;
   int (*body)(loom_stream_t *s); /* runs in a task on the stream */
   int rc;
@@ -178,8 +179,7 @@ static int plain_main(void *arg) {
   return 0;
 }
 
-static int with_bytes(const char *data, size_t len,
-                      int (*body)(loom_stream_t *s)) {
+static int with_bytes(const char *data, size_t len, int (*body)(loom_stream_t *s)) {
   cur.data = data;
   cur.len = len;
   cur.body = body;
@@ -241,8 +241,9 @@ static int limit_size_max(loom_stream_t *s) {
   char *buf = malloc(sizeof(pattern) + 1);
   if (!buf) return UV_ENOMEM;
   ssize_t n = loom_read_line(s, buf, sizeof(pattern) + 1);
-  rc = n < 0 ? (int)n
-       : (size_t)n == sizeof(pattern) && memcmp(buf, pattern, (size_t)n) == 0 ? 0 : 1;
+  rc = n < 0                                                                  ? (int)n
+       : (size_t)n == sizeof(pattern) && memcmp(buf, pattern, (size_t)n) == 0 ? 0
+                                                                              : 1;
   free(buf);
   return rc;
 }

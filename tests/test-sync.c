@@ -80,9 +80,9 @@ static int lock_cancel_main(void *arg) {
   loom_lock_acquire(&lock);
   for (int i = 0; i < 3; i++) loom_spawn(&t[i], locker, (void *)(intptr_t)('a' + i));
   loom_yield();
-  loom_cancel(t[1]);  /* queued: leaves the queue */
+  loom_cancel(t[1]); /* queued: leaves the queue */
   loom_lock_release(&lock);
-  loom_cancel(t[0]);  /* woken (granted) but not run: passes the lock on */
+  loom_cancel(t[0]); /* woken (granted) but not run: passes the lock on */
   loom_gather(t, 3, st, 0);
   r.rc[0] = st[0];
   r.rc[1] = st[1];
@@ -134,8 +134,8 @@ static int sem_main(void *arg) {
   for (int i = 0; i < 3; i++) loom_spawn(&t[i], sem_user, (void *)(intptr_t)('a' + i));
   loom_yield();
   r.rc[0] = loom_sem_locked(&sem);
-  loom_sem_release(&sem);   /* permit handed to 'a' ... */
-  loom_cancel(t[0]);        /* ... who leaves: 'b' gets it */
+  loom_sem_release(&sem);               /* permit handed to 'a' ... */
+  loom_cancel(t[0]);                    /* ... who leaves: 'b' gets it */
   r.rc[1] = loom_sem_try_acquire(&sem); /* no queue jumping: 'b' has it */
   r.rc[2] = (int)loom_sem_value(&sem);
   loom_gather(t, 3, st, 0);
@@ -459,8 +459,8 @@ static int queue_block_main(void *arg) {
   void *it;
   loom_queue_get(&queue, &it); /* frees a slot for putter 3 */
   r.rc[2] = (int)(intptr_t)it;
-  loom_cancel(p[0]);          /* woken, cancelled: slot passes to putter 4 */
-  loom_cancel(p[2]);          /* putter 5, still queued, leaves the queue */
+  loom_cancel(p[0]); /* woken, cancelled: slot passes to putter 4 */
+  loom_cancel(p[2]); /* putter 5, still queued, leaves the queue */
   loom_gather(p, 3, st, 0);
   r.rc[3] = st[0];
   r.rc[4] = st[1];
@@ -637,9 +637,9 @@ static uint32_t rnd(uint32_t n) {
 
 typedef struct {
   loom_queue_t q;
-  unsigned char put_ok[NITEMS];  /* put returned 0 */
-  unsigned char got[NITEMS];     /* times got */
-  int next[NPROD];               /* producer i's next item (0-based) */
+  unsigned char put_ok[NITEMS]; /* put returned 0 */
+  unsigned char got[NITEMS];    /* times got */
+  int next[NPROD];              /* producer i's next item (0-based) */
   loom_task_t *p[NPROD], *c[NCONS];
 } prop_t;
 static prop_t pq;
@@ -686,7 +686,8 @@ static int prop_queue_main(void *arg) {
   (void)arg;
   memset(&pq, 0, sizeof(pq));
   loom_queue_init(&pq.q, 1 + rnd(4), LOOM_QUEUE_FIFO, NULL);
-  for (int i = 0; i < NPROD; i++) loom_spawn(&pq.p[i], prop_producer, (void *)(intptr_t)i);
+  for (int i = 0; i < NPROD; i++)
+    loom_spawn(&pq.p[i], prop_producer, (void *)(intptr_t)i);
   for (int i = 0; i < NCONS; i++) loom_spawn(&pq.c[i], prop_consumer, NULL);
   /* Cancel producers and consumers at random moments, often right after a
    * put or get has woken them, and replace them: a producer's replacement
@@ -784,7 +785,9 @@ static void test_property_queue(void **state) {
     rng_state = seed;
     assert_loom_ok(loom_run(prop_queue_main, NULL));
     int bad = check_prop_queue();
-    if (bad) print_error("seed %llu: %d items lost or duplicated\n", (unsigned long long)seed, bad);
+    if (bad)
+      print_error("seed %llu: %d items lost or duplicated\n", (unsigned long long)seed,
+                  bad);
     assert_int_equal(bad, 0);
   }
 }

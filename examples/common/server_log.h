@@ -31,7 +31,7 @@ typedef struct {
 } log_entry_t;
 
 typedef struct {
-  int record;                /* self-test: keep the lines instead of printing */
+  int record; /* self-test: keep the lines instead of printing */
   log_entry_t entries[SERVER_LOG_MAX];
   int n;
 } server_log_t;
@@ -49,7 +49,8 @@ static inline void stream_addr(loom_stream_t *s, int peer, char *buf, size_t siz
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static inline void log_say(server_log_t *log, const char *peer, const char *fmt, ...) {
+static inline void
+log_say(server_log_t *log, const char *peer, const char *fmt, ...) {
   char text[128];
   va_list ap;
   va_start(ap, fmt);
@@ -78,7 +79,8 @@ static inline void log_print(const server_log_t *log, const char *who,
         shown++;
       }
   }
-  if (shown != log->n) printf("server: %d lines about unknown %ss\n", log->n - shown, who);
+  if (shown != log->n)
+    printf("server: %d lines about unknown %ss\n", log->n - shown, who);
 }
 
 /* Ends a self-test: closes the server, giving its handlers up to a second

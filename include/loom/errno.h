@@ -17,16 +17,16 @@
   X(EBADTASK, 2, "invalid task handle (already joined, detached or unknown)") \
   X(EDEADLK, 3, "operation would deadlock (a task cannot join itself)")       \
   X(ECLOSED, 4, "runtime is shutting down")                                   \
-  X(EBUSY, 5, "runtime still has tasks or is already running")               \
-  X(ESCOPE, 7, "scope is not the innermost open scope of this task")         \
-  X(EBROKEN, 8, "barrier is broken (reset or aborted)")                      \
+  X(EBUSY, 5, "runtime still has tasks or is already running")                \
+  X(ESCOPE, 7, "scope is not the innermost open scope of this task")          \
+  X(EBROKEN, 8, "barrier is broken (reset or aborted)")                       \
   X(ESHUTDOWN, 9, "queue is shut down")
 
 typedef enum {
 #define LOOM_ERRNO_GEN_(name, off, msg) LOOM_##name = LOOM_ERRNO_BASE - (off),
   LOOM_ERRNO_MAP(LOOM_ERRNO_GEN_)
 #undef LOOM_ERRNO_GEN_
-  LOOM_ERRNO_LAST = LOOM_ERRNO_BASE - 100
+      LOOM_ERRNO_LAST = LOOM_ERRNO_BASE - 100
 } loom_errno_t;
 
 #endif /* LOOM_ERRNO_H */

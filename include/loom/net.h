@@ -44,22 +44,20 @@ typedef struct loom_stream_s loom_stream_t; /* opaque, heap */
 LOOM_EXTERN ssize_t loom_read(loom_stream_t *s, void *buf, size_t n);
 /* Reads exactly n bytes. UV_EOF if the peer closed first; *got (may be
  * NULL) then says how many bytes were stored in buf. */
-LOOM_EXTERN int loom_read_exactly(loom_stream_t *s, void *buf, size_t n,
-                                  size_t *got);
+LOOM_EXTERN int loom_read_exactly(loom_stream_t *s, void *buf, size_t n, size_t *got);
 /* Reads up to and including the delimiter `delim` (of dlen bytes) into buf,
  * NUL-terminated; returns the length. UV_ENOBUFS if no delimiter comes
  * within the stream's limit or the line does not fit in cap-1 bytes: the
  * data stays buffered and readable. UV_EOF if the stream ends first: the
  * partial data stays readable. */
-LOOM_EXTERN ssize_t loom_read_until(loom_stream_t *s, const void *delim,
-                                    size_t dlen, char *buf, size_t cap);
+LOOM_EXTERN ssize_t loom_read_until(loom_stream_t *s, const void *delim, size_t dlen,
+                                    char *buf, size_t cap);
 /* asyncio's readline: like read_until("\n"), but at EOF returns what is
  * left (possibly without "\n"; 0 when nothing is left). */
 LOOM_EXTERN ssize_t loom_read_line(loom_stream_t *s, char *buf, size_t cap);
 /* Reads everything until EOF into a malloc'd buffer (*data, *len; the
  * caller frees). UV_ENOBUFS beyond `max` bytes. */
-LOOM_EXTERN int loom_read_all(loom_stream_t *s, char **data, size_t *len,
-                              size_t max);
+LOOM_EXTERN int loom_read_all(loom_stream_t *s, char **data, size_t *len, size_t max);
 
 /* Writes all of buf. The bytes are copied (or written at once), so buf may
  * be reused when the call returns. While more than the stream's high-water
@@ -69,8 +67,7 @@ LOOM_EXTERN int loom_read_all(loom_stream_t *s, char **data, size_t *len,
  * stream error (UV_EPIPE, UV_ECONNRESET...) after which the stream is
  * broken. UV_EINVAL for NULL data with n > 0. */
 LOOM_EXTERN int loom_write(loom_stream_t *s, const void *buf, size_t n);
-LOOM_EXTERN int loom_writev(loom_stream_t *s, const uv_buf_t *bufs,
-                            unsigned nbufs);
+LOOM_EXTERN int loom_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs);
 /* Waits until everything written has been handed to the kernel. */
 LOOM_EXTERN int loom_drain(loom_stream_t *s);
 /* Sends EOF (after what is queued); the stream can still be read. */
@@ -116,8 +113,7 @@ typedef struct loom_listener_s loom_listener_t; /* opaque, heap */
 /* Binds and listens. port 0 picks a free port: see loom_listener_port. */
 LOOM_EXTERN int loom_tcp_listen(loom_listener_t **l, const char *host, int port,
                                 int backlog);
-LOOM_EXTERN int loom_unix_listen(loom_listener_t **l, const char *path,
-                                 int backlog);
+LOOM_EXTERN int loom_unix_listen(loom_listener_t **l, const char *path, int backlog);
 LOOM_EXTERN int loom_listener_port(loom_listener_t *l);
 /* Waits for the next connection. Survives EMFILE: waits and retries. */
 LOOM_EXTERN int loom_accept(loom_listener_t *l, loom_stream_t **s);
@@ -181,11 +177,9 @@ LOOM_EXTERN int loom_udp_close(loom_udp_t *u);
 /* getaddrinfo / getnameinfo on libuv's thread pool. Free *res with
  * uv_freeaddrinfo. */
 LOOM_EXTERN int loom_getaddrinfo(const char *node, const char *service,
-                                 const struct addrinfo *hints,
-                                 struct addrinfo **res);
-LOOM_EXTERN int loom_getnameinfo(const struct sockaddr *addr, int flags,
-                                 char *host, size_t hostlen, char *service,
-                                 size_t servlen);
+                                 const struct addrinfo *hints, struct addrinfo **res);
+LOOM_EXTERN int loom_getnameinfo(const struct sockaddr *addr, int flags, char *host,
+                                 size_t hostlen, char *service, size_t servlen);
 
 /* ---- addresses ------------------------------------------------------------------ */
 
@@ -199,8 +193,7 @@ LOOM_EXTERN int loom_getnameinfo(const struct sockaddr *addr, int flags,
  * empty string: never a truncated address. LOOM_ADDRSTRLEN bytes always
  * suffice (the longest IPv6 text, a 32-bit zone, a port, brackets). */
 #define LOOM_ADDRSTRLEN 72
-LOOM_EXTERN int loom_addr_format(const struct sockaddr *sa, char *buf,
-                                 size_t size);
+LOOM_EXTERN int loom_addr_format(const struct sockaddr *sa, char *buf, size_t size);
 
 #ifdef __cplusplus
 }

@@ -30,7 +30,7 @@ struct loom_group_s {
   loom_task_t *opener;
   loom_scope_t *scope;   /* the opener's scope at open */
   loom__list_t children; /* unfinished children, newest first,
-                                        linked by their member_link */
+                            linked by their member_link */
   size_t alive;
   int first_error; /* first child failure */
   int state;

@@ -22,8 +22,8 @@ static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   loom__req_done(r, status);
 }
 
-int loom_getaddrinfo(const char *node, const char *service,
-                     const struct addrinfo *hints, struct addrinfo **res) {
+int loom_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                     struct addrinfo **res) {
   if (!res) return UV_EINVAL;
   *res = NULL;
   loom_task_t *self;
@@ -47,14 +47,15 @@ static void on_gni(uv_getnameinfo_t *req, int status, const char *host,
   loom__req_done(r, status);
 }
 
-int loom_getnameinfo(const struct sockaddr *addr, int flags, char *host,
-                     size_t hostlen, char *service, size_t servlen) {
+int loom_getnameinfo(const struct sockaddr *addr, int flags, char *host, size_t hostlen,
+                     char *service, size_t servlen) {
   if (!addr) return UV_EINVAL;
   loom_task_t *self;
   loom__req_t *r;
   int rc = loom__req_begin(&self, &r);
   if (rc) return rc;
-  rc = loom__req_finish(r, uv_getnameinfo(self->rt->loop, &r->u.gni, on_gni, addr, flags));
+  rc = loom__req_finish(r,
+                        uv_getnameinfo(self->rt->loop, &r->u.gni, on_gni, addr, flags));
   if (rc) return rc;
   rc = r->status;
   if (rc == 0) {
@@ -65,8 +66,7 @@ int loom_getnameinfo(const struct sockaddr *addr, int flags, char *host,
   return rc;
 }
 
-int loom__resolve(const char *host, int port, int socktype,
-                  struct addrinfo **res) {
+int loom__resolve(const char *host, int port, int socktype, struct addrinfo **res) {
   if (port < 0 || port > 65535) return UV_EINVAL;
   char service[8];
   snprintf(service, sizeof(service), "%d", port);
@@ -78,8 +78,8 @@ int loom__resolve(const char *host, int port, int socktype,
   return loom_getaddrinfo(host, service, &hints, res);
 }
 
-int loom__bind_addr(loom_t **rt, loom__bind_addr_t *a, const char *host,
-                    int port, int socktype) {
+int loom__bind_addr(loom_t **rt, loom__bind_addr_t *a, const char *host, int port,
+                    int socktype) {
   *rt = loom_runtime();
   if (!*rt) return LOOM_ENOTASK;
   a->res = NULL;

@@ -21,12 +21,12 @@ typedef struct loom__req_s {
     uv_connect_t connect;
     uv_shutdown_t shutdown;
   } u;
-  loom__waiter_t *w;             /* the waiting task's; NULL when nobody
-                                    waits: when the callback runs, that
-                                    means abandoned */
-  int status;                    /* the callback's status */
+  loom__waiter_t *w;                         /* the waiting task's; NULL when nobody
+                                                waits: when the callback runs, that
+                                                means abandoned */
+  int status;                                /* the callback's status */
   void (*on_abandon)(struct loom__req_s *r); /* e.g. close a handle;
-                                    NULL: uv_cancel */
+                                                NULL: uv_cancel */
   void *data;
 } loom__req_t;
 
@@ -62,39 +62,38 @@ struct loom_stream_s {
     uv_pipe_t pipe;
     uv_tty_t tty;
   } u;
-  loom__obj_t obj;               /* list, handle, refs (obj.h) */
+  loom__obj_t obj; /* list, handle, refs (obj.h) */
   /* read side: buffered bytes are rbuf[rstart, rend) */
   char *rbuf;
   size_t rcap, rstart, rend;
-  size_t limit;                  /* read_until/read_line limit */
-  loom__waiter_t *reader;        /* the task waiting for data */
-  int reading;                   /* uv_read_start active */
-  int eof;                       /* peer sent EOF */
-  int rerr;                      /* sticky read error */
-  int nomem;                     /* on_alloc had no buffer to give */
-  int rnomem;                    /* the next wait reports UV_ENOMEM, once */
+  size_t limit;           /* read_until/read_line limit */
+  loom__waiter_t *reader; /* the task waiting for data */
+  int reading;            /* uv_read_start active */
+  int eof;                /* peer sent EOF */
+  int rerr;               /* sticky read error */
+  int nomem;              /* on_alloc had no buffer to give */
+  int rnomem;             /* the next wait reports UV_ENOMEM, once */
   /* write side */
-  size_t queued;                 /* bytes in libuv write requests */
+  size_t queued; /* bytes in libuv write requests */
   size_t high_water, low_water;
-  loom__wq_t writers;            /* writers waiting for room, FIFO */
-  loom__wq_t drainers;           /* tasks waiting for an empty queue */
-  int turn;                      /* a writer was given its turn and has
-                                    not written yet: others queue */
-  int werr;                      /* sticky write error */
+  loom__wq_t writers;  /* writers waiting for room, FIFO */
+  loom__wq_t drainers; /* tasks waiting for an empty queue */
+  int turn;            /* a writer was given its turn and has
+                          not written yet: others queue */
+  int werr;            /* sticky write error */
   /* life */
-  int closing;                   /* close requested: flush, then uv_close */
-  int is_tcp;                    /* u.tcp: peer names, NODELAY, reset */
+  int closing; /* close requested: flush, then uv_close */
+  int is_tcp;  /* u.tcp: peer names, NODELAY, reset */
   /* direct reads: loom_read's buffer, while its caller waits */
   char *direct;
   size_t direct_len, direct_got;
-  int direct_active;             /* libuv is reading into direct */
+  int direct_active; /* libuv is reading into direct */
 };
 
 /* A new stream whose libuv handle is initialised: type UV_TCP,
  * UV_NAMED_PIPE, or UV_TTY on fd (fd is used for nothing else). On failure
  * nothing is left to free. */
-int loom__stream_new(loom_stream_t **out, loom_t *rt, uv_handle_type type,
-                     int fd);
+int loom__stream_new(loom_stream_t **out, loom_t *rt, uv_handle_type type, int fd);
 /* Gives the stream its public handle (*out). UV_ENOMEM: the caller
  * closes it. */
 static inline int loom__stream_publish(loom_stream_t *s, loom_stream_t **out) {
@@ -116,8 +115,7 @@ void loom__listener_close(loom_listener_t *l);
 /* ---- addresses (dns.c) ---- */
 
 /* getaddrinfo for host:port (host NULL: the passive address). */
-int loom__resolve(const char *host, int port, int socktype,
-                  struct addrinfo **res);
+int loom__resolve(const char *host, int port, int socktype, struct addrinfo **res);
 /* A numeric address (or NULL: any IPv4 address) without a lookup, as
  * asyncio does; UV_EINVAL if host is a name. */
 int loom__numeric_addr(const char *host, int port, struct sockaddr_storage *ss);
@@ -126,18 +124,16 @@ int loom__addr_port(const struct sockaddr *sa);
 
 /* The local address a socket binds to (loom_tcp_listen, loom_udp_bind). */
 typedef struct {
-  struct sockaddr_storage ss;  /* a numeric host's address */
-  struct addrinfo *res;        /* a looked-up host's; NULL for a numeric one */
-  const struct sockaddr *sa;   /* the address: &ss or res->ai_addr */
+  struct sockaddr_storage ss; /* a numeric host's address */
+  struct addrinfo *res;       /* a looked-up host's; NULL for a numeric one */
+  const struct sockaddr *sa;  /* the address: &ss or res->ai_addr */
 } loom__bind_addr_t;
 /* What every bind does first: the runtime running on this thread (*rt;
  * LOOM_ENOTASK without one), and the address of host:port, numeric without
  * a lookup, else the first getaddrinfo result. On success the caller frees
  * it with loom__bind_addr_free once bound. */
-int loom__bind_addr(loom_t **rt, loom__bind_addr_t *a, const char *host,
-                    int port, int socktype);
-static inline void loom__bind_addr_free(loom__bind_addr_t *a) {
-  uv_freeaddrinfo(a->res);
-}
+int loom__bind_addr(loom_t **rt, loom__bind_addr_t *a, const char *host, int port,
+                    int socktype);
+static inline void loom__bind_addr_free(loom__bind_addr_t *a) { uv_freeaddrinfo(a->res); }
 
 #endif

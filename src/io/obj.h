@@ -31,14 +31,14 @@
 typedef struct loom__obj_s loom__obj_t;
 struct loom__obj_s {
   loom_t *rt;
-  loom__io_t io;              /* on the runtime's list until freed */
-  void *token;                /* the user's handle; NULL once closed */
-  int refs;                   /* public calls in progress */
-  int dead;                   /* the libuv handle's close callback has run */
-  void *self;                 /* the object that holds this one: what the
-                                 handle table returns, and what is freed */
+  loom__io_t io;               /* on the runtime's list until freed */
+  void *token;                 /* the user's handle; NULL once closed */
+  int refs;                    /* public calls in progress */
+  int dead;                    /* the libuv handle's close callback has run */
+  void *self;                  /* the object that holds this one: what the
+                                  handle table returns, and what is freed */
   void (*release)(void *self); /* frees what self owns besides its own
-                                 memory (a buffer); NULL: nothing */
+                                  memory (a buffer); NULL: nothing */
 };
 
 /* Sets up an object the caller has just allocated zero-filled (self, in
@@ -49,8 +49,8 @@ struct loom__obj_s {
  * to undo. */
 static inline int loom__obj_setup(loom__obj_t *o, void *self, loom_t *rt,
                                   const char *what,
-                                  int (*close)(loom__io_t *io, int force),
-                                  uv_handle_t *h, uv_handle_type type, int fd) {
+                                  int (*close)(loom__io_t *io, int force), uv_handle_t *h,
+                                  uv_handle_type type, int fd) {
   int rc = 0;
   if (h) {
     switch (type) {

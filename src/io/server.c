@@ -23,26 +23,26 @@
 #include "io.h"
 
 struct loom_server_s {
-  loom__obj_t obj;            /* list and handle (obj.h); no libuv handle
-                                 of its own, so no refs */
-  loom_listener_t *listener;  /* a listener handle */
+  loom__obj_t obj;           /* list and handle (obj.h); no libuv handle
+                                of its own, so no refs */
+  loom_listener_t *listener; /* a listener handle */
   loom_handler_fn handler;
   void *arg;
-  size_t max;                 /* 0: no limit */
-  loom_sem_t slots;           /* with max: free connection slots */
+  size_t max;       /* 0: no limit */
+  loom_sem_t slots; /* with max: free connection slots */
   size_t active;
   uint64_t grace_ms;
   int closing;
-  int start_rc;               /* the acceptor's start: 0 or its error */
-  loom_event_t started;       /* set once the acceptor has started */
-  int orphan;                 /* closed from a handler: the acceptor frees
-                                 the server when it ends */
+  int start_rc;         /* the acceptor's start: 0 or its error */
+  loom_event_t started; /* set once the acceptor has started */
+  int orphan;           /* closed from a handler: the acceptor frees
+                           the server when it ends */
   loom_task_t *acceptor;
 };
 
 typedef struct {
   loom_server_t *srv;
-  loom_stream_t *s;           /* the connection's handle */
+  loom_stream_t *s; /* the connection's handle */
 } conn_t;
 
 static loom_server_t *sget(loom_server_t *h) {
@@ -68,8 +68,8 @@ static int run_handler(void *p) {
   /* One connection's failure is not the server's: log it (as asyncio logs
    * an exception in a client_connected_cb) and keep the group healthy. */
   if (rc < 0 && rc != UV_ECANCELED)
-    fprintf(stderr, "loom: connection handler failed: %s (%s)\n",
-            loom_err_name(rc), loom_strerror(rc));
+    fprintf(stderr, "loom: connection handler failed: %s (%s)\n", loom_err_name(rc),
+            loom_strerror(rc));
   return 0;
 }
 
@@ -146,9 +146,8 @@ static int io_close(loom__io_t *o, int force) {
   return 1;
 }
 
-int loom_serve(loom_server_t **out, const char *host, int port,
-               loom_handler_fn handler, void *arg,
-               const loom_server_opts_t *opts) {
+int loom_serve(loom_server_t **out, const char *host, int port, loom_handler_fn handler,
+               void *arg, const loom_server_opts_t *opts) {
   if (!out || !handler) return UV_EINVAL;
   *out = NULL;
   if (opts && opts->max_connections > UINT_MAX) return UV_EINVAL;
@@ -235,7 +234,7 @@ int loom_server_close(loom_server_t *h, uint64_t grace_ms) {
   loom_task_t *acc = srv->acceptor;
   size_t ndone = 0;
   int64_t limit = grace_ms > (uint64_t)INT64_MAX - 1000 ? LOOM_WAIT_FOREVER
-                                                       : (int64_t)grace_ms + 1000;
+                                                        : (int64_t)grace_ms + 1000;
   int rc = loom_wait(&acc, 1, limit, LOOM_ALL_COMPLETED, &ndone);
   if (ndone == 1) {
     loom_join(srv->acceptor, NULL);

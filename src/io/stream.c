@@ -47,14 +47,12 @@ static int io_close(loom__io_t *o, int force);
 
 static void release(void *p) { free(((loom_stream_t *)p)->rbuf); }
 
-int loom__stream_new(loom_stream_t **out, loom_t *rt, uv_handle_type type,
-                     int fd) {
+int loom__stream_new(loom_stream_t **out, loom_t *rt, uv_handle_type type, int fd) {
   /* A UDP socket (open_fd) has no room in the handle union. */
   if (type != UV_TCP && type != UV_NAMED_PIPE && type != UV_TTY) return UV_EINVAL;
   loom_stream_t *s = calloc(1, sizeof(*s));
   if (!s) return UV_ENOMEM;
-  int rc = loom__obj_setup(&s->obj, s, rt, "stream", io_close, &s->u.handle,
-                           type, fd);
+  int rc = loom__obj_setup(&s->obj, s, rt, "stream", io_close, &s->u.handle, type, fd);
   if (rc) return rc;
   s->obj.release = release;
   s->is_tcp = type == UV_TCP;
@@ -313,8 +311,7 @@ int loom_read_exactly(loom_stream_t *h, void *buf, size_t n, size_t *got) {
   return unref(s, do_read_exactly(s, buf, n, got));
 }
 
-static ssize_t find(const loom_stream_t *s, const char *d, size_t dlen,
-                    size_t from) {
+static ssize_t find(const loom_stream_t *s, const char *d, size_t dlen, size_t from) {
   size_t len = buffered(s);
   if (len < dlen) return -1; /* also: rbuf may still be NULL */
   const char *p = s->rbuf + s->rstart;
@@ -323,8 +320,8 @@ static ssize_t find(const loom_stream_t *s, const char *d, size_t dlen,
   return -1;
 }
 
-static ssize_t until(loom_stream_t *s, const char *delim, size_t dlen,
-                     char *buf, size_t cap, int partial_at_eof) {
+static ssize_t until(loom_stream_t *s, const char *delim, size_t dlen, char *buf,
+                     size_t cap, int partial_at_eof) {
   if (!s || !delim || dlen == 0 || !buf || cap == 0) return UV_EINVAL;
   size_t scanned = 0;
   for (;;) {
@@ -350,8 +347,8 @@ static ssize_t until(loom_stream_t *s, const char *delim, size_t dlen,
   }
 }
 
-ssize_t loom_read_until(loom_stream_t *h, const void *delim, size_t dlen,
-                        char *buf, size_t cap) {
+ssize_t loom_read_until(loom_stream_t *h, const void *delim, size_t dlen, char *buf,
+                        size_t cap) {
   if (!h) return UV_EINVAL;
   loom_stream_t *s = loom__stream_get(h);
   if (!s) return UV_EBADF;
@@ -420,8 +417,7 @@ static void on_write(uv_write_t *req, int status) {
     loom__wq_wake_all(&s->drainers, s->werr);
   } else {
     /* Room again: the longest-waiting writer goes next. */
-    if (s->queued <= s->low_water && !s->turn &&
-        loom__wq_wake_one(&s->writers, 0))
+    if (s->queued <= s->low_water && !s->turn && loom__wq_wake_one(&s->writers, 0))
       s->turn = 1;
     if (s->queued == 0) loom__wq_wake_all(&s->drainers, 0);
   }
@@ -434,9 +430,10 @@ static void on_write(uv_write_t *req, int status) {
 static int wait_turn(loom_stream_t *s, loom_task_t *self) {
   loom__wnode_t n;
   int rc = loom__wq_wait(&s->writers, &n, self, 0);
-  if (rc == 0) s->turn = 0; /* ours: the next waits for the next wake-up */
-  else if (s->turn == 0 && !loom__wq_empty(&s->writers) && !s->werr &&
-           !s->closing && s->queued <= s->low_water && loom__wq_wake_one(&s->writers, 0))
+  if (rc == 0)
+    s->turn = 0; /* ours: the next waits for the next wake-up */
+  else if (s->turn == 0 && !loom__wq_empty(&s->writers) && !s->werr && !s->closing &&
+           s->queued <= s->low_water && loom__wq_wake_one(&s->writers, 0))
     s->turn = 1; /* we were next and leave: pass room on */
   return rc;
 }
@@ -482,8 +479,10 @@ static int write_now(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
     /* Fast path: the kernel usually takes it all, and nothing is copied.
      * uv_try_write takes at most INT_MAX bytes per call. */
     int rc = uv_try_write(&s->u.stream, bufs, nbufs);
-    if (rc >= 0) done = (size_t)rc;
-    else if (rc != UV_EAGAIN && rc != UV_ENOSYS) return s->werr = rc;
+    if (rc >= 0)
+      done = (size_t)rc;
+    else if (rc != UV_EAGAIN && rc != UV_ENOSYS)
+      return s->werr = rc;
   }
   if (done < total) {
     int rc = queue_rest(s, bufs, nbufs, total, done);
@@ -509,8 +508,10 @@ static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
   if (s->turn || !loom__wq_empty(&s->writers) || s->queued > s->high_water) {
     rc = wait_turn(s, self);
     if (rc) return rc;
-    if (s->werr) rc = s->werr;
-    else if (s->closing || uv_is_closing(&s->u.handle)) rc = UV_EPIPE;
+    if (s->werr)
+      rc = s->werr;
+    else if (s->closing || uv_is_closing(&s->u.handle))
+      rc = UV_EPIPE;
   }
   if (rc == 0) rc = write_now(s, bufs, nbufs, total);
   /* Room left: let the next waiting writer go now, whether this write

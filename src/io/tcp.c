@@ -120,8 +120,10 @@ int loom_stream_open_fd(loom_stream_t **out, int fd) {
   loom_stream_t *s;
   int rc = loom__stream_new(&s, rt, t, fd); /* UV_EINVAL for UDP */
   if (rc) return rc;
-  if (t == UV_TCP) rc = uv_tcp_open(&s->u.tcp, fd);
-  else if (t != UV_TTY) rc = uv_pipe_open(&s->u.pipe, fd);
+  if (t == UV_TCP)
+    rc = uv_tcp_open(&s->u.tcp, fd);
+  else if (t != UV_TTY)
+    rc = uv_pipe_open(&s->u.pipe, fd);
   if (rc == 0) rc = loom__stream_publish(s, out);
   if (rc) loom__stream_close_now(s); /* frees s from the close callback */
   return rc;
@@ -136,9 +138,9 @@ struct loom_listener_s {
     uv_tcp_t tcp;
     uv_pipe_t pipe;
   } u;
-  loom__obj_t obj;            /* list, handle, refs (obj.h) */
-  loom__waiter_t *acceptor;   /* the task waiting in loom_accept */
-  int pending;                /* connections waiting to be accepted */
+  loom__obj_t obj;          /* list, handle, refs (obj.h) */
+  loom__waiter_t *acceptor; /* the task waiting in loom_accept */
+  int pending;              /* connections waiting to be accepted */
   int is_tcp;
 };
 
@@ -189,8 +191,8 @@ static int listener_io_close(loom__io_t *o, int force) {
 static int listener_new(loom_t *rt, int is_tcp, loom_listener_t **out) {
   loom_listener_t *l = calloc(1, sizeof(*l));
   if (!l) return UV_ENOMEM;
-  int rc = loom__obj_setup(&l->obj, l, rt, "listener", listener_io_close,
-                           &l->u.handle, is_tcp ? UV_TCP : UV_NAMED_PIPE, -1);
+  int rc = loom__obj_setup(&l->obj, l, rt, "listener", listener_io_close, &l->u.handle,
+                           is_tcp ? UV_TCP : UV_NAMED_PIPE, -1);
   if (rc) return rc;
   l->is_tcp = is_tcp;
   *out = l;
@@ -207,13 +209,14 @@ static int listener_finish(loom_listener_t *l, int bind_rc, int backlog,
   int rc = listen_on(l, backlog);
   if (rc) return rc;
   rc = loom__obj_publish(&l->obj, LOOM__H_LISTENER);
-  if (rc == 0) *out = l->obj.token;
-  else uv_close(&l->u.handle, on_listener_closed);
+  if (rc == 0)
+    *out = l->obj.token;
+  else
+    uv_close(&l->u.handle, on_listener_closed);
   return rc;
 }
 
-int loom_tcp_listen(loom_listener_t **out, const char *host, int port,
-                    int backlog) {
+int loom_tcp_listen(loom_listener_t **out, const char *host, int port, int backlog) {
   if (!out) return UV_EINVAL;
   *out = NULL;
   loom_t *rt;

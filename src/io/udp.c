@@ -16,11 +16,11 @@
 
 struct loom_udp_s {
   uv_udp_t h;
-  loom__obj_t obj;              /* list, handle, refs (obj.h) */
+  loom__obj_t obj; /* list, handle, refs (obj.h) */
   loom__waiter_t *receiver;
-  char *dst;                    /* where the receiver wants the datagram */
+  char *dst; /* where the receiver wants the datagram */
   size_t dst_len;
-  ssize_t got;                  /* size received, or error */
+  ssize_t got; /* size received, or error */
   struct sockaddr_storage *from;
   char buf[DGRAM_MAX];
 };
@@ -40,9 +40,7 @@ static void on_closed(uv_handle_t *h) {
   loom__obj_closed(&u->obj);
 }
 
-static loom_udp_t *uget(loom_udp_t *h) {
-  return loom__handle_get(NULL, h, LOOM__H_UDP);
-}
+static loom_udp_t *uget(loom_udp_t *h) { return loom__handle_get(NULL, h, LOOM__H_UDP); }
 
 static void udp_close(loom_udp_t *u) {
   loom__obj_unpublish(&u->obj);
@@ -67,14 +65,16 @@ int loom_udp_bind(loom_udp_t **out, const char *host, int port) {
   int rc = loom__bind_addr(&rt, &a, host, port, SOCK_DGRAM);
   if (rc) return rc;
   loom_udp_t *u = calloc(1, sizeof(*u));
-  rc = u ? loom__obj_setup(&u->obj, u, rt, "UDP socket", io_close,
-                           (uv_handle_t *)&u->h, UV_UDP, -1)
+  rc = u ? loom__obj_setup(&u->obj, u, rt, "UDP socket", io_close, (uv_handle_t *)&u->h,
+                           UV_UDP, -1)
          : UV_ENOMEM;
   if (rc == 0) {
     rc = uv_udp_bind(&u->h, a.sa, 0);
     if (rc == 0) rc = loom__obj_publish(&u->obj, LOOM__H_UDP);
-    if (rc == 0) *out = u->obj.token;
-    else uv_close((uv_handle_t *)&u->h, on_closed);
+    if (rc == 0)
+      *out = u->obj.token;
+    else
+      uv_close((uv_handle_t *)&u->h, on_closed);
   }
   loom__bind_addr_free(&a);
   return rc;
@@ -94,8 +94,7 @@ static void on_sent(uv_udp_send_t *req, int status) {
   free(loom__container_of(req, sreq_t, req));
 }
 
-int loom_udp_send(loom_udp_t *hd, const void *buf, size_t n,
-                  const struct sockaddr *to) {
+int loom_udp_send(loom_udp_t *hd, const void *buf, size_t n, const struct sockaddr *to) {
   if (!hd || (!buf && n) || !to) return UV_EINVAL;
   loom_udp_t *u = uget(hd);
   if (!u) return UV_EBADF;
@@ -132,8 +131,9 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     size_t k = (size_t)nread < u->dst_len ? (size_t)nread : u->dst_len;
     memcpy(u->dst, u->buf, k);
     if (u->from && addr)
-      memcpy(u->from, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                        : sizeof(struct sockaddr_in));
+      memcpy(u->from, addr,
+             addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                         : sizeof(struct sockaddr_in));
     u->got = (ssize_t)k;
   } else {
     u->got = nread;

@@ -50,7 +50,7 @@ typedef struct loom__barrier_s {
 typedef struct loom__queue_s {
   loom__wq_t getters, putters, joiners;
   struct loom__qslot_s *buf; /* ring (FIFO), stack (LIFO) or heap
-                                          (PRIORITY); queue.c */
+                                (PRIORITY); queue.c */
   size_t cap, head, size;
   size_t maxsize;      /* 0: unbounded */
   size_t unfinished;   /* put and not yet task_done */

@@ -65,23 +65,31 @@
 #define SD_TIMEOUT_MS 20000
 
 enum {
-  SD_CHUNK, SD_FILL, SD_READ, SD_LINE, SD_UNTIL, SD_EXACT, SD_ALL, SD_LIMIT,
-  SD_PAUSE, SD_CLOSE
+  SD_CHUNK,
+  SD_FILL,
+  SD_READ,
+  SD_LINE,
+  SD_UNTIL,
+  SD_EXACT,
+  SD_ALL,
+  SD_LIMIT,
+  SD_PAUSE,
+  SD_CLOSE
 };
 static const unsigned char sd_kinds[16] = {
-  SD_CHUNK, SD_CHUNK, SD_FILL, SD_READ,  SD_READ, SD_LINE,  SD_LINE,  SD_UNTIL,
-  SD_UNTIL, SD_EXACT, SD_ALL,  SD_LIMIT, SD_PAUSE, SD_CHUNK, SD_LINE, SD_CLOSE};
+    SD_CHUNK, SD_CHUNK, SD_FILL, SD_READ,  SD_READ,  SD_LINE,  SD_LINE, SD_UNTIL,
+    SD_UNTIL, SD_EXACT, SD_ALL,  SD_LIMIT, SD_PAUSE, SD_CHUNK, SD_LINE, SD_CLOSE};
 
 typedef struct {
   int kind;
-  size_t n;             /* read/exact size, cap, max or limit */
+  size_t n; /* read/exact size, cap, max or limit */
   unsigned char delim[4];
   size_t dlen;
   int pause;
 } sd_op_t;
 
 typedef struct {
-  size_t off, len;      /* in sd_t.bytes */
+  size_t off, len; /* in sd_t.bytes */
   int pause;
 } sd_chunk_t;
 
@@ -94,10 +102,10 @@ typedef struct {
   sd_op_t ops[SD_MAX_OPS];
   size_t nops;
   /* the run */
-  int fds[2];           /* [0] the loom stream's, [1] the writer's */
-  size_t written;       /* bytes the writer has written so far */
-  size_t pos;           /* bytes the reader has consumed */
-  size_t limit;         /* the model's stream limit */
+  int fds[2];     /* [0] the loom stream's, [1] the writer's */
+  size_t written; /* bytes the writer has written so far */
+  size_t pos;     /* bytes the reader has consumed */
+  size_t limit;   /* the model's stream limit */
   int reader_done;
   int failed;
   char msg[512];
@@ -149,8 +157,8 @@ static int sd_decode(sd_t *d, const uint8_t *data, size_t size) {
         size_t period = sd_byte(&in);
         len = sd_room(d, (lo | hi << 8) % 16384 + 1);
         for (size_t i = 0; i < len; i++)
-          d->bytes[d->total + i] =
-              period && (d->total + i) % period == period - 1 ? '\n' : ch;
+          d->bytes[d->total + i] = period && (d->total + i) % period == period - 1 ? '\n'
+                                                                                   : ch;
       }
       c->len = len;
       d->total += len;
@@ -164,9 +172,7 @@ static int sd_decode(sd_t *d, const uint8_t *data, size_t size) {
     switch (kind) {
     case SD_READ:
     case SD_LINE:
-    case SD_EXACT:
-      op->n = sd_scaled(&in, f);
-      break;
+    case SD_EXACT: op->n = sd_scaled(&in, f); break;
     case SD_UNTIL:
       op->dlen = (f & 7) == 7 ? 0 : (f & 3) + 1;
       for (size_t i = 0; i < op->dlen; i++) op->delim[i] = (unsigned char)sd_byte(&in);
@@ -179,17 +185,11 @@ static int sd_decode(sd_t *d, const uint8_t *data, size_t size) {
     }
     case SD_LIMIT: {
       unsigned l = sd_byte(&in);
-      op->n = l == 255   ? SIZE_MAX
-              : l == 254 ? LOOM_STREAM_LIMIT
-              : (f & 8)  ? l * 257u
-                         : l;
+      op->n = l == 255 ? SIZE_MAX : l == 254 ? LOOM_STREAM_LIMIT : (f & 8) ? l * 257u : l;
       break;
     }
-    case SD_PAUSE:
-      op->pause = (int)(f & 3) + 1;
-      break;
-    default:
-      break;
+    case SD_PAUSE: op->pause = (int)(f & 3) + 1; break;
+    default: break;
     }
   }
   return 0;
@@ -201,8 +201,8 @@ static int sd_decode(sd_t *d, const uint8_t *data, size_t size) {
  * everything left in the stream (EOF after it): the line's length (the
  * caller consumes it), UV_ENOBUFS or UV_EOF (nothing consumed). */
 static ssize_t sd_model_until(const unsigned char *rem, size_t len,
-                              const unsigned char *delim, size_t dlen,
-                              size_t cap, size_t limit, int partial_at_eof) {
+                              const unsigned char *delim, size_t dlen, size_t cap,
+                              size_t limit, int partial_at_eof) {
   if (dlen == 0 || cap == 0) return UV_EINVAL;
   size_t end = 0; /* the end of the first delimiter, 0: none */
   for (size_t i = 0; i + dlen <= len; i++)
@@ -220,12 +220,12 @@ static ssize_t sd_model_until(const unsigned char *rem, size_t len,
 
 /* ---- the run ----------------------------------------------------------------------------- */
 
-#define SD_FAIL(d, ...)                                                      \
-  do {                                                                       \
-    if (!(d)->failed) {                                                      \
-      (d)->failed = 1;                                                       \
-      snprintf((d)->msg, sizeof((d)->msg), __VA_ARGS__);                     \
-    }                                                                        \
+#define SD_FAIL(d, ...)                                  \
+  do {                                                   \
+    if (!(d)->failed) {                                  \
+      (d)->failed = 1;                                   \
+      snprintf((d)->msg, sizeof((d)->msg), __VA_ARGS__); \
+    }                                                    \
   } while (0)
 
 static void sd_pause(int kind) {
@@ -261,11 +261,10 @@ static int sd_writer(void *arg) {
 }
 
 /* Checks that got[0, n) is the script's next n bytes and consumes them. */
-static int sd_consume(sd_t *d, size_t i, const char *what, const void *got,
-                      size_t n) {
+static int sd_consume(sd_t *d, size_t i, const char *what, const void *got, size_t n) {
   if (n > d->written - d->pos) {
-    SD_FAIL(d, "op %zu %s: %zu bytes, only %zu written and unread", i, what,
-            n, d->written - d->pos);
+    SD_FAIL(d, "op %zu %s: %zu bytes, only %zu written and unread", i, what, n,
+            d->written - d->pos);
     return 0;
   }
   if (n && memcmp(got, d->bytes + d->pos, n) != 0) {
@@ -280,9 +279,11 @@ static int sd_consume(sd_t *d, size_t i, const char *what, const void *got,
 static int sd_op(sd_t *d, loom_stream_t *s, size_t i, const sd_op_t *op) {
   size_t rem = d->total - d->pos;
   if (getenv("LOOM_SD_TRACE"))
-    fprintf(stderr, "op %zu: kind %d n %zu dlen %zu; at %zu of %zu, %zu written, "
-            "%zu buffered, limit %zu\n", i, op->kind, op->n, op->dlen, d->pos,
-            d->total, d->written, loom_stream_buffered(s), d->limit);
+    fprintf(stderr,
+            "op %zu: kind %d n %zu dlen %zu; at %zu of %zu, %zu written, "
+            "%zu buffered, limit %zu\n",
+            i, op->kind, op->n, op->dlen, d->pos, d->total, d->written,
+            loom_stream_buffered(s), d->limit);
   const unsigned char *r = d->bytes + d->pos;
   switch (op->kind) {
   case SD_READ: {
@@ -291,8 +292,7 @@ static int sd_op(sd_t *d, loom_stream_t *s, size_t i, const sd_op_t *op) {
     ssize_t k = loom_read(s, buf, op->n);
     int ok = 1;
     if (k < 0 || (k == 0 && op->n && rem) || (k > 0 && (size_t)k > op->n)) {
-      SD_FAIL(d, "op %zu read(%zu): got %zd, %zu left in the stream", i,
-              op->n, k, rem);
+      SD_FAIL(d, "op %zu read(%zu): got %zd, %zu left in the stream", i, op->n, k, rem);
       ok = 0;
     } else {
       ok = sd_consume(d, i, "read", buf, (size_t)k);
@@ -312,9 +312,10 @@ static int sd_op(sd_t *d, loom_stream_t *s, size_t i, const sd_op_t *op) {
                      : loom_read_until(s, op->delim, op->dlen, buf, op->n);
     int ok = 1;
     if (k != want) {
-      SD_FAIL(d, "op %zu %s(dlen %zu, cap %zu, limit %zu): got %zd, want %zd "
-              "(%zu left in the stream)", i, line ? "read_line" : "read_until",
-              dlen, op->n, d->limit, k, want, rem);
+      SD_FAIL(d,
+              "op %zu %s(dlen %zu, cap %zu, limit %zu): got %zd, want %zd "
+              "(%zu left in the stream)",
+              i, line ? "read_line" : "read_until", dlen, op->n, d->limit, k, want, rem);
       ok = 0;
     } else if (k >= 0) {
       if (buf[k] != 0) {
@@ -336,8 +337,8 @@ static int sd_op(sd_t *d, loom_stream_t *s, size_t i, const sd_op_t *op) {
     size_t wgot = rem >= op->n ? op->n : rem;
     int ok = 1;
     if (rc != want || got != wgot) {
-      SD_FAIL(d, "op %zu read_exactly(%zu): got %d (%zu bytes), want %d (%zu)",
-              i, op->n, rc, got, want, wgot);
+      SD_FAIL(d, "op %zu read_exactly(%zu): got %d (%zu bytes), want %d (%zu)", i, op->n,
+              rc, got, want, wgot);
       ok = 0;
     } else {
       ok = sd_consume(d, i, "read_exactly", buf, got);
@@ -352,8 +353,8 @@ static int sd_op(sd_t *d, loom_stream_t *s, size_t i, const sd_op_t *op) {
     int want = rem <= op->n ? 0 : UV_ENOBUFS;
     int ok = 1;
     if (rc != want) {
-      SD_FAIL(d, "op %zu read_all(max %zu): got %d, want %d (%zu left)", i,
-              op->n, rc, want, rem);
+      SD_FAIL(d, "op %zu read_all(max %zu): got %d, want %d (%zu left)", i, op->n, rc,
+              want, rem);
       ok = 0;
     } else if (rc == 0 && (!data || len != rem || data[len] != 0)) {
       SD_FAIL(d, "op %zu read_all: %zu bytes (want %zu), data %p", i, len, rem,
@@ -362,8 +363,8 @@ static int sd_op(sd_t *d, loom_stream_t *s, size_t i, const sd_op_t *op) {
     } else if (rc == 0) {
       ok = sd_consume(d, i, "read_all", data, len);
     } else if (data != NULL || len != 0) {
-      SD_FAIL(d, "op %zu read_all failed but left data %p, len %zu", i,
-              (void *)data, len);
+      SD_FAIL(d, "op %zu read_all failed but left data %p, len %zu", i, (void *)data,
+              len);
       ok = 0;
     }
     if (rc == 0) free(data);
@@ -379,11 +380,8 @@ static int sd_op(sd_t *d, loom_stream_t *s, size_t i, const sd_op_t *op) {
     if (rc == 0) d->limit = op->n;
     return 1;
   }
-  case SD_PAUSE:
-    sd_pause(op->pause);
-    return 1;
-  default:
-    return 1;
+  case SD_PAUSE: sd_pause(op->pause); return 1;
+  default: return 1;
   }
 }
 
