@@ -2,7 +2,7 @@
  * order the tasks finish rather than the order they were started.
  *
  * Ports the asyncio.as_completed example
- * (asyncio-reference/02-asyncio-in-practice.txt, "asyncio.as_completed"):
+ * (the tutorial "asyncio in practice", "asyncio.as_completed"):
  *
  *     async def job(name, delay):
  *         await asyncio.sleep(delay)

@@ -1,7 +1,7 @@
 /* echo_server: a TCP server that sends back whatever its clients send it,
  * one task per connection.
  *
- * Ports the echo server of asyncio-reference/01-async-io-patterns.txt
+ * Ports the echo server of the tutorial "Async I/O patterns"
  * ("asynchronous server: a TCP echo server based on asyncio"):
  *
  *     async def handle_echo(reader, writer):

@@ -2,7 +2,7 @@
  * order they were asked for, whatever order they finish in.
  *
  * Ports the asyncio.gather example
- * (asyncio-reference/02-asyncio-in-practice.txt, "asyncio.gather"), with
+ * (the tutorial "asyncio in practice", "asyncio.gather"), with
  * delays of 1.5 s, 1.0 s and 0.5 s instead of 1, 2 and 1.5 s, so that the
  * fetches finish in the reverse of the order they were asked for:
  *

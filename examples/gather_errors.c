@@ -3,7 +3,7 @@
  * exceptions in place of results.
  *
  * Ports the exception-handling example
- * (asyncio-reference/02-asyncio-in-practice.txt, "exception handling"):
+ * (the tutorial "asyncio in practice", "exception handling"):
  *
  *     async def riskyOp(name):
  *         await asyncio.sleep(0.5)

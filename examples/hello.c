@@ -1,6 +1,6 @@
 /* hello: the asyncio hello world, in loom.
  *
- * Ports helloworld.py (asyncio-reference/04-asyncio-first-steps.txt):
+ * Ports helloworld.py (the tutorial "asyncio first steps"):
  *
  *     async def main():
  *         print('Hello ...')

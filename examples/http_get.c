@@ -2,7 +2,7 @@
  * most two at a time, retrying with exponential backoff when a connection
  * fails.
  *
- * Ports two examples of asyncio-reference/01-async-io-patterns.txt, which
+ * Ports two examples of the tutorial "Async I/O patterns", which
  * use aiohttp; here the HTTP is written out on loom's streams. "Limiting
  * concurrency (Semaphore)":
  *

@@ -3,7 +3,7 @@
  * thread, giving the thread up every so often so the headers get printed
  * as soon as they arrive.
  *
- * Ports stream2.py (asyncio-reference/04-asyncio-first-steps.txt):
+ * Ports stream2.py (the tutorial "asyncio first steps"):
  *
  *     async def print_http_headers(url):
  *         url = urllib.parse.urlsplit(url)

@@ -2,7 +2,7 @@
  * (updates are lost), then inside a loom_lock_t (every update counts).
  *
  * Ports pitfall 3, "a synchronous lock in an async function"
- * (asyncio-reference/02-asyncio-in-practice.txt, "common pitfalls"):
+ * (the tutorial "asyncio in practice", "common pitfalls"):
  *
  *     async def wrongLock():
  *         lock = threading.Lock()

@@ -2,7 +2,7 @@
  * 2-second wait) and hands it over; while one pizza bakes, the server takes
  * the next orders, so three pizzas take 2 seconds, not 6.
  *
- * Ports the "pizza" server of asyncio-reference/03-coroutines-and-asyncio-api.txt:
+ * Ports the "pizza" server of the tutorial "Coroutines and the asyncio API":
  *
  *     async def handle_client(reader, writer):
  *         addr = writer.get_extra_info('peername')

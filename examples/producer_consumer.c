@@ -2,7 +2,7 @@
  * drain it; the bound makes the producers wait for the slower consumers.
  *
  * Ports the producer/consumer example
- * (asyncio-reference/02-asyncio-in-practice.txt, "producer-consumer
+ * (the tutorial "asyncio in practice", "producer-consumer
  * pattern"):
  *
  *     async def producer(queue, producerId):

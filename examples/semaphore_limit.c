@@ -1,8 +1,8 @@
 /* semaphore_limit: twenty requests, at most five in flight at a time.
  *
  * Ports the rate-limiting example
- * (asyncio-reference/02-asyncio-in-practice.txt, "rate limiting with a
- * Semaphore"; the same pattern is in 01-async-io-patterns.txt, "limiting
+ * (the tutorial "asyncio in practice", "rate limiting with a
+ * Semaphore"; the same pattern is in "Async I/O patterns", "limiting
  * concurrency (Semaphore)"), with requests of 0.1 s instead of 1 s:
  *
  *     async def rateLimitedRequests():

@@ -4,7 +4,7 @@
  *
  * Sleep sort is not one of the reference programs; it is the folk demo of
  * every async library, built from the two steps of
- * asyncio-reference/04-asyncio-first-steps.txt: create_task for each job,
+ * the tutorial "asyncio first steps": create_task for each job,
  * then await them all (this example keeps to the core API, so main joins
  * the tasks one by one instead of gathering them, which waits just as long):
  *

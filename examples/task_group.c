@@ -1,6 +1,6 @@
 /* task_group: start tasks into a group, and wait for the whole group.
  *
- * Ports the TaskGroup example (asyncio-reference/02-asyncio-in-practice.txt,
+ * Ports the TaskGroup example (the tutorial "asyncio in practice",
  * "TaskGroup (Python 3.11+)"):
  *
  *     async def taskGroupDemo():

@@ -1,7 +1,7 @@
 /* tasks: two tasks that sleep at the same time, so two 1-second sleeps take
  * one second, not two.
  *
- * Ports async_sleep1.py (asyncio-reference/04-asyncio-first-steps.txt):
+ * Ports async_sleep1.py (the tutorial "asyncio first steps"):
  *
  *     async def func1():
  *         print('func1() started')

@@ -1,7 +1,7 @@
 /* wait: wait for a set of tasks with a timeout, then deal with the ones that
  * have not finished.
  *
- * Ports the asyncio.wait example (asyncio-reference/02-asyncio-in-practice.txt,
+ * Ports the asyncio.wait example (the tutorial "asyncio in practice",
  * "asyncio.wait"):
  *
  *     async def job(name, delay):

@@ -2,8 +2,8 @@
  * asyncio offers: a timeout around a task (asyncio.wait_for), and a timeout
  * scope around any stretch of code (async with asyncio.timeout()).
  *
- * Ports the timeout example (asyncio-reference/02-asyncio-in-practice.txt,
- * "timeout control"; wait_for alone is also in 01-async-io-patterns.txt):
+ * Ports the timeout example (the tutorial "asyncio in practice",
+ * "timeout control"; wait_for alone is also in "Async I/O patterns"):
  *
  *     async def slowTask():
  *         await asyncio.sleep(5)
