@@ -60,7 +60,7 @@ static int bench_main(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  args_t a = {{1000, NULL}, {0, 0, 0, 0}};
+  args_t a = {.c = {.batch = 1000}};
   if (argc > 1) {
     long b = strtol(argv[1], NULL, 10);
     if (argc > 2 || b < 1 || b > 10000000) {

@@ -74,7 +74,7 @@ static inline bench_result_t bench_measure(bench_fn fn, void *ctx, uint64_t quan
   double per[101];
   for (int i = 0; i < reps; i++) per[i] = (double)fn(ctx, n) / (double)n;
   qsort(per, (size_t)reps, sizeof(per[0]), bench_cmp_double);
-  bench_result_t r = {per[reps / 2], per[0], n, reps};
+  bench_result_t r = {.median = per[reps / 2], .min = per[0], .n = n, .reps = reps};
   return r;
 }
 

@@ -550,7 +550,7 @@ static int forgot_main(void *arg) {
   (void)arg;
   job_t j = {5000, 0, 0, 0};
   jobs[0] = j;
-  loom_task_opts_t o = {"forgetful", 0};
+  loom_task_opts_t o = {.name = "forgetful", .stack_size = 0};
   loom_task_t *t;
   loom_spawn_ex(&t, forgets_wait, NULL, &o);
   loom_join(t, NULL);

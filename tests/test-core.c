@@ -291,7 +291,7 @@ static int scen_main(void *arg) {
 static void test_cancel_at_every_point(void **state) {
   (void)state;
   for (int p = 0; p < 12; p++) {
-    scen_t s = {p, 0};
+    scen_t s = {.point = p};
     assert_loom_ok(loom_run(scen_main, &s));
     assert_int_equal(s.ended, 1);
   }
@@ -415,7 +415,7 @@ static int named_fail(void *arg) {
 }
 static int misuse_main(void *arg) {
   (void)arg;
-  loom_task_opts_t o = {"forgotten", 0};
+  loom_task_opts_t o = {.name = "forgotten", .stack_size = 0};
   loom_task_t *t;
   loom_spawn_ex(&t, return_arg, NULL, &o);
   o.name = "failing-worker";
@@ -446,7 +446,8 @@ static int names_main(void *arg) {
   names_t *n = arg;
   strcpy(n->main_name, loom_task_name(loom_current()));
   n->main_id = loom_task_id(loom_current());
-  loom_task_opts_t o = {"a-rather-long-task-name-that-will-be-cut", 32 * 1024};
+  loom_task_opts_t o = {.name = "a-rather-long-task-name-that-will-be-cut",
+                        .stack_size = 32 * 1024};
   loom_task_t *a, *b;
   loom_spawn_ex(&a, return_arg, NULL, &o);
   loom_spawn(&b, return_arg, NULL);
@@ -500,7 +501,7 @@ static int many_main(void *arg) {
   static loom_task_t *t[MANY];
   many_done = 0;
   for (int i = 0; i < MANY; i++) {
-    loom_task_opts_t o = {NULL, (size_t)(i % 3) * 64 * 1024};
+    loom_task_opts_t o = {.name = NULL, .stack_size = (size_t)(i % 3) * 64 * 1024};
     if (loom_spawn_ex(&t[i], many_task, (void *)(intptr_t)i, &o)) return -1;
   }
   int bad = 0;
@@ -568,7 +569,7 @@ static int recurse(void *arg) {
 }
 static int overflow_main(void *arg) {
   (void)arg;
-  loom_task_opts_t o = {"recurse", 64 * 1024};
+  loom_task_opts_t o = {.name = "recurse", .stack_size = 64 * 1024};
   loom_task_t *t;
   loom_spawn_ex(&t, recurse, NULL, &o);
   return loom_join(t, NULL);

@@ -602,7 +602,7 @@ static int one_client(void *arg) {
 static int many_main(void *arg) {
   (void)arg;
   loom_server_t *s;
-  loom_server_opts_t o = {1024, 0};
+  loom_server_opts_t o = {.backlog = 1024};
   r.rc[0] = loom_serve(&s, "127.0.0.1", 0, echo_handler, NULL, &o);
   static int st[NCONN];
   static int ports[1];
@@ -658,7 +658,7 @@ static int emfile_main(void *arg) {
 }
 static void emfile_child(void *arg) {
   (void)arg;
-  struct rlimit rl = {64, 64};
+  struct rlimit rl = {.rlim_cur = 64, .rlim_max = 64};
   setrlimit(RLIMIT_NOFILE, &rl);
   memset(&r, 0, sizeof(r));
   int rc = loom_run(emfile_main, NULL);

@@ -208,7 +208,7 @@ typedef struct {
  * have been disarmed: it neither marks the scope nor pokes the new task. */
 static int open_scope_main(void *arg) {
   open_scope_t *r = ((void **)arg)[0];
-  leave_open_t l = {((void **)arg)[1], 0};
+  leave_open_t l = {.scope = ((void **)arg)[1]};
   loom_task_t *a, *b;
   if (loom_spawn(&a, leaves_scope_open, &l) != 0) return -1;
   loom_join(a, NULL);
@@ -222,7 +222,7 @@ static int open_scope_main(void *arg) {
 }
 
 static void check_open_scope(loom_scope_t *scope) {
-  open_scope_t r = {1, 1, 1, 1, 0};
+  open_scope_t r = {.enter_rc = 1, .sleep_rc = 1, .other_rc = 1, .expired = 1};
   void *args[2] = {&r, scope};
   assert_loom_ok(loom_run(open_scope_main, args));
   assert_loom_ok(r.enter_rc);
@@ -299,7 +299,7 @@ static int huge_main(void *arg) {
   size_t sizes[5] = {SIZE_MAX, SIZE_MAX - 4096, (size_t)1 << 63, LOOM_MAX_STACK_SIZE + 1,
                      SIZE_MAX - LOOM_MIN_STACK_SIZE};
   for (int i = 0; i < 5; i++) {
-    loom_task_opts_t o = {"huge", sizes[i]};
+    loom_task_opts_t o = {.name = "huge", .stack_size = sizes[i]};
     loom_task_t *t = NULL;
     r->rc[i] = loom_spawn_ex(&t, return_zero, NULL, &o);
     if (r->rc[i] == 0) loom_join(t, NULL);
@@ -327,7 +327,7 @@ static int recurse(void *arg) {
 }
 static int tiny_stack_main(void *arg) {
   (void)arg;
-  loom_task_opts_t o = {"tiny", 1};
+  loom_task_opts_t o = {.name = "tiny", .stack_size = 1};
   loom_task_t *t;
   if (loom_spawn_ex(&t, recurse, NULL, &o) != 0) return -1;
   return loom_join(t, NULL);
@@ -362,7 +362,7 @@ static int big_frame(void *arg) {
 }
 static int big_frame_main(void *arg) {
   (void)arg;
-  loom_task_opts_t o = {"big", 16 * 1024};
+  loom_task_opts_t o = {.name = "big", .stack_size = 16 * 1024};
   loom_task_t *t;
   if (loom_spawn_ex(&t, big_frame, NULL, &o) != 0) return -1;
   return loom_join(t, NULL);
@@ -430,14 +430,14 @@ static int break_rule(void *arg) {
   case BREAK_PARK: { /* park a waiter naming a task already parked */
     loom_spawn(&h, park_forever, NULL);
     loom_yield();
-    loom__waiter_t w = {loom__task_of(rt, h), NULL, 0, 0};
+    loom__waiter_t w = {.task = loom__task_of(rt, h)};
     loom__park(&w);
     break;
   }
   case BREAK_WAKE: { /* wake a waiter of a task that has ended */
     loom_spawn(&h, quick, NULL);
     while (!loom_task_done(h)) loom_yield();
-    loom__waiter_t w = {loom__task_of(rt, h), NULL, 0, 0};
+    loom__waiter_t w = {.task = loom__task_of(rt, h)};
     loom__wake(&w, 0);
     break;
   }

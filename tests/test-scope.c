@@ -348,7 +348,7 @@ static int leaves_scope_open(void *arg) {
 }
 static int open_scope_main(void *arg) {
   (void)arg;
-  loom_task_opts_t o = {"sloppy", 0};
+  loom_task_opts_t o = {.name = "sloppy", .stack_size = 0};
   loom_task_t *t;
   loom_spawn_ex(&t, leaves_scope_open, NULL, &o);
   loom_join(t, NULL);
