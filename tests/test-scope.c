@@ -177,6 +177,31 @@ static void test_nested_outer_fires_first(void **state) {
   assert_loom_err(r.rc[4], UV_ETIMEDOUT);
 }
 
+/* Equal deadlines fire in the order they were set, whichever scope they
+ * belong to: the inner scope's deadline was set first, so it fires (and
+ * counts as fired at exit), then the outer one rescheduled to the same
+ * instant. */
+static int tie_main(void *arg) {
+  (void)arg;
+  loom_scope_t outer, inner;
+  uint64_t now = loom_now();
+  loom_timeout_enter_at(&outer, now + 1000);
+  loom_timeout_enter_at(&inner, now + 30);
+  r.rc[0] = loom_scope_reschedule_at(&outer, now + 30);
+  r.rc[1] = loom_sleep(2000);
+  r.rc[2] = loom_scope_exit(&inner);
+  r.rc[3] = loom_scope_exit(&outer);
+  return 0;
+}
+static void test_equal_deadlines_fire_in_order_set(void **state) {
+  (void)state;
+  run(tie_main);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_err(r.rc[1], UV_ETIMEDOUT);
+  assert_loom_err(r.rc[2], UV_ETIMEDOUT); /* the inner one fired */
+  assert_loom_err(r.rc[3], UV_ETIMEDOUT); /* then the outer one */
+}
+
 static int cancel_beats_main(void *arg) {
   (void)arg;
   loom_scope_t s;
@@ -375,6 +400,7 @@ int main(void) {
       cmocka_unit_test(test_reschedule_from_inside),
       cmocka_unit_test(test_nested_inner_fires),
       cmocka_unit_test(test_nested_outer_fires_first),
+      cmocka_unit_test(test_equal_deadlines_fire_in_order_set),
       cmocka_unit_test(test_cancellation_beats_timeout),
       cmocka_unit_test(test_shield_in_cancelled_task),
       cmocka_unit_test(test_cancel_during_shielded_sleep),

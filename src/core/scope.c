@@ -67,13 +67,18 @@ static int pending(const loom__scope_t *s) {
   return !s->expired && s->deadline != LOOM_NO_DEADLINE;
 }
 
-/* The open scope of t whose deadline comes first; of equal ones the
- * outermost, which was entered first and so expires first (the inner one
- * is then beaten). NULL if none has a deadline to come. */
+/* Whether a's deadline comes before b's: of equal ones, the one set first
+ * (as when each scope had a timer of its own). */
+static int due_before(const loom__scope_t *a, const loom__scope_t *b) {
+  return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+/* The open scope of t whose deadline comes first. NULL if none has a
+ * deadline to come. */
 static loom__scope_t *first_due(loom_task_t *t) {
   loom__scope_t *best = NULL;
   for (loom_scope_t *p = t->scope; p; p = S(p)->parent)
-    if (pending(S(p)) && (!best || S(p)->deadline <= best->deadline)) best = S(p);
+    if (pending(S(p)) && (!best || due_before(S(p), best))) best = S(p);
   return best;
 }
 
@@ -85,21 +90,20 @@ static void disarm(loom_task_t *t) {
 
 static void on_deadline(loom__timer_t *tm);
 
-/* Points t's scope timer at `deadline` (LOOM_NO_DEADLINE: disarms it). */
-static void arm_at(loom_task_t *t, uint64_t deadline) {
-  if (t->scope_armed && t->scope_timer.deadline == deadline) return;
+/* Points t's scope timer at s's deadline (s NULL: disarms it). */
+static void arm_for(loom_task_t *t, const loom__scope_t *s) {
+  if (t->scope_armed && s && t->scope_timer.deadline == s->deadline &&
+      t->scope_timer.seq == s->seq)
+    return;
   disarm(t);
-  if (deadline == LOOM_NO_DEADLINE) return;
+  if (!s) return;
   t->scope_timer.fire = on_deadline;
-  loom__timer_add(t->rt, &t->scope_timer, deadline);
+  loom__timer_add_seq(t->rt, &t->scope_timer, s->deadline, s->seq);
   t->scope_armed = 1;
 }
 
 /* The earliest deadline may have left or moved: find it again. */
-static void rearm(loom_task_t *t) {
-  loom__scope_t *s = first_due(t);
-  arm_at(t, s ? s->deadline : LOOM_NO_DEADLINE);
-}
+static void rearm(loom_task_t *t) { arm_for(t, first_due(t)); }
 
 static void on_deadline(loom__timer_t *tm) {
   loom_task_t *t = loom__container_of(tm, loom_task_t, scope_timer);
@@ -117,6 +121,7 @@ static void on_deadline(loom__timer_t *tm) {
  * at the first suspension. */
 static void set_deadline(loom__scope_t *s, uint64_t deadline) {
   s->deadline = deadline;
+  s->seq = loom__timer_next_seq(s->task->rt);
   if (deadline != LOOM_NO_DEADLINE && deadline <= uv_now(s->task->rt->loop)) expire(s);
 }
 
@@ -140,7 +145,7 @@ static int enter(loom_scope_t *p, int shield, uint64_t deadline) {
   /* An inner deadline equal to or later than the armed one changes
    * nothing: no walk. */
   if (pending(s) && (!t->scope_armed || deadline < t->scope_timer.deadline))
-    arm_at(t, deadline);
+    arm_for(t, s);
   /* Scopes outside the task's stack also go on a chain of their own, which
    * stays safe to walk when the task ends with them open. */
   if (!on_stack(t, p)) {

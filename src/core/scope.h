@@ -16,13 +16,8 @@
 
 #include <stdint.h>
 
+#include "../util/container.h"
 #include "loom.h"
-
-#if defined(__GNUC__) || defined(__clang__)
-#define LOOM__MAY_ALIAS __attribute__((__may_alias__))
-#else
-#define LOOM__MAY_ALIAS
-#endif
 
 typedef struct LOOM__MAY_ALIAS loom__scope_s {
   loom_scope_t *parent;     /* enclosing open scope of the task */
@@ -30,6 +25,9 @@ typedef struct LOOM__MAY_ALIAS loom__scope_s {
                                that is stored outside its stack */
   loom_task_t *task;        /* the task that entered it */
   uint64_t deadline;        /* loop time; LOOM_NO_DEADLINE: none */
+  uint64_t seq;             /* when the deadline was set, in the
+                               timers' arming order: equal deadlines
+                               fire in it (timer.h) */
   uint8_t shield;           /* hides outer cancellation/timeouts */
   uint8_t expired;          /* deadline passed while open */
   uint8_t fired;            /* expired, and nothing outer had */

@@ -31,12 +31,20 @@ struct loom__timer_s {
 
 /* Arms tm (whose `fire` is set) for `deadline`. tm must not be armed. */
 void loom__timer_add(loom_t *rt, loom__timer_t *tm, uint64_t deadline);
+/* Arms tm like loom__timer_add, but ties with equal deadlines fire in the
+ * order of `seq`, taken earlier from loom__timer_next_seq: a deadline that
+ * waits for its turn in a shared timer (a task's scope timer) keeps the
+ * place it had when it was set. */
+void loom__timer_add_seq(loom_t *rt, loom__timer_t *tm, uint64_t deadline, uint64_t seq);
+/* A place in the arming order, for loom__timer_add_seq. */
+uint64_t loom__timer_next_seq(loom_t *rt);
 /* Disarms tm, which must be armed. */
 void loom__timer_remove(loom_t *rt, loom__timer_t *tm);
 /* The runtime is being freed: lets go of the ticker (tick.c). */
 void loom__timers_close(loom_t *rt);
 /* Debug check for a task that has ended: no armed timer may lie in
- * [lo, hi), the memory of its stack. Reads no timer in that range. */
+ * [lo, hi), the memory of its stack. Reads no timer in that range. Skipped
+ * while more than 256 timers are armed (it walks them all). */
 void loom__timers_check_none_in(loom_t *rt, const void *lo, const void *hi);
 
 #endif
