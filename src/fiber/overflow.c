@@ -6,10 +6,11 @@
  * unusable), checks whether the fault address lies in the guard page of the
  * fiber running on this thread, and if so writes one line naming the task and
  * its stack size (the size the fiber reports: nominal_size, the usable size
- * its owner gave it, else stack_size). It then restores the default action and returns, so the
- * faulting instruction runs again and the process dies of SIGSEGV as any crash
- * would (core dump included). A fault that is not a guard hit goes to the
- * handler that was installed before loom's, or to the default action.
+ * its owner gave it, else stack_size). It then restores the default action
+ * and returns, so the faulting instruction runs again and the process dies of
+ * SIGSEGV as any crash would (core dump included). A fault that is not a
+ * guard hit goes to the handler that was installed before loom's, or to the
+ * default action.
  *
  * Stacks without a guard (past the guard budget, see stack.h) carry a canary
  * that the scheduler checks at every switch; loom__fiber_overflow reports

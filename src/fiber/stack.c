@@ -7,11 +7,12 @@
  * so giving a stack back never allocates. Stacks are reused LIFO: the most
  * recently freed stack is the one whose top pages are still resident and in
  * cache. The slabs and the size classes, few and touched only when a slab
- * is mapped or a pool destroyed, are on intrusive lists (util/list.h). Beyond LOOM__WARM resident free stacks of
- * a size, a returned stack's pages go back to the kernel (MADV_DONTNEED), so
- * a burst of a million tasks does not pin their memory forever; the count is
- * of *resident* free stacks, so after a burst the pool does not keep paying a
- * system call per task.
+ * is mapped or a pool destroyed, are on intrusive lists (util/list.h).
+ * Beyond LOOM__WARM resident free stacks of a size, a returned stack's
+ * pages go back to the kernel (MADV_DONTNEED), so a burst of a million
+ * tasks does not pin their memory forever; the count is of *resident* free
+ * stacks, so after a burst the pool does not keep paying a system call per
+ * task.
  */
 #include "stack.h"
 

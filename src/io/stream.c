@@ -404,7 +404,7 @@ int loom_read_all(loom_stream_t *h, char **data, size_t *len, size_t max) {
   return unref(s, do_read_all(s, data, len, max));
 }
 
-/* ---- writing ------------------------------------------------------------------------ */
+/* ---- writing ----------------------------------------------------------------------- */
 
 static void on_write(uv_write_t *req, int status) {
   wreq_t *w = loom__container_of(req, wreq_t, req);

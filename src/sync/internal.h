@@ -3,7 +3,9 @@
  *
  * Each public type (loom_lock_t, ...) is a block of uint64_t words the
  * caller owns; the library reads it as the matching loom__ struct below,
- * through loom__sync_of. The _Static_asserts keep the public sizes honest:
+ * through loom__sync_of; the structs are may_alias types
+ * (util/container.h), so the compiler knows the caller's words and this view
+ * are the same memory. The _Static_asserts keep the public sizes honest:
  * a private struct that outgrows its storage, or needs a stricter
  * alignment, fails the build instead of overrunning the caller's memory.
  * Every private struct is valid when zero-filled where the public header
@@ -18,36 +20,36 @@
 
 #include "core/internal.h"
 
-typedef struct loom__lock_s {
+typedef struct LOOM__MAY_ALIAS loom__lock_s {
   loom__wq_t waiters;
   int locked;
 } loom__lock_t;
 
-typedef struct loom__sem_s {
+typedef struct LOOM__MAY_ALIAS loom__sem_s {
   loom__wq_t waiters;
   unsigned value;
   unsigned bound; /* the initial value, if bounded */
   int bounded;
 } loom__sem_t;
 
-typedef struct loom__event_s {
+typedef struct LOOM__MAY_ALIAS loom__event_s {
   loom__wq_t waiters;
   int set;
 } loom__event_t;
 
-typedef struct loom__cond_s {
+typedef struct LOOM__MAY_ALIAS loom__cond_s {
   loom__wq_t waiters;
   loom__lock_t *lock; /* NULL: unusable (UV_EINVAL) */
 } loom__cond_t;
 
-typedef struct loom__barrier_s {
+typedef struct LOOM__MAY_ALIAS loom__barrier_s {
   loom__wq_t waiters;
   unsigned parties; /* 0: unusable (UV_EINVAL) */
   unsigned count;   /* arrived in the current cycle */
   int broken;       /* aborted: every wait fails */
 } loom__barrier_t;
 
-typedef struct loom__queue_s {
+typedef struct LOOM__MAY_ALIAS loom__queue_s {
   loom__wq_t getters, putters, joiners;
   struct loom__qslot_s *buf; /* ring (FIFO), stack (LIFO) or heap
                                 (PRIORITY); queue.c */

@@ -15,4 +15,15 @@
 #define loom__container_of(ptr, type, member) \
   ((type *)(void *)((char *)(1 ? (ptr) : &((type *)0)->member) - offsetof(type, member)))
 
+/* For private views of public opaque storage (a scope, a lock: an array of
+ * words the caller owns, read by the library as a struct): may_alias tells
+ * the compiler the two types may be the same memory, so that even with
+ * link-time optimisation the caller's writes and the library's reads are not
+ * reordered across each other. */
+#if defined(__GNUC__) || defined(__clang__)
+#define LOOM__MAY_ALIAS __attribute__((__may_alias__))
+#else
+#define LOOM__MAY_ALIAS
+#endif
+
 #endif
