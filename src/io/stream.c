@@ -34,6 +34,9 @@
 #include "io.h"
 
 #define RBUF_MIN 4096
+/* loom_read_exactly reads straight into its caller's buffer when at least
+ * this much is still wanted and nothing is buffered. */
+#define DIRECT_MIN RBUF_MIN
 #define HIGH_WATER (64u * 1024u)
 
 typedef struct {
@@ -254,17 +257,28 @@ static void take(loom_stream_t *s, void *buf, size_t n) {
   s->rstart += n;
 }
 
+/* With nothing buffered, waits while libuv reads straight into buf (n
+ * bytes): no copy, and one read(2) takes as much as the kernel has, up to
+ * n, where loom's own buffer would take a few KiB at a time. *got: what
+ * arrived in buf; 0 with a 0 return when data arrived in loom's buffer
+ * instead (it had some already when libuv read). */
+static int wait_direct(loom_stream_t *s, void *buf, size_t n, size_t *got) {
+  s->direct = buf;
+  s->direct_len = n;
+  s->direct_got = 0;
+  int rc = 0;
+  while (buffered(s) == 0 && s->direct_got == 0 && rc == 0) rc = wait_data(s);
+  s->direct = NULL;
+  *got = s->direct_got;
+  s->direct_got = 0;
+  return *got ? 0 : rc;
+}
+
 static ssize_t do_read(loom_stream_t *s, void *buf, size_t n) {
   if (n == 0) return 0;
   if (buffered(s) == 0 && !s->reader) {
-    s->direct = buf;
-    s->direct_len = n;
-    s->direct_got = 0;
-    int rc = 0;
-    while (buffered(s) == 0 && s->direct_got == 0 && rc == 0) rc = wait_data(s);
-    s->direct = NULL;
-    size_t got = s->direct_got;
-    s->direct_got = 0;
+    size_t got;
+    int rc = wait_direct(s, buf, n, &got);
     if (got) return (ssize_t)got;
     if (rc == UV_EOF) return 0;
     if (rc) return rc;
@@ -293,6 +307,18 @@ static int do_read_exactly(loom_stream_t *s, void *buf, size_t n, size_t *got) {
   size_t have = 0;
   int rc = 0;
   while (have < n) {
+    if (buffered(s) == 0 && n - have >= DIRECT_MIN && !s->reader) {
+      /* What is asked goes straight into the caller's buffer, in reads as
+       * large as what is left (a 1 MiB read takes a few read(2) calls, not
+       * one per RBUF_MIN). A short rest goes through loom's buffer instead,
+       * which picks up what follows it (the next header) in the same
+       * read(2). */
+      size_t k;
+      rc = wait_direct(s, (char *)buf + have, n - have, &k);
+      have += k;
+      if (rc) break;
+      continue;
+    }
     if (buffered(s) == 0 && (rc = wait_data(s)) != 0) break;
     size_t k = buffered(s) < n - have ? buffered(s) : n - have;
     take(s, (char *)buf + have, k);

@@ -1,0 +1,252 @@
+/* How stream reads are sized: by what the reader asks for and by what
+ * arrives, not by a fixed buffer.
+ *
+ * loom_read_exactly with a large request reads straight into the caller's
+ * buffer, so a 1 MiB read takes a handful of read(2) calls (it took 267
+ * with a 4 KiB buffer). The calls are counted without strace or LD_PRELOAD:
+ * libuv calls the stream's alloc callback once before each read(2), and the
+ * test wraps that callback (a public field of uv_stream_t) once reading is
+ * on. Around it: the bytes are right whichever way they came (part buffered
+ * and part direct, a short rest through the buffer, the data after the
+ * request left buffered), EOF and a timeout in the middle of a direct read
+ * report what was read and lose nothing. Each test runs on a socketpair
+ * whose other end is a second loom stream.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "helpers.h"
+#include "loom.h"
+
+#define MIB (1024u * 1024u)
+
+/* ---- counting read(2) calls --------------------------------------------------------- */
+
+static uv_alloc_cb orig_alloc;
+static size_t nallocs;
+static void counting_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  nallocs++;
+  orig_alloc(h, hint, buf);
+}
+/* Reading must be on (a first read started it): uv_read_start would set the
+ * callback again. */
+static void count_reads(loom_stream_t *s) {
+  uv_stream_t *u = loom_stream_handle(s);
+  orig_alloc = u->alloc_cb;
+  u->alloc_cb = counting_alloc;
+  nallocs = 0;
+}
+/* Whether the count covers every read since count_reads (reading was not
+ * restarted with loom's own callback). */
+static int still_counting(loom_stream_t *s) {
+  return loom_stream_handle(s)->alloc_cb == counting_alloc;
+}
+
+/* Byte i of the test data: not periodic in any power of two. */
+static char byte_at(size_t i) { return (char)('a' + (i * 7 + i / 251) % 26); }
+static char *make_data(size_t n) {
+  char *p = malloc(n);
+  if (p)
+    for (size_t i = 0; i < n; i++) p[i] = byte_at(i);
+  return p;
+}
+static int check_data(const char *p, size_t n, size_t from) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != byte_at(from + i)) return 0;
+  return 1;
+}
+
+/* ---- a pair of loom streams ----------------------------------------------------------- */
+
+typedef struct {
+  int (*body)(loom_stream_t *r, loom_stream_t *w);
+  int rc; /* what body returned: 0, or the step that went wrong */
+} pair_t;
+
+static int pair_main(void *arg) {
+  pair_t *p = arg;
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) return UV_EIO;
+  loom_stream_t *r, *w;
+  int rc = loom_stream_open_fd(&r, fds[0]);
+  if (rc) return rc;
+  rc = loom_stream_open_fd(&w, fds[1]);
+  if (rc) {
+    loom_close(r);
+    return rc;
+  }
+  p->rc = p->body(r, w);
+  loom_close(r);
+  loom_close(w);
+  return 0;
+}
+
+static int with_pair(int (*body)(loom_stream_t *r, loom_stream_t *w)) {
+  pair_t p = {.body = body, .rc = -1};
+  assert_loom_ok(loom_run(pair_main, &p));
+  return p.rc;
+}
+
+/* ---- 1 MiB in a few reads --------------------------------------------------------------- */
+
+static size_t mib_reads;
+static int exactly_mib(loom_stream_t *r, loom_stream_t *w) {
+  char one;
+  /* Starts reading, so the alloc callback can be wrapped. */
+  if (loom_write(w, "x", 1) != 0) return 1;
+  if (loom_read_exactly(r, &one, 1, NULL) != 0 || one != 'x') return 2;
+  char *out = make_data(MIB), *in = malloc(MIB);
+  int step = 0;
+  if (!out || !in) {
+    step = 3;
+    goto done;
+  }
+  count_reads(r);
+  /* Written whole: what the kernel does not take at once is queued and
+   * written as the reader makes room. */
+  if (loom_write(w, out, MIB) != 0) {
+    step = 4;
+    goto done;
+  }
+  size_t got = 0;
+  if (loom_read_exactly(r, in, MIB, &got) != 0 || got != MIB) step = 5;
+  else if (!still_counting(r)) step = 6;
+  else if (!check_data(in, MIB, 0)) step = 7;
+  mib_reads = nallocs;
+  if (still_counting(r)) loom_stream_handle(r)->alloc_cb = orig_alloc;
+done:
+  free(out);
+  free(in);
+  return step;
+}
+static void test_exactly_mib_few_reads(void **state) {
+  (void)state;
+  assert_int_equal(with_pair(exactly_mib), 0);
+  print_message("1 MiB read_exactly: %zu reads\n", mib_reads);
+  assert_true(mib_reads >= 1);
+  assert_true(mib_reads <= 16);
+}
+
+/* ---- bytes right whichever way they came ------------------------------------------------ */
+
+/* A line, then 100,000 bytes of which the line's read buffered a part,
+ * then a short exact read through the buffer, then a line that must still
+ * be there. */
+static int mixed(loom_stream_t *r, loom_stream_t *w) {
+  enum { BODY = 100000, SHORT = 100 };
+  char *out = make_data(BODY + SHORT), *in = malloc(BODY + SHORT);
+  char line[64];
+  int step = 0;
+  if (!out || !in) {
+    step = 1;
+    goto done;
+  }
+  if (loom_write(w, "head\n", 5) != 0 || loom_write(w, out, BODY + SHORT) != 0 ||
+      loom_write(w, "tail\n", 5) != 0) {
+    step = 2;
+    goto done;
+  }
+  if (loom_read_line(r, line, sizeof(line)) != 5 || strcmp(line, "head\n") != 0) {
+    step = 3;
+    goto done;
+  }
+  size_t got = 0;
+  if (loom_read_exactly(r, in, BODY, &got) != 0 || got != BODY) step = 4;
+  else if (!check_data(in, BODY, 0)) step = 5;
+  else if (loom_read_exactly(r, in, SHORT, &got) != 0 || got != SHORT) step = 6;
+  else if (!check_data(in, SHORT, BODY)) step = 7;
+  else if (loom_read_line(r, line, sizeof(line)) != 5 || strcmp(line, "tail\n") != 0)
+    step = 8;
+done:
+  free(out);
+  free(in);
+  return step;
+}
+static void test_exactly_mixed(void **state) {
+  (void)state;
+  assert_int_equal(with_pair(mixed), 0);
+}
+
+/* EOF in the middle of a direct read: UV_EOF, and *got says how much of the
+ * buffer holds data. */
+static int short_at_eof(loom_stream_t *r, loom_stream_t *w) {
+  enum { SENT = 60000, ASKED = 200000 };
+  char *out = make_data(SENT), *in = malloc(ASKED);
+  int step = 0;
+  if (!out || !in) {
+    step = 1;
+    goto done;
+  }
+  if (loom_write(w, out, SENT) != 0 || loom_shutdown_write(w) != 0) {
+    step = 2;
+    goto done;
+  }
+  size_t got = 0;
+  int rc = loom_read_exactly(r, in, ASKED, &got);
+  if (rc != UV_EOF) step = 3;
+  else if (got != SENT) step = 4;
+  else if (!check_data(in, SENT, 0)) step = 5;
+  else if (loom_read(r, in, ASKED) != 0) step = 6;
+done:
+  free(out);
+  free(in);
+  return step;
+}
+static void test_exactly_short_at_eof(void **state) {
+  (void)state;
+  assert_int_equal(with_pair(short_at_eof), 0);
+}
+
+/* A timeout in the middle of a direct read: UV_ETIMEDOUT with what arrived
+ * in *got, and the next read carries on where it stopped. */
+static int timeout_midway(loom_stream_t *r, loom_stream_t *w) {
+  enum { FIRST = 30000, REST = 50000 };
+  char *out = make_data(FIRST + REST), *in = malloc(FIRST + REST);
+  int step = 0;
+  if (!out || !in) {
+    step = 1;
+    goto done;
+  }
+  if (loom_write(w, out, FIRST) != 0) {
+    step = 2;
+    goto done;
+  }
+  size_t got = 0;
+  loom_scope_t sc;
+  if (loom_timeout_enter(&sc, 50) != 0) {
+    step = 3;
+    goto done;
+  }
+  int rc = loom_read_exactly(r, in, FIRST + REST, &got);
+  loom_scope_exit(&sc);
+  if (rc != UV_ETIMEDOUT) step = 4;
+  else if (got != FIRST || !check_data(in, FIRST, 0)) step = 5;
+  else if (loom_write(w, out + FIRST, REST) != 0) step = 6;
+  else if (loom_read_exactly(r, in + FIRST, REST, &got) != 0 || got != REST) step = 7;
+  else if (!check_data(in, FIRST + REST, 0)) step = 8;
+done:
+  free(out);
+  free(in);
+  return step;
+}
+static void test_exactly_timeout_midway(void **state) {
+  (void)state;
+  assert_int_equal(with_pair(timeout_midway), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_exactly_mib_few_reads),
+      cmocka_unit_test(test_exactly_mixed),
+      cmocka_unit_test(test_exactly_short_at_eof),
+      cmocka_unit_test(test_exactly_timeout_midway),
+  };
+  return HARNESS_RUN(tests);
+}
