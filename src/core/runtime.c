@@ -46,6 +46,8 @@ int loom_init(loom_t **out, uv_loop_t *loop, const loom_config_t *cfg) {
   rt->grace_ms = cfg && cfg->shutdown_grace_ms ? cfg->shutdown_grace_ms
                                                : LOOM_SHUTDOWN_GRACE_MS;
   loom__stack_pool_init(&rt->stacks);
+  /* The pool decays its warm stacks by the scheduler's coarse clock. */
+  rt->stacks.clock = &rt->pass_clock;
   /* These cannot fail for check/idle/timer on a live loop. */
   uv_check_init(loop, &rt->check);
   uv_idle_init(loop, &rt->idle);

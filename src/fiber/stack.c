@@ -8,11 +8,16 @@
  * recently freed stack is the one whose top pages are still resident and in
  * cache. The slabs and the size classes, few and touched only when a slab
  * is mapped or a pool destroyed, are on intrusive lists (util/list.h).
- * Beyond LOOM__WARM resident free stacks of a size, a returned stack's
- * pages go back to the kernel (MADV_DONTNEED), so a burst of a million
- * tasks does not pin their memory forever; the count is of *resident* free
- * stacks, so after a burst the pool does not keep paying a system call per
- * task.
+ * How many free stacks of a size stay resident follows demand: the high-water
+ * mark of stacks of that size in use, taken per window of LOOM__WINDOW_NS of
+ * the pool's clock and halved for every window in which demand stayed lower
+ * (never below LOOM__WARM). A program that spawns bursts of 100,000 tasks
+ * keeps 100,000 stacks warm and pays no page fault per task; once the
+ * bursts stop, the excess is given back with MADV_DONTNEED a few stacks per
+ * put (least recently used first), so neither a burst nor the shrinking
+ * after it costs a long pause. The clock is read, never asked for: the pool
+ * looks at a coarse timestamp its owner keeps (the scheduler's pass clock),
+ * so the fiber layer needs no timer and no libuv, and a test can drive time.
  */
 #include "stack.h"
 
@@ -47,7 +52,15 @@
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-#define LOOM__WARM 1024             /* free stacks per size kept resident */
+#define LOOM__WARM 1024 /* free stacks per size always kept resident */
+/* Demand is measured per window of a second; the warm count halves per
+ * window of lower demand (so 100,000 warm stacks fall to LOOM__WARM in about
+ * 7 s of quiet). */
+#define LOOM__WINDOW_NS ((int64_t)1000000000)
+/* Trimming is spread over puts: at most this many stacks given back, and
+ * this many free-list entries looked at, per put. */
+#define LOOM__TRIM_STEP 32
+#define LOOM__TRIM_SCAN 256
 #define LOOM__SLAB_BYTES (8u << 20) /* target slab size */
 
 typedef struct loom__slab_s {
@@ -66,6 +79,10 @@ typedef struct loom__stack_class_s {
   size_t nfree, cap;     /* entries used and allocated */
   size_t total;          /* stacks of this size; cap >= total */
   size_t nwarm;          /* free stacks whose pages are resident */
+  size_t keep;           /* free stacks allowed to stay resident */
+  size_t peak;           /* most stacks in use during this window */
+  size_t cold_below;     /* free[0 .. cold_below) are all cold */
+  int64_t window_end;    /* pool clock at which the window ends */
 } loom__stack_class_t;
 
 struct free_ent {
@@ -191,6 +208,7 @@ static loom__stack_class_t *find_class(loom__stack_pool_t *pool, size_t size) {
   loom__stack_class_t *c = calloc(1, sizeof(*c));
   if (!c) return NULL;
   c->size = size;
+  c->keep = LOOM__WARM;
   loom__list_push_front(&pool->classes, &c->link);
   return c;
 }
@@ -305,6 +323,9 @@ int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
   }
   const struct free_ent *e = &c->free[--c->nfree];
   if (!e->cold) c->nwarm--;
+  if (c->nfree < c->cold_below) c->cold_below = c->nfree;
+  size_t inuse = c->total - c->nfree;
+  if (inuse > c->peak) c->peak = inuse;
   *out = (loom__stack_t){
       .lo = e->lo,
       .size = size,
@@ -331,11 +352,68 @@ void *loom__stack_peek(loom__stack_pool_t *pool, size_t size) {
   return c->size == size ? c->free[c->nfree - 1].lo : NULL;
 }
 
+/* Starts a new demand window at `now`. The window that ended leaves as warm
+ * count its demand or half the old count, whichever is more; each further
+ * window that passed without a put (no demand seen) halves that again. */
+static void roll_window(loom__stack_class_t *c, int64_t now) {
+  int64_t quiet = c->window_end ? (now - c->window_end) / LOOM__WINDOW_NS : 0;
+  size_t keep = c->peak > c->keep / 2 ? c->peak : c->keep / 2;
+  keep = quiet >= (int64_t)(sizeof(size_t) * CHAR_BIT) ? 0 : keep >> quiet;
+  size_t inuse = c->total - c->nfree;
+  if (keep < inuse) keep = inuse;
+  c->keep = keep > LOOM__WARM ? keep : LOOM__WARM;
+  c->peak = inuse;
+  c->window_end = now + LOOM__WINDOW_NS;
+}
+
+/* Gives back resident free stacks beyond c->keep, oldest first (from the
+ * bottom of the LIFO), a bounded number per call. */
+static void trim(loom__stack_class_t *c) {
+  size_t i = c->cold_below, given = 0;
+  size_t end = c->nfree - i > LOOM__TRIM_SCAN ? i + LOOM__TRIM_SCAN : c->nfree;
+  for (; i < end && c->nwarm > c->keep && given < LOOM__TRIM_STEP; i++) {
+    struct free_ent *e = &c->free[i];
+    if (e->cold) continue;
+    madvise(e->lo, c->size, MADV_DONTNEED);
+    e->cold = 1;
+    c->nwarm--;
+    given++;
+  }
+  c->cold_below = i;
+}
+
 void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s) {
   loom__stack_class_t *c = find_class(pool, s->size);
   if (!c) return; /* cannot happen: the class was made at get */
   UNPOISON(s->lo, s->size);
-  int cold = c->nwarm >= LOOM__WARM;
+  int64_t now = pool->clock ? *pool->clock : 0;
+  if (now >= c->window_end) roll_window(c, now);
+  /* Demand of this window counts at once: a burst larger than the warm
+   * count keeps its stacks from the first time it ends. */
+  if (c->nwarm >= c->keep && c->peak > c->keep) c->keep = c->peak;
+  int cold = c->nwarm >= c->keep;
   if (cold) madvise(s->lo, s->size, MADV_DONTNEED);
   push_free(c, s->lo, s->guard_lo, cold);
+  if (c->nwarm > c->keep) trim(c);
+}
+
+int loom__stack_pool_stats(const loom__stack_pool_t *pool, size_t size,
+                           loom__stack_stats_t *out) {
+  size = class_size(pool, size);
+  if (size == 0) return -EINVAL;
+  loom__link_t *l;
+  loom__list_foreach(l, &pool->classes) {
+    const loom__stack_class_t *c = loom__list_entry(l, loom__stack_class_t, link);
+    if (c->size != size) continue;
+    *out = (loom__stack_stats_t){
+        .total = c->total,
+        .free = c->nfree,
+        .warm = c->nwarm,
+        .keep = c->keep,
+        .peak = c->peak,
+    };
+    return 0;
+  }
+  *out = (loom__stack_stats_t){.keep = LOOM__WARM};
+  return 0;
 }

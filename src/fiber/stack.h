@@ -67,7 +67,21 @@ typedef struct loom__stack_pool_s {
   size_t page;          /* system page size */
   size_t guard;         /* guard zone, whole pages */
   size_t dead;          /* dead zone, whole pages */
+  /* A monotonic clock in ns that the owner keeps current (the runtime
+   * points it at its scheduler's coarse pass clock; a test at a variable
+   * it advances by hand). Read at every put to decay the warm count; NULL
+   * means time stands still and the warm count never shrinks. */
+  const int64_t *clock;
 } loom__stack_pool_t;
+
+/* The state of one size class, for tests and reports. */
+typedef struct loom__stack_stats_s {
+  size_t total; /* stacks of this size mapped */
+  size_t free;  /* of which free */
+  size_t warm;  /* of the free ones, those with resident pages */
+  size_t keep;  /* free stacks currently allowed to stay resident */
+  size_t peak;  /* most in use at once in the current demand window */
+} loom__stack_stats_t;
 
 void loom__stack_pool_init(loom__stack_pool_t *pool);
 void loom__stack_pool_destroy(loom__stack_pool_t *pool);
@@ -80,8 +94,14 @@ int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out);
 /* The lowest byte of the stack the next get of `size` would hand out, or
  * NULL if unknown; for prefetching. */
 void *loom__stack_peek(loom__stack_pool_t *pool, size_t size);
-/* Gives a stack back to the pool for reuse. */
+/* Gives a stack back to the pool for reuse. Its pages stay resident while
+ * the free stacks of its size that are resident number fewer than recent
+ * demand (stack.c); beyond that they go back to the kernel. */
 void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s);
+/* Fills *out for the size class `size` would get (all zero but keep if no
+ * stack of that size was ever asked for). -EINVAL if size is too large. */
+int loom__stack_pool_stats(const loom__stack_pool_t *pool, size_t size,
+                           loom__stack_stats_t *out);
 
 /* Guard zones in use and the budget, process-wide (for tests and reports).
  * The budget is read from vm.max_map_count once; if that read fails, the

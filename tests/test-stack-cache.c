@@ -1,0 +1,187 @@
+/* The stack pool's warm cache: how many free stacks stay resident follows
+ * recent demand (src/fiber/stack.c). Time is the pool's injectable clock, a
+ * variable these tests advance by hand, so nothing sleeps; residency is
+ * checked both through the pool's counters and, for the pages themselves,
+ * with mincore(2). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#include "core/internal.h"
+#include "fiber/stack.h"
+
+#define SEC ((int64_t)1000000000)
+#define SIZE ((size_t)16 * 1024)
+#define BURST 3000 /* well above the floor of 1,024 */
+#define FLOOR 1024
+
+static loom__stack_t stacks[BURST];
+
+static loom__stack_stats_t stats(const loom__stack_pool_t *pool) {
+  loom__stack_stats_t s;
+  assert_int_equal(loom__stack_pool_stats(pool, SIZE, &s), 0);
+  return s;
+}
+
+/* Whether the top page of a stack (the one a task touches) is resident. */
+static int resident(const loom__stack_t *st, size_t page) {
+  unsigned char v = 0;
+  void *top = (char *)st->lo + st->size - page;
+  assert_int_equal(mincore(top, page, &v), 0);
+  return v & 1;
+}
+
+/* Takes n stacks, writes to the top page of each (as a task does), gives
+ * them back in the order taken. */
+static void burst(loom__stack_pool_t *pool, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    assert_int_equal(loom__stack_get(pool, SIZE, &stacks[i]), 0);
+    ((volatile char *)stacks[i].lo)[stacks[i].size - 1] = 1;
+  }
+  for (size_t i = 0; i < n; i++) loom__stack_put(pool, &stacks[i]);
+}
+
+/* A burst larger than the floor stays resident, the first time and when
+ * repeated; its stacks do not fault again. */
+static void test_burst_stays_warm(void **state) {
+  (void)state;
+  int64_t now = 5 * SEC;
+  loom__stack_pool_t pool;
+  loom__stack_pool_init(&pool);
+  pool.clock = &now;
+  burst(&pool, BURST);
+  loom__stack_stats_t s = stats(&pool);
+  assert_int_equal(s.total - s.free, 0);
+  assert_int_equal(s.warm, BURST);
+  assert_true(s.keep >= BURST);
+  for (size_t i = 0; i < BURST; i++) assert_true(resident(&stacks[i], pool.page));
+  for (int round = 0; round < 3; round++) {
+    now += SEC / 2; /* bursts every half second keep the demand up */
+    burst(&pool, BURST);
+  }
+  s = stats(&pool);
+  assert_int_equal(s.warm, BURST);
+  assert_true(s.keep >= BURST);
+  loom__stack_pool_destroy(&pool);
+}
+
+/* Once the bursts stop, the warm count halves per quiet second down to the
+ * floor, and the pages given back are the ones used least recently. */
+static void test_shrinks_when_demand_falls(void **state) {
+  (void)state;
+  int64_t now = 5 * SEC;
+  loom__stack_pool_t pool;
+  loom__stack_pool_init(&pool);
+  pool.clock = &now;
+  burst(&pool, BURST);
+  loom__stack_t one;
+  size_t last_keep = stats(&pool).keep;
+  int shrank = 0;
+  for (int sec = 1; sec <= 10; sec++) {
+    now += SEC;
+    /* Light demand: one task at a time, enough puts to finish trimming. */
+    for (int i = 0; i < 200; i++) {
+      assert_int_equal(loom__stack_get(&pool, SIZE, &one), 0);
+      loom__stack_put(&pool, &one);
+    }
+    loom__stack_stats_t s = stats(&pool);
+    assert_true(s.keep <= last_keep); /* never grows without demand */
+    assert_true(s.keep >= FLOOR);
+    assert_true(s.warm <= s.keep);
+    if (s.keep < last_keep) shrank = 1;
+    last_keep = s.keep;
+  }
+  assert_true(shrank);
+  loom__stack_stats_t s = stats(&pool);
+  assert_int_equal(s.keep, FLOOR);
+  assert_int_equal(s.warm, FLOOR);
+  /* The first stacks put back lie at the bottom of the LIFO: given back. */
+  assert_false(resident(&stacks[0], pool.page));
+  assert_false(resident(&stacks[100], pool.page));
+  /* A new burst finds its stacks, cold or not, and counts as demand again. */
+  now += SEC;
+  burst(&pool, BURST);
+  s = stats(&pool);
+  assert_int_equal(s.warm, BURST);
+  loom__stack_pool_destroy(&pool);
+}
+
+/* A long quiet spell decays in one step (no overflow of the shift), and a
+ * pool without a clock keeps what demand it saw. */
+static void test_long_quiet_and_no_clock(void **state) {
+  (void)state;
+  int64_t now = 1;
+  loom__stack_pool_t pool;
+  loom__stack_pool_init(&pool);
+  pool.clock = &now;
+  burst(&pool, BURST);
+  now += 1000 * SEC;
+  for (int i = 0; i < 200; i++) burst(&pool, 1);
+  loom__stack_stats_t s = stats(&pool);
+  assert_int_equal(s.keep, FLOOR);
+  assert_int_equal(s.warm, FLOOR);
+  loom__stack_pool_destroy(&pool);
+
+  loom__stack_pool_init(&pool); /* clock NULL: time stands still */
+  burst(&pool, BURST);
+  for (int i = 0; i < 200; i++) burst(&pool, 1);
+  s = stats(&pool);
+  assert_int_equal(s.warm, BURST);
+  loom__stack_pool_destroy(&pool);
+}
+
+/* Through the runtime: repeated bursts of tasks keep their stacks warm. */
+static struct {
+  size_t warm_after_second, total;
+  int failed;
+} rt_seen;
+
+static int noop(void *arg) {
+  (void)arg;
+  return 0;
+}
+
+static int burst_main(void *arg) {
+  (void)arg;
+  static loom_task_t *h[BURST];
+  for (int round = 0; round < 2; round++) {
+    for (size_t i = 0; i < BURST; i++)
+      if (loom_spawn(&h[i], noop, NULL)) rt_seen.failed = 1;
+    for (size_t i = 0; i < BURST; i++)
+      if (loom_join(h[i], NULL)) rt_seen.failed = 1;
+  }
+  loom_t *rt = loom_runtime();
+  loom__stack_stats_t s;
+  /* Tasks ask for their (page-sized) stack plus their record, less than a
+   * page: the class of stack_size + 1. */
+  if (loom__stack_pool_stats(&rt->stacks, rt->stack_size + 1, &s)) rt_seen.failed = 1;
+  rt_seen.warm_after_second = s.warm;
+  rt_seen.total = s.total;
+  return 0;
+}
+
+static void test_runtime_bursts_stay_warm(void **state) {
+  (void)state;
+  assert_int_equal(loom_run(burst_main, NULL), 0);
+  assert_false(rt_seen.failed);
+  /* Everything but the main task's stack is free and warm. */
+  assert_true(rt_seen.warm_after_second >= BURST);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_burst_stays_warm),
+      cmocka_unit_test(test_shrinks_when_demand_falls),
+      cmocka_unit_test(test_long_quiet_and_no_clock),
+      cmocka_unit_test(test_runtime_bursts_stay_warm),
+  };
+  return HARNESS_RUN(tests);
+}
