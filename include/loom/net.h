@@ -59,21 +59,43 @@ LOOM_EXTERN ssize_t loom_read_line(loom_stream_t *s, char *buf, size_t cap);
  * caller frees). UV_ENOBUFS beyond `max` bytes. */
 LOOM_EXTERN int loom_read_all(loom_stream_t *s, char **data, size_t *len, size_t max);
 
+/* Default output limit: how much may be queued for a peer that sends
+ * without reading its replies (loom_stream_set_output_limit). */
+#define LOOM_STREAM_OUTPUT_LIMIT (16u * 1024u * 1024u)
+
 /* Writes all of buf. The bytes are copied (or written at once), so buf may
- * be reused when the call returns. While more than the stream's high-water
- * mark is queued, waits (before writing) until the queue is down to the
+ * be reused when the call returns. A write of up to 4 KiB is gathered with
+ * the stream's other small writes and reaches the kernel with them when
+ * the calling task (and every other ready task) has stopped running, before
+ * the loop next polls for I/O, or sooner: when 16 KiB are gathered, before
+ * a larger write, at loom_flush, loom_drain or loom_close. A larger write
+ * goes to the kernel at once. While more than the stream's high-water mark
+ * is queued, waits (before writing) until the queue is down to the
  * low-water mark (a quarter of it); several writers take turns in FIFO
- * order. An error means nothing of this call was written, except a sticky
- * stream error (UV_EPIPE, UV_ECONNRESET...) after which the stream is
- * broken. UV_EINVAL for NULL data with n > 0. */
+ * order. Except while the peer has sent bytes not read yet: then the write
+ * does not wait, and if the queue would pass the output limit the stream
+ * is aborted and UV_ENOBUFS returned. An error means nothing of this call
+ * was written, except a sticky stream error (UV_EPIPE, UV_ECONNRESET,
+ * UV_ENOBUFS...) after which the stream is broken; an error that happens
+ * after a write returned (gathered bytes the kernel refuses) is returned by
+ * the next write, loom_flush, loom_drain and loom_close. UV_EINVAL for
+ * NULL data with n > 0. */
 LOOM_EXTERN int loom_write(loom_stream_t *s, const void *buf, size_t n);
 LOOM_EXTERN int loom_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs);
-/* Waits until everything written has been handed to the kernel. */
+/* Hands the gathered small writes to the kernel now (what it does not take
+ * at once is queued). Never suspends. Returns the stream's sticky write
+ * error, if any, else 0. */
+LOOM_EXTERN int loom_flush(loom_stream_t *s);
+/* Flushes, then waits until everything written has been handed to the
+ * kernel, or the stream failed (its sticky error is returned). */
 LOOM_EXTERN int loom_drain(loom_stream_t *s);
 /* Sends EOF (after what is queued); the stream can still be read. */
 LOOM_EXTERN int loom_shutdown_write(loom_stream_t *s);
 /* Closes the stream after what is queued has been written, and frees it.
- * Never suspends; the handle is consumed. If the runtime shuts down while
+ * Never suspends; the handle is consumed. Returns the stream's sticky write
+ * error if one is known (the stream is closed all the same): call
+ * loom_drain first to learn whether everything was written. If the
+ * runtime shuts down while
  * the queue is still flushing (a peer that never reads), the stream is
  * aborted after the runtime's grace period. */
 LOOM_EXTERN int loom_close(loom_stream_t *s);
@@ -84,7 +106,16 @@ LOOM_EXTERN int loom_abort(loom_stream_t *s);
 /* Buffer limit (read_until / read_line) and write high-water mark. */
 LOOM_EXTERN int loom_stream_set_limit(loom_stream_t *s, size_t limit);
 LOOM_EXTERN int loom_stream_set_high_water(loom_stream_t *s, size_t bytes);
-/* Bytes written but not yet handed to the kernel; bytes buffered unread. */
+/* Output limit (default LOOM_STREAM_OUTPUT_LIMIT; SIZE_MAX: none): while
+ * the peer has sent bytes the program has not read, writers do not wait at
+ * the high-water mark (waiting would stop the task reading, and a peer
+ * that reads only once it has sent everything would never read again);
+ * the queue grows instead, up to this many bytes, past which the stream is
+ * aborted and the write returns UV_ENOBUFS (as redis's
+ * client-output-buffer-limit). */
+LOOM_EXTERN int loom_stream_set_output_limit(loom_stream_t *s, size_t bytes);
+/* Bytes written but not yet handed to the kernel (gathered or queued);
+ * bytes buffered unread. */
 LOOM_EXTERN size_t loom_stream_queued(const loom_stream_t *s);
 LOOM_EXTERN size_t loom_stream_buffered(const loom_stream_t *s);
 /* The underlying libuv handle (a uv_tcp_t, uv_pipe_t or uv_tty_t). */

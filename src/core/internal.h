@@ -157,6 +157,9 @@ struct loom_s {
   int shutdown_requested;        /* loom_shutdown called (or loom_run done) */
   int has_sigint;                /* sigint handle initialised */
   loom__list_t io;               /* loom__io_t: open I/O objects */
+  loom__list_t flush;            /* streams holding gathered output, handed
+                                    to libuv when tasks stop running
+                                    (io/stream.c, loom__io_flush) */
   uv_timer_t grace;              /* shutdown: bounds the final flush */
   uint64_t grace_ms;
   int io_closing;  /* shutdown has closed the I/O objects */
@@ -307,6 +310,10 @@ void loom__interrupt(loom_task_t *t, int err);
 void loom__poke(loom_task_t *t);
 void loom__on_check(uv_check_t *h);
 void loom__on_idle(uv_idle_t *h);
+/* Hands every stream's gathered output to libuv (io/stream.c). Called
+ * when tasks stop running, before the loop polls again: at the end of a
+ * pass and after a task run from a libuv callback (loom__wake_now). */
+void loom__io_flush(loom_t *rt);
 
 /* task.c: a task's handle and name. loom__task_of(rt, h): the task behind
  * handle h, or NULL if it is stale or not a task's (rt NULL: as for

@@ -208,6 +208,7 @@ void loom__wake_now(loom__waiter_t *w, int result) {
    * straight back here. The next pass reads the clock afresh. */
   end_pass(rt);
   run_from_loop(rt, t);
+  if (rt->flush.head) loom__io_flush(rt); /* before the loop polls again */
   loom__tls_rt = outer;
   loom__maybe_close(rt);
 }
@@ -263,6 +264,9 @@ void loom__on_check(uv_check_t *h) {
    * Valgrind, a loaded machine), passes could end one after the other
    * without running anything, and ready tasks would starve. */
   for (loom_task_t *t = take_next(rt); t; t = pick(rt)) run_from_loop(rt, t);
+  /* What tasks wrote in small pieces reaches the kernel before the loop
+   * polls again: one write system call per stream per pass. */
+  if (rt->flush.head) loom__io_flush(rt);
   rt->in_pass = 0;
   rt->last_cut = rt->pass_ended;
   rt->ready_mark = rt->ready_tail;

@@ -81,6 +81,11 @@ struct loom_stream_s {
   int turn;            /* a writer was given its turn and has
                           not written yet: others queue */
   int werr;            /* sticky write error */
+  struct loom__wreq_s *gather; /* small writes not yet handed to libuv
+                                  (stream.c); non-NULL: on rt->flush */
+  loom__link_t flush_link;     /* on the runtime's flush list */
+  size_t out_limit;            /* queued bytes allowed while the peer
+                                  sends without reading */
   /* life */
   int closing; /* close requested: flush, then uv_close */
   int is_tcp;  /* u.tcp: peer names, NODELAY, reset */

@@ -8,14 +8,35 @@
  *   rbuf: [ consumed | buffered data | free space ]
  *         0        rstart          rend          rcap
  *
- * Writing. A write first tries uv_try_write; what the kernel does not take
- * at once is copied into one heap request (so the caller may reuse its
- * buffer) and queued with uv_write. While more than the high-water mark is
- * queued, a writer waits *before* writing until the queue falls to the
- * low-water mark, and writers wait their turn in FIFO order: a slow reader on
- * the other side cannot make the queue grow without bound however many
- * tasks write, and an error from loom_write always means that nothing of
- * that call was written.
+ * Writing. A small write (up to GATHER_SMALL bytes) is copied into the
+ * stream's gather buffer, and the stream goes on the runtime's flush list;
+ * the gathered bytes are handed to libuv together when tasks stop running,
+ * before the loop polls again (loom__io_flush, called by the scheduler), or
+ * at once when the next small write does not fit (GATHER_CAP), or before a
+ * large write, a drain, loom_flush or a close. So a handler that answers
+ * each pipelined request with its own write makes one write system call
+ * per batch, not one per reply. A large write, or a flush, first tries
+ * uv_try_write; what the kernel does not take at once is queued with
+ * uv_write: a large write's rest is copied into one heap request (so the
+ * caller may reuse its buffer), a flush's rest stays in the gather buffer,
+ * which becomes the request (a flush never allocates, so it cannot fail
+ * for want of memory). An error that happens after loom_write returned is
+ * sticky (werr): the next write, drain, flush or close reports it.
+ *
+ *   gather: [ uv_write_t | s | len | cap | data: len bytes gathered | free ]
+ *
+ * While more than the high-water mark is queued, a writer waits *before*
+ * writing until the queue falls to the low-water mark, and writers wait
+ * their turn in FIFO order: a slow reader on the other side cannot make the
+ * queue grow without bound however many tasks write, and an error from
+ * loom_write always means that nothing of that call was written. Except
+ * while the peer has sent bytes that the program has not read: a writer
+ * that waited then would stop its task reading, and a peer that reads its
+ * replies only once it has sent all its requests would never read again
+ * (both sides blocked in a write, for good). So then the writer does not
+ * wait, and the queue grows up to the output limit; past it, the stream is
+ * aborted and the write returns UV_ENOBUFS, as redis closes a client past
+ * its output buffer limit.
  *
  * Life. The public loom_stream_t * is a handle token (core/handle.h): a call
  * on a closed stream returns UV_EBADF. The struct is heap memory freed only
@@ -38,17 +59,32 @@
  * this much is still wanted and nothing is buffered. */
 #define DIRECT_MIN RBUF_MIN
 #define HIGH_WATER (64u * 1024u)
+/* Writes up to GATHER_SMALL bytes are gathered; the gather buffer starts
+ * at GATHER_MIN bytes (with its header, a malloc size glibc serves from
+ * its per-thread cache) and doubles up to GATHER_CAP. */
+#define GATHER_SMALL 4096u
+#define GATHER_MIN 512u
+#define GATHER_CAP (16u * 1024u)
 
-typedef struct {
+/* A write request queued with libuv, or the gather buffer (which becomes
+ * one when it is flushed). */
+typedef struct loom__wreq_s {
   uv_write_t req;
   loom_stream_t *s;
-  size_t len;
+  size_t len; /* bytes in data: queued, or gathered */
+  size_t cap; /* the gather buffer's room */
   char data[];
 } wreq_t;
 
 static int io_close(loom__io_t *o, int force);
 
-static void release(void *p) { free(((loom_stream_t *)p)->rbuf); }
+static void drop_gather(loom_stream_t *s);
+
+static void release(void *p) {
+  loom_stream_t *s = p;
+  drop_gather(s); /* never holds any by now: close_now dropped it */
+  free(s->rbuf);
+}
 
 int loom__stream_new(loom_stream_t **out, loom_t *rt, uv_handle_type type, int fd) {
   /* A UDP socket (open_fd) has no room in the handle union. */
@@ -62,6 +98,7 @@ int loom__stream_new(loom_stream_t **out, loom_t *rt, uv_handle_type type, int f
   s->limit = LOOM_STREAM_LIMIT;
   s->high_water = HIGH_WATER;
   s->low_water = HIGH_WATER / 4;
+  s->out_limit = LOOM_STREAM_OUTPUT_LIMIT;
   *out = s;
   return 0;
 }
@@ -80,6 +117,7 @@ static int unref(loom_stream_t *s, int rc) {
 
 /* reset: a TCP stream ends with RST instead of FIN (loom_abort). */
 static void close_now(loom_stream_t *s, int reset) {
+  drop_gather(s); /* abort drops it, as what is queued */
   if (uv_is_closing(&s->u.handle)) return;
   s->closing = 1;
   /* Tasks still waiting on it (another task closed it) see an error. */
@@ -93,6 +131,7 @@ static void close_now(loom_stream_t *s, int reset) {
 void loom__stream_close_now(loom_stream_t *s) { close_now(s, 0); }
 
 static void read_stop(loom_stream_t *s);
+static void flush_gather(loom_stream_t *s);
 
 /* loom_close: flush what is queued, then close. */
 void loom__stream_close(loom_stream_t *s) {
@@ -105,6 +144,7 @@ void loom__stream_close(loom_stream_t *s) {
    * ends (never, if the peer does not read). */
   if (s->reader) loom__wake(s->reader, UV_EBADF);
   loom__wq_wake_all(&s->writers, UV_EPIPE);
+  flush_gather(s); /* gathered bytes go out before the close */
   if (s->queued == 0) close_now(s, 0);
   /* else on_write closes it once the queue is empty */
 }
@@ -113,7 +153,7 @@ void loom__stream_close(loom_stream_t *s) {
 static int io_close(loom__io_t *o, int force) {
   loom_stream_t *s = loom__obj_of(o);
   if (uv_is_closing(&s->u.handle)) return 0;
-  int left_open = !s->closing, unsent = s->queued > 0;
+  int left_open = !s->closing, unsent = s->queued > 0 || s->gather;
   if (!force) {
     loom__stream_close(s);
     return left_open;
@@ -192,6 +232,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     s->rend += (size_t)nread;
     /* Backpressure: stop reading once the limit is buffered. */
     if (buffered(s) >= s->limit) read_stop(s);
+    /* A writer waiting for room stops waiting (see writing). */
+    if (!s->turn && loom__wq_wake_one(&s->writers, 0)) s->turn = 1;
   } else if (nread == UV_EOF) {
     s->eof = 1;
     read_stop(s);
@@ -439,6 +481,8 @@ static void on_write(uv_write_t *req, int status) {
   free(w);
   if (status < 0 && !s->werr) s->werr = status;
   if (s->werr) {
+    /* Gathered bytes can no longer follow: the error reports them. */
+    drop_gather(s);
     loom__wq_wake_all(&s->writers, s->werr);
     loom__wq_wake_all(&s->drainers, s->werr);
   } else {
@@ -448,6 +492,116 @@ static void on_write(uv_write_t *req, int status) {
     if (s->queued == 0) loom__wq_wake_all(&s->drainers, 0);
   }
   if (s->closing && s->queued == 0) close_now(s, 0);
+}
+
+/* The stream breaks for good with rc: whoever waits to write or drain
+ * hears it now, everyone else at their next call. */
+static void write_failed(loom_stream_t *s, int rc) {
+  if (!s->werr) s->werr = rc;
+  loom__wq_wake_all(&s->writers, s->werr);
+  loom__wq_wake_all(&s->drainers, s->werr);
+  if (s->closing && s->queued == 0) close_now(s, 0);
+}
+
+/* Bytes written and not yet in the kernel: queued with libuv, or gathered.
+ * The high-water mark and the output limit bound these. */
+static size_t pending(const loom_stream_t *s) {
+  return s->queued + (s->gather ? s->gather->len : 0);
+}
+
+static void drop_gather(loom_stream_t *s) {
+  if (!s->gather) return;
+  free(s->gather);
+  s->gather = NULL;
+  loom__list_remove(&s->obj.rt->flush, &s->flush_link);
+}
+
+/* Hands the gathered bytes to libuv: what the kernel takes at once, and
+ * the rest queued in the gather buffer itself, which becomes the write
+ * request. Never allocates, never suspends. A failure is sticky (werr). */
+static void flush_gather(loom_stream_t *s) {
+  wreq_t *g = s->gather;
+  if (!g) return;
+  s->gather = NULL;
+  loom__list_remove(&s->obj.rt->flush, &s->flush_link);
+  size_t done = 0;
+  int rc = 0;
+  if (s->werr || uv_is_closing(&s->u.handle)) {
+    free(g); /* the sticky error reports them */
+    return;
+  }
+  if (s->queued == 0) {
+    rc = uv_try_write(&s->u.stream, &(uv_buf_t){.base = g->data, .len = g->len}, 1);
+    if (rc >= 0)
+      done = (size_t)rc;
+    else if (rc != UV_EAGAIN && rc != UV_ENOSYS) {
+      free(g);
+      write_failed(s, rc);
+      return;
+    }
+  }
+  if (done == g->len) {
+    free(g);
+    /* A writer may wait for room that these bytes took (a high-water
+     * mark below GATHER_CAP): no on_write will come to wake it. */
+    if (s->queued <= s->low_water && !s->turn && loom__wq_wake_one(&s->writers, 0))
+      s->turn = 1;
+    return;
+  }
+  g->s = s;
+  g->len -= done;
+  rc = uv_write(&g->req, &s->u.stream,
+                &(uv_buf_t){.base = g->data + done, .len = g->len}, 1, on_write);
+  if (rc) {
+    free(g);
+    write_failed(s, rc);
+    return;
+  }
+  s->queued += g->len;
+}
+
+void loom__io_flush(loom_t *rt) {
+  loom__link_t *l;
+  while ((l = rt->flush.head) != NULL)
+    flush_gather(loom__list_entry(l, loom_stream_t, flush_link));
+}
+
+/* Copies a small write into the gather buffer, flushing first what is
+ * gathered if it does not fit. UV_ENOMEM: nothing of it was taken. */
+static int gather(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs, size_t total) {
+  wreq_t *g = s->gather;
+  if (g && g->cap - g->len < total) {
+    if (g->cap < GATHER_CAP) {
+      size_t cap = g->cap;
+      while (cap - g->len < total && cap < GATHER_CAP) cap *= 2;
+      wreq_t *bigger = cap - g->len >= total ? realloc(g, sizeof(*g) + cap) : NULL;
+      if (bigger) {
+        bigger->cap = cap;
+        s->gather = g = bigger;
+      }
+    }
+    if (g->cap - g->len < total) {
+      flush_gather(s);
+      if (s->werr) return s->werr;
+      g = NULL;
+    }
+  }
+  if (!g) {
+    size_t cap = GATHER_MIN;
+    while (cap < total) cap *= 2;
+    g = malloc(sizeof(*g) + cap);
+    if (!g) return UV_ENOMEM;
+    g->len = 0;
+    g->cap = cap;
+    s->gather = g;
+    loom__list_push_back(&s->obj.rt->flush, &s->flush_link);
+  }
+  for (unsigned i = 0; i < nbufs; i++) {
+    if (bufs[i].len == 0) continue;
+    memcpy(g->data + g->len, bufs[i].base, bufs[i].len);
+    g->len += bufs[i].len;
+  }
+  return 0;
 }
 
 /* Waits for this writer's turn: behind every earlier writer, and until the
@@ -531,7 +685,10 @@ static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
   int rc = loom__check(self);
   if (rc) return rc;
   if (total == 0) return 0;
-  if (s->turn || !loom__wq_empty(&s->writers) || s->queued > s->high_water) {
+  /* Full, but the peer has sent what we have not read: no wait (it could
+   * be for good, see the top of the file), up to the output limit. */
+  int full = pending(s) > s->high_water && buffered(s) == 0;
+  if (s->turn || !loom__wq_empty(&s->writers) || full) {
     rc = wait_turn(s, self);
     if (rc) return rc;
     if (s->werr)
@@ -539,10 +696,27 @@ static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
     else if (s->closing || uv_is_closing(&s->u.handle))
       rc = UV_EPIPE;
   }
-  if (rc == 0) rc = write_now(s, bufs, nbufs, total);
+  size_t p = pending(s);
+  if (rc == 0 && p > s->high_water && (p > s->out_limit || total > s->out_limit - p)) {
+    /* Past the output limit (queued beyond the high-water mark only while
+     * the peer sends without reading): the peer is not keeping up with
+     * its own requests. Close it rather than hold its replies without
+     * bound, or hang. */
+    write_failed(s, UV_ENOBUFS);
+    close_now(s, 1);
+    rc = UV_ENOBUFS;
+  }
+  if (rc == 0) {
+    if (total <= GATHER_SMALL) {
+      rc = gather(s, bufs, nbufs, total);
+    } else {
+      flush_gather(s); /* what was gathered goes first */
+      rc = s->werr ? s->werr : write_now(s, bufs, nbufs, total);
+    }
+  }
   /* Room left: let the next waiting writer go now, whether this write
    * succeeded or not. */
-  if (!loom__wq_empty(&s->writers) && s->queued <= s->high_water && !s->turn &&
+  if (!loom__wq_empty(&s->writers) && pending(s) <= s->high_water && !s->turn &&
       loom__wq_wake_one(&s->writers, 0))
     s->turn = 1;
   return rc;
@@ -567,6 +741,7 @@ int loom_write(loom_stream_t *h, const void *buf, size_t n) {
 static int do_drain(loom_stream_t *s) {
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
+  if (rc == 0) flush_gather(s);
   while (rc == 0 && s->queued > 0 && !s->werr) {
     loom__wnode_t n;
     rc = loom__wq_wait(&s->drainers, &n, self, 0);
@@ -580,6 +755,14 @@ int loom_drain(loom_stream_t *h) {
   if (!s) return UV_EBADF;
   ref(s);
   return unref(s, do_drain(s));
+}
+
+int loom_flush(loom_stream_t *h) {
+  if (!h) return UV_EINVAL;
+  loom_stream_t *s = loom__stream_get(h);
+  if (!s) return UV_EBADF;
+  flush_gather(s);
+  return s->werr;
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
@@ -614,8 +797,8 @@ int loom_close(loom_stream_t *h) {
   if (!h) return UV_EINVAL;
   loom_stream_t *s = loom__stream_get(h);
   if (!s) return UV_EBADF;
-  loom__stream_close(s);
-  return 0;
+  loom__stream_close(s); /* s lives on until its close callback */
+  return s->werr;
 }
 
 int loom_abort(loom_stream_t *h) {
@@ -646,9 +829,17 @@ int loom_stream_set_high_water(loom_stream_t *h, size_t bytes) {
   return 0;
 }
 
+int loom_stream_set_output_limit(loom_stream_t *h, size_t bytes) {
+  if (!h) return UV_EINVAL;
+  loom_stream_t *s = loom__stream_get(h);
+  if (!s) return UV_EBADF;
+  s->out_limit = bytes;
+  return 0;
+}
+
 size_t loom_stream_queued(const loom_stream_t *h) {
   const loom_stream_t *s = loom__stream_get((loom_stream_t *)h);
-  return s ? s->queued : 0;
+  return s ? pending(s) : 0;
 }
 size_t loom_stream_buffered(const loom_stream_t *h) {
   const loom_stream_t *s = loom__stream_get((loom_stream_t *)h);
