@@ -9,7 +9,9 @@
  * on. Around it: the bytes are right whichever way they came (part buffered
  * and part direct, a short rest through the buffer, the data after the
  * request left buffered), EOF and a timeout in the middle of a direct read
- * report what was read and lose nothing. Each test runs on a socketpair
+ * report what was read and lose nothing, and loom's own buffer grows for a
+ * long line and is given back when the reader waits on an empty buffer (an
+ * idle connection holds no read buffer). Each test runs on a socketpair
  * whose other end is a second loom stream.
  */
 #include <setjmp.h>
@@ -23,6 +25,7 @@
 
 #include "harness.h"
 #include "helpers.h"
+#include "io/io.h"
 #include "loom.h"
 
 #define MIB (1024u * 1024u)
@@ -241,12 +244,82 @@ static void test_exactly_timeout_midway(void **state) {
   assert_int_equal(with_pair(timeout_midway), 0);
 }
 
+/* ---- loom's buffer: grows for a long line, given back when idle ---------------------------- */
+
+typedef struct {
+  loom_stream_t *r;
+  size_t cap_after_line; /* loom's buffer right after the long line */
+  size_t cap_idle;       /* while the reader waits on an empty buffer */
+  ssize_t last;          /* the line read after that */
+  int parked;            /* the reader is waiting */
+} idle_t;
+static idle_t idle;
+
+static size_t rbuf_cap(loom_stream_t *h) { return loom__stream_get(h)->rcap; }
+
+static int idle_reader(void *arg) {
+  (void)arg;
+  char line[16];
+  idle.parked = 1;
+  idle.last = loom_read_line(idle.r, line, sizeof(line));
+  idle.parked = 0;
+  return 0;
+}
+
+static int long_line_then_idle(loom_stream_t *r, loom_stream_t *w) {
+  enum { LINE = 300000 };
+  char *out = make_data(LINE), *in = malloc(LINE + 1);
+  int step = 0;
+  loom_task_t *t = NULL;
+  if (!out || !in) {
+    step = 1;
+    goto done;
+  }
+  out[LINE - 1] = '\n';
+  if (loom_stream_set_limit(r, 2 * LINE) != 0 || loom_write(w, out, LINE) != 0) {
+    step = 2;
+    goto done;
+  }
+  if (loom_read_line(r, in, LINE + 1) != LINE || memcmp(in, out, LINE) != 0) {
+    step = 3;
+    goto done;
+  }
+  idle.cap_after_line = rbuf_cap(r);
+  idle.r = r;
+  if (loom_spawn(&t, idle_reader, NULL) != 0) {
+    step = 4;
+    goto done;
+  }
+  /* Until the reader waits. */
+  for (int i = 0; i < 100 && !(idle.parked && loom__stream_get(r)->reader); i++)
+    loom_yield();
+  if (!loom__stream_get(r)->reader) step = 5;
+  idle.cap_idle = rbuf_cap(r);
+  if (loom_write(w, "ok\n", 3) != 0) step = 6;
+  loom_join(t, NULL);
+  if (!step && idle.last != 3) step = 7;
+done:
+  free(out);
+  free(in);
+  return step;
+}
+static void test_buffer_grows_then_idle_frees(void **state) {
+  (void)state;
+  memset(&idle, 0, sizeof(idle));
+  assert_int_equal(with_pair(long_line_then_idle), 0);
+  /* It grew to hold the line... */
+  assert_true(idle.cap_after_line >= 300000);
+  /* ...and a reader waiting on nothing holds no buffer at all. */
+  assert_int_equal(idle.cap_idle, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_exactly_mib_few_reads),
       cmocka_unit_test(test_exactly_mixed),
       cmocka_unit_test(test_exactly_short_at_eof),
       cmocka_unit_test(test_exactly_timeout_midway),
+      cmocka_unit_test(test_buffer_grows_then_idle_frees),
   };
   return HARNESS_RUN(tests);
 }

@@ -169,7 +169,6 @@ static size_t buffered(const loom_stream_t *s) { return s->rend - s->rstart; }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   loom_stream_t *s = h->data;
-  (void)hint;
   /* A reader waits in loom_read with nothing buffered: read straight into
    * its buffer. */
   if (s->direct && s->rstart == s->rend) {
@@ -178,13 +177,18 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
     buf->len = s->direct_len;
     return;
   }
+  /* The reads since the last compaction filled the buffer to its end: more
+   * arrives than it holds, so it grows (up to libuv's hint of what one read
+   * may bring) and later reads take more at a time. It shrinks back when
+   * the reader finds it empty (wait_data). */
+  int filled = s->rcap > 0 && s->rend == s->rcap && s->rcap < hint;
   if (s->rstart > 0 && s->rstart == s->rend) s->rstart = s->rend = 0;
   if (s->rcap - s->rend < RBUF_MIN / 2 && s->rstart > 0) {
     memmove(s->rbuf, s->rbuf + s->rstart, buffered(s));
     s->rend -= s->rstart;
     s->rstart = 0;
   }
-  if (s->rcap - s->rend < RBUF_MIN / 2) {
+  if (s->rcap - s->rend < RBUF_MIN / 2 || filled) {
     /* Never more than the limit plus one read's worth, or what is buffered
      * plus one read's worth when the limit was lowered (set_limit, the end
      * of read_all) while reading was on: on_read then stops reading, but a
@@ -279,6 +283,16 @@ static int wait_data(loom_stream_t *s) {
   if (s->closing || uv_is_closing(&s->u.handle)) return UV_EBADF;
   if (s->reader) return UV_EBUSY; /* one reader at a time, as in asyncio */
   if (buffered(s) >= s->limit) return UV_ENOBUFS;
+  if (buffered(s) == 0 && s->rbuf) {
+    /* Nothing buffered and a reader about to wait: the connection may stay
+     * idle for long, so it holds no buffer while it does (1,000 idle
+     * connections hold none at all), and a buffer grown for one large
+     * request does not outlive it. on_alloc takes a new one when data
+     * arrives; libuv holds no pointer into this one between reads. */
+    free(s->rbuf);
+    s->rbuf = NULL;
+    s->rcap = s->rstart = s->rend = 0;
+  }
   if (!s->reading) {
     rc = uv_read_start(&s->u.stream, on_alloc, on_read);
     if (rc) return rc;
