@@ -92,3 +92,5 @@ loom_example_test(NAME http_get EXAMPLE http_get STATUS 1 HTTP_SERVER
 loom_example_test(NAME http_get-bad_urls EXAMPLE http_get STATUS 1
                   ARGS https://example.com/ ftp://example.com/ http://:80/)
 loom_example_test(NAME udp_echo EXAMPLE udp_echo)
+loom_example_test(NAME http_hello-selftest EXAMPLE http_hello ARGS --selftest)
+loom_example_test(NAME mini_redis-selftest EXAMPLE mini_redis ARGS --selftest)
