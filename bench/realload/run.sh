@@ -1,0 +1,345 @@
+#!/bin/bash
+# The real-load benchmark: loom's straightforward servers (examples/
+# http_hello.c, examples/mini_redis.c: one loom_write per reply) under real
+# load tools, against real servers from Debian's packages:
+#
+#   HTTP  wrk against http_hello, a callback-style libuv server
+#         (hello-libuv.c, which batches its answers by hand), nginx (one
+#         worker, a generated config), Node.js's http module (hello.js) and Go's net/http (hello.go,
+#         GOMAXPROCS=1): keep-alive with 50 and 1,000 connections, and 16
+#         requests pipelined per connection (pipeline.lua) with 50;
+#   RESP  redis-benchmark against mini_redis and redis-server (no
+#         persistence): PING, SET, GET, INCR with -P 16, and SET/GET with
+#         100,000-byte values (-d 100000).
+#
+# Each server runs on its own core (taskset), the load tool on another; each
+# run starts a fresh server process, and the order of the servers rotates
+# from round to round. Before any timing, check.py checks every server
+# (keep-alive, pipelining, a request split byte by byte, a bad request).
+# Prints a Markdown table per suite: requests per second (median over the
+# rounds, and the range), the server's CPU time per request (utime + stime
+# from /proc), its peak RSS (VmHWM), and loom's ratio to each peer (the
+# median of the per-round ratios).
+#
+#   bench/realload/run.sh [BUILD_DIR]
+#
+# BUILD_DIR (default: build-bench in the source tree) is configured as a
+# Release build with the examples and benchmarks on, and the two examples
+# and hello-libuv are built in it.
+# Missing tools are installed with apt-get (as root), unless
+# LOOM_REALLOAD_NO_INSTALL=1.
+#
+# Environment:
+#   LOOM_REALLOAD_ROUNDS      rounds (default 5)
+#   LOOM_REALLOAD_SECONDS     seconds per wrk run (default 5)
+#   LOOM_REALLOAD_REQUESTS    redis-benchmark -n for the -P 16 suite
+#                             (default 1000000); the 100 kB suite uses a
+#                             twentieth of it
+#   LOOM_REALLOAD_SUITES      any of http redis (default both)
+#   LOOM_REALLOAD_HTTP        servers: any of loom libuv nginx node go (default all)
+#   LOOM_REALLOAD_REDIS       servers: any of loom redis (default both)
+#   LOOM_REALLOAD_SERVER_CPU  the servers' CPU (default 1)
+#   LOOM_REALLOAD_CLIENT_CPU  the load tools' CPU (default 0)
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(dirname "$(dirname "$here")")
+build=${1:-$src/build-bench}
+
+rounds=${LOOM_REALLOAD_ROUNDS:-5}
+secs=${LOOM_REALLOAD_SECONDS:-5}
+nreq=${LOOM_REALLOAD_REQUESTS:-1000000}
+suites=${LOOM_REALLOAD_SUITES:-http redis}
+http_servers=${LOOM_REALLOAD_HTTP:-loom libuv nginx node go}
+redis_servers=${LOOM_REALLOAD_REDIS:-loom redis}
+scpu=${LOOM_REALLOAD_SERVER_CPU:-1}
+ccpu=${LOOM_REALLOAD_CLIENT_CPU:-0}
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "run.sh: $*"; exit 1; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-realload.XXXXXX")
+srv_pid=""
+stop_server() {
+  if [ -n "$srv_pid" ]; then
+    kill -TERM "$srv_pid" 2>/dev/null || true
+    wait "$srv_pid" 2>/dev/null || true
+    srv_pid=""
+  fi
+}
+cleanup() {
+  stop_server
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- tools ------------------------------------------------------------------
+# Debian's packages: the load tools, the peers, and what the checks use.
+need_pkgs=""
+want() { command -v "$1" >/dev/null 2>&1 || need_pkgs="$need_pkgs $2"; }
+want wrk wrk
+want redis-benchmark redis-tools
+want redis-server redis-server
+want nginx nginx-light
+want node nodejs
+want go golang-go
+want python3 python3
+want taskset util-linux
+if [ -n "$need_pkgs" ]; then
+  if [ "${LOOM_REALLOAD_NO_INSTALL:-0}" = 1 ] || [ "$(id -u)" != 0 ]; then
+    die "missing:$need_pkgs (apt-get install them, or run as root)"
+  fi
+  say "== installing:$need_pkgs"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >&2
+  # shellcheck disable=SC2086
+  apt-get install -y -q --no-install-recommends $need_pkgs >&2
+  # A freshly installed package's service (redis-server, nginx) must not
+  # stay up next to the servers measured.
+  for svc in redis-server nginx; do
+    if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
+  done
+fi
+
+# ---- build ------------------------------------------------------------------
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  say "== configuring $build (Release)"
+  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON \
+        -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_EXAMPLES=ON >&2
+else
+  cmake "$build" -DLOOM_BUILD_EXAMPLES=ON -DLOOM_BUILD_BENCH=ON >/dev/null
+fi
+grep -q '^CMAKE_BUILD_TYPE:STRING=Release' "$build/CMakeCache.txt" ||
+  say "run.sh: warning: $build is not a Release build"
+say "== building"
+cmake --build "$build" -j2 --target example-http_hello example-mini_redis hello-libuv >&2
+
+export GOPROXY=off GOTOOLCHAIN=local GOFLAGS=-mod=mod GO111MODULE=off
+gocache=$(go env GOCACHE 2>/dev/null || true)
+if [ -z "$gocache" ] || ! mkdir -p "$gocache" 2>/dev/null || [ ! -w "$gocache" ]; then
+  export GOCACHE="$tmp/gocache"
+fi
+case " $http_servers " in *" go "*)
+  (cd "$here" && go build -o "$tmp/hello-go" hello.go) >&2 || die "go build hello.go failed" ;;
+esac
+
+# 1,000 connections need 1,000 descriptors on each side.
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ]; then
+  ulimit -n 4096 2>/dev/null || say "run.sh: warning: cannot raise the descriptor limit"
+fi
+
+srv_pin=(taskset -c "$scpu")
+cli_pin=(taskset -c "$ccpu")
+say "== servers on CPU $scpu, load tools on CPU $ccpu; $rounds rounds"
+say "== $(wrk --version 2>&1 | head -n 1 | cut -c1-60); $(redis-server --version | cut -d' ' -f1-3)"
+say "== $(nginx -v 2>&1); node $(node --version); $(go version | cut -d' ' -f3)"
+
+# ---- servers ----------------------------------------------------------------
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_server NAME: starts it on a free port (sets srv_pid and port) and
+# waits until it accepts connections.
+start_server() {
+  local name=$1 cmd
+  port=""
+  case $name in
+  http-loom) cmd=("$build/examples/http_hello" 0) ;;
+  http-libuv) cmd=("$build/bench/realload/hello-libuv" 0) ;;
+  http-node) cmd=(node "$here/hello.js" 0) ;;
+  http-go) cmd=(env GOMAXPROCS=1 "$tmp/hello-go" 0) ;;
+  http-nginx)
+    port=$(free_port)
+    mkdir -p "$tmp/nginx"
+    # One process serves: no master, one worker's loop (the worker is what
+    # `worker_processes 1` would run; without the master its CPU and RSS
+    # are the process's own).
+    cat >"$tmp/nginx.conf" <<EOF
+worker_processes 1;
+master_process off;
+daemon off;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx-error.log warn;
+worker_rlimit_nofile 8192;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx/body;
+  proxy_temp_path $tmp/nginx/proxy;
+  fastcgi_temp_path $tmp/nginx/fastcgi;
+  uwsgi_temp_path $tmp/nginx/uwsgi;
+  scgi_temp_path $tmp/nginx/scgi;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  server {
+    listen 127.0.0.1:$port;
+    location / { default_type text/plain; return 200 "Hello, World!"; }
+  }
+}
+EOF
+    cmd=(nginx -c "$tmp/nginx.conf" -p "$tmp/nginx" -e "$tmp/nginx-error.log") ;;
+  redis-loom) cmd=("$build/examples/mini_redis" 0) ;;
+  redis-redis)
+    port=$(free_port)
+    cmd=(redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no
+         --protected-mode no --daemonize no --dir "$tmp" --maxclients 4000) ;;
+  *) die "unknown server $name" ;;
+  esac
+  "${srv_pin[@]}" "${cmd[@]}" >"$tmp/srv.out" 2>"$tmp/srv.err" </dev/null &
+  srv_pid=$!
+  local i
+  for i in $(seq 100); do
+    if [ -z "$port" ]; then
+      port=$(sed -n 's/^serving on .*:\([0-9][0-9]*\).*/\1/p' "$tmp/srv.out" | head -n 1)
+    fi
+    if [ -n "$port" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    kill -0 "$srv_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$tmp/srv.err" >&2
+  die "$name did not start"
+}
+
+# utime + stime of the server, in clock ticks.
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$srv_pid/stat"; }
+peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$srv_pid/status"; }
+hz=$(getconf CLK_TCK)
+
+# ---- correctness --------------------------------------------------------------
+say "== correctness checks"
+for suite in $suites; do
+  servers=$http_servers
+  [ "$suite" = redis ] && servers=$redis_servers
+  for s in $servers; do
+    start_server "$suite-$s"
+    if ! python3 "$here/check.py" "$suite" "$port" >"$tmp/check.out"; then
+      cat "$tmp/check.out" >&2
+      die "$suite-$s failed its checks"
+    fi
+    say "   $suite-$s: $(paste -sd';' "$tmp/check.out" | sed 's/;/; /g')"
+    stop_server
+  done
+done
+
+# ---- one run -------------------------------------------------------------------
+# run_one SUITE CASE SERVER: prints "rps cpu_us_per_request peak_rss_kib".
+run_one() {
+  local suite=$1 case=$2 s=$3 t0 t1 n rps
+  start_server "$suite-$s"
+  t0=$(cpu_ticks)
+  case $case in
+  ka50 | ka1000 | pipe16)
+    local conns=50 extra=()
+    [ "$case" = ka1000 ] && conns=1000
+    [ "$case" = pipe16 ] && extra=(-s "$here/pipeline.lua" "http://127.0.0.1:$port/" -- 16)
+    [ "$case" = pipe16 ] || extra=("http://127.0.0.1:$port/")
+    "${cli_pin[@]}" wrk -t1 -c"$conns" -d"${secs}s" --timeout 10s "${extra[@]}" >"$tmp/load.out" 2>&1
+    # "  1234567 requests in 5.00s, ..." and "Requests/sec: 246913.40"
+    n=$(awk '/ requests in / { print $1 }' "$tmp/load.out")
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/load.out")
+    if grep -q 'Non-2xx\|Socket errors' "$tmp/load.out"; then
+      say "   warning: $s $case: $(grep 'Non-2xx\|Socket errors' "$tmp/load.out" | tr -s ' ')"
+    fi ;;
+  p16 | d100k)
+    local args=(-t ping,set,get,incr -n "$nreq" -c 50 -P 16)
+    [ "$case" = d100k ] && args=(-t set,get -n $((nreq / 20)) -c 50 -d 100000)
+    "${cli_pin[@]}" redis-benchmark -h 127.0.0.1 -p "$port" "${args[@]}" -q --csv \
+      >"$tmp/load.out" 2>&1
+    # CSV: "test","rps",...; the figure is the mean over the tests' rps, and
+    # the requests are n per test.
+    rps=$(awk -F'"' '$2 != "test" && NF > 3 { s += $4; k++ } END { if (k) printf "%.1f", s / k }' \
+      "$tmp/load.out")
+    local tests
+    tests=$(awk -F'"' '$2 != "test" && NF > 3' "$tmp/load.out" | wc -l)
+    n=$(( ${args[3]} * tests )) ;;
+  esac
+  t1=$(cpu_ticks)
+  local rss
+  rss=$(peak_rss_kib)
+  stop_server
+  if [ -z "$rps" ] || [ -z "$n" ] || [ "$n" = 0 ]; then
+    cat "$tmp/load.out" >&2
+    die "$s $case: no figure"
+  fi
+  awk -v r="$rps" -v n="$n" -v c=$((t1 - t0)) -v hz="$hz" -v m="$rss" \
+    'BEGIN { printf "%s %.3f %s\n", r, c / hz / n * 1e6, m }'
+}
+
+# ---- the rounds ---------------------------------------------------------------------
+results=$tmp/results
+: >"$results"
+for suite in $suites; do
+  servers=$http_servers cases="ka50 ka1000 pipe16"
+  [ "$suite" = redis ] && servers=$redis_servers cases="p16 d100k"
+  for case in $cases; do
+    for r in $(seq "$rounds"); do
+      # Rotate the order: each server goes first in some round.
+      set -- $servers
+      k=$(( (r - 1) % $# ))
+      order="$(echo "$servers" | tr ' ' '\n' | tail -n +$((k + 1)) | tr '\n' ' ')$(echo "$servers" | tr ' ' '\n' | head -n "$k" | tr '\n' ' ')"
+      for s in $order; do
+        out=$(run_one "$suite" "$case" "$s")
+        echo "$suite $case $r $s $out" >>"$results"
+        say "   $suite $case round $r: $s $out"
+      done
+    done
+  done
+done
+
+# ---- the tables ------------------------------------------------------------------------
+# results: suite case round server rps cpu_us rss_kib
+summarise() {
+  local suite=$1 servers=$2 cases=$3
+  echo
+  echo "### $suite ($rounds rounds; requests/s median [min-max]; server CPU us/request; peak RSS MiB; loom's ratio, median of per-round ratios)"
+  echo
+  printf '| case |'; for s in $servers; do printf ' %s |' "$s"; done
+  for s in $servers; do [ "$s" = loom ] || printf ' loom/%s |' "$s"; done; echo
+  printf '|---|'; for s in $servers; do printf -- '---|'; done
+  for s in $servers; do [ "$s" = loom ] || printf -- '---|'; done; echo
+  for case in $cases; do
+    awk -v suite="$suite" -v cs="$case" -v servers="$servers" '
+      function median(a, n,   i, j, t) {
+        for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
+          t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+      }
+      $1 == suite && $2 == cs { rps[$4, $3] = $5; cpu[$4, $3] = $6
+        if ($7 > rss[$4]) rss[$4] = $7; if ($3 > nr) nr = $3 }
+      END {
+        ns = split(servers, sv, " ")
+        line = "| " cs " |"
+        for (i = 1; i <= ns; i++) {
+          s = sv[i]; k = 0; lo = ""; hi = ""
+          for (r = 1; r <= nr; r++) if ((s, r) in rps) {
+            a[++k] = rps[s, r]; c[k] = cpu[s, r]
+            if (lo == "" || rps[s, r] < lo) lo = rps[s, r]
+            if (hi == "" || rps[s, r] > hi) hi = rps[s, r] }
+          if (!k) { line = line " - |"; continue }
+          line = line sprintf(" %.0f [%.0f-%.0f], %.2f us, %.1f MiB |", median(a, k), lo, hi,
+                              median(c, k), rss[s] / 1024)
+        }
+        for (i = 1; i <= ns; i++) {
+          s = sv[i]; if (s == "loom") continue; k = 0
+          for (r = 1; r <= nr; r++) if (((s, r) in rps) && (("loom", r) in rps) && rps[s, r] > 0)
+            q[++k] = rps["loom", r] / rps[s, r]
+          line = line (k ? sprintf(" %.2fx |", median(q, k)) : " - |")
+        }
+        print line
+      }' "$results"
+  done
+}
+
+echo "## real load: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, server CPU $scpu, client CPU $ccpu, ${secs}s per wrk run, redis-benchmark -n $nreq"
+for suite in $suites; do
+  if [ "$suite" = http ]; then
+    summarise http "$http_servers" "ka50 ka1000 pipe16"
+  else
+    summarise redis "$redis_servers" "p16 d100k"
+  fi
+done
+echo
+echo "ka50/ka1000: wrk -t1 -c50/-c1000, keep-alive; pipe16: 16 requests pipelined per connection, 50 connections (requests/s counts requests)."
+echo "p16: redis-benchmark -c 50 -P 16 -t ping,set,get,incr (mean of the four tests' rps); d100k: -c 50 -d 100000 -t set,get."
