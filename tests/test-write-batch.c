@@ -18,6 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -68,7 +71,7 @@ static int gather_main(void *arg) {
   if ((r.rc[0] = pair(&s, &fd)) != 0) return 0;
   char buf[4096];
   for (int i = 0; i < 100; i++) r.rc[1] |= loom_write(s, "0123456789", 10);
-  r.rc[2] = (long)loom_stream_queued(s); /* all gathered */
+  r.rc[2] = (long)loom_stream_queued(s);    /* all gathered */
   r.rc[3] = peek_peer(fd, buf, sizeof buf); /* nothing in the kernel yet */
   r.rc[4] = loom_sleep(1);                  /* the loop polls: flushed before */
   r.rc[5] = peek_peer(fd, buf, sizeof buf);
@@ -212,7 +215,7 @@ static int turns_main(void *arg) {
   char *data = malloc(big);
   memset(data, 'B', big);
   r.rc[1] = loom_write(s, data, big); /* mostly queued */
-  writer_t w = {.s = s, .rc = 1}; /* 1: not returned yet */
+  writer_t w = {.s = s, .rc = 1};     /* 1: not returned yet */
   loom_task_t *t;
   r.rc[2] = loom_spawn(&t, small_writer, &w);
   r.rc[3] = loom_sleep(5);
@@ -261,12 +264,12 @@ static void test_second_writer_waits_its_turn(void **state) {
 
 typedef struct {
   loom_stream_t *s;
-  size_t limit;  /* the handler's output limit; 0: the default */
-  long handled;  /* requests answered */
-  long rc;       /* the handler's last error */
-  long client;   /* the client's: 0 when everything was answered */
-  long replies;  /* whole replies the client read */
-  size_t sends;  /* bytes of requests the client sends */
+  size_t limit; /* the handler's output limit; 0: the default */
+  long handled; /* requests answered */
+  long rc;      /* the handler's last error */
+  long client;  /* the client's: 0 when everything was answered */
+  long replies; /* whole replies the client read */
+  size_t sends; /* bytes of requests the client sends */
 } pipe_t;
 
 /* The straightforward handler: one write per reply. */
@@ -361,6 +364,99 @@ static void test_pipelining_peer_past_limit(void **state) {
   assert_true(p.client != 0 || p.replies < want);
 }
 
+/* The same kind of peer against loom_serve, whose output_limit option sets
+ * every connection's limit: a plain blocking client on a thread sends 4 MiB
+ * of requests before reading anything. The handler is told; the client's
+ * connection is cut off. */
+typedef struct {
+  pipe_t p;
+  int port;
+  loom_event_t done; /* the handler has ended */
+  long sent;         /* bytes the thread's client sent */
+  int werr;          /* its send's errno, 0 if all went */
+} srv_pipe_t;
+static srv_pipe_t sp;
+
+static int srv_handler(loom_stream_t *s, void *arg) {
+  srv_pipe_t *x = arg;
+  /* A small send buffer too: the kernel's buffers (megabytes on loopback)
+   * would otherwise absorb every reply before the limit is reached. */
+  uv_os_fd_t fd;
+  int small = 4096;
+  if (uv_fileno((uv_handle_t *)loom_stream_handle(s), &fd) == 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  char line[64];
+  ssize_t n;
+  while ((n = loom_read_line(s, line, sizeof line)) > 0) {
+    int rc = loom_write(s, REPLY, sizeof REPLY - 1);
+    if (rc) {
+      x->p.rc = rc;
+      break;
+    }
+    x->p.handled++;
+  }
+  if (n < 0 && !x->p.rc) x->p.rc = (long)n;
+  loom_event_set(&x->done);
+  return 0;
+}
+
+static void *srv_client_thread(void *arg) {
+  srv_pipe_t *x = arg;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)x->port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  /* A small receive window, so that replies pile up in the server's own
+   * queue rather than in the kernel's buffers. */
+  int small = 4096;
+  if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    x->werr = errno ? errno : -1;
+    if (fd >= 0) close(fd);
+    return NULL;
+  }
+  static char chunk[6 * 1024];
+  for (size_t i = 0; i + sizeof REQ - 1 <= sizeof chunk; i += sizeof REQ - 1)
+    memcpy(chunk + i, REQ, sizeof REQ - 1);
+  while ((size_t)x->sent < x->p.sends) {
+    ssize_t n = send(fd, chunk, sizeof chunk, MSG_NOSIGNAL);
+    if (n < 0) {
+      x->werr = errno;
+      break;
+    }
+    x->sent += n;
+  }
+  close(fd);
+  return NULL;
+}
+
+static int serve_limit_main(void *arg) {
+  srv_pipe_t *x = arg;
+  loom_server_opts_t o = {.output_limit = 128u * 1024u};
+  loom_server_t *srv;
+  int rc = loom_serve(&srv, "127.0.0.1", 0, srv_handler, x, &o);
+  if (rc) return rc;
+  x->port = loom_server_port(srv);
+  pthread_t th;
+  if (pthread_create(&th, NULL, srv_client_thread, x) != 0) rc = UV_EAGAIN;
+  loom_scope_t sc;
+  loom_timeout_enter(&sc, RUNNING_ON_VALGRIND ? 120000 : 20000); /* never hang */
+  if (rc == 0) rc = loom_event_wait(&x->done);
+  loom_scope_exit(&sc);
+  loom_server_close(srv, 1000);
+  if (rc == 0 || rc == UV_ETIMEDOUT) pthread_join(th, NULL);
+  return rc;
+}
+
+static void test_server_output_limit_option(void **state) {
+  (void)state;
+  sp = (srv_pipe_t){.p = {.sends = 4u << 20}};
+  assert_loom_ok(loom_run(serve_limit_main, &sp));
+  long want = (long)(sp.p.sends / (sizeof REQ - 1));
+  assert_loom_err(sp.p.rc, UV_ENOBUFS); /* the handler was told */
+  assert_true(sp.p.handled > 0 && sp.p.handled < want);
+  assert_true(sp.werr != 0); /* the client was cut off mid-send */
+}
+
 int main(void) {
   alarm(RUNNING_ON_VALGRIND ? 600 : 120); /* a hang fails the test */
   const struct CMUnitTest tests[] = {
@@ -370,6 +466,7 @@ int main(void) {
       cmocka_unit_test(test_second_writer_waits_its_turn),
       cmocka_unit_test(test_pipelining_peer_within_limit),
       cmocka_unit_test(test_pipelining_peer_past_limit),
+      cmocka_unit_test(test_server_output_limit_option),
   };
   return HARNESS_RUN(tests);
 }

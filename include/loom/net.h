@@ -163,6 +163,8 @@ typedef struct {
   int backlog;            /* 0: 511 */
   size_t max_connections; /* 0: no limit; beyond it, accepting pauses.
                              At most UINT_MAX (UV_EINVAL beyond). */
+  size_t output_limit;    /* 0: LOOM_STREAM_OUTPUT_LIMIT; else each
+                             connection's loom_stream_set_output_limit */
 } loom_server_opts_t;
 
 /* Starts a server on host:port whose connections each run handler(s, arg)

@@ -28,8 +28,9 @@ struct loom_server_s {
   loom_listener_t *listener; /* a listener handle */
   loom_handler_fn handler;
   void *arg;
-  size_t max;       /* 0: no limit */
-  loom_sem_t slots; /* with max: free connection slots */
+  size_t max;          /* 0: no limit */
+  size_t output_limit; /* 0: the stream default */
+  loom_sem_t slots;    /* with max: free connection slots */
   size_t active;
   uint64_t grace_ms;
   int closing;
@@ -98,6 +99,7 @@ static int acceptor(void *p) {
     loom_stream_t *s;
     rc = loom_accept(srv->listener, &s);
     if (rc == 0) {
+      if (srv->output_limit) loom_stream_set_output_limit(s, srv->output_limit);
       conn_t *c = malloc(sizeof(*c));
       if (c) {
         c->srv = srv;
@@ -161,6 +163,7 @@ int loom_serve(loom_server_t **out, const char *host, int port, loom_handler_fn 
   srv->handler = handler;
   srv->arg = arg;
   srv->max = opts ? opts->max_connections : 0;
+  srv->output_limit = opts ? opts->output_limit : 0;
   if (srv->max) loom_sem_init(&srv->slots, (unsigned)srv->max);
   loom_event_init(&srv->started);
   int rc = loom_tcp_listen(&srv->listener, host, port, opts ? opts->backlog : 0);
