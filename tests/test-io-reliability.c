@@ -427,7 +427,7 @@ static void test_server_close_wrong_place(void **state) {
 
 static int sizes_main(void *arg) {
   (void)arg;
-  loom_server_opts_t o = {0, (size_t)UINT32_MAX + 1};
+  loom_server_opts_t o = {.max_connections = (size_t)UINT32_MAX + 1};
   loom_server_t *sv;
   r.rc[0] = loom_serve(&sv, "127.0.0.1", 0, echo_once, NULL, &o);
   loom_udp_t *u;

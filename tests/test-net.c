@@ -471,7 +471,7 @@ static int limit_handler(loom_stream_t *s, void *arg) {
 static int limit_main(void *arg) {
   (void)arg;
   loom_server_t *s;
-  loom_server_opts_t o = {0, 2};
+  loom_server_opts_t o = {.max_connections = 2};
   loom_serve(&s, "127.0.0.1", 0, limit_handler, NULL, &o);
   int port = loom_server_port(s);
   loom_stream_t *c[3];
