@@ -59,13 +59,13 @@
 #include "common/server_log.h" /* stream_addr, selftest_close, main() */
 
 #define DEFAULT_PORT 8080
-#define HEAD_MAX 8192         /* request line and headers, blank line included */
-#define BODY_MAX (1u << 20)   /* a larger Content-Length gets 413 */
+#define HEAD_MAX 8192       /* request line and headers, blank line included */
+#define BODY_MAX (1u << 20) /* a larger Content-Length gets 413 */
 
 #define HELLO "Hello, World!"
-#define HELLO_HEADERS                 \
-  "HTTP/1.1 200 OK\r\n"               \
-  "Content-Type: text/plain\r\n"      \
+#define HELLO_HEADERS            \
+  "HTTP/1.1 200 OK\r\n"          \
+  "Content-Type: text/plain\r\n" \
   "Content-Length: 13\r\n"
 /* The four answers to a good request: kept whole, so that each is one
  * loom_write of a constant. */
@@ -74,14 +74,14 @@ static const char ok_close[] = HELLO_HEADERS "Connection: close\r\n\r\n" HELLO;
 static const char head_keep[] = HELLO_HEADERS "\r\n";
 static const char head_close[] = HELLO_HEADERS "Connection: close\r\n\r\n";
 
-#define ERROR_REPLY(status, text)                                         \
-  "HTTP/1.1 " status "\r\nContent-Type: text/plain\r\nContent-Length: " \
-  #text "\r\nConnection: close\r\n\r\n"
+#define ERROR_REPLY(status, text)                                             \
+  "HTTP/1.1 " status "\r\nContent-Type: text/plain\r\nContent-Length: " #text \
+  "\r\nConnection: close\r\n\r\n"
 static const char bad_request[] = ERROR_REPLY("400 Bad Request", 12) "Bad Request\n";
-static const char too_large[] =
-    ERROR_REPLY("413 Content Too Large", 18) "Content Too Large\n";
-static const char head_too_large[] =
-    ERROR_REPLY("431 Request Header Fields Too Large", 32) "Request Header Fields Too Large\n";
+static const char too_large[] = ERROR_REPLY("413 Content Too Large",
+                                            18) "Content Too Large\n";
+static const char head_too_large[] = ERROR_REPLY("431 Request Header Fields Too Large",
+                                                 32) "Request Header Fields Too Large\n";
 
 /* The server's state, shared by its connection handlers (one thread: no
  * locks). */
@@ -95,10 +95,10 @@ typedef struct {
 
 /* What the server needs to know of one request. */
 typedef struct {
-  int head_only;          /* HEAD: no body in the answer */
-  int keep_alive;         /* the connection goes on after the answer */
-  size_t content_length;  /* body bytes that follow the head */
-  const char *error;      /* not NULL: the answer to send, then close */
+  int head_only;         /* HEAD: no body in the answer */
+  int keep_alive;        /* the connection goes on after the answer */
+  size_t content_length; /* body bytes that follow the head */
+  const char *error;     /* not NULL: the answer to send, then close */
 } request_t;
 
 /* RFC 9110's tchar: the characters of a method or a header name. */
@@ -279,7 +279,8 @@ static int serve(int port) {
 /* ---- the self-test ---------------------------------------------------------------- */
 
 #define GET(path) "GET " path " HTTP/1.1\r\nHost: localhost\r\n\r\n"
-#define GET_CLOSE(path) "GET " path " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+#define GET_CLOSE(path) \
+  "GET " path " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
 /* One client: a check, run in a task of its own against the server. */
 typedef struct client_s client_t;

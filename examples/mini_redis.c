@@ -62,9 +62,9 @@
 #include "common/server_log.h" /* selftest_close, main() */
 
 #define DEFAULT_PORT 6380
-#define MAX_LINE 4096         /* an inline command, or an array / bulk header */
-#define MAX_ARGS 1024         /* arguments of one command */
-#define MAX_BULK (1u << 20)   /* bytes of one argument (redis: 512 MB) */
+#define MAX_LINE 4096       /* an inline command, or an array / bulk header */
+#define MAX_ARGS 1024       /* arguments of one command */
+#define MAX_BULK (1u << 20) /* bytes of one argument (redis: 512 MB) */
 
 /* ---- the hash table ----------------------------------------------------------------- */
 
@@ -112,8 +112,9 @@ static int table_reserve(table_t *t) {
   if (!slots) return UV_ENOMEM;
   table_t bigger = {.slots = slots, .cap = cap, .n = t->n};
   for (size_t i = 0; i < t->cap; i++)
-    if (t->slots[i].key) *table_slot(&bigger, t->slots[i].key, t->slots[i].klen,
-                                     t->slots[i].hash) = t->slots[i];
+    if (t->slots[i].key)
+      *table_slot(&bigger, t->slots[i].key, t->slots[i].klen,
+                  t->slots[i].hash) = t->slots[i];
   free(t->slots);
   *t = bigger;
   return 0;
@@ -133,7 +134,8 @@ static int table_set(table_t *t, const char *key, size_t klen, const char *val,
     free(e->key);
   else
     t->n++;
-  *e = (entry_t){.key = block, .val = block + klen, .klen = klen, .vlen = vlen, .hash = h};
+  *e = (entry_t){
+      .key = block, .val = block + klen, .klen = klen, .vlen = vlen, .hash = h};
   return 0;
 }
 
@@ -204,11 +206,11 @@ static int buf_add(buf_t *b, const void *data, size_t n) {
 typedef struct {
   loom_stream_t *s;
   server_t *srv;
-  buf_t in;   /* the current command's arguments */
-  buf_t out;  /* the current reply */
+  buf_t in;    /* the current command's arguments */
+  buf_t out;   /* the current reply */
   arg_t *argv; /* grown as needed, up to MAX_ARGS */
   int argc, argv_cap;
-  int quit;   /* close after this reply */
+  int quit; /* close after this reply */
 } conn_t;
 
 /* ---- replies ------------------------------------------------------------------------ */
@@ -242,7 +244,8 @@ static const char *arg_ptr(const conn_t *c, int i) { return c->in.p + c->argv[i]
 static size_t arg_len(const conn_t *c, int i) { return c->argv[i].len; }
 
 static int arg_is(const conn_t *c, int i, const char *word) {
-  return arg_len(c, i) == strlen(word) && strncasecmp(arg_ptr(c, i), word, arg_len(c, i)) == 0;
+  return arg_len(c, i) == strlen(word) &&
+         strncasecmp(arg_ptr(c, i), word, arg_len(c, i)) == 0;
 }
 
 /* Parses a whole argument as a signed 64-bit integer, as INCR wants. */
@@ -298,7 +301,8 @@ static int run_command(conn_t *c) {
     entry_t *e = table_get(t, arg_ptr(c, 1), arg_len(c, 1));
     if (e && !parse_ll(e->val, e->vlen, &v))
       return reply_error(c, "ERR value is not an integer or out of range");
-    if (v == LLONG_MAX) return reply_error(c, "ERR increment or decrement would overflow");
+    if (v == LLONG_MAX)
+      return reply_error(c, "ERR increment or decrement would overflow");
     char num[24];
     int n = snprintf(num, sizeof num, "%lld", ++v);
     if (table_set(t, arg_ptr(c, 1), arg_len(c, 1), num, (size_t)n) < 0)
@@ -541,7 +545,8 @@ static int check_keep_alive(client_t *c, loom_stream_t *s) {
       {"*2\r\n$4\r\nINCR\r\n$6\r\nvisits\r\n", ":1\r\n"},
       {"INCR visits\r\n", ":2\r\n"}, /* inline, as nc would send it */
       {"*2\r\n$4\r\nincr\r\n$6\r\nvisits\r\n", ":3\r\n"},
-      {"*4\r\n$3\r\nDEL\r\n$8\r\ngreeting\r\n$6\r\nvisits\r\n$7\r\nmissing\r\n", ":2\r\n"},
+      {"*4\r\n$3\r\nDEL\r\n$8\r\ngreeting\r\n$6\r\nvisits\r\n$7\r\nmissing\r\n",
+       ":2\r\n"},
       {"*2\r\n$3\r\nGET\r\n$8\r\ngreeting\r\n", "$-1\r\n"},
       {"*2\r\n$4\r\nECHO\r\n$9\r\nsee\r\n you\r\n", "$9\r\nsee\r\n you\r\n"},
   };
@@ -558,8 +563,9 @@ static int check_pipelining(client_t *c, loom_stream_t *s) {
   char req[1024], want[256];
   size_t rlen = 0, wlen = 0;
   for (int i = 1; i <= 16; i++) {
-    rlen += (size_t)snprintf(req + rlen, sizeof req - rlen, "%s",
-                             i % 2 ? "INCR pipe\r\n" : "*2\r\n$4\r\nINCR\r\n$4\r\npipe\r\n");
+    rlen += (size_t)snprintf(
+        req + rlen, sizeof req - rlen, "%s",
+        i % 2 ? "INCR pipe\r\n" : "*2\r\n$4\r\nINCR\r\n$4\r\npipe\r\n");
     wlen += (size_t)snprintf(want + wlen, sizeof want - wlen, ":%d\r\n", i);
   }
   rlen += (size_t)snprintf(req + rlen, sizeof req - rlen, "*1\r\n$4\r\nQUIT\r\n");
@@ -587,7 +593,8 @@ static int check_split(client_t *c, loom_stream_t *s) {
   if (!expects(c, s, "", "+OK\r\n") ||
       !expects(c, s, "GET split\r\n", "$12\r\nbyte by byte\r\n"))
     return 0;
-  snprintf(c->outcome, sizeof c->outcome, "a SET sent byte by byte stored, GET returned it");
+  snprintf(c->outcome, sizeof c->outcome,
+           "a SET sent byte by byte stored, GET returned it");
   return 1;
 }
 
@@ -619,13 +626,15 @@ static int check_errors(client_t *c, loom_stream_t *s) {
       !expects(c, s, "*1\r\n$3\r\nGET\r\n",
                "-ERR wrong number of arguments for 'get' command\r\n") ||
       !expects(c, s, "SET word text\r\n", "+OK\r\n") ||
-      !expects(c, s, "INCR word\r\n", "-ERR value is not an integer or out of range\r\n") ||
+      !expects(c, s, "INCR word\r\n",
+               "-ERR value is not an integer or out of range\r\n") ||
       !expects(c, s, "PING\r\n", "+PONG\r\n") ||
       !expects(c, s, "*x\r\n", "-ERR Protocol error: invalid multibulk length\r\n") ||
       !expect_close(c, s))
     return 0;
-  snprintf(c->outcome, sizeof c->outcome,
-           "unknown command, wrong arity, not an integer answered; a protocol error closed");
+  snprintf(
+      c->outcome, sizeof c->outcome,
+      "unknown command, wrong arity, not an integer answered; a protocol error closed");
   return 1;
 }
 

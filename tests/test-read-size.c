@@ -119,9 +119,12 @@ static int exactly_mib(loom_stream_t *r, loom_stream_t *w) {
     goto done;
   }
   size_t got = 0;
-  if (loom_read_exactly(r, in, MIB, &got) != 0 || got != MIB) step = 5;
-  else if (!still_counting(r)) step = 6;
-  else if (!check_data(in, MIB, 0)) step = 7;
+  if (loom_read_exactly(r, in, MIB, &got) != 0 || got != MIB)
+    step = 5;
+  else if (!still_counting(r))
+    step = 6;
+  else if (!check_data(in, MIB, 0))
+    step = 7;
   mib_reads = nallocs;
   if (still_counting(r)) loom_stream_handle(r)->alloc_cb = orig_alloc;
 done:
@@ -161,10 +164,14 @@ static int mixed(loom_stream_t *r, loom_stream_t *w) {
     goto done;
   }
   size_t got = 0;
-  if (loom_read_exactly(r, in, BODY, &got) != 0 || got != BODY) step = 4;
-  else if (!check_data(in, BODY, 0)) step = 5;
-  else if (loom_read_exactly(r, in, SHORT, &got) != 0 || got != SHORT) step = 6;
-  else if (!check_data(in, SHORT, BODY)) step = 7;
+  if (loom_read_exactly(r, in, BODY, &got) != 0 || got != BODY)
+    step = 4;
+  else if (!check_data(in, BODY, 0))
+    step = 5;
+  else if (loom_read_exactly(r, in, SHORT, &got) != 0 || got != SHORT)
+    step = 6;
+  else if (!check_data(in, SHORT, BODY))
+    step = 7;
   else if (loom_read_line(r, line, sizeof(line)) != 5 || strcmp(line, "tail\n") != 0)
     step = 8;
 done:
@@ -193,10 +200,14 @@ static int short_at_eof(loom_stream_t *r, loom_stream_t *w) {
   }
   size_t got = 0;
   int rc = loom_read_exactly(r, in, ASKED, &got);
-  if (rc != UV_EOF) step = 3;
-  else if (got != SENT) step = 4;
-  else if (!check_data(in, SENT, 0)) step = 5;
-  else if (loom_read(r, in, ASKED) != 0) step = 6;
+  if (rc != UV_EOF)
+    step = 3;
+  else if (got != SENT)
+    step = 4;
+  else if (!check_data(in, SENT, 0))
+    step = 5;
+  else if (loom_read(r, in, ASKED) != 0)
+    step = 6;
 done:
   free(out);
   free(in);
@@ -229,11 +240,16 @@ static int timeout_midway(loom_stream_t *r, loom_stream_t *w) {
   }
   int rc = loom_read_exactly(r, in, FIRST + REST, &got);
   loom_scope_exit(&sc);
-  if (rc != UV_ETIMEDOUT) step = 4;
-  else if (got != FIRST || !check_data(in, FIRST, 0)) step = 5;
-  else if (loom_write(w, out + FIRST, REST) != 0) step = 6;
-  else if (loom_read_exactly(r, in + FIRST, REST, &got) != 0 || got != REST) step = 7;
-  else if (!check_data(in, FIRST + REST, 0)) step = 8;
+  if (rc != UV_ETIMEDOUT)
+    step = 4;
+  else if (got != FIRST || !check_data(in, FIRST, 0))
+    step = 5;
+  else if (loom_write(w, out + FIRST, REST) != 0)
+    step = 6;
+  else if (loom_read_exactly(r, in + FIRST, REST, &got) != 0 || got != REST)
+    step = 7;
+  else if (!check_data(in, FIRST + REST, 0))
+    step = 8;
 done:
   free(out);
   free(in);

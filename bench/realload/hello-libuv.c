@@ -32,7 +32,8 @@
  * answer at most 160: the answers to one buffer of requests always fit. */
 #define OUT_MAX (IN_MAX / 18 * 160)
 
-#define HELLO_HEADERS "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
+#define HELLO_HEADERS \
+  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
 static const char ok_keep[] = HELLO_HEADERS "\r\nHello, World!";
 static const char ok_close[] = HELLO_HEADERS "Connection: close\r\n\r\nHello, World!";
 static const char bad_request[] =
@@ -73,8 +74,8 @@ static void write_cb(uv_write_t *req, int status) {
 }
 
 static int is_tchar(char ch) {
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-         (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+         (ch >= '0' && ch <= '9') || (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
 /* The answer to the head h[0..n) (ending in "\r\n\r\n"); sets *closep. */
@@ -160,7 +161,8 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
    * written, so stop reading (and answering into it) meanwhile. */
   uv_read_stop(st);
   c->wreq.data = c;
-  if (uv_write(&c->wreq, st, &out, 1, write_cb) < 0) uv_close((uv_handle_t *)st, on_close);
+  if (uv_write(&c->wreq, st, &out, 1, write_cb) < 0)
+    uv_close((uv_handle_t *)st, on_close);
 }
 
 static void on_connection(uv_stream_t *server, int status) {

@@ -76,11 +76,11 @@ struct loom_stream_s {
   /* write side */
   size_t queued; /* bytes in libuv write requests */
   size_t high_water, low_water;
-  loom__wq_t writers;  /* writers waiting for room, FIFO */
-  loom__wq_t drainers; /* tasks waiting for an empty queue */
-  int turn;            /* a writer was given its turn and has
+  loom__wq_t writers;          /* writers waiting for room, FIFO */
+  loom__wq_t drainers;         /* tasks waiting for an empty queue */
+  int turn;                    /* a writer was given its turn and has
                           not written yet: others queue */
-  int werr;            /* sticky write error */
+  int werr;                    /* sticky write error */
   struct loom__wreq_s *gather; /* small writes not yet handed to libuv
                                   (stream.c); non-NULL: on rt->flush */
   loom__link_t flush_link;     /* on the runtime's flush list */

@@ -564,8 +564,8 @@ static void flush_gather(loom_stream_t *s) {
   }
   g->s = s;
   g->len -= done;
-  rc = uv_write(&g->req, &s->u.stream,
-                &(uv_buf_t){.base = g->data + done, .len = g->len}, 1, on_write);
+  rc = uv_write(&g->req, &s->u.stream, &(uv_buf_t){.base = g->data + done, .len = g->len},
+                1, on_write);
   if (rc) {
     free(g);
     write_failed(s, rc);
