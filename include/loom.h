@@ -11,5 +11,7 @@
 #include "loom/combinators.h"
 #include "loom/sync.h"
 #include "loom/net.h"
+#include "loom/signal.h"
+#include "loom/fd.h"
 
 #endif /* LOOM_H */

@@ -1,5 +1,6 @@
 /* Generation-checked handles for tasks and loom's heap objects (streams,
- * listeners, servers, UDP sockets, task groups).
+ * listeners, servers, UDP sockets, task groups, signal watchers, fd
+ * watches).
  *
  * A public handle is not the object's address but a token:
  * (generation << 32) | (slot + 1). Freeing an object (joining a task,
@@ -24,7 +25,9 @@ enum {
   LOOM__H_SERVER,
   LOOM__H_UDP,
   LOOM__H_GROUP,
-  LOOM__H_TASK
+  LOOM__H_TASK,
+  LOOM__H_SIGNAL,
+  LOOM__H_FD
 };
 
 /* 16 bytes: a spawn and a join each touch one, and a batch of a thousand
