@@ -94,3 +94,17 @@ loom_example_test(NAME http_get-bad_urls EXAMPLE http_get STATUS 1
 loom_example_test(NAME udp_echo EXAMPLE udp_echo)
 loom_example_test(NAME http_hello-selftest EXAMPLE http_hello ARGS --selftest)
 loom_example_test(NAME mini_redis-selftest EXAMPLE mini_redis ARGS --selftest)
+
+# graceful_shutdown: a request in flight when SIGTERM (a supervisor's stop)
+# or SIGINT (Ctrl-C) arrives still gets its answer, and the server exits 0
+# (run-graceful-shutdown.sh sends the signal mid-request).
+if(LOOM_TEST_PYTHON)
+  foreach(sig TERM INT)
+    add_test(NAME example-graceful_shutdown-${sig}
+      COMMAND sh ${LOOM_EXAMPLE_CHECK} ${LOOM_EXAMPLE_EXPECTED}/graceful_shutdown-${sig}.txt
+              -- sh ${CMAKE_CURRENT_SOURCE_DIR}/run-graceful-shutdown.sh ${sig}
+              ${LOOM_TEST_WRAPPER} $<TARGET_FILE:example-graceful_shutdown> 0)
+    set_tests_properties(example-graceful_shutdown-${sig} PROPERTIES TIMEOUT 300
+      ENVIRONMENT "LOOM_PYTHON=${LOOM_TEST_PYTHON}" SKIP_RETURN_CODE 77)
+  endforeach()
+endif()

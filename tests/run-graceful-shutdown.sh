@@ -1,0 +1,112 @@
+#!/bin/sh
+# run-graceful-shutdown.sh SIGNAL COMMAND [ARG...]
+#
+# Tests examples/graceful_shutdown as a supervisor stops a service: starts
+# COMMAND (the server, told to listen on port 0) in the background, reads
+# its first line ("serving on 127.0.0.1:PORT"), has a client send a request
+# that takes WORK_MS (500 ms) of work, waits for the server to print that
+# the request started, sends SIGNAL (TERM or INT) to the server in the
+# middle of it, and then checks that the client still gets its answer and
+# that the server exits by itself. Prints the server's first line, the
+# client's report and the server's other lines, in that order, and exits
+# with the server's status; 77 if Python is missing, 2 if something else
+# fails.
+#
+# No sleeps, no fixed ports: each step waits for a line of output. The
+# server is killed on every way out (the EXIT trap), the client gives up
+# after 30 s, and the test's own timeout bounds a server that hangs.
+#
+# POSIX sh; needs mkfifo and mktemp, and Python 3 for the client
+# ($LOOM_PYTHON, default /usr/bin/python3; plain Python, no packages).
+set -u
+
+python=${LOOM_PYTHON:-/usr/bin/python3}
+if [ $# -lt 2 ]; then
+  echo "usage: $0 TERM|INT COMMAND [ARG...]" >&2
+  exit 2
+fi
+sig=$1
+shift
+if ! [ -x "$python" ]; then
+  echo "run-graceful-shutdown: $python not found: skipping" >&2
+  exit 77
+fi
+
+# The client. argv: PORT. Sends "work 500", reads the answer to the close.
+client_py='
+import socket, sys
+
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30) as s:
+    s.sendall(b"work 500\n")
+    answer = b""
+    while True:
+        chunk = s.recv(1024)
+        if not chunk:
+            break
+        answer += chunk
+    print("client: sent %r, got %r" % ("work 500", answer.decode()))
+'
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-graceful.XXXXXX") || exit 2
+pid=
+cpid=
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+  for p in $pid $cpid; do
+    kill -KILL "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+  done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkfifo "$tmp/out" || exit 2
+"$@" >"$tmp/out" </dev/null &
+pid=$!
+exec 3<"$tmp/out"
+
+if ! IFS= read -r line <&3; then
+  echo "run-graceful-shutdown: the server printed nothing" >&2
+  exit 2
+fi
+printf '%s\n' "$line"
+port=${line##*:}
+case $port in
+'' | *[!0-9]*)
+  echo "run-graceful-shutdown: no port in '$line'" >&2
+  exit 2
+  ;;
+esac
+
+# The client runs in the background: its answer comes after the signal.
+(exec 3<&- && exec "$python" -c "$client_py" "$port") >"$tmp/client" &
+cpid=$!
+
+# Wait until the server says the request is being worked on, then signal.
+lines=
+while IFS= read -r line <&3; do
+  lines="$lines$line
+"
+  case $line in "request from "*": work "*) break ;; esac
+done
+kill -"$sig" "$pid"
+
+# The server's other lines, up to its exit; then the client's answer.
+while IFS= read -r line <&3; do
+  lines="$lines$line
+"
+done
+wait "$pid"
+status=$?
+pid=
+if ! wait "$cpid"; then
+  cpid=
+  echo "run-graceful-shutdown: the client failed" >&2
+  exit 2
+fi
+cpid=
+cat "$tmp/client"
+printf '%s' "$lines"
+exit "$status"
