@@ -108,3 +108,15 @@ if(LOOM_TEST_PYTHON)
       ENVIRONMENT "LOOM_PYTHON=${LOOM_TEST_PYTHON}" SKIP_RETURN_CODE 77)
   endforeach()
 endif()
+
+# redis_client (built when hiredis is found) against a redis-server that
+# run-with-redis.sh starts on a free port; without redis-server the test is
+# skipped (77), never passed.
+if(TARGET example-redis_client)
+  add_test(NAME example-redis_client
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/run-with-redis.sh
+            sh ${LOOM_EXAMPLE_CHECK} ${LOOM_EXAMPLE_EXPECTED}/redis_client.txt
+            -- ${LOOM_TEST_WRAPPER} $<TARGET_FILE:example-redis_client> @PORT@)
+  set_tests_properties(example-redis_client PROPERTIES TIMEOUT 300
+    ENVIRONMENT "LOOM_REDIS_SKIP_STATUS=77" SKIP_RETURN_CODE 77)
+endif()
