@@ -66,7 +66,9 @@ typedef struct {
  * "main"), and when it returns cancels and awaits every task still alive,
  * closes every handle and the loop. Returns main's status, or a negative
  * error if the runtime could not start. While it runs, SIGINT cancels the
- * main task; a second SIGINT restores the default action and re-raises it. */
+ * main task; a second SIGINT restores the default action and re-raises it.
+ * A signal watcher of SIGINT (loom/signal.h) takes that over while it is
+ * open. */
 LOOM_EXTERN int loom_run(loom_fn main, void *arg);
 
 /* Embedding: attaches a runtime to a loop the host runs itself. `cfg` may be
