@@ -11,6 +11,7 @@
  * in `r`; the asserts run on the main stack after loom_run has returned
  * (tests/helpers.h). */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -490,6 +491,52 @@ static void test_signal_left_open_at_shutdown(void **state) {
   assert_true(after.sa_handler == SIG_IGN); /* given back */
 }
 
+/* ---- two runtimes on two threads ------------------------------------------ */
+
+/* Both watch SIGUSR1; one kill() reaches both; the signal is given back
+ * once the second closes, whichever it is. */
+static _Atomic int mt_waiting, mt_closed;
+static long mt_got[2];
+
+static int mt_main(void *arg) {
+  long *got = arg;
+  loom_signal_t *s;
+  if (loom_signal_open(&s, SIGUSR1)) return -1;
+  mt_waiting++;
+  *got = loom_signal_wait(s);
+  loom_signal_close(s);
+  mt_closed++;
+  return 0;
+}
+static void *mt_thread(void *arg) {
+  /* Signals go to the main thread only: the runtimes' threads hear of
+   * them through libuv's pipe. */
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+  loom_run(mt_main, arg);
+  return NULL;
+}
+
+static void test_signal_two_runtimes(void **state) {
+  (void)state;
+  mt_waiting = mt_closed = 0;
+  mt_got[0] = mt_got[1] = 0;
+  struct sigaction before, after;
+  sigaction(SIGUSR1, NULL, &before);
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, mt_thread, &mt_got[i]);
+  /* Wait for both watchers to be open (they count once open). */
+  for (int i = 0; i < 10000 && mt_waiting < 2; i++) usleep(1000);
+  assert_int_equal(mt_waiting, 2);
+  kill(getpid(), SIGUSR1);
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  sigaction(SIGUSR1, NULL, &after);
+  assert_int_equal(mt_got[0], SIGUSR1);
+  assert_int_equal(mt_got[1], SIGUSR1);
+  assert_ptr_equal((void *)before.sa_handler, (void *)after.sa_handler);
+}
+
 /* ---- allocation failures -------------------------------------------------- */
 
 static struct {
@@ -558,6 +605,7 @@ int main(void) {
       cmocka_unit_test(test_signal_misuse),
       cmocka_unit_test(test_signal_close_under_waiter),
       cmocka_unit_test(test_signal_left_open_at_shutdown),
+      cmocka_unit_test(test_signal_two_runtimes),
       cmocka_unit_test(test_signal_alloc_failures),
   };
   return HARNESS_RUN(tests);
