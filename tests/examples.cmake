@@ -97,14 +97,22 @@ loom_example_test(NAME mini_redis-selftest EXAMPLE mini_redis ARGS --selftest)
 
 # graceful_shutdown: a request in flight when SIGTERM (a supervisor's stop)
 # or SIGINT (Ctrl-C) arrives still gets its answer, and the server exits 0
-# (run-graceful-shutdown.sh sends the signal mid-request).
+# (run-graceful-shutdown.sh sends the signal mid-request); a second SIGTERM
+# during the grace period cuts the request short, exit status 1.
 if(LOOM_TEST_PYTHON)
-  foreach(sig TERM INT)
-    add_test(NAME example-graceful_shutdown-${sig}
-      COMMAND sh ${LOOM_EXAMPLE_CHECK} ${LOOM_EXAMPLE_EXPECTED}/graceful_shutdown-${sig}.txt
+  foreach(case TERM INT twice)
+    set(sig ${case})
+    set(status 0)
+    if(case STREQUAL "twice")
+      set(sig TERM,TERM)
+      set(status 1)
+    endif()
+    add_test(NAME example-graceful_shutdown-${case}
+      COMMAND sh ${LOOM_EXAMPLE_CHECK} --status ${status}
+              ${LOOM_EXAMPLE_EXPECTED}/graceful_shutdown-${case}.txt
               -- sh ${CMAKE_CURRENT_SOURCE_DIR}/run-graceful-shutdown.sh ${sig}
               ${LOOM_TEST_WRAPPER} $<TARGET_FILE:example-graceful_shutdown> 0)
-    set_tests_properties(example-graceful_shutdown-${sig} PROPERTIES TIMEOUT 300
+    set_tests_properties(example-graceful_shutdown-${case} PROPERTIES TIMEOUT 300
       ENVIRONMENT "LOOM_PYTHON=${LOOM_TEST_PYTHON}" SKIP_RETURN_CODE 77)
   endforeach()
 endif()

@@ -4,13 +4,15 @@
 # Tests examples/graceful_shutdown as a supervisor stops a service: starts
 # COMMAND (the server, told to listen on port 0) in the background, reads
 # its first line ("serving on 127.0.0.1:PORT"), has a client send a request
-# that takes WORK_MS (500 ms) of work, waits for the server to print that
-# the request started, sends SIGNAL (TERM or INT) to the server in the
-# middle of it, and then checks that the client still gets its answer and
-# that the server exits by itself. Prints the server's first line, the
-# client's report and the server's other lines, in that order, and exits
-# with the server's status; 77 if Python is missing, 2 if something else
-# fails.
+# that takes 500 ms of work, waits for the server to print that the
+# request started, sends SIGNAL (TERM or INT) to the server in the middle
+# of it, and then checks that the client still gets its answer and that
+# the server exits by itself. SIGNAL TERM,TERM is an impatient supervisor:
+# the request takes 30 s, and a second SIGTERM follows once the server
+# says it is closing; the request is then cut short. Prints the server's
+# first line, the client's report and the server's other lines, in that
+# order, and exits with the server's status; 77 if Python is missing, 2 if
+# something else fails.
 #
 # No sleeps, no fixed ports: each step waits for a line of output. The
 # server is killed on every way out (the EXIT trap), the client gives up
@@ -25,26 +27,31 @@ if [ $# -lt 2 ]; then
   echo "usage: $0 TERM|INT COMMAND [ARG...]" >&2
   exit 2
 fi
-sig=$1
+sig=${1%%,*}
+sig2=
+case $1 in *,*) sig2=${1#*,} ;; esac
 shift
+work=500
+[ -n "$sig2" ] && work=30000
 if ! [ -x "$python" ]; then
   echo "run-graceful-shutdown: $python not found: skipping" >&2
   exit 77
 fi
 
-# The client. argv: PORT. Sends "work 500", reads the answer to the close.
+# The client. argv: PORT MS. Sends "work MS", reads the answer to the close.
 client_py='
 import socket, sys
 
+work = "work " + sys.argv[2]
 with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30) as s:
-    s.sendall(b"work 500\n")
+    s.sendall(work.encode() + b"\n")
     answer = b""
     while True:
         chunk = s.recv(1024)
         if not chunk:
             break
         answer += chunk
-    print("client: sent %r, got %r" % ("work 500", answer.decode()))
+    print("client: sent %r, got %r" % (work, answer.decode()))
 '
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-graceful.XXXXXX") || exit 2
@@ -81,7 +88,7 @@ case $port in
 esac
 
 # The client runs in the background: its answer comes after the signal.
-(exec 3<&- && exec "$python" -c "$client_py" "$port") >"$tmp/client" &
+(exec 3<&- && exec "$python" -c "$client_py" "$port" "$work") >"$tmp/client" &
 cpid=$!
 
 # Wait until the server says the request is being worked on, then signal.
@@ -93,10 +100,12 @@ while IFS= read -r line <&3; do
 done
 kill -"$sig" "$pid"
 
-# The server's other lines, up to its exit; then the client's answer.
+# The server's other lines, up to its exit; then the client's answer. An
+# impatient supervisor signals again once the server says it is closing.
 while IFS= read -r line <&3; do
   lines="$lines$line
 "
+  case $line in *": closing, "*) [ -n "$sig2" ] && kill -"$sig2" "$pid" ;; esac
 done
 wait "$pid"
 status=$?
