@@ -26,9 +26,9 @@
 
 #ifdef LOOM_HAVE_HIREDIS
 #include "../examples/common/redis_loom.h"
-#endif
 
-static int redis_port;
+static int redis_port; /* the server's, from LOOM_REDIS_PORT */
+#endif
 
 /* Skips the test, saying why, unless a server and hiredis are there. */
 static int need_redis(void) {
