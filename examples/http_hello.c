@@ -56,7 +56,8 @@
 
 #include <loom.h>
 
-#include "common/server_log.h" /* stream_addr, selftest_close, main() */
+#include "common/selftest.h"   /* selftest_run */
+#include "common/server_log.h" /* main() */
 
 #define DEFAULT_PORT 8080
 #define HEAD_MAX 8192       /* request line and headers, blank line included */
@@ -282,14 +283,9 @@ static int serve(int port) {
 #define GET_CLOSE(path) \
   "GET " path " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
-/* One client: a check, run in a task of its own against the server. */
-typedef struct client_s client_t;
-struct client_s {
-  const char *name;
-  int (*check)(client_t *c, loom_stream_t *s); /* 1 if it passed */
-  int port;
-  char outcome[160]; /* out: what it saw */
-};
+/* The clients' checks (common/selftest.h runs them): each takes the
+ * connection it is given, and says what it saw in c->outcome. */
+typedef selftest_client_t client_t;
 
 /* Reads until the server closes, at most max bytes: *data is malloc'd. */
 static int read_to_close(loom_stream_t *s, char **data, size_t *len) {
@@ -397,28 +393,14 @@ static int check_oversized(client_t *c, loom_stream_t *s) {
   return ok;
 }
 
-static int client(void *p) {
-  client_t *c = p;
-  loom_stream_t *s;
-  int rc = loom_tcp_connect(&s, "127.0.0.1", c->port);
-  if (rc < 0) {
-    snprintf(c->outcome, sizeof c->outcome, "connect: %s", loom_strerror(rc));
-    return rc;
-  }
-  int ok = c->check(c, s);
-  loom_close(s);
-  return ok ? 0 : UV_EPROTO;
+static void print_server(void *arg) {
+  const server_t *srv = arg;
+  printf("server: %d connections, %d requests answered (%d with an error)\n",
+         srv->connections, srv->requests, srv->errors);
 }
 
 static int selftest(void) {
   server_t srv = {0};
-  loom_server_t *server;
-  int rc = loom_serve(&server, "127.0.0.1", 0, handle_http, &srv, NULL);
-  if (rc < 0) {
-    fprintf(stderr, "http_hello: cannot serve on 127.0.0.1: %s\n", loom_strerror(rc));
-    return rc;
-  }
-  int port = loom_server_port(server);
   client_t clients[] = {
       {.name = "keep-alive", .check = check_keep_alive},
       {.name = "pipelining", .check = check_pipelining},
@@ -426,26 +408,8 @@ static int selftest(void) {
       {.name = "bad request", .check = check_bad},
       {.name = "oversized head", .check = check_oversized},
   };
-  enum { NCLIENTS = sizeof clients / sizeof clients[0] };
-  printf("serving on 127.0.0.1:%d (self-test: %d clients)\n", port, (int)NCLIENTS);
-  for (int i = 0; i < NCLIENTS; i++) clients[i].port = port;
-
-  /* All the clients at once, each on its own connection. */
-  int statuses[NCLIENTS] = {0};
-  rc = loom_gather_map(client, clients, sizeof clients[0], NCLIENTS, statuses, 0);
-  int crc = selftest_close("http_hello", "client", server, 0, statuses, NCLIENTS);
-
-  int failed = 0;
-  for (int i = 0; i < NCLIENTS; i++) {
-    printf("%s: %s%s\n", clients[i].name, statuses[i] < 0 ? "FAILED: " : "",
-           clients[i].outcome);
-    failed += statuses[i] < 0;
-  }
-  printf("server: %d connections, %d requests answered (%d with an error)\n",
-         srv.connections, srv.requests, srv.errors);
-  printf("server closed\n");
-  if (failed) return UV_EPROTO;
-  return rc < 0 ? rc : crc;
+  return selftest_run("http_hello", handle_http, &srv, clients,
+                      (int)(sizeof clients / sizeof clients[0]), print_server);
 }
 
 /* ---- main -------------------------------------------------------------------------- */

@@ -59,7 +59,8 @@
 
 #include <loom.h>
 
-#include "common/server_log.h" /* selftest_close, main() */
+#include "common/selftest.h"   /* selftest_run */
+#include "common/server_log.h" /* main() */
 
 #define DEFAULT_PORT 6380
 #define MAX_LINE 4096       /* an inline command, or an array / bulk header */
@@ -495,14 +496,9 @@ static int serve(int port) {
 /* A command as redis-cli sends it: "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n". */
 #define RESP_GET(k, klen) "*2\r\n$3\r\nGET\r\n$" #klen "\r\n" k "\r\n"
 
-/* One client: a check, run in a task of its own against the server. */
-typedef struct client_s client_t;
-struct client_s {
-  const char *name;
-  int (*check)(client_t *c, loom_stream_t *s); /* 1 if it passed */
-  int port;
-  char outcome[160]; /* out: what it saw, or what went wrong */
-};
+/* The clients' checks (common/selftest.h runs them): each takes the
+ * connection it is given, and says what it saw in c->outcome. */
+typedef selftest_client_t client_t;
 
 /* Sends req (len bytes), reads strlen(want) bytes and compares. */
 static int expect(client_t *c, loom_stream_t *s, const char *req, size_t len,
@@ -650,28 +646,15 @@ static int check_oversized(client_t *c, loom_stream_t *s) {
   return 1;
 }
 
-static int client(void *p) {
-  client_t *c = p;
-  loom_stream_t *s;
-  int rc = loom_tcp_connect(&s, "127.0.0.1", c->port);
-  if (rc < 0) {
-    snprintf(c->outcome, sizeof c->outcome, "connect: %s", loom_strerror(rc));
-    return rc;
-  }
-  int ok = c->check(c, s);
-  loom_close(s);
-  return ok ? 0 : UV_EPROTO;
+static void print_server(void *arg) {
+  const server_t *srv = arg;
+  printf("server: %d connections, %d commands answered (%d with an error), %zu keys\n",
+         srv->connections, srv->commands, srv->errors, srv->table.n);
 }
 
+/* All the clients at once, each on its own connection and its own keys. */
 static int selftest(void) {
   server_t srv = {0};
-  loom_server_t *server;
-  int rc = loom_serve(&server, "127.0.0.1", 0, handle_redis, &srv, NULL);
-  if (rc < 0) {
-    fprintf(stderr, "mini_redis: cannot serve on 127.0.0.1: %s\n", loom_strerror(rc));
-    return rc;
-  }
-  int port = loom_server_port(server);
   client_t clients[] = {
       {.name = "keep-alive", .check = check_keep_alive},
       {.name = "pipelining", .check = check_pipelining},
@@ -680,27 +663,10 @@ static int selftest(void) {
       {.name = "errors", .check = check_errors},
       {.name = "oversized argument", .check = check_oversized},
   };
-  enum { NCLIENTS = sizeof clients / sizeof clients[0] };
-  printf("serving on 127.0.0.1:%d (self-test: %d clients)\n", port, (int)NCLIENTS);
-  for (int i = 0; i < NCLIENTS; i++) clients[i].port = port;
-
-  /* All the clients at once, each on its own connection and its own keys. */
-  int statuses[NCLIENTS] = {0};
-  rc = loom_gather_map(client, clients, sizeof clients[0], NCLIENTS, statuses, 0);
-  int crc = selftest_close("mini_redis", "client", server, 0, statuses, NCLIENTS);
-
-  int failed = 0;
-  for (int i = 0; i < NCLIENTS; i++) {
-    printf("%s: %s%s\n", clients[i].name, statuses[i] < 0 ? "FAILED: " : "",
-           clients[i].outcome);
-    failed += statuses[i] < 0;
-  }
-  printf("server: %d connections, %d commands answered (%d with an error), %zu keys\n",
-         srv.connections, srv.commands, srv.errors, srv.table.n);
-  printf("server closed\n");
+  int rc = selftest_run("mini_redis", handle_redis, &srv, clients,
+                        (int)(sizeof clients / sizeof clients[0]), print_server);
   table_free(&srv.table);
-  if (failed) return UV_EPROTO;
-  return rc < 0 ? rc : crc;
+  return rc;
 }
 
 /* ---- main -------------------------------------------------------------------------- */
