@@ -57,7 +57,7 @@
 #include <loom.h>
 
 #include "common/selftest.h"   /* selftest_run */
-#include "common/server_log.h" /* main() */
+#include "common/server_log.h" /* serve_until_cancelled, main() */
 
 #define DEFAULT_PORT 8080
 #define HEAD_MAX 8192       /* request line and headers, blank line included */
@@ -264,17 +264,7 @@ static int handle_http(loom_stream_t *s, void *arg) {
 
 static int serve(int port) {
   server_t srv = {0};
-  loom_server_t *server;
-  int rc = loom_serve(&server, "127.0.0.1", port, handle_http, &srv, NULL);
-  if (rc < 0) {
-    fprintf(stderr, "http_hello: cannot serve on 127.0.0.1:%d: %s\n", port,
-            loom_strerror(rc));
-    return rc;
-  }
-  printf("serving on 127.0.0.1:%d\n", loom_server_port(server));
-  rc = loom_server_serve_forever(server);
-  printf("server closed\n");
-  return rc == UV_ECANCELED ? 0 : rc; /* Ctrl-C is how a server stops */
+  return serve_until_cancelled("http_hello", "serving", port, handle_http, &srv);
 }
 
 /* ---- the self-test ---------------------------------------------------------------- */
@@ -414,13 +404,8 @@ static int selftest(void) {
 
 /* ---- main -------------------------------------------------------------------------- */
 
-static int http_main(void *arg) {
-  int port = *(int *)arg;
-  return port < 0 ? selftest() : serve(port);
-}
-
 int main(int argc, char **argv) {
   return server_example_main("http_hello", argc, argv, DEFAULT_PORT,
                              "check keep-alive, pipelining, split and bad requests",
-                             http_main);
+                             serve, selftest);
 }

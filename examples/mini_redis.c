@@ -60,7 +60,7 @@
 #include <loom.h>
 
 #include "common/selftest.h"   /* selftest_run */
-#include "common/server_log.h" /* main() */
+#include "common/server_log.h" /* serve_until_cancelled, main() */
 
 #define DEFAULT_PORT 6380
 #define MAX_LINE 4096       /* an inline command, or an array / bulk header */
@@ -477,18 +477,9 @@ static int handle_redis(loom_stream_t *s, void *arg) {
 
 static int serve(int port) {
   server_t srv = {0};
-  loom_server_t *server;
-  int rc = loom_serve(&server, "127.0.0.1", port, handle_redis, &srv, NULL);
-  if (rc < 0) {
-    fprintf(stderr, "mini_redis: cannot serve on 127.0.0.1:%d: %s\n", port,
-            loom_strerror(rc));
-    return rc;
-  }
-  printf("serving on 127.0.0.1:%d\n", loom_server_port(server));
-  rc = loom_server_serve_forever(server);
+  int rc = serve_until_cancelled("mini_redis", "serving", port, handle_redis, &srv);
   table_free(&srv.table);
-  printf("server closed\n");
-  return rc == UV_ECANCELED ? 0 : rc; /* Ctrl-C is how a server stops */
+  return rc;
 }
 
 /* ---- the self-test ---------------------------------------------------------------- */
@@ -671,13 +662,8 @@ static int selftest(void) {
 
 /* ---- main -------------------------------------------------------------------------- */
 
-static int redis_main(void *arg) {
-  int port = *(int *)arg;
-  return port < 0 ? selftest() : serve(port);
-}
-
 int main(int argc, char **argv) {
   return server_example_main("mini_redis", argc, argv, DEFAULT_PORT,
-                             "check commands, pipelining, split and bad requests",
-                             redis_main);
+                             "check commands, pipelining, split and bad requests", serve,
+                             selftest);
 }
