@@ -59,7 +59,7 @@
 
 #include <loom.h>
 
-#include "common/selftest.h"   /* selftest_run */
+#include "common/selftest.h"   /* selftest_run, SELFTEST_PASS, ... */
 #include "common/server_log.h" /* serve_until_cancelled, main() */
 
 #define DEFAULT_PORT 6380
@@ -517,9 +517,8 @@ static int expect_close(client_t *c, loom_stream_t *s) {
   char b;
   ssize_t n = loom_read(s, &b, 1);
   if (n == 0) return 1;
-  snprintf(c->outcome, sizeof c->outcome, "the server did not close (%s)",
-           n > 0 ? "more data" : loom_strerror((int)n));
-  return 0;
+  return SELFTEST_FAIL(c, "the server did not close (%s)",
+                       n > 0 ? "more data" : loom_strerror((int)n));
 }
 
 static int check_keep_alive(client_t *c, loom_stream_t *s) {
@@ -539,9 +538,8 @@ static int check_keep_alive(client_t *c, loom_stream_t *s) {
   };
   for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
     if (!expects(c, s, steps[i].req, steps[i].want)) return 0;
-  snprintf(c->outcome, sizeof c->outcome,
-           "PING, SET, GET, INCR x3, DEL, GET, ECHO answered on one connection");
-  return 1;
+  return SELFTEST_PASS(
+      c, "PING, SET, GET, INCR x3, DEL, GET, ECHO answered on one connection");
 }
 
 /* Sixteen INCRs in one write, inline and RESP by turns, then QUIT: the
@@ -558,31 +556,19 @@ static int check_pipelining(client_t *c, loom_stream_t *s) {
   rlen += (size_t)snprintf(req + rlen, sizeof req - rlen, "*1\r\n$4\r\nQUIT\r\n");
   snprintf(want + wlen, sizeof want - wlen, "+OK\r\n");
   if (!expect(c, s, req, rlen, want) || !expect_close(c, s)) return 0;
-  snprintf(c->outcome, sizeof c->outcome,
-           "16 commands in one write (inline and RESP) answered in order, then QUIT");
-  return 1;
+  return SELFTEST_PASS(
+      c, "16 commands in one write (inline and RESP) answered in order, then QUIT");
 }
 
-/* A SET sent one byte per write, a millisecond apart, so that the server's
- * reads see it in pieces (the pause paces the bytes; the check does not
- * depend on it); then a GET. */
+/* A SET sent byte by byte, so that the server's reads see it in pieces;
+ * then a GET. */
 static int check_split(client_t *c, loom_stream_t *s) {
   static const char set[] = "*3\r\n$3\r\nSET\r\n$5\r\nsplit\r\n$12\r\nbyte by byte\r\n";
-  int rc = 0;
-  for (size_t i = 0; i + 1 < sizeof set && rc >= 0; i++) {
-    rc = loom_write(s, set + i, 1);
-    if (rc >= 0) rc = loom_sleep(1);
-  }
-  if (rc < 0) {
-    snprintf(c->outcome, sizeof c->outcome, "%s", loom_strerror(rc));
-    return 0;
-  }
+  if (!selftest_send_bytewise(c, s, set, strlen(set))) return 0;
   if (!expects(c, s, "", "+OK\r\n") ||
       !expects(c, s, "GET split\r\n", "$12\r\nbyte by byte\r\n"))
     return 0;
-  snprintf(c->outcome, sizeof c->outcome,
-           "a SET sent byte by byte stored, GET returned it");
-  return 1;
+  return SELFTEST_PASS(c, "a SET sent byte by byte stored, GET returned it");
 }
 
 /* A value of 100,000 bytes, as redis-benchmark -d 100000 sends. */
@@ -601,10 +587,8 @@ static int check_large(client_t *c, loom_stream_t *s) {
   }
   free(req);
   free(want);
-  if (ok)
-    snprintf(c->outcome, sizeof c->outcome,
-             "a %d-byte value SET and read back intact with GET", LARGE);
-  return ok;
+  return ok &&
+         SELFTEST_PASS(c, "a %d-byte value SET and read back intact with GET", LARGE);
 }
 
 /* Errors that leave the connection open, then one that closes it. */
@@ -619,10 +603,9 @@ static int check_errors(client_t *c, loom_stream_t *s) {
       !expects(c, s, "*x\r\n", "-ERR Protocol error: invalid multibulk length\r\n") ||
       !expect_close(c, s))
     return 0;
-  snprintf(
-      c->outcome, sizeof c->outcome,
+  return SELFTEST_PASS(
+      c,
       "unknown command, wrong arity, not an integer answered; a protocol error closed");
-  return 1;
 }
 
 /* An argument announced as larger than MAX_BULK is refused before a byte
@@ -632,9 +615,8 @@ static int check_oversized(client_t *c, loom_stream_t *s) {
                "-ERR Protocol error: invalid bulk length\r\n") ||
       !expect_close(c, s))
     return 0;
-  snprintf(c->outcome, sizeof c->outcome,
-           "an argument over %u bytes refused, then the server closed", MAX_BULK);
-  return 1;
+  return SELFTEST_PASS(c, "an argument over %u bytes refused, then the server closed",
+                       MAX_BULK);
 }
 
 static void print_server(void *arg) {

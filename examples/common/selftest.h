@@ -37,6 +37,24 @@ struct selftest_client_s {
   char outcome[160]; /* out: what it saw, or what went wrong */
 };
 
+/* What a check returns: sets c->outcome, printf-style, and is 1 (the
+ * server passed) or 0 (it failed). */
+#define SELFTEST_PASS(c, ...) (snprintf((c)->outcome, sizeof(c)->outcome, __VA_ARGS__), 1)
+#define SELFTEST_FAIL(c, ...) (snprintf((c)->outcome, sizeof(c)->outcome, __VA_ARGS__), 0)
+
+/* Sends data (len bytes) one byte per write, a millisecond apart, so that
+ * the server's reads see it in pieces (the pause paces the bytes; a check
+ * must not depend on it). Returns 1, or 0 with c->outcome saying why. */
+static inline int selftest_send_bytewise(selftest_client_t *c, loom_stream_t *s,
+                                         const char *data, size_t len) {
+  int rc = 0;
+  for (size_t i = 0; i < len && rc >= 0; i++) {
+    rc = loom_write(s, data + i, 1);
+    if (rc >= 0) rc = loom_sleep(1);
+  }
+  return rc < 0 ? SELFTEST_FAIL(c, "%s", loom_strerror(rc)) : 1;
+}
+
 /* One client's task: connects, runs the check, closes. */
 static inline int selftest_client_task(void *p) {
   selftest_client_t *c = p;
