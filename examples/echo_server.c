@@ -31,7 +31,9 @@
  * loom_write is writer.write with the drain built in (it waits only while a
  * slow client lets too much pile up). loom_server_serve_forever() is
  * serve_forever(): Ctrl-C cancels main, which closes the server and cancels
- * the connections still open.
+ * the connections still open. The two calls, as main() above makes them,
+ * are serve_until_cancelled() in common/server_log.h, which every server
+ * example shares.
  *
  * Usage:
  *     echo_server [PORT]      serve on 127.0.0.1:PORT (default 8888; 0 picks
@@ -71,7 +73,7 @@
 
 #include <loom.h>
 
-#include "common/server_log.h" /* shared with the other server */
+#include "common/server_log.h" /* shared with the other servers */
 
 #define DEFAULT_PORT 8888
 #define NCLIENTS 3       /* self-test clients */
@@ -126,20 +128,7 @@ static int handle_echo(loom_stream_t *s, void *arg) {
 
 static int serve(int port) {
   server_t srv = {0};
-  loom_server_t *server;
-  int rc = loom_serve(&server, "127.0.0.1", port, handle_echo, &srv, NULL);
-  if (rc < 0) {
-    fprintf(stderr, "echo_server: cannot serve on 127.0.0.1:%d: %s\n", port,
-            loom_strerror(rc));
-    return rc;
-  }
-  printf("serving on 127.0.0.1:%d\n", loom_server_port(server));
-  /* Returns only when we are cancelled (Ctrl-C). It closes the server on
-   * the way out: no new connections, and the open ones are cancelled and
-   * awaited, so no handler outlives it (nor `srv`, on our stack). */
-  rc = loom_server_serve_forever(server);
-  printf("server closed\n");
-  return rc == UV_ECANCELED ? 0 : rc; /* Ctrl-C is how a server stops */
+  return serve_until_cancelled("echo_server", "serving", port, handle_echo, &srv);
 }
 
 /* ---- the self-test ---------------------------------------------------------------- */
@@ -252,12 +241,8 @@ static int selftest(void) {
 
 /* ---- main -------------------------------------------------------------------------- */
 
-static int echo_main(void *arg) {
-  int port = *(int *)arg;
-  return port < 0 ? selftest() : serve(port);
-}
-
 int main(int argc, char **argv) {
   return server_example_main("echo_server", argc, argv, DEFAULT_PORT,
-                             "run clients against a server on a free port", echo_main);
+                             "run clients against a server on a free port", serve,
+                             selftest);
 }

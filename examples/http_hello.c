@@ -56,7 +56,8 @@
 
 #include <loom.h>
 
-#include "common/server_log.h" /* stream_addr, selftest_close, main() */
+#include "common/selftest.h"   /* selftest_run, SELFTEST_PASS, ... */
+#include "common/server_log.h" /* serve_until_cancelled, main() */
 
 #define DEFAULT_PORT 8080
 #define HEAD_MAX 8192       /* request line and headers, blank line included */
@@ -263,17 +264,7 @@ static int handle_http(loom_stream_t *s, void *arg) {
 
 static int serve(int port) {
   server_t srv = {0};
-  loom_server_t *server;
-  int rc = loom_serve(&server, "127.0.0.1", port, handle_http, &srv, NULL);
-  if (rc < 0) {
-    fprintf(stderr, "http_hello: cannot serve on 127.0.0.1:%d: %s\n", port,
-            loom_strerror(rc));
-    return rc;
-  }
-  printf("serving on 127.0.0.1:%d\n", loom_server_port(server));
-  rc = loom_server_serve_forever(server);
-  printf("server closed\n");
-  return rc == UV_ECANCELED ? 0 : rc; /* Ctrl-C is how a server stops */
+  return serve_until_cancelled("http_hello", "serving", port, handle_http, &srv);
 }
 
 /* ---- the self-test ---------------------------------------------------------------- */
@@ -282,14 +273,9 @@ static int serve(int port) {
 #define GET_CLOSE(path) \
   "GET " path " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
-/* One client: a check, run in a task of its own against the server. */
-typedef struct client_s client_t;
-struct client_s {
-  const char *name;
-  int (*check)(client_t *c, loom_stream_t *s); /* 1 if it passed */
-  int port;
-  char outcome[160]; /* out: what it saw */
-};
+/* The clients' checks (common/selftest.h runs them): each takes the
+ * connection it is given, and says what it saw in c->outcome. */
+typedef selftest_client_t client_t;
 
 /* Reads until the server closes, at most max bytes: *data is malloc'd. */
 static int read_to_close(loom_stream_t *s, char **data, size_t *len) {
@@ -322,15 +308,13 @@ static int check_keep_alive(client_t *c, loom_stream_t *s) {
     int rc = loom_write(s, GET("/"), strlen(GET("/")));
     if (rc >= 0) rc = loom_read_exactly(s, buf, strlen(ok_keep), NULL);
     if (rc < 0 || memcmp(buf, ok_keep, strlen(ok_keep)) != 0) {
-      snprintf(c->outcome, sizeof c->outcome, "request %d: %s", i + 1,
-               rc < 0 ? loom_strerror(rc) : "wrong answer");
-      return 0;
+      return SELFTEST_FAIL(c, "request %d: %s", i + 1,
+                           rc < 0 ? loom_strerror(rc) : "wrong answer");
     }
   }
   if (!exchange_to_close(c, s, GET_CLOSE("/bye"), ok_close)) return 0;
-  snprintf(c->outcome, sizeof c->outcome,
-           "3 requests answered on one connection, then Connection: close honoured");
-  return 1;
+  return SELFTEST_PASS(
+      c, "3 requests answered on one connection, then Connection: close honoured");
 }
 
 /* Sixteen requests in one write: fourteen GETs, a HEAD in the middle and a
@@ -350,35 +334,23 @@ static int check_pipelining(client_t *c, loom_stream_t *s) {
   }
   req[rlen] = want[wlen] = 0;
   if (!exchange_to_close(c, s, req, want)) return 0;
-  snprintf(c->outcome, sizeof c->outcome, "16 requests in one write answered in order");
-  return 1;
+  return SELFTEST_PASS(c, "16 requests in one write answered in order");
 }
 
-/* Two requests sent one byte per write, a millisecond apart, so that the
- * server's reads see the heads in pieces (the pause paces the bytes; the
- * check does not depend on it). */
+/* Two requests sent byte by byte, so that the server's reads see the heads
+ * in pieces. */
 static int check_split(client_t *c, loom_stream_t *s) {
   static const char req[] = GET("/one") GET_CLOSE("/two");
-  int rc = 0;
-  for (size_t i = 0; i < strlen(req) && rc >= 0; i++) {
-    rc = loom_write(s, req + i, 1);
-    if (rc >= 0) rc = loom_sleep(1);
-  }
-  if (rc < 0) {
-    snprintf(c->outcome, sizeof c->outcome, "%s", loom_strerror(rc));
-    return 0;
-  }
+  if (!selftest_send_bytewise(c, s, req, strlen(req))) return 0;
   char want[sizeof ok_keep + sizeof ok_close];
   snprintf(want, sizeof want, "%s%s", ok_keep, ok_close);
   if (!exchange_to_close(c, s, "", want)) return 0;
-  snprintf(c->outcome, sizeof c->outcome, "2 requests sent byte by byte answered");
-  return 1;
+  return SELFTEST_PASS(c, "2 requests sent byte by byte answered");
 }
 
 static int check_bad(client_t *c, loom_stream_t *s) {
   if (!exchange_to_close(c, s, "NOT HTTP\r\n\r\n", bad_request)) return 0;
-  snprintf(c->outcome, sizeof c->outcome, "400 Bad Request, then the server closed");
-  return 1;
+  return SELFTEST_PASS(c, "400 Bad Request, then the server closed");
 }
 
 /* A head of exactly HEAD_MAX bytes that never ends: the server has read
@@ -391,34 +363,18 @@ static int check_oversized(client_t *c, loom_stream_t *s) {
   req[HEAD_MAX] = 0;
   int ok = exchange_to_close(c, s, req, head_too_large);
   free(req);
-  if (ok)
-    snprintf(c->outcome, sizeof c->outcome,
-             "431 Request Header Fields Too Large, then the server closed");
-  return ok;
+  return ok &&
+         SELFTEST_PASS(c, "431 Request Header Fields Too Large, then the server closed");
 }
 
-static int client(void *p) {
-  client_t *c = p;
-  loom_stream_t *s;
-  int rc = loom_tcp_connect(&s, "127.0.0.1", c->port);
-  if (rc < 0) {
-    snprintf(c->outcome, sizeof c->outcome, "connect: %s", loom_strerror(rc));
-    return rc;
-  }
-  int ok = c->check(c, s);
-  loom_close(s);
-  return ok ? 0 : UV_EPROTO;
+static void print_server(void *arg) {
+  const server_t *srv = arg;
+  printf("server: %d connections, %d requests answered (%d with an error)\n",
+         srv->connections, srv->requests, srv->errors);
 }
 
 static int selftest(void) {
   server_t srv = {0};
-  loom_server_t *server;
-  int rc = loom_serve(&server, "127.0.0.1", 0, handle_http, &srv, NULL);
-  if (rc < 0) {
-    fprintf(stderr, "http_hello: cannot serve on 127.0.0.1: %s\n", loom_strerror(rc));
-    return rc;
-  }
-  int port = loom_server_port(server);
   client_t clients[] = {
       {.name = "keep-alive", .check = check_keep_alive},
       {.name = "pipelining", .check = check_pipelining},
@@ -426,37 +382,14 @@ static int selftest(void) {
       {.name = "bad request", .check = check_bad},
       {.name = "oversized head", .check = check_oversized},
   };
-  enum { NCLIENTS = sizeof clients / sizeof clients[0] };
-  printf("serving on 127.0.0.1:%d (self-test: %d clients)\n", port, (int)NCLIENTS);
-  for (int i = 0; i < NCLIENTS; i++) clients[i].port = port;
-
-  /* All the clients at once, each on its own connection. */
-  int statuses[NCLIENTS] = {0};
-  rc = loom_gather_map(client, clients, sizeof clients[0], NCLIENTS, statuses, 0);
-  int crc = selftest_close("http_hello", "client", server, 0, statuses, NCLIENTS);
-
-  int failed = 0;
-  for (int i = 0; i < NCLIENTS; i++) {
-    printf("%s: %s%s\n", clients[i].name, statuses[i] < 0 ? "FAILED: " : "",
-           clients[i].outcome);
-    failed += statuses[i] < 0;
-  }
-  printf("server: %d connections, %d requests answered (%d with an error)\n",
-         srv.connections, srv.requests, srv.errors);
-  printf("server closed\n");
-  if (failed) return UV_EPROTO;
-  return rc < 0 ? rc : crc;
+  return selftest_run("http_hello", handle_http, &srv, clients,
+                      (int)(sizeof clients / sizeof clients[0]), print_server);
 }
 
 /* ---- main -------------------------------------------------------------------------- */
 
-static int http_main(void *arg) {
-  int port = *(int *)arg;
-  return port < 0 ? selftest() : serve(port);
-}
-
 int main(int argc, char **argv) {
   return server_example_main("http_hello", argc, argv, DEFAULT_PORT,
                              "check keep-alive, pipelining, split and bad requests",
-                             http_main);
+                             serve, selftest);
 }

@@ -59,7 +59,8 @@
 
 #include <loom.h>
 
-#include "common/server_log.h" /* selftest_close, main() */
+#include "common/selftest.h"   /* selftest_run, SELFTEST_PASS, ... */
+#include "common/server_log.h" /* serve_until_cancelled, main() */
 
 #define DEFAULT_PORT 6380
 #define MAX_LINE 4096       /* an inline command, or an array / bulk header */
@@ -476,18 +477,9 @@ static int handle_redis(loom_stream_t *s, void *arg) {
 
 static int serve(int port) {
   server_t srv = {0};
-  loom_server_t *server;
-  int rc = loom_serve(&server, "127.0.0.1", port, handle_redis, &srv, NULL);
-  if (rc < 0) {
-    fprintf(stderr, "mini_redis: cannot serve on 127.0.0.1:%d: %s\n", port,
-            loom_strerror(rc));
-    return rc;
-  }
-  printf("serving on 127.0.0.1:%d\n", loom_server_port(server));
-  rc = loom_server_serve_forever(server);
+  int rc = serve_until_cancelled("mini_redis", "serving", port, handle_redis, &srv);
   table_free(&srv.table);
-  printf("server closed\n");
-  return rc == UV_ECANCELED ? 0 : rc; /* Ctrl-C is how a server stops */
+  return rc;
 }
 
 /* ---- the self-test ---------------------------------------------------------------- */
@@ -495,14 +487,9 @@ static int serve(int port) {
 /* A command as redis-cli sends it: "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n". */
 #define RESP_GET(k, klen) "*2\r\n$3\r\nGET\r\n$" #klen "\r\n" k "\r\n"
 
-/* One client: a check, run in a task of its own against the server. */
-typedef struct client_s client_t;
-struct client_s {
-  const char *name;
-  int (*check)(client_t *c, loom_stream_t *s); /* 1 if it passed */
-  int port;
-  char outcome[160]; /* out: what it saw, or what went wrong */
-};
+/* The clients' checks (common/selftest.h runs them): each takes the
+ * connection it is given, and says what it saw in c->outcome. */
+typedef selftest_client_t client_t;
 
 /* Sends req (len bytes), reads strlen(want) bytes and compares. */
 static int expect(client_t *c, loom_stream_t *s, const char *req, size_t len,
@@ -530,9 +517,8 @@ static int expect_close(client_t *c, loom_stream_t *s) {
   char b;
   ssize_t n = loom_read(s, &b, 1);
   if (n == 0) return 1;
-  snprintf(c->outcome, sizeof c->outcome, "the server did not close (%s)",
-           n > 0 ? "more data" : loom_strerror((int)n));
-  return 0;
+  return SELFTEST_FAIL(c, "the server did not close (%s)",
+                       n > 0 ? "more data" : loom_strerror((int)n));
 }
 
 static int check_keep_alive(client_t *c, loom_stream_t *s) {
@@ -552,9 +538,8 @@ static int check_keep_alive(client_t *c, loom_stream_t *s) {
   };
   for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
     if (!expects(c, s, steps[i].req, steps[i].want)) return 0;
-  snprintf(c->outcome, sizeof c->outcome,
-           "PING, SET, GET, INCR x3, DEL, GET, ECHO answered on one connection");
-  return 1;
+  return SELFTEST_PASS(
+      c, "PING, SET, GET, INCR x3, DEL, GET, ECHO answered on one connection");
 }
 
 /* Sixteen INCRs in one write, inline and RESP by turns, then QUIT: the
@@ -571,31 +556,19 @@ static int check_pipelining(client_t *c, loom_stream_t *s) {
   rlen += (size_t)snprintf(req + rlen, sizeof req - rlen, "*1\r\n$4\r\nQUIT\r\n");
   snprintf(want + wlen, sizeof want - wlen, "+OK\r\n");
   if (!expect(c, s, req, rlen, want) || !expect_close(c, s)) return 0;
-  snprintf(c->outcome, sizeof c->outcome,
-           "16 commands in one write (inline and RESP) answered in order, then QUIT");
-  return 1;
+  return SELFTEST_PASS(
+      c, "16 commands in one write (inline and RESP) answered in order, then QUIT");
 }
 
-/* A SET sent one byte per write, a millisecond apart, so that the server's
- * reads see it in pieces (the pause paces the bytes; the check does not
- * depend on it); then a GET. */
+/* A SET sent byte by byte, so that the server's reads see it in pieces;
+ * then a GET. */
 static int check_split(client_t *c, loom_stream_t *s) {
   static const char set[] = "*3\r\n$3\r\nSET\r\n$5\r\nsplit\r\n$12\r\nbyte by byte\r\n";
-  int rc = 0;
-  for (size_t i = 0; i + 1 < sizeof set && rc >= 0; i++) {
-    rc = loom_write(s, set + i, 1);
-    if (rc >= 0) rc = loom_sleep(1);
-  }
-  if (rc < 0) {
-    snprintf(c->outcome, sizeof c->outcome, "%s", loom_strerror(rc));
-    return 0;
-  }
+  if (!selftest_send_bytewise(c, s, set, strlen(set))) return 0;
   if (!expects(c, s, "", "+OK\r\n") ||
       !expects(c, s, "GET split\r\n", "$12\r\nbyte by byte\r\n"))
     return 0;
-  snprintf(c->outcome, sizeof c->outcome,
-           "a SET sent byte by byte stored, GET returned it");
-  return 1;
+  return SELFTEST_PASS(c, "a SET sent byte by byte stored, GET returned it");
 }
 
 /* A value of 100,000 bytes, as redis-benchmark -d 100000 sends. */
@@ -614,10 +587,8 @@ static int check_large(client_t *c, loom_stream_t *s) {
   }
   free(req);
   free(want);
-  if (ok)
-    snprintf(c->outcome, sizeof c->outcome,
-             "a %d-byte value SET and read back intact with GET", LARGE);
-  return ok;
+  return ok &&
+         SELFTEST_PASS(c, "a %d-byte value SET and read back intact with GET", LARGE);
 }
 
 /* Errors that leave the connection open, then one that closes it. */
@@ -632,10 +603,9 @@ static int check_errors(client_t *c, loom_stream_t *s) {
       !expects(c, s, "*x\r\n", "-ERR Protocol error: invalid multibulk length\r\n") ||
       !expect_close(c, s))
     return 0;
-  snprintf(
-      c->outcome, sizeof c->outcome,
+  return SELFTEST_PASS(
+      c,
       "unknown command, wrong arity, not an integer answered; a protocol error closed");
-  return 1;
 }
 
 /* An argument announced as larger than MAX_BULK is refused before a byte
@@ -645,33 +615,19 @@ static int check_oversized(client_t *c, loom_stream_t *s) {
                "-ERR Protocol error: invalid bulk length\r\n") ||
       !expect_close(c, s))
     return 0;
-  snprintf(c->outcome, sizeof c->outcome,
-           "an argument over %u bytes refused, then the server closed", MAX_BULK);
-  return 1;
+  return SELFTEST_PASS(c, "an argument over %u bytes refused, then the server closed",
+                       MAX_BULK);
 }
 
-static int client(void *p) {
-  client_t *c = p;
-  loom_stream_t *s;
-  int rc = loom_tcp_connect(&s, "127.0.0.1", c->port);
-  if (rc < 0) {
-    snprintf(c->outcome, sizeof c->outcome, "connect: %s", loom_strerror(rc));
-    return rc;
-  }
-  int ok = c->check(c, s);
-  loom_close(s);
-  return ok ? 0 : UV_EPROTO;
+static void print_server(void *arg) {
+  const server_t *srv = arg;
+  printf("server: %d connections, %d commands answered (%d with an error), %zu keys\n",
+         srv->connections, srv->commands, srv->errors, srv->table.n);
 }
 
+/* All the clients at once, each on its own connection and its own keys. */
 static int selftest(void) {
   server_t srv = {0};
-  loom_server_t *server;
-  int rc = loom_serve(&server, "127.0.0.1", 0, handle_redis, &srv, NULL);
-  if (rc < 0) {
-    fprintf(stderr, "mini_redis: cannot serve on 127.0.0.1: %s\n", loom_strerror(rc));
-    return rc;
-  }
-  int port = loom_server_port(server);
   client_t clients[] = {
       {.name = "keep-alive", .check = check_keep_alive},
       {.name = "pipelining", .check = check_pipelining},
@@ -680,38 +636,16 @@ static int selftest(void) {
       {.name = "errors", .check = check_errors},
       {.name = "oversized argument", .check = check_oversized},
   };
-  enum { NCLIENTS = sizeof clients / sizeof clients[0] };
-  printf("serving on 127.0.0.1:%d (self-test: %d clients)\n", port, (int)NCLIENTS);
-  for (int i = 0; i < NCLIENTS; i++) clients[i].port = port;
-
-  /* All the clients at once, each on its own connection and its own keys. */
-  int statuses[NCLIENTS] = {0};
-  rc = loom_gather_map(client, clients, sizeof clients[0], NCLIENTS, statuses, 0);
-  int crc = selftest_close("mini_redis", "client", server, 0, statuses, NCLIENTS);
-
-  int failed = 0;
-  for (int i = 0; i < NCLIENTS; i++) {
-    printf("%s: %s%s\n", clients[i].name, statuses[i] < 0 ? "FAILED: " : "",
-           clients[i].outcome);
-    failed += statuses[i] < 0;
-  }
-  printf("server: %d connections, %d commands answered (%d with an error), %zu keys\n",
-         srv.connections, srv.commands, srv.errors, srv.table.n);
-  printf("server closed\n");
+  int rc = selftest_run("mini_redis", handle_redis, &srv, clients,
+                        (int)(sizeof clients / sizeof clients[0]), print_server);
   table_free(&srv.table);
-  if (failed) return UV_EPROTO;
-  return rc < 0 ? rc : crc;
+  return rc;
 }
 
 /* ---- main -------------------------------------------------------------------------- */
 
-static int redis_main(void *arg) {
-  int port = *(int *)arg;
-  return port < 0 ? selftest() : serve(port);
-}
-
 int main(int argc, char **argv) {
   return server_example_main("mini_redis", argc, argv, DEFAULT_PORT,
-                             "check commands, pipelining, split and bad requests",
-                             redis_main);
+                             "check commands, pipelining, split and bad requests", serve,
+                             selftest);
 }

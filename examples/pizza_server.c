@@ -26,7 +26,9 @@
  * loom_serve() runs handle_client in a task of its own for each connection,
  * and loom_sleep() suspends only that task: the kitchen makes any number of
  * pizzas at once. (A blocking sleep(2) in the handler would make the
- * customers wait in line: 2, 4, 6 seconds.)
+ * customers wait in line: 2, 4, 6 seconds.) run_server() above is
+ * serve_until_cancelled() in common/server_log.h, which every server
+ * example shares: loom_serve(), then loom_server_serve_forever().
  *
  * One departure: an order is a line ("margherita\n"). TCP delivers a byte
  * stream, not messages, so the original's single read(1024) may return
@@ -71,7 +73,7 @@
 
 #include <loom.h>
 
-#include "common/server_log.h" /* shared with the other server */
+#include "common/server_log.h" /* shared with the other servers */
 
 #define DEFAULT_PORT 8000
 #define PIZZA_MS 2000 /* how long a pizza takes */
@@ -128,20 +130,8 @@ static int handle_client(loom_stream_t *s, void *arg) {
 
 static int serve(int port) {
   server_t srv = {0};
-  loom_server_t *server;
-  int rc = loom_serve(&server, "127.0.0.1", port, handle_client, &srv, NULL);
-  if (rc < 0) {
-    fprintf(stderr, "pizza_server: cannot serve on 127.0.0.1:%d: %s\n", port,
-            loom_strerror(rc));
-    return rc;
-  }
-  printf("pizza server running on 127.0.0.1:%d\n", loom_server_port(server));
-  /* Returns only when we are cancelled (Ctrl-C), having closed the server:
-   * the pizzas still in the oven are cancelled and their handlers awaited,
-   * so none outlives `srv`. */
-  rc = loom_server_serve_forever(server);
-  printf("server closed\n");
-  return rc == UV_ECANCELED ? 0 : rc; /* Ctrl-C is how a server stops */
+  return serve_until_cancelled("pizza_server", "pizza server running", port,
+                               handle_client, &srv);
 }
 
 /* ---- the self-test ---------------------------------------------------------------- */
@@ -227,12 +217,8 @@ static int selftest(void) {
 
 /* ---- main -------------------------------------------------------------------------- */
 
-static int pizza_main(void *arg) {
-  int port = *(int *)arg;
-  return port < 0 ? selftest() : serve(port);
-}
-
 int main(int argc, char **argv) {
   return server_example_main("pizza_server", argc, argv, DEFAULT_PORT,
-                             "send customers to a server on a free port", pizza_main);
+                             "send customers to a server on a free port", serve,
+                             selftest);
 }

@@ -49,50 +49,63 @@ static void burst(loom__stack_pool_t *pool, size_t n) {
   for (size_t i = 0; i < n; i++) loom__stack_put(pool, &stacks[i]);
 }
 
+/* Light demand: n tasks, one at a time, each touching its stack. */
+static void one_at_a_time(loom__stack_pool_t *pool, int n) {
+  loom__stack_t one;
+  for (int i = 0; i < n; i++) {
+    assert_int_equal(loom__stack_get(pool, SIZE, &one), 0);
+    ((volatile char *)one.lo)[one.size - 1] = 1;
+    loom__stack_put(pool, &one);
+  }
+}
+
+/* A pool on a clock the test moves by hand, now, which starts at `start`;
+ * a first burst of BURST stacks has been through it. */
+typedef struct {
+  int64_t now;
+  loom__stack_pool_t pool;
+} clocked_pool_t;
+
+static void start_after_burst(clocked_pool_t *p, int64_t start) {
+  p->now = start;
+  loom__stack_pool_init(&p->pool);
+  p->pool.clock = &p->now;
+  burst(&p->pool, BURST);
+}
+
 /* A burst larger than the floor stays resident, the first time and when
  * repeated; its stacks do not fault again. */
 static void test_burst_stays_warm(void **state) {
   (void)state;
-  int64_t now = 5 * SEC;
-  loom__stack_pool_t pool;
-  loom__stack_pool_init(&pool);
-  pool.clock = &now;
-  burst(&pool, BURST);
-  loom__stack_stats_t s = stats(&pool);
+  clocked_pool_t p;
+  start_after_burst(&p, 5 * SEC);
+  loom__stack_stats_t s = stats(&p.pool);
   assert_int_equal(s.total - s.free, 0);
   assert_int_equal(s.warm, BURST);
   assert_true(s.keep >= BURST);
-  for (size_t i = 0; i < BURST; i++) assert_true(resident(&stacks[i], pool.page));
+  for (size_t i = 0; i < BURST; i++) assert_true(resident(&stacks[i], p.pool.page));
   for (int round = 0; round < 3; round++) {
-    now += SEC / 2; /* bursts every half second keep the demand up */
-    burst(&pool, BURST);
+    p.now += SEC / 2; /* bursts every half second keep the demand up */
+    burst(&p.pool, BURST);
   }
-  s = stats(&pool);
+  s = stats(&p.pool);
   assert_int_equal(s.warm, BURST);
   assert_true(s.keep >= BURST);
-  loom__stack_pool_destroy(&pool);
+  loom__stack_pool_destroy(&p.pool);
 }
 
 /* Once the bursts stop, the warm count halves per quiet second down to the
  * floor, and the pages given back are the ones used least recently. */
 static void test_shrinks_when_demand_falls(void **state) {
   (void)state;
-  int64_t now = 5 * SEC;
-  loom__stack_pool_t pool;
-  loom__stack_pool_init(&pool);
-  pool.clock = &now;
-  burst(&pool, BURST);
-  loom__stack_t one;
-  size_t last_keep = stats(&pool).keep;
+  clocked_pool_t p;
+  start_after_burst(&p, 5 * SEC);
+  size_t last_keep = stats(&p.pool).keep;
   int shrank = 0;
   for (int sec = 1; sec <= 10; sec++) {
-    now += SEC;
-    /* Light demand: one task at a time, enough puts to finish trimming. */
-    for (int i = 0; i < 200; i++) {
-      assert_int_equal(loom__stack_get(&pool, SIZE, &one), 0);
-      loom__stack_put(&pool, &one);
-    }
-    loom__stack_stats_t s = stats(&pool);
+    p.now += SEC;
+    one_at_a_time(&p.pool, 200); /* enough puts to finish trimming */
+    loom__stack_stats_t s = stats(&p.pool);
     assert_true(s.keep <= last_keep); /* never grows without demand */
     assert_true(s.keep >= FLOOR);
     assert_true(s.warm <= s.keep);
@@ -100,39 +113,37 @@ static void test_shrinks_when_demand_falls(void **state) {
     last_keep = s.keep;
   }
   assert_true(shrank);
-  loom__stack_stats_t s = stats(&pool);
+  loom__stack_stats_t s = stats(&p.pool);
   assert_int_equal(s.keep, FLOOR);
   assert_int_equal(s.warm, FLOOR);
   /* The first stacks put back lie at the bottom of the LIFO: given back. */
-  assert_false(resident(&stacks[0], pool.page));
-  assert_false(resident(&stacks[100], pool.page));
+  assert_false(resident(&stacks[0], p.pool.page));
+  assert_false(resident(&stacks[100], p.pool.page));
   /* A new burst finds its stacks, cold or not, and counts as demand again. */
-  now += SEC;
-  burst(&pool, BURST);
-  s = stats(&pool);
+  p.now += SEC;
+  burst(&p.pool, BURST);
+  s = stats(&p.pool);
   assert_int_equal(s.warm, BURST);
-  loom__stack_pool_destroy(&pool);
+  loom__stack_pool_destroy(&p.pool);
 }
 
 /* A long quiet spell decays in one step (no overflow of the shift), and a
  * pool without a clock keeps what demand it saw. */
 static void test_long_quiet_and_no_clock(void **state) {
   (void)state;
-  int64_t now = 1;
-  loom__stack_pool_t pool;
-  loom__stack_pool_init(&pool);
-  pool.clock = &now;
-  burst(&pool, BURST);
-  now += 1000 * SEC;
-  for (int i = 0; i < 200; i++) burst(&pool, 1);
-  loom__stack_stats_t s = stats(&pool);
+  clocked_pool_t p;
+  start_after_burst(&p, 1);
+  p.now += 1000 * SEC;
+  one_at_a_time(&p.pool, 200);
+  loom__stack_stats_t s = stats(&p.pool);
   assert_int_equal(s.keep, FLOOR);
   assert_int_equal(s.warm, FLOOR);
-  loom__stack_pool_destroy(&pool);
+  loom__stack_pool_destroy(&p.pool);
 
+  loom__stack_pool_t pool;
   loom__stack_pool_init(&pool); /* clock NULL: time stands still */
   burst(&pool, BURST);
-  for (int i = 0; i < 200; i++) burst(&pool, 1);
+  one_at_a_time(&pool, 200);
   s = stats(&pool);
   assert_int_equal(s.warm, BURST);
   loom__stack_pool_destroy(&pool);

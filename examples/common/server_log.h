@@ -1,6 +1,7 @@
-/* server_log.h: what the two TCP server examples share (echo_server.c,
- * pizza_server.c): a connection's address as text, the server's log, the
- * end of a self-test, and main().
+/* server_log.h: what the TCP server examples share (echo_server.c,
+ * pizza_server.c, and for the last three http_hello.c and mini_redis.c): a
+ * connection's address as text, the server's log, serving until Ctrl-C,
+ * the end of a self-test, and main().
  *
  * The log prints each line at once when serving. In the self-test it keeps
  * the lines instead, with the address of the client each is about, and
@@ -83,6 +84,29 @@ static inline void log_print(const server_log_t *log, const char *who,
     printf("server: %d lines about unknown %ss\n", log->n - shown, who);
 }
 
+/* Serves handler (with arg) on 127.0.0.1:port, or on a free port if port
+ * is 0, until the calling task is cancelled (Ctrl-C): asyncio's
+ * start_server() and serve_forever(). Prints "<banner> on
+ * 127.0.0.1:PORT" once listening, and "server closed" at the end.
+ * loom_server_serve_forever() closes the server on the way out: no new
+ * connections, and the open ones are cancelled and their handlers
+ * awaited, so none outlives arg. Returns 0 when Ctrl-C stopped it, or the
+ * error; prog names the program in a message on stderr. */
+static inline int serve_until_cancelled(const char *prog, const char *banner, int port,
+                                        loom_handler_fn handler, void *arg) {
+  loom_server_t *server;
+  int rc = loom_serve(&server, "127.0.0.1", port, handler, arg, NULL);
+  if (rc < 0) {
+    fprintf(stderr, "%s: cannot serve on 127.0.0.1:%d: %s\n", prog, port,
+            loom_strerror(rc));
+    return rc;
+  }
+  printf("%s on 127.0.0.1:%d\n", banner, loom_server_port(server));
+  rc = loom_server_serve_forever(server);
+  printf("server closed\n");
+  return rc == UV_ECANCELED ? 0 : rc; /* Ctrl-C is how a server stops */
+}
+
 /* Ends a self-test: closes the server, giving its handlers up to a second
  * to end (then they would be cancelled, and the log would say so), and
  * reports each of the n clients that failed (statuses[], from
@@ -99,13 +123,25 @@ static inline int selftest_close(const char *prog, const char *who, loom_server_
   return crc;
 }
 
-/* main() of a server example: `prog [PORT | --selftest]`. Runs
- * fn(&port) as the main task, port being -1 for the self-test; prints the
- * usage (what the self-test does: selftest_help) for a bad command line.
- * Returns main's exit status. */
+/* What the main task of a server example runs. */
+typedef struct {
+  int port; /* -1: the self-test */
+  int (*serve)(int port);
+  int (*selftest)(void);
+} server_example_t;
+
+static inline int server_example_task(void *arg) {
+  const server_example_t *ex = arg;
+  return ex->port < 0 ? ex->selftest() : ex->serve(ex->port);
+}
+
+/* main() of a server example: `prog [PORT | --selftest]`. Runs serve(PORT)
+ * or selftest() as the main task; prints the usage (what the self-test
+ * does: selftest_help) for a bad command line. Returns main's exit
+ * status. */
 static inline int server_example_main(const char *prog, int argc, char **argv,
                                       int default_port, const char *selftest_help,
-                                      loom_fn fn) {
+                                      int (*serve)(int port), int (*selftest)(void)) {
   int port = default_port;
   int bad = argc > 2;
   if (argc == 2 && strcmp(argv[1], "--selftest") == 0) {
@@ -126,7 +162,8 @@ static inline int server_example_main(const char *prog, int argc, char **argv,
   }
   /* A server's lines should show up as they happen, even in a pipe. */
   setvbuf(stdout, NULL, _IOLBF, 0);
-  int rc = loom_run(fn, &port);
+  server_example_t ex = {.port = port, .serve = serve, .selftest = selftest};
+  int rc = loom_run(server_example_task, &ex);
   if (rc < 0) {
     fprintf(stderr, "%s: %s\n", prog, loom_strerror(rc));
     return 1;
