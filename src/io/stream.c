@@ -791,6 +791,10 @@ int loom_shutdown_write(loom_stream_t *h) {
   int rc = loom__check(self);
   if (rc) return rc;
   if (s->closing) return UV_EPIPE;
+  /* Gathered bytes go before the EOF: libuv refuses every write once the
+   * shutdown is asked, so flushed later they would be lost. */
+  flush_gather(s);
+  if (s->werr) return s->werr;
   loom__req_t *r = loom__req_new();
   if (!r) return UV_ENOMEM;
   rc = uv_shutdown(&r->u.shutdown, &s->u.stream, on_shutdown);
