@@ -509,13 +509,13 @@ static size_t make_srec(char *buf, int id, size_t len) {
 
 /* The records of the stream scenario, by index: 300 small ones of varied
  * sizes (the gather buffer grows from 512 bytes through every size to
- * 16 KiB, and is flushed when full), three large ones (queued with
- * libuv, behind which small ones wait at the high-water mark) and a long
- * line (the reader's buffer grows for it). */
+ * 16 KiB, and is flushed when full; loom_flush after every 150), three
+ * large ones (queued with libuv, behind which small ones wait at the
+ * high-water mark) and a long line (the reader's buffer grows for it). */
 enum { SRN = 304, SR_LINE = 303 };
 static size_t srec_len(int i) {
-  if (i == SR_LINE) return 100 * 1024;
-  if (i == 100 || i == 200 || i == 300) return 64 * 1024;
+  if (i == SR_LINE) return 40 * 1024;
+  if (i == 100 || i == 200 || i == 300) return 32 * 1024;
   return 20 + (size_t)(i * 37) % 200;
 }
 
@@ -527,7 +527,7 @@ static struct {
   int werr, rerr;    /* each side's first error */
   int torn;          /* the reader met EOF inside a record */
   int bad;           /* wrong bytes, a record twice or never written */
-  char *wbuf, *rbuf; /* RHDR + 100 KiB + 1 */
+  char *wbuf, *rbuf; /* RHDR + 40 KiB + 1 */
 } st;
 
 /* A failure that leaves the stream as it was (nothing of the call was
@@ -553,7 +553,7 @@ static int st_writer(void *arg) {
     if (rc == 0) st.wlog[st.nw++] = i;
     if (rc && !st.werr) st.werr = rc;
     if (rc && rc != UV_ENOMEM) st.broken = 1; /* EPIPE &c: the reader left */
-    if (i % 50 == 49 && loom_flush(s) != 0) st.broken = 1;
+    if (i % 150 == 149 && loom_flush(s) != 0) st.broken = 1;
   }
   int dr = loom_drain(s);
   int cr = loom_close(s);
@@ -640,7 +640,7 @@ static int sc_stream(void *arg) {
   (void)arg;
   arm();
   memset(&st, 0, sizeof(st));
-  static char wb[RHDR + 100 * 1024 + 1], rb[RHDR + 100 * 1024 + 1];
+  static char wb[RHDR + 40 * 1024 + 1], rb[RHDR + 40 * 1024 + 1];
   st.wbuf = wb;
   st.rbuf = rb;
   int sv[2];
