@@ -384,8 +384,9 @@ static size_t make_rec(char *buf, int id) {
   return HDR + len;
 }
 
-/* An error of a step that is not a numbered point: counted as the last
- * point's (an interruption that found its call completed lands there). */
+/* An error of a step that is not a numbered point, counted for `phase`:
+ * the next point's in the order of the exchange (a cancellation whose
+ * call had completed lands at a later suspension, never an earlier one). */
 static void note_err(int side, int phase, long rc) {
   if (rc >= 0) return;
   X.nerr[side]++;
