@@ -65,6 +65,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 
@@ -484,6 +485,329 @@ static int sc_scopes(void *arg) {
   return st;
 }
 
+/* ---- stream scenarios: gathering, queueing, read buffers ---------------------------- */
+
+/* Records as the cancellation sweep's (test-io-sweep): "#iiii:lllllllll:"
+ * (id, payload length), then the payload, letters ending in '\n'. The
+ * reader checks each one whole, and the records it got against those
+ * whose write returned 0: a write that failed must have written nothing
+ * (a retry must not duplicate it), one that succeeded must arrive, unless
+ * a sticky error (loom_flush, loom_drain or loom_close) said the stream
+ * broke: then the records after the break may be missing, the first of
+ * them cut short. */
+#define RHDR 16
+static char srec_byte(int id, size_t j, size_t len) {
+  return j + 1 == len ? '\n' : (char)('a' + ((size_t)id * 31 + j * 7 + j / 253) % 26);
+}
+static size_t make_srec(char *buf, int id, size_t len) {
+  char h[RHDR + 1];
+  snprintf(h, sizeof(h), "#%04d:%09zu:", id, len);
+  memcpy(buf, h, RHDR);
+  for (size_t j = 0; j < len; j++) buf[RHDR + j] = srec_byte(id, j, len);
+  return RHDR + len;
+}
+
+/* The records of the stream scenario, by index: 300 small ones of varied
+ * sizes (the gather buffer grows from 512 bytes through every size to
+ * 16 KiB, and is flushed when full; loom_flush after every 150), three
+ * large ones (queued with libuv, behind which small ones wait at the
+ * high-water mark) and a long line (the reader's buffer grows for it). */
+enum { SRN = 304, SR_LINE = 303 };
+static size_t srec_len(int i) {
+  if (i == SR_LINE) return 40 * 1024;
+  if (i == 100 || i == 200 || i == 300) return 32 * 1024;
+  return 20 + (size_t)(i * 37) % 200;
+}
+
+static struct {
+  loom_stream_t *w, *r;
+  int wlog[SRN], nw; /* written (the call returned 0), in order */
+  int rlog[SRN], nr; /* read whole, in order */
+  int broken;        /* the writer saw a sticky error */
+  int werr, rerr;    /* each side's first error */
+  int torn;          /* the reader met EOF inside a record */
+  int bad;           /* wrong bytes, a record twice or never written */
+  char *wbuf, *rbuf; /* RHDR + 40 KiB + 1 */
+} st;
+
+/* A failure that leaves the stream as it was (nothing of the call was
+ * written, nothing lost) is retried this many times. */
+enum { RETRIES = 2 };
+
+static int st_writer(void *arg) {
+  (void)arg;
+  loom_stream_t *s = st.w;
+  int rc = 0;
+  for (int i = 0; i < SRN && !st.broken; i++) {
+    size_t n = make_srec(st.wbuf, i, srec_len(i));
+    for (int t = 0; t <= RETRIES; t++) {
+      rc = loom_write(s, st.wbuf, n);
+      if (rc != UV_ENOMEM) break;
+      /* Nothing of it was written, unless the stream broke (part of a
+       * large write on the wire): loom_flush reports that. */
+      if (loom_flush(s) != 0) {
+        st.broken = 1;
+        break;
+      }
+    }
+    if (rc == 0) st.wlog[st.nw++] = i;
+    if (rc && !st.werr) st.werr = rc;
+    if (rc && rc != UV_ENOMEM) st.broken = 1; /* EPIPE &c: the reader left */
+    if (i % 150 == 149 && loom_flush(s) != 0) st.broken = 1;
+  }
+  int dr = loom_drain(s);
+  int cr = loom_close(s);
+  if (dr || cr) st.broken = 1;
+  if (!st.werr) st.werr = dr ? dr : cr;
+  return 0;
+}
+
+/* Reads n bytes into buf (the line: with loom_read_line), retrying what
+ * UV_ENOMEM interrupted. 0, UV_EOF (cut short), or the error. */
+static int st_read(loom_stream_t *s, char *buf, size_t n, int line) {
+  size_t have = 0;
+  int rc = 0;
+  for (int t = 0; t <= RETRIES && have < n; t++) {
+    if (line) {
+      ssize_t k = loom_read_line(s, buf, n + 1);
+      rc = k > 0 ? 0 : k == 0 ? UV_EOF : (int)k;
+      if (k > 0) {
+        /* At EOF read_line returns the rest without its '\n': cut short. */
+        if ((size_t)k < n && buf[k - 1] != '\n') return UV_EOF;
+        if ((size_t)k != n) return WRONG;
+        have = n;
+      }
+    } else {
+      size_t k = 0;
+      rc = loom_read_exactly(s, buf + have, n - have, &k);
+      if (k) t = -1; /* progress: retries start again */
+      have += k;
+    }
+    if (rc != UV_ENOMEM) break;
+  }
+  return have == n ? 0 : rc;
+}
+
+static int st_reader(void *arg) {
+  (void)arg;
+  loom_stream_t *s = st.r;
+  int rc = loom_stream_set_limit(s, 256 * 1024);
+  while (rc == 0) {
+    char h[RHDR + 1];
+    size_t got = 0;
+    rc = loom_read_exactly(s, h, RHDR, &got);
+    if (rc == UV_ENOMEM && got < RHDR) rc = st_read(s, h + got, RHDR - got, 0);
+    if (rc == UV_EOF && got == 0) {
+      rc = 0; /* the end, between records */
+      break;
+    }
+    if (rc == UV_EOF) st.torn = 1;
+    if (rc) break;
+    h[RHDR] = 0;
+    int id = atoi(h + 1);
+    size_t len = strtoul(h + 6, NULL, 10);
+    if (h[0] != '#' || h[5] != ':' || h[15] != ':' || id < 0 || id >= SRN ||
+        len != srec_len(id) || st.nr >= SRN) {
+      st.bad = 1;
+      break;
+    }
+    rc = st_read(s, st.rbuf, len, id == SR_LINE);
+    if (rc == WRONG) st.bad = 1;
+    if (rc == UV_EOF) st.torn = 1;
+    if (rc) break;
+    for (size_t j = 0; j < len && !st.bad; j++)
+      if (st.rbuf[j] != srec_byte(id, j, len)) st.bad = 1;
+    if (st.bad) break;
+    st.rlog[st.nr++] = id;
+  }
+  if (rc && rc != WRONG) st.rerr = rc;
+  loom_close(s); /* a reader that gives up: the writer hears it */
+  return 0;
+}
+
+/* Whether what the reader got is what the writer's calls said. */
+static int st_consistent(void) {
+  if (st.bad || st.nr > st.nw) return 0;
+  for (int i = 0; i < st.nr; i++)
+    if (st.rlog[i] != st.wlog[i]) return 0;
+  if (st.broken || st.rerr) return 1; /* a prefix is all that is owed */
+  return st.nr == st.nw && !st.torn;
+}
+
+/* A socketpair with small buffers (large writes are queued, the reader
+ * gets a few KiB per read), a writer task and a reader task. */
+static int sc_stream(void *arg) {
+  (void)arg;
+  arm();
+  memset(&st, 0, sizeof(st));
+  static char wb[RHDR + 40 * 1024 + 1], rb[RHDR + 40 * 1024 + 1];
+  st.wbuf = wb;
+  st.rbuf = rb;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return UV_EMFILE;
+  int small = 4096;
+  setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+  setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  int rc = loom_stream_open_fd(&st.w, sv[0]);
+  if (rc) {
+    close(sv[0]);
+    close(sv[1]);
+    return rc;
+  }
+  rc = loom_stream_open_fd(&st.r, sv[1]);
+  if (rc) {
+    close(sv[1]);
+    loom_close(st.w);
+    return rc;
+  }
+  loom_task_t *wt = NULL, *rt = NULL;
+  rc = loom_spawn(&rt, st_reader, NULL);
+  if (rc) {
+    loom_close(st.r);
+    loom_close(st.w);
+    return rc;
+  }
+  rc = loom_spawn(&wt, st_writer, NULL);
+  if (rc) loom_close(st.w); /* the reader meets EOF */
+  if (wt) loom_join(wt, NULL);
+  loom_join(rt, NULL);
+  if (!st_consistent()) {
+    fprintf(stderr,
+            "faults: stream: wrote %d, read %d, broken %d, torn %d, bad %d, "
+            "writer %s, reader %s\n",
+            st.nw, st.nr, st.broken, st.torn, st.bad, loom_err_name(st.werr),
+            loom_err_name(st.rerr));
+    return WRONG;
+  }
+  return first_err(rc, first_err(st.werr, st.rerr));
+}
+
+/* The output limit: a client sends 200 KiB of pipelined requests and
+ * reads nothing until it has sent them all; loom_serve's handler answers
+ * each with a 4 KiB reply (gathered), and must neither wait at the
+ * high-water mark (it would stop reading: both sides blocked for good)
+ * nor queue without bound: past the server's output_limit the connection
+ * is aborted and the handler's write returns UV_ENOBUFS. On any other
+ * failure the handler aborts the connection too. The client checks the
+ * replies it got (whole, in order, each answered by the handler), under a
+ * timeout: a server that cannot allocate retries its accept, and a
+ * client whose connection is never accepted waits for its requests to be
+ * read. A handler still running a second after its client left (the
+ * server's grace period cancels it) hung: that is a failure. */
+enum { OL_REQS = 200, OL_REQ = 1024, OL_REPLY = 4096 };
+static struct {
+  int started;    /* the handler ran */
+  int handler_rc; /* the error that ended it (0: EOF) */
+  int handled;    /* replies it wrote (the call returned 0) */
+  int replies;    /* replies the client read, checked */
+  int bad;
+} ol;
+
+static int ol_handler(loom_stream_t *s, void *arg) {
+  (void)arg;
+  ol.started = 1;
+  int small = 4096; /* or the kernel's buffers absorb every reply */
+  uv_send_buffer_size((uv_handle_t *)loom_stream_handle(s), &small);
+  static char line[OL_REQ + 1], reply[OL_REPLY];
+  int rc = 0, tries = 0;
+  for (;;) {
+    ssize_t n = loom_read_line(s, line, sizeof(line));
+    if (n == UV_ENOMEM && ++tries <= RETRIES) continue;
+    tries = 0;
+    if (n <= 0) {
+      rc = (int)n;
+      break;
+    }
+    if (n != OL_REQ || line[0] != '#' || atoi(line + 1) != ol.handled) {
+      ol.bad = 1;
+      break;
+    }
+    make_srec(reply, ol.handled, OL_REPLY - RHDR);
+    while ((rc = loom_write(s, reply, OL_REPLY)) == UV_ENOMEM && ++tries <= RETRIES) {}
+    tries = 0;
+    if (rc) break;
+    ol.handled++;
+  }
+  ol.handler_rc = rc;
+  if (rc)
+    loom_abort(s);
+  else
+    loom_close(s);
+  return 0;
+}
+
+static int ol_client(int port) {
+  struct sockaddr_in a;
+  uv_ip4_addr("127.0.0.1", port, &a);
+  loom_stream_t *c;
+  int rc = loom_tcp_connect_addr(&c, (struct sockaddr *)&a);
+  if (rc) return rc;
+  int small = 4096; /* replies pile up in the server's queue */
+  uv_recv_buffer_size((uv_handle_t *)loom_stream_handle(c), &small);
+  static char reqs[OL_REQS * OL_REQ], reply[OL_REPLY];
+  for (int i = 0; i < OL_REQS; i++) {
+    char *q = reqs + (size_t)i * OL_REQ;
+    memset(q, 'x', OL_REQ - 1);
+    q[0] = '#';
+    for (int d = 5, v = i; d >= 1; d--, v /= 10) q[d] = (char)('0' + v % 10);
+    q[OL_REQ - 1] = '\n';
+  }
+  rc = loom_write(c, reqs, sizeof(reqs));
+  if (rc == 0) rc = loom_drain(c);
+  /* The replies that came, whole and in order, until the end. */
+  while (rc == 0 || rc == UV_ECONNRESET || rc == UV_EPIPE) {
+    size_t got = 0;
+    int r = loom_read_exactly(c, reply, OL_REPLY, &got);
+    if (r) {
+      if (r == UV_EOF && got == 0) r = 0;
+      rc = first_err(rc, r);
+      break;
+    }
+    size_t len = OL_REPLY - RHDR;
+    char h[RHDR + 1];
+    snprintf(h, sizeof(h), "#%04d:%09zu:", ol.replies, len);
+    if (memcmp(reply, h, RHDR) != 0) ol.bad = 1;
+    for (size_t j = 0; j < len && !ol.bad; j++)
+      if (reply[RHDR + j] != srec_byte(ol.replies, j, len)) ol.bad = 1;
+    if (ol.bad) break;
+    ol.replies++;
+  }
+  loom_abort(c);
+  return rc;
+}
+
+static int sc_output_limit(void *arg) {
+  (void)arg;
+  arm();
+  memset(&ol, 0, sizeof(ol));
+  loom_server_opts_t o = {.output_limit = 96 * 1024};
+  loom_server_t *srv;
+  int rc = loom_serve(&srv, "127.0.0.1", 0, ol_handler, NULL, &o);
+  if (rc) return rc;
+  loom_scope_t sc;
+  int cr = loom_timeout_enter(&sc, exchange_timeout_ms());
+  if (!cr) {
+    cr = ol_client(loom_server_port(srv));
+    int xr = loom_scope_exit(&sc);
+    if (!cr) cr = xr;
+  }
+  rc = loom_server_close(srv, 1000);
+  int client_ok = cr == 0 || cr == UV_ECONNRESET || cr == UV_EPIPE;
+  if (ol.bad || ol.replies > ol.handled || ol.handler_rc == UV_ECANCELED ||
+      (ol.handler_rc == 0 && ol.started && client_ok)) {
+    /* wrong bytes, a reply never written, a handler that hung, or one
+     * that answered everything: the limit never applied */
+    fprintf(
+        stderr, "faults: output_limit: bad %d, replies %d of %d, handler %s, client %s\n",
+        ol.bad, ol.replies, ol.handled, loom_err_name(ol.handler_rc), loom_err_name(cr));
+    return WRONG;
+  }
+  if (!ol.started) return first_err(cr, rc); /* the connection was never handled */
+  if (ol.handler_rc != UV_ENOBUFS) return first_err(ol.handler_rc, first_err(cr, rc));
+  /* The limit ended it: the client saw the reset, or the end. */
+  return client_ok ? rc : cr;
+}
+
 typedef struct {
   const char *name;
   loom_fn main;
@@ -498,6 +822,8 @@ static const scenario_t scenarios[] = {
     {"server", sc_server},
     {"dns", sc_dns},
     {"scopes", sc_scopes},
+    {"stream", sc_stream},
+    {"output_limit", sc_output_limit},
 };
 
 /* ---- known failures ------------------------------------------------------------------ */
@@ -778,6 +1104,8 @@ static void test_sweep_tcp_echo(void **s) { test_sweep(s); }
 static void test_sweep_server(void **s) { test_sweep(s); }
 static void test_sweep_dns(void **s) { test_sweep(s); }
 static void test_sweep_scopes(void **s) { test_sweep(s); }
+static void test_sweep_stream(void **s) { test_sweep(s); }
+static void test_sweep_output_limit(void **s) { test_sweep(s); }
 
 int main(void) {
   harness_alloc_set_hooks(
@@ -792,9 +1120,10 @@ int main(void) {
   errfd = fileno(tmp);
 
   const struct CMUnitTest tests[] = {
-      SWEEP_TEST(0, spawn_join), SWEEP_TEST(1, gather),   SWEEP_TEST(2, group),
-      SWEEP_TEST(3, queue),      SWEEP_TEST(4, tcp_echo), SWEEP_TEST(5, server),
-      SWEEP_TEST(6, dns),        SWEEP_TEST(7, scopes),
+      SWEEP_TEST(0, spawn_join),   SWEEP_TEST(1, gather),   SWEEP_TEST(2, group),
+      SWEEP_TEST(3, queue),        SWEEP_TEST(4, tcp_echo), SWEEP_TEST(5, server),
+      SWEEP_TEST(6, dns),          SWEEP_TEST(7, scopes),   SWEEP_TEST(8, stream),
+      SWEEP_TEST(9, output_limit),
   };
   int rc = HARNESS_RUN(tests);
   fclose(tmp);

@@ -245,9 +245,14 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     /* Nothing was read: stop, tell a waiting reader UV_ENOMEM once, and
      * read again at the next wait. Neither sticky nor UV_ENOBUFS, which
      * means "line too long" to read_until / read_line callers. */
-    s->nomem = 0;
     s->rnomem = s->reader != NULL;
     read_stop(s);
+    /* With no reader to tell, the peer's bytes stay unread in the kernel
+     * until the next wait: nomem stays set until then, and writers do not
+     * wait for room meanwhile, as if the bytes were buffered (a writer
+     * waiting now would wait for good: see writing). */
+    s->nomem = !s->rnomem;
+    if (s->nomem && !s->turn && loom__wq_wake_one(&s->writers, 0)) s->turn = 1;
   } else if (nread < 0) {
     s->rerr = (int)nread;
     read_stop(s);
@@ -294,6 +299,7 @@ static int wait_data(loom_stream_t *s) {
     s->rcap = s->rstart = s->rend = 0;
   }
   if (!s->reading) {
+    s->nomem = 0;
     rc = uv_read_start(&s->u.stream, on_alloc, on_read);
     if (rc) return rc;
     s->reading = 1;
@@ -701,7 +707,7 @@ static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
   if (total == 0) return 0;
   /* Full, but the peer has sent what we have not read: no wait (it could
    * be for good, see the top of the file), up to the output limit. */
-  int full = pending(s) > s->high_water && buffered(s) == 0;
+  int full = pending(s) > s->high_water && buffered(s) == 0 && !s->nomem;
   if (s->turn || !loom__wq_empty(&s->writers) || full) {
     rc = wait_turn(s, self);
     if (rc) return rc;
@@ -791,6 +797,10 @@ int loom_shutdown_write(loom_stream_t *h) {
   int rc = loom__check(self);
   if (rc) return rc;
   if (s->closing) return UV_EPIPE;
+  /* Gathered bytes go before the EOF: libuv refuses every write once the
+   * shutdown is asked, so flushed later they would be lost. */
+  flush_gather(s);
+  if (s->werr) return s->werr;
   loom__req_t *r = loom__req_new();
   if (!r) return UV_ENOMEM;
   rc = uv_shutdown(&r->u.shutdown, &s->u.stream, on_shutdown);
