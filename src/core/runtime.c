@@ -147,6 +147,11 @@ void loom__maybe_close_slow(loom_t *rt) {
   uv_timer_stop(&rt->grace);
   sigint_give_back(rt);
   loom__reap_unconsumed(rt);
+  loom__offload_close(rt);
+  if (rt->inbox) {
+    loom__inbox_close(rt); /* posts fail from here on */
+    close_one(rt, (uv_handle_t *)&rt->inbox_async);
+  }
   close_one(rt, (uv_handle_t *)&rt->check);
   close_one(rt, (uv_handle_t *)&rt->idle);
   close_one(rt, (uv_handle_t *)&rt->timer);
