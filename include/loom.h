@@ -10,6 +10,7 @@
 #include "loom/scope.h"
 #include "loom/combinators.h"
 #include "loom/sync.h"
+#include "loom/future.h"
 #include "loom/net.h"
 
 #endif /* LOOM_H */

@@ -167,13 +167,13 @@ struct loom_s {
   int *run_status; /* loom_run: where main's status goes */
   void (*shutdown_cb)(void *data);
   void *shutdown_data;
-  void *altstack;                   /* alternate signal stack we installed */
-  loom__inbox_t *inbox;             /* messages from other threads, made on first
+  void *altstack;                  /* alternate signal stack we installed */
+  loom__inbox_t *inbox;            /* messages from other threads, made on first
                              use (inbox.c); NULL until then */
-  uv_async_t inbox_async;           /* the inbox's wake-up; open while inbox is */
-  long holds;                       /* messages the runtime must wait for
+  uv_async_t inbox_async;          /* the inbox's wake-up; open while inbox is */
+  long holds;                      /* messages the runtime must wait for
                              (loom__inbox_hold) */
-  struct loom__executor_s *offload; /* the default offload executor, made
+  struct loom_executor_s *offload; /* the default offload executor, made
                                        on first use (io/offload.c) */
 };
 
