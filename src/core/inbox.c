@@ -18,6 +18,10 @@ static void on_async(uv_async_t *h) {
   ib->head = ib->tail = NULL;
   ib->signalled = 0;
   uv_mutex_unlock(&ib->mu);
+  if (ib->waiting) { /* the message loom_run waited for has come */
+    ib->waiting = 0;
+    if (!rt->holds) uv_unref((uv_handle_t *)h);
+  }
   while (m) {
     loom__msg_t *next = m->next; /* run may free m */
     m->run(m, 0);
@@ -96,12 +100,24 @@ int loom__inbox_on_thread(loom__inbox_t *ib) {
 }
 
 void loom__inbox_hold(loom_t *rt) {
-  if (rt->holds++ == 0) uv_ref((uv_handle_t *)&rt->inbox_async);
+  if (rt->holds++ == 0 && !rt->inbox->waiting) uv_ref((uv_handle_t *)&rt->inbox_async);
 }
 
 void loom__inbox_unhold(loom_t *rt) {
   loom__assert(rt->holds > 0, "inbox hold count underflow");
-  if (--rt->holds == 0) uv_unref((uv_handle_t *)&rt->inbox_async);
+  if (--rt->holds == 0 && !rt->inbox->waiting) uv_unref((uv_handle_t *)&rt->inbox_async);
+}
+
+void loom__inbox_sender(loom__inbox_t *ib, int delta) {
+  atomic_fetch_add_explicit(&ib->senders, delta, memory_order_relaxed);
+}
+
+int loom__inbox_expect(loom_t *rt) {
+  loom__inbox_t *ib = rt->inbox;
+  if (!ib || !atomic_load_explicit(&ib->senders, memory_order_relaxed)) return 0;
+  if (!ib->waiting && !rt->holds) uv_ref((uv_handle_t *)&rt->inbox_async);
+  ib->waiting = 1;
+  return 1;
 }
 
 void loom__inbox_close(loom_t *rt) {

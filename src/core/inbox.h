@@ -49,6 +49,10 @@ struct loom__inbox_s {
   int signalled;            /* under mu: an async send is on its way */
   uv_thread_t thread;       /* the runtime's thread */
   _Atomic long refs;
+  _Atomic long senders; /* references held for other threads that may
+                           still post (loom_remote_t) */
+  int waiting;          /* the runtime's thread: async referenced until
+                           the next message (loom__inbox_expect) */
 };
 
 /* On rt's thread: rt's inbox, made on first use, with one more reference
@@ -68,6 +72,15 @@ int loom__inbox_on_thread(loom__inbox_t *ib);
  * keeps rt's loop alive and rt's shutdown waits (a message is due). */
 void loom__inbox_hold(loom_t *rt);
 void loom__inbox_unhold(loom_t *rt);
+/* Any thread: +1 / -1 thread that may post at any time (a loom_remote_t).
+ * Such senders do not keep a runtime from shutting down, but while one
+ * exists, tasks that wait with nothing else to wake them may be waiting
+ * for it: loom_run does not call that a deadlock. */
+void loom__inbox_sender(loom__inbox_t *ib, int delta);
+/* On rt's thread, when the loop has nothing left to wake rt's waiting
+ * tasks: 1 if a sender may still wake them (the inbox then keeps the loop
+ * alive until its next message), else 0. */
+int loom__inbox_expect(loom_t *rt);
 /* The runtime of an inbox, on its thread (NULL once closed). */
 static inline loom_t *loom__inbox_rt(loom__inbox_t *ib) { return ib->rt; }
 

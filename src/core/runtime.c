@@ -290,6 +290,11 @@ int loom_run(loom_fn main, void *arg) {
       loom__maybe_close(rt);
       continue;
     }
+    /* Another thread that holds a loom_remote_t may still wake them. */
+    if (loom__inbox_expect(rt)) {
+      stuck = -1;
+      continue;
+    }
     /* Nothing can wake the tasks that are left: no handle, no request,
      * nothing ready. Cancel them once; if even that cannot end them (a
      * shielded wait on each other), give up on them. */
