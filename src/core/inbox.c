@@ -55,14 +55,17 @@ static void on_prepare(uv_prepare_t *h) {
     return;
   }
   if (rt->idle_active) return; /* tasks are ready: the poll will not sleep */
+  if (!loom__spin_try(&ib->spin)) return;
   for (unsigned i = 1;; i++) {
     if (atomic_load_explicit(&ib->posted, memory_order_relaxed)) {
+      loom__spin_done(&ib->spin, 1);
       drain(rt);
       return;
     }
     loom__cpu_relax();
-    if (i % 64 == 0 && uv_hrtime() >= ib->spin_until) return;
+    if (i % 64 == 0 && uv_hrtime() >= ib->spin_until) break;
   }
+  loom__spin_done(&ib->spin, 0);
 }
 
 void loom__inbox_expect_soon(loom_t *rt, uint64_t ns) {

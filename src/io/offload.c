@@ -37,7 +37,9 @@ enum { SYNC_NONE, SYNC_SPIN, SYNC_DONE };
  * scheduler's latency: ~10-30 us each on a VM). Bounded, so a long job
  * costs one such spin in all, and the runtime's other work is delayed by at
  * most LOOM__SPIN_NS (the task spins only when no other task is ready). */
+#ifndef LOOM__SPIN_NS
 #define LOOM__SPIN_NS 20000u
+#endif
 
 typedef struct loom__job_s loom__job_t;
 
@@ -49,6 +51,7 @@ struct loom_executor_s {
   size_t nthreads;        /* started, not yet exited */
   size_t idle;            /* waiting on cv */
   size_t spinning;        /* looking for work before they wait */
+  loom__spin_t spin;      /* whether workers spin (under mu) */
   _Atomic size_t nqueued; /* jobs on queue (written under mu, read
                              without it by spinning workers) */
   size_t busy;            /* running a job */
@@ -91,7 +94,7 @@ static void worker(void *p) {
   loom_executor_t *ex = p;
   uv_mutex_lock(&ex->mu);
   for (;;) {
-    if (loom__list_empty(&ex->queue) && !ex->closing && loom__spin_ok()) {
+    if (loom__list_empty(&ex->queue) && !ex->closing && loom__spin_try(&ex->spin)) {
       /* Look for work for a while before sleeping: not counted idle, so
        * nobody signals us, and we check the queue again under the lock. */
       ex->spinning++;
@@ -104,6 +107,7 @@ static void worker(void *p) {
       }
       uv_mutex_lock(&ex->mu);
       ex->spinning--;
+      loom__spin_done(&ex->spin, !loom__list_empty(&ex->queue));
     }
     while (loom__list_empty(&ex->queue) && !ex->closing) {
       ex->idle++;
@@ -302,16 +306,22 @@ static void on_wait_interrupted(loom__waiter_t *w) {
  * (its result is the caller's, and no message comes), 0 if it has not
  * (the worker will post as usual). */
 static int spin_for(loom_t *rt, loom__job_t *job) {
-  if (rt->ready_head || rt->round_head || !loom__spin_ok()) return 0;
+  loom__spin_t *spin = &rt->inbox->spin;
+  if (rt->ready_head || rt->round_head || !loom__spin_try(spin)) return 0;
   atomic_store(&job->sync, SYNC_SPIN);
   uint64_t until = uv_hrtime() + LOOM__SPIN_NS;
   for (unsigned i = 1;; i++) {
-    if (atomic_load_explicit(&job->sync, memory_order_acquire) == SYNC_DONE) return 1;
+    if (atomic_load_explicit(&job->sync, memory_order_acquire) == SYNC_DONE) {
+      loom__spin_done(spin, 1);
+      return 1;
+    }
     loom__cpu_relax();
     if (i % 64 == 0 && uv_hrtime() >= until) break;
   }
   int expected = SYNC_SPIN;
-  return !atomic_compare_exchange_strong(&job->sync, &expected, SYNC_NONE);
+  int done = !atomic_compare_exchange_strong(&job->sync, &expected, SYNC_NONE);
+  loom__spin_done(spin, done);
+  return done;
 }
 
 int loom_executor_run(loom_executor_t *ex, loom_fn fn, void *arg, int *status) {
