@@ -124,6 +124,12 @@ static void worker(void *p) {
     ex->busy++;
     uv_mutex_unlock(&ex->mu);
     job->status = run ? job->fn(job->arg) : UV_ECANCELED;
+    /* No longer busy before anyone can see the job's end: an executor
+     * freed right after its last job was awaited is then idle, and joined
+     * (its threads are done with everything but exiting). */
+    uv_mutex_lock(&ex->mu);
+    ex->busy--;
+    uv_mutex_unlock(&ex->mu);
     /* A task spinning for it takes the result itself. Else the runtime,
      * which holds itself open for this message, gets it: the post cannot
      * be refused. Either way the job is no longer ours. */
@@ -132,7 +138,6 @@ static void worker(void *p) {
       loom__assert(rc == 0, "an offload job's runtime closed under it");
     }
     uv_mutex_lock(&ex->mu);
-    ex->busy--;
   }
   int last = --ex->nthreads == 0 && ex->detached;
   uv_mutex_unlock(&ex->mu);
@@ -239,7 +244,7 @@ static int default_executor(loom_t *rt, loom_executor_t **out) {
 /* Queues a job on ex (NULL: rt's default), starting a worker if none is
  * idle. */
 static int job_submit(loom_t *rt, loom_executor_t *ex, loom_fn fn, void *arg,
-                      loom__job_t **out) {
+                      loom_future_t *f, loom__job_t **out) {
   if (!fn) return UV_EINVAL;
   if (rt->open_handles) return LOOM_ECLOSED;
   int rc;
@@ -256,6 +261,7 @@ static int job_submit(loom_t *rt, loom_executor_t *ex, loom_fn fn, void *arg,
   job->fn = fn;
   job->arg = arg;
   job->done.run = on_job_done;
+  job->f = f; /* before a worker can see the job */
   uv_mutex_lock(&ex->mu);
   if (ex->closing) {
     rc = LOOM_ECLOSED;
@@ -329,7 +335,7 @@ int loom_executor_run(loom_executor_t *ex, loom_fn fn, void *arg, int *status) {
   int rc = loom__check(self);
   if (rc) return rc;
   loom__job_t *job;
-  rc = job_submit(self->rt, ex, fn, arg, &job);
+  rc = job_submit(self->rt, ex, fn, arg, NULL, &job);
   if (rc) return rc;
   if (spin_for(self->rt, job)) {
     if (status) *status = job->status;
@@ -358,12 +364,12 @@ int loom_executor_submit(loom_executor_t *ex, loom_fn fn, void *arg,
   int rc = loom_future_new(&f);
   if (rc) return rc;
   loom__job_t *job;
-  rc = job_submit(rt, ex, fn, arg, &job);
+  rc = job_submit(rt, ex, fn, arg, loom_future_retain(f), &job);
   if (rc) {
+    loom_future_release(f); /* the job's reference */
     loom_future_release(f);
     return rc;
   }
-  job->f = loom_future_retain(f);
   *out = f;
   return 0;
 }
