@@ -52,7 +52,8 @@ static void resolver(void *p) {
 
 typedef struct {
   loom_remote_t *r;
-  int called, spawn_status, rc;
+  int called;                   /* the runtime's thread */
+  _Atomic int spawn_status, rc; /* the other thread's */
 } remote_arg_t;
 
 static void remote_call_fn(loom_t *rt, void *p) {
@@ -103,7 +104,7 @@ static int scenario(void *arg) {
   loom_future_release(f);
   if (rc != 16) return rc < 0 ? rc : UV_EPROTO;
   /* Entry from another thread. */
-  remote_arg_t ra = {0};
+  remote_arg_t ra = {.r = NULL};
   if ((rc = loom_remote_open(NULL, &ra.r))) return rc;
   if ((rc = uv_thread_create(&th, remote_thread, &ra))) {
     loom_remote_close(ra.r);

@@ -429,6 +429,7 @@ struct entry_s {
   uv_thread_t rt_thread;
   int calls[NTH]; /* per thread: calls run, in order */
   int out_of_order, wrong_thread;
+  _Atomic int finished; /* threads done */
   poster_t p[NTH];
 };
 
@@ -473,6 +474,7 @@ static void poster(void *p) {
     if (loom_future_wait(f, -1, NULL) != x * x) ps->bad++;
     loom_future_release(f);
   }
+  atomic_fetch_add(&e->finished, 1);
 }
 
 static int entry_main(void *p) {
@@ -484,12 +486,10 @@ static int entry_main(void *p) {
     e->p[i] = (poster_t){.e = e, .id = i};
     uv_thread_create(&e->p[i].th, poster, &e->p[i]);
   }
-  /* Keep the runtime alive (and responsive) until every thread is done:
-   * a future that the last one resolves would do; joining from a task is
-   * quicker to write, and blocks only briefly between the posts. */
-  for (int i = 0; i < NTH; i++) {
-    while (e->calls[i] < NSPAWN) loom_sleep(1);
-  }
+  /* Keep the loop running until every thread is done (joining a thread
+   * still waiting for a spawned task would block the loop that is to run
+   * the task). */
+  while (atomic_load(&e->finished) < NTH) loom_sleep(1);
   for (int i = 0; i < NTH; i++) uv_thread_join(&e->p[i].th);
   return 0;
 }
