@@ -1,0 +1,188 @@
+/* The runtime's inbox (inbox.h): messages from other threads.
+ *
+ * Posting takes the inbox's mutex, appends, and sends the async handle if
+ * no send is already on its way; the send happens under the mutex, so the
+ * runtime cannot close (and free) the handle between the check that it is
+ * open and the send. The runtime's thread takes the whole list at once and
+ * runs it outside the mutex, so a message may post again without deadlock.
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+
+static void drain(loom_t *rt) {
+  loom__inbox_t *ib = rt->inbox;
+  uv_mutex_lock(&ib->mu);
+  loom__msg_t *m = ib->head;
+  ib->head = ib->tail = NULL;
+  ib->signalled = 0;
+  atomic_store_explicit(&ib->posted, 0, memory_order_relaxed);
+  uv_mutex_unlock(&ib->mu);
+  if (ib->waiting) { /* the message loom_run waited for has come */
+    ib->waiting = 0;
+    if (!rt->holds) uv_unref((uv_handle_t *)&rt->inbox_async);
+  }
+  while (m) {
+    loom__msg_t *next = m->next; /* run may free m */
+    m->run(m, 0);
+    m = next;
+  }
+  /* A message may have ended the last wait of a runtime shutting down. */
+  loom__maybe_close(rt);
+}
+
+static void on_async(uv_async_t *h) { drain(h->data); }
+
+int loom__spin_ok(void) {
+  static _Atomic int ok = -1;
+  int v = atomic_load_explicit(&ok, memory_order_relaxed);
+  if (v < 0) {
+    v = uv_available_parallelism() > 1;
+    atomic_store_explicit(&ok, v, memory_order_relaxed);
+  }
+  return v;
+}
+
+/* The loop is about to poll. If nothing is ready (the poll would sleep)
+ * and a reply is due, look at the inbox until it comes or the time is up;
+ * a message found is run here, and the tasks it wakes make the poll not
+ * block. The async handle's wake-up still arrives and finds nothing. */
+static void on_prepare(uv_prepare_t *h) {
+  loom_t *rt = h->data;
+  loom__inbox_t *ib = rt->inbox;
+  if (uv_hrtime() >= ib->spin_until || !rt->holds) {
+    uv_prepare_stop(h);
+    return;
+  }
+  if (rt->idle_active) return; /* tasks are ready: the poll will not sleep */
+  if (!loom__spin_try(&ib->spin)) return;
+  for (unsigned i = 1;; i++) {
+    if (atomic_load_explicit(&ib->posted, memory_order_relaxed)) {
+      loom__spin_done(&ib->spin, 1);
+      drain(rt);
+      return;
+    }
+    loom__cpu_relax();
+    if (i % 64 == 0 && uv_hrtime() >= ib->spin_until) break;
+  }
+  loom__spin_done(&ib->spin, 0);
+}
+
+void loom__inbox_expect_soon(loom_t *rt, uint64_t ns) {
+  if (!loom__spin_ok()) return;
+  loom__inbox_t *ib = rt->inbox;
+  uint64_t until = uv_hrtime() + ns;
+  if (until > ib->spin_until) ib->spin_until = until;
+  if (!uv_is_active((uv_handle_t *)&rt->inbox_spin))
+    uv_prepare_start(&rt->inbox_spin, on_prepare);
+}
+
+int loom__inbox_get(loom_t *rt, loom__inbox_t **out) {
+  loom__inbox_t *ib = rt->inbox;
+  if (!ib) {
+    if (rt->open_handles) return LOOM_ECLOSED; /* closing its handles */
+    ib = calloc(1, sizeof(*ib));
+    if (!ib) return UV_ENOMEM;
+    if (uv_mutex_init(&ib->mu)) {
+      free(ib);
+      return UV_ENOMEM;
+    }
+    int rc = uv_async_init(rt->loop, &rt->inbox_async, on_async);
+    if (rc) {
+      uv_mutex_destroy(&ib->mu);
+      free(ib);
+      return rc;
+    }
+    rt->inbox_async.data = rt;
+    uv_unref((uv_handle_t *)&rt->inbox_async);
+    uv_prepare_init(rt->loop, &rt->inbox_spin); /* cannot fail */
+    rt->inbox_spin.data = rt;
+    uv_unref((uv_handle_t *)&rt->inbox_spin);
+    ib->rt = rt;
+    ib->async = &rt->inbox_async;
+    ib->thread = uv_thread_self();
+    atomic_init(&ib->refs, 1); /* the runtime's */
+    rt->inbox = ib;
+  } else if (!ib->rt) {
+    return LOOM_ECLOSED;
+  }
+  loom__inbox_retain(ib);
+  *out = ib;
+  return 0;
+}
+
+void loom__inbox_retain(loom__inbox_t *ib) {
+  atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
+}
+
+void loom__inbox_release(loom__inbox_t *ib) {
+  if (atomic_fetch_sub_explicit(&ib->refs, 1, memory_order_acq_rel) != 1) return;
+  uv_mutex_destroy(&ib->mu);
+  free(ib);
+}
+
+int loom__inbox_post(loom__inbox_t *ib, loom__msg_t *m) {
+  m->next = NULL;
+  uv_mutex_lock(&ib->mu);
+  if (!ib->rt) {
+    uv_mutex_unlock(&ib->mu);
+    return LOOM_ECLOSED;
+  }
+  if (ib->tail)
+    ib->tail->next = m;
+  else
+    ib->head = m;
+  ib->tail = m;
+  atomic_store_explicit(&ib->posted, 1, memory_order_relaxed);
+  if (!ib->signalled) {
+    ib->signalled = 1;
+    uv_async_send(ib->async);
+  }
+  uv_mutex_unlock(&ib->mu);
+  return 0;
+}
+
+int loom__inbox_on_thread(loom__inbox_t *ib) {
+  uv_thread_t self = uv_thread_self();
+  if (!uv_thread_equal(&self, &ib->thread)) return 0;
+  /* On the runtime's thread nobody else writes rt: no lock needed. */
+  return ib->rt != NULL;
+}
+
+void loom__inbox_hold(loom_t *rt) {
+  if (rt->holds++ == 0 && !rt->inbox->waiting) uv_ref((uv_handle_t *)&rt->inbox_async);
+}
+
+void loom__inbox_unhold(loom_t *rt) {
+  loom__assert(rt->holds > 0, "inbox hold count underflow");
+  if (--rt->holds == 0 && !rt->inbox->waiting) uv_unref((uv_handle_t *)&rt->inbox_async);
+}
+
+void loom__inbox_sender(loom__inbox_t *ib, int delta) {
+  atomic_fetch_add_explicit(&ib->senders, delta, memory_order_relaxed);
+}
+
+int loom__inbox_expect(loom_t *rt) {
+  loom__inbox_t *ib = rt->inbox;
+  if (!ib || !atomic_load_explicit(&ib->senders, memory_order_relaxed)) return 0;
+  if (!ib->waiting && !rt->holds) uv_ref((uv_handle_t *)&rt->inbox_async);
+  ib->waiting = 1;
+  return 1;
+}
+
+void loom__inbox_close(loom_t *rt) {
+  loom__inbox_t *ib = rt->inbox;
+  if (!ib) return;
+  uv_mutex_lock(&ib->mu);
+  loom__msg_t *m = ib->head;
+  ib->head = ib->tail = NULL;
+  ib->rt = NULL; /* posts fail from now on */
+  uv_mutex_unlock(&ib->mu);
+  while (m) {
+    loom__msg_t *next = m->next;
+    m->run(m, LOOM_ECLOSED);
+    m = next;
+  }
+  rt->inbox = NULL;
+  loom__inbox_release(ib);
+}
