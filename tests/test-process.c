@@ -6,7 +6,8 @@
  * writes) and the policies, a process closed early, its owner returning,
  * the runtime ending with children running, errors (a missing program, bad
  * arguments), use after close, process groups, and signal watchers
- * (SIGCHLD, SIGTERM) next to children.
+ * (SIGCHLD, SIGTERM) next to children, and every allocation of a spawn
+ * and communicate failed in turn.
  *
  * The children are process-helper (built next to this program) and
  * /bin/sh. Tasks record what they see in `r`; the asserts run on the main
@@ -860,6 +861,70 @@ static void test_process_signal_watchers(void **state) {
   assert_true(no_children());
 }
 
+/* ---- allocation failures ---------------------------------------------------- */
+
+/* The k-th allocation made while armed fails (0: none fails, the clean run
+ * counts them). libuv's reallocs are never failed: libuv aborts when its
+ * fd-watcher array cannot grow. */
+static struct {
+  int armed;
+  long count, fail_at;
+} af;
+
+static int af_should_fail(int kind, int from_uv) {
+  if (!af.armed || (kind == HARNESS_REALLOC && from_uv)) return 0;
+  return ++af.count == af.fail_at;
+}
+
+static int alloc_main(void *arg) {
+  (void)arg;
+  af.armed = 1; /* the loop exists: its own allocations are not swept */
+  loom_process_t *p;
+  loom_process_opts_t o = piped(1, 1, 1);
+  int rc = loom_process_spawn(&p, HELPER("cat"), &o);
+  if (rc) {
+    r.rc[0] = rc;
+    return 0;
+  }
+  loom_communicate_t c = {.input = "hello", .input_len = 5};
+  rc = loom_process_communicate(p, &c);
+  if (rc == 0 &&
+      (c.out_len != 5 || memcmp(c.out, "hello", 5) || c.err_len != 0 || c.status != 0))
+    rc = -1000; /* a wrong "success" */
+  free(c.out);
+  free(c.err);
+  loom_process_close(p);
+  r.rc[0] = rc;
+  return 0;
+}
+
+static void test_process_alloc_failures(void **state) {
+  (void)state;
+  int fds0 = fds_before();
+  harness_alloc_set_hooks(&(harness_alloc_hooks_t){.should_fail = af_should_fail});
+  memset(&af, 0, sizeof af);
+  rec_reset();
+  assert_loom_ok(loom_run(alloc_main, NULL));
+  af.armed = 0;
+  assert_loom_ok(r.rc[0]);
+  long n = af.count;
+  assert_true(n > 0);
+  for (long k = 1; k <= n; k++) {
+    memset(&af, 0, sizeof af);
+    af.fail_at = k;
+    rec_reset();
+    r.rc[0] = 1;
+    int rc = loom_run(alloc_main, NULL);
+    af.armed = 0;
+    if (rc != 0 && rc != UV_ENOMEM) fail_msg("k=%ld: loom_run returned %d", k, rc);
+    if (r.rc[0] != 0 && r.rc[0] != UV_ENOMEM && r.rc[0] != 1)
+      fail_msg("k=%ld: the scenario returned %ld", k, r.rc[0]);
+    assert_true(no_children());
+  }
+  harness_alloc_set_hooks(NULL);
+  assert_int_equal(open_fds(), fds0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_process_exit_status_and_kill),
@@ -879,6 +944,7 @@ int main(void) {
       cmocka_unit_test(test_process_use_after_close),
       cmocka_unit_test(test_process_group),
       cmocka_unit_test(test_process_signal_watchers),
+      cmocka_unit_test(test_process_alloc_failures),
   };
   return HARNESS_RUN(tests);
 }
