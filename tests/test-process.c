@@ -801,6 +801,18 @@ static int group_main(void *arg) {
   r.rc[5] = st;
   loom_scope_exit(&s);
   loom_process_close(p);
+  /* DETACHED: a session (and so a group) of its own; without: ours. */
+  o = piped(0, 0, 0);
+  o.flags = LOOM_PROCESS_DETACHED;
+  r.rc[6] = loom_process_spawn(&p, HELPER("sleep", "60000"), &o);
+  int pid = loom_process_pid(p);
+  r.rc[7] = getsid(pid) == pid && getpgid(pid) == pid;
+  loom_process_close(p);
+  o.flags = 0;
+  r.rc[8] = loom_process_spawn(&p, HELPER("sleep", "60000"), &o);
+  pid = loom_process_pid(p);
+  r.rc[9] = getsid(pid) == getsid(0) && getpgid(pid) == getpgid(0);
+  loom_process_close(p);
   return 0;
 }
 
@@ -814,6 +826,11 @@ static void test_process_group(void **state) {
   assert_loom_ok(r.rc[3]);
   assert_loom_ok(r.rc[4]);
   assert_int_equal(r.rc[5], -SIGKILL);
+  assert_loom_ok(r.rc[6]);
+  assert_int_equal(r.rc[7], 1);
+  assert_loom_ok(r.rc[8]);
+  assert_int_equal(r.rc[9], 1);
+  assert_true(no_children());
 }
 
 /* ---- signal watchers next to children ----------------------------------- */
