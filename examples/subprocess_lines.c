@@ -33,7 +33,7 @@
  *     [stdout] done
  *     returncode 0
  *
- * and for `subprocess_lines -t 500 sh -c 'echo started; sleep 30'`:
+ * and for `subprocess_lines -t 500 sh -c 'echo started && exec sleep 30'`:
  *
  *     [stdout] started
  *     timed out after 500 ms: killed
@@ -113,8 +113,8 @@ static int run_cmd(void *p) {
 
 int main(int argc, char **argv) {
   static char *demo[] = {"/bin/sh", "-c",
-                         "echo 'hello from the child'; sleep 0.1;"
-                         " echo 'a warning' >&2; sleep 0.1; echo done",
+                         "echo 'hello from the child'; sleep 0.3;"
+                         " echo 'a warning' >&2; sleep 0.3; echo done",
                          NULL};
   args_t a = {.cmd = demo, .timeout_ms = 5000};
   int i = 1;

@@ -99,7 +99,7 @@ loom_example_test(NAME mini_redis-selftest EXAMPLE mini_redis ARGS --selftest)
 # workers.
 loom_example_test(NAME subprocess_lines EXAMPLE subprocess_lines)
 loom_example_test(NAME subprocess_lines-timeout EXAMPLE subprocess_lines STATUS 1
-                  ARGS -t 500 /bin/sh -c "echo started && exec sleep 30")
+                  ARGS -t 2000 /bin/sh -c "echo started && exec sleep 30")
 loom_example_test(NAME subprocess_lines-missing EXAMPLE subprocess_lines STATUS 127
                   ARGS no-such-program-loom)
 loom_example_test(NAME process_pool EXAMPLE process_pool ARGS -j 2)
