@@ -12,7 +12,10 @@
  *   process-helper env NAME        prints NAME's value and the cwd
  *   process-helper lines K MS      prints "line i" K times, MS ms apart
  *                                  ("err i" on stderr after each)
+ *   process-helper fds             prints the descriptors above 2 it
+ *                                  was born with, one a line
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -85,6 +88,17 @@ int main(int argc, char **argv) {
     const char *v = getenv(argv[2]);
     char cwd[4096];
     printf("%s %s\n", v ? v : "(unset)", getcwd(cwd, sizeof cwd) ? cwd : "?");
+    return 0;
+  }
+  if (!strcmp(cmd, "fds")) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return 1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      int fd = atoi(e->d_name);
+      if (e->d_name[0] != '.' && fd > 2 && fd != dirfd(d)) printf("%d\n", fd);
+    }
+    closedir(d);
     return 0;
   }
   if (!strcmp(cmd, "lines") && argc > 3) {

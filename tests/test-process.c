@@ -314,6 +314,45 @@ static void test_process_stdio(void **state) {
   assert_true(no_children());
 }
 
+/* ---- nothing of the parent's leaks into a child ------------------------------- */
+
+/* A child sees only its three streams and what the parent holds without
+ * close-on-exec (what the test program inherited itself): not loom's
+ * loop descriptors, nor another child's pipes. */
+static int inherit_main(void *arg) {
+  (void)arg;
+  loom_process_t *other, *p;
+  loom_process_opts_t o = piped(1, 1, 1);
+  r.rc[0] = loom_process_spawn(&other, HELPER("sleep", "60000"), &o);
+  r.rc[1] = loom_process_spawn(&p, HELPER("fds"), &o);
+  loom_communicate_t c = {0};
+  r.rc[2] = loom_process_communicate(p, &c);
+  r.rc[3] = 0; /* descriptors the child should not have */
+  for (char *line = c.out; line && *line;) {
+    int fd = atoi(line);
+    int flags = fcntl(fd, F_GETFD);
+    if (flags == -1 || (flags & FD_CLOEXEC)) r.rc[3]++;
+    char *nl = strchr(line, '\n');
+    line = nl ? nl + 1 : line + strlen(line);
+  }
+  free(c.out);
+  free(c.err);
+  loom_process_close(p);
+  loom_process_close(other);
+  return 0;
+}
+
+static void test_process_no_fd_inherited(void **state) {
+  (void)state;
+  rec_reset();
+  assert_loom_ok(loom_run(inherit_main, NULL));
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_ok(r.rc[2]);
+  assert_int_equal(r.rc[3], 0);
+  assert_true(no_children());
+}
+
 /* ---- communicate: 10 MiB out and err at once, 10 MiB in ------------------- */
 
 static int flood_main(void *arg) {
@@ -948,6 +987,7 @@ int main(void) {
       cmocka_unit_test(test_process_ignores_sigterm),
       cmocka_unit_test(test_process_terminate_policy),
       cmocka_unit_test(test_process_stdio),
+      cmocka_unit_test(test_process_no_fd_inherited),
       cmocka_unit_test(test_process_communicate_10mib),
       cmocka_unit_test(test_process_storm),
       cmocka_unit_test(test_process_cancel_each_suspension),
