@@ -8,13 +8,18 @@
  * microseconds; spawns per second are 1e6 over it. `bench-spawn-process K
  * libuv` does the same with uv_spawn alone on a loop of its own (exit
  * callback, uv_close, next spawn): what loom's tasks add to it.
+ * `bench-spawn-process 1 posix_spawn` uses no loop at all (see run_posix).
  * Peers (bench/subprocess/run.sh): peers/subprocess.go (exec.Command,
  * GOMAXPROCS=1), peers/subprocess.py (asyncio.create_subprocess_exec on
  * uvloop). Target (docs/benchmarks.md): at least Go's rate.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <spawn.h>
 #include <string.h>
+#include <sys/wait.h>
+
+extern char **environ;
 
 #include "bench.h"
 #include "loom.h"
@@ -118,6 +123,24 @@ static uint64_t run_raw(void *p, uint64_t n) {
   return bench_now_ns() - t0;
 }
 
+/* ---- no loop at all: posix_spawn + waitpid, one child at a time -------- */
+
+/* glibc's posix_spawn clones with CLONE_VM | CLONE_VFORK, as Go does, where
+ * libuv 1.44 forks: the gap between the two is what copying the parent's
+ * page tables costs. A reference, not a peer. */
+static uint64_t run_posix(void *p, uint64_t n) {
+  (void)p;
+  uint64_t t0 = bench_now_ns();
+  for (uint64_t i = 0; i < n; i++) {
+    pid_t pid;
+    int st;
+    if (posix_spawn(&pid, true_argv[0], NULL, NULL, true_argv, environ) != 0 ||
+        waitpid(pid, &st, 0) != pid || st != 0)
+      exit(1);
+  }
+  return bench_now_ns() - t0;
+}
+
 static int bench_main(void *arg) {
   args_t *a = arg;
   a->r = bench_measure(run_spawns, a, a->inflight);
@@ -130,13 +153,17 @@ int main(int argc, char **argv) {
   if (argc > 1) {
     long k = strtol(argv[1], NULL, 10);
     raw = argc == 3 && strcmp(argv[2], "libuv") == 0;
-    if ((argc > 2 && !raw) || k < 1 || k > 64) {
-      fprintf(stderr, "usage: bench-spawn-process [in-flight 1-64 [libuv]]\n");
+    if (argc == 3 && strcmp(argv[2], "posix_spawn") == 0) raw = 2;
+    if ((argc > 2 && !raw) || k < 1 || k > 64 || (raw == 2 && k != 1)) {
+      fprintf(stderr, "usage: bench-spawn-process [in-flight 1-64 [libuv]] | "
+                      "1 posix_spawn\n");
       return 2;
     }
     a.inflight = (uint64_t)k;
   }
-  if (raw) {
+  if (raw == 2) {
+    a.r = bench_measure(run_posix, NULL, 1);
+  } else if (raw) {
     raw_t r = {.inflight = a.inflight};
     uv_loop_init(&r.loop);
     r.loop.data = &r;
@@ -154,7 +181,10 @@ int main(int argc, char **argv) {
   us.median /= 1000.0;
   us.min /= 1000.0;
   char impl[32];
-  snprintf(impl, sizeof impl, "%s(k=%llu)", raw ? "libuv" : "loom",
+  snprintf(impl, sizeof impl, "%s(k=%llu)",
+           raw == 2 ? "posix_spawn"
+           : raw    ? "libuv"
+                    : "loom",
            (unsigned long long)a.inflight);
   bench_print("sproc", impl, &us, "us/child");
   printf("#      %s: %.0f spawns/s\n", impl, 1e6 / us.median);

@@ -2,6 +2,7 @@
 # The subprocess benchmark: spawn + wait of /bin/true, loom against Go's
 # exec.Command (GOMAXPROCS=1), asyncio.create_subprocess_exec on uvloop
 # and uv_spawn alone (bench-spawn-process K libuv: loom's own overhead),
+# plus, as a reference, posix_spawn + waitpid with no loop (k=1 only),
 # one child at a time (k=1) and four in flight (k=4). Prints each
 # program's result lines, then a Markdown table: microseconds per child,
 # spawns per second, the peers' ratio to loom (> 1: loom is ahead) and the
@@ -81,6 +82,8 @@ while [ "$r" -le "$rounds" ]; do
       esac
     done
   done
+  say "== round $r of $rounds: posix_spawn + waitpid, no loop (a reference)"
+  run "$loom" 1 posix_spawn
   r=$((r + 1))
 done
 
