@@ -15,5 +15,6 @@
 #include "loom/net.h"
 #include "loom/signal.h"
 #include "loom/fd.h"
+#include "loom/process.h"
 
 #endif /* LOOM_H */

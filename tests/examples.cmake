@@ -99,6 +99,16 @@ loom_example_test(NAME udp_echo EXAMPLE udp_echo)
 loom_example_test(NAME http_hello-selftest EXAMPLE http_hello ARGS --selftest)
 loom_example_test(NAME mini_redis-selftest EXAMPLE mini_redis ARGS --selftest)
 
+# Subprocesses: /bin/sh scripts, and process_pool running itself as its
+# workers.
+loom_example_test(NAME subprocess_lines EXAMPLE subprocess_lines)
+loom_example_test(NAME subprocess_lines-timeout EXAMPLE subprocess_lines STATUS 1
+                  ARGS -t 2000 /bin/sh -c "echo started && exec sleep 30")
+loom_example_test(NAME subprocess_lines-missing EXAMPLE subprocess_lines STATUS 127
+                  ARGS no-such-program-loom)
+loom_example_test(NAME process_pool EXAMPLE process_pool ARGS -j 2)
+loom_example_test(NAME process_pool-one EXAMPLE process_pool ARGS -j 1)
+
 # graceful_shutdown: a request in flight when SIGTERM (a supervisor's stop)
 # or SIGINT (Ctrl-C) arrives still gets its answer, and the server exits 0
 # (run-graceful-shutdown.sh sends the signal mid-request); a second SIGTERM

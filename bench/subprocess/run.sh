@@ -1,0 +1,117 @@
+#!/bin/sh
+# The subprocess benchmark: spawn + wait of /bin/true, loom against Go's
+# exec.Command (GOMAXPROCS=1), asyncio.create_subprocess_exec on uvloop
+# and uv_spawn alone (bench-spawn-process K libuv: loom's own overhead),
+# plus, as a reference, posix_spawn + waitpid with no loop (k=1 only),
+# one child at a time (k=1) and four in flight (k=4). Prints each
+# program's result lines, then a Markdown table: microseconds per child,
+# spawns per second, the peers' ratio to loom (> 1: loom is ahead) and the
+# verdict on the target of docs/benchmarks.md (loom's rate >= Go's).
+#
+#   bench/subprocess/run.sh [BUILD_DIR]
+#
+# BUILD_DIR (default: build-bench in the source tree) is configured with
+# CMAKE_BUILD_TYPE=Release and LOOM_BUILD_BENCH=ON if it has no CMake cache
+# yet, and bench-spawn-process is built in it. The programs are not pinned:
+# a child runs on another CPU while its parent waits, as it would in use.
+# Each round runs the four, in a rotating order; a figure is the median
+# over the rounds.
+#
+# Environment:
+#   LOOM_SPROC_ROUNDS   rounds (default 3)
+#   LOOM_BENCH_PYTHON   interpreter for the uvloop peer (default
+#                       /usr/bin/python3)
+#   LOOM_BENCH_REPS, LOOM_BENCH_TARGET_S  runs per figure (5) and seconds
+#                       per run (0.15), for every program
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(dirname "$(dirname "$here")")
+build=${1:-$src/build-bench}
+rounds=${LOOM_SPROC_ROUNDS:-3}
+py=${LOOM_BENCH_PYTHON:-/usr/bin/python3}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-sproc.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+say() { printf '%s\n' "$*" >&2; }
+
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON \
+        -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_EXAMPLES=OFF >&2
+elif ! grep -q '^LOOM_BUILD_BENCH:BOOL=ON' "$build/CMakeCache.txt"; then
+  cmake "$build" -DLOOM_BUILD_BENCH=ON >&2
+fi
+cmake --build "$build" -j"$(nproc)" --target bench-spawn-process >&2
+loom=$build/bench/bench-spawn-process
+
+gopeer=""
+if command -v go >/dev/null 2>&1; then
+  export GOPROXY=off GOTOOLCHAIN=local GOMAXPROCS=1
+  gocache=$(go env GOCACHE 2>/dev/null || true)
+  if [ -z "$gocache" ] || ! mkdir -p "$gocache" 2>/dev/null || [ ! -w "$gocache" ]; then
+    export GOCACHE="$tmp/gocache"
+  fi
+  if (cd "$src/bench/peers" && go build -o "$tmp/subprocess-go" subprocess.go) >&2; then
+    gopeer=$tmp/subprocess-go
+  fi
+else
+  say "== go not found: Go peer skipped"
+fi
+export PYTHONDONTWRITEBYTECODE=1
+pypeer=""
+if "$py" -c 'import uvloop' >/dev/null 2>&1; then
+  pypeer=$py
+else
+  say "== $py cannot import uvloop (Debian: apt install python3-uvloop): peer skipped"
+fi
+
+results=$tmp/results
+: >"$results"
+say "== $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+run() { "$@" | tee -a "$results" || echo "# FAILED: $*"; }
+r=1
+while [ "$r" -le "$rounds" ]; do
+  for k in 1 4; do
+    say "== round $r of $rounds, k=$k"
+    for who in $(echo "loom go py libuv loom go py" | cut -d' ' -f"$(( (r - 1) % 4 + 1 ))-$(( (r - 1) % 4 + 4 ))"); do
+      case $who in
+        loom) run "$loom" "$k" ;;
+        libuv) run "$loom" "$k" libuv ;;
+        go) if [ -n "$gopeer" ]; then run "$gopeer" "$k"; fi ;;
+        py) if [ -n "$pypeer" ]; then (cd "$src/bench/peers" && run "$pypeer" subprocesses.py "$k"); fi ;;
+      esac
+    done
+  done
+  say "== round $r of $rounds: posix_spawn + waitpid, no loop (a reference)"
+  run "$loom" 1 posix_spawn
+  r=$((r + 1))
+done
+
+echo
+echo "| in flight | implementation | us/child | spawns/s | x loom | target |"
+echo "|----------:|----------------|---------:|---------:|-------:|--------|"
+awk '
+  $1 == "sproc" && $3 ~ /^[0-9.]+$/ {
+    impl = $2; k = impl; sub(/.*k=/, "", k); sub(/\).*/, "", k)
+    name = impl; sub(/\(.*/, "", name)
+    id = k " " name
+    if (!(id in cnt)) { n++; order[n] = id; kk[id] = k; nm[id] = name }
+    vals[id, ++cnt[id]] = $3
+  }
+  function median(id,   i, j, t, m, a) {
+    m = cnt[id]
+    for (i = 1; i <= m; i++) a[i] = vals[id, i]
+    for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+  }
+  END {
+    for (i = 1; i <= n; i++) med[order[i]] = median(order[i])
+    for (i = 1; i <= n; i++) {
+      id = order[i]; l = kk[id] " loom"
+      ratio = (l in med) ? sprintf("%.2fx", med[id] / med[l]) : "-"
+      tgt = ""
+      g = kk[id] " go-exec"
+      if (nm[id] == "loom" && (g in med)) tgt = med[id] <= med[g] ? "met (>= Go)" : "NOT MET (< Go)"
+      printf "| %s | %s | %.1f | %.0f | %s | %s |\n", kk[id], nm[id], med[id], 1e6 / med[id], ratio, tgt
+    }
+  }' "$results"
