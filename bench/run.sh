@@ -6,9 +6,10 @@
 # BUILD_DIR (default: build-bench in the source tree) is configured with
 # CMAKE_BUILD_TYPE=Release and LOOM_BUILD_BENCH=ON if it has no CMake cache
 # yet, and built either way. BENCH is any of: switch yield spawn scale gather
-# queue lock fairness offload (default: all). Every program runs pinned to one CPU
+# queue lock fairness offload sproc (default: all). Every program runs pinned to one CPU
 # with taskset when it is available; Go peers run with GOMAXPROCS=1, Python
-# peers on uvloop.
+# peers on uvloop. sproc (spawn + wait of /bin/true) has its own runner,
+# bench/subprocess/run.sh, run after the table.
 #
 # Environment:
 #   LOOM_BENCH_CPU       CPU to pin to (default: the last one allowed)
@@ -27,12 +28,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
 build=${1:-$src/build-bench}
 [ $# -gt 0 ] && shift
-benches=${*:-switch yield spawn scale gather queue lock fairness offload}
+benches=${*:-switch yield spawn scale gather queue lock fairness offload sproc}
+sproc=""
 for b in $benches; do
-  case $b in switch|yield|spawn|scale|gather|queue|lock|fairness|offload) ;; *)
-    echo "run.sh: unknown benchmark '$b' (switch yield spawn scale gather queue lock fairness offload)" >&2; exit 2;;
+  case $b in switch|yield|spawn|scale|gather|queue|lock|fairness|offload) ;;
+    sproc) sproc=1 ;;
+    *)
+    echo "run.sh: unknown benchmark '$b' (switch yield spawn scale gather queue lock fairness offload sproc)" >&2; exit 2;;
   esac
 done
+benches=$(echo " $benches " | sed 's/ sproc / /g')
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -264,4 +269,8 @@ awk '
              med[su] / med[sl], ((med[su] / med[sl] >= 10) ? "met" : "NOT MET")
   }' "$results"
 if grep '^# FAILED' "$results" >&2; then exit 1; fi
+if [ -n "$sproc" ]; then
+  echo
+  sh "$here/subprocess/run.sh" "$build"
+fi
 exit 0
