@@ -142,7 +142,7 @@ struct loom_s {
   loom__hslot_t *handles;                /* tasks' and heap objects' handles
                                             (handle.h) */
   uint32_t nhandles, handles_cap, hfree; /* hfree: slot + 1, 0 = none */
-  loom__heap_t timers;                   /* armed timers (timer.h) */
+  loom__timers_t timers;                 /* armed timers (timer.h) */
   uint64_t timer_seq;                    /* arming order, for ties */
   loom__stack_pool_t stacks;
   size_t stack_size; /* default for new tasks */
