@@ -341,15 +341,19 @@ int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
   return 0;
 }
 
-void *loom__stack_peek(loom__stack_pool_t *pool, size_t size) {
+void *loom__stack_peek_at(loom__stack_pool_t *pool, size_t size, size_t depth) {
   /* Only the newest size class is looked at (the one the last new stack
    * size created; most programs use one size): this is a hint. */
   if (loom__list_empty(&pool->classes)) return NULL;
   loom__stack_class_t *c = loom__list_entry(pool->classes.head, loom__stack_class_t,
                                             link);
-  if (c->nfree == 0) return NULL;
+  if (c->nfree <= depth) return NULL;
   size = class_size(pool, size);
-  return c->size == size ? c->free[c->nfree - 1].lo : NULL;
+  return c->size == size ? c->free[c->nfree - 1 - depth].lo : NULL;
+}
+
+void *loom__stack_peek(loom__stack_pool_t *pool, size_t size) {
+  return loom__stack_peek_at(pool, size, 0);
 }
 
 /* Starts a new demand window at `now`. The window that ended leaves as warm

@@ -94,6 +94,8 @@ int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out);
 /* The lowest byte of the stack the next get of `size` would hand out, or
  * NULL if unknown; for prefetching. */
 void *loom__stack_peek(loom__stack_pool_t *pool, size_t size);
+/* Likewise for the get after `depth` more (depth 0: the next one). */
+void *loom__stack_peek_at(loom__stack_pool_t *pool, size_t size, size_t depth);
 /* Gives a stack back to the pool for reuse. Its pages stay resident while
  * the free stacks of its size that are resident number fewer than recent
  * demand (stack.c); beyond that they go back to the kernel. */
