@@ -118,7 +118,6 @@ struct loom_task_s {
   loom__link_t member_link; /* on the owner's list of members */
   loom_scope_t *kept_scope; /* innermost open scope stored outside
                                the task's stack (static, heap) */
-  uint64_t id;
   char name[LOOM_TASK_NAME_MAX + 1]; /* "" until named or asked for */
   /* Last: only a task with a timeout scope touches it, and a spawn writes
    * nothing past `name` (spawn.c prefetches up to here). */

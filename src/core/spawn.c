@@ -88,7 +88,7 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   t->fn = fn;
   t->arg = arg;
   t->stack = st;
-  t->id = ++rt->next_id;
+  t->fiber.id = ++rt->next_id;
   t->is_main = (uint8_t)is_main;
   if (is_main) rt->main = t;
   if (opts && opts->name) {
@@ -102,7 +102,6 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
    * for: a 1-byte request gets (and reports) the minimum stack. */
   t->fiber.nominal_size = st.size - top;
   t->fiber.name = t->name;
-  t->fiber.id = t->id;
   loom__list_push_front(&rt->alive, &t->alive_link);
   rt->nalive++;
   if (rt->closing) t->cancelled = 1; /* born during shutdown */
