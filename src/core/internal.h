@@ -113,11 +113,11 @@ struct loom_task_s {
   loom__fiber_t fiber; /* context + stack bounds (its hot part
                           first, its report fields last) */
   /* cold */
-  loom__watch_t member;     /* the owner's watch on this task */
-  void *owner;              /* the group it belongs to, or NULL */
-  loom__link_t member_link; /* on the owner's list of members */
-  loom_scope_t *kept_scope; /* innermost open scope stored outside
-                               the task's stack (static, heap) */
+  loom__watch_t member;              /* the owner's watch on this task */
+  void *owner;                       /* the group it belongs to, or NULL */
+  loom__link_t member_link;          /* on the owner's list of members */
+  loom_scope_t *kept_scope;          /* innermost open scope stored outside
+                                        the task's stack (static, heap) */
   char name[LOOM_TASK_NAME_MAX + 1]; /* "" until named or asked for */
   /* Last: only a task with a timeout scope touches it, and a spawn writes
    * nothing past `name` (spawn.c prefetches up to here). */
