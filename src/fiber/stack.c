@@ -15,7 +15,9 @@
  * keeps 100,000 stacks warm and pays no page fault per task; once the
  * bursts stop, the excess is given back with MADV_DONTNEED a few stacks per
  * put (least recently used first), so neither a burst nor the shrinking
- * after it costs a long pause. The clock is read, never asked for: the pool
+ * after it costs a long pause. A runtime that stops spawning gives them back
+ * at its idle points instead (loom__stack_pool_idle, once per scheduler pass
+ * that leaves nothing ready). The clock is read, never asked for: the pool
  * looks at a coarse timestamp its owner keeps (the scheduler's pass clock),
  * so the fiber layer needs no timer and no libuv, and a test can drive time.
  */
@@ -63,6 +65,9 @@
  * this many free-list entries looked at, per put. */
 #define LOOM__TRIM_STEP 32
 #define LOOM__TRIM_SCAN 256
+/* At an idle point (loom__stack_pool_idle: the scheduler has nothing to
+ * run and the loop is about to wait) a bigger step: ~0.5 ms of madvise. */
+#define LOOM__TRIM_IDLE_STEP 256
 #define LOOM__SLAB_BYTES (8u << 20) /* target slab size */
 
 typedef struct loom__slab_s {
@@ -414,11 +419,12 @@ static void roll_window(loom__stack_class_t *c, int64_t now) {
 }
 
 /* Gives back resident free stacks beyond c->keep, oldest first (from the
- * bottom of the LIFO), a bounded number per call. */
-static void trim(loom__stack_class_t *c) {
+ * bottom of the LIFO), at most `step` of them and `scan` entries looked at
+ * per call. */
+static void trim_some(loom__stack_class_t *c, size_t step, size_t scan) {
   size_t i = c->cold_below, given = 0;
-  size_t end = c->nfree - i > LOOM__TRIM_SCAN ? i + LOOM__TRIM_SCAN : c->nfree;
-  for (; i < end && c->nwarm > c->keep && given < LOOM__TRIM_STEP; i++) {
+  size_t end = c->nfree - i > scan ? i + scan : c->nfree;
+  for (; i < end && c->nwarm > c->keep && given < step; i++) {
     struct free_ent *e = &c->free[i];
     if (ent_cold(*e)) continue;
     madvise(ent_lo(*e), c->size, MADV_DONTNEED);
@@ -427,6 +433,20 @@ static void trim(loom__stack_class_t *c) {
     given++;
   }
   c->cold_below = i;
+}
+
+static void trim(loom__stack_class_t *c) {
+  trim_some(c, LOOM__TRIM_STEP, LOOM__TRIM_SCAN);
+}
+
+void loom__stack_pool_idle(loom__stack_pool_t *pool) {
+  int64_t now = pool->clock ? *pool->clock : 0;
+  loom__link_t *l;
+  loom__list_foreach(l, &pool->classes) {
+    loom__stack_class_t *c = loom__list_entry(l, loom__stack_class_t, link);
+    if (c->window_end && now >= c->window_end) roll_window(c, now);
+    if (c->nwarm > c->keep) trim_some(c, LOOM__TRIM_IDLE_STEP, 4 * LOOM__TRIM_IDLE_STEP);
+  }
 }
 
 void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s) {

@@ -100,6 +100,12 @@ void *loom__stack_peek_at(loom__stack_pool_t *pool, size_t size, size_t depth);
  * the free stacks of its size that are resident number fewer than recent
  * demand (stack.c); beyond that they go back to the kernel. */
 void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s);
+/* An idle point of the owner (nothing to run, about to wait): the warm
+ * counts decay by the clock as at a put, and a bounded step of the free
+ * stacks beyond them goes back to the kernel. So a runtime that stops
+ * spawning still gives memory back, as long as its loop wakes up now and
+ * then (each wake-up gives back at most 256 stacks). */
+void loom__stack_pool_idle(loom__stack_pool_t *pool);
 /* Fills *out for the size class `size` would get (all zero but keep if no
  * stack of that size was ever asked for). -EINVAL if size is too large. */
 int loom__stack_pool_stats(const loom__stack_pool_t *pool, size_t size,
