@@ -205,6 +205,7 @@ void loom__stack_pool_destroy(loom__stack_pool_t *pool) {
     atomic_fetch_sub(&guards_used, s->guards);
     free(s);
   }
+  pool->last = NULL;
   while ((l = loom__list_pop_front(&pool->classes))) {
     loom__stack_class_t *c = loom__list_entry(l, loom__stack_class_t, link);
     free(c->free);
@@ -212,7 +213,18 @@ void loom__stack_pool_destroy(loom__stack_pool_t *pool) {
   }
 }
 
-static loom__stack_class_t *find_class(loom__stack_pool_t *pool, size_t size) {
+static loom__stack_class_t *find_class_slow(loom__stack_pool_t *pool, size_t size);
+
+/* Most programs use one stack size: the class last used is tried first. */
+static inline loom__stack_class_t *find_class(loom__stack_pool_t *pool, size_t size) {
+  loom__stack_class_t *c = pool->last;
+  if (c && c->size == size) return c;
+  c = find_class_slow(pool, size);
+  if (c) pool->last = c;
+  return c;
+}
+
+static loom__stack_class_t *find_class_slow(loom__stack_pool_t *pool, size_t size) {
   loom__link_t *l;
   loom__list_foreach(l, &pool->classes) {
     loom__stack_class_t *c = loom__list_entry(l, loom__stack_class_t, link);
@@ -390,12 +402,10 @@ int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
 }
 
 void *loom__stack_peek_at(loom__stack_pool_t *pool, size_t size, size_t depth) {
-  /* Only the newest size class is looked at (the one the last new stack
-   * size created; most programs use one size): this is a hint. */
-  if (loom__list_empty(&pool->classes)) return NULL;
-  loom__stack_class_t *c = loom__list_entry(pool->classes.head, loom__stack_class_t,
-                                            link);
-  if (c->nfree <= depth) return NULL;
+  /* Only the class last looked up is looked at (most programs use one
+   * size; a spawn peeks right after its get): this is a hint. */
+  loom__stack_class_t *c = pool->last;
+  if (!c || c->nfree <= depth) return NULL;
   size = class_size(pool, size);
   return c->size == size ? ent_lo(c->free[c->nfree - 1 - depth]) : NULL;
 }

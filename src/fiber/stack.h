@@ -61,12 +61,13 @@ typedef struct loom__stack_s {
 } loom__stack_t;
 
 typedef struct loom__stack_pool_s {
-  loom__list_t slabs;   /* every slab (loom__slab_t), unmapped at destroy */
-  loom__list_t classes; /* one size class (loom__stack_class_t) per stack
+  loom__list_t slabs;               /* every slab (loom__slab_t), unmapped at destroy */
+  loom__list_t classes;             /* one size class (loom__stack_class_t) per stack
                            size, each with its free stacks; newest first */
-  size_t page;          /* system page size */
-  size_t guard;         /* guard zone, whole pages */
-  size_t dead;          /* dead zone, whole pages */
+  struct loom__stack_class_s *last; /* the class last looked up, or NULL */
+  size_t page;                      /* system page size */
+  size_t guard;                     /* guard zone, whole pages */
+  size_t dead;                      /* dead zone, whole pages */
   /* A monotonic clock in ns that the owner keeps current (the runtime
    * points it at its scheduler's coarse pass clock; a test at a variable
    * it advances by hand). Read at every put to decay the warm count; NULL
