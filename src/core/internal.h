@@ -302,12 +302,20 @@ static inline size_t loom__record_top(const void *lo) {
 }
 
 /* What running the task spawned LOOM__AHEAD after t reads: its hot lines
- * and the line below them, its first frame. A hint: nothing is read. */
-static inline void loom__run_prefetch(const loom_task_t *t) {
+ * and the line below them, its first frame, and, when t's stack has a
+ * canary (so, most likely, has that one, spawned next to it), the canary
+ * the landing after it reads: its own page, a TLB miss of its own. The
+ * stack's top is the page boundary above the record. A hint: nothing is
+ * read. */
+static inline void loom__run_prefetch(const loom_t *rt, const loom_task_t *t) {
   const char *p = t->ahead;
   if (!p) return;
   for (int off = -64; off < (int)LOOM__TASK_HOT_BYTES; off += 64)
     __builtin_prefetch(p + off, 1);
+  if (!t->fiber.guard_lo) {
+    uintptr_t top = ((uintptr_t)p | (rt->stacks.page - 1)) + 1;
+    __builtin_prefetch((const char *)(top - t->stack.size));
+  }
 }
 
 /* What joining the task spawned LOOM__AHEAD after t reads (a hint). */

@@ -130,7 +130,7 @@ static inline __attribute__((always_inline)) loom_task_t *take_next(loom_t *rt) 
    * be read ahead without a miss per link: the spawn left a hint of the
    * task spawned LOOM__AHEAD after this one, which tasks spawned in a
    * batch run that many switches later. */
-  loom__run_prefetch(t);
+  loom__run_prefetch(rt, t);
   return t;
 }
 
