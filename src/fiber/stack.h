@@ -65,6 +65,7 @@ typedef struct loom__stack_pool_s {
   loom__list_t classes;             /* one size class (loom__stack_class_t) per stack
                            size, each with its free stacks; newest first */
   struct loom__stack_class_s *last; /* the class last looked up, or NULL */
+  int valgrind;                     /* running under Valgrind */
   size_t page;                      /* system page size */
   size_t guard;                     /* guard zone, whole pages */
   size_t dead;                      /* dead zone, whole pages */
