@@ -5,8 +5,8 @@
  * for `ms` milliseconds (default 1000), and joins them all. The figure is the
  * growth of the peak RSS (getrusage ru_maxrss) over the baseline, divided by
  * N; it includes everything a task costs: its stack pages, the task record
- * (on its stack), its handle slot, its timer-heap entry, and the benchmark's
- * own 8-byte handle per task. The run also checks that all N were asleep at
+ * and its sleep's timer (both on its stack), its handle slot, its entry in
+ * the free-stack array, and the benchmark's own 8-byte handle per task. The run also checks that all N were asleep at
  * once, and prints its times.
  *
  *   bench-scale [N [ms]]
