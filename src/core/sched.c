@@ -121,16 +121,10 @@ static int next_round(loom_t *rt) {
  * tick is compared at every switch, not every round: a round of CPU-bound
  * tasks can take far longer than a tick. A pass cut short mid-round
  * resumes that round first next time (loom__on_check). */
-static inline __attribute__((always_inline)) loom_task_t *take_next(loom_t *rt) {
+static loom_task_t *take_next(loom_t *rt) {
   if (!rt->round_head && !next_round(rt)) return NULL;
   loom_task_t *t = rt->round_head;
   rt->round_head = t->next_ready;
-  /* A round of thousands of tasks touches a record and a stack page per
-   * task, too many for the caches and the TLB, and a linked list cannot
-   * be read ahead without a miss per link: the spawn left a hint of the
-   * task spawned LOOM__AHEAD after this one, which tasks spawned in a
-   * batch run that many switches later. */
-  loom__run_prefetch(rt, t);
   return t;
 }
 
