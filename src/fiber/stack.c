@@ -293,8 +293,12 @@ static int populate(char *first, size_t n, size_t stride, size_t len, int advice
   (void)first, (void)n, (void)stride, (void)len, (void)advice;
   return 0;
 }
+#ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 0
+#endif
+#ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 0
+#endif
 #endif
 
 /* Maps a new slab of stacks of class c and puts them on its free list.
