@@ -287,9 +287,9 @@ static inline int loom__wq_empty(const loom__wq_t *q) {
 /* The hot lines of a record: up to the fiber's report fields. */
 #define LOOM__TASK_HOT_BYTES \
   (offsetof(loom_task_t, fiber) + offsetof(loom__fiber_t, nominal_size))
-/* A task spawned while fewer tasks than this are alive gets no hint: its
- * neighbours' records stay in cache, and a yield among a few tasks then
- * costs a load and a branch for it rather than four prefetches. */
+/* A task spawned while fewer tasks than this are alive gets no hint: the
+ * records of a few hundred tasks stay in cache, and the prefetches would
+ * only cost instructions. */
 #define LOOM__PREFETCH_MIN 256
 /* How many spawns ahead of a task the one its hint names is (ahead). */
 #define LOOM__AHEAD 8
@@ -297,6 +297,7 @@ static inline int loom__wq_empty(const loom__wq_t *q) {
 /* The bytes from the top of the stack at lo down to its task record: a
  * colour from the stack's address, so a stack keeps its colour. */
 static inline size_t loom__record_top(const void *lo) {
+  _Static_assert(LOOM__COLOURS == 16, "the hash below keeps 4 bits");
   uint32_t page = (uint32_t)((uintptr_t)lo >> 12);
   return LOOM__TASK_BYTES + (size_t)((page * 0x9e3779b1u) >> 28) * 64;
 }
