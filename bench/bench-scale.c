@@ -1,12 +1,18 @@
 /* scale: N concurrent sleeping tasks (default 1,000,000).
  *
  * Inside loom_run, the main task measures the peak RSS (the baseline), spawns
- * N tasks with default settings (default stack size), each of which sleeps
- * for `ms` milliseconds (default 1000), and joins them all. The figure is the
+ * N tasks with default settings (default stack size), each of which waits
+ * for a start signal (an event) and then sleeps for `ms` milliseconds
+ * (default 1000), and joins them all. The start signal is the Go peer's
+ * `start` channel: it is set once every task has been spawned and has run,
+ * after main's own 1 ms sleep has let the loop read its clock again. Without
+ * it, the tasks would all run in the pass that spawned them, on the loop
+ * time that pass began with (libuv caches it per loop iteration), and a
+ * 2 s sleep started after seconds of spawning would already be due. The figure is the
  * growth of the peak RSS (getrusage ru_maxrss) over the baseline, divided by
  * N; it includes everything a task costs: its stack pages, the task record
- * (on its stack), its handle slot, its timer-heap entry, and the benchmark's
- * own 8-byte handle per task. The run also checks that all N were asleep at
+ * and its sleep's timer (both on its stack), its handle slot, its entry in
+ * the free-stack array, and the benchmark's own 8-byte handle per task. The run also checks that all N were asleep at
  * once, and prints its times.
  *
  *   bench-scale [N [ms]]
@@ -21,6 +27,7 @@
 #include "loom.h"
 
 typedef struct {
+  loom_event_t start;
   uint64_t n, ms;
   uint64_t asleep, max_asleep;
   uint64_t base_rss, peak_rss;
@@ -31,11 +38,13 @@ typedef struct {
 
 static int sleeper(void *arg) {
   scale_t *s = arg;
+  int rc = loom_event_wait(&s->start);
+  if (rc) return rc;
   if (++s->asleep > s->max_asleep) {
     s->max_asleep = s->asleep;
     if (s->max_asleep == s->n) s->t_asleep_ns = bench_now_ns() - s->t0;
   }
-  int rc = loom_sleep(s->ms);
+  rc = loom_sleep(s->ms);
   s->asleep--;
   return rc;
 }
@@ -59,6 +68,8 @@ static int bench_main(void *arg) {
     }
   }
   s->t_spawn_ns = bench_now_ns() - s->t0;
+  /* The tasks run up to their wait; the loop reads its clock; go. */
+  if (loom_sleep(1) || loom_event_set(&s->start)) s->failed = 1;
   for (uint64_t i = 0; i < s->n; i++) {
     int st;
     if (loom_join(h[i], &st) || st) s->failed = 1;
@@ -71,6 +82,7 @@ static int bench_main(void *arg) {
 
 int main(int argc, char **argv) {
   scale_t s = {0};
+  loom_event_init(&s.start);
   s.n = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
   s.ms = argc > 2 ? strtoull(argv[2], NULL, 10) : 1000;
   if (s.n == 0) {

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "core/internal.h"
 #include "harness.h"
 #include "helpers.h"
 #include "loom.h"
@@ -205,6 +206,74 @@ static void test_timers_fire_in_order(void **state) {
   assert_loom_ok(loom_run(sort_main, NULL));
   static const int want[8] = {0, 1, 10, 11, 20, 21, 30, 31};
   assert_memory_equal(sorted, want, sizeof(want));
+}
+
+/* Timers under random arming and disarming, against a model: many equal
+ * deadlines (shared buckets), deadlines 64 ms apart (the same slot of the
+ * table of recent buckets), scope-style arming with a seq taken earlier
+ * (a bucket of its own), then everything left fires in (deadline, seq)
+ * order. */
+enum { TM_N = 400 };
+typedef struct {
+  loom__timer_t tm;
+  int armed, fired_at;
+} rtimer_t;
+static rtimer_t rtm[TM_N];
+static int rtm_fired;
+
+static void rtimer_fire(loom__timer_t *tm) {
+  rtimer_t *r = loom__container_of(tm, rtimer_t, tm);
+  assert_true(r->armed);
+  r->armed = 0;
+  r->fired_at = rtm_fired++;
+}
+
+static int rtimer_main(void *arg) {
+  (void)arg;
+  loom_t *rt = loom__tls_rt;
+  uint64_t base = loom_now() + 40, saved[16];
+  unsigned seed = 777;
+  for (int i = 0; i < 16; i++) saved[i] = loom__timer_next_seq(rt);
+  for (int round = 0; round < 20000; round++) {
+    seed = seed * 1103515245u + 12345u;
+    rtimer_t *r = &rtm[(seed >> 8) % TM_N];
+    if (r->armed) {
+      loom__timer_remove(rt, &r->tm);
+      r->armed = 0;
+      continue;
+    }
+    uint64_t d = base + ((seed >> 4) % 4) + 64 * ((seed >> 12) % 2);
+    r->tm.fire = rtimer_fire;
+    if ((seed >> 20) % 8 == 0)
+      loom__timer_add_seq(rt, &r->tm, d, saved[(seed >> 24) % 16]);
+    else
+      loom__timer_add(rt, &r->tm, d);
+    r->armed = 1;
+  }
+  size_t armed = 0;
+  for (int i = 0; i < TM_N; i++) {
+    rtm[i].fired_at = -1;
+    armed += (size_t)rtm[i].armed;
+  }
+  assert_int_equal(rt->timers.n, armed);
+  rtm_fired = 0;
+  loom_sleep(200); /* everything armed is due by then */
+  assert_int_equal(rtm_fired, (int)armed);
+  assert_int_equal(rt->timers.n, 0);
+  for (int i = 0; i < TM_N; i++)
+    for (int j = 0; j < TM_N; j++) {
+      const rtimer_t *a = &rtm[i], *b = &rtm[j];
+      if (a->fired_at < 0 || b->fired_at < 0) continue;
+      if (a->tm.deadline < b->tm.deadline ||
+          (a->tm.deadline == b->tm.deadline && a->tm.seq < b->tm.seq))
+        assert_true(a->fired_at < b->fired_at);
+    }
+  return 0;
+}
+
+static void test_timers_random_order(void **state) {
+  (void)state;
+  assert_loom_ok(loom_run(rtimer_main, NULL));
 }
 
 /* ---- a cancelled joiner cancels and awaits the child --------------------------- */
@@ -667,6 +736,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_wakes_sleeper_and_is_level_triggered),
       cmocka_unit_test(test_sleep_duration),
       cmocka_unit_test(test_timers_fire_in_order),
+      cmocka_unit_test(test_timers_random_order),
       cmocka_unit_test(test_cancelled_joiner_cancels_child),
       cmocka_unit_test(test_cancel_at_every_point),
       cmocka_unit_test(test_yield_alternates),

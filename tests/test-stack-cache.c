@@ -127,6 +127,34 @@ static void test_shrinks_when_demand_falls(void **state) {
   loom__stack_pool_destroy(&p.pool);
 }
 
+/* A pool whose owner stops taking stacks gives them back at its idle
+ * points, by the clock, without a put. */
+static void test_idle_points_trim(void **state) {
+  (void)state;
+  int64_t now = 5 * SEC;
+  loom__stack_pool_t pool;
+  loom__stack_pool_init(&pool);
+  pool.clock = &now;
+  burst(&pool, BURST);
+  loom__stack_pool_idle(&pool); /* within the window: nothing changes */
+  assert_int_equal(stats(&pool).warm, BURST);
+  size_t last_warm = BURST;
+  for (int sec = 1; sec <= 10; sec++) {
+    now += SEC;
+    for (int i = 0; i < 20; i++) loom__stack_pool_idle(&pool);
+    loom__stack_stats_t s = stats(&pool);
+    assert_true(s.warm <= last_warm);
+    assert_true(s.warm <= s.keep);
+    last_warm = s.warm;
+  }
+  loom__stack_stats_t s = stats(&pool);
+  assert_int_equal(s.keep, FLOOR);
+  assert_int_equal(s.warm, FLOOR);
+  assert_false(resident(&stacks[0], pool.page));
+  assert_true(resident(&stacks[BURST - 1], pool.page));
+  loom__stack_pool_destroy(&pool);
+}
+
 /* A long quiet spell decays in one step (no overflow of the shift), and a
  * pool without a clock keeps what demand it saw. */
 static void test_long_quiet_and_no_clock(void **state) {
@@ -191,6 +219,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_burst_stays_warm),
       cmocka_unit_test(test_shrinks_when_demand_falls),
+      cmocka_unit_test(test_idle_points_trim),
       cmocka_unit_test(test_long_quiet_and_no_clock),
       cmocka_unit_test(test_runtime_bursts_stay_warm),
   };

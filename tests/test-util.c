@@ -50,6 +50,19 @@ static void test_heap_random(void **state) {
       loom__heap_remove(&h, &x->hn, less);
       x->in = 0;
       assert_null(x->hn.parent);
+    } else if ((seed >> 21) & 1) {
+      /* Some z, not in h, takes x's place with a key of its own. */
+      item_t *z = NULL;
+      for (int k = 0; k < N && !z; k++) {
+        item_t *c = &it[(k + (int)(seed >> 3)) % N];
+        if (!c->in) z = c;
+      }
+      if (!z) continue;
+      z->key = (int)((seed >> 4) % 50);
+      loom__heap_replace(&h, &x->hn, &z->hn, less);
+      z->in = 1;
+      x->in = 0;
+      assert_null(x->hn.parent);
     } else if (h.min) {
       item_t *m = loom__container_of(h.min, item_t, hn);
       for (int i = 0; i < N; i++)

@@ -1,10 +1,11 @@
 //go:build ignore
 
 // scale peer: N goroutines (default 1,000,000) each sleeping 1 s, all alive
-// at once (each waits for the last spawn before it sleeps, as loom's tasks
-// only start once the spawning task suspends); prints the growth of peak RSS (getrusage ru_maxrss) over a
-// baseline taken before spawning, per goroutine, and the times. Run with
-// GOMAXPROCS=1 as bench/run.sh does.
+// at once (each waits for a start signal, closed after the last spawn,
+// before it sleeps, as bench-scale's tasks wait for an event); prints the
+// growth of peak RSS (getrusage ru_maxrss) over a baseline taken before
+// spawning, per goroutine, and the times. Run with GOMAXPROCS=1 as
+// bench/run.sh does.
 //
 //	go run scale.go [N [ms]]
 package main

@@ -278,6 +278,9 @@ void loom__on_check(uv_check_t *h) {
     uv_idle_stop(&rt->idle);
     rt->idle_active = 0;
   }
+  /* The loop is about to wait: stacks kept warm for a burst that is over
+   * go back to the kernel here too, not only when tasks end. */
+  if (!more) loom__stack_pool_idle(&rt->stacks);
   loom__tls_rt = outer;
   loom__maybe_close(rt);
 }

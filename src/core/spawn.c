@@ -12,13 +12,16 @@
 
 #include "internal.h"
 
-#define TASK_BYTES ((sizeof(loom_task_t) + 63) & ~(size_t)63)
+#define TASK_BYTES LOOM__TASK_BYTES
+#define COLOUR_BYTES LOOM__COLOUR_BYTES
 /* Task records sit at the top of page-aligned stacks, so without care every
  * record would map to the same cache sets; a batch of tasks would then evict
  * each other's records. Records are shifted by one of LOOM__COLOURS cache
- * lines, taken from the task id. */
-#define LOOM__COLOURS 16
-#define COLOUR_BYTES ((size_t)LOOM__COLOURS * 64)
+ * lines, taken from the stack's address (loom__record_top), so a stack
+ * keeps its colour from one task to the next: a record then falls on the
+ * lines the stack's last task used, still in cache (a colour taken from the
+ * task id moved it, and a batch of 1,000 tasks touched 16 lines more per
+ * stack over time). */
 _Static_assert(LOOM_MAX_STACK_SIZE + TASK_BYTES + COLOUR_BYTES <= LOOM__STACK_MAX,
                "the largest stack a task may ask for must fit the stack pool");
 _Static_assert(LOOM_MIN_STACK_SIZE == LOOM__STACK_MIN,
@@ -34,6 +37,13 @@ void loom__release(loom_t *rt, loom_task_t *t) {
 static void entry(void *p) {
   loom_task_t *t = p;
   loom__fiber_started();
+  /* A batch of thousands of new tasks touches a record and a stack page
+   * per task, more than the caches and the TLB hold, and the ready queue
+   * is a linked list that cannot be read ahead without a miss per link:
+   * the spawn left in t the record of the task spawned LOOM__AHEAD after
+   * it, which starts that many switches from now. Here, at a task's
+   * start, rather than at every switch: a yield pays nothing for it. */
+  loom__run_prefetch(t->rt, t);
   loom__landed(t->rt);
   t->status = t->fn(t->arg);
   /* Misuse, cleaned up rather than left to corrupt memory: scopes left
@@ -59,7 +69,7 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   loom__stack_t st;
   int rc = loom__stack_get(&rt->stacks, size + TASK_BYTES + COLOUR_BYTES, &st);
   if (rc) return UV_ENOMEM;
-  size_t top = TASK_BYTES + (size_t)(rt->next_id % LOOM__COLOURS) * 64;
+  size_t top = loom__record_top(st.lo);
   loom_task_t *t = (loom_task_t *)((char *)st.lo + st.size - top);
   /* Field by field rather than memset: the record is ~300 bytes, mostly a
    * name buffer that needs one zero byte, and this is the spawn fast path. */
@@ -85,7 +95,7 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   t->fn = fn;
   t->arg = arg;
   t->stack = st;
-  t->id = ++rt->next_id;
+  t->fiber.id = ++rt->next_id;
   t->is_main = (uint8_t)is_main;
   if (is_main) rt->main = t;
   if (opts && opts->name) {
@@ -99,7 +109,6 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
    * for: a 1-byte request gets (and reports) the minimum stack. */
   t->fiber.nominal_size = st.size - top;
   t->fiber.name = t->name;
-  t->fiber.id = t->id;
   loom__list_push_front(&rt->alive, &t->alive_link);
   rt->nalive++;
   if (rt->closing) t->cancelled = 1; /* born during shutdown */
@@ -108,15 +117,21 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   else
     t->detached = t->consumed = 1;
   loom__make_ready(t);
-  /* Batches of spawns are bound by cache misses on fresh task records:
-   * start fetching the next one now. */
-  char *next = loom__stack_peek(&rt->stacks, size + TASK_BYTES + COLOUR_BYTES);
-  if (next) {
-    next += st.size - TASK_BYTES - (size_t)(rt->next_id % LOOM__COLOURS) * 64;
+  /* Batches of spawns are bound by cache and TLB misses on task records:
+   * start fetching the one LOOM__AHEAD spawns ahead now (one ahead is too
+   * close to hide a page walk and a miss to memory behind a ~40 ns spawn),
+   * and leave its address for the run and the join of this task to fetch
+   * it again. */
+  char *lo = loom__stack_peek_at(&rt->stacks, size + TASK_BYTES + COLOUR_BYTES,
+                                 LOOM__AHEAD - 1);
+  t->ahead = NULL;
+  if (lo) {
+    char *rec = lo + st.size - loom__record_top(lo);
+    if (rt->nalive >= LOOM__PREFETCH_MIN) t->ahead = rec;
     /* The part of the record a spawn writes, and the line below it where
      * the first frame goes. */
     for (size_t off = 0; off < offsetof(loom_task_t, scope_timer) + 64; off += 64)
-      __builtin_prefetch(next - 64 + off, 1);
+      __builtin_prefetch(rec - 64 + off, 1);
   }
   return 0;
 }

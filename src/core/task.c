@@ -14,7 +14,7 @@
 void loom__task_handle_renew(loom_task_t *t) { t->rt->handles[t->slot].gen++; }
 
 const char *loom__task_name(loom_task_t *t) {
-  if (!t->name[0]) snprintf(t->name, sizeof(t->name), "task-%" PRIu64, t->id);
+  if (!t->name[0]) snprintf(t->name, sizeof(t->name), "task-%" PRIu64, t->fiber.id);
   return t->name;
 }
 
@@ -30,5 +30,5 @@ const char *loom_task_name(loom_task_t *task) {
 
 uint64_t loom_task_id(loom_task_t *task) {
   loom_task_t *t = loom__task_of(loom__tls_rt, task);
-  return t ? t->id : 0;
+  return t ? t->fiber.id : 0; /* the task's id */
 }

@@ -35,15 +35,18 @@
 #define LOOM__TLS __thread __attribute__((tls_model("initial-exec")))
 
 typedef struct loom__fiber_s {
-  loom__ctx_t ctx;     /* saved machine state while not running */
-  void *stack_lo;      /* lowest usable byte of the stack */
-  size_t stack_size;   /* usable bytes above stack_lo */
+  /* What a switch and the canary check read, first: a task record keeps
+   * the lines that every switch touches few (core/internal.h). */
+  loom__ctx_t ctx;   /* saved machine state while not running */
+  void *stack_lo;    /* lowest usable byte of the stack */
+  size_t stack_size; /* usable bytes above stack_lo */
+  void *guard_lo;    /* guard zone below stack_lo, NULL if canary-only */
+  void *asan_fake;   /* ASan fake-stack handle while switched out */
+  /* For overflow reports only. */
   size_t nominal_size; /* the size overflow reports print (the usable
                           size as its owner counts it), or 0 for
                           stack_size */
-  void *guard_lo;      /* guard zone below stack_lo, NULL if canary-only */
   size_t guard_size;   /* its bytes (loom__stack_t.guard_size) */
-  void *asan_fake;     /* ASan fake-stack handle while switched out */
   const char *name;    /* for overflow reports; may be NULL */
   uint64_t id;         /* for overflow reports when name is NULL */
 } loom__fiber_t;

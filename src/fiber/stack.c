@@ -15,7 +15,9 @@
  * keeps 100,000 stacks warm and pays no page fault per task; once the
  * bursts stop, the excess is given back with MADV_DONTNEED a few stacks per
  * put (least recently used first), so neither a burst nor the shrinking
- * after it costs a long pause. The clock is read, never asked for: the pool
+ * after it costs a long pause. A runtime that stops spawning gives them back
+ * at its idle points instead (loom__stack_pool_idle, once per scheduler pass
+ * that leaves nothing ready). The clock is read, never asked for: the pool
  * looks at a coarse timestamp its owner keeps (the scheduler's pass clock),
  * so the fiber layer needs no timer and no libuv, and a test can drive time.
  */
@@ -29,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "../util/list.h"
@@ -61,6 +65,9 @@
  * this many free-list entries looked at, per put. */
 #define LOOM__TRIM_STEP 32
 #define LOOM__TRIM_SCAN 256
+/* At an idle point (loom__stack_pool_idle: the scheduler has nothing to
+ * run and the loop is about to wait) a bigger step: ~0.5 ms of madvise. */
+#define LOOM__TRIM_IDLE_STEP 256
 #define LOOM__SLAB_BYTES (8u << 20) /* target slab size */
 
 typedef struct loom__slab_s {
@@ -85,11 +92,17 @@ typedef struct loom__stack_class_s {
   int64_t window_end;    /* pool clock at which the window ends */
 } loom__stack_class_t;
 
+/* A free stack: its lowest byte (page-aligned) with two flags in the low
+ * bits, 8 bytes. With a million stacks, the array is 8 MB rather than the
+ * 24 MB of a pointer pair and a flag (it counts in the memory per task). */
 struct free_ent {
-  void *lo;
-  void *guard_lo;
-  int cold; /* pages given back with MADV_DONTNEED */
+  uintptr_t v;
 };
+#define ENT_COLD ((uintptr_t)1)    /* pages given back with MADV_DONTNEED */
+#define ENT_GUARDED ((uintptr_t)2) /* a guard zone of pool->guard below */
+
+static inline void *ent_lo(struct free_ent e) { return (void *)(e.v & ~(uintptr_t)3); }
+static inline int ent_cold(struct free_ent e) { return (e.v & ENT_COLD) != 0; }
 
 #define LOOM__MAP_COUNT_PATH "/proc/sys/vm/max_map_count"
 #define LOOM__MAP_COUNT_DEFAULT 65530L /* Linux's default vm.max_map_count */
@@ -167,6 +180,9 @@ void loom__stack_pool_init(loom__stack_pool_t *pool) {
       .guard = (LOOM__GUARD_BYTES + page - 1) & ~(page - 1),
       .dead = (LOOM__DEAD_BYTES + page - 1) & ~(page - 1),
   }; /* the lists start empty (zero) */
+#ifdef LOOM_HAVE_VALGRIND
+  pool->valgrind = RUNNING_ON_VALGRIND != 0;
+#endif
 }
 
 /* The size class of a request: page-rounded, at least LOOM__STACK_MIN.
@@ -192,6 +208,7 @@ void loom__stack_pool_destroy(loom__stack_pool_t *pool) {
     atomic_fetch_sub(&guards_used, s->guards);
     free(s);
   }
+  pool->last = NULL;
   while ((l = loom__list_pop_front(&pool->classes))) {
     loom__stack_class_t *c = loom__list_entry(l, loom__stack_class_t, link);
     free(c->free);
@@ -199,7 +216,18 @@ void loom__stack_pool_destroy(loom__stack_pool_t *pool) {
   }
 }
 
-static loom__stack_class_t *find_class(loom__stack_pool_t *pool, size_t size) {
+static loom__stack_class_t *find_class_slow(loom__stack_pool_t *pool, size_t size);
+
+/* Most programs use one stack size: the class last used is tried first. */
+static inline loom__stack_class_t *find_class(loom__stack_pool_t *pool, size_t size) {
+  loom__stack_class_t *c = pool->last;
+  if (c && c->size == size) return c;
+  c = find_class_slow(pool, size);
+  if (c) pool->last = c;
+  return c;
+}
+
+static loom__stack_class_t *find_class_slow(loom__stack_pool_t *pool, size_t size) {
   loom__link_t *l;
   loom__list_foreach(l, &pool->classes) {
     loom__stack_class_t *c = loom__list_entry(l, loom__stack_class_t, link);
@@ -215,9 +243,63 @@ static loom__stack_class_t *find_class(loom__stack_pool_t *pool, size_t size) {
 
 static void push_free(loom__stack_class_t *c, void *lo, void *guard_lo, int cold) {
   /* room reserved at grow */
-  c->free[c->nfree++] = (struct free_ent){.lo = lo, .guard_lo = guard_lo, .cold = cold};
+  c->free[c->nfree++] = (struct free_ent){
+      .v = (uintptr_t)lo | (guard_lo ? ENT_GUARDED : 0) | (cold ? ENT_COLD : 0)};
   if (!cold) c->nwarm++;
 }
+
+#if defined(__linux__) && defined(SYS_process_madvise) && defined(MADV_POPULATE_WRITE)
+/* Faults in, in a few system calls, what a slab's stacks are about to take
+ * a page fault each for: `len` bytes at `first` + i * `stride` for n
+ * stacks, with `advice`. Returns 1 if done, 0 if refused (then the faults
+ * stay).
+ *
+ * - MADV_POPULATE_READ on the canaries of an unguarded slab. A canary is
+ *   read at every switch away from its task, and the first read of a page
+ *   never touched maps the kernel's zero page through a page fault (~0.9 us
+ *   in a VM): a million fresh stacks spent about a second on it. Populated:
+ *   ~0.4 us a page, and no memory (the zero page is shared, not counted as
+ *   resident).
+ * - MADV_POPULATE_WRITE on the top pages of an unguarded slab, where the
+ *   task records go: ~1.9 us a page instead of ~2.3 us for the fault. Only
+ *   for unguarded slabs, which a program reaches past 16,000 stacks or so:
+ *   a slab's worth of pages (about 1.4 MiB) may then be committed before
+ *   its tasks come, never in a small program.
+ *
+ * PIDFD_SELF (Linux 6.15) names the calling process without a file
+ * descriptor. */
+#define LOOM__PIDFD_SELF (-10000)
+static atomic_int populate_refused;
+
+static int populate(char *first, size_t n, size_t stride, size_t len, int advice) {
+#ifdef LOOM_HAVE_VALGRIND
+  if (RUNNING_ON_VALGRIND) return 0; /* an unknown system call to it */
+#endif
+  struct iovec v[64];
+  for (size_t i = 0; i < n;) {
+    if (atomic_load(&populate_refused)) return 0;
+    size_t k = 0;
+    for (; k < 64 && i < n; k++, i++)
+      v[k] = (struct iovec){.iov_base = first + i * stride, .iov_len = len};
+    if (syscall(SYS_process_madvise, LOOM__PIDFD_SELF, v, k, advice, 0) < 0) {
+      atomic_store(&populate_refused, 1);
+      return 0;
+    }
+  }
+  return 1;
+}
+#else
+static int populate(char *first, size_t n, size_t stride, size_t len, int advice) {
+  (void)first, (void)n, (void)stride, (void)len, (void)advice;
+  return 0;
+}
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 0
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 0
+#endif
+#endif
 
 /* Maps a new slab of stacks of class c and puts them on its free list.
  *
@@ -290,6 +372,14 @@ static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
   slab->len = len;
   slab->nstacks = n;
   slab->guards = nguarded;
+  /* Unguarded stacks: their canaries and their top pages. */
+  int hot = 0;
+  if (nguarded < n) {
+    char *first = (char *)base + nguarded * stride + zone;
+    populate(first, n - nguarded, stride, LOOM__CANARY_BYTES, MADV_POPULATE_READ);
+    hot = populate(first + c->size - page, n - nguarded, stride, page,
+                   MADV_POPULATE_WRITE);
+  }
   /* Push in reverse so stacks are handed out in address order. */
   for (size_t i = n; i-- > 0;) {
     char *zone_lo = (char *)base + i * stride;
@@ -297,7 +387,8 @@ static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
 #ifdef LOOM_HAVE_VALGRIND
     if (slab->vg_ids) slab->vg_ids[i] = VALGRIND_STACK_REGISTER(s, s + c->size);
 #endif
-    push_free(c, s, i < nguarded ? zone_lo : NULL, 1); /* not resident */
+    /* Not resident, unless populated above. */
+    push_free(c, s, i < nguarded ? zone_lo : NULL, !(hot && i >= nguarded));
   }
   loom__list_push_front(&pool->slabs, &slab->link);
   c->total += n;
@@ -321,35 +412,40 @@ int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
     int rc = grow(pool, c);
     if (rc) return rc;
   }
-  const struct free_ent *e = &c->free[--c->nfree];
-  if (!e->cold) c->nwarm--;
+  const struct free_ent e = c->free[--c->nfree];
+  if (!ent_cold(e)) c->nwarm--;
   if (c->nfree < c->cold_below) c->cold_below = c->nfree;
   size_t inuse = c->total - c->nfree;
   if (inuse > c->peak) c->peak = inuse;
   *out = (loom__stack_t){
-      .lo = e->lo,
+      .lo = ent_lo(e),
       .size = size,
-      .guard_lo = e->guard_lo,
-      .guard_size = e->guard_lo ? pool->guard : 0,
+      .guard_lo = (e.v & ENT_GUARDED) ? (char *)ent_lo(e) - pool->guard : NULL,
+      .guard_size = (e.v & ENT_GUARDED) ? pool->guard : 0,
   };
 #ifdef LOOM_HAVE_VALGRIND
   /* Memcheck marked the frames of the stack's last task dead when they
    * returned; the next task record may sit where they were (colouring). */
-  VALGRIND_MAKE_MEM_UNDEFINED(out->lo, size);
-  if (!out->guard_lo) VALGRIND_MAKE_MEM_DEFINED(out->lo, LOOM__CANARY_BYTES); /* zeros */
+  if (pool->valgrind) { /* the requests cost ~40 instructions even outside it */
+    VALGRIND_MAKE_MEM_UNDEFINED(out->lo, size);
+    if (!out->guard_lo)
+      VALGRIND_MAKE_MEM_DEFINED(out->lo, LOOM__CANARY_BYTES); /* zeros */
+  }
 #endif
   return 0;
 }
 
-void *loom__stack_peek(loom__stack_pool_t *pool, size_t size) {
-  /* Only the newest size class is looked at (the one the last new stack
-   * size created; most programs use one size): this is a hint. */
-  if (loom__list_empty(&pool->classes)) return NULL;
-  loom__stack_class_t *c = loom__list_entry(pool->classes.head, loom__stack_class_t,
-                                            link);
-  if (c->nfree == 0) return NULL;
+void *loom__stack_peek_at(loom__stack_pool_t *pool, size_t size, size_t depth) {
+  /* Only the class last looked up is looked at (most programs use one
+   * size; a spawn peeks right after its get): this is a hint. */
+  loom__stack_class_t *c = pool->last;
+  if (!c || c->nfree <= depth) return NULL;
   size = class_size(pool, size);
-  return c->size == size ? c->free[c->nfree - 1].lo : NULL;
+  return c->size == size ? ent_lo(c->free[c->nfree - 1 - depth]) : NULL;
+}
+
+void *loom__stack_peek(loom__stack_pool_t *pool, size_t size) {
+  return loom__stack_peek_at(pool, size, 0);
 }
 
 /* Starts a new demand window at `now`. The window that ended leaves as warm
@@ -367,19 +463,34 @@ static void roll_window(loom__stack_class_t *c, int64_t now) {
 }
 
 /* Gives back resident free stacks beyond c->keep, oldest first (from the
- * bottom of the LIFO), a bounded number per call. */
-static void trim(loom__stack_class_t *c) {
+ * bottom of the LIFO), at most `step` of them and `scan` entries looked at
+ * per call. */
+static void trim_some(loom__stack_class_t *c, size_t step, size_t scan) {
   size_t i = c->cold_below, given = 0;
-  size_t end = c->nfree - i > LOOM__TRIM_SCAN ? i + LOOM__TRIM_SCAN : c->nfree;
-  for (; i < end && c->nwarm > c->keep && given < LOOM__TRIM_STEP; i++) {
+  size_t end = c->nfree - i > scan ? i + scan : c->nfree;
+  for (; i < end && c->nwarm > c->keep && given < step; i++) {
     struct free_ent *e = &c->free[i];
-    if (e->cold) continue;
-    madvise(e->lo, c->size, MADV_DONTNEED);
-    e->cold = 1;
+    if (ent_cold(*e)) continue;
+    madvise(ent_lo(*e), c->size, MADV_DONTNEED);
+    e->v |= ENT_COLD;
     c->nwarm--;
     given++;
   }
   c->cold_below = i;
+}
+
+static void trim(loom__stack_class_t *c) {
+  trim_some(c, LOOM__TRIM_STEP, LOOM__TRIM_SCAN);
+}
+
+void loom__stack_pool_idle(loom__stack_pool_t *pool) {
+  int64_t now = pool->clock ? *pool->clock : 0;
+  loom__link_t *l;
+  loom__list_foreach(l, &pool->classes) {
+    loom__stack_class_t *c = loom__list_entry(l, loom__stack_class_t, link);
+    if (c->window_end && now >= c->window_end) roll_window(c, now);
+    if (c->nwarm > c->keep) trim_some(c, LOOM__TRIM_IDLE_STEP, 4 * LOOM__TRIM_IDLE_STEP);
+  }
 }
 
 void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s) {

@@ -61,12 +61,14 @@ typedef struct loom__stack_s {
 } loom__stack_t;
 
 typedef struct loom__stack_pool_s {
-  loom__list_t slabs;   /* every slab (loom__slab_t), unmapped at destroy */
-  loom__list_t classes; /* one size class (loom__stack_class_t) per stack
+  loom__list_t slabs;               /* every slab (loom__slab_t), unmapped at destroy */
+  loom__list_t classes;             /* one size class (loom__stack_class_t) per stack
                            size, each with its free stacks; newest first */
-  size_t page;          /* system page size */
-  size_t guard;         /* guard zone, whole pages */
-  size_t dead;          /* dead zone, whole pages */
+  struct loom__stack_class_s *last; /* the class last looked up, or NULL */
+  int valgrind;                     /* running under Valgrind */
+  size_t page;                      /* system page size */
+  size_t guard;                     /* guard zone, whole pages */
+  size_t dead;                      /* dead zone, whole pages */
   /* A monotonic clock in ns that the owner keeps current (the runtime
    * points it at its scheduler's coarse pass clock; a test at a variable
    * it advances by hand). Read at every put to decay the warm count; NULL
@@ -94,10 +96,18 @@ int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out);
 /* The lowest byte of the stack the next get of `size` would hand out, or
  * NULL if unknown; for prefetching. */
 void *loom__stack_peek(loom__stack_pool_t *pool, size_t size);
+/* Likewise for the get after `depth` more (depth 0: the next one). */
+void *loom__stack_peek_at(loom__stack_pool_t *pool, size_t size, size_t depth);
 /* Gives a stack back to the pool for reuse. Its pages stay resident while
  * the free stacks of its size that are resident number fewer than recent
  * demand (stack.c); beyond that they go back to the kernel. */
 void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s);
+/* An idle point of the owner (nothing to run, about to wait): the warm
+ * counts decay by the clock as at a put, and a bounded step of the free
+ * stacks beyond them goes back to the kernel. So a runtime that stops
+ * spawning still gives memory back, as long as its loop wakes up now and
+ * then (each wake-up gives back at most 256 stacks). */
+void loom__stack_pool_idle(loom__stack_pool_t *pool);
 /* Fills *out for the size class `size` would get (all zero but keep if no
  * stack of that size was ever asked for). -EINVAL if size is too large. */
 int loom__stack_pool_stats(const loom__stack_pool_t *pool, size_t size,

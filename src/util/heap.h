@@ -91,6 +91,32 @@ static inline void loom__heap_insert(loom__heap_t *h, loom__heap_node_t *n,
   while (n->parent && less(n, n->parent)) loom__heap_swap_up_(h, n);
 }
 
+/* Puts n, which is not in h, in the place of old, which is, then moves n
+ * to where its key belongs: O(1) when the key is unchanged or the order
+ * still holds (a timer bucket handing its place to its next timer). old's
+ * links are cleared. */
+static inline void loom__heap_replace(loom__heap_t *h, loom__heap_node_t *old,
+                                      loom__heap_node_t *n, loom__heap_less_fn less) {
+  *n = *old;
+  if (n->left) n->left->parent = n;
+  if (n->right) n->right->parent = n;
+  if (!n->parent)
+    h->min = n;
+  else if (n->parent->left == old)
+    n->parent->left = n;
+  else
+    n->parent->right = n;
+  old->left = old->right = old->parent = NULL;
+  for (;;) {
+    loom__heap_node_t *m = n;
+    if (n->left && less(n->left, m)) m = n->left;
+    if (n->right && less(n->right, m)) m = n->right;
+    if (m == n) break;
+    loom__heap_swap_up_(h, m);
+  }
+  while (n->parent && less(n, n->parent)) loom__heap_swap_up_(h, n);
+}
+
 /* Removes n, which must be in h. Its links are cleared afterwards. */
 static inline void loom__heap_remove(loom__heap_t *h, loom__heap_node_t *n,
                                      loom__heap_less_fn less) {
