@@ -633,6 +633,117 @@ static void test_broken_servers(void **state) {
   assert_loom_err(r.rc[9], UV_ECONNREFUSED);
 }
 
+/* ---- an open interrupted, a response closed early, HTTP/2 in parallel ------ */
+
+static int open_slow(void *arg) {
+  CURLcode *code = arg;
+  char url[256];
+  srv_url(url, sizeof(url), "/slow");
+  CURL *e = easy_for(url);
+  loom_http_resp_t *resp = (loom_http_resp_t *)e;
+  int rc = loom_http_open(&resp, e, code);
+  r.len[9] = resp == NULL;
+  curl_easy_cleanup(e);
+  return rc;
+}
+
+enum { NH2 = 20 };
+static int h2_ok, h2_multiplexed;
+
+static int get_h2(void *arg) {
+  (void)arg;
+  char url[256];
+  snprintf(url, sizeof(url), "https://127.0.0.1:%d/small/%d.txt", nginx_tls_port,
+           h2_ok % 200);
+  CURL *e = easy_for(url);
+  curl_easy_setopt(e, CURLOPT_CAINFO, nginx_ca);
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L); /* wait to share a connection */
+  loom_http_body_t b;
+  int rc = loom_http_fetch(e, 4096, &b);
+  long ver = 0, conns = -1;
+  curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &ver);
+  curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &conns);
+  if (rc == 0 && b.status == 200 && ver == CURL_HTTP_VERSION_2_0) h2_ok++;
+  if (conns == 0) h2_multiplexed++; /* used a connection another opened */
+  free(b.data);
+  curl_easy_cleanup(e);
+  return rc;
+}
+
+static int main_interrupt(void *arg) {
+  (void)arg;
+  char url[256];
+  if (server_start()) return -1;
+  /* An open cancelled while it waits for the body to begin. */
+  CURLcode code = CURLE_OK;
+  loom_task_t *t;
+  loom_spawn(&t, open_slow, &code);
+  loom_event_wait(&slow_seen);
+  loom_cancel(t);
+  int st;
+  loom_join(t, &st);
+  r.rc[0] = st;
+  r.code[0] = code;
+  /* An open under a timeout scope. */
+  loom_scope_t sc;
+  loom_event_clear(&slow_seen);
+  loom_timeout_enter(&sc, 100);
+  r.rc[1] = open_slow(&code);
+  loom_scope_exit(&sc);
+  /* 10 MiB, closed after 100 KiB: the transfer is aborted, the multi
+   * handle serves the next one. */
+  nginx_url(url, sizeof(url), "/big.bin");
+  CURL *e = easy_for(url);
+  loom_http_resp_t *resp;
+  r.rc[2] = loom_http_open(&resp, e, NULL);
+  if (r.rc[2] == 0) {
+    char buf[4096];
+    size_t got = 0;
+    while (got < 100 * 1024) {
+      ssize_t n = loom_http_read(resp, buf, sizeof(buf));
+      if (n <= 0) break;
+      got += (size_t)n;
+    }
+    r.len[2] = got;
+    r.rc[3] = loom_http_close(resp);
+  }
+  curl_easy_cleanup(e);
+  loom_http_body_t b;
+  nginx_url(url, sizeof(url), "/hello.txt");
+  r.rc[4] = loom_http_get(url, 1024, &b);
+  r.status[4] = b.status;
+  free(b.data);
+  /* HTTP/2 over TLS, 20 at once: streams of one connection. */
+  h2_ok = h2_multiplexed = 0;
+  loom_task_t *ts[NH2];
+  for (int i = 0; i < NH2; i++) loom_spawn(&ts[i], get_h2, NULL);
+  r.rc[5] = loom_gather(ts, NH2, NULL, 0);
+  loom_server_close(srv, 0);
+  return 0;
+}
+
+static void test_interrupted_open_and_early_close(void **state) {
+  (void)state;
+  if (!need_nginx()) skip();
+  memset(&r, 0, sizeof(r));
+  assert_loom_ok(loom_run(main_interrupt, NULL));
+  assert_loom_err(r.rc[0], UV_ECANCELED);
+  assert_int_equal(r.code[0], CURLE_ABORTED_BY_CALLBACK);
+  assert_true(r.len[9]);
+  assert_loom_err(r.rc[1], UV_ETIMEDOUT);
+  assert_loom_ok(r.rc[2]);
+  assert_true(r.len[2] >= 100 * 1024);
+  assert_loom_ok(r.rc[3]);
+  assert_loom_ok(r.rc[4]);
+  assert_int_equal(r.status[4], 200);
+  assert_loom_ok(r.rc[5]);
+  assert_int_equal(h2_ok, NH2);
+  print_message("HTTP/2: %d of %d transfers on a connection another opened\n",
+                h2_multiplexed, NH2);
+  assert_true(h2_multiplexed >= NH2 / 2);
+}
+
 /* ---- the runtime ends with transfers in flight ---------------------------------- */
 
 static int main_in_flight(void *arg) {
@@ -670,6 +781,7 @@ int main(void) {
       cmocka_unit_test(test_nginx_stream_10mib),
       cmocka_unit_test(test_slow_timeout_cancel),
       cmocka_unit_test(test_broken_servers),
+      cmocka_unit_test(test_interrupted_open_and_early_close),
       cmocka_unit_test(test_runtime_ends_in_flight),
   };
   int rc = HARNESS_RUN(tests);
