@@ -63,6 +63,7 @@ static void nginx_url(char *buf, size_t cap, const char *path) {
  *   /nothing     closes the connection without a reply
  *   /chunked/<n> n bytes of 'c', chunked: no size announced
  *   /drip        announces 10 bytes, sends 5, then waits 30 s
+ *   /short       announces 10 bytes, sends 5 and closes
  * Every reply closes its connection. */
 
 static loom_event_t slow_seen;
@@ -112,6 +113,8 @@ static int handler(loom_stream_t *s, void *arg) {
       k -= m;
     }
     say(s, "0\r\n\r\n");
+  } else if (strcmp(path, "/short") == 0) {
+    say(s, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\n01234");
   } else if (strcmp(path, "/drip") == 0) {
     say(s, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\n01234");
     loom_flush(s);
@@ -154,8 +157,8 @@ static size_t count_body(char *d, size_t size, size_t n, void *ud) {
 }
 
 typedef struct {
-  long rc[16];
-  long code[16];
+  long rc[24];
+  long code[24];
   long status[16];
   size_t len[16];
   uint64_t ms[16];
@@ -559,6 +562,11 @@ static void test_slow_timeout_cancel(void **state) {
 
 /* ---- broken servers, caps, refused connections ------------------------------- */
 
+static int read_one(void *arg) {
+  char buf[64];
+  return (int)loom_http_read(arg, buf, sizeof(buf));
+}
+
 static int main_broken(void *arg) {
   (void)arg;
   char url[256];
@@ -596,6 +604,37 @@ static int main_broken(void *arg) {
     loom_http_close(resp);
   }
   curl_easy_cleanup(e);
+  /* A body cut short by the server: the open succeeds, the reads hand
+   * over what came, then the error. */
+  srv_url(url, sizeof(url), "/short");
+  e = easy_for(url);
+  r.rc[10] = loom_http_open(&resp, e, NULL);
+  if (r.rc[10] == 0) {
+    char buf[64];
+    r.rc[11] = loom_http_read(resp, buf, sizeof(buf));
+    r.rc[12] = loom_http_read(resp, buf, sizeof(buf));
+    r.code[12] = loom_http_result(resp);
+    loom_http_close(resp);
+  }
+  curl_easy_cleanup(e);
+  /* A response another task is blocked reading cannot be closed. */
+  srv_url(url, sizeof(url), "/drip");
+  e = easy_for(url);
+  r.rc[13] = loom_http_open(&resp, e, NULL);
+  if (r.rc[13] == 0) {
+    char buf[64];
+    loom_http_read(resp, buf, sizeof(buf)); /* the 5 bytes */
+    loom_task_t *t;
+    loom_spawn(&t, read_one, resp);
+    loom_yield(); /* it blocks in the read */
+    r.rc[14] = loom_http_close(resp);
+    loom_cancel(t);
+    int st;
+    loom_join(t, &st);
+    r.rc[15] = st;
+    r.rc[16] = loom_http_close(resp);
+  }
+  curl_easy_cleanup(e);
   /* Nobody listening. */
   loom_listener_t *l;
   loom_tcp_listen(&l, "127.0.0.1", 0, 1);
@@ -631,6 +670,14 @@ static void test_broken_servers(void **state) {
   assert_loom_err(r.rc[8], UV_ECONNREFUSED);
   assert_int_equal(r.code[8], CURLE_COULDNT_CONNECT);
   assert_loom_err(r.rc[9], UV_ECONNREFUSED);
+  assert_loom_ok(r.rc[10]);
+  assert_int_equal(r.rc[11], 5);
+  assert_loom_err(r.rc[12], UV_EOF);
+  assert_int_equal(r.code[12], CURLE_PARTIAL_FILE);
+  assert_loom_ok(r.rc[13]);
+  assert_loom_err(r.rc[14], UV_EBUSY);
+  assert_loom_err(r.rc[15], UV_ECANCELED);
+  assert_loom_ok(r.rc[16]);
 }
 
 /* ---- an open interrupted, a response closed early, HTTP/2 in parallel ------ */

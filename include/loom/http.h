@@ -74,7 +74,9 @@ typedef struct loom_http_resp_s loom_http_resp_t; /* opaque, heap */
 /* Starts the transfer `easy` is set up for and suspends until the body
  * begins (the first bytes of it have arrived: the status and headers are
  * known, curl_easy_getinfo(CURLINFO_RESPONSE_CODE) and curl_easy_header
- * tell them) or the transfer has ended (an empty body). The body is then
+ * tell them) or the transfer has ended (an empty body). A transfer that
+ * fails before any body fails the open; one that fails after some of it
+ * opens, and the reads give that body, then the error. The body is then
  * read with loom_http_read, like a stream: loom holds at most
  * LOOM_HTTP_BUFFER bytes of it (more only if libcurl hands over a bigger
  * piece at once) and pauses the transfer (CURL_WRITEFUNC_PAUSE) while the
@@ -104,8 +106,9 @@ LOOM_EXTERN CURL *loom_http_easy(loom_http_resp_t *resp);
 /* Ends the transfer (aborting it if the body was not read to the end),
  * removes the easy handle from the multi handle and frees the response;
  * the easy handle stays the caller's. Does not suspend. A response left
- * open when the runtime ends is closed then, and reported. Returns 0, or
- * UV_EINVAL for NULL. */
+ * open when the runtime ends is closed then, and reported. Returns 0,
+ * UV_EINVAL for NULL, or UV_EBUSY while another task is blocked reading
+ * it (cancel that task first). The pointer is invalid once closed. */
 LOOM_EXTERN int loom_http_close(loom_http_resp_t *resp);
 
 /* ---- a whole body into memory ------------------------------------------- */

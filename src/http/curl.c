@@ -175,7 +175,8 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
   if (what == CURL_POLL_REMOVE) {
     if (k) {
       sock_close(k);
-      if (mu->m) curl_multi_assign(mu->m, fd, NULL);
+      /* Not from inside curl_multi_cleanup, whose socket hash is going. */
+      if (!mu->closing) curl_multi_assign(mu->m, fd, NULL);
     }
     return 0;
   }
@@ -444,7 +445,9 @@ int loom_http_open(loom_http_resp_t **out, CURL *easy, CURLcode *code) {
   }
   loom__io_add(r->rt, &r->io, "HTTP response", resp_io_close);
   while (!r->begun && !r->x.done && rc == 0) rc = xfer_wait(&r->x, self);
-  if (rc == 0 && r->x.done) {
+  /* A transfer that failed before any of the body fails the open; one
+   * that failed after some of it hands that over first, then the error. */
+  if (rc == 0 && r->x.done && !r->begun) {
     if (code) *code = r->x.code;
     rc = loom_http_err(r->x.code);
   }
@@ -503,7 +506,8 @@ CURL *loom_http_easy(loom_http_resp_t *h) {
 
 int loom_http_close(loom_http_resp_t *h) {
   loom_http_resp_t *r = rget(h);
-  if (!r || r->reading) return UV_EINVAL;
+  if (!r) return UV_EINVAL;
+  if (r->reading) return UV_EBUSY; /* its frame still points at r */
   resp_free(r);
   return 0;
 }
