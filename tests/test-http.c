@@ -391,10 +391,15 @@ static int measure_memory(void) {
 static char out_path[256];
 
 static int main_stream(void *arg) {
-  (void)arg;
   char url[256];
   nginx_url(url, sizeof(url), "/big.bin");
+  if (arg) /* over TLS and HTTP/2: pausing one stream of a connection */
+    snprintf(url, sizeof(url), "https://localhost:%d/big.bin", nginx_tls_port);
   CURL *e = easy_for(url);
+  if (arg) {
+    curl_easy_setopt(e, CURLOPT_CAINFO, nginx_ca);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  }
   loom_http_resp_t *resp;
   CURLcode code;
   r.rc[0] = loom_http_open(&resp, e, &code);
@@ -472,6 +477,28 @@ static void test_nginx_stream_10mib(void **state) {
     print_message("peak resident growth: %ld KiB for a 10 MiB body\n", peak - before);
     assert_true(peak - before < 4 * 1024);
   }
+}
+
+static void test_nginx_stream_10mib_http2(void **state) {
+  (void)state;
+  if (!need_nginx()) skip();
+  memset(&r, 0, sizeof(r));
+  snprintf(out_path, sizeof(out_path), "%s/loom-http-stream-%d.bin",
+           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+  assert_loom_ok(loom_run(main_stream, (void *)1));
+  char src[512];
+  snprintf(src, sizeof(src), "%s/big.bin", nginx_root);
+  int eq = files_equal(src, out_path);
+  remove(out_path);
+  assert_loom_ok(r.rc[0]);
+  assert_int_equal(r.status[0], 200);
+  print_message("received while not reading: %zu bytes\n", r.len[1]);
+  assert_true(r.len[1] < 1024 * 1024);
+  assert_int_equal(r.rc[2], 0);
+  assert_int_equal(r.len[2], 10 * 1024 * 1024);
+  assert_int_equal(r.code[2], CURLE_OK);
+  assert_loom_ok(r.rc[4]);
+  assert_true(eq);
 }
 
 /* ---- a slow server: timeouts, cancellation, the multi stays healthy -------- */
@@ -826,6 +853,7 @@ int main(void) {
       cmocka_unit_test(test_nginx_get),
       cmocka_unit_test(test_nginx_200_concurrent),
       cmocka_unit_test(test_nginx_stream_10mib),
+      cmocka_unit_test(test_nginx_stream_10mib_http2),
       cmocka_unit_test(test_slow_timeout_cancel),
       cmocka_unit_test(test_broken_servers),
       cmocka_unit_test(test_interrupted_open_and_early_close),
