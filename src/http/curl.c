@@ -25,9 +25,13 @@
  * in the task's frame for a perform, in the response for a stream). It is
  * woken by the completion message, or for a stream by the write callback
  * when body bytes arrive. libcurl's callbacks run inside socket_action, on
- * the loop, never in a task; removing a handle (curl_multi_remove_handle is
- * not allowed inside libcurl's callbacks) is done by the task once it runs
- * again, whether the transfer finished, was cancelled or timed out.
+ * the loop, or inside a libcurl call a task makes (adding or removing a
+ * handle calls the socket and timer callbacks; unpausing hands the kept
+ * body piece to the write callback at once): none of them suspends, and a
+ * wake-up from them only ever readies a parked task, never the caller.
+ * Removing a handle (curl_multi_remove_handle is not allowed inside
+ * libcurl's callbacks) is done by the task once it runs again, whether the
+ * transfer finished, was cancelled or timed out.
  *
  * The multi handle is an I/O object of the runtime (loom__io_add): once
  * every task has ended, shutdown cleans it up and closes its libuv handles;
