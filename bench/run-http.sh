@@ -12,7 +12,9 @@
 # BUILD_DIR (default: build-bench in the source tree) needs
 # LOOM_BUILD_BENCH=ON and the HTTP client (libcurl found); it is built here.
 # N downloads at once (1000), ROUNDS timed rounds (20) after a warm-up
-# round that opens the connections.
+# round that opens the connections. LOOM_HTTP_PASSES (3) runs the three
+# clients that many times, interleaved, against the same nginx; the table
+# gives each client's median pass and the range.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -44,16 +46,36 @@ trap 'rm -f "$out"' EXIT
 $pin_server sh "$src/tests/run-with-nginx.sh" sh -c '
   [ -n "${LOOM_NGINX_SKIP:-}" ] && { echo "run-http: $LOOM_NGINX_SKIP" >&2; exit 1; }
   url=http://127.0.0.1:$LOOM_NGINX_PORT/1k.bin
-  '"$pin_client"' "$1/bench/bench-http" "$url" "$2" "$3" &&
-  '"$pin_client"' "$1/bench/curl_multi" "$url" "$2" "$3" &&
-  '"$pin_client"' "$4" "$5/bench/peers/http_fetch.py" "$url" "$2" "$3"
-' run-http "$build" "$n" "$rounds" "$py" "$src" | tee "$out"
+  i=0
+  while [ $i -lt "$6" ]; do
+    '"$pin_client"' "$1/bench/bench-http" "$url" "$2" "$3" &&
+    '"$pin_client"' "$1/bench/curl_multi" "$url" "$2" "$3" &&
+    '"$pin_client"' "$4" "$5/bench/peers/http_fetch.py" "$url" "$2" "$3" || exit 1
+    i=$((i + 1))
+  done
+' run-http "$build" "$n" "$rounds" "$py" "$src" "${LOOM_HTTP_PASSES:-3}" | tee "$out"
 
+# Median pass per client (us per download), its range, and the ratio to
+# loom's median: above 1, the peer takes longer per download than loom.
 awk '
-  $1 == "http" { v[$2] = $3 }
+  $1 == "http" { k = $2; n[k]++; v[k, n[k]] = $3 + 0 }
   END {
-    base = v["loom+libcurl"]
+    for (k in n) {
+      for (i = 1; i <= n[k]; i++)
+        for (j = i + 1; j <= n[k]; j++)
+          if (v[k, j] < v[k, i]) { t = v[k, i]; v[k, i] = v[k, j]; v[k, j] = t }
+      med[k] = v[k, int((n[k] + 1) / 2)]
+      lo[k] = v[k, 1]; hi[k] = v[k, n[k]]
+    }
+    base = med["loom+libcurl"]
     if (!base) exit 1
-    printf "\nratios (time per download, against loom+libcurl; > 1 = slower than loom):\n"
-    for (k in v) if (k != "loom+libcurl") printf "  %-18s %.2fx\n", k, v[k] / base
+    printf "\n| client | us/download | range | downloads/s | x loom |\n"
+    printf "|--------|------------:|-------|------------:|-------:|\n"
+    split("loom+libcurl curl_multi_poll asyncio asyncio+uvloop", order, " ")
+    for (o = 1; o <= 4; o++) {
+      k = order[o]
+      if (!(k in med)) continue
+      printf "| %s | %.1f | %.1f-%.1f | %.0f | %.2f |\n", k, med[k], lo[k], hi[k],
+             1e6 / med[k], med[k] / base
+    }
   }' "$out"
