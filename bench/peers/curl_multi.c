@@ -54,7 +54,11 @@ static int one_round(CURLM *m, const char *url, int n) {
     CURL *e = curl_easy_init();
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* The options loom_http_get sets, so both send the same request. */
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)1 << 24);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &bodies[i]);
     curl_easy_setopt(e, CURLOPT_PRIVATE, &bodies[i]);
