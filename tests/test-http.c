@@ -410,6 +410,26 @@ static int main_stream(void *arg) {
   curl_off_t got = 0;
   curl_easy_getinfo(e, CURLINFO_SIZE_DOWNLOAD_T, &got);
   r.len[1] = (size_t)got;
+  if (arg) {
+    /* Another stream of the same connection goes on meanwhile: the pause
+     * holds back one stream (HTTP/2 flow control), not the connection. */
+    snprintf(url, sizeof(url), "https://localhost:%d/hello.txt", nginx_tls_port);
+    CURL *e2 = easy_for(url);
+    curl_easy_setopt(e2, CURLOPT_CAINFO, nginx_ca);
+    curl_easy_setopt(e2, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e2, CURLOPT_PIPEWAIT, 1L);
+    loom_http_body_t b;
+    loom_scope_t sc;
+    loom_timeout_enter(&sc, 5000);
+    r.rc[5] = loom_http_fetch(e2, 1024, &b);
+    loom_scope_exit(&sc);
+    r.status[5] = b.status;
+    long conns = -1;
+    curl_easy_getinfo(e2, CURLINFO_NUM_CONNECTS, &conns);
+    r.len[5] = (size_t)conns;
+    free(b.data);
+    curl_easy_cleanup(e2);
+  }
   FILE *f = fopen(out_path, "wb");
   char buf[16384];
   ssize_t n;
@@ -499,6 +519,9 @@ static void test_nginx_stream_10mib_http2(void **state) {
   assert_int_equal(r.code[2], CURLE_OK);
   assert_loom_ok(r.rc[4]);
   assert_true(eq);
+  assert_loom_ok(r.rc[5]);
+  assert_int_equal(r.status[5], 200);
+  assert_int_equal(r.len[5], 0); /* no new connection: a stream of the first */
 }
 
 /* ---- a slow server: timeouts, cancellation, the multi stays healthy -------- */
