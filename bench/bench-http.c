@@ -7,7 +7,9 @@
  * `session.get` would), all at once, and waits for them all (gather). The
  * runtime's one multi handle keeps the connections, so after the warm-up
  * round every download reuses one. The figure is the median round time
- * over ROUNDS rounds (default 20), per download. Peers (bench/run-http.sh):
+ * over ROUNDS rounds (default 20), per download; the notes add the CPU time
+ * (user + system) per download over the timed rounds, steadier than the
+ * wall clock on a shared machine. Peers (bench/run-http.sh):
  * peers/curl_multi.c, the same downloads on libcurl's own curl_multi_poll
  * loop, and peers/http_fetch.py, asyncio streams without aiohttp. */
 #include <stdio.h>
@@ -21,6 +23,7 @@ typedef struct {
   const char *url;
   int n, rounds;
   double *per; /* ns per download, per round */
+  double cpu;  /* CPU time (user + system) of the timed rounds, ns */
   int failed;
   size_t bytes;
 } ctx_t;
@@ -47,14 +50,24 @@ static int round_of(void) {
   return rc;
 }
 
+/* The process's CPU time so far (user + system), ns. */
+static double cpu_ns(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ((double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec) * 1e9 +
+         ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * 1e3;
+}
+
 static int bench_main(void *arg) {
   (void)arg;
   int rc = round_of(); /* warm-up: opens the connections */
+  double c0 = cpu_ns();
   for (int r = 0; rc == 0 && r < ctx.rounds; r++) {
     uint64_t t0 = bench_now_ns();
     rc = round_of();
     ctx.per[r] = (double)(bench_now_ns() - t0) / ctx.n;
   }
+  ctx.cpu = cpu_ns() - c0;
   return rc;
 }
 
@@ -79,8 +92,9 @@ int main(int argc, char **argv) {
   qsort(ctx.per, (size_t)ctx.rounds, sizeof(double), bench_cmp_double);
   double med = ctx.per[ctx.rounds / 2] / 1000.0, mn = ctx.per[0] / 1000.0;
   printf("http   %-18s %10.1f %-10s (median of %d rounds of %d concurrent downloads; "
-         "min %.1f; %.0f downloads/s; libcurl %s)\n",
+         "min %.1f; %.0f downloads/s; cpu %.1f us/dl; libcurl %s)\n",
          "loom+libcurl", med, "us/dl", ctx.rounds, ctx.n, mn, 1e6 / med,
+         ctx.cpu / 1000.0 / ((double)ctx.n * ctx.rounds),
          curl_version_info(CURLVERSION_NOW)->version);
   free(ctx.per);
   return 0;

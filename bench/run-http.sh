@@ -14,7 +14,9 @@
 # N downloads at once (1000), ROUNDS timed rounds (20) after a warm-up
 # round that opens the connections. LOOM_HTTP_PASSES (3) runs the three
 # clients that many times, interleaved, against the same nginx; the table
-# gives each client's median pass and the range.
+# gives each client's median pass, the range, and the client's CPU time
+# (user + system) per download, steadier than the wall clock on a shared
+# machine. "x loom" above 1: the peer takes longer than loom.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -58,24 +60,31 @@ $pin_server sh "$src/tests/run-with-nginx.sh" sh -c '
 # Median pass per client (us per download), its range, and the ratio to
 # loom's median: above 1, the peer takes longer per download than loom.
 awk '
-  $1 == "http" { k = $2; n[k]++; v[k, n[k]] = $3 + 0 }
+  $1 == "http" {
+    k = $2; n[k]++; v[k, n[k]] = $3 + 0
+    for (i = 4; i < NF; i++) if ($i == "cpu") c[k, n[k]] = $(i + 1) + 0
+  }
+  function sort(a, k, m,   i, j, t) {
+    for (i = 1; i <= m; i++)
+      for (j = i + 1; j <= m; j++)
+        if (a[k, j] < a[k, i]) { t = a[k, i]; a[k, i] = a[k, j]; a[k, j] = t }
+  }
   END {
     for (k in n) {
-      for (i = 1; i <= n[k]; i++)
-        for (j = i + 1; j <= n[k]; j++)
-          if (v[k, j] < v[k, i]) { t = v[k, i]; v[k, i] = v[k, j]; v[k, j] = t }
-      med[k] = v[k, int((n[k] + 1) / 2)]
+      sort(v, k, n[k]); sort(c, k, n[k])
+      mid = int((n[k] + 1) / 2)
+      med[k] = v[k, mid]; cmed[k] = c[k, mid]
       lo[k] = v[k, 1]; hi[k] = v[k, n[k]]
     }
-    base = med["loom+libcurl"]
+    base = med["loom+libcurl"]; cbase = cmed["loom+libcurl"]
     if (!base) exit 1
-    printf "\n| client | us/download | range | downloads/s | x loom |\n"
-    printf "|--------|------------:|-------|------------:|-------:|\n"
+    printf "\n| client | wall us/download | range | downloads/s | x loom | CPU us/download | x loom |\n"
+    printf "|--------|-----------------:|-------|------------:|-------:|----------------:|-------:|\n"
     split("loom+libcurl curl_multi_poll asyncio asyncio+uvloop", order, " ")
     for (o = 1; o <= 4; o++) {
       k = order[o]
       if (!(k in med)) continue
-      printf "| %s | %.1f | %.1f-%.1f | %.0f | %.2f |\n", k, med[k], lo[k], hi[k],
-             1e6 / med[k], med[k] / base
+      printf "| %s | %.1f | %.1f-%.1f | %.0f | %.2f | %.1f | %.2f |\n", k, med[k], lo[k],
+             hi[k], 1e6 / med[k], med[k] / base, cmed[k], cbase ? cmed[k] / cbase : 0
     }
   }' "$out"

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 typedef struct {
@@ -41,6 +42,13 @@ static double now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static double cpu_ns(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ((double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec) * 1e9 +
+         ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * 1e3;
 }
 
 static int cmp(const void *a, const void *b) {
@@ -98,11 +106,13 @@ int main(int argc, char **argv) {
   CURLM *m = curl_multi_init();
   double *per = calloc((size_t)rounds, sizeof(double));
   int failed = one_round(m, url, n); /* warm-up: opens the connections */
+  double c0 = cpu_ns();
   for (int r = 0; r < rounds; r++) {
     double t0 = now_ns();
     failed += one_round(m, url, n);
     per[r] = (now_ns() - t0) / n;
   }
+  double cpu = cpu_ns() - c0;
   curl_multi_cleanup(m);
   curl_global_cleanup();
   if (failed) {
@@ -112,8 +122,9 @@ int main(int argc, char **argv) {
   qsort(per, (size_t)rounds, sizeof(double), cmp);
   double med = per[rounds / 2] / 1000.0, mn = per[0] / 1000.0;
   printf("http   %-18s %10.1f %-10s (median of %d rounds of %d concurrent downloads; "
-         "min %.1f; %.0f downloads/s; libcurl %s)\n",
+         "min %.1f; %.0f downloads/s; cpu %.1f us/dl; libcurl %s)\n",
          "curl_multi_poll", med, "us/dl", rounds, n, mn, 1e6 / med,
+         cpu / 1000.0 / ((double)n * rounds),
          curl_version_info(CURLVERSION_NOW)->version);
   free(per);
   return 0;

@@ -34,7 +34,10 @@ async def bench(url, n, rounds):
     host, port, path = u.hostname, u.port or 80, u.path or "/"
     conns = [await asyncio.open_connection(host, port) for _ in range(n)]
     per = []
+    c0 = 0
     for r in range(rounds + 1):  # the first round warms up
+        if r == 1:
+            c0 = time.process_time_ns()
         t0 = time.perf_counter_ns()
         res = await asyncio.gather(*(fetch(c, f"{host}:{port}", path) for c in conns))
         dt = time.perf_counter_ns() - t0
@@ -42,10 +45,11 @@ async def bench(url, n, rounds):
             sys.exit("http_fetch: a download failed")
         if r:
             per.append(dt / n)
+    cpu = (time.process_time_ns() - c0) / 1000 / (n * rounds)
     for _, w in conns:
         w.close()
     per.sort()
-    return per[len(per) // 2] / 1000, per[0] / 1000
+    return per[len(per) // 2] / 1000, per[0] / 1000, cpu
 
 
 def main():
@@ -64,12 +68,12 @@ def main():
     for name, new_loop in loops:
         loop = new_loop()
         try:
-            med, mn = loop.run_until_complete(bench(url, n, rounds))
+            med, mn, cpu = loop.run_until_complete(bench(url, n, rounds))
         finally:
             loop.close()
         print(f"http   {name:<18} {med:10.1f} {'us/dl':<10} (median of {rounds} rounds "
               f"of {n} concurrent downloads; min {mn:.1f}; {1e6 / med:.0f} downloads/s; "
-              f"Python {v.major}.{v.minor}.{v.micro})", flush=True)
+              f"cpu {cpu:.1f} us/dl; Python {v.major}.{v.minor}.{v.micro})", flush=True)
 
 
 if __name__ == "__main__":
