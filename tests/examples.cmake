@@ -142,3 +142,35 @@ if(TARGET example-redis_client)
   set_tests_properties(example-redis_client PROPERTIES TIMEOUT 300
     ENVIRONMENT "LOOM_REDIS_SKIP_STATUS=77" SKIP_RETURN_CODE 77)
 endif()
+
+# The HTTP client's examples (built with LOOM_WITH_CURL) against an nginx
+# that run-with-nginx.sh starts on free ports with a test CA; without nginx
+# the tests are skipped (77), never passed.
+function(loom_nginx_example_test name ex status)
+  add_test(NAME example-${name}
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/run-with-nginx.sh
+            sh ${LOOM_EXAMPLE_CHECK} --status ${status}
+            ${LOOM_EXAMPLE_EXPECTED}/${name}.txt -- ${ARGN})
+  set_tests_properties(example-${name} PROPERTIES TIMEOUT 300
+    ENVIRONMENT "LOOM_NGINX_SKIP_STATUS=77" SKIP_RETURN_CODE 77)
+endfunction()
+if(LOOM_WITH_CURL)
+  set(run ${LOOM_TEST_WRAPPER})
+  loom_nginx_example_test(https_get https_get 0
+    ${run} $<TARGET_FILE:example-https_get> https://localhost:@TLSPORT@/hello.txt @CA@)
+  # Without the test CA the system's store does not know the certificate.
+  loom_nginx_example_test(https_get-unknown_ca https_get 1
+    ${run} $<TARGET_FILE:example-https_get> https://localhost:@TLSPORT@/hello.txt)
+  loom_nginx_example_test(fetch_many fetch_many 0
+    ${run} $<TARGET_FILE:example-fetch_many> -r 10 http://127.0.0.1:@PORT@/hello.txt)
+  loom_nginx_example_test(fetch_many-mixed fetch_many 1
+    ${run} $<TARGET_FILE:example-fetch_many> -l 2 http://127.0.0.1:@PORT@/hello.txt
+    http://127.0.0.1:@PORT@/no/such/file http://127.0.0.1:@PORT@/redirect/3
+    http://127.0.0.1:1/)
+  # The file downloaded must be the file served: the wrapper watches the
+  # example, cmp compares.
+  list(JOIN LOOM_TEST_WRAPPER " " wrap)
+  loom_nginx_example_test(download download 0
+    sh -c "${wrap} \"$1\" \"$2\" @ROOT@/../download.bin && cmp @ROOT@/../download.bin @ROOT@/big.bin && echo identical"
+    download $<TARGET_FILE:example-download> http://127.0.0.1:@PORT@/big.bin)
+endif()
