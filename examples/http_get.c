@@ -2,6 +2,10 @@
  * most two at a time, retrying with exponential backoff when a connection
  * fails.
  *
+ * A protocol demonstration: it speaks plain HTTP/1.1 over loom's TCP
+ * streams so that every step shows. A real client uses libcurl on loom
+ * (loom/http.h, docs/http.md; the examples https_get and fetch_many).
+ *
  * Ports two examples of the tutorial "Async I/O patterns", which
  * use aiohttp; here the HTTP is written out on loom's streams. "Limiting
  * concurrency (Semaphore)":

@@ -3,6 +3,11 @@
  * thread, giving the thread up every so often so the headers get printed
  * as soon as they arrive.
  *
+ * A protocol demonstration, as the tutorial's stream2.py is: the request
+ * is written by hand over a TCP stream. For real HTTP (TLS, redirects,
+ * HTTP/2) use libcurl on loom (loom/http.h, docs/http.md; the example
+ * https_get).
+ *
  * Ports stream2.py (the tutorial "asyncio first steps"):
  *
  *     async def print_http_headers(url):
