@@ -13,5 +13,6 @@
 #include "loom/net.h"
 #include "loom/signal.h"
 #include "loom/fd.h"
+#include "loom/fs.h"
 
 #endif /* LOOM_H */
