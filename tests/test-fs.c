@@ -304,6 +304,70 @@ static void test_fs_paths(void **state) {
   assert_loom_err(r.rc[35], UV_EINVAL);
 }
 
+/* A directory read a few entries at a time. */
+static int dir_main(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 50; i++) {
+    char name[16];
+    snprintf(name, sizeof(name), "e%02d", i);
+    loom_fs_write_file(P(name), "", 0, 0644);
+  }
+  loom_fs_mkdir(P("sub"), 0755);
+  loom_dir_t *d;
+  r.rc[0] = loom_fs_opendir(&d, dir);
+  char seen[64] = {0};
+  int total = 0, bad = 0, calls = 0, dirs = 0;
+  loom_dirent_t ents[7];
+  int n;
+  while ((n = loom_fs_readdir(d, ents, 7)) > 0) {
+    calls++;
+    for (int k = 0; k < n; k++) {
+      total++;
+      int idx;
+      if (strcmp(ents[k].name, "sub") == 0)
+        dirs += ents[k].type == UV_DIRENT_DIR;
+      else if (sscanf(ents[k].name, "e%d", &idx) == 1 && idx >= 0 && idx < 50 &&
+               !seen[idx] && ents[k].type == UV_DIRENT_FILE)
+        seen[idx] = 1;
+      else
+        bad++;
+    }
+  }
+  r.rc[1] = n; /* 0: the end */
+  r.rc[2] = total;
+  r.rc[3] = bad;
+  r.rc[4] = calls >= 8; /* 51 entries, 7 at a time */
+  r.rc[5] = dirs;
+  r.rc[6] = loom_fs_readdir(d, NULL, 1);
+  r.rc[7] = loom_fs_closedir(d);
+  r.rc[8] = loom_fs_readdir(d, ents, 7);
+  r.rc[9] = loom_fs_closedir(d);
+  r.rc[10] = loom_fs_opendir(&d, P("missing"));
+  r.rc[11] = loom_fs_opendir(&d, P("e00"));
+  r.rc[12] = loom_fs_opendir(NULL, dir);
+  r.rc[13] = loom_fs_closedir(NULL);
+  return 0;
+}
+
+static void test_fs_dir_iter(void **state) {
+  (void)state;
+  assert_loom_ok(loom_run(dir_main, NULL));
+  assert_loom_ok(r.rc[0]);
+  assert_int_equal(r.rc[1], 0);
+  assert_int_equal(r.rc[2], 51);
+  assert_int_equal(r.rc[3], 0);
+  assert_true(r.rc[4]);
+  assert_int_equal(r.rc[5], 1);
+  assert_loom_err(r.rc[6], UV_EINVAL);
+  assert_loom_ok(r.rc[7]);
+  assert_loom_err(r.rc[8], UV_EBADF);
+  assert_loom_err(r.rc[9], UV_EBADF);
+  assert_loom_err(r.rc[10], UV_ENOENT);
+  assert_loom_err(r.rc[11], UV_ENOTDIR);
+  assert_loom_err(r.rc[12], UV_EINVAL);
+  assert_loom_err(r.rc[13], UV_EINVAL);
+}
+
 /* ---- errors ------------------------------------------------------------------------ */
 
 static int errors_main(void *arg) {
@@ -826,6 +890,8 @@ static int all_calls(long *out, loom_file_t *f) {
   out[i++] = loom_fs_write_file(P("f"), "y", 1, 0644);
   out[i++] = loom_file_stream_open(&s, P("f"));
   out[i++] = loom_file_sendfile((loom_stream_t *)f, f, 0, 1);
+  loom_dir_t *d;
+  out[i++] = loom_fs_opendir(&d, dir);
   return i;
 }
 
@@ -877,7 +943,7 @@ static void test_fs_interrupted_before(void **state) {
   assert_loom_ok(r.rc[1]);
   for (int k = 0; k < 2; k++) {
     int n = (int)pre_out[k][40];
-    assert_int_equal(n, 28);
+    assert_int_equal(n, 29);
     for (int i = 0; i < n; i++) {
       if (pre_out[k][i] != (k ? UV_ETIMEDOUT : UV_ECANCELED))
         print_message("call %d: %ld\n", i, pre_out[k][i]);
@@ -1180,6 +1246,8 @@ static int left_open_main(void *arg) {
   (void)arg;
   loom_file_t *f;
   r.rc[0] = loom_file_open(&f, P("left"), O_WRONLY | O_CREAT, 0644);
+  loom_dir_t *d;
+  r.rc[1] = loom_fs_opendir(&d, dir);
   return 0;
 }
 
@@ -1188,6 +1256,7 @@ static void test_fs_left_open(void **state) {
   harness_expect_leftovers();
   assert_loom_ok(loom_run(left_open_main, NULL));
   assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
 }
 
 /* Many files at once, as the benchmark reads them. */
@@ -1269,6 +1338,12 @@ static int alloc_round(void) {
   loom_dirent_t *e;
   if ((rc = loom_fs_scandir(dir, &e, &len)) != 0) return rc;
   loom_fs_dirents_free(e, len);
+  loom_dir_t *d;
+  if ((rc = loom_fs_opendir(&d, dir)) != 0) return rc;
+  loom_dirent_t ents[4];
+  while ((rc = loom_fs_readdir(d, ents, 4)) > 0) {}
+  loom_fs_closedir(d);
+  if (rc) return rc;
   char real[PATH_MAX];
   if ((rc = loom_fs_realpath(P("a"), real, sizeof(real))) < 0) return rc;
   loom_stream_t *s;
@@ -1315,6 +1390,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_fs_file_ops),
       T(test_fs_paths),
+      T(test_fs_dir_iter),
       T(test_fs_errors),
       T(test_fs_efbig),
       T(test_fs_misuse),

@@ -142,6 +142,21 @@ typedef struct {
 LOOM_EXTERN int loom_fs_scandir(const char *path, loom_dirent_t **ents, size_t *n);
 LOOM_EXTERN void loom_fs_dirents_free(loom_dirent_t *ents, size_t n);
 
+/* A directory read a few entries at a time (os.scandir as an iterator),
+ * for directories too large to read at once. */
+typedef struct loom_dir_s loom_dir_t; /* opaque, heap */
+/* Opens a directory. Errors: UV_ENOENT, UV_ENOTDIR, UV_EACCES, ... */
+LOOM_EXTERN int loom_fs_opendir(loom_dir_t **d, const char *path);
+/* Reads up to n (at most 1024) entries into ents, in no particular order
+ * and without "." and "..": returns the count, 0 at the end. The names
+ * belong to the directory and stay valid until the next readdir or
+ * closedir on it. Errors: UV_EINVAL, UV_EBADF, UV_EBUSY (another task is
+ * in a readdir on it), UV_ECANCELED, UV_ETIMEDOUT, ... */
+LOOM_EXTERN int loom_fs_readdir(loom_dir_t *d, loom_dirent_t *ents, size_t n);
+/* Closes it. Does not suspend (as loom_file_close). Errors: UV_EINVAL,
+ * UV_EBADF. */
+LOOM_EXTERN int loom_fs_closedir(loom_dir_t *d);
+
 /* ---- whole files ---------------------------------------------------------------- */
 
 /* Reads the whole file at path into a new buffer (*data, NUL-terminated,
