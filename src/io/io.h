@@ -115,8 +115,8 @@ struct loom_stream_s {
 
 /* A new stream whose libuv handle is initialised: type UV_TCP,
  * UV_NAMED_PIPE, UV_TTY on fd (fd is used for nothing else), or UV_IDLE
- * for a stream with a source (the caller sets src). On failure
- * nothing is left to free. */
+ * for a stream with a source (the caller sets src). On failure nothing is
+ * left to free. */
 int loom__stream_new(loom_stream_t **out, loom_t *rt, uv_handle_type type, int fd);
 /* Gives the stream its public handle (*out). UV_ENOMEM: the caller
  * closes it. */

@@ -45,8 +45,8 @@ struct loom__obj_s {
  * which o is embedded): puts it on the runtime's list as `what`, with
  * `close` for shutdown, and initialises its libuv handle h, if any, with
  * h->data = self: type UV_TCP, UV_NAMED_PIPE, UV_UDP, UV_TTY on fd (fd
- * is used for nothing else), or UV_IDLE. On failure self is freed and nothing is left
- * to undo. */
+ * is used for nothing else), or UV_IDLE. On failure self is freed and
+ * nothing is left to undo. */
 static inline int loom__obj_setup(loom__obj_t *o, void *self, loom_t *rt,
                                   const char *what,
                                   int (*close)(loom__io_t *io, int force), uv_handle_t *h,
