@@ -16,5 +16,6 @@
 #include "loom/signal.h"
 #include "loom/fd.h"
 #include "loom/process.h"
+#include "loom/fs.h"
 
 #endif /* LOOM_H */

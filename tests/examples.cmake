@@ -143,6 +143,14 @@ if(TARGET example-redis_client)
     ENVIRONMENT "LOOM_REDIS_SKIP_STATUS=77" SKIP_RETURN_CODE 77)
 endif()
 
+# Files: temporary directories only, removed by the examples themselves.
+loom_example_test(NAME read_files EXAMPLE read_files)
+loom_example_test(NAME read_files-missing EXAMPLE read_files STATUS 1
+                  ARGS /dev/null /nonexistent/missing)
+loom_example_test(NAME write_read_lines EXAMPLE write_read_lines)
+loom_example_test(NAME stream_to_file-selftest EXAMPLE stream_to_file ARGS --selftest)
+loom_example_test(NAME stream_to_file-python EXAMPLE stream_to_file HTTP_SERVER
+                  ARGS http://127.0.0.1:@PORT@/big.bin)
 # The HTTP client's examples (built with LOOM_WITH_CURL) against an nginx
 # that run-with-nginx.sh starts on free ports with a test CA; without nginx
 # the tests are skipped (77), never passed.

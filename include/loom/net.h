@@ -134,7 +134,9 @@ LOOM_EXTERN int loom_tcp_connect(loom_stream_t **s, const char *host, int port);
 LOOM_EXTERN int loom_tcp_connect_addr(loom_stream_t **s, const struct sockaddr *addr);
 LOOM_EXTERN int loom_unix_connect(loom_stream_t **s, const char *path);
 /* Wraps an open file descriptor: a pipe, a socket or a TTY (stdin = 0,
- * stdout = 1 work). */
+ * stdout = 1 work), or a regular file (stdin redirected from a file),
+ * which gives a read-only stream as loom_file_stream_open does (loom/fs.h).
+ * The stream owns the descriptor: loom_close closes it. */
 LOOM_EXTERN int loom_stream_open_fd(loom_stream_t **s, int fd);
 
 /* ---- servers ------------------------------------------------------------------ */

@@ -1,6 +1,6 @@
 /* Generation-checked handles for tasks and loom's heap objects (streams,
  * listeners, servers, UDP sockets, task groups, signal watchers, fd
- * watches, processes).
+ * watches, processes, open files and directories).
  *
  * A public handle is not the object's address but a token:
  * (generation << 32) | (slot + 1). Freeing an object (joining a task,
@@ -28,7 +28,9 @@ enum {
   LOOM__H_TASK,
   LOOM__H_SIGNAL,
   LOOM__H_FD,
-  LOOM__H_PROCESS
+  LOOM__H_PROCESS,
+  LOOM__H_FILE,
+  LOOM__H_DIR
 };
 
 /* 16 bytes: a spawn and a join each touch one, and a batch of a thousand

@@ -52,6 +52,20 @@ int loom__req_done(loom__req_t *r, int status);
  * loop's thread, with no suspension between starting and waiting.) */
 static inline int loom__req_abandoned(const loom__req_t *r) { return r->w == NULL; }
 
+/* A stream's bytes from something that is not a libuv stream handle: a
+ * file read on the thread pool (fs-stream.c). Such a stream's handle is a
+ * uv_idle_t that is only closed; the source stands in for
+ * uv_read_start/uv_read_stop, and calls alloc and read as libuv would:
+ * from a libuv callback, never from inside start. Such a stream cannot be
+ * written to (UV_ENOTSUP). */
+typedef struct loom__rsource_s {
+  int (*start)(loom_stream_t *s, uv_alloc_cb alloc, uv_read_cb read);
+  void (*stop)(loom_stream_t *s);
+  /* The stream closes: the source lets go of it (and may outlive it until
+   * a read in flight ends). */
+  void (*close)(loom_stream_t *s);
+} loom__rsource_t;
+
 /* Stream kinds and creation (stream.c). The public loom_stream_t * is a
  * handle token (core/handle.h); this struct is the object behind it. */
 struct loom_stream_s {
@@ -61,8 +75,12 @@ struct loom_stream_s {
     uv_tcp_t tcp;
     uv_pipe_t pipe;
     uv_tty_t tty;
+    uv_idle_t idle; /* a file stream's (src): close and wake-ups only */
   } u;
   loom__obj_t obj; /* list, handle, refs (obj.h) */
+  /* Not a libuv stream: where the bytes come from (a file), or NULL */
+  const struct loom__rsource_s *src;
+  void *src_data;
   /* read side: buffered bytes are rbuf[rstart, rend) */
   char *rbuf;
   size_t rcap, rstart, rend;
@@ -96,8 +114,9 @@ struct loom_stream_s {
 };
 
 /* A new stream whose libuv handle is initialised: type UV_TCP,
- * UV_NAMED_PIPE, or UV_TTY on fd (fd is used for nothing else). On failure
- * nothing is left to free. */
+ * UV_NAMED_PIPE, UV_TTY on fd (fd is used for nothing else), or UV_IDLE
+ * for a stream with a source (the caller sets src). On failure nothing is
+ * left to free. */
 int loom__stream_new(loom_stream_t **out, loom_t *rt, uv_handle_type type, int fd);
 /* Gives the stream its public handle (*out). UV_ENOMEM: the caller
  * closes it. */

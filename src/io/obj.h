@@ -44,9 +44,9 @@ struct loom__obj_s {
 /* Sets up an object the caller has just allocated zero-filled (self, in
  * which o is embedded): puts it on the runtime's list as `what`, with
  * `close` for shutdown, and initialises its libuv handle h, if any, with
- * h->data = self: type UV_TCP, UV_NAMED_PIPE, UV_UDP, or UV_TTY on fd (fd
- * is used for nothing else). On failure self is freed and nothing is left
- * to undo. */
+ * h->data = self: type UV_TCP, UV_NAMED_PIPE, UV_UDP, UV_TTY on fd (fd
+ * is used for nothing else), or UV_IDLE. On failure self is freed and
+ * nothing is left to undo. */
 static inline int loom__obj_setup(loom__obj_t *o, void *self, loom_t *rt,
                                   const char *what,
                                   int (*close)(loom__io_t *io, int force), uv_handle_t *h,
@@ -58,6 +58,7 @@ static inline int loom__obj_setup(loom__obj_t *o, void *self, loom_t *rt,
     case UV_NAMED_PIPE: rc = uv_pipe_init(rt->loop, (uv_pipe_t *)h, 0); break;
     case UV_UDP: rc = uv_udp_init(rt->loop, (uv_udp_t *)h); break;
     case UV_TTY: rc = uv_tty_init(rt->loop, (uv_tty_t *)h, fd, 0); break;
+    case UV_IDLE: rc = uv_idle_init(rt->loop, (uv_idle_t *)h); break;
     default: rc = UV_EINVAL; break;
     }
     if (rc) {

@@ -88,7 +88,8 @@ static void release(void *p) {
 
 int loom__stream_new(loom_stream_t **out, loom_t *rt, uv_handle_type type, int fd) {
   /* A UDP socket (open_fd) has no room in the handle union. */
-  if (type != UV_TCP && type != UV_NAMED_PIPE && type != UV_TTY) return UV_EINVAL;
+  if (type != UV_TCP && type != UV_NAMED_PIPE && type != UV_TTY && type != UV_IDLE)
+    return UV_EINVAL;
   loom_stream_t *s = calloc(1, sizeof(*s));
   if (!s) return UV_ENOMEM;
   int rc = loom__obj_setup(&s->obj, s, rt, "stream", io_close, &s->u.handle, type, fd);
@@ -124,6 +125,7 @@ static void close_now(loom_stream_t *s, int reset) {
   if (s->reader) loom__wake(s->reader, UV_EBADF);
   loom__wq_wake_all(&s->writers, UV_EBADF);
   loom__wq_wake_all(&s->drainers, UV_EBADF);
+  if (s->src) s->src->close(s);
   if (reset && s->is_tcp && uv_tcp_close_reset(&s->u.tcp, on_closed) == 0) return;
   uv_close(&s->u.handle, on_closed);
 }
@@ -215,7 +217,10 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
 
 static void read_stop(loom_stream_t *s) {
   if (s->reading) {
-    uv_read_stop(&s->u.stream);
+    if (s->src)
+      s->src->stop(s);
+    else
+      uv_read_stop(&s->u.stream);
     s->reading = 0;
   }
 }
@@ -300,7 +305,8 @@ static int wait_data(loom_stream_t *s) {
   }
   if (!s->reading) {
     s->nomem = 0;
-    rc = uv_read_start(&s->u.stream, on_alloc, on_read);
+    rc = s->src ? s->src->start(s, on_alloc, on_read)
+                : uv_read_start(&s->u.stream, on_alloc, on_read);
     if (rc) return rc;
     s->reading = 1;
   }
@@ -699,6 +705,7 @@ static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
     if (bufs[i].len > SIZE_MAX - total) return UV_EINVAL;
     total += bufs[i].len;
   }
+  if (s->src) return UV_ENOTSUP; /* a file read as a stream */
   if (s->werr) return s->werr;
   if (s->closing || uv_is_closing(&s->u.handle)) return UV_EPIPE;
   loom_task_t *self = loom__self();
@@ -797,6 +804,7 @@ int loom_shutdown_write(loom_stream_t *h) {
   int rc = loom__check(self);
   if (rc) return rc;
   if (s->closing) return UV_EPIPE;
+  if (s->src) return UV_ENOTSUP;
   /* Gathered bytes go before the EOF: libuv refuses every write once the
    * shutdown is asked, so flushed later they would be lost. */
   flush_gather(s);
@@ -871,7 +879,7 @@ size_t loom_stream_buffered(const loom_stream_t *h) {
 }
 uv_stream_t *loom_stream_handle(loom_stream_t *h) {
   loom_stream_t *s = loom__stream_get(h);
-  return s ? &s->u.stream : NULL;
+  return s && !s->src ? &s->u.stream : NULL;
 }
 
 int loom_tcp_nodelay(loom_stream_t *h, int on) {

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "io.h"
+#include "fs.h"
 
 /* libuv copies a pipe name into sun_path and silently cuts what does not
  * fit: a long path would connect to (or bind) another socket. */
@@ -111,10 +111,12 @@ int loom_stream_open_fd(loom_stream_t **out, int fd) {
   if (!rt) return LOOM_ENOTASK;
   uv_handle_type t = uv_guess_handle(fd);
   /* Regular files, directories and devices cannot be polled: libuv would
-   * abort on the first read. Files get their own API. */
+   * abort on the first read. A regular file (stdin redirected from one) is
+   * read on the thread pool instead (fs-stream.c). */
   if (t == UV_FILE || t == UV_UNKNOWN_HANDLE) {
     struct stat st;
     if (fstat(fd, &st) != 0) return UV_EBADF;
+    if (S_ISREG(st.st_mode)) return loom__file_stream_new(out, rt, fd);
     return UV_EINVAL;
   }
   loom_stream_t *s;

@@ -1,0 +1,252 @@
+/* bench-files: reading files through loom against plain blocking reads.
+ *
+ *   bench-files prepare DIR [BIG_MIB]   make DIR/small/0..999 (4 KiB each)
+ *                                       and, if BIG_MIB > 0, DIR/big
+ *   bench-files run DIR                 measure; DIR/big only if present
+ *
+ * Figures (median of LOOM_BENCH_REPS runs, default 5; each run after one
+ * that warms the page cache):
+ *   files-small loom-read_file   1,000 files read concurrently, one task
+ *                                each, with loom_fs_read_file (one trip
+ *                                to libuv's pool per file)
+ *   files-small loom-open-read   the same with loom_file_open,
+ *                                loom_file_read to the end, loom_file_close
+ *                                (a trip per call, as aiofiles makes)
+ *   files-small blocking-c       open/read/close, one file after another
+ *   files-big   loom-read        DIR/big read sequentially by one task,
+ *                                loom_file_read of 1 MiB at a time
+ *                                (LOOM_BENCH_CHUNK_KIB to change)
+ *   files-big   blocking-c       read(2) of the same size in a loop
+ * bench/peers/files.py is the uvloop peer (asyncio.to_thread), and
+ * bench/files.sh runs the whole comparison on a temporary directory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <loom.h>
+
+#include "bench.h"
+
+#define NSMALL 1000
+#define SMALL_SIZE 4096
+
+static const char *dir;
+static size_t chunk = 1u << 20;
+static int reps = BENCH_REPS;
+
+static void small_path(char *out, size_t cap, int i) {
+  snprintf(out, cap, "%s/small/%d", dir, i);
+}
+
+static int prepare(long big_mib) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/small", dir);
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST) return perror(dir), 1;
+  if (mkdir(path, 0755) != 0 && errno != EEXIST) return perror(path), 1;
+  char data[SMALL_SIZE];
+  for (int i = 0; i < NSMALL; i++) {
+    memset(data, 'a' + i % 26, sizeof(data));
+    small_path(path, sizeof(path), i);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, data, sizeof(data)) != (ssize_t)sizeof(data))
+      return perror(path), 1;
+    close(fd);
+  }
+  if (big_mib <= 0) return 0;
+  snprintf(path, sizeof(path), "%s/big", dir);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return perror(path), 1;
+  char *buf = malloc(1u << 20);
+  for (size_t k = 0; k < (1u << 20); k++) buf[k] = (char)(k * 7);
+  for (long m = 0; m < big_mib; m++)
+    if (write(fd, buf, 1u << 20) != (1 << 20)) return perror(path), 1;
+  free(buf);
+  close(fd);
+  return 0;
+}
+
+/* ---- small files ---------------------------------------------------------------- */
+
+typedef struct {
+  int i;
+  int aiofiles_style;
+  size_t got;
+  int rc;
+} small_t;
+
+static int read_small(void *p) {
+  small_t *s = p;
+  char path[4096];
+  small_path(path, sizeof(path), s->i);
+  if (!s->aiofiles_style) {
+    char *data;
+    s->rc = loom_fs_read_file(path, &data, &s->got, SIZE_MAX);
+    if (s->rc == 0) free(data);
+    return s->rc;
+  }
+  loom_file_t *f;
+  s->rc = loom_file_open(&f, path, O_RDONLY, 0);
+  if (s->rc) return s->rc;
+  char buf[SMALL_SIZE + 1];
+  ssize_t n;
+  while ((n = loom_file_read(f, buf, sizeof(buf))) > 0) s->got += (size_t)n;
+  if (n < 0) s->rc = (int)n;
+  loom_file_close(f);
+  return s->rc;
+}
+
+typedef struct {
+  int aiofiles_style;
+  double ns[101];
+} small_run_t;
+
+static int small_main(void *p) {
+  small_run_t *run = p;
+  static small_t s[NSMALL];
+  for (int rep = -1; rep < reps; rep++) { /* rep -1 warms up */
+    for (int i = 0; i < NSMALL; i++)
+      s[i] = (small_t){.i = i, .aiofiles_style = run->aiofiles_style};
+    uint64_t t0 = bench_now_ns();
+    int rc = loom_gather_map(read_small, s, sizeof(s[0]), NSMALL, NULL, 0);
+    uint64_t t1 = bench_now_ns();
+    if (rc) return rc;
+    for (int i = 0; i < NSMALL; i++)
+      if (s[i].got != SMALL_SIZE) return UV_EIO;
+    if (rep >= 0) run->ns[rep] = (double)(t1 - t0);
+  }
+  return 0;
+}
+
+static double blocking_small_once(void) {
+  char path[4096], buf[SMALL_SIZE + 1];
+  uint64_t t0 = bench_now_ns();
+  for (int i = 0; i < NSMALL; i++) {
+    small_path(path, sizeof(path), i);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n, got = 0;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) got += n;
+    close(fd);
+    if (got != SMALL_SIZE) exit(1);
+  }
+  return (double)(bench_now_ns() - t0);
+}
+
+/* ---- the big file --------------------------------------------------------------- */
+
+typedef struct {
+  double ns[101];
+  uint64_t size;
+} big_run_t;
+
+static int big_main(void *p) {
+  big_run_t *run = p;
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/big", dir);
+  char *buf = malloc(chunk);
+  if (!buf) return UV_ENOMEM;
+  int rc = 0;
+  for (int rep = -1; rep < reps && rc == 0; rep++) {
+    loom_file_t *f;
+    uint64_t t0 = bench_now_ns(), got = 0;
+    rc = loom_file_open(&f, path, O_RDONLY, 0);
+    if (rc) break;
+    ssize_t n;
+    while ((n = loom_file_read(f, buf, chunk)) > 0) got += (uint64_t)n;
+    if (n < 0) rc = (int)n;
+    loom_file_close(f);
+    uint64_t t1 = bench_now_ns();
+    if (got != run->size) rc = UV_EIO;
+    if (rep >= 0) run->ns[rep] = (double)(t1 - t0);
+  }
+  free(buf);
+  return rc;
+}
+
+static double blocking_big_once(uint64_t size) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/big", dir);
+  char *buf = malloc(chunk);
+  uint64_t t0 = bench_now_ns(), got = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  ssize_t n;
+  while ((n = read(fd, buf, chunk)) > 0) got += (uint64_t)n;
+  close(fd);
+  double ns = (double)(bench_now_ns() - t0);
+  free(buf);
+  if (got != size) exit(1);
+  return ns;
+}
+
+static double median(double *v, int n, double *min) {
+  qsort(v, (size_t)n, sizeof(v[0]), bench_cmp_double);
+  *min = v[0];
+  return v[n / 2];
+}
+
+static void line(const char *bench, const char *impl, double med, double min,
+                 const char *unit, const char *notes) {
+  printf("%-11s %-18s %10.2f %-10s (median of %d runs; min %.2f; %s)\n", bench, impl, med,
+         unit, reps, min, notes);
+  fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3 || (strcmp(argv[1], "prepare") && strcmp(argv[1], "run"))) {
+    fprintf(stderr, "usage: bench-files prepare DIR [BIG_MIB] | bench-files run DIR\n");
+    return 2;
+  }
+  dir = argv[2];
+  if (strcmp(argv[1], "prepare") == 0) return prepare(argc > 3 ? atol(argv[3]) : 0);
+  const char *env = getenv("LOOM_BENCH_REPS");
+  if (env && atoi(env) > 0 && atoi(env) <= 101) reps = atoi(env);
+  env = getenv("LOOM_BENCH_CHUNK_KIB");
+  if (env && atol(env) > 0) chunk = (size_t)atol(env) * 1024u;
+
+  double v[101], med, min, loom_small, c_small;
+  small_run_t sr = {.aiofiles_style = 0};
+  int rc = loom_run(small_main, &sr);
+  if (rc) return fprintf(stderr, "loom small: %s\n", loom_strerror(rc)), 1;
+  loom_small = med = median(sr.ns, reps, &min);
+  line("files-small", "loom-read_file", med / 1e6, min / 1e6, "ms/1000",
+       "1,000 x 4 KiB files, one task each");
+  sr.aiofiles_style = 1;
+  rc = loom_run(small_main, &sr);
+  if (rc) return fprintf(stderr, "loom small: %s\n", loom_strerror(rc)), 1;
+  med = median(sr.ns, reps, &min);
+  line("files-small", "loom-open-read", med / 1e6, min / 1e6, "ms/1000",
+       "open, read to the end, close: a pool trip each");
+  blocking_small_once();
+  for (int i = 0; i < reps; i++) v[i] = blocking_small_once();
+  c_small = med = median(v, reps, &min);
+  line("files-small", "blocking-c", med / 1e6, min / 1e6, "ms/1000",
+       "open/read/close in a loop, one thread");
+  printf("ratio  files-small blocking-c/loom-read_file = %.2fx\n", c_small / loom_small);
+
+  char path[4096];
+  struct stat st;
+  snprintf(path, sizeof(path), "%s/big", dir);
+  if (stat(path, &st) != 0) return 0;
+  big_run_t br = {.size = (uint64_t)st.st_size};
+  rc = loom_run(big_main, &br);
+  if (rc) return fprintf(stderr, "loom big: %s\n", loom_strerror(rc)), 1;
+  double gib = (double)st.st_size / (1u << 30), loom_big, c_big;
+  char notes[128];
+  snprintf(notes, sizeof(notes), "%.2f GiB, %zu KiB reads, page cache warm", gib,
+           chunk / 1024);
+  med = median(br.ns, reps, &min);
+  loom_big = gib / (med / 1e9);
+  line("files-big", "loom-read", loom_big, gib / (min / 1e9), "GiB/s", notes);
+  blocking_big_once(br.size);
+  for (int i = 0; i < reps; i++) v[i] = blocking_big_once(br.size);
+  med = median(v, reps, &min);
+  c_big = gib / (med / 1e9);
+  line("files-big", "blocking-c", c_big, gib / (min / 1e9), "GiB/s", notes);
+  printf("ratio  files-big loom/blocking-c = %.2fx (target >= 0.8x): %s\n",
+         loom_big / c_big, loom_big / c_big >= 0.8 ? "met" : "NOT MET");
+  return 0;
+}

@@ -1,0 +1,58 @@
+/* Internal declarations shared by the file system calls (fs.c), the whole
+ * file helpers (fs-whole.c) and files as streams (fs-stream.c): how a task
+ * waits for a file operation, and the open file object. */
+#ifndef LOOM_IO_FS_H
+#define LOOM_IO_FS_H
+
+#include "io.h"
+#include "loom/fs.h"
+
+/* A file operation a task waits for. It lives in the waiting task's frame:
+ * the task never returns before libuv's callback has run (see fs.c), so
+ * libuv never points at a frame that has gone, and no allocation is
+ * needed. `u` is a uv_fs_t, or a uv_work_t for the helpers that do a few
+ * system calls in one trip to the thread pool. */
+typedef struct {
+  union {
+    uv_req_t req;
+    uv_fs_t fs;
+    uv_work_t work;
+  } u;
+  loom__waiter_t w;
+  int done;   /* libuv's callback has run */
+  int status; /* uv_queue_work's: UV_ECANCELED if libuv took it back */
+} loom__fsop_t;
+
+/* The first half of a file operation: the running task, checked for
+ * cancellation and timeouts, and op made ready for it. */
+int loom__fsop_begin(loom__fsop_t *op);
+/* For uv_fs_* calls. */
+void loom__fsop_cb(uv_fs_t *req);
+/* For uv_queue_work's after-work callback. */
+void loom__fsop_work_cb(uv_work_t *req, int status);
+/* The second half: start_rc is what starting the request returned. Waits
+ * until the callback has run, whatever happens; if interrupted first, asks
+ * libuv to cancel the work (which succeeds if it has not started) and goes
+ * on waiting, deaf to further interruptions. Returns start_rc if it
+ * failed, the interruption (UV_ECANCELED, UV_ETIMEDOUT), or 0: the result
+ * is then in the request. */
+int loom__fsop_wait(loom__fsop_t *op, int start_rc);
+
+/* An open file. */
+struct loom_file_s {
+  loom__obj_t obj; /* list, handle, refs (obj.h); no libuv handle */
+  uv_file fd;
+  int closing; /* loom_file_close ran while calls were in progress: the
+                  last one closes fd */
+};
+
+/* The file behind handle h, with a reference the caller drops with
+ * loom__file_unref, or NULL (stale, closed, not a file). */
+loom_file_t *loom__file_ref(loom_file_t *h);
+void loom__file_unref(loom_file_t *f);
+
+/* Opens a file stream reading from fd, which it owns from then on (closed
+ * with the stream, and on failure). */
+int loom__file_stream_new(loom_stream_t **out, loom_t *rt, uv_file fd);
+
+#endif
