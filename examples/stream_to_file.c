@@ -213,7 +213,7 @@ static int amain(void *p) {
     if (rc == 0) rc = st;
   }
   if (rc == 0 && selftest) {
-    uint64_t size;
+    uint64_t size = 0;
     rc = check_file(dest, &size);
     printf("file checked: %llu bytes, contents %s\n", (unsigned long long)size,
            rc ? "differ" : "match");
