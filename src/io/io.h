@@ -95,6 +95,8 @@ struct loom_stream_s {
   char *direct;
   size_t direct_len, direct_got;
   int direct_active; /* libuv is reading into direct */
+  int direct_full;   /* a direct read filled it: skip libuv's next read */
+  int skipped;       /* on_alloc skipped one: on_read ignores it */
 };
 
 /* The spare read and gather buffers kept for the runtime running on this

@@ -251,6 +251,18 @@ static size_t buffered(const loom_stream_t *s) { return s->rend - s->rstart; }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   loom_stream_t *s = h->data;
+  /* A direct read just filled the reader's buffer: libuv would read again
+   * at once, and when the peer sent just what was asked (a client waiting
+   * for its answer, the common case) that read(2) finds nothing. No buffer
+   * this once: libuv then leaves this round of reads, and the next poll
+   * reports whatever more there is (reading stays on). */
+  if (s->direct_full) {
+    s->direct_full = 0;
+    s->skipped = 1;
+    buf->base = NULL;
+    buf->len = 0;
+    return;
+  }
   /* A reader waits in loom_read with nothing buffered: read straight into
    * its buffer. */
   if (s->direct && s->rstart == s->rend) {
@@ -297,6 +309,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
 }
 
 static void read_stop(loom_stream_t *s) {
+  s->direct_full = 0;
   if (s->reading) {
     uv_read_stop(&s->u.stream);
     s->reading = 0;
@@ -306,9 +319,14 @@ static void read_stop(loom_stream_t *s) {
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   loom_stream_t *s = st->data;
   (void)buf;
+  if (s->skipped) { /* UV_ENOBUFS from on_alloc's skip: nothing read */
+    s->skipped = 0;
+    return;
+  }
   if (s->direct_active) {
     s->direct_active = 0;
     if (nread > 0) {
+      s->direct_full = (size_t)nread == s->direct_len;
       s->direct = NULL; /* more data goes to rbuf */
       s->direct_got = (size_t)nread;
       nread = 0; /* nothing to add to rbuf */
@@ -375,6 +393,7 @@ static int wait_data(loom_stream_t *s) {
     rbuf_free(s);
   }
   if (!s->reading) {
+    s->direct_full = 0;
     rc = uv_read_start(&s->u.stream, on_alloc, on_read);
     if (rc) return rc;
     s->reading = 1;
