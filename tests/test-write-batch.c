@@ -42,34 +42,13 @@ typedef struct {
 } rec_t;
 static rec_t r;
 
-/* What the kernel holds for the plain end, without waiting: the count
- * read, or -1 when nothing is there. */
-static long peek_peer(int fd, char *buf, size_t cap) {
-  ssize_t n = recv(fd, buf, cap, MSG_DONTWAIT);
-  return n < 0 ? -1 : (long)n;
-}
-
-/* A socketpair: *s is a loom stream on one end, *fd the plain other end. */
-static int pair(loom_stream_t **s, int *fd) {
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return -errno;
-  int rc = loom_stream_open_fd(s, sv[0]);
-  if (rc) {
-    close(sv[0]);
-    close(sv[1]);
-    return rc;
-  }
-  *fd = sv[1];
-  return 0;
-}
-
 /* ---- 1. small writes are gathered until the task stops running ------------------ */
 
 static int gather_main(void *arg) {
   (void)arg;
   loom_stream_t *s;
   int fd = -1;
-  if ((r.rc[0] = pair(&s, &fd)) != 0) return 0;
+  if ((r.rc[0] = stream_pair(&s, &fd)) != 0) return 0;
   char buf[4096];
   /* The first goes to the kernel at once (nothing before it, no input
    * unread); the other 99 are gathered. */
@@ -116,7 +95,7 @@ static int order_main(void *arg) {
   (void)arg;
   loom_stream_t *s;
   int fd = -1;
-  if ((r.rc[0] = pair(&s, &fd)) != 0) return 0;
+  if ((r.rc[0] = stream_pair(&s, &fd)) != 0) return 0;
   static char big[8192], got[8192 + 16];
   memset(big, 'B', sizeof big);
   r.rc[1] = loom_write(s, "a", 1);
@@ -152,7 +131,7 @@ static int error_main(void *arg) {
   (void)arg;
   loom_stream_t *s;
   int fd = -1;
-  if ((r.rc[0] = pair(&s, &fd)) != 0) return 0;
+  if ((r.rc[0] = stream_pair(&s, &fd)) != 0) return 0;
   r.rc[13] = loom_write(s, "sent", 4); /* at once: the next are gathered */
   close(fd); /* the peer is gone: the kernel refuses what is flushed */
   r.rc[1] = loom_write(s, "lost", 4); /* gathered: nothing can tell yet */
@@ -162,7 +141,7 @@ static int error_main(void *arg) {
   r.rc[5] = loom_close(s);
 
   /* The error found by the flush before the loop polls: reported by close. */
-  if ((r.rc[6] = pair(&s, &fd)) != 0) return 0;
+  if ((r.rc[6] = stream_pair(&s, &fd)) != 0) return 0;
   r.rc[14] = loom_write(s, "sent", 4);
   close(fd);
   r.rc[7] = loom_write(s, "lost", 4);
@@ -170,7 +149,7 @@ static int error_main(void *arg) {
   r.rc[9] = loom_close(s);
 
   /* And by close itself, which flushes. */
-  if ((r.rc[10] = pair(&s, &fd)) != 0) return 0;
+  if ((r.rc[10] = stream_pair(&s, &fd)) != 0) return 0;
   r.rc[15] = loom_write(s, "sent", 4);
   close(fd);
   r.rc[11] = loom_write(s, "lost", 4);
@@ -178,7 +157,7 @@ static int error_main(void *arg) {
 
   /* A write that goes to the kernel at once reports the error itself
    * (nothing of it was written), and so does every later call. */
-  if ((r.rc[16] = pair(&s, &fd)) != 0) return 0;
+  if ((r.rc[16] = stream_pair(&s, &fd)) != 0) return 0;
   close(fd);
   r.rc[17] = loom_write(s, "lost", 4);
   r.rc[18] = loom_write(s, "more", 4);
@@ -233,7 +212,7 @@ static int turns_main(void *arg) {
   (void)arg;
   loom_stream_t *s;
   int fd = -1;
-  if ((r.rc[0] = pair(&s, &fd)) != 0) return 0;
+  if ((r.rc[0] = stream_pair(&s, &fd)) != 0) return 0;
   size_t big = 1u << 20; /* far above the high-water mark */
   char *data = malloc(big);
   memset(data, 'B', big);
@@ -300,7 +279,7 @@ static int at_once_main(void *arg) {
   (void)arg;
   loom_stream_t *s;
   int fd = -1;
-  if ((r.rc[0] = pair(&s, &fd)) != 0) return 0;
+  if ((r.rc[0] = stream_pair(&s, &fd)) != 0) return 0;
   char line[16], buf[64];
   /* Unread input buffered (pipelined requests): gathered, so that the
    * answers to a batch go out together. */
@@ -441,11 +420,10 @@ static int ping_client(void *arg) {
 
 static int pipeline_main(void *arg) {
   pipe_t *p = arg;
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return -errno;
-  int rc = loom_stream_open_fd(&p->s, sv[0]); /* libuv owns sv[0] now */
+  int fd = -1;
+  int rc = stream_pair(&p->s, &fd);
   if (rc) return rc;
-  p->client = sv[1];
+  p->client = fd;
   loom_scope_t sc;
   loom_timeout_enter(&sc, RUNNING_ON_VALGRIND ? 120000 : 20000); /* never hang */
   loom_task_t *h, *c;
@@ -530,16 +508,9 @@ static int srv_handler(loom_stream_t *s, void *arg) {
 
 static void *srv_client_thread(void *arg) {
   srv_pipe_t *x = arg;
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)x->port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  /* A small receive window, so that replies pile up in the server's own
-   * queue rather than in the kernel's buffers. */
-  int small = 4096;
-  if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    x->werr = errno ? errno : -1;
-    if (fd >= 0) close(fd);
+  int fd = plain_connect(x->port, 4096); /* a small receive window */
+  if (fd < 0) {
+    x->werr = -fd;
     return NULL;
   }
   static char chunk[6 * 1024];
