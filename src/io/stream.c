@@ -502,7 +502,9 @@ static ssize_t find(const loom_stream_t *s, const char *d, size_t dlen, size_t f
    * holds few of them, and memchr skips the rest many bytes at a time. */
   const char *p = s->rbuf + s->rstart, *q = p + from, *last = p + len - dlen;
   while ((q = memchr(q, d[0], (size_t)(last - q) + 1)) != NULL) {
-    if (memcmp(q + 1, d + 1, dlen - 1) == 0) return q - p;
+    size_t k = 1; /* delimiters are short: no memcmp call */
+    while (k < dlen && q[k] == d[k]) k++;
+    if (k == dlen) return q - p;
     if (q++ == last) break;
   }
   return -1;
