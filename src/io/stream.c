@@ -271,6 +271,17 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
     buf->len = s->direct_len;
     return;
   }
+  /* No buffer (the reader gave it back when it waited): a spare, of the
+   * size every buffer starts at. */
+  if (!s->rbuf) {
+    s->rbuf = spare_get(s->obj.rt, SPARE_READ);
+    s->rcap = s->rbuf ? RBUF_MIN : 0;
+    s->rstart = s->rend = 0;
+    buf->base = s->rbuf;
+    buf->len = s->rcap;
+    s->nomem = buf->len == 0; /* see the end of this function */
+    return;
+  }
   /* The reads since the last compaction filled the buffer to its end: more
    * arrives than it holds, so it grows (up to libuv's hint of what one read
    * may bring) and later reads take more at a time. It shrinks back when
@@ -293,8 +304,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
     size_t cap = !s->rcap ? RBUF_MIN : s->rcap > SIZE_MAX / 2 ? SIZE_MAX : s->rcap * 2;
     if (cap > most) cap = most;
     if (cap > s->rcap) {
-      char *b = !s->rbuf && cap == RBUF_MIN ? spare_get(s->obj.rt, SPARE_READ)
-                                            : realloc(s->rbuf, cap);
+      char *b = realloc(s->rbuf, cap);
       if (b) {
         s->rbuf = b;
         s->rcap = cap;
@@ -808,6 +818,16 @@ static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
   int rc = loom__check(self);
   if (rc) return rc;
   if (total == 0) return 0;
+  /* The lone answer to a request (see the top of the file), with nobody
+   * waiting to write: nothing is pending, so no mark or limit applies,
+   * and the path below would reach the same write_now after checking
+   * them all. */
+  int at_once = total <= GATHER_SMALL && !s->wrote_now && !s->gather && s->queued == 0 &&
+                buffered(s) == 0;
+  if (at_once && !s->turn && loom__wq_empty(&s->writers)) {
+    s->wrote_now = 1;
+    return write_now(s, bufs, nbufs, total);
+  }
   /* Full, but the peer has sent what we have not read: no wait (it could
    * be for good, see the top of the file), up to the output limit. */
   int full = pending(s) > s->high_water && buffered(s) == 0;
