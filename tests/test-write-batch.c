@@ -1,6 +1,8 @@
-/* Write coalescing and the output limit (issue: performance II): small
- * writes are gathered and reach the kernel together before the loop polls
- * again, large writes go straight through and keep their order with the
+/* Write coalescing and the output limit: small writes are gathered and
+ * reach the kernel together before the loop polls again, except the one
+ * answer to a request that came alone, which goes at once (nothing before
+ * it, no unread input, the first small write since the last wait for
+ * input); large writes go straight through and keep their order with the
  * small ones, loom_flush and loom_drain hand gathered bytes over at once,
  * an error that happens after loom_write returned is reported by the next
  * write, drain, flush and close, and a peer that sends megabytes of
