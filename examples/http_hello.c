@@ -49,6 +49,7 @@
  *     server: 5 connections, 24 requests answered (2 with an error)
  *     server closed
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,7 @@
 
 #define DEFAULT_PORT 8080
 #define HEAD_MAX 8192       /* request line and headers, blank line included */
+#define HEAD_SMALL 1024     /* what most heads fit in (read_head) */
 #define BODY_MAX (1u << 20) /* a larger Content-Length gets 413 */
 
 #define HELLO "Hello, World!"
@@ -102,10 +104,14 @@ typedef struct {
   const char *error;     /* not NULL: the answer to send, then close */
 } request_t;
 
-/* RFC 9110's tchar: the characters of a method or a header name. */
+/* RFC 9110's tchar: the characters of a method or a header name, letters,
+ * digits and !#$%&'*+-.^_`|~, as a bitmap of the 128 ASCII characters (a
+ * test per byte of every header name: a strchr there costs more than the
+ * rest of the parse). */
 static int is_tchar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+  static const uint32_t map[4] = {0x00000000, 0x03ff6cfa, 0xc7fffffe, 0x57ffffff};
+  unsigned char u = (unsigned char)c;
+  return u < 128 && (map[u >> 5] >> (u & 31) & 1);
 }
 
 /* 1 if the comma-separated list v (len bytes) holds the token tok, in any
@@ -157,8 +163,12 @@ static request_t parse_head(const char *h, size_t n) {
     p++;
     while (p < end && (*p == ' ' || *p == '\t')) p++;
     const char *v = p;
-    while (p < end && *p != '\r' && *p != '\n') p++;
-    if (p >= end || p[0] != '\r' || p[1] != '\n') goto bad; /* a lone CR or LF */
+    /* The value ends at its CR (memchr finds it many bytes at a time);
+     * a lone LF before it, or a CR without its LF, is an error. */
+    const char *cr = memchr(p, '\r', (size_t)(end - p));
+    p = cr ? cr : end;
+    if (memchr(v, '\n', (size_t)(p - v)) != NULL) goto bad;
+    if (p >= end || p[1] != '\n') goto bad;
     const char *vend = p;
     while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t')) vend--;
     size_t vlen = (size_t)(vend - v);
@@ -201,16 +211,35 @@ bad:
 
 /* ---- the handler -------------------------------------------------------------------- */
 
-/* Reads and drops n body bytes. */
-static int skip_body(loom_stream_t *s, size_t n) {
-  char buf[4096];
+/* Reads and drops n body bytes, into buf (cap bytes: the head's small
+ * buffer, parsed already; a buffer of its own would make every
+ * connection's task touch more stack). */
+static int skip_body(loom_stream_t *s, size_t n, char *buf, size_t cap) {
   while (n > 0) {
-    size_t k = n < sizeof buf ? n : sizeof buf;
+    size_t k = n < cap ? n : cap;
     int rc = loom_read_exactly(s, buf, k, NULL);
     if (rc < 0) return rc;
     n -= k;
   }
   return 0;
+}
+
+/* Reads the next request head into small (HEAD_SMALL bytes), or, if it is
+ * longer, into *big (HEAD_MAX + 1 bytes, malloc'd the first time a
+ * connection needs it; the caller frees it): *head says which. Most heads
+ * are a few hundred bytes, and a buffer of HEAD_MAX on every connection's
+ * stack would make each idle connection hold a page more (nginx too reads
+ * heads into 1 KiB first, client_header_buffer_size). */
+static ssize_t read_head(loom_stream_t *s, char *small, char **big, char **head) {
+  *head = small;
+  ssize_t n = loom_read_until(s, "\r\n\r\n", 4, small, HEAD_SMALL);
+  /* UV_ENOBUFS: the head does not fit small (it stays buffered), or has
+   * no end within HEAD_MAX (the stream's limit): the second read says
+   * which. */
+  if (n != UV_ENOBUFS) return n;
+  if (!*big && !(*big = malloc(HEAD_MAX + 1))) return UV_ENOMEM;
+  *head = *big;
+  return loom_read_until(s, "\r\n\r\n", 4, *big, HEAD_MAX + 1);
 }
 
 /* handle_http: runs in a task of its own for each connection, owns s. */
@@ -221,9 +250,9 @@ static int handle_http(loom_stream_t *s, void *arg) {
    * loom_read_until waits for: past HEAD_MAX bytes without a blank line it
    * returns UV_ENOBUFS. */
   int rc = loom_stream_set_limit(s, HEAD_MAX);
-  char head[HEAD_MAX + 1];
+  char small[HEAD_SMALL], *big = NULL, *head;
   while (rc >= 0) {
-    ssize_t n = loom_read_until(s, "\r\n\r\n", 4, head, sizeof head);
+    ssize_t n = read_head(s, small, &big, &head);
     request_t r;
     if (n == UV_ENOBUFS) {
       r = (request_t){.error = head_too_large};
@@ -236,7 +265,7 @@ static int handle_http(loom_stream_t *s, void *arg) {
       r = parse_head(head, (size_t)n);
     }
     if (!r.error && r.content_length > 0) {
-      rc = skip_body(s, r.content_length);
+      rc = skip_body(s, r.content_length, small, sizeof small);
       if (rc < 0) break;
     }
 
@@ -253,6 +282,7 @@ static int handle_http(loom_stream_t *s, void *arg) {
     if (r.error) srv->errors++;
     if (!r.keep_alive) break;
   }
+  free(big);
   /* What was written is sent before the close. */
   loom_close(s);
   /* A reset by a client, or the server closing: the connection's error,

@@ -6,12 +6,19 @@
 #ifndef LOOM_TEST_HELPERS_H
 #define LOOM_TEST_HELPERS_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "loom.h"
 
 /* Wall-clock milliseconds, for tolerant timing checks. */
 static inline uint64_t wall_ms(void) {
@@ -43,6 +50,51 @@ static inline int run_in_child(void (*fn)(void *), void *arg, char *out, size_t 
   int status = 0;
   waitpid(pid, &status, 0);
   return status;
+}
+
+/* ---- plain peers ------------------------------------------------------------------ */
+/* A peer made of plain sockets lets a test ask the kernel what reached it,
+ * or send before reading, without suspending and without loom's own
+ * buffering on that side. */
+
+/* A socketpair: *s is a loom stream on one end, *fd the plain other end
+ * (the caller closes it). 0, or an error with nothing left open. */
+static inline int stream_pair(loom_stream_t **s, int *fd) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return -errno;
+  int rc = loom_stream_open_fd(s, sv[0]); /* libuv owns sv[0] now */
+  if (rc) {
+    close(sv[0]);
+    close(sv[1]);
+    return rc;
+  }
+  *fd = sv[1];
+  return 0;
+}
+
+/* A plain blocking TCP socket connected to 127.0.0.1:port: the fd, or
+ * -errno. rcvbuf > 0 sets a small receive buffer first, so that the
+ * window is small from the start and a server's replies pile up in its
+ * own queue rather than in the kernel's buffers. */
+static inline int plain_connect(int port, int rcvbuf) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -errno;
+  if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  return fd;
+}
+
+/* What the kernel holds for the plain socket fd, without waiting: the
+ * count read into buf, or -1 when nothing is there. */
+static inline long peek_peer(int fd, char *buf, size_t cap) {
+  ssize_t n = recv(fd, buf, cap, MSG_DONTWAIT);
+  return n < 0 ? -1 : (long)n;
 }
 
 #endif

@@ -264,10 +264,7 @@ static int never_reads_main(void *arg) {
   loom_server_t *sv;
   if (loom_serve(&sv, "127.0.0.1", 0, flood_handler, NULL, NULL)) return 1;
   /* The peer is a plain socket outside loom: it stays open, never reads. */
-  struct sockaddr_in a;
-  uv_ip4_addr("127.0.0.1", loom_server_port(sv), &a);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (connect(fd, (struct sockaddr *)&a, sizeof(a))) return 2;
+  if (plain_connect(loom_server_port(sv), 0) < 0) return 2;
   /* Until the handler has filled every buffer and has data queued. */
   for (int i = 0; i < 2000 && !flooded; i++) loom_sleep(5);
   loom_server_close(sv, 0); /* cancels the handler: its close cannot flush */

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -138,6 +139,64 @@ static void test_exactly_mib_few_reads(void **state) {
   print_message("1 MiB read_exactly: %zu reads\n", mib_reads);
   assert_true(mib_reads >= 1);
   assert_true(mib_reads <= 16);
+}
+
+/* ---- no read(2) that finds nothing --------------------------------------------------- */
+
+/* A read(2) that fills the buffer it was given makes libuv read again at
+ * once; when the peer sent exactly what the reader asked for, a direct
+ * read fills the reader's buffer and that second read finds nothing
+ * (libuv calls read_cb with 0: EAGAIN). loom skips it. The read callback
+ * is wrapped as the alloc callback is, once reading is on. */
+static uv_read_cb orig_read;
+static size_t nempty;
+static void counting_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  if (nread == 0) nempty++;
+  orig_read(st, nread, buf);
+}
+
+static int exact_fill(loom_stream_t *r, loom_stream_t *w) {
+  enum { N = 8192, ROUNDS = 20 };
+  char one, *out = make_data(N), *in = malloc(N);
+  int step = 0;
+  if (!out || !in) {
+    step = 1;
+    goto done;
+  }
+  if (loom_write(w, "x", 1) != 0 || loom_read_exactly(r, &one, 1, NULL) != 0) {
+    step = 2;
+    goto done;
+  }
+  uv_stream_t *u = loom_stream_handle(r);
+  orig_read = u->read_cb;
+  u->read_cb = counting_read;
+  nempty = 0;
+  /* The peer sends a request and waits for it to be read, as a client
+   * waiting for its answer does. */
+  for (int i = 0; i < ROUNDS && !step; i++) {
+    size_t got = 0;
+    if (loom_write(w, out, N) != 0)
+      step = 3;
+    else if (loom_read_exactly(r, in, N, &got) != 0 || got != N)
+      step = 4;
+    else if (!check_data(in, N, 0))
+      step = 5;
+    else if (loom_sleep(1) != 0) /* libuv ends its round of reads */
+      step = 6;
+  }
+  if (u->read_cb == counting_read)
+    u->read_cb = orig_read;
+  else if (!step)
+    step = 7; /* reading was restarted: the count is not whole */
+done:
+  free(out);
+  free(in);
+  return step;
+}
+static void test_exact_fill_no_empty_read(void **state) {
+  (void)state;
+  assert_int_equal(with_pair(exact_fill), 0);
+  assert_int_equal(nempty, 0);
 }
 
 /* ---- bytes right whichever way they came ------------------------------------------------ */
@@ -329,13 +388,117 @@ static void test_buffer_grows_then_idle_frees(void **state) {
   assert_int_equal(idle.cap_idle, 0);
 }
 
+/* ---- spare buffers ------------------------------------------------------------------ */
+
+/* A read buffer given back by a waiting reader, and a gather buffer given
+ * back by a flush, are kept as spares of the runtime and taken again by
+ * the next read or gathered write; at most LOOM__IO_SPARES_MAX of each
+ * size are kept, and none outlives the runtime (the harness checks that
+ * nothing leaked). */
+static struct {
+  size_t rd_base, rd_waited, rd_reread, rd_many;
+  size_t ga_base, ga_flushed, ga_regathered, ga_reflushed;
+} sp;
+
+static size_t spares_read(void) { return loom__io_spares_count(LOOM__SPARE_READ); }
+static size_t spares_gather(void) { return loom__io_spares_count(LOOM__SPARE_GATHER); }
+
+/* Waits for a line for at most 2 ms: the reader waits on an empty buffer,
+ * which gives its read buffer back. */
+static ssize_t short_wait(loom_stream_t *r) {
+  char line[16];
+  loom_scope_t sc;
+  loom_timeout_enter(&sc, 2);
+  ssize_t n = loom_read_line(r, line, sizeof line);
+  loom_scope_exit(&sc);
+  return n;
+}
+
+static int spares_body(loom_stream_t *r, loom_stream_t *w) {
+  char line[16];
+  sp.rd_base = spares_read();
+  sp.ga_base = spares_gather();
+  /* A read takes a buffer; the reader waiting on it empty gives it back. */
+  if (loom_write(w, "a\n", 2) != 0) return 1;
+  if (loom_read_line(r, line, sizeof line) != 2) return 2;
+  if (short_wait(r) != UV_ETIMEDOUT) return 3;
+  sp.rd_waited = spares_read();
+  /* The next read takes it again. */
+  if (loom_write(w, "b\n", 2) != 0) return 4;
+  if (loom_read_line(r, line, sizeof line) != 2) return 5;
+  sp.rd_reread = spares_read();
+  /* w has not waited for input since its first write: these are gathered,
+   * and the flushes (loom_flush, the one before the loop polled) give the
+   * buffer back; the next gathered write takes it again. */
+  if (loom_write(w, "c\n", 2) != 0 || loom_flush(w) != 0) return 6;
+  sp.ga_flushed = spares_gather();
+  if (loom_write(w, "d\n", 2) != 0) return 7;
+  sp.ga_regathered = spares_gather();
+  if (loom_flush(w) != 0) return 8;
+  sp.ga_reflushed = spares_gather();
+  for (int i = 0; i < 2; i++)
+    if (loom_read_line(r, line, sizeof line) != 2) return 9;
+
+  /* Twenty streams give their read buffers back: eight are kept. */
+  enum { N = 20 };
+  loom_stream_t *rs[N], *ws[N];
+  int n = 0, step = 0;
+  for (; n < N; n++) {
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) break;
+    if (loom_stream_open_fd(&rs[n], fds[0]) != 0) {
+      close(fds[0]);
+      close(fds[1]);
+      break;
+    }
+    if (loom_stream_open_fd(&ws[n], fds[1]) != 0) {
+      loom_close(rs[n]);
+      close(fds[1]);
+      break;
+    }
+  }
+  if (n < N) step = 10;
+  for (int i = 0; i < n && !step; i++)
+    if (loom_write(ws[i], "x\n", 2) != 0) step = 11;
+  for (int i = 0; i < n && !step; i++)
+    if (loom_read_line(rs[i], line, sizeof line) != 2) step = 12;
+  for (int i = 0; i < n && !step; i++)
+    if (short_wait(rs[i]) != UV_ETIMEDOUT) step = 13;
+  sp.rd_many = spares_read();
+  for (int i = 0; i < n; i++) {
+    loom_close(rs[i]);
+    loom_close(ws[i]);
+  }
+  return step;
+}
+
+static void test_spare_buffers(void **state) {
+  (void)state;
+  memset(&sp, 0, sizeof(sp));
+  assert_int_equal(with_pair(spares_body), 0);
+  /* A read buffer given back, then taken again. */
+  assert_int_equal(sp.rd_waited, sp.rd_base + 1);
+  assert_int_equal(sp.rd_reread, sp.rd_base);
+  /* A gather buffer given back, taken again, given back. */
+  assert_true(sp.ga_flushed >= 1);
+  assert_int_equal(sp.ga_regathered, sp.ga_flushed - 1);
+  assert_int_equal(sp.ga_reflushed, sp.ga_flushed);
+  /* Bounded: twenty given back, the maximum kept. */
+  assert_int_equal(sp.rd_many, LOOM__IO_SPARES_MAX);
+  /* Freed when the runtime ended. */
+  assert_int_equal(spares_read(), 0);
+  assert_int_equal(spares_gather(), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_exactly_mib_few_reads),
+      cmocka_unit_test(test_exact_fill_no_empty_read),
       cmocka_unit_test(test_exactly_mixed),
       cmocka_unit_test(test_exactly_short_at_eof),
       cmocka_unit_test(test_exactly_timeout_midway),
       cmocka_unit_test(test_buffer_grows_then_idle_frees),
+      cmocka_unit_test(test_spare_buffers),
   };
   return HARNESS_RUN(tests);
 }

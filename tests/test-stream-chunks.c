@@ -166,14 +166,17 @@ static void set_pattern(void) {
 
 static int plain_main(void *arg) {
   (void)arg;
-  int fds[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) return UV_EIO;
-  size_t n = cur.len;
-  if (write(fds[1], cur.data, n) != (ssize_t)n) return UV_EIO;
-  close(fds[1]);
   loom_stream_t *s;
-  int rc = loom_stream_open_fd(&s, fds[0]);
+  int fd = -1;
+  int rc = stream_pair(&s, &fd);
   if (rc) return rc;
+  size_t n = cur.len;
+  ssize_t w = write(fd, cur.data, n);
+  close(fd);
+  if (w != (ssize_t)n) {
+    loom_close(s);
+    return UV_EIO;
+  }
   cur.rc = cur.body(s);
   loom_close(s);
   return 0;

@@ -35,7 +35,7 @@ for cell in $cells; do
   for s in $servers; do
     out=$tmp/cg.$s.$conns.$size
     mkfifo "$tmp/port"
-    taskset -c "$scpu" valgrind --tool=callgrind --callgrind-out-file="$out" \
+    taskset -c "$scpu" valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$out" \
       "$bin/echo-$s" 0 >"$tmp/port" 2>"$tmp/vg.log" &
     vpid=$!
     port=$(head -n 1 "$tmp/port")

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <uv.h>
 
+#include "../uv-server.h"
+
 #define BUF_SIZE (64 * 1024)
 
 typedef struct {
@@ -24,10 +26,6 @@ typedef struct {
   uv_write_t wreq;
   char buf[BUF_SIZE];
 } conn_t;
-
-static uv_loop_t *loop;
-
-static void on_close(uv_handle_t *h) { free(h); }
 
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   conn_t *c = (conn_t *)h;
@@ -40,7 +38,7 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void write_cb(uv_write_t *req, int status) {
   conn_t *c = req->data;
   if (status < 0) {
-    uv_close((uv_handle_t *)&c->tcp, on_close);
+    uv_close((uv_handle_t *)&c->tcp, uvs_on_close);
     return;
   }
   uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
@@ -50,14 +48,14 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   conn_t *c = (conn_t *)st;
   if (nread == 0) return; /* EAGAIN */
   if (nread < 0) {        /* EOF or error */
-    uv_close((uv_handle_t *)st, on_close);
+    uv_close((uv_handle_t *)st, uvs_on_close);
     return;
   }
   uv_buf_t out = uv_buf_init(buf->base, (unsigned)nread);
   int n = uv_try_write(st, &out, 1);
   if (n == nread) return;
   if (n < 0 && n != UV_EAGAIN) {
-    uv_close((uv_handle_t *)st, on_close);
+    uv_close((uv_handle_t *)st, uvs_on_close);
     return;
   }
   if (n > 0) {
@@ -69,39 +67,20 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   uv_read_stop(st);
   c->wreq.data = c;
   if (uv_write(&c->wreq, st, &out, 1, write_cb) < 0)
-    uv_close((uv_handle_t *)st, on_close);
+    uv_close((uv_handle_t *)st, uvs_on_close);
 }
 
 static void on_connection(uv_stream_t *server, int status) {
   if (status < 0) return;
-  conn_t *c = malloc(sizeof(*c));
-  if (!c) return;
-  uv_tcp_init(loop, &c->tcp);
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
-    uv_close((uv_handle_t *)&c->tcp, on_close);
-    return;
-  }
-  uv_tcp_nodelay(&c->tcp, 1);
-  uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+  conn_t *c = uvs_accept(server, sizeof(*c));
+  if (c) uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }
 
 int main(int argc, char **argv) {
-  int port = argc > 1 ? atoi(argv[1]) : 0;
-  loop = uv_default_loop();
   uv_tcp_t server;
-  struct sockaddr_in addr;
-  uv_ip4_addr("127.0.0.1", port, &addr);
-  uv_tcp_init(loop, &server);
-  int rc = uv_tcp_bind(&server, (const struct sockaddr *)&addr, 0);
-  if (rc == 0) rc = uv_listen((uv_stream_t *)&server, 1024, on_connection);
-  if (rc < 0) {
-    fprintf(stderr, "echo-libuv: listen: %s\n", uv_strerror(rc));
-    return 1;
-  }
-  struct sockaddr_storage ss;
-  int len = sizeof(ss);
-  uv_tcp_getsockname(&server, (struct sockaddr *)&ss, &len);
-  printf("%d\n", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+  int port = uvs_listen(&server, "echo-libuv", argc > 1 ? atoi(argv[1]) : 0,
+                        on_connection);
+  printf("%d\n", port);
   fflush(stdout);
-  return uv_run(loop, UV_RUN_DEFAULT);
+  return uv_run(uvs_loop, UV_RUN_DEFAULT);
 }

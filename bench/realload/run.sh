@@ -10,7 +10,10 @@
 #         requests pipelined per connection (pipeline.lua) with 50;
 #   RESP  redis-benchmark against mini_redis and redis-server (no
 #         persistence): PING, SET, GET, INCR with -P 16, and SET/GET with
-#         100,000-byte values (-d 100000).
+#         100,000-byte values (-d 100000);
+#   idle  memory: 1,000 keep-alive connections (idle.py) each make one
+#         request and stay open, idle; the HTTP server's VmRSS and peak RSS
+#         (VmHWM) are read meanwhile.
 #
 # Each server runs on its own core (taskset), the load tool on another; each
 # run starts a fresh server process, and the order of the servers rotates
@@ -35,7 +38,8 @@
 #   LOOM_REALLOAD_REQUESTS    redis-benchmark -n for the -P 16 suite
 #                             (default 1000000); the 100 kB suite uses a
 #                             twentieth of it
-#   LOOM_REALLOAD_SUITES      any of http redis (default both)
+#   LOOM_REALLOAD_SUITES      any of http redis idle (default all three)
+#   LOOM_REALLOAD_IDLE_CONNS  connections of the idle step (default 1000)
 #   LOOM_REALLOAD_HTTP        servers: any of loom libuv nginx node go (default all)
 #   LOOM_REALLOAD_REDIS       servers: any of loom redis (default both)
 #   LOOM_REALLOAD_SERVER_CPU  the servers' CPU (default 1)
@@ -49,7 +53,8 @@ build=${1:-$src/build-bench}
 rounds=${LOOM_REALLOAD_ROUNDS:-5}
 secs=${LOOM_REALLOAD_SECONDS:-5}
 nreq=${LOOM_REALLOAD_REQUESTS:-1000000}
-suites=${LOOM_REALLOAD_SUITES:-http redis}
+suites=${LOOM_REALLOAD_SUITES:-http redis idle}
+idle_conns=${LOOM_REALLOAD_IDLE_CONNS:-1000}
 http_servers=${LOOM_REALLOAD_HTTP:-loom libuv nginx node go}
 redis_servers=${LOOM_REALLOAD_REDIS:-loom redis}
 scpu=${LOOM_REALLOAD_SERVER_CPU:-1}
@@ -210,6 +215,7 @@ hz=$(getconf CLK_TCK)
 # ---- correctness --------------------------------------------------------------
 say "== correctness checks"
 for suite in $suites; do
+  [ "$suite" = idle ] && continue # the http servers' checks cover it
   servers=$http_servers
   [ "$suite" = redis ] && servers=$redis_servers
   for s in $servers; do
@@ -267,10 +273,50 @@ run_one() {
     'BEGIN { printf "%s %.3f %s\n", r, c / hz / n * 1e6, m }'
 }
 
+# run_idle SERVER: prints "rss_kib peak_rss_kib" of the HTTP server with
+# idle_conns idle keep-alive connections, each having made one request.
+run_idle() {
+  local s=$1 ipid i rss hwm
+  start_server "http-$s"
+  rm -f "$tmp/idle.in"
+  mkfifo "$tmp/idle.in"
+  "${cli_pin[@]}" python3 "$here/idle.py" "$port" "$idle_conns" <"$tmp/idle.in" \
+    >"$tmp/idle.out" 2>&1 &
+  ipid=$!
+  exec 4>"$tmp/idle.in" # idle.py holds its connections until this closes
+  for i in $(seq 600); do
+    grep -q '^ready' "$tmp/idle.out" && break
+    kill -0 "$ipid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if ! grep -q '^ready' "$tmp/idle.out"; then
+    exec 4>&-
+    cat "$tmp/idle.out" >&2
+    die "idle: $s did not answer $idle_conns connections"
+  fi
+  sleep 1 # idle, as a server's connections mostly are
+  rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$srv_pid/status")
+  hwm=$(peak_rss_kib)
+  exec 4>&-
+  wait "$ipid" 2>/dev/null || true
+  stop_server
+  echo "$rss $hwm"
+}
+
 # ---- the rounds ---------------------------------------------------------------------
 results=$tmp/results
 : >"$results"
 for suite in $suites; do
+  if [ "$suite" = idle ]; then
+    for r in $(seq "$rounds"); do
+      for s in $http_servers; do
+        out=$(run_idle "$s")
+        echo "idle c$idle_conns $r $s $out" >>"$results"
+        say "   idle $idle_conns connections round $r: $s $out"
+      done
+    done
+    continue
+  fi
   servers=$http_servers cases="ka50 ka1000 pipe16"
   [ "$suite" = redis ] && servers=$redis_servers cases="p16 d100k"
   for case in $cases; do
@@ -333,13 +379,50 @@ summarise() {
 }
 
 echo "## real load: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, server CPU $scpu, client CPU $ccpu, ${secs}s per wrk run, redis-benchmark -n $nreq"
+# results: idle cCONNS round server rss_kib hwm_kib
+summarise_idle() {
+  echo
+  echo "### idle ($rounds rounds; $idle_conns idle keep-alive connections, one request made on each; the server's VmRSS and peak RSS (VmHWM), MiB, median; loom's ratio of peak RSS)"
+  echo
+  printf '| |'; for s in $http_servers; do printf ' %s |' "$s"; done
+  for s in $http_servers; do [ "$s" = loom ] || printf ' loom/%s |' "$s"; done; echo
+  printf '|---|'; for s in $http_servers; do printf -- '---|'; done
+  for s in $http_servers; do [ "$s" = loom ] || printf -- '---|'; done; echo
+  awk -v servers="$http_servers" '
+    function median(a, n,   i, j, t) {
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
+        t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    $1 == "idle" { k = ++n[$4]; rss[$4, k] = $5; hwm[$4, k] = $6 }
+    END {
+      ns = split(servers, sv, " ")
+      line = "| RSS, peak |"
+      for (i = 1; i <= ns; i++) {
+        s = sv[i]
+        if (!n[s]) { line = line " - |"; continue }
+        for (k = 1; k <= n[s]; k++) { a[k] = rss[s, k]; b[k] = hwm[s, k] }
+        m[s] = median(b, n[s])
+        line = line sprintf(" %.1f, %.1f |", median(a, n[s]) / 1024, m[s] / 1024)
+      }
+      for (i = 1; i <= ns; i++) {
+        s = sv[i]; if (s == "loom") continue
+        line = line ((m[s] > 0 && m["loom"] > 0) ? sprintf(" %.2fx |", m["loom"] / m[s]) : " - |")
+      }
+      print line
+    }' "$results"
+}
+
 for suite in $suites; do
-  if [ "$suite" = http ]; then
-    summarise http "$http_servers" "ka50 ka1000 pipe16"
-  else
-    summarise redis "$redis_servers" "p16 d100k"
-  fi
+  case $suite in
+  http) summarise http "$http_servers" "ka50 ka1000 pipe16" ;;
+  redis) summarise redis "$redis_servers" "p16 d100k" ;;
+  idle) summarise_idle ;;
+  esac
 done
 echo
 echo "ka50/ka1000: wrk -t1 -c50/-c1000, keep-alive; pipe16: 16 requests pipelined per connection, 50 connections (requests/s counts requests)."
 echo "p16: redis-benchmark -c 50 -P 16 -t ping,set,get,incr (mean of the four tests' rps); d100k: -c 50 -d 100000 -t set,get."
+case " $suites " in *" idle "*)
+  echo "idle: $idle_conns connections (bench/realload/idle.py) each make one keep-alive request, then stay open; memory read a second later." ;;
+esac

@@ -30,6 +30,9 @@
 
 LOOM__TLS loom_t *loom__tls_home;
 
+/* The streams' spare buffers (io/stream.c, declared in io/io.h). */
+void loom__io_spares_free(loom_t *rt);
+
 int loom_init(loom_t **out, uv_loop_t *loop, const loom_config_t *cfg) {
   if (!out || !loop) return UV_EINVAL;
   /* Room for the task record on top, without wrapping (spawn.c). */
@@ -73,6 +76,7 @@ static void on_closed(uv_handle_t *h) {
   loom_t *rt = h->data;
   if (--rt->open_handles) return;
   loom__stack_pool_destroy(&rt->stacks);
+  loom__io_spares_free(rt);
   loom__timers_close(rt);
   loom__handles_free(rt);
   loom__overflow_thread_fini(rt->altstack);

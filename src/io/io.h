@@ -104,6 +104,8 @@ struct loom_stream_s {
   loom__link_t flush_link;     /* on the runtime's flush list */
   size_t out_limit;            /* queued bytes allowed while the peer
                                   sends without reading */
+  int wrote_now;               /* a small write went to the kernel at once since the
+                    last wait for input: later ones are gathered */
   /* life */
   int closing; /* close requested: flush, then uv_close */
   int is_tcp;  /* u.tcp: peer names, NODELAY, reset */
@@ -111,7 +113,17 @@ struct loom_stream_s {
   char *direct;
   size_t direct_len, direct_got;
   int direct_active; /* libuv is reading into direct */
+  int direct_full;   /* a direct read filled it: skip libuv's next read */
+  int skipped;       /* on_alloc skipped one: on_read ignores it */
 };
+
+/* The spare read and gather buffers kept for the runtime running on this
+ * thread (stream.c): freed when runtime rt ends (runtime.c); how many of a
+ * kind are kept now (tests). */
+#define LOOM__IO_SPARES_MAX 8 /* kept of each kind */
+enum { LOOM__SPARE_READ, LOOM__SPARE_GATHER, LOOM__SPARE_KINDS };
+void loom__io_spares_free(loom_t *rt);
+size_t loom__io_spares_count(int kind);
 
 /* A new stream whose libuv handle is initialised: type UV_TCP,
  * UV_NAMED_PIPE, UV_TTY on fd (fd is used for nothing else), or UV_IDLE

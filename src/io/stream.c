@@ -8,14 +8,23 @@
  *   rbuf: [ consumed | buffered data | free space ]
  *         0        rstart          rend          rcap
  *
- * Writing. A small write (up to GATHER_SMALL bytes) is copied into the
- * stream's gather buffer, and the stream goes on the runtime's flush list;
- * the gathered bytes are handed to libuv together when tasks stop running,
- * before the loop polls again (loom__io_flush, called by the scheduler), or
- * at once when the next small write does not fit (GATHER_CAP), or before a
- * large write, a drain, loom_flush or a close. So a handler that answers
- * each pipelined request with its own write makes one write system call
- * per batch, not one per reply. A large write, or a flush, first tries
+ * Writing. A small write (up to GATHER_SMALL bytes) goes to the kernel at
+ * once (uv_try_write, no copy; what it does not take is queued as a large
+ * write's rest is) when nothing written before it is still gathered or
+ * queued, the program has read everything buffered (it is not answering
+ * pipelined requests), and it is the first small write since the task last
+ * waited for input on the stream (wrote_now): the one answer to a request
+ * that came alone, which asyncio too writes at once when its buffer is
+ * empty. Such a write reports its own error. Any other small write is
+ * copied into the stream's gather buffer, and the stream goes on the
+ * runtime's flush list; the gathered bytes are handed to libuv together
+ * when tasks stop running, before the loop polls again (loom__io_flush,
+ * called by the scheduler), or at once when the next small write does not
+ * fit (GATHER_CAP), or before a large write, a drain, loom_flush or a
+ * close. So a handler that answers each pipelined request with its own
+ * write makes one write system call per batch, not one per reply, and one
+ * that answers a lone request with several writes makes two (the first at
+ * once, the rest gathered). A large write, or a flush, first tries
  * uv_try_write; what the kernel does not take at once is queued with
  * uv_write: a large write's rest is copied into one heap request (so the
  * caller may reuse its buffer), a flush's rest stays in the gather buffer,
@@ -78,12 +87,85 @@ typedef struct loom__wreq_s {
 
 static int io_close(loom__io_t *o, int force);
 
+/* ---- spare buffers ------------------------------------------------------------------ */
+
+/* A connection that answers one request per round trip takes a read buffer
+ * when its request arrives and gives it back when it waits for the next
+ * (wait_data), and takes a gather buffer for its answer and gives it back
+ * when the answer is flushed: without spares that is a malloc and a free of
+ * each per request (a 4 KiB block is past glibc's per-thread cache: ~380
+ * instructions a request, a fifth of loom's share of it). A few buffers of
+ * the two usual sizes are kept for the runtime instead. A buffer is given
+ * back and taken again within one callback (the reader runs from on_read,
+ * the flush follows it), so a handful serve any number of connections, and
+ * idle connections still hold no buffer: the spares are the only memory
+ * kept, at most SPARES_MAX of each size.
+ *
+ * They live in thread-local storage, for the first runtime on the thread
+ * that gives one back (loom_run's, usually the only one);
+ * loom__io_spares_free gives them back when that runtime ends. The streams
+ * of a second runtime embedded on the same thread simply do without. */
+#define SPARES_MAX LOOM__IO_SPARES_MAX
+#define SPARE_READ LOOM__SPARE_READ
+#define SPARE_GATHER LOOM__SPARE_GATHER
+#define SPARE_KINDS LOOM__SPARE_KINDS
+static const size_t spare_size[SPARE_KINDS] = {RBUF_MIN, sizeof(wreq_t) + GATHER_MIN};
+
+typedef struct {
+  loom_t *rt; /* whose they are; NULL: nobody's yet */
+  unsigned n[SPARE_KINDS];
+  void *buf[SPARE_KINDS][SPARES_MAX];
+} spares_t;
+static LOOM__TLS spares_t spares;
+
+/* A buffer of spare_size[kind] bytes, or NULL without memory. */
+static void *spare_get(loom_t *rt, int kind) {
+  if (spares.rt == rt && spares.n[kind] > 0) return spares.buf[kind][--spares.n[kind]];
+  return malloc(spare_size[kind]);
+}
+
+/* Frees p, of spare_size[kind] bytes, or keeps it as a spare. */
+static void spare_put(loom_t *rt, int kind, void *p) {
+  if (!spares.rt) spares.rt = rt;
+  if (spares.rt == rt && spares.n[kind] < SPARES_MAX)
+    spares.buf[kind][spares.n[kind]++] = p;
+  else
+    free(p);
+}
+
+void loom__io_spares_free(loom_t *rt) {
+  if (spares.rt != rt) return;
+  for (int k = 0; k < SPARE_KINDS; k++)
+    while (spares.n[k] > 0) free(spares.buf[k][--spares.n[k]]);
+  spares.rt = NULL;
+}
+
+size_t loom__io_spares_count(int kind) { return spares.n[kind]; }
+
+/* The read buffer goes: kept as a spare if it has the usual size. */
+static void rbuf_free(loom_stream_t *s) {
+  if (s->rcap == RBUF_MIN)
+    spare_put(s->obj.rt, SPARE_READ, s->rbuf);
+  else
+    free(s->rbuf);
+  s->rbuf = NULL;
+  s->rcap = s->rstart = s->rend = 0;
+}
+
+/* A write request or gather buffer goes: kept if it has the usual size. */
+static void wreq_free(loom_stream_t *s, wreq_t *w) {
+  if (w->cap == GATHER_MIN)
+    spare_put(s->obj.rt, SPARE_GATHER, w);
+  else
+    free(w);
+}
+
 static void drop_gather(loom_stream_t *s);
 
 static void release(void *p) {
   loom_stream_t *s = p;
   drop_gather(s); /* never holds any by now: close_now dropped it */
-  free(s->rbuf);
+  if (s->rbuf) rbuf_free(s);
 }
 
 int loom__stream_new(loom_stream_t **out, loom_t *rt, uv_handle_type type, int fd) {
@@ -171,12 +253,35 @@ static size_t buffered(const loom_stream_t *s) { return s->rend - s->rstart; }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   loom_stream_t *s = h->data;
+  /* A direct read just filled the reader's buffer: libuv would read again
+   * at once, and when the peer sent just what was asked (a client waiting
+   * for its answer, the common case) that read(2) finds nothing. No buffer
+   * this once: libuv then leaves this round of reads, and the next poll
+   * reports whatever more there is (reading stays on). */
+  if (s->direct_full) {
+    s->direct_full = 0;
+    s->skipped = 1;
+    buf->base = NULL;
+    buf->len = 0;
+    return;
+  }
   /* A reader waits in loom_read with nothing buffered: read straight into
    * its buffer. */
   if (s->direct && s->rstart == s->rend) {
     s->direct_active = 1;
     buf->base = s->direct;
     buf->len = s->direct_len;
+    return;
+  }
+  /* No buffer (the reader gave it back when it waited): a spare, of the
+   * size every buffer starts at. */
+  if (!s->rbuf) {
+    s->rbuf = spare_get(s->obj.rt, SPARE_READ);
+    s->rcap = s->rbuf ? RBUF_MIN : 0;
+    s->rstart = s->rend = 0;
+    buf->base = s->rbuf;
+    buf->len = s->rcap;
+    s->nomem = buf->len == 0; /* see the end of this function */
     return;
   }
   /* The reads since the last compaction filled the buffer to its end: more
@@ -216,6 +321,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
 }
 
 static void read_stop(loom_stream_t *s) {
+  s->direct_full = 0;
   if (s->reading) {
     if (s->src)
       s->src->stop(s);
@@ -228,9 +334,14 @@ static void read_stop(loom_stream_t *s) {
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   loom_stream_t *s = st->data;
   (void)buf;
+  if (s->skipped) { /* UV_ENOBUFS from on_alloc's skip: nothing read */
+    s->skipped = 0;
+    return;
+  }
   if (s->direct_active) {
     s->direct_active = 0;
     if (nread > 0) {
+      s->direct_full = (size_t)nread == s->direct_len;
       s->direct = NULL; /* more data goes to rbuf */
       s->direct_got = (size_t)nread;
       nread = 0; /* nothing to add to rbuf */
@@ -299,12 +410,11 @@ static int wait_data(loom_stream_t *s) {
      * connections hold none at all), and a buffer grown for one large
      * request does not outlive it. on_alloc takes a new one when data
      * arrives; libuv holds no pointer into this one between reads. */
-    free(s->rbuf);
-    s->rbuf = NULL;
-    s->rcap = s->rstart = s->rend = 0;
+    rbuf_free(s);
   }
   if (!s->reading) {
     s->nomem = 0;
+    s->direct_full = 0;
     rc = s->src ? s->src->start(s, on_alloc, on_read)
                 : uv_read_start(&s->u.stream, on_alloc, on_read);
     if (rc) return rc;
@@ -312,6 +422,7 @@ static int wait_data(loom_stream_t *s) {
   }
   /* Reading stays on after this wait: stopping and restarting it would
    * cost epoll_ctl calls per read. The limit bounds what is buffered. */
+  s->wrote_now = 0;
   swait_t wt = {.w = {.task = self, .cancel = unhook_reader}, .s = s};
   s->reader = &wt.w;
   rc = loom__park(&wt.w);
@@ -408,9 +519,16 @@ int loom_read_exactly(loom_stream_t *h, void *buf, size_t n, size_t *got) {
 static ssize_t find(const loom_stream_t *s, const char *d, size_t dlen, size_t from) {
   size_t len = buffered(s);
   if (len < dlen) return -1; /* also: rbuf may still be NULL */
-  const char *p = s->rbuf + s->rstart;
-  for (size_t i = from; i + dlen <= len; i++)
-    if (p[i] == d[0] && memcmp(p + i, d, dlen) == 0) return (ssize_t)i;
+  if (from > len - dlen) return -1;
+  /* memchr for the delimiter's first byte: a request head ("...\r\n\r\n")
+   * holds few of them, and memchr skips the rest many bytes at a time. */
+  const char *p = s->rbuf + s->rstart, *q = p + from, *last = p + len - dlen;
+  while ((q = memchr(q, d[0], (size_t)(last - q) + 1)) != NULL) {
+    size_t k = 1; /* delimiters are short: no memcmp call */
+    while (k < dlen && q[k] == d[k]) k++;
+    if (k == dlen) return q - p;
+    if (q++ == last) break;
+  }
   return -1;
 }
 
@@ -504,7 +622,7 @@ static void on_write(uv_write_t *req, int status) {
   wreq_t *w = loom__container_of(req, wreq_t, req);
   loom_stream_t *s = w->s;
   s->queued -= w->len;
-  free(w);
+  wreq_free(s, w);
   if (status < 0 && !s->werr) s->werr = status;
   if (s->werr) {
     /* Gathered bytes can no longer follow: the error reports them. */
@@ -537,7 +655,7 @@ static size_t pending(const loom_stream_t *s) {
 
 static void drop_gather(loom_stream_t *s) {
   if (!s->gather) return;
-  free(s->gather);
+  wreq_free(s, s->gather);
   s->gather = NULL;
   loom__list_remove(&s->obj.rt->flush, &s->flush_link);
 }
@@ -553,7 +671,7 @@ static void flush_gather(loom_stream_t *s) {
   size_t done = 0;
   int rc = 0;
   if (s->werr || uv_is_closing(&s->u.handle)) {
-    free(g); /* the sticky error reports them */
+    wreq_free(s, g); /* the sticky error reports them */
     return;
   }
   if (s->queued == 0) {
@@ -561,13 +679,13 @@ static void flush_gather(loom_stream_t *s) {
     if (rc >= 0)
       done = (size_t)rc;
     else if (rc != UV_EAGAIN && rc != UV_ENOSYS) {
-      free(g);
+      wreq_free(s, g);
       write_failed(s, rc);
       return;
     }
   }
   if (done == g->len) {
-    free(g);
+    wreq_free(s, g);
     /* A writer may wait for room that these bytes took (a high-water
      * mark below GATHER_CAP): no on_write will come to wake it. */
     if (s->queued <= s->low_water && !s->turn && loom__wq_wake_one(&s->writers, 0))
@@ -579,7 +697,7 @@ static void flush_gather(loom_stream_t *s) {
   rc = uv_write(&g->req, &s->u.stream, &(uv_buf_t){.base = g->data + done, .len = g->len},
                 1, on_write);
   if (rc) {
-    free(g);
+    wreq_free(s, g);
     write_failed(s, rc);
     return;
   }
@@ -615,7 +733,7 @@ static int gather(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs, size_t
   if (!g) {
     size_t cap = GATHER_MIN;
     while (cap < total) cap *= 2;
-    g = malloc(sizeof(*g) + cap);
+    g = cap == GATHER_MIN ? spare_get(s->obj.rt, SPARE_GATHER) : malloc(sizeof(*g) + cap);
     if (!g) return UV_ENOMEM;
     g->len = 0;
     g->cap = cap;
@@ -652,6 +770,7 @@ static int queue_rest(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
   if (rest > SIZE_MAX - sizeof(wreq_t)) return UV_ENOMEM;
   wreq_t *w = malloc(sizeof(*w) + rest);
   if (!w) return UV_ENOMEM;
+  w->cap = rest; /* a spare if it has the gather buffer's size */
   size_t off = 0, skip = done;
   for (unsigned i = 0; i < nbufs; i++) {
     size_t l = bufs[i].len;
@@ -670,7 +789,7 @@ static int queue_rest(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
   b.len = rest; /* not uv_buf_init: its length is an unsigned int */
   int rc = uv_write(&w->req, &s->u.stream, &b, 1, on_write);
   if (rc) {
-    free(w);
+    wreq_free(s, w);
     return rc;
   }
   s->queued += rest;
@@ -712,6 +831,16 @@ static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
   int rc = loom__check(self);
   if (rc) return rc;
   if (total == 0) return 0;
+  /* The lone answer to a request (see the top of the file), with nobody
+   * waiting to write: nothing is pending, so no mark or limit applies,
+   * and the path below would reach the same write_now after checking
+   * them all. */
+  int at_once = total <= GATHER_SMALL && !s->wrote_now && !s->gather && s->queued == 0 &&
+                buffered(s) == 0;
+  if (at_once && !s->turn && loom__wq_empty(&s->writers)) {
+    s->wrote_now = 1;
+    return write_now(s, bufs, nbufs, total);
+  }
   /* Full, but the peer has sent what we have not read: no wait (it could
    * be for good, see the top of the file), up to the output limit. */
   int full = pending(s) > s->high_water && buffered(s) == 0 && !s->nomem;
@@ -734,7 +863,11 @@ static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
     rc = UV_ENOBUFS;
   }
   if (rc == 0) {
-    if (total <= GATHER_SMALL) {
+    if (total <= GATHER_SMALL && !s->gather && s->queued == 0 && buffered(s) == 0 &&
+        !s->wrote_now) {
+      s->wrote_now = 1;
+      rc = write_now(s, bufs, nbufs, total);
+    } else if (total <= GATHER_SMALL) {
       rc = gather(s, bufs, nbufs, total);
     } else {
       flush_gather(s); /* what was gathered goes first */
