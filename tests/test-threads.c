@@ -1,7 +1,8 @@
 /* Runtimes and threads: one runtime per thread (a second one on the same
  * thread is refused with LOOM_EBUSY, for loom_run and embedding alike), N
  * runtimes on N threads running tasks, timers, queues and TCP streams
- * independently, and SIGINT reaching every runtime of the process.
+ * independently, SIGINT reaching every runtime of the process, and
+ * SO_REUSEPORT servers: two runtimes on two threads accepting on one port.
  *
  * Threads record what they see; the test asserts on its own thread once
  * they are joined (cmocka's asserts must not run on another thread). */
@@ -352,6 +353,127 @@ static void test_sigint_after_first_runtime_ended(void **state) {
   assert_loom_err(h.second_status, UV_ECANCELED);
 }
 
+/* ---- SO_REUSEPORT: two runtimes, one port ----------------------------------- */
+
+typedef struct {
+  atomic_int *port;    /* the first server's port, once bound */
+  atomic_int *stop;    /* set when the clients are done */
+  int first;           /* binds port 0 and publishes it */
+  atomic_int accepted; /* connections this runtime served */
+  int status;
+} share_t;
+
+static int share_handler(loom_stream_t *s, void *arg) {
+  share_t *sh = arg;
+  atomic_fetch_add(&sh->accepted, 1);
+  char line[32];
+  ssize_t n = loom_read_line(s, line, sizeof(line));
+  if (n > 0) loom_write(s, line, (size_t)n);
+  loom_close(s);
+  return 0;
+}
+
+static int share_main(void *arg) {
+  share_t *sh = arg;
+  int port = 0;
+  if (!sh->first)
+    while ((port = atomic_load(sh->port)) == 0)
+      if (loom_sleep(1)) return -1;
+  loom_server_opts_t o = {.reuseport = 1};
+  loom_server_t *srv;
+  int rc = loom_serve(&srv, "127.0.0.1", port, share_handler, sh, &o);
+  if (rc) {
+    atomic_store(sh->port, -1);
+    return rc;
+  }
+  if (sh->first) atomic_store(sh->port, loom_server_port(srv));
+  while (!atomic_load(sh->stop))
+    if (loom_sleep(2)) break;
+  return loom_server_close(srv, 1000);
+}
+
+static void *run_share(void *arg) {
+  share_t *sh = arg;
+  sh->status = loom_run(share_main, sh);
+  return NULL;
+}
+
+/* A plain blocking client: connect, send a line, read it back. */
+static int client_round_trip(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  char buf[8] = {0};
+  int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+           write(fd, "hi\n", 3) == 3 && read(fd, buf, sizeof(buf)) == 3 &&
+           memcmp(buf, "hi\n", 3) == 0;
+  close(fd);
+  return ok ? 0 : -1;
+}
+
+static void test_reuseport_two_runtimes_one_port(void **state) {
+  (void)state;
+  atomic_int port = 0, stop = 0;
+  share_t sh[2];
+  memset(sh, 0, sizeof(sh));
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) {
+    sh[i].port = &port;
+    sh[i].stop = &stop;
+    sh[i].first = i == 0;
+  }
+  assert_int_equal(pthread_create(&th[0], NULL, run_share, &sh[0]), 0);
+  while (atomic_load(&port) == 0) usleep(1000);
+  assert_true(atomic_load(&port) > 0);
+  assert_int_equal(pthread_create(&th[1], NULL, run_share, &sh[1]), 0);
+  /* The second server is listening once it has accepted something; the
+   * kernel spreads connections by their address hash, so a few dozen
+   * connections reach both. */
+  int failures = 0, n = 0;
+  while (n < 2000 &&
+         (atomic_load(&sh[0].accepted) == 0 || atomic_load(&sh[1].accepted) == 0)) {
+    if (client_round_trip(atomic_load(&port)) != 0) failures++;
+    n++;
+  }
+  atomic_store(&stop, 1);
+  pthread_join(th[0], NULL);
+  pthread_join(th[1], NULL);
+  assert_loom_ok(sh[0].status);
+  assert_loom_ok(sh[1].status);
+  assert_int_equal(failures, 0);
+  assert_true(atomic_load(&sh[0].accepted) > 0);
+  assert_true(atomic_load(&sh[1].accepted) > 0);
+}
+
+/* Without the flag the second bind fails as it always did. */
+typedef struct {
+  int rc_reuse, rc_plain, rc_bad_flag;
+} bind_t;
+
+static int bind_main(void *arg) {
+  bind_t *b = arg;
+  loom_listener_t *l1, *l2 = NULL, *l3 = NULL;
+  int rc = loom_tcp_listen_ex(&l1, "127.0.0.1", 0, 0, LOOM_LISTEN_REUSEPORT);
+  if (rc) return rc;
+  int port = loom_listener_port(l1);
+  b->rc_reuse = loom_tcp_listen_ex(&l2, "127.0.0.1", port, 0, LOOM_LISTEN_REUSEPORT);
+  b->rc_plain = loom_tcp_listen(&l3, "127.0.0.1", port, 0);
+  b->rc_bad_flag = loom_tcp_listen_ex(&l3, "127.0.0.1", 0, 0, 0x80);
+  if (l2) loom_listener_close(l2);
+  loom_listener_close(l1);
+  return 0;
+}
+
+static void test_reuseport_listeners(void **state) {
+  (void)state;
+  bind_t b = {0};
+  assert_loom_ok(loom_run(bind_main, &b));
+  assert_loom_ok(b.rc_reuse);
+  assert_loom_err(b.rc_plain, UV_EADDRINUSE);
+  assert_loom_err(b.rc_bad_flag, UV_EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_second_runtime_in_a_task_refused),
@@ -360,6 +482,8 @@ int main(void) {
       cmocka_unit_test(test_embedded_runtimes_on_threads),
       cmocka_unit_test(test_sigint_cancels_every_runtime),
       cmocka_unit_test(test_sigint_after_first_runtime_ended),
+      cmocka_unit_test(test_reuseport_two_runtimes_one_port),
+      cmocka_unit_test(test_reuseport_listeners),
   };
   return HARNESS_RUN(tests);
 }
