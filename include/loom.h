@@ -10,6 +10,8 @@
 #include "loom/scope.h"
 #include "loom/combinators.h"
 #include "loom/sync.h"
+#include "loom/future.h"
+#include "loom/thread.h"
 #include "loom/net.h"
 
 #endif /* LOOM_H */

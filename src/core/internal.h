@@ -23,6 +23,7 @@
 #include "../util/container.h"
 #include "../util/list.h"
 #include "handle.h"
+#include "inbox.h"
 #include "loom.h"
 #include "scope.h"
 #include "timer.h"
@@ -166,7 +167,14 @@ struct loom_s {
   int *run_status; /* loom_run: where main's status goes */
   void (*shutdown_cb)(void *data);
   void *shutdown_data;
-  void *altstack; /* alternate signal stack we installed */
+  void *altstack;                  /* alternate signal stack we installed */
+  loom__inbox_t *inbox;            /* messages from other threads, made on first
+                             use (inbox.c); NULL until then */
+  uv_async_t inbox_async;          /* the inbox's wake-up; open while inbox is */
+  long holds;                      /* messages the runtime must wait for
+                             (loom__inbox_hold) */
+  struct loom_executor_s *offload; /* the default offload executor, made
+                                       on first use (io/offload.c) */
 };
 
 /* The runtime whose scheduler pass is running on this thread. */
@@ -372,12 +380,16 @@ void loom__maybe_close_slow(loom_t *rt);
 /* Called after every wake-up from the loop: while tasks are alive (almost
  * always) it is a load and a branch, inline. */
 static inline void loom__maybe_close(loom_t *rt) {
-  if (rt->shutdown_requested && !rt->nalive && !rt->open_handles)
+  if (rt->shutdown_requested && !rt->nalive && !rt->open_handles && !rt->holds)
     loom__maybe_close_slow(rt);
 }
 void loom__io_add(loom_t *rt, loom__io_t *o, const char *what,
                   int (*close)(loom__io_t *o, int force));
 /* Takes o off the list (its memory is about to be freed). */
 void loom__io_remove(loom_t *rt, loom__io_t *o);
+
+/* io/offload.c: at shutdown, once no job of rt is in flight, stops and
+ * joins the default executor's (idle) threads. */
+void loom__offload_close(loom_t *rt);
 
 #endif

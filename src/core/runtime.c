@@ -154,6 +154,11 @@ void loom__maybe_close_slow(loom_t *rt) {
   uv_timer_stop(&rt->grace);
   sigint_give_back(rt);
   loom__reap_unconsumed(rt);
+  loom__offload_close(rt);
+  if (rt->inbox) {
+    loom__inbox_close(rt); /* posts fail from here on */
+    close_one(rt, (uv_handle_t *)&rt->inbox_async);
+  }
   close_one(rt, (uv_handle_t *)&rt->check);
   close_one(rt, (uv_handle_t *)&rt->idle);
   close_one(rt, (uv_handle_t *)&rt->timer);
@@ -332,6 +337,11 @@ int loom_run(loom_fn main, void *arg) {
         continue;
       }
       loom__maybe_close(rt);
+      continue;
+    }
+    /* Another thread that holds a loom_remote_t may still wake them. */
+    if (loom__inbox_expect(rt)) {
+      stuck = -1;
       continue;
     }
     /* Nothing can wake the tasks that are left: no handle, no request,

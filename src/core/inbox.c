@@ -1,0 +1,138 @@
+/* The runtime's inbox (inbox.h): messages from other threads.
+ *
+ * Posting takes the inbox's mutex, appends, and sends the async handle if
+ * no send is already on its way; the send happens under the mutex, so the
+ * runtime cannot close (and free) the handle between the check that it is
+ * open and the send. The runtime's thread takes the whole list at once and
+ * runs it outside the mutex, so a message may post again without deadlock.
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+
+static void on_async(uv_async_t *h) {
+  loom_t *rt = h->data;
+  loom__inbox_t *ib = rt->inbox;
+  uv_mutex_lock(&ib->mu);
+  loom__msg_t *m = ib->head;
+  ib->head = ib->tail = NULL;
+  ib->signalled = 0;
+  uv_mutex_unlock(&ib->mu);
+  if (ib->waiting) { /* the message loom_run waited for has come */
+    ib->waiting = 0;
+    if (!rt->holds) uv_unref((uv_handle_t *)h);
+  }
+  while (m) {
+    loom__msg_t *next = m->next; /* run may free m */
+    m->run(m, 0);
+    m = next;
+  }
+  /* A message may have ended the last wait of a runtime shutting down. */
+  loom__maybe_close(rt);
+}
+
+int loom__inbox_get(loom_t *rt, loom__inbox_t **out) {
+  loom__inbox_t *ib = rt->inbox;
+  if (!ib) {
+    if (rt->open_handles) return LOOM_ECLOSED; /* closing its handles */
+    ib = calloc(1, sizeof(*ib));
+    if (!ib) return UV_ENOMEM;
+    if (uv_mutex_init(&ib->mu)) {
+      free(ib);
+      return UV_ENOMEM;
+    }
+    int rc = uv_async_init(rt->loop, &rt->inbox_async, on_async);
+    if (rc) {
+      uv_mutex_destroy(&ib->mu);
+      free(ib);
+      return rc;
+    }
+    rt->inbox_async.data = rt;
+    uv_unref((uv_handle_t *)&rt->inbox_async);
+    ib->rt = rt;
+    ib->async = &rt->inbox_async;
+    ib->thread = uv_thread_self();
+    atomic_init(&ib->refs, 1); /* the runtime's */
+    rt->inbox = ib;
+  } else if (!ib->rt) {
+    return LOOM_ECLOSED;
+  }
+  loom__inbox_retain(ib);
+  *out = ib;
+  return 0;
+}
+
+void loom__inbox_retain(loom__inbox_t *ib) {
+  atomic_fetch_add_explicit(&ib->refs, 1, memory_order_relaxed);
+}
+
+void loom__inbox_release(loom__inbox_t *ib) {
+  if (atomic_fetch_sub_explicit(&ib->refs, 1, memory_order_acq_rel) != 1) return;
+  uv_mutex_destroy(&ib->mu);
+  free(ib);
+}
+
+int loom__inbox_post(loom__inbox_t *ib, loom__msg_t *m) {
+  m->next = NULL;
+  uv_mutex_lock(&ib->mu);
+  if (!ib->rt) {
+    uv_mutex_unlock(&ib->mu);
+    return LOOM_ECLOSED;
+  }
+  if (ib->tail)
+    ib->tail->next = m;
+  else
+    ib->head = m;
+  ib->tail = m;
+  if (!ib->signalled) {
+    ib->signalled = 1;
+    uv_async_send(ib->async);
+  }
+  uv_mutex_unlock(&ib->mu);
+  return 0;
+}
+
+int loom__inbox_on_thread(loom__inbox_t *ib) {
+  uv_thread_t self = uv_thread_self();
+  if (!uv_thread_equal(&self, &ib->thread)) return 0;
+  /* On the runtime's thread nobody else writes rt: no lock needed. */
+  return ib->rt != NULL;
+}
+
+void loom__inbox_hold(loom_t *rt) {
+  if (rt->holds++ == 0 && !rt->inbox->waiting) uv_ref((uv_handle_t *)&rt->inbox_async);
+}
+
+void loom__inbox_unhold(loom_t *rt) {
+  loom__assert(rt->holds > 0, "inbox hold count underflow");
+  if (--rt->holds == 0 && !rt->inbox->waiting) uv_unref((uv_handle_t *)&rt->inbox_async);
+}
+
+void loom__inbox_sender(loom__inbox_t *ib, int delta) {
+  atomic_fetch_add_explicit(&ib->senders, delta, memory_order_relaxed);
+}
+
+int loom__inbox_expect(loom_t *rt) {
+  loom__inbox_t *ib = rt->inbox;
+  if (!ib || !atomic_load_explicit(&ib->senders, memory_order_relaxed)) return 0;
+  if (!ib->waiting && !rt->holds) uv_ref((uv_handle_t *)&rt->inbox_async);
+  ib->waiting = 1;
+  return 1;
+}
+
+void loom__inbox_close(loom_t *rt) {
+  loom__inbox_t *ib = rt->inbox;
+  if (!ib) return;
+  uv_mutex_lock(&ib->mu);
+  loom__msg_t *m = ib->head;
+  ib->head = ib->tail = NULL;
+  ib->rt = NULL; /* posts fail from now on */
+  uv_mutex_unlock(&ib->mu);
+  while (m) {
+    loom__msg_t *next = m->next;
+    m->run(m, LOOM_ECLOSED);
+    m = next;
+  }
+  rt->inbox = NULL;
+  loom__inbox_release(ib);
+}

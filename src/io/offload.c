@@ -1,0 +1,298 @@
+/* Thread offload (include/loom/thread.h): jobs run on loom's own executors.
+ *
+ * An executor is a mutex, a condition variable, a FIFO of jobs and up to
+ * `max` worker threads, started when a job finds no idle worker. A job is
+ * allocated by the runtime that submits it and takes an inbox hold there,
+ * so the runtime neither closes nor lets loom_run return while a job of
+ * its own is queued or running. When the job has run, its worker posts the
+ * job's completion message to that runtime's inbox and touches the job no
+ * more; the runtime's thread then wakes the awaiting task (or resolves the
+ * job's future), drops the hold and frees the job.
+ *
+ *   task                 executor (mutex)            worker thread
+ *   submit: job ---->    [ queue ] --------------->  fn(arg)
+ *   park on w                                        post(job->done)
+ *   <--- wake(w) <------- runtime's inbox <-----------'
+ *
+ * An awaiting task that gives up (cancelled, timed out) takes a job that
+ * is still queued out of the queue and frees it; a running job is left to
+ * finish and only its result is dropped: job->w is cleared on the
+ * runtime's thread, where the completion also runs, so the two never race.
+ */
+#include <stdlib.h>
+
+#include "io/io.h"
+#include "sync/future.h"
+
+enum { QUEUED, RUNNING, FINISHED };
+
+typedef struct loom__job_s loom__job_t;
+
+struct loom_executor_s {
+  uv_mutex_t mu;
+  uv_cond_t cv;         /* idle workers wait here */
+  loom__list_t queue;   /* loom__job_t by link, oldest first */
+  size_t max;           /* threads it may start */
+  size_t nthreads;      /* started, not yet exited */
+  size_t idle;          /* waiting on cv */
+  size_t busy;          /* running a job */
+  int closing;          /* no new jobs; workers exit when it is empty */
+  int detached;         /* its last worker frees it */
+  uv_thread_t *threads; /* [max], the first nthreads started */
+};
+
+/* The waiting task's side, in its frame. */
+typedef struct {
+  loom__waiter_t w;
+  loom__job_t *job;
+} job_wait_t;
+
+struct loom__job_s {
+  loom__link_t link; /* on ex->queue while QUEUED */
+  loom__msg_t done;  /* completion, to rt's inbox */
+  loom_executor_t *ex;
+  loom_t *rt;        /* the submitting runtime (held) */
+  loom__inbox_t *ib; /* its inbox (a reference) */
+  loom_fn fn;
+  void *arg;
+  int status;       /* fn's return value once FINISHED */
+  int state;        /* QUEUED, RUNNING, FINISHED: under ex->mu */
+  job_wait_t *wait; /* the awaiting task's, or NULL */
+  loom_future_t *f; /* submit: resolved with status (a reference) */
+};
+
+/* ---- workers ------------------------------------------------------------ */
+
+static void executor_destroy(loom_executor_t *ex) {
+  uv_cond_destroy(&ex->cv);
+  uv_mutex_destroy(&ex->mu);
+  free(ex->threads);
+  free(ex);
+}
+
+static void worker(void *p) {
+  loom_executor_t *ex = p;
+  uv_mutex_lock(&ex->mu);
+  for (;;) {
+    while (loom__list_empty(&ex->queue) && !ex->closing) {
+      ex->idle++;
+      uv_cond_wait(&ex->cv, &ex->mu);
+      ex->idle--;
+    }
+    if (loom__list_empty(&ex->queue)) break; /* closing, nothing left */
+    loom__job_t *job = loom__list_entry(ex->queue.head, loom__job_t, link);
+    loom__list_remove(&ex->queue, &job->link);
+    /* A submitted job whose future was cancelled while it queued: drop. */
+    int run = !(job->f && loom_future_done(job->f));
+    job->state = RUNNING;
+    ex->busy++;
+    uv_mutex_unlock(&ex->mu);
+    job->status = run ? job->fn(job->arg) : UV_ECANCELED;
+    /* The runtime holds itself open for this message: the post cannot be
+     * refused. After it, the job belongs to the runtime's thread. */
+    loom__inbox_t *ib = job->ib;
+    int rc = loom__inbox_post(ib, &job->done);
+    loom__assert(rc == 0, "an offload job's runtime closed under it");
+    uv_mutex_lock(&ex->mu);
+    ex->busy--;
+  }
+  int last = --ex->nthreads == 0 && ex->detached;
+  uv_mutex_unlock(&ex->mu);
+  if (last) executor_destroy(ex);
+}
+
+static int executor_make(loom_executor_t **out, size_t threads) {
+  loom_executor_t *ex = calloc(1, sizeof(*ex));
+  if (!ex) return UV_ENOMEM;
+  ex->threads = calloc(threads, sizeof(*ex->threads));
+  if (!ex->threads) {
+    free(ex);
+    return UV_ENOMEM;
+  }
+  if (uv_mutex_init(&ex->mu)) {
+    free(ex->threads);
+    free(ex);
+    return UV_ENOMEM;
+  }
+  if (uv_cond_init(&ex->cv)) {
+    uv_mutex_destroy(&ex->mu);
+    free(ex->threads);
+    free(ex);
+    return UV_ENOMEM;
+  }
+  ex->max = threads;
+  *out = ex;
+  return 0;
+}
+
+int loom_executor_new(loom_executor_t **out, size_t threads) {
+  if (!out || threads == 0 || threads > LOOM_EXECUTOR_MAX_THREADS) return UV_EINVAL;
+  return executor_make(out, threads);
+}
+
+/* Stops ex's workers. Idle (nothing queued or running): joins them, which
+ * takes no longer than their wake-up, and frees ex. Else the workers
+ * finish the jobs and the last one frees ex. */
+static void executor_shutdown(loom_executor_t *ex) {
+  uv_mutex_lock(&ex->mu);
+  ex->closing = 1;
+  uv_cond_broadcast(&ex->cv);
+  int idle = loom__list_empty(&ex->queue) && ex->busy == 0;
+  size_t n = ex->nthreads;
+  if (!idle) {
+    for (size_t i = 0; i < n; i++) pthread_detach(ex->threads[i]);
+    ex->detached = 1;
+    if (n == 0) idle = 1; /* nothing will free it: do it here */
+  }
+  uv_mutex_unlock(&ex->mu);
+  if (!idle) return;
+  for (size_t i = 0; i < n; i++) uv_thread_join(&ex->threads[i]);
+  executor_destroy(ex);
+}
+
+void loom_executor_free(loom_executor_t *ex) {
+  if (ex) executor_shutdown(ex);
+}
+
+void loom__offload_close(loom_t *rt) {
+  if (!rt->offload) return;
+  executor_shutdown(rt->offload); /* no job of rt is left: idle */
+  rt->offload = NULL;
+}
+
+/* ---- jobs -------------------------------------------------------------- */
+
+static void job_free(loom__job_t *job) {
+  loom__inbox_unhold(job->rt);
+  loom__inbox_release(job->ib);
+  if (job->f) loom_future_release(job->f);
+  free(job);
+}
+
+/* On the submitting runtime's thread, once the job has run. */
+static void on_job_done(loom__msg_t *m, int status) {
+  loom__job_t *job = loom__container_of(m, loom__job_t, done);
+  (void)status; /* always 0: the hold keeps the runtime open */
+  job->state = FINISHED;
+  if (job->f) loom__future_resolve(job->f, job->status, NULL);
+  if (job->wait) {
+    loom__wake(&job->wait->w, 0); /* the task reads the status, frees it */
+    return;
+  }
+  job_free(job);
+}
+
+static int default_executor(loom_t *rt, loom_executor_t **out) {
+  if (!rt->offload) {
+    size_t n = LOOM_OFFLOAD_THREADS;
+    const char *env = getenv("LOOM_OFFLOAD_THREADS");
+    if (env && *env) {
+      char *end;
+      unsigned long v = strtoul(env, &end, 10);
+      if (!*end && v >= 1 && v <= LOOM_EXECUTOR_MAX_THREADS) n = v;
+    }
+    int rc = executor_make(&rt->offload, n);
+    if (rc) return rc;
+  }
+  *out = rt->offload;
+  return 0;
+}
+
+/* Queues a job on ex (NULL: rt's default), starting a worker if none is
+ * idle. */
+static int job_submit(loom_t *rt, loom_executor_t *ex, loom_fn fn, void *arg,
+                      loom__job_t **out) {
+  if (!fn) return UV_EINVAL;
+  if (rt->open_handles) return LOOM_ECLOSED;
+  int rc;
+  if (!ex && (rc = default_executor(rt, &ex))) return rc;
+  loom__job_t *job = calloc(1, sizeof(*job));
+  if (!job) return UV_ENOMEM;
+  rc = loom__inbox_get(rt, &job->ib);
+  if (rc) {
+    free(job);
+    return rc;
+  }
+  job->ex = ex;
+  job->rt = rt;
+  job->fn = fn;
+  job->arg = arg;
+  job->done.run = on_job_done;
+  uv_mutex_lock(&ex->mu);
+  if (ex->closing) {
+    rc = LOOM_ECLOSED;
+  } else if (ex->idle == 0 && ex->nthreads < ex->max) {
+    /* One more worker; if none can start and none exists, fail. */
+    rc = uv_thread_create(&ex->threads[ex->nthreads], worker, ex);
+    if (rc == 0)
+      ex->nthreads++;
+    else if (ex->nthreads > 0)
+      rc = 0;
+  }
+  if (rc == 0) {
+    job->state = QUEUED;
+    loom__list_push_back(&ex->queue, &job->link);
+    if (ex->idle) uv_cond_signal(&ex->cv);
+  }
+  uv_mutex_unlock(&ex->mu);
+  if (rc) {
+    loom__inbox_release(job->ib);
+    free(job);
+    return rc;
+  }
+  loom__inbox_hold(rt);
+  *out = job;
+  return 0;
+}
+
+/* The awaiting task gave up: a queued job leaves the queue and is freed
+ * (it never runs); a running one finishes and on_job_done frees it. */
+static void on_wait_interrupted(loom__waiter_t *w) {
+  job_wait_t *jw = loom__container_of(w, job_wait_t, w);
+  loom__job_t *job = jw->job;
+  job->wait = NULL;
+  uv_mutex_lock(&job->ex->mu);
+  int queued = job->state == QUEUED;
+  if (queued) loom__list_remove(&job->ex->queue, &job->link);
+  uv_mutex_unlock(&job->ex->mu);
+  if (queued) job_free(job);
+}
+
+int loom_executor_run(loom_executor_t *ex, loom_fn fn, void *arg, int *status) {
+  loom_task_t *self = loom__self();
+  int rc = loom__check(self);
+  if (rc) return rc;
+  loom__job_t *job;
+  rc = job_submit(self->rt, ex, fn, arg, &job);
+  if (rc) return rc;
+  job_wait_t jw = {.w = {.task = self, .cancel = on_wait_interrupted}, .job = job};
+  job->wait = &jw;
+  rc = loom__park(&jw.w);
+  if (rc) return rc; /* the job is freed, or will be when it ends */
+  if (status) *status = job->status;
+  job_free(job);
+  return 0;
+}
+
+int loom_to_thread(loom_fn fn, void *arg, int *status) {
+  return loom_executor_run(NULL, fn, arg, status);
+}
+
+int loom_executor_submit(loom_executor_t *ex, loom_fn fn, void *arg,
+                         loom_future_t **out) {
+  if (!out) return UV_EINVAL;
+  loom_t *rt = loom__handle_rt();
+  if (!rt) return LOOM_ENOTASK;
+  loom_future_t *f;
+  int rc = loom_future_new(&f);
+  if (rc) return rc;
+  loom__job_t *job;
+  rc = job_submit(rt, ex, fn, arg, &job);
+  if (rc) {
+    loom_future_release(f);
+    return rc;
+  }
+  job->f = loom_future_retain(f);
+  *out = f;
+  return 0;
+}
