@@ -28,6 +28,8 @@
  * reference on the channel, so the channel outlives every port; a port
  * whose kick is still in its inbox when it detaches is freed by the kick.
  */
+#define _GNU_SOURCE /* PTHREAD_MUTEX_ADAPTIVE_NP */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -35,16 +37,27 @@
 
 enum { OPEN = 0, CLOSED = 1, DROPPED = 2 };
 
+/* count and state: relaxed, since the mutex orders everything that
+ * matters; a spinner only uses them to decide when to take it again. */
+#define COUNT(ch) atomic_load_explicit(&(ch)->count, memory_order_relaxed)
+#define STATE(ch) atomic_load_explicit(&(ch)->state, memory_order_relaxed)
+#define SET(field, v) atomic_store_explicit(&(field), (v), memory_order_relaxed)
+
+/* Spinning before a park (spin): at most this many pauses. */
+#define LOOM__CHANNEL_SPIN 256
+
 typedef struct port_s port_t;
 
 struct loom_channel_s {
-  uv_mutex_t mu;
+  pthread_mutex_t mu;
   _Atomic long refs;
   size_t cap;
   void **buf;
-  /* Under mu: */
-  size_t head, count;
-  int state;          /* OPEN, CLOSED (draining), DROPPED (immediate) */
+  /* Written under mu; count and state are also read without it, by
+   * tasks spinning before they park (spin): */
+  size_t head;
+  _Atomic size_t count;
+  _Atomic int state;  /* OPEN, CLOSED (draining), DROPPED (immediate) */
   loom__list_t ports; /* port_t.link */
   size_t nports;
   size_t getters, putters; /* tasks waiting, every runtime */
@@ -66,6 +79,25 @@ struct port_s {
   loom__wq_t getq, putq;
 };
 
+/* The mutex is held for a few dozen nanoseconds at a time, by threads
+ * that are running: where glibc has it, an adaptive mutex spins a little
+ * before it sleeps in the kernel, which saves the futex system calls of a
+ * plain one under contention (two runtimes putting and getting at full
+ * speed). */
+static int mutex_init(pthread_mutex_t *mu) {
+  pthread_mutexattr_t attr;
+  if (pthread_mutexattr_init(&attr)) return -1;
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+  int rc = pthread_mutex_init(mu, &attr);
+  pthread_mutexattr_destroy(&attr);
+  return rc;
+}
+
+static inline void lock(loom_channel_t *ch) { pthread_mutex_lock(&ch->mu); }
+static inline void unlock(loom_channel_t *ch) { pthread_mutex_unlock(&ch->mu); }
+
 int loom_channel_new(loom_channel_t **out, size_t capacity) {
   if (!out) return UV_EINVAL;
   *out = NULL;
@@ -73,7 +105,7 @@ int loom_channel_new(loom_channel_t **out, size_t capacity) {
   loom_channel_t *ch = calloc(1, sizeof(*ch));
   if (!ch) return UV_ENOMEM;
   ch->buf = malloc(capacity * sizeof(void *));
-  if (!ch->buf || uv_mutex_init(&ch->mu)) {
+  if (!ch->buf || mutex_init(&ch->mu)) {
     free(ch->buf);
     free(ch);
     return UV_ENOMEM;
@@ -91,7 +123,7 @@ loom_channel_t *loom_channel_retain(loom_channel_t *ch) {
 
 void loom_channel_release(loom_channel_t *ch) {
   if (!ch || atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) != 1) return;
-  uv_mutex_destroy(&ch->mu);
+  pthread_mutex_destroy(&ch->mu);
   free(ch->buf);
   free(ch);
 }
@@ -135,11 +167,11 @@ static void port_free(port_t *p) {
 static void on_kick(loom__msg_t *m, int status) {
   port_t *p = loom__container_of(m, port_t, kick);
   loom_channel_t *ch = p->ch;
-  uv_mutex_lock(&ch->mu);
+  lock(ch);
   p->posted = 0;
   int get = p->wake_get, put = p->wake_put, detached = p->detached;
   p->wake_get = p->wake_put = 0;
-  uv_mutex_unlock(&ch->mu);
+  unlock(ch);
   if (detached) {
     port_free(p);
     return;
@@ -159,17 +191,17 @@ static int port_io_close(loom__io_t *io, int force) {
   port_t *p = loom__container_of(io, port_t, io);
   loom_channel_t *ch = p->ch;
   loom_t *rt = p->rt;
-  uv_mutex_lock(&ch->mu);
+  lock(ch);
   loom__list_remove(&ch->ports, &p->link);
   ch->nports--;
-  if (ch->nports <= 1 && ch->state == OPEN) {
-    ch->state = CLOSED;
+  if (ch->nports <= 1 && STATE(ch) == OPEN) {
+    SET(ch->state, CLOSED);
     notify(ch, 1);
     notify(ch, 0);
   }
   int later = p->posted;
   if (later) p->detached = 1;
-  uv_mutex_unlock(&ch->mu);
+  unlock(ch);
   loom__io_remove(rt, &p->io);
   if (!later) port_free(p);
   return 0;
@@ -187,19 +219,19 @@ static int attach(loom_channel_t *ch, loom_t *rt, port_t **out) {
       return 0;
     }
   }
-  uv_mutex_unlock(&ch->mu);
+  unlock(ch);
   port_t *p = calloc(1, sizeof(*p));
   int rc = p ? loom__inbox_get(rt, &p->ib) : UV_ENOMEM;
   if (rc) {
     free(p);
-    uv_mutex_lock(&ch->mu);
+    lock(ch);
     return rc;
   }
   p->ch = loom_channel_retain(ch);
   p->rt = rt;
   p->kick.run = on_kick;
   loom__io_add(rt, &p->io, "channel", port_io_close);
-  uv_mutex_lock(&ch->mu);
+  lock(ch);
   loom__list_push_back(&ch->ports, &p->link);
   ch->nports++;
   *out = p;
@@ -209,16 +241,16 @@ static int attach(loom_channel_t *ch, loom_t *rt, port_t **out) {
 /* ---- the buffer ---------------------------------------------------------------- */
 
 static void push(loom_channel_t *ch, void *item) {
-  size_t i = ch->head + ch->count;
+  size_t i = ch->head + COUNT(ch);
   if (i >= ch->cap) i -= ch->cap;
   ch->buf[i] = item;
-  ch->count++;
+  SET(ch->count, COUNT(ch) + 1);
 }
 
 static void *take(loom_channel_t *ch) {
   void *item = ch->buf[ch->head];
   if (++ch->head == ch->cap) ch->head = 0;
-  ch->count--;
+  SET(ch->count, COUNT(ch) - 1);
   return item;
 }
 
@@ -226,20 +258,44 @@ static void *take(loom_channel_t *ch) {
 
 /* One attempt under ch->mu: 0 (done), LOOM_ESHUTDOWN, or UV_EAGAIN. */
 static int try_put_locked(loom_channel_t *ch, void *item) {
-  if (ch->state != OPEN) return LOOM_ESHUTDOWN;
-  if (ch->count == ch->cap) return UV_EAGAIN;
+  if (STATE(ch) != OPEN) return LOOM_ESHUTDOWN;
+  if (COUNT(ch) == ch->cap) return UV_EAGAIN;
   push(ch, item);
   notify(ch, 1);
   return 0;
 }
 
 static int try_get_locked(loom_channel_t *ch, void **item) {
-  if (ch->count) {
+  if (COUNT(ch)) {
     *item = take(ch);
     notify(ch, 0);
     return 0;
   }
-  return ch->state != OPEN ? LOOM_ESHUTDOWN : UV_EAGAIN;
+  return STATE(ch) != OPEN ? LOOM_ESHUTDOWN : UV_EAGAIN;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* Before parking, a task whose runtime has nothing else to run waits a
+ * little on the CPU for the other thread: a park and its cross-thread
+ * wake-up cost a system call on each side and the sleeper's return from
+ * epoll (5-20 us on a VM), while the other thread, running, usually
+ * answers within a microsecond. Returns when the put (get = 0) or get
+ * may succeed or fail for good, or after a bound, so that a timer or I/O
+ * of this runtime waits at most a few microseconds. */
+static void spin(loom_channel_t *ch, int get, loom_t *rt) {
+  if (rt->ready_head || rt->round_head) return;
+  for (int i = 0; i < LOOM__CHANNEL_SPIN; i++) {
+    size_t n = COUNT(ch);
+    if ((get ? n > 0 : n < ch->cap) || STATE(ch) != OPEN) return;
+    cpu_relax();
+  }
 }
 
 /* put (get = 0) or get (get = 1) from a task: attempts, and waits on the
@@ -250,14 +306,21 @@ static int wait_op(loom_channel_t *ch, int get, void **item) {
   if (rc) return rc;
   loom_t *rt = self->rt;
   port_t *p;
-  int held = 0;
-  uv_mutex_lock(&ch->mu);
+  int held = 0, spun = 0;
+  lock(ch);
   rc = attach(ch, rt, &p);
   while (rc == 0) {
     rc = get ? try_get_locked(ch, item) : try_put_locked(ch, *item);
     if (rc != UV_EAGAIN) break;
     rc = loom__check(self); /* woken, but cancelled before it ran */
     if (rc) break;
+    if (!spun) { /* then try again under the mutex, whatever it saw */
+      spun = 1;
+      unlock(ch);
+      spin(ch, get, rt);
+      lock(ch);
+      continue;
+    }
     if (get) {
       p->ngetters++;
       ch->getters++;
@@ -265,14 +328,14 @@ static int wait_op(loom_channel_t *ch, int get, void **item) {
       p->nputters++;
       ch->putters++;
     }
-    uv_mutex_unlock(&ch->mu);
+    unlock(ch);
     if (!held) { /* another thread is to wake it: keep the loop alive */
       loom__inbox_hold(rt);
       held = 1;
     }
     loom__wnode_t n;
     rc = loom__wq_wait(get ? &p->getq : &p->putq, &n, self, 0);
-    uv_mutex_lock(&ch->mu);
+    lock(ch);
     if (get) {
       p->ngetters--;
       ch->getters--;
@@ -281,9 +344,9 @@ static int wait_op(loom_channel_t *ch, int get, void **item) {
       ch->putters--;
     }
     /* Interrupted: what it was woken for (if it was) goes to others. */
-    if (rc && (get ? ch->count > 0 : ch->count < ch->cap)) notify(ch, get);
+    if (rc && (get ? COUNT(ch) > 0 : COUNT(ch) < ch->cap)) notify(ch, get);
   }
-  uv_mutex_unlock(&ch->mu);
+  unlock(ch);
   if (held) loom__inbox_unhold(rt);
   return rc;
 }
@@ -300,47 +363,48 @@ int loom_channel_get(loom_channel_t *ch, void **item) {
 
 int loom_channel_try_put(loom_channel_t *ch, void *item) {
   if (!ch) return UV_EINVAL;
-  uv_mutex_lock(&ch->mu);
+  lock(ch);
   int rc = try_put_locked(ch, item);
-  uv_mutex_unlock(&ch->mu);
+  unlock(ch);
   return rc;
 }
 
 int loom_channel_try_get(loom_channel_t *ch, void **item) {
   if (!ch || !item) return UV_EINVAL;
-  uv_mutex_lock(&ch->mu);
+  lock(ch);
   int rc = try_get_locked(ch, item);
-  uv_mutex_unlock(&ch->mu);
+  unlock(ch);
   return rc;
 }
 
 int loom_channel_close(loom_channel_t *ch, int immediate) {
   if (!ch) return UV_EINVAL;
-  uv_mutex_lock(&ch->mu);
-  if (immediate && ch->state != DROPPED) {
-    ch->state = DROPPED;
-    ch->head = ch->count = 0;
-  } else if (ch->state == OPEN) {
-    ch->state = CLOSED;
+  lock(ch);
+  if (immediate && STATE(ch) != DROPPED) {
+    SET(ch->state, DROPPED);
+    ch->head = 0;
+    SET(ch->count, 0);
+  } else if (STATE(ch) == OPEN) {
+    SET(ch->state, CLOSED);
   }
   notify(ch, 1);
   notify(ch, 0);
-  uv_mutex_unlock(&ch->mu);
+  unlock(ch);
   return 0;
 }
 
 size_t loom_channel_size(loom_channel_t *ch) {
   if (!ch) return 0;
-  uv_mutex_lock(&ch->mu);
-  size_t n = ch->count;
-  uv_mutex_unlock(&ch->mu);
+  lock(ch);
+  size_t n = COUNT(ch);
+  unlock(ch);
   return n;
 }
 
 int loom_channel_closed(loom_channel_t *ch) {
   if (!ch) return 0;
-  uv_mutex_lock(&ch->mu);
-  int closed = ch->state != OPEN;
-  uv_mutex_unlock(&ch->mu);
+  lock(ch);
+  int closed = STATE(ch) != OPEN;
+  unlock(ch);
   return closed;
 }
