@@ -305,22 +305,25 @@ static void test_sigint_cancels_every_runtime(void **state) {
   assert_true(wall_ms() - t0 < 10000);
 }
 
-/* The runtime that registered first ends; SIGINT must still reach the one
- * left running. */
+/* The runtime that registered first ends while the other runs; SIGINT
+ * must still reach the one left running. */
 typedef struct {
-  atomic_int stage; /* 1: first registered; 2: first ended */
+  atomic_int stage; /* 1: first running; 2: second running; 3: first ended */
   int first_status, second_rc, second_status;
 } handover_t;
 
 static int first_main(void *arg) {
   handover_t *h = arg;
   atomic_store(&h->stage, 1);
+  while (atomic_load(&h->stage) < 2)
+    if (loom_sleep(1)) return -1;
   return 0;
 }
 
 static int second_main(void *arg) {
   handover_t *h = arg;
-  while (atomic_load(&h->stage) != 2)
+  atomic_store(&h->stage, 2);
+  while (atomic_load(&h->stage) != 3)
     if (loom_sleep(1)) return -1;
   kill(getpid(), SIGINT);
   h->second_rc = loom_sleep(30000);
@@ -330,7 +333,7 @@ static int second_main(void *arg) {
 static void *run_first(void *arg) {
   handover_t *h = arg;
   h->first_status = loom_run(first_main, h);
-  atomic_store(&h->stage, 2);
+  atomic_store(&h->stage, 3);
   return NULL;
 }
 
@@ -345,6 +348,7 @@ static void test_sigint_after_first_runtime_ended(void **state) {
   handover_t h = {0};
   pthread_t a, b;
   assert_int_equal(pthread_create(&a, NULL, run_first, &h), 0);
+  while (atomic_load(&h.stage) < 1) usleep(1000); /* the first registers first */
   assert_int_equal(pthread_create(&b, NULL, run_second, &h), 0);
   pthread_join(a, NULL);
   pthread_join(b, NULL);
