@@ -30,6 +30,7 @@
  */
 #define _GNU_SOURCE /* PTHREAD_MUTEX_ADAPTIVE_NP */
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -43,8 +44,10 @@ enum { OPEN = 0, CLOSED = 1, DROPPED = 2 };
 #define STATE(ch) atomic_load_explicit(&(ch)->state, memory_order_relaxed)
 #define SET(field, v) atomic_store_explicit(&(field), (v), memory_order_relaxed)
 
-/* Spinning before a park (spin): at most this many pauses. */
+/* Spinning before a park (spin): at most this many pauses, then this many
+ * sched_yield calls. */
 #define LOOM__CHANNEL_SPIN 256
+#define LOOM__CHANNEL_YIELDS 8
 
 typedef struct port_s port_t;
 
@@ -291,10 +294,20 @@ static inline void cpu_relax(void) {
  * of this runtime waits at most a few microseconds. */
 static void spin(loom_channel_t *ch, int get, loom_t *rt) {
   if (rt->ready_head || rt->round_head) return;
-  for (int i = 0; i < LOOM__CHANNEL_SPIN; i++) {
+  /* A putter waits for the channel to be half empty, not for one slot:
+   * else, with both sides running, every put would wait for one get and
+   * the two threads would pull the channel's cache lines back and forth
+   * once per item instead of once per batch. */
+  size_t room = (ch->cap - 1) / 2;
+  for (int i = 0; i < LOOM__CHANNEL_SPIN + LOOM__CHANNEL_YIELDS; i++) {
     size_t n = COUNT(ch);
-    if ((get ? n > 0 : n < ch->cap) || STATE(ch) != OPEN) return;
-    cpu_relax();
+    if ((get ? n > 0 : n <= room) || STATE(ch) != OPEN) return;
+    /* Then a few yields of the CPU: on a machine with more runnable
+     * threads than cores, the other side may be waiting for this one. */
+    if (i < LOOM__CHANNEL_SPIN)
+      cpu_relax();
+    else
+      sched_yield();
   }
 }
 
