@@ -419,19 +419,23 @@ static void test_consumer_runtime_ends_while_producer_waits(void **state) {
  * channel: the task is cancelled, the runtime detaches, nothing leaks. */
 typedef struct {
   loom_channel_t *ch;
-  int rc;
+  loom_t *rt;
+  int waiting, rc;
 } embedded_wait_t;
 
 static int embedded_getter(void *arg) {
   embedded_wait_t *w = arg;
   void *item;
+  w->waiting = 1; /* and parks in the get, before the loop runs again */
   w->rc = loom_channel_get(w->ch, &item);
   return 0;
 }
 
+/* Shuts the runtime down once the getter waits. */
 static void on_stop(uv_timer_t *t) {
-  loom_t *rt = t->data;
-  loom_shutdown(rt, NULL, NULL);
+  embedded_wait_t *w = t->data;
+  if (!w->waiting) return;
+  loom_shutdown(w->rt, NULL, NULL);
   uv_close((uv_handle_t *)t, NULL);
 }
 
@@ -443,11 +447,12 @@ static void test_embedded_shutdown_while_waiting(void **state) {
   loom_t *rt;
   assert_loom_ok(uv_loop_init(&loop));
   assert_loom_ok(loom_init(&rt, &loop, NULL));
+  w.rt = rt;
   assert_loom_ok(loom_spawn_on(rt, NULL, embedded_getter, &w));
   uv_timer_t stop;
   uv_timer_init(&loop, &stop);
-  stop.data = rt;
-  uv_timer_start(&stop, on_stop, 20, 0);
+  stop.data = &w;
+  uv_timer_start(&stop, on_stop, 1, 1);
   assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
   assert_loom_ok(uv_loop_close(&loop));
   assert_loom_err(w.rc, UV_ECANCELED);

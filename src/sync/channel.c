@@ -1,24 +1,44 @@
 /* Channels (include/loom/channel.h): a bounded queue between runtimes.
  *
- * One mutex guards the ring buffer and the channel's list of *ports*. A
- * port is a runtime's attachment to the channel, made the first time one
- * of its tasks puts or gets: it holds the runtime's waiting getters and
- * putters on two wait queues that only that runtime's thread touches, so
- * cancellation and scopes are the wait queue's own (wq.c), and counts of
- * them that the other threads read under the mutex.
+ * The items travel through a lock-free ring (Vyukov's bounded MPMC queue):
+ * a put claims a position with one compare-and-swap on `enq` and
+ * publishes the item with a release store of its cell's sequence number;
+ * a get does the same on `deq`. Producers and consumers write different
+ * cache lines, so two runtimes streaming items do not serialise on a lock.
+ * A cell's sequence says what it holds for the position that maps to it:
+ * 2*pos when it is free for the put of pos, 2*pos + 1 once that put has
+ * published, and 2*(pos + cap) when the get of pos has emptied it (even
+ * for "free", odd for "full", so that capacity 1 works).
  *
- *   runtime A (putter)          channel (mutex)             runtime B
- *   put: lock, push item,  -->  ports: [A] [B: 1 getter]    getq: task
- *        B has getters:         B's kick posted once  --inbox--> on_kick:
- *        post B's kick                                      wake getq
+ * Waiting goes through a mutex, only when someone has to wait. A port is
+ * a runtime's attachment to the channel, made the first time one of its
+ * tasks puts or gets: it holds the runtime's waiting getters and putters
+ * on two wait queues that only that runtime's thread touches, so
+ * cancellation and scopes are the wait queue's own (wq.c). A task about to
+ * wait registers (the counts `getters` / `putters`), then looks at the ring
+ * again; a put or get that succeeds looks at the other side's count after
+ * a full fence. One of the two sees the other (a Dekker pair), so no
+ * wake-up is lost. The waker then takes the mutex and wakes the ports
+ * that have waiters:
+ *
+ *   runtime A (putter)          channel                     runtime B
+ *   put: CAS enq, publish  -->  ring: [x][ ][ ]             getq: task
+ *        getters > 0: lock,     ports: [A] [B: 1 getter]
+ *        post B's kick          B's kick posted once  --inbox--> on_kick:
+ *                                                           wake getq
  *
  * A wake-up for another runtime is one message per port (the port's
  * `kick`, posted to the runtime's inbox at most once at a time, with the
  * kinds of waiters it must wake); a wake-up on the caller's own runtime is
- * direct. Woken waiters retake the mutex and try again, so a wake-up
- * never carries an item and a waiter interrupted after its wake-up loses
- * nothing; it passes the wake-up on (to other runtimes' waiters) if what
- * it was woken for is still there.
+ * direct. Woken waiters try the ring again, so a wake-up never carries an
+ * item and a waiter interrupted after its wake-up loses nothing; it passes
+ * the wake-up on (to other runtimes' waiters) if what it was woken for is
+ * still there.
+ *
+ * Close sets `state`; puts count themselves in `inflight` around their
+ * check of it, so a get that finds the channel closed and empty waits for
+ * the puts that passed the check before it concludes: a put that returned
+ * 0 has its item delivered (unless the close was immediate).
  *
  * Each waiting task takes an inbox hold: its runtime's loop stays alive
  * while it waits for another thread, and loom_run does not call the wait a
@@ -38,11 +58,9 @@
 
 enum { OPEN = 0, CLOSED = 1, DROPPED = 2 };
 
-/* count and state: relaxed, since the mutex orders everything that
- * matters; a spinner only uses them to decide when to take it again. */
-#define COUNT(ch) atomic_load_explicit(&(ch)->count, memory_order_relaxed)
-#define STATE(ch) atomic_load_explicit(&(ch)->state, memory_order_relaxed)
-#define SET(field, v) atomic_store_explicit(&(field), (v), memory_order_relaxed)
+#define RELAXED memory_order_relaxed
+#define ACQUIRE memory_order_acquire
+#define RELEASE memory_order_release
 
 /* Spinning before a park (spin): at most this many pauses, then this many
  * sched_yield calls. */
@@ -51,19 +69,30 @@ enum { OPEN = 0, CLOSED = 1, DROPPED = 2 };
 
 typedef struct port_s port_t;
 
+typedef struct {
+  _Atomic size_t seq;
+  void *item;
+} cell_t;
+
 struct loom_channel_s {
-  pthread_mutex_t mu;
-  _Atomic long refs;
+  /* Read-mostly. */
   size_t cap;
-  void **buf;
-  /* Written under mu; count and state are also read without it, by
-   * tasks spinning before they park (spin): */
-  size_t head;
-  _Atomic size_t count;
-  _Atomic int state;  /* OPEN, CLOSED (draining), DROPPED (immediate) */
-  loom__list_t ports; /* port_t.link */
-  size_t nports;
-  size_t getters, putters; /* tasks waiting, every runtime */
+  cell_t *cells;
+  _Atomic long refs;
+  _Atomic int state;               /* OPEN, CLOSED (draining), DROPPED */
+  _Atomic size_t getters, putters; /* tasks registered to wait (every
+                                      runtime); changed under mu */
+  pthread_mutex_t mu;
+  loom__list_t ports; /* port_t.link; under mu */
+  size_t nports;      /* under mu */
+  /* Written by every put, and by every get: 64 bytes apart, so that
+   * they never share a cache line (with each other or the above). */
+  char pad0[64];
+  _Atomic size_t enq;
+  _Atomic long inflight; /* puts between their state check and done */
+  char pad1[64];
+  _Atomic size_t deq;
+  char pad2[64];
 };
 
 struct port_s {
@@ -104,16 +133,17 @@ static inline void unlock(loom_channel_t *ch) { pthread_mutex_unlock(&ch->mu); }
 int loom_channel_new(loom_channel_t **out, size_t capacity) {
   if (!out) return UV_EINVAL;
   *out = NULL;
-  if (capacity == 0 || capacity > SIZE_MAX / sizeof(void *)) return UV_EINVAL;
+  if (capacity == 0 || capacity > SIZE_MAX / 4 / sizeof(cell_t)) return UV_EINVAL;
   loom_channel_t *ch = calloc(1, sizeof(*ch));
   if (!ch) return UV_ENOMEM;
-  ch->buf = malloc(capacity * sizeof(void *));
-  if (!ch->buf || mutex_init(&ch->mu)) {
-    free(ch->buf);
+  ch->cells = malloc(capacity * sizeof(cell_t));
+  if (!ch->cells || mutex_init(&ch->mu)) {
+    free(ch->cells);
     free(ch);
     return UV_ENOMEM;
   }
   ch->cap = capacity;
+  for (size_t i = 0; i < capacity; i++) atomic_init(&ch->cells[i].seq, 2 * i);
   atomic_init(&ch->refs, 1);
   *out = ch;
   return 0;
@@ -127,7 +157,7 @@ loom_channel_t *loom_channel_retain(loom_channel_t *ch) {
 void loom_channel_release(loom_channel_t *ch) {
   if (!ch || atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) != 1) return;
   pthread_mutex_destroy(&ch->mu);
-  free(ch->buf);
+  free(ch->cells);
   free(ch);
 }
 
@@ -137,7 +167,7 @@ void loom_channel_release(loom_channel_t *ch) {
  * runtime: directly on the caller's own, by each port's kick elsewhere.
  * Under ch->mu. */
 static void notify(loom_channel_t *ch, int get) {
-  if (!(get ? ch->getters : ch->putters)) return;
+  if (!atomic_load_explicit(get ? &ch->getters : &ch->putters, RELAXED)) return;
   loom_t *here = loom__handle_rt();
   loom__link_t *l;
   loom__list_foreach(l, &ch->ports) {
@@ -186,6 +216,13 @@ static void on_kick(loom__msg_t *m, int status) {
 
 /* ---- ports --------------------------------------------------------------------- */
 
+/* The port the calling thread used last: one runtime per thread, so it is
+ * this thread's runtime's, and while it is attached it holds a reference
+ * on its channel (which therefore is not freed and reused). Cleared when
+ * the port detaches. Saves the mutex on every put and get. */
+static LOOM__TLS loom_channel_t *cached_ch;
+static LOOM__TLS port_t *cached_port;
+
 /* Shutdown of the port's runtime, every task ended: detach. Closes the
  * channel if at most one runtime is left attached. Returns 0: the program
  * did not leave anything open (nothing to report). */
@@ -197,8 +234,9 @@ static int port_io_close(loom__io_t *io, int force) {
   lock(ch);
   loom__list_remove(&ch->ports, &p->link);
   ch->nports--;
-  if (ch->nports <= 1 && STATE(ch) == OPEN) {
-    SET(ch->state, CLOSED);
+  if (p == cached_port) cached_ch = NULL, cached_port = NULL;
+  if (ch->nports <= 1 && atomic_load(&ch->state) == OPEN) {
+    atomic_store(&ch->state, CLOSED);
     notify(ch, 1);
     notify(ch, 0);
   }
@@ -241,40 +279,106 @@ static int attach(loom_channel_t *ch, loom_t *rt, port_t **out) {
   return 0;
 }
 
-/* ---- the buffer ---------------------------------------------------------------- */
-
-static void push(loom_channel_t *ch, void *item) {
-  size_t i = ch->head + COUNT(ch);
-  if (i >= ch->cap) i -= ch->cap;
-  ch->buf[i] = item;
-  SET(ch->count, COUNT(ch) + 1);
-}
-
-static void *take(loom_channel_t *ch) {
-  void *item = ch->buf[ch->head];
-  if (++ch->head == ch->cap) ch->head = 0;
-  SET(ch->count, COUNT(ch) - 1);
-  return item;
-}
-
-/* ---- put and get --------------------------------------------------------------- */
-
-/* One attempt under ch->mu: 0 (done), LOOM_ESHUTDOWN, or UV_EAGAIN. */
-static int try_put_locked(loom_channel_t *ch, void *item) {
-  if (STATE(ch) != OPEN) return LOOM_ESHUTDOWN;
-  if (COUNT(ch) == ch->cap) return UV_EAGAIN;
-  push(ch, item);
-  notify(ch, 1);
-  return 0;
-}
-
-static int try_get_locked(loom_channel_t *ch, void **item) {
-  if (COUNT(ch)) {
-    *item = take(ch);
-    notify(ch, 0);
+/* The calling runtime's port, from the cache or attached. */
+static int port_of(loom_channel_t *ch, loom_t *rt, port_t **out) {
+  if (cached_ch == ch && cached_port->rt == rt) {
+    *out = cached_port;
     return 0;
   }
-  return STATE(ch) != OPEN ? LOOM_ESHUTDOWN : UV_EAGAIN;
+  lock(ch);
+  int rc = attach(ch, rt, out);
+  unlock(ch);
+  if (rc == 0) {
+    cached_ch = ch;
+    cached_port = *out;
+  }
+  return rc;
+}
+
+/* ---- the ring ------------------------------------------------------------------ */
+
+static int enqueue(loom_channel_t *ch, void *item) {
+  size_t pos = atomic_load_explicit(&ch->enq, RELAXED);
+  for (;;) {
+    cell_t *c = &ch->cells[pos % ch->cap];
+    size_t seq = atomic_load_explicit(&c->seq, ACQUIRE);
+    intptr_t diff = (intptr_t)(seq - 2 * pos);
+    if (diff == 0) {
+      if (atomic_compare_exchange_weak_explicit(&ch->enq, &pos, pos + 1, RELAXED,
+                                                RELAXED)) {
+        c->item = item;
+        atomic_store_explicit(&c->seq, 2 * pos + 1, RELEASE);
+        return 0;
+      }
+    } else if (diff < 0) {
+      return UV_EAGAIN; /* full: the cell still holds the item of a lap ago */
+    } else {
+      pos = atomic_load_explicit(&ch->enq, RELAXED);
+    }
+  }
+}
+
+static int dequeue(loom_channel_t *ch, void **item) {
+  size_t pos = atomic_load_explicit(&ch->deq, RELAXED);
+  for (;;) {
+    cell_t *c = &ch->cells[pos % ch->cap];
+    size_t seq = atomic_load_explicit(&c->seq, ACQUIRE);
+    intptr_t diff = (intptr_t)(seq - (2 * pos + 1));
+    if (diff == 0) {
+      if (atomic_compare_exchange_weak_explicit(&ch->deq, &pos, pos + 1, RELAXED,
+                                                RELAXED)) {
+        *item = c->item;
+        atomic_store_explicit(&c->seq, 2 * (pos + ch->cap), RELEASE);
+        return 0;
+      }
+    } else if (diff < 0) {
+      return UV_EAGAIN; /* empty: the put of pos has not published */
+    } else {
+      pos = atomic_load_explicit(&ch->deq, RELAXED);
+    }
+  }
+}
+
+/* Items held now (a snapshot). */
+static size_t held(loom_channel_t *ch) {
+  size_t d = atomic_load_explicit(&ch->deq, RELAXED);
+  size_t e = atomic_load_explicit(&ch->enq, RELAXED);
+  size_t n = e - d;
+  return n > ch->cap ? (e < d ? 0 : ch->cap) : n;
+}
+
+/* Wakes the other side's waiters if there are any (after a full fence:
+ * the Dekker pair with a waiter's registration). */
+static void wake_side(loom_channel_t *ch, int get) {
+  atomic_thread_fence(memory_order_seq_cst);
+  if (!atomic_load_explicit(get ? &ch->getters : &ch->putters, RELAXED)) return;
+  lock(ch);
+  notify(ch, get);
+  unlock(ch);
+}
+
+/* One attempt: 0 (done), LOOM_ESHUTDOWN, or UV_EAGAIN (full / empty). */
+static int put_once(loom_channel_t *ch, void *item) {
+  atomic_fetch_add(&ch->inflight, 1);
+  int rc = atomic_load(&ch->state) != OPEN ? LOOM_ESHUTDOWN : enqueue(ch, item);
+  if (rc == 0) wake_side(ch, 1);
+  atomic_fetch_sub(&ch->inflight, 1);
+  return rc;
+}
+
+static int get_once(loom_channel_t *ch, void **item) {
+  int state = atomic_load(&ch->state);
+  if (state == DROPPED) return LOOM_ESHUTDOWN;
+  int rc = dequeue(ch, item);
+  if (rc == 0) {
+    wake_side(ch, 0);
+    return 0;
+  }
+  if (state == OPEN && (state = atomic_load(&ch->state)) == OPEN) return UV_EAGAIN;
+  /* Closed: puts that passed their check before the close finish first. */
+  while (atomic_load(&ch->inflight)) sched_yield();
+  if (state != DROPPED && dequeue(ch, item) == 0) return 0;
+  return LOOM_ESHUTDOWN;
 }
 
 static inline void cpu_relax(void) {
@@ -296,12 +400,13 @@ static void spin(loom_channel_t *ch, int get, loom_t *rt) {
   if (rt->ready_head || rt->round_head) return;
   /* A putter waits for the channel to be half empty, not for one slot:
    * else, with both sides running, every put would wait for one get and
-   * the two threads would pull the channel's cache lines back and forth
-   * once per item instead of once per batch. */
+   * the cells' cache lines would cross between the cores once per item
+   * instead of once per batch. */
   size_t room = (ch->cap - 1) / 2;
   for (int i = 0; i < LOOM__CHANNEL_SPIN + LOOM__CHANNEL_YIELDS; i++) {
-    size_t n = COUNT(ch);
-    if ((get ? n > 0 : n <= room) || STATE(ch) != OPEN) return;
+    size_t n = held(ch);
+    if ((get ? n > 0 : n <= room) || atomic_load_explicit(&ch->state, RELAXED) != OPEN)
+      return;
     /* Then a few yields of the CPU: on a machine with more runnable
      * threads than cores, the other side may be waiting for this one. */
     if (i < LOOM__CHANNEL_SPIN)
@@ -319,48 +424,53 @@ static int wait_op(loom_channel_t *ch, int get, void **item) {
   if (rc) return rc;
   loom_t *rt = self->rt;
   port_t *p;
-  int held = 0, spun = 0;
-  lock(ch);
-  rc = attach(ch, rt, &p);
-  while (rc == 0) {
-    rc = get ? try_get_locked(ch, item) : try_put_locked(ch, *item);
+  rc = port_of(ch, rt, &p);
+  if (rc) return rc;
+  int hold = 0, spun = 0;
+  _Atomic size_t *waiting = get ? &ch->getters : &ch->putters;
+  for (;;) {
+    rc = get ? get_once(ch, item) : put_once(ch, *item);
     if (rc != UV_EAGAIN) break;
     rc = loom__check(self); /* woken, but cancelled before it ran */
     if (rc) break;
-    if (!spun) { /* then try again under the mutex, whatever it saw */
+    if (!spun) {
       spun = 1;
-      unlock(ch);
       spin(ch, get, rt);
-      lock(ch);
       continue;
     }
-    if (get) {
-      p->ngetters++;
-      ch->getters++;
-    } else {
-      p->nputters++;
-      ch->putters++;
-    }
-    unlock(ch);
-    if (!held) { /* another thread is to wake it: keep the loop alive */
-      loom__inbox_hold(rt);
-      held = 1;
-    }
-    loom__wnode_t n;
-    rc = loom__wq_wait(get ? &p->getq : &p->putq, &n, self, 0);
     lock(ch);
-    if (get) {
-      p->ngetters--;
-      ch->getters--;
-    } else {
-      p->nputters--;
-      ch->putters--;
+    if (get)
+      p->ngetters++;
+    else
+      p->nputters++;
+    atomic_fetch_add(waiting, 1);
+    unlock(ch);
+    /* Registered: look again (the other half of the Dekker pair). */
+    atomic_thread_fence(memory_order_seq_cst);
+    rc = get ? get_once(ch, item) : put_once(ch, *item);
+    if (rc == UV_EAGAIN) {
+      if (!hold) { /* another thread is to wake it: keep the loop alive */
+        loom__inbox_hold(rt);
+        hold = 1;
+      }
+      loom__wnode_t n;
+      rc = loom__wq_wait(get ? &p->getq : &p->putq, &n, self, 0);
+      if (rc == 0) rc = UV_EAGAIN; /* woken: try again */
     }
+    lock(ch);
+    if (get)
+      p->ngetters--;
+    else
+      p->nputters--;
+    atomic_fetch_sub(waiting, 1);
     /* Interrupted: what it was woken for (if it was) goes to others. */
-    if (rc && (get ? COUNT(ch) > 0 : COUNT(ch) < ch->cap)) notify(ch, get);
+    if (rc != UV_EAGAIN && rc != 0 && rc != LOOM_ESHUTDOWN &&
+        (get ? held(ch) > 0 : held(ch) < ch->cap))
+      notify(ch, get);
+    unlock(ch);
+    if (rc != UV_EAGAIN) break;
   }
-  unlock(ch);
-  if (held) loom__inbox_unhold(rt);
+  if (hold) loom__inbox_unhold(rt);
   return rc;
 }
 
@@ -376,29 +486,23 @@ int loom_channel_get(loom_channel_t *ch, void **item) {
 
 int loom_channel_try_put(loom_channel_t *ch, void *item) {
   if (!ch) return UV_EINVAL;
-  lock(ch);
-  int rc = try_put_locked(ch, item);
-  unlock(ch);
-  return rc;
+  return put_once(ch, item);
 }
 
 int loom_channel_try_get(loom_channel_t *ch, void **item) {
   if (!ch || !item) return UV_EINVAL;
-  lock(ch);
-  int rc = try_get_locked(ch, item);
-  unlock(ch);
-  return rc;
+  return get_once(ch, item);
 }
 
 int loom_channel_close(loom_channel_t *ch, int immediate) {
   if (!ch) return UV_EINVAL;
   lock(ch);
-  if (immediate && STATE(ch) != DROPPED) {
-    SET(ch->state, DROPPED);
-    ch->head = 0;
-    SET(ch->count, 0);
-  } else if (STATE(ch) == OPEN) {
-    SET(ch->state, CLOSED);
+  if (immediate && atomic_load(&ch->state) != DROPPED) {
+    atomic_store(&ch->state, DROPPED);
+    void *item;
+    while (dequeue(ch, &item) == 0) {}
+  } else if (atomic_load(&ch->state) == OPEN) {
+    atomic_store(&ch->state, CLOSED);
   }
   notify(ch, 1);
   notify(ch, 0);
@@ -406,18 +510,8 @@ int loom_channel_close(loom_channel_t *ch, int immediate) {
   return 0;
 }
 
-size_t loom_channel_size(loom_channel_t *ch) {
-  if (!ch) return 0;
-  lock(ch);
-  size_t n = COUNT(ch);
-  unlock(ch);
-  return n;
-}
+size_t loom_channel_size(loom_channel_t *ch) { return ch ? held(ch) : 0; }
 
 int loom_channel_closed(loom_channel_t *ch) {
-  if (!ch) return 0;
-  lock(ch);
-  int closed = STATE(ch) != OPEN;
-  unlock(ch);
-  return closed;
+  return ch ? atomic_load(&ch->state) != OPEN : 0;
 }
