@@ -16,8 +16,11 @@
  * getter sees after its get).
  *
  * - Backpressure: at most `capacity` items are held; put waits while the
- *   channel is full, get while it is empty. Waiting tasks are woken in
- *   FIFO order within a runtime; between runtimes there is no order.
+ *   channel is full, get while it is empty. Items come out in the order
+ *   they went in. Unlike loom_queue_t, waiters are not served first come
+ *   first served: a task that arrives may take an item before one that
+ *   was woken for it (the woken one waits again), and between runtimes
+ *   there is no order.
  * - Cancellation and scopes, as for every suspending call: a waiting put
  *   or get returns UV_ECANCELED / UV_ETIMEDOUT and has then put or taken
  *   nothing. Outside a task: LOOM_ENOTASK (try_put / try_get work from any
