@@ -6,7 +6,7 @@
 # BUILD_DIR (default: build-bench in the source tree) is configured with
 # CMAKE_BUILD_TYPE=Release and LOOM_BUILD_BENCH=ON if it has no CMake cache
 # yet, and built either way. BENCH is any of: switch yield spawn scale gather
-# queue lock fairness (default: all). Every program runs pinned to one CPU
+# queue lock fairness offload (default: all). Every program runs pinned to one CPU
 # with taskset when it is available; Go peers run with GOMAXPROCS=1, Python
 # peers on uvloop.
 #
@@ -27,10 +27,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
 build=${1:-$src/build-bench}
 [ $# -gt 0 ] && shift
-benches=${*:-switch yield spawn scale gather queue lock fairness}
+benches=${*:-switch yield spawn scale gather queue lock fairness offload}
 for b in $benches; do
-  case $b in switch|yield|spawn|scale|gather|queue|lock|fairness) ;; *)
-    echo "run.sh: unknown benchmark '$b' (switch yield spawn scale gather queue lock fairness)" >&2; exit 2;;
+  case $b in switch|yield|spawn|scale|gather|queue|lock|fairness|offload) ;; *)
+    echo "run.sh: unknown benchmark '$b' (switch yield spawn scale gather queue lock fairness offload)" >&2; exit 2;;
   esac
 done
 
@@ -125,7 +125,7 @@ run() { # command... : runs it pinned, shows and records its output
 # Go peers are built once, before anything is timed.
 gopeers=""
 for b in $benches; do
-  case $b in yield|spawn|scale|queue|lock|fairness)
+  case $b in yield|spawn|scale|queue|lock|fairness|offload)
     g=$(gobuild "$b")
     if [ -n "$g" ]; then gopeers="$gopeers $b"; fi ;;
   esac
@@ -167,6 +167,17 @@ while [ "$round" -le "$rounds" ]; do
         if has_go lock; then run "$tmp/lock-go"; fi
         if [ -n "$py" ]; then (cd "$here/peers" && run $py locks.py); fi
         ;;
+      offload)
+        # A hand-off between threads, so not pinned to one CPU: there it
+        # would time the kernel's context switches, not the hand-off
+        # (loom's figure on one CPU is in docs/benchmarks.md). Go's
+        # goroutines hand off within one thread either way.
+        saved_pin=$pin; pin=""
+        run "$bin/bench-offload"
+        if has_go offload; then run "$tmp/offload-go"; fi
+        if [ -n "$py" ]; then (cd "$here/peers" && run $py offload.py); fi
+        pin=$saved_pin
+        ;;
       fairness)
         run "$bin/bench-fairness"
         if has_go fairness; then run "$tmp/fairness-go"; fi
@@ -195,7 +206,7 @@ echo
 echo "| benchmark | implementation | figure | unit | range | x loom | target |"
 echo "|-----------|----------------|-------:|------|-------|-------:|--------|"
 awk '
-  $1 ~ /^(switch|yield|spawn|scale|gather|group|queue|queue1|queue64|lock|sem|lock100|fairness)$/ && $3 ~ /^[0-9.]+$/ {
+  $1 ~ /^(switch|yield|spawn|scale|gather|group|queue|queue1|queue64|lock|sem|lock100|fairness|offload)$/ && $3 ~ /^[0-9.]+$/ {
     id = $1 " " $2 " " $4
     if (!(id in cnt)) { n++; order[n] = id; bench[id] = $1; impl[id] = $2; unit[id] = $4 }
     v[id, ++cnt[id]] = $3 + 0
@@ -243,6 +254,10 @@ awk '
         printf "\n%s: loom is %.1fx faster than %s (target >= 20x: %s)\n", \
                f[1], med[u] / med[l], f[2], ((med[u] / med[l] >= 20) ? "met" : "NOT MET")
     }
+    ol = "offload loom ns/job"; ou = "offload uvloop-to_thread ns/job"
+    if ((ol in med) && (ou in med) && med[ol] > 0)
+      printf "\noffload: loom_to_thread is %.1fx faster than uvloop to_thread (target >= 10x: %s)\n", \
+             med[ou] / med[ol], ((med[ou] / med[ol] >= 10) ? "met" : "NOT MET")
     sl = "switch loom ns/switch"; su = "switch ucontext ns/switch"
     if ((sl in med) && (su in med) && med[sl] > 0)
       printf "\nswitch: loom is %.1fx faster than ucontext (target >= 10x: %s)\n", \

@@ -74,6 +74,10 @@ loom_example_test(NAME task_group EXAMPLE task_group)
 loom_example_test(NAME producer_consumer EXAMPLE producer_consumer)
 loom_example_test(NAME semaphore_limit EXAMPLE semaphore_limit)
 loom_example_test(NAME lock EXAMPLE lock)
+loom_example_test(NAME to_thread EXAMPLE to_thread)
+loom_example_test(NAME run_in_executor EXAMPLE run_in_executor)
+loom_example_test(NAME future EXAMPLE future)
+loom_example_test(NAME threadsafe EXAMPLE threadsafe)
 
 # Networking: 127.0.0.1 and ports the kernel picks (port 0) only.
 loom_example_test(NAME echo_server-selftest EXAMPLE echo_server ARGS --selftest)

@@ -270,10 +270,14 @@ static int submit_main(void *p) {
   loom_future_cancel(fb);
   s->rc_b = loom_future_await(fb, NULL);
   uv_sem_post(&s->gate);
-  loom_future_release(fa);
   loom_future_release(fb);
-  loom_future_release(fc);
-  loom_executor_free(ex); /* jobs in flight: its last thread frees it */
+  loom_future_release(fc); /* unawaited: c still runs */
+  /* Freed with no job in flight, the executor is joined at once; with
+   * jobs in flight its last thread would free it a moment after their
+   * ends (an allocation the per-test check could still see). */
+  loom_future_await(fa, NULL);
+  loom_future_release(fa);
+  loom_executor_free(ex);
   return 0;
 }
 
@@ -345,6 +349,46 @@ static int misuse_main(void *p) {
   loom_cancel(loom_current());
   rc[3] = loom_to_thread(job, NULL, NULL); /* cancelled: never submitted */
   return 0;
+}
+
+/* An embedded runtime shut down while a job runs: the task is cancelled at
+ * once, the shutdown completes only once the job has ended. */
+typedef struct {
+  job_t j;
+  uv_sem_t started;
+  int rc, shut_down, job_ran_at_shutdown;
+} embed_t;
+
+static int embed_task(void *p) {
+  embed_t *e = p;
+  e->rc = loom_to_thread(job, &e->j, NULL);
+  return 0;
+}
+
+static void embed_done(void *p) {
+  embed_t *e = p;
+  e->shut_down = 1;
+  e->job_ran_at_shutdown = e->j.ran;
+}
+
+static void test_embedded_shutdown_waits_for_job(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  loom_t *rt;
+  assert_loom_ok(loom_init(&rt, &loop, NULL));
+  embed_t e = {.j = {.ms = 100}};
+  uv_sem_init(&e.started, 0);
+  e.j.started = &e.started;
+  assert_loom_ok(loom_spawn_on(rt, NULL, embed_task, &e));
+  while (uv_sem_trywait(&e.started) != 0) uv_run(&loop, UV_RUN_NOWAIT);
+  assert_loom_ok(loom_shutdown(rt, embed_done, &e));
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(e.shut_down, 1);
+  assert_int_equal(e.job_ran_at_shutdown, 1);
+  assert_loom_err(e.rc, UV_ECANCELED);
+  assert_loom_ok(uv_loop_close(&loop));
+  uv_sem_destroy(&e.started);
 }
 
 static void test_offload_misuse(void **state) {
@@ -508,7 +552,8 @@ typedef struct {
   loom_remote_t *r;
   uv_sem_t go;
   uv_thread_t th;
-  int rc_late, rc_cancel, fn_ran, long_ran;
+  _Atomic int rc_late, long_ran;
+  int rc_cancel, fn_ran;
   loom_event_t cancelled_seen;
 } shut_t;
 
@@ -598,6 +643,7 @@ int main(void) {
       cmocka_unit_test(test_bounded_executor),
       cmocka_unit_test(test_submit_cancel_and_unawaited),
       cmocka_unit_test(test_offload_does_not_starve_dns),
+      cmocka_unit_test(test_embedded_shutdown_waits_for_job),
       cmocka_unit_test(test_offload_misuse),
       cmocka_unit_test(test_many_threads_enter),
       cmocka_unit_test(test_call_pending_at_shutdown),

@@ -10,17 +10,17 @@
 
 #include "internal.h"
 
-static void on_async(uv_async_t *h) {
-  loom_t *rt = h->data;
+static void drain(loom_t *rt) {
   loom__inbox_t *ib = rt->inbox;
   uv_mutex_lock(&ib->mu);
   loom__msg_t *m = ib->head;
   ib->head = ib->tail = NULL;
   ib->signalled = 0;
+  atomic_store_explicit(&ib->posted, 0, memory_order_relaxed);
   uv_mutex_unlock(&ib->mu);
   if (ib->waiting) { /* the message loom_run waited for has come */
     ib->waiting = 0;
-    if (!rt->holds) uv_unref((uv_handle_t *)h);
+    if (!rt->holds) uv_unref((uv_handle_t *)&rt->inbox_async);
   }
   while (m) {
     loom__msg_t *next = m->next; /* run may free m */
@@ -29,6 +29,52 @@ static void on_async(uv_async_t *h) {
   }
   /* A message may have ended the last wait of a runtime shutting down. */
   loom__maybe_close(rt);
+}
+
+static void on_async(uv_async_t *h) { drain(h->data); }
+
+int loom__spin_ok(void) {
+  static _Atomic int ok = -1;
+  int v = atomic_load_explicit(&ok, memory_order_relaxed);
+  if (v < 0) {
+    v = uv_available_parallelism() > 1;
+    atomic_store_explicit(&ok, v, memory_order_relaxed);
+  }
+  return v;
+}
+
+/* The loop is about to poll. If nothing is ready (the poll would sleep)
+ * and a reply is due, look at the inbox until it comes or the time is up;
+ * a message found is run here, and the tasks it wakes make the poll not
+ * block. The async handle's wake-up still arrives and finds nothing. */
+static void on_prepare(uv_prepare_t *h) {
+  loom_t *rt = h->data;
+  loom__inbox_t *ib = rt->inbox;
+  if (uv_hrtime() >= ib->spin_until || !rt->holds) {
+    uv_prepare_stop(h);
+    return;
+  }
+  if (rt->idle_active) return; /* tasks are ready: the poll will not sleep */
+  if (!loom__spin_try(&ib->spin)) return;
+  for (unsigned i = 1;; i++) {
+    if (atomic_load_explicit(&ib->posted, memory_order_relaxed)) {
+      loom__spin_done(&ib->spin, 1);
+      drain(rt);
+      return;
+    }
+    loom__cpu_relax();
+    if (i % 64 == 0 && uv_hrtime() >= ib->spin_until) break;
+  }
+  loom__spin_done(&ib->spin, 0);
+}
+
+void loom__inbox_expect_soon(loom_t *rt, uint64_t ns) {
+  if (!loom__spin_ok()) return;
+  loom__inbox_t *ib = rt->inbox;
+  uint64_t until = uv_hrtime() + ns;
+  if (until > ib->spin_until) ib->spin_until = until;
+  if (!uv_is_active((uv_handle_t *)&rt->inbox_spin))
+    uv_prepare_start(&rt->inbox_spin, on_prepare);
 }
 
 int loom__inbox_get(loom_t *rt, loom__inbox_t **out) {
@@ -49,6 +95,9 @@ int loom__inbox_get(loom_t *rt, loom__inbox_t **out) {
     }
     rt->inbox_async.data = rt;
     uv_unref((uv_handle_t *)&rt->inbox_async);
+    uv_prepare_init(rt->loop, &rt->inbox_spin); /* cannot fail */
+    rt->inbox_spin.data = rt;
+    uv_unref((uv_handle_t *)&rt->inbox_spin);
     ib->rt = rt;
     ib->async = &rt->inbox_async;
     ib->thread = uv_thread_self();
@@ -84,6 +133,7 @@ int loom__inbox_post(loom__inbox_t *ib, loom__msg_t *m) {
   else
     ib->head = m;
   ib->tail = m;
+  atomic_store_explicit(&ib->posted, 1, memory_order_relaxed);
   if (!ib->signalled) {
     ib->signalled = 1;
     uv_async_send(ib->async);

@@ -48,6 +48,11 @@ struct loom__inbox_s {
   uv_async_t *async;        /* rt's handle; sent under mu only */
   int signalled;            /* under mu: an async send is on its way */
   uv_thread_t thread;       /* the runtime's thread */
+  _Atomic int posted;       /* messages may be queued: the spin's cheap look */
+  uint64_t spin_until;      /* the runtime's thread: hrtime to spin until */
+  struct loom__spin_s {     /* adaptive spinning (loom__spin_try) */
+    uint32_t skip, fails, backoff;
+  } spin; /* for replies: the runtime's thread */
   _Atomic long refs;
   _Atomic long senders; /* references held for other threads that may
                            still post (loom_remote_t) */
@@ -81,6 +86,45 @@ void loom__inbox_sender(loom__inbox_t *ib, int delta);
  * tasks: 1 if a sender may still wake them (the inbox then keeps the loop
  * alive until its next message), else 0. */
 int loom__inbox_expect(loom_t *rt);
+/* On rt's thread, inbox made: a reply is expected within about ns (an
+ * offload job was just submitted). Until then, when the loop is about to
+ * sleep with nothing else to do, it first looks at the inbox for a while:
+ * a reply that comes within microseconds then costs no wake-up of a
+ * sleeping thread (tens of microseconds on a VM). Only with more than one
+ * CPU. */
+void loom__inbox_expect_soon(loom_t *rt, uint64_t ns);
+/* Whether spinning can help: more than one CPU to run on. */
+int loom__spin_ok(void);
+
+/* Adaptive spinning. A spin that keeps failing (the other thread does not
+ * get a CPU in time: the machine is loaded) only makes things worse, as it
+ * takes a CPU the other side needs. So after two failures in a row the
+ * next 16 spins are skipped, then 32, ... up to 1024, between single
+ * tries; a success starts afresh. */
+typedef struct loom__spin_s loom__spin_t;
+static inline int loom__spin_try(loom__spin_t *s) {
+  if (s->skip) {
+    s->skip--;
+    return 0;
+  }
+  return loom__spin_ok();
+}
+static inline void loom__spin_done(loom__spin_t *s, int ok) {
+  if (ok) {
+    s->fails = s->backoff = 0;
+  } else if (++s->fails >= 2) {
+    s->fails = 0;
+    s->skip = 16u << s->backoff;
+    if (s->backoff < 6) s->backoff++;
+  }
+}
+static inline void loom__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
 /* The runtime of an inbox, on its thread (NULL once closed). */
 static inline loom_t *loom__inbox_rt(loom__inbox_t *ib) { return ib->rt; }
 

@@ -171,6 +171,8 @@ struct loom_s {
   loom__inbox_t *inbox;            /* messages from other threads, made on first
                              use (inbox.c); NULL until then */
   uv_async_t inbox_async;          /* the inbox's wake-up; open while inbox is */
+  uv_prepare_t inbox_spin;         /* looks at the inbox before the loop sleeps
+                              while a short reply is due (inbox.c) */
   long holds;                      /* messages the runtime must wait for
                              (loom__inbox_hold) */
   struct loom_executor_s *offload; /* the default offload executor, made

@@ -158,6 +158,7 @@ void loom__maybe_close_slow(loom_t *rt) {
   if (rt->inbox) {
     loom__inbox_close(rt); /* posts fail from here on */
     close_one(rt, (uv_handle_t *)&rt->inbox_async);
+    close_one(rt, (uv_handle_t *)&rt->inbox_spin);
   }
   close_one(rt, (uv_handle_t *)&rt->check);
   close_one(rt, (uv_handle_t *)&rt->idle);

@@ -25,20 +25,39 @@
 #include "sync/future.h"
 
 enum { QUEUED, RUNNING, FINISHED };
+/* job->sync: the awaiting task may spin briefly for a short job instead of
+ * parking (see spin_for). The worker swaps in SYNC_DONE when the job has
+ * run; if the task was spinning it takes the result itself and nothing is
+ * posted. */
+enum { SYNC_NONE, SYNC_SPIN, SYNC_DONE };
+
+/* How long an idle worker looks for the next job, and how long a task with
+ * nothing else to run waits for a job's end, before either sleeps: a round
+ * trip of short jobs then costs no thread wake-up (futex, eventfd and the
+ * scheduler's latency: ~10-30 us each on a VM). Bounded, so a long job
+ * costs one such spin in all, and the runtime's other work is delayed by at
+ * most LOOM__SPIN_NS (the task spins only when no other task is ready). */
+#ifndef LOOM__SPIN_NS
+#define LOOM__SPIN_NS 20000u
+#endif
 
 typedef struct loom__job_s loom__job_t;
 
 struct loom_executor_s {
   uv_mutex_t mu;
-  uv_cond_t cv;         /* idle workers wait here */
-  loom__list_t queue;   /* loom__job_t by link, oldest first */
-  size_t max;           /* threads it may start */
-  size_t nthreads;      /* started, not yet exited */
-  size_t idle;          /* waiting on cv */
-  size_t busy;          /* running a job */
-  int closing;          /* no new jobs; workers exit when it is empty */
-  int detached;         /* its last worker frees it */
-  uv_thread_t *threads; /* [max], the first nthreads started */
+  uv_cond_t cv;           /* idle workers wait here */
+  loom__list_t queue;     /* loom__job_t by link, oldest first */
+  size_t max;             /* threads it may start */
+  size_t nthreads;        /* started, not yet exited */
+  size_t idle;            /* waiting on cv */
+  size_t spinning;        /* looking for work before they wait */
+  loom__spin_t spin;      /* whether workers spin (under mu) */
+  _Atomic size_t nqueued; /* jobs on queue (written under mu, read
+                             without it by spinning workers) */
+  size_t busy;            /* running a job */
+  int closing;            /* no new jobs; workers exit when it is empty */
+  int detached;           /* its last worker frees it */
+  uv_thread_t *threads;   /* [max], the first nthreads started */
 };
 
 /* The waiting task's side, in its frame. */
@@ -56,6 +75,7 @@ struct loom__job_s {
   loom_fn fn;
   void *arg;
   int status;       /* fn's return value once FINISHED */
+  _Atomic int sync; /* SYNC_*: a task spinning for the result */
   int state;        /* QUEUED, RUNNING, FINISHED: under ex->mu */
   job_wait_t *wait; /* the awaiting task's, or NULL */
   loom_future_t *f; /* submit: resolved with status (a reference) */
@@ -74,6 +94,21 @@ static void worker(void *p) {
   loom_executor_t *ex = p;
   uv_mutex_lock(&ex->mu);
   for (;;) {
+    if (loom__list_empty(&ex->queue) && !ex->closing && loom__spin_try(&ex->spin)) {
+      /* Look for work for a while before sleeping: not counted idle, so
+       * nobody signals us, and we check the queue again under the lock. */
+      ex->spinning++;
+      uv_mutex_unlock(&ex->mu);
+      uint64_t until = uv_hrtime() + LOOM__SPIN_NS;
+      for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(&ex->nqueued, memory_order_relaxed)) break;
+        loom__cpu_relax();
+        if (i % 64 == 0 && uv_hrtime() >= until) break;
+      }
+      uv_mutex_lock(&ex->mu);
+      ex->spinning--;
+      loom__spin_done(&ex->spin, !loom__list_empty(&ex->queue));
+    }
     while (loom__list_empty(&ex->queue) && !ex->closing) {
       ex->idle++;
       uv_cond_wait(&ex->cv, &ex->mu);
@@ -82,19 +117,27 @@ static void worker(void *p) {
     if (loom__list_empty(&ex->queue)) break; /* closing, nothing left */
     loom__job_t *job = loom__list_entry(ex->queue.head, loom__job_t, link);
     loom__list_remove(&ex->queue, &job->link);
+    atomic_fetch_sub_explicit(&ex->nqueued, 1, memory_order_relaxed);
     /* A submitted job whose future was cancelled while it queued: drop. */
     int run = !(job->f && loom_future_done(job->f));
     job->state = RUNNING;
     ex->busy++;
     uv_mutex_unlock(&ex->mu);
     job->status = run ? job->fn(job->arg) : UV_ECANCELED;
-    /* The runtime holds itself open for this message: the post cannot be
-     * refused. After it, the job belongs to the runtime's thread. */
-    loom__inbox_t *ib = job->ib;
-    int rc = loom__inbox_post(ib, &job->done);
-    loom__assert(rc == 0, "an offload job's runtime closed under it");
+    /* No longer busy before anyone can see the job's end: an executor
+     * freed right after its last job was awaited is then idle, and joined
+     * (its threads are done with everything but exiting). */
     uv_mutex_lock(&ex->mu);
     ex->busy--;
+    uv_mutex_unlock(&ex->mu);
+    /* A task spinning for it takes the result itself. Else the runtime,
+     * which holds itself open for this message, gets it: the post cannot
+     * be refused. Either way the job is no longer ours. */
+    if (atomic_exchange(&job->sync, SYNC_DONE) != SYNC_SPIN) {
+      int rc = loom__inbox_post(job->ib, &job->done);
+      loom__assert(rc == 0, "an offload job's runtime closed under it");
+    }
+    uv_mutex_lock(&ex->mu);
   }
   int last = --ex->nthreads == 0 && ex->detached;
   uv_mutex_unlock(&ex->mu);
@@ -201,7 +244,7 @@ static int default_executor(loom_t *rt, loom_executor_t **out) {
 /* Queues a job on ex (NULL: rt's default), starting a worker if none is
  * idle. */
 static int job_submit(loom_t *rt, loom_executor_t *ex, loom_fn fn, void *arg,
-                      loom__job_t **out) {
+                      loom_future_t *f, loom__job_t **out) {
   if (!fn) return UV_EINVAL;
   if (rt->open_handles) return LOOM_ECLOSED;
   int rc;
@@ -218,10 +261,11 @@ static int job_submit(loom_t *rt, loom_executor_t *ex, loom_fn fn, void *arg,
   job->fn = fn;
   job->arg = arg;
   job->done.run = on_job_done;
+  job->f = f; /* before a worker can see the job */
   uv_mutex_lock(&ex->mu);
   if (ex->closing) {
     rc = LOOM_ECLOSED;
-  } else if (ex->idle == 0 && ex->nthreads < ex->max) {
+  } else if (ex->idle + ex->spinning <= ex->nqueued && ex->nthreads < ex->max) {
     /* One more worker; if none can start and none exists, fail. */
     rc = uv_thread_create(&ex->threads[ex->nthreads], worker, ex);
     if (rc == 0)
@@ -232,7 +276,8 @@ static int job_submit(loom_t *rt, loom_executor_t *ex, loom_fn fn, void *arg,
   if (rc == 0) {
     job->state = QUEUED;
     loom__list_push_back(&ex->queue, &job->link);
-    if (ex->idle) uv_cond_signal(&ex->cv);
+    atomic_fetch_add_explicit(&ex->nqueued, 1, memory_order_relaxed);
+    if (ex->idle && ex->nqueued > ex->spinning) uv_cond_signal(&ex->cv);
   }
   uv_mutex_unlock(&ex->mu);
   if (rc) {
@@ -241,6 +286,7 @@ static int job_submit(loom_t *rt, loom_executor_t *ex, loom_fn fn, void *arg,
     return rc;
   }
   loom__inbox_hold(rt);
+  loom__inbox_expect_soon(rt, LOOM__SPIN_NS);
   *out = job;
   return 0;
 }
@@ -253,9 +299,35 @@ static void on_wait_interrupted(loom__waiter_t *w) {
   job->wait = NULL;
   uv_mutex_lock(&job->ex->mu);
   int queued = job->state == QUEUED;
-  if (queued) loom__list_remove(&job->ex->queue, &job->link);
+  if (queued) {
+    loom__list_remove(&job->ex->queue, &job->link);
+    atomic_fetch_sub_explicit(&job->ex->nqueued, 1, memory_order_relaxed);
+  }
   uv_mutex_unlock(&job->ex->mu);
   if (queued) job_free(job);
+}
+
+/* With no other task ready, waits up to LOOM__SPIN_NS for the job to end
+ * (a no-op job's round trip, then, wakes no thread). 1 if it has ended
+ * (its result is the caller's, and no message comes), 0 if it has not
+ * (the worker will post as usual). */
+static int spin_for(loom_t *rt, loom__job_t *job) {
+  loom__spin_t *spin = &rt->inbox->spin;
+  if (rt->ready_head || rt->round_head || !loom__spin_try(spin)) return 0;
+  atomic_store(&job->sync, SYNC_SPIN);
+  uint64_t until = uv_hrtime() + LOOM__SPIN_NS;
+  for (unsigned i = 1;; i++) {
+    if (atomic_load_explicit(&job->sync, memory_order_acquire) == SYNC_DONE) {
+      loom__spin_done(spin, 1);
+      return 1;
+    }
+    loom__cpu_relax();
+    if (i % 64 == 0 && uv_hrtime() >= until) break;
+  }
+  int expected = SYNC_SPIN;
+  int done = !atomic_compare_exchange_strong(&job->sync, &expected, SYNC_NONE);
+  loom__spin_done(spin, done);
+  return done;
 }
 
 int loom_executor_run(loom_executor_t *ex, loom_fn fn, void *arg, int *status) {
@@ -263,8 +335,13 @@ int loom_executor_run(loom_executor_t *ex, loom_fn fn, void *arg, int *status) {
   int rc = loom__check(self);
   if (rc) return rc;
   loom__job_t *job;
-  rc = job_submit(self->rt, ex, fn, arg, &job);
+  rc = job_submit(self->rt, ex, fn, arg, NULL, &job);
   if (rc) return rc;
+  if (spin_for(self->rt, job)) {
+    if (status) *status = job->status;
+    job_free(job);
+    return 0;
+  }
   job_wait_t jw = {.w = {.task = self, .cancel = on_wait_interrupted}, .job = job};
   job->wait = &jw;
   rc = loom__park(&jw.w);
@@ -287,12 +364,12 @@ int loom_executor_submit(loom_executor_t *ex, loom_fn fn, void *arg,
   int rc = loom_future_new(&f);
   if (rc) return rc;
   loom__job_t *job;
-  rc = job_submit(rt, ex, fn, arg, &job);
+  rc = job_submit(rt, ex, fn, arg, loom_future_retain(f), &job);
   if (rc) {
+    loom_future_release(f); /* the job's reference */
     loom_future_release(f);
     return rc;
   }
-  job->f = loom_future_retain(f);
   *out = f;
   return 0;
 }
