@@ -194,10 +194,9 @@ static int consumers_main(void *arg) {
   return loom_gather(t, 3, NULL, 0);
 }
 
-static void test_many_to_many(void **state) {
-  (void)state;
+static void many_to_many(size_t capacity) {
   many_t m = {0};
-  assert_loom_ok(loom_channel_new(&m.ch, 8));
+  assert_loom_ok(loom_channel_new(&m.ch, capacity));
   runner_t r[4];
   start(&r[0], consumers_main, &m);
   start(&r[1], consumers_main, &m);
@@ -214,6 +213,14 @@ static void test_many_to_many(void **state) {
   assert_int_equal(atomic_load(&m.count), 6 * 5000);
   assert_int_equal(atomic_load(&m.sum), 6L * 5000 * 5001 / 2);
   loom_channel_release(m.ch);
+}
+
+/* Every item delivered exactly once: capacity 1 (a cell alternating
+ * between full and free) and 8. */
+static void test_many_to_many(void **state) {
+  (void)state;
+  many_to_many(1);
+  many_to_many(8);
 }
 
 /* ---- cancellation and timeouts across runtimes ------------------------------------- */
