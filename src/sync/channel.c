@@ -66,6 +66,10 @@ enum { OPEN = 0, CLOSED = 1, DROPPED = 2 };
  * sched_yield calls. */
 #define LOOM__CHANNEL_SPIN 256
 #define LOOM__CHANNEL_YIELDS 8
+/* Spins that fail in a row before a runtime stops spinning, and for how
+ * many waits it stops. */
+#define LOOM__CHANNEL_SPIN_MISSES 4
+#define LOOM__CHANNEL_SPIN_SKIP 64
 
 typedef struct port_s port_t;
 
@@ -109,6 +113,7 @@ struct port_s {
   uint8_t detached;            /* rt has ended: the kick frees the port */
   /* rt's thread only: */
   loom__wq_t getq, putq;
+  unsigned spin_misses, spin_skip; /* maybe_spin */
 };
 
 /* The mutex is held for a few dozen nanoseconds at a time, by threads
@@ -396,8 +401,8 @@ static inline void cpu_relax(void) {
  * answers within a microsecond. Returns when the put (get = 0) or get
  * may succeed or fail for good, or after a bound, so that a timer or I/O
  * of this runtime waits at most a few microseconds. */
-static void spin(loom_channel_t *ch, int get, loom_t *rt) {
-  if (rt->ready_head || rt->round_head) return;
+static int spin(loom_channel_t *ch, int get, loom_t *rt) {
+  if (rt->ready_head || rt->round_head) return 0;
   /* A putter waits for the channel to be half empty, not for one slot:
    * else, with both sides running, every put would wait for one get and
    * the cells' cache lines would cross between the cores once per item
@@ -406,13 +411,30 @@ static void spin(loom_channel_t *ch, int get, loom_t *rt) {
   for (int i = 0; i < LOOM__CHANNEL_SPIN + LOOM__CHANNEL_YIELDS; i++) {
     size_t n = held(ch);
     if ((get ? n > 0 : n <= room) || atomic_load_explicit(&ch->state, RELAXED) != OPEN)
-      return;
+      return 1;
     /* Then a few yields of the CPU: on a machine with more runnable
      * threads than cores, the other side may be waiting for this one. */
     if (i < LOOM__CHANNEL_SPIN)
       cpu_relax();
     else
       sched_yield();
+  }
+  return 0;
+}
+
+/* Spins only while spinning pays: after LOOM__CHANNEL_SPIN_MISSES spins
+ * in a row that ended in a park (the other side is slow, or has no CPU),
+ * the next LOOM__CHANNEL_SPIN_SKIP waits of this runtime park at once. */
+static void maybe_spin(loom_channel_t *ch, int get, port_t *p) {
+  if (p->spin_skip) {
+    p->spin_skip--;
+    return;
+  }
+  if (spin(ch, get, p->rt)) {
+    p->spin_misses = 0;
+  } else if (++p->spin_misses >= LOOM__CHANNEL_SPIN_MISSES) {
+    p->spin_misses = 0;
+    p->spin_skip = LOOM__CHANNEL_SPIN_SKIP;
   }
 }
 
@@ -435,7 +457,7 @@ static int wait_op(loom_channel_t *ch, int get, void **item) {
     if (rc) break;
     if (!spun) {
       spun = 1;
-      spin(ch, get, rt);
+      maybe_spin(ch, get, p);
       continue;
     }
     lock(ch);
