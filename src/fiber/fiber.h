@@ -43,8 +43,7 @@ typedef struct loom__fiber_s {
                           stack_size */
   void *guard_lo;      /* guard zone below stack_lo, NULL if canary-only */
   size_t guard_size;   /* its bytes (loom__stack_t.guard_size) */
-  void *asan_fake;     /* ASan fake-stack handle while switched out;
-                          under TSan (never with ASan), its fiber */
+  void *asan_fake;     /* ASan fake-stack handle while switched out */
   const char *name;    /* for overflow reports; may be NULL */
   uint64_t id;         /* for overflow reports when name is NULL */
 } loom__fiber_t;
