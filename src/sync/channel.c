@@ -81,6 +81,7 @@ typedef struct {
 struct loom_channel_s {
   /* Read-mostly. */
   size_t cap;
+  size_t mask; /* cap - 1 if cap is a power of two (above 1), else 0 */
   cell_t *cells;
   _Atomic long refs;
   _Atomic int state;               /* OPEN, CLOSED (draining), DROPPED */
@@ -148,6 +149,7 @@ int loom_channel_new(loom_channel_t **out, size_t capacity) {
     return UV_ENOMEM;
   }
   ch->cap = capacity;
+  ch->mask = capacity > 1 && !(capacity & (capacity - 1)) ? capacity - 1 : 0;
   for (size_t i = 0; i < capacity; i++) atomic_init(&ch->cells[i].seq, 2 * i);
   atomic_init(&ch->refs, 1);
   *out = ch;
@@ -302,10 +304,16 @@ static int port_of(loom_channel_t *ch, loom_t *rt, port_t **out) {
 
 /* ---- the ring ------------------------------------------------------------------ */
 
+/* The cell of position pos: a mask for a power-of-two capacity, which
+ * spares a division on every put and get. */
+static inline cell_t *cell(loom_channel_t *ch, size_t pos) {
+  return &ch->cells[ch->mask ? pos & ch->mask : pos % ch->cap];
+}
+
 static int enqueue(loom_channel_t *ch, void *item) {
   size_t pos = atomic_load_explicit(&ch->enq, RELAXED);
   for (;;) {
-    cell_t *c = &ch->cells[pos % ch->cap];
+    cell_t *c = cell(ch, pos);
     size_t seq = atomic_load_explicit(&c->seq, ACQUIRE);
     intptr_t diff = (intptr_t)(seq - 2 * pos);
     if (diff == 0) {
@@ -326,7 +334,7 @@ static int enqueue(loom_channel_t *ch, void *item) {
 static int dequeue(loom_channel_t *ch, void **item) {
   size_t pos = atomic_load_explicit(&ch->deq, RELAXED);
   for (;;) {
-    cell_t *c = &ch->cells[pos % ch->cap];
+    cell_t *c = cell(ch, pos);
     size_t seq = atomic_load_explicit(&c->seq, ACQUIRE);
     intptr_t diff = (intptr_t)(seq - (2 * pos + 1));
     if (diff == 0) {
