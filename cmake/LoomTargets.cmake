@@ -11,6 +11,8 @@
 #     compiling and linking. The link flags are PUBLIC on a library target, so
 #     whatever links a sanitized loom also links the sanitizer runtimes (ASan
 #     insists its runtime comes first).
+#   - under LOOM_TSAN, ThreadSanitizer the same way (and LOOM_DEBUG=1); the
+#     fiber layer then announces its switches to it (src/fiber/fiber.c).
 # C only: the assembly context switches take none of these.
 include_guard(GLOBAL)
 
@@ -18,6 +20,9 @@ set(LOOM_WARNING_FLAGS -Wall -Wextra -Wmissing-prototypes -Wshadow
     -Wstrict-prototypes)
 set(LOOM_SANITIZE_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer
     -fno-sanitize-recover=undefined)
+set(LOOM_SANITIZE_LINK -fsanitize=address,undefined)
+set(LOOM_TSAN_FLAGS -fsanitize=thread -fno-omit-frame-pointer)
+set(LOOM_TSAN_LINK -fsanitize=thread)
 
 function(loom_target_warnings target)
   get_target_property(type ${target} TYPE)
@@ -29,11 +34,18 @@ function(loom_target_warnings target)
   if(LOOM_WERROR)
     list(APPEND flags -Werror)
   endif()
-  if(LOOM_SANITIZE)
+  set(san_link ${LOOM_SANITIZE_LINK})
+  if(LOOM_TSAN)
+    if(LOOM_SANITIZE)
+      message(FATAL_ERROR "LOOM_TSAN and LOOM_SANITIZE cannot be combined")
+    endif()
+    list(APPEND flags ${LOOM_TSAN_FLAGS})
+    set(san_link ${LOOM_TSAN_LINK})
+  elseif(LOOM_SANITIZE)
     list(APPEND flags ${LOOM_SANITIZE_FLAGS})
   endif()
   target_compile_options(${target} ${scope} $<$<COMPILE_LANGUAGE:C>:${flags}>)
-  if(LOOM_SANITIZE)
+  if(LOOM_SANITIZE OR LOOM_TSAN)
     target_compile_definitions(${target} ${scope} LOOM_DEBUG=1)
     set(link_scope PRIVATE)
     if(type MATCHES "LIBRARY$")
@@ -43,7 +55,7 @@ function(loom_target_warnings target)
       set(link_scope INTERFACE)
     endif()
     if(NOT type STREQUAL "OBJECT_LIBRARY")
-      target_link_options(${target} ${link_scope} -fsanitize=address,undefined)
+      target_link_options(${target} ${link_scope} ${san_link})
     endif()
   else()
     target_compile_definitions(${target} ${scope} $<$<CONFIG:Debug>:LOOM_DEBUG=1>)

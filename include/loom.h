@@ -11,6 +11,7 @@
 #include "loom/combinators.h"
 #include "loom/sync.h"
 #include "loom/future.h"
+#include "loom/channel.h"
 #include "loom/thread.h"
 #include "loom/net.h"
 #include "loom/signal.h"

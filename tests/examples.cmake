@@ -82,6 +82,15 @@ loom_example_test(NAME threadsafe EXAMPLE threadsafe)
 # Networking: 127.0.0.1 and ports the kernel picks (port 0) only.
 loom_example_test(NAME echo_server-selftest EXAMPLE echo_server ARGS --selftest)
 loom_example_test(NAME echo_server-serve EXAMPLE echo_server CLIENT echo ARGS 0)
+# N runtimes on N threads sharing one port (SO_REUSEPORT); threaded, so
+# also run under ThreadSanitizer (the `threads` label).
+loom_example_test(NAME multicore_echo-selftest EXAMPLE multicore_echo ARGS --selftest 3)
+loom_example_test(NAME multicore_echo-serve EXAMPLE multicore_echo CLIENT echo ARGS 0 2)
+foreach(t multicore_echo-selftest multicore_echo-serve)
+  if(TEST example-${t})
+    set_tests_properties(example-${t} PROPERTIES LABELS threads)
+  endif()
+endforeach()
 loom_example_test(NAME pizza_server-selftest EXAMPLE pizza_server ARGS --selftest)
 loom_example_test(NAME pizza_server-serve EXAMPLE pizza_server CLIENT pizza ARGS 0)
 loom_example_test(NAME http_head EXAMPLE http_head ARGS --selftest)

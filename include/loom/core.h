@@ -66,14 +66,18 @@ typedef struct {
  * "main"), and when it returns cancels and awaits every task still alive,
  * closes every handle and the loop. Returns main's status, or a negative
  * error if the runtime could not start. While it runs, SIGINT cancels the
- * main task; a second SIGINT restores the default action and re-raises it.
- * A signal watcher of SIGINT (loom/signal.h) takes that over while it is
- * open. */
+ * main task (of every runtime loom_run is running, on any thread); a
+ * second SIGINT restores the default action and re-raises it. A signal
+ * watcher of SIGINT (loom/signal.h) takes that over while it is open.
+ * LOOM_EBUSY on a thread that already has a runtime (inside a task, or
+ * beside an embedded one): one runtime per thread. */
 LOOM_EXTERN int loom_run(loom_fn main, void *arg);
 
-/* Embedding: attaches a runtime to a loop the host runs itself. `cfg` may be
- * NULL. The runtime adds only unreferenced handles until tasks exist, so it
- * does not keep an idle host loop alive. */
+/* Embedding: attaches a runtime to a loop the host runs itself, on the
+ * calling thread, which must be the loop's. `cfg` may be NULL. The runtime
+ * adds only unreferenced handles until tasks exist, so it does not keep an
+ * idle host loop alive. LOOM_EBUSY if the thread already has a runtime
+ * (until that one's shutdown callback has run). */
 LOOM_EXTERN int loom_init(loom_t **rt, uv_loop_t *loop, const loom_config_t *cfg);
 
 /* Spawns a task on `rt`; callable from plain libuv callbacks or host code on

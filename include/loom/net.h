@@ -146,6 +146,15 @@ typedef struct loom_listener_s loom_listener_t; /* opaque, heap */
 /* Binds and listens. port 0 picks a free port: see loom_listener_port. */
 LOOM_EXTERN int loom_tcp_listen(loom_listener_t **l, const char *host, int port,
                                 int backlog);
+/* loom_tcp_listen's flags. LOOM_LISTEN_REUSEPORT sets SO_REUSEPORT before
+ * binding: several listeners (one per runtime, each on its own thread) may
+ * then bind the same address and port, and the kernel spreads incoming
+ * connections across them (docs/runtimes.md). Every listener sharing the
+ * port must set it. UV_ENOTSUP where the system has no SO_REUSEPORT. */
+#define LOOM_LISTEN_REUSEPORT 1u
+/* loom_tcp_listen with flags (UV_EINVAL for an unknown flag). */
+LOOM_EXTERN int loom_tcp_listen_ex(loom_listener_t **l, const char *host, int port,
+                                   int backlog, unsigned flags);
 LOOM_EXTERN int loom_unix_listen(loom_listener_t **l, const char *path, int backlog);
 LOOM_EXTERN int loom_listener_port(loom_listener_t *l);
 /* Waits for the next connection. Survives EMFILE: waits and retries. */
@@ -167,6 +176,8 @@ typedef struct {
                              At most UINT_MAX (UV_EINVAL beyond). */
   size_t output_limit;    /* 0: LOOM_STREAM_OUTPUT_LIMIT; else each
                              connection's loom_stream_set_output_limit */
+  int reuseport;          /* 1: listen with LOOM_LISTEN_REUSEPORT, so that
+                             N runtimes on N threads serve one port */
 } loom_server_opts_t;
 
 /* Starts a server on host:port whose connections each run handler(s, arg)

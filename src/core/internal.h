@@ -162,17 +162,17 @@ struct loom_s {
   loom_task_t *main; /* loom_run's main task while alive */
   int main_status;
   int idle_active;
-  int in_pass;                   /* inside the scheduler pass */
-  int closing;                   /* shutdown begun: tasks born cancelled */
-  volatile sig_atomic_t sigints; /* SIGINTs seen by loom_run */
-  int open_handles;              /* handles still to close at shutdown */
-  int shutdown_requested;        /* loom_shutdown called (or loom_run done) */
-  int has_sigint;                /* sigint handle initialised */
-  loom__list_t io;               /* loom__io_t: open I/O objects */
-  loom__list_t flush;            /* streams holding gathered output, handed
+  int in_pass;              /* inside the scheduler pass */
+  int closing;              /* shutdown begun: tasks born cancelled */
+  loom__link_t sigint_link; /* loom_run: on the SIGINT registry */
+  int open_handles;         /* handles still to close at shutdown */
+  int shutdown_requested;   /* loom_shutdown called (or loom_run done) */
+  int has_sigint;           /* sigint handle initialised */
+  loom__list_t io;          /* loom__io_t: open I/O objects */
+  loom__list_t flush;       /* streams holding gathered output, handed
                                     to libuv when tasks stop running
                                     (io/stream.c, loom__io_flush) */
-  uv_timer_t grace;              /* shutdown: bounds the final flush */
+  uv_timer_t grace;         /* shutdown: bounds the final flush */
   uint64_t grace_ms;
   int io_closing;  /* shutdown has closed the I/O objects */
   int *run_status; /* loom_run: where main's status goes */

@@ -19,6 +19,8 @@
  * loom_run then stops the loop even if the program left raw libuv handles
  * active: it reports them and closes them, so it always returns.
  */
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,6 +37,11 @@ void loom__io_spares_free(loom_t *rt);
 
 int loom_init(loom_t **out, uv_loop_t *loop, const loom_config_t *cfg) {
   if (!out || !loop) return UV_EINVAL;
+  /* One runtime per thread: the thread-locals that find "the" runtime
+   * (loom__tls_rt, loom__tls_home) have room for one, and a second would
+   * make handles and loom_now silently resolve against the wrong one. The
+   * slot frees up when the runtime is freed (after its shutdown). */
+  if (loom__tls_home || loom__tls_rt) return LOOM_EBUSY;
   /* Room for the task record on top, without wrapping (spawn.c). */
   if (cfg && cfg->stack_size > LOOM_MAX_STACK_SIZE) return UV_EINVAL;
   loom_t *rt = calloc(1, sizeof(*rt));
@@ -59,7 +66,7 @@ int loom_init(loom_t **out, uv_loop_t *loop, const loom_config_t *cfg) {
   rt->check.data = rt->idle.data = rt->timer.data = rt->grace.data = rt;
   uv_check_start(&rt->check, loom__on_check);
   uv_unref((uv_handle_t *)&rt->check);
-  if (!loom__tls_home) loom__tls_home = rt;
+  loom__tls_home = rt;
   /* A peer that resets a connection mid-write must give UV_EPIPE, not kill
    * the process: ignore SIGPIPE unless the host has a handler of its own. */
   struct sigaction pipe_sa;
@@ -176,21 +183,36 @@ int loom_shutdown(loom_t *rt, void (*cb)(void *data), void *data) {
   return 0;
 }
 
-/* SIGINT under loom_run. The handler itself only counts: the first SIGINT
- * wakes the loop through an async handle (uv_async_send is async-signal-safe)
- * and the loop cancels the main task; the second acts in the handler, so it
- * works even when a task spins without ever suspending. One loom_run at a
- * time owns SIGINT (other threads' runtimes leave it alone). */
-static _Atomic(loom_t *) sigint_owner;
-static struct sigaction sigint_previous;
+/* SIGINT under loom_run. Every runtime loom_run is running registers here,
+ * from whichever thread it runs on; the handler is installed while at least
+ * one is registered. The handler itself only counts: the first SIGINT wakes
+ * the first registered runtime through its async handle (uv_async_send is
+ * async-signal-safe), whose loop cancels its main task and passes the
+ * wake-up on to every other registered runtime, so one Ctrl-C stops a
+ * process of N runtimes on N threads. The second SIGINT acts in the
+ * handler, so it works even when a task spins without ever suspending.
+ *
+ * A runtime that leaves waits until no handler can still be using it (the
+ * handler may run on any thread, holding the pointer it read), and passes
+ * on a wake-up it can no longer deliver. */
+static pthread_mutex_t sigint_mu = PTHREAD_MUTEX_INITIALIZER;
+static loom__list_t sigint_runs;         /* loom_t.sigint_link; sigint_mu */
+static struct sigaction sigint_previous; /* sigint_mu */
+static _Atomic(loom_t *) sigint_owner;   /* first of sigint_runs, or NULL */
+static atomic_int sigint_count;          /* SIGINTs since the list filled */
+static atomic_int sigint_forward;        /* the first must be passed on */
+static atomic_int sigint_in_handler;     /* handlers running */
 
 static void on_sigint_signal(int signum) {
+  atomic_fetch_add(&sigint_in_handler, 1);
   loom_t *rt = atomic_load(&sigint_owner);
-  if (!rt) return;
-  if (rt->sigints++ == 0) {
+  int second = rt && atomic_fetch_add(&sigint_count, 1) > 0;
+  if (rt && !second) {
+    atomic_store(&sigint_forward, 1);
     uv_async_send(&rt->sigint);
-    return;
   }
+  atomic_fetch_sub(&sigint_in_handler, 1);
+  if (!second) return;
   static const char msg[] = "loom: second SIGINT, aborting\n";
   if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) { /* dying anyway */
   }
@@ -198,33 +220,59 @@ static void on_sigint_signal(int signum) {
   raise(signum);
 }
 
+/* Wakes every registered runtime but `self`; under sigint_mu. */
+static void sigint_forward_locked(loom_t *self) {
+  if (!atomic_exchange(&sigint_forward, 0)) return;
+  loom__link_t *l;
+  loom__list_foreach(l, &sigint_runs) {
+    loom_t *other = loom__list_entry(l, loom_t, sigint_link);
+    if (other != self) uv_async_send(&other->sigint);
+  }
+}
+
 static void on_sigint_async(uv_async_t *h) {
   loom_t *rt = h->data;
   if (rt->main) loom__cancel(rt->main);
+  pthread_mutex_lock(&sigint_mu);
+  sigint_forward_locked(rt);
+  pthread_mutex_unlock(&sigint_mu);
 }
 
 static void sigint_take(loom_t *rt) {
-  loom_t *none = NULL;
-  if (!atomic_compare_exchange_strong(&sigint_owner, &none, rt)) return;
-  if (uv_async_init(rt->loop, &rt->sigint, on_sigint_async) != 0) {
-    atomic_store(&sigint_owner, NULL);
-    return;
-  }
+  if (uv_async_init(rt->loop, &rt->sigint, on_sigint_async) != 0) return;
   rt->sigint.data = rt;
   rt->has_sigint = 1;
   uv_unref((uv_handle_t *)&rt->sigint);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_sigint_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  sigaction(SIGINT, &sa, &sigint_previous);
+  pthread_mutex_lock(&sigint_mu);
+  if (loom__list_empty(&sigint_runs)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigint_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    atomic_store(&sigint_count, 0);
+    atomic_store(&sigint_forward, 0);
+    atomic_store(&sigint_owner, rt);
+    sigaction(SIGINT, &sa, &sigint_previous);
+  }
+  loom__list_push_back(&sigint_runs, &rt->sigint_link);
+  pthread_mutex_unlock(&sigint_mu);
 }
 
 static void sigint_give_back(loom_t *rt) {
-  if (atomic_load(&sigint_owner) != rt) return;
-  sigaction(SIGINT, &sigint_previous, NULL);
-  atomic_store(&sigint_owner, NULL);
+  if (!rt->has_sigint) return;
+  pthread_mutex_lock(&sigint_mu);
+  loom__list_remove(&sigint_runs, &rt->sigint_link);
+  loom__link_t *first = sigint_runs.head;
+  atomic_store(&sigint_owner,
+               first ? loom__list_entry(first, loom_t, sigint_link) : NULL);
+  pthread_mutex_unlock(&sigint_mu);
+  /* A handler that read the old owner may still be sending to it. */
+  while (atomic_load(&sigint_in_handler)) sched_yield();
+  pthread_mutex_lock(&sigint_mu);
+  sigint_forward_locked(rt); /* its async callback will not run now */
+  if (loom__list_empty(&sigint_runs)) sigaction(SIGINT, &sigint_previous, NULL);
+  pthread_mutex_unlock(&sigint_mu);
 }
 
 /* loom_run's shutdown callback: the runtime is gone, stop the loop even if
@@ -250,7 +298,8 @@ static void close_left_open(uv_handle_t *h, void *arg) {
 
 int loom_run(loom_fn main, void *arg) {
   if (!main) return UV_EINVAL;
-  if (loom__tls_rt) return LOOM_EBUSY; /* uv_run is not reentrant */
+  /* uv_run is not reentrant, and a thread has room for one runtime. */
+  if (loom__tls_rt || loom__tls_home) return LOOM_EBUSY;
   uv_loop_t loop;
   int rc = uv_loop_init(&loop);
   if (rc) return rc;

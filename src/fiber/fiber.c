@@ -7,6 +7,15 @@
  * stack we came from: that is how a thread's own stack, whose bounds loom does
  * not know, gets described for the way back.
  *
+ * ThreadSanitizer keeps a shadow state per fiber: each fiber is created
+ * for it when it is made (__tsan_create_fiber), every switch is announced
+ * (__tsan_switch_to_fiber, synchronising, since fibers of a thread hand
+ * data to each other without locks), and a fiber that ends is destroyed
+ * by whoever lands after its last switch (it cannot destroy itself while
+ * running). A thread's own stack is the thread's fiber, learnt at its first
+ * switch. TSan and ASan never build together, so the TSan fiber lives in
+ * the slot ASan's fake stack uses.
+ *
  * Valgrind is told about stacks where they are created (stack.c).
  */
 #include "fiber.h"
@@ -14,10 +23,16 @@
 #ifdef LOOM__ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
+#ifdef LOOM__TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
 
 LOOM__TLS loom__fiber_t *loom__fiber_running;
 #ifdef LOOM__ASAN
 static LOOM__TLS loom__fiber_t *switching_from;
+#endif
+#ifdef LOOM__TSAN
+static LOOM__TLS void *tsan_ended; /* a fiber's last switch: destroy it */
 #endif
 
 loom__fiber_t *loom__fiber_current(void) { return loom__fiber_running; }
@@ -27,6 +42,9 @@ void loom__fiber_init(loom__fiber_t *f, void *lo, size_t size, void (*fn)(void *
   f->stack_lo = lo;
   f->stack_size = size;
   f->asan_fake = NULL;
+#ifdef LOOM__TSAN
+  f->asan_fake = __tsan_create_fiber(0);
+#endif
   loom__ctx_make(&f->ctx, lo, size, fn, arg);
 }
 
@@ -41,6 +59,12 @@ static inline void switch_landed(loom__fiber_t *self) {
     switching_from->stack_lo = (void *)lo;
     switching_from->stack_size = size;
   }
+#elif defined(LOOM__TSAN)
+  (void)self;
+  if (tsan_ended) {
+    __tsan_destroy_fiber(tsan_ended);
+    tsan_ended = NULL;
+  }
 #else
   (void)self;
 #endif
@@ -54,6 +78,27 @@ static inline void do_switch(loom__fiber_t *from, loom__fiber_t *to, int last) {
   loom__fiber_running = to; /* whoever switches back to `from` sets it again */
   __sanitizer_start_switch_fiber(last ? NULL : &from->asan_fake, to->stack_lo,
                                  to->stack_size);
+  loom__ctx_switch(&from->ctx, &to->ctx);
+  switch_landed(from);
+}
+
+void loom__fiber_switch(loom__fiber_t *from, loom__fiber_t *to) {
+  do_switch(from, to, 0);
+}
+
+void loom__fiber_switch_last(loom__fiber_t *from, loom__fiber_t *to) {
+  do_switch(from, to, 1);
+  __builtin_unreachable();
+}
+#elif defined(LOOM__TSAN)
+static inline void do_switch(loom__fiber_t *from, loom__fiber_t *to, int last) {
+  if (!from->asan_fake) from->asan_fake = __tsan_get_current_fiber(); /* a thread */
+  if (last) {
+    tsan_ended = from->asan_fake;
+    from->asan_fake = NULL;
+  }
+  loom__fiber_running = to; /* whoever switches back to `from` sets it again */
+  __tsan_switch_to_fiber(to->asan_fake, 0);
   loom__ctx_switch(&from->ctx, &to->ctx);
   switch_landed(from);
 }

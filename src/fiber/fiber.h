@@ -62,15 +62,23 @@ void loom__fiber_init(loom__fiber_t *f, void *lo, size_t size, void (*fn)(void *
 #if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
 #define LOOM__ASAN 1
 #endif
+#if defined(__SANITIZE_THREAD__) || __has_feature(thread_sanitizer)
+#define LOOM__TSAN 1
+#endif
+/* A sanitizer that must hear of every switch: the switch is out of line. */
+#if defined(LOOM__ASAN) || defined(LOOM__TSAN)
+#define LOOM__SWITCH_HOOKS 1
+#endif
 
 /* Switches from the running fiber `from` (which may be a thread's own stack,
  * a zeroed loom__fiber_t) to `to`.
  *
- * Without AddressSanitizer there is nothing to tell anyone, and the switch is
+ * Without AddressSanitizer or ThreadSanitizer there is nothing to tell
+ * anyone, and the switch is
  * inline: a switch makes the CPU mispredict the returns of the resumed fiber
  * wherever its call chain differs from the one that switched out, and one
  * call level less is one return less to mispredict (docs/fiber.md). */
-#ifdef LOOM__ASAN
+#ifdef LOOM__SWITCH_HOOKS
 void loom__fiber_switch(loom__fiber_t *from, loom__fiber_t *to);
 #else
 extern LOOM__TLS loom__fiber_t *loom__fiber_running;

@@ -166,7 +166,9 @@ int loom_serve(loom_server_t **out, const char *host, int port, loom_handler_fn 
   srv->output_limit = opts ? opts->output_limit : 0;
   if (srv->max) loom_sem_init(&srv->slots, (unsigned)srv->max);
   loom_event_init(&srv->started);
-  int rc = loom_tcp_listen(&srv->listener, host, port, opts ? opts->backlog : 0);
+  unsigned flags = opts && opts->reuseport ? LOOM_LISTEN_REUSEPORT : 0;
+  int rc = loom_tcp_listen_ex(&srv->listener, host, port, opts ? opts->backlog : 0,
+                              flags);
   if (rc == 0) rc = loom__obj_publish(&srv->obj, LOOM__H_SERVER);
   if (rc == 0) {
     loom_task_opts_t o = {.name = "loom-server"};

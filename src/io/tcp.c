@@ -6,10 +6,13 @@
  * the stream is freed from its close callback: nothing libuv points to is
  * freed early.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "fs.h"
 
@@ -218,18 +221,51 @@ static int listener_finish(loom_listener_t *l, int bind_rc, int backlog,
   return rc;
 }
 
-int loom_tcp_listen(loom_listener_t **out, const char *host, int port, int backlog) {
+/* SO_REUSEPORT must be set before bind, and libuv (1.44) has no flag for
+ * it: make the socket here, set it, and hand it to the handle, which binds
+ * it as it would its own (uv_tcp_bind uses an open socket as it is). */
+static int open_reuseport(uv_tcp_t *h, int family) {
+#ifdef SO_REUSEPORT
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return uv_translate_sys_error(errno);
+  int on = 1;
+  int rc = 0;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0)
+    rc = uv_translate_sys_error(errno);
+  if (rc == 0) rc = uv_tcp_open(h, fd);
+  if (rc) close(fd);
+  return rc;
+#else
+  (void)h;
+  (void)family;
+  return UV_ENOTSUP;
+#endif
+}
+
+int loom_tcp_listen_ex(loom_listener_t **out, const char *host, int port, int backlog,
+                       unsigned flags) {
   if (!out) return UV_EINVAL;
   *out = NULL;
+  if (flags & ~(unsigned)LOOM_LISTEN_REUSEPORT) return UV_EINVAL;
   loom_t *rt;
   loom__bind_addr_t a;
   int rc = loom__bind_addr(&rt, &a, host, port, SOCK_STREAM);
   if (rc) return rc;
   loom_listener_t *l;
   rc = listener_new(rt, 1, &l);
-  if (rc == 0) rc = listener_finish(l, uv_tcp_bind(&l->u.tcp, a.sa, 0), backlog, out);
+  if (rc == 0) {
+    int bind_rc = 0;
+    if (flags & LOOM_LISTEN_REUSEPORT)
+      bind_rc = open_reuseport(&l->u.tcp, a.sa->sa_family);
+    if (bind_rc == 0) bind_rc = uv_tcp_bind(&l->u.tcp, a.sa, 0);
+    rc = listener_finish(l, bind_rc, backlog, out);
+  }
   loom__bind_addr_free(&a);
   return rc;
+}
+
+int loom_tcp_listen(loom_listener_t **out, const char *host, int port, int backlog) {
+  return loom_tcp_listen_ex(out, host, port, backlog, 0);
 }
 
 int loom_unix_listen(loom_listener_t **out, const char *path, int backlog) {

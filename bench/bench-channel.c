@@ -1,0 +1,110 @@
+/* channel: items handed from a task of one runtime to a task of another,
+ * each runtime on its own thread, through a loom_channel_t. The figure is
+ * the wall-clock time per item, producer start to consumer end.
+ *
+ *   channel1     capacity 1: every item is a hand-off between the threads
+ *                (the consumer is usually parked, so most items cost a
+ *                cross-thread wake-up)
+ *   channel128   capacity 128: the producer runs ahead until the channel
+ *                is full; a wake-up serves many items
+ *
+ * The consumer checks that items come out in order. Each run starts two
+ * threads, each with loom_run; the threads are not pinned (on a machine
+ * with two CPUs they get one each, if nothing else runs).
+ * Peer (bench/channel.sh): peers/channel.go, the same two shapes with a Go
+ * channel between two goroutines at GOMAXPROCS=2.
+ * Target (docs/benchmarks.md): per item <= the Go channel's.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "loom.h"
+
+typedef struct {
+  size_t capacity;
+  loom_channel_t *ch;
+  uint64_t n;
+  int bad;
+} shape_t;
+
+static void die(const char *what) {
+  fprintf(stderr, "bench-channel: %s\n", what);
+  exit(1);
+}
+
+static int producer(void *arg) {
+  shape_t *s = arg;
+  for (uint64_t i = 1; i <= s->n; i++)
+    if (loom_channel_put(s->ch, (void *)(uintptr_t)i)) return -1;
+  return 0;
+}
+
+static int consumer(void *arg) {
+  shape_t *s = arg;
+  for (uint64_t i = 1; i <= s->n; i++) {
+    void *item;
+    if (loom_channel_get(s->ch, &item)) return -1;
+    if ((uintptr_t)item != i) s->bad = 1;
+  }
+  return 0;
+}
+
+typedef struct {
+  loom_fn fn;
+  shape_t *s;
+  int status;
+} side_t;
+
+static void *side_main(void *p) {
+  side_t *side = p;
+  side->status = loom_run(side->fn, side->s);
+  return NULL;
+}
+
+static uint64_t run_channel(void *ctx, uint64_t n) {
+  shape_t *s = ctx;
+  if (loom_channel_new(&s->ch, s->capacity)) die("loom_channel_new failed");
+  s->n = n;
+  side_t c = {consumer, s, -1}, p = {producer, s, -1};
+  pthread_t tc, tp;
+  uint64_t t0 = bench_now_ns();
+  if (pthread_create(&tc, NULL, side_main, &c) ||
+      pthread_create(&tp, NULL, side_main, &p))
+    die("pthread_create failed");
+  pthread_join(tp, NULL);
+  pthread_join(tc, NULL);
+  uint64_t ns = bench_now_ns() - t0;
+  if (c.status || p.status) die("a put or get failed");
+  if (s->bad) die("items out of order");
+  loom_channel_release(s->ch);
+  return ns;
+}
+
+enum { CAP1, CAP128, NSHAPES };
+static shape_t shapes[NSHAPES] = {[CAP1] = {.capacity = 1}, [CAP128] = {.capacity = 128}};
+static const char *names[NSHAPES] = {"channel1", "channel128"};
+
+/* bench-channel [channel1|channel128 ...]: both by default. */
+int main(int argc, char **argv) {
+  int selected[NSHAPES];
+  for (int i = 0; i < NSHAPES; i++) selected[i] = argc < 2;
+  for (int a = 1; a < argc; a++) {
+    int i = 0;
+    while (i < NSHAPES && strcmp(argv[a], names[i]) != 0) i++;
+    if (i == NSHAPES) {
+      fprintf(stderr, "usage: bench-channel [channel1|channel128 ...]\n");
+      return 2;
+    }
+    selected[i] = 1;
+  }
+  for (int i = 0; i < NSHAPES; i++) {
+    if (!selected[i]) continue;
+    bench_result_t r = bench_measure(run_channel, &shapes[i], 1);
+    bench_print(names[i], "loom", &r, "ns/item");
+  }
+  return 0;
+}

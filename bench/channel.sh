@@ -1,0 +1,106 @@
+#!/bin/sh
+# The cross-runtime channel benchmark: bench-channel (a producer task on
+# one runtime, a consumer task on another, each runtime on its own thread)
+# against a Go channel between two goroutines at GOMAXPROCS=2
+# (peers/channel.go), for capacities 1 and 128. Both use every CPU the
+# script may use (nothing pinned: the point is two threads on two cores).
+# The two alternate, round after round; a figure is the median over the
+# rounds, a ratio the median of the per-round ratios. Prints a Markdown
+# table and the verdict on the target (loom <= Go per item).
+#
+#   bench/channel.sh [BUILD_DIR]
+#
+# BUILD_DIR (default: build-bench in the source tree) is configured with
+# CMAKE_BUILD_TYPE=Release and LOOM_BUILD_BENCH=ON if it has no CMake cache
+# yet. Environment: LOOM_CHANNEL_ROUNDS (default 5), and bench.h's
+# LOOM_BENCH_TARGET_S / LOOM_BENCH_REPS for each run.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(dirname "$here")
+build=${1:-$src/build-bench}
+rounds=${LOOM_CHANNEL_ROUNDS:-5}
+say() { printf '%s\n' "$*" >&2; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-channel.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON \
+        -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_EXAMPLES=OFF >&2
+else
+  cmake "$build" -DLOOM_BUILD_BENCH=ON >/dev/null
+fi
+cmake --build "$build" -j"$(nproc)" --target bench-channel >&2
+
+gobin=""
+if command -v go >/dev/null 2>&1; then
+  export GOPROXY=off GOTOOLCHAIN=local
+  gocache=$(go env GOCACHE 2>/dev/null || true)
+  if [ -z "$gocache" ] || ! mkdir -p "$gocache" 2>/dev/null || [ ! -w "$gocache" ]; then
+    export GOCACHE="$tmp/gocache"
+  fi
+  if (cd "$here/peers" && go build -o "$tmp/channel-go" channel.go) >&2; then
+    gobin=$tmp/channel-go
+    say "== Go: $(go version)"
+  fi
+else
+  say "== go not found: the Go peer is skipped"
+fi
+
+say "== $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+results=$tmp/results
+: >"$results"
+r=1
+while [ "$r" -le "$rounds" ]; do
+  say "== round $r of $rounds"
+  if [ $((r % 2)) -eq 1 ] || [ -z "$gobin" ]; then
+    "$build/bench/bench-channel" | sed "s/^/$r /" | tee -a "$results" >&2
+    [ -n "$gobin" ] && GOMAXPROCS=2 "$gobin" | sed "s/^/$r /" | tee -a "$results" >&2
+  else
+    GOMAXPROCS=2 "$gobin" | sed "s/^/$r /" | tee -a "$results" >&2
+    "$build/bench/bench-channel" | sed "s/^/$r /" | tee -a "$results" >&2
+  fi
+  r=$((r + 1))
+done
+
+echo
+echo "| benchmark | implementation | ns/item | range | x loom |"
+echo "|-----------|----------------|--------:|-------|-------:|"
+awk '
+  $4 ~ /^[0-9.]+$/ {
+    r = $1; b = $2; impl = $3; key = b " " impl
+    v[key, r] = $4; has[key, r] = 1
+    if (!(key in seen)) { seen[key] = 1; order[++n] = key }
+    if (r > maxr) maxr = r
+  }
+  function med(a, k,   i, j, t) {
+    for (i = 2; i <= k; i++)
+      for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+    return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+  }
+  END {
+    nv = 0
+    for (i = 1; i <= n; i++) {
+      key = order[i]; split(key, p, " "); b = p[1]; impl = p[2]; lk = b " loom"
+      k = 0; kr = 0
+      for (r = 1; r <= maxr; r++) {
+        if (!has[key, r]) continue
+        x = v[key, r]; a[++k] = x
+        if (k == 1 || x < lo) lo = x
+        if (k == 1 || x > hi) hi = x
+        if (has[lk, r] && v[lk, r] > 0) q[++kr] = x / v[lk, r]
+      }
+      m = med(a, k)
+      x = "-"
+      if (impl != "loom" && kr) {
+        x = sprintf("%.2f", med(q, kr))
+        verdict[++nv] = sprintf("- %s, %s: Go/loom = %sx (%s)", b, impl, x, x + 0 >= 1 ? "met" : "NOT MET")
+      }
+      printf "| %s | %s | %.1f | %.1f-%.1f | %s |\n", b, impl, m, lo, hi, x
+    }
+    print ""
+    print "Target: loom <= the Go channel per item (x loom >= 1)."
+    for (i = 1; i <= nv; i++) print verdict[i]
+  }' "$results"
