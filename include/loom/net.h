@@ -64,11 +64,14 @@ LOOM_EXTERN int loom_read_all(loom_stream_t *s, char **data, size_t *len, size_t
 #define LOOM_STREAM_OUTPUT_LIMIT (16u * 1024u * 1024u)
 
 /* Writes all of buf. The bytes are copied (or written at once), so buf may
- * be reused when the call returns. A write of up to 4 KiB is gathered with
- * the stream's other small writes and reaches the kernel with them when
- * the calling task (and every other ready task) has stopped running, before
- * the loop next polls for I/O, or sooner: when 16 KiB are gathered, before
- * a larger write, at loom_flush, loom_drain or loom_close. A larger write
+ * be reused when the call returns. A write of up to 4 KiB that answers a
+ * lone request (the task's first small write since it last waited for
+ * input, with nothing gathered, queued or unread before it) goes to the
+ * kernel at once; any other is gathered with the stream's other small
+ * writes and reaches the kernel with them when the calling task (and every
+ * other ready task) has stopped running, before the loop next polls for
+ * I/O, or sooner: when 16 KiB are gathered, before a larger write, at
+ * loom_flush, loom_drain, loom_shutdown_write or loom_close. A larger write
  * goes to the kernel at once. While more than the stream's high-water mark
  * is queued, waits (before writing) until the queue is down to the
  * low-water mark (a quarter of it); several writers take turns in FIFO

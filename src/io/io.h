@@ -89,7 +89,10 @@ struct loom_stream_s {
   int reading;            /* uv_read_start active */
   int eof;                /* peer sent EOF */
   int rerr;               /* sticky read error */
-  int nomem;              /* on_alloc had no buffer to give */
+  int nomem;              /* on_alloc had no buffer to give; with no reader
+                           * to tell, reading stopped and the peer's bytes
+                           * wait in the kernel until the next wait (writers
+                           * do not wait for room meanwhile) */
   int rnomem;             /* the next wait reports UV_ENOMEM, once */
   /* write side */
   size_t queued; /* bytes in libuv write requests */
