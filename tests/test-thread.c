@@ -272,9 +272,8 @@ static int submit_main(void *p) {
   uv_sem_post(&s->gate);
   loom_future_release(fb);
   loom_future_release(fc); /* unawaited: c still runs */
-  /* Freed with no job in flight, the executor is joined at once; with
-   * jobs in flight its last thread would free it a moment after their
-   * ends (an allocation the per-test check could still see). */
+  /* Freed with job c in flight or not, the executor is gone before
+   * loom_run returns: c's end, which holds the runtime open, frees it. */
   loom_future_await(fa, NULL);
   loom_future_release(fa);
   loom_executor_free(ex);
@@ -635,6 +634,53 @@ static void test_entry_misuse(void **state) {
   loom_remote_close(NULL);
 }
 
+/* An executor freed while a job is in flight stays alive until the job's
+ * end has been handled: the awaiting task, interrupted after the job ended
+ * but before its runtime read the end, still locks the executor. (Its last
+ * worker used to free it as it exited: a use after free under ASan or
+ * Valgrind.) */
+typedef struct {
+  loom_executor_t *ex;
+  job_t j;
+  uv_sem_t started;
+  int rc, status;
+} orphan_t;
+
+static int orphan_runner(void *p) {
+  orphan_t *o = p;
+  o->rc = loom_executor_run(o->ex, job, &o->j, &o->status);
+  return 0;
+}
+
+static int orphan_main(void *p) {
+  orphan_t *o = p;
+  int rc = loom_executor_new(&o->ex, 1);
+  if (rc) return rc;
+  loom_task_t *a;
+  if ((rc = loom_spawn(&a, orphan_runner, o)) != 0) return rc;
+  loom_yield();             /* the runner submits its job */
+  uv_sem_wait(&o->started); /* the job runs */
+  loom_executor_free(o->ex);
+  /* The loop stays blocked while the job ends and its worker exits, so
+   * the job's end waits in the inbox when the task is cancelled. */
+  uv_sleep(60);
+  loom_cancel(a);
+  return loom_join(a, NULL);
+}
+
+static void test_free_executor_with_job_in_flight(void **state) {
+  (void)state;
+  orphan_t o = {.j = {.ms = 20, .result = 7}};
+  uv_sem_init(&o.started, 0);
+  o.j.started = &o.started;
+  assert_loom_ok(loom_run(orphan_main, &o));
+  assert_int_equal(o.j.ran, 1);
+  /* Cancelled after its job ended: the result, or the cancellation. */
+  assert_true(o.rc == 0 || o.rc == UV_ECANCELED);
+  if (o.rc == 0) assert_int_equal(o.status, 7);
+  uv_sem_destroy(&o.started);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_to_thread_runs_elsewhere),
@@ -649,6 +695,7 @@ int main(void) {
       cmocka_unit_test(test_call_pending_at_shutdown),
       cmocka_unit_test(test_spawn_during_shutdown),
       cmocka_unit_test(test_entry_misuse),
+      cmocka_unit_test(test_free_executor_with_job_in_flight),
   };
   return HARNESS_RUN(tests);
 }

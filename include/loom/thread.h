@@ -120,8 +120,9 @@ LOOM_EXTERN int loom_executor_run(loom_executor_t *ex, loom_fn fn, void *arg,
 LOOM_EXTERN int loom_executor_submit(loom_executor_t *ex, loom_fn fn, void *arg,
                                      loom_future_t **out);
 /* Shuts ex down: refuses new jobs (LOOM_ECLOSED), lets the queued and
- * running ones finish, then frees it from its last thread; returns at once
- * (never blocks a runtime's thread). NULL is ignored. */
+ * running ones finish, then frees it on the thread of the runtime that
+ * handles the last job's end; returns at once (never blocks a runtime's
+ * thread). NULL is ignored. */
 LOOM_EXTERN void loom_executor_free(loom_executor_t *ex);
 
 #ifdef __cplusplus

@@ -55,8 +55,13 @@ struct loom_executor_s {
   _Atomic size_t nqueued; /* jobs on queue (written under mu, read
                              without it by spinning workers) */
   size_t busy;            /* running a job */
+  size_t jobs;            /* submitted and not yet freed: each job keeps
+                             ex alive (its waiter's interruption and its
+                             end lock mu) until job_free */
   int closing;            /* no new jobs; workers exit when it is empty */
-  int detached;           /* its last worker frees it */
+  int orphan;             /* freed by its owner: the last job_free joins
+                             the workers and frees it */
+  size_t started;         /* workers to join: nthreads when closing */
   uv_thread_t *threads;   /* [max], the first nthreads started */
 };
 
@@ -139,9 +144,15 @@ static void worker(void *p) {
     }
     uv_mutex_lock(&ex->mu);
   }
-  int last = --ex->nthreads == 0 && ex->detached;
+  --ex->nthreads;
   uv_mutex_unlock(&ex->mu);
-  if (last) executor_destroy(ex);
+}
+
+/* Joins ex's workers, which are exiting or about to (closing, nothing
+ * queued), and frees ex. */
+static void executor_join_destroy(loom_executor_t *ex) {
+  for (size_t i = 0; i < ex->started; i++) uv_thread_join(&ex->threads[i]);
+  executor_destroy(ex);
 }
 
 static int executor_make(loom_executor_t **out, size_t threads) {
@@ -173,24 +184,22 @@ int loom_executor_new(loom_executor_t **out, size_t threads) {
   return executor_make(out, threads);
 }
 
-/* Stops ex's workers. Idle (nothing queued or running): joins them, which
- * takes no longer than their wake-up, and frees ex. Else the workers
- * finish the jobs and the last one frees ex. */
+/* Stops ex's workers. No job left (none queued, running, or ended with
+ * its end not yet handled by its runtime): joins them, which takes no
+ * longer than their wake-up, and frees ex. Else the workers finish the
+ * jobs, and the last job's job_free, on its runtime's thread and so before
+ * that runtime ends (a job holds it open), joins them and frees ex: never
+ * a worker after the runtime has returned, and never before a job's
+ * awaiting task is done with ex. */
 static void executor_shutdown(loom_executor_t *ex) {
   uv_mutex_lock(&ex->mu);
   ex->closing = 1;
+  ex->started = ex->nthreads; /* no worker starts once closing */
   uv_cond_broadcast(&ex->cv);
-  int idle = loom__list_empty(&ex->queue) && ex->busy == 0;
-  size_t n = ex->nthreads;
-  if (!idle) {
-    for (size_t i = 0; i < n; i++) pthread_detach(ex->threads[i]);
-    ex->detached = 1;
-    if (n == 0) idle = 1; /* nothing will free it: do it here */
-  }
+  int now = ex->jobs == 0;
+  if (!now) ex->orphan = 1;
   uv_mutex_unlock(&ex->mu);
-  if (!idle) return;
-  for (size_t i = 0; i < n; i++) uv_thread_join(&ex->threads[i]);
-  executor_destroy(ex);
+  if (now) executor_join_destroy(ex);
 }
 
 void loom_executor_free(loom_executor_t *ex) {
@@ -206,10 +215,15 @@ void loom__offload_close(loom_t *rt) {
 /* ---- jobs -------------------------------------------------------------- */
 
 static void job_free(loom__job_t *job) {
+  loom_executor_t *ex = job->ex;
+  uv_mutex_lock(&ex->mu);
+  int last = --ex->jobs == 0 && ex->orphan;
+  uv_mutex_unlock(&ex->mu);
   loom__inbox_unhold(job->rt);
   loom__inbox_release(job->ib);
   if (job->f) loom_future_release(job->f);
   free(job);
+  if (last) executor_join_destroy(ex);
 }
 
 /* On the submitting runtime's thread, once the job has run. */
@@ -274,6 +288,7 @@ static int job_submit(loom_t *rt, loom_executor_t *ex, loom_fn fn, void *arg,
       rc = 0;
   }
   if (rc == 0) {
+    ex->jobs++;
     job->state = QUEUED;
     loom__list_push_back(&ex->queue, &job->link);
     atomic_fetch_add_explicit(&ex->nqueued, 1, memory_order_relaxed);
