@@ -105,8 +105,9 @@ typedef struct {
 static int worker(void *p) {
   pool_t *pool = p;
   char *argv[] = {pool->exe, "--worker", NULL};
-  loom_process_opts_t opts = {
-      .stdio = {{LOOM_STDIO_PIPE}, {LOOM_STDIO_PIPE}, {LOOM_STDIO_INHERIT}}};
+  loom_process_opts_t opts = {.stdio = {{.kind = LOOM_STDIO_PIPE},
+                                        {.kind = LOOM_STDIO_PIPE},
+                                        {.kind = LOOM_STDIO_INHERIT}}};
   loom_process_t *proc;
   int rc = loom_process_spawn(&proc, argv, &opts);
   if (rc < 0) return rc;

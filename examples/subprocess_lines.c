@@ -79,8 +79,9 @@ typedef struct {
 
 static int run_cmd(void *p) {
   args_t *a = p;
-  loom_process_opts_t opts = {
-      .stdio = {{LOOM_STDIO_INHERIT}, {LOOM_STDIO_PIPE}, {LOOM_STDIO_PIPE}}};
+  loom_process_opts_t opts = {.stdio = {{.kind = LOOM_STDIO_INHERIT},
+                                        {.kind = LOOM_STDIO_PIPE},
+                                        {.kind = LOOM_STDIO_PIPE}}};
   loom_process_t *proc;
   int rc = loom_process_spawn(&proc, a->cmd, &opts);
   if (rc < 0) {
