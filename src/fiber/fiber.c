@@ -81,15 +81,6 @@ static inline void do_switch(loom__fiber_t *from, loom__fiber_t *to, int last) {
   loom__ctx_switch(&from->ctx, &to->ctx);
   switch_landed(from);
 }
-
-void loom__fiber_switch(loom__fiber_t *from, loom__fiber_t *to) {
-  do_switch(from, to, 0);
-}
-
-void loom__fiber_switch_last(loom__fiber_t *from, loom__fiber_t *to) {
-  do_switch(from, to, 1);
-  __builtin_unreachable();
-}
 #elif defined(LOOM__TSAN)
 static inline void do_switch(loom__fiber_t *from, loom__fiber_t *to, int last) {
   if (!from->asan_fake) from->asan_fake = __tsan_get_current_fiber(); /* a thread */
@@ -102,7 +93,10 @@ static inline void do_switch(loom__fiber_t *from, loom__fiber_t *to, int last) {
   loom__ctx_switch(&from->ctx, &to->ctx);
   switch_landed(from);
 }
+#endif
 
+#if defined(LOOM__ASAN) || defined(LOOM__TSAN)
+/* The sanitizers' switches are out of line (fiber.h inlines the plain one). */
 void loom__fiber_switch(loom__fiber_t *from, loom__fiber_t *to) {
   do_switch(from, to, 0);
 }
