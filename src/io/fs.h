@@ -51,8 +51,9 @@ struct loom_file_s {
 loom_file_t *loom__file_ref(loom_file_t *h);
 void loom__file_unref(loom_file_t *f);
 
-/* Opens a file stream reading from fd, which it owns from then on (closed
- * with the stream, and on failure). */
+/* Opens a file stream reading from fd. On success the stream owns fd (it
+ * is closed with the stream); on failure fd stays the caller's, open, for
+ * the caller to close. */
 int loom__file_stream_new(loom_stream_t **out, loom_t *rt, uv_file fd);
 
 #endif
