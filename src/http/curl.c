@@ -105,7 +105,7 @@ int loom_http_err(CURLcode c) {
   case CURLE_FILESIZE_EXCEEDED: return UV_ENOBUFS;
   case CURLE_ABORTED_BY_CALLBACK: return UV_ECANCELED;
   case CURLE_TOO_MANY_REDIRECTS: return UV_ELOOP;
-  default: return UV_EPROTO;
+  default: return LOOM_EHTTP;
   }
 }
 
@@ -355,17 +355,24 @@ int loom_http_perform(CURL *easy, CURLcode *code) {
   return loom_http_err(x.code);
 }
 
-/* ---- streaming responses --------------------------------------------------- */
+/* libcurl's own write callback and data again (fwrite to stdout), for a
+ * handle loom pointed at a sink or a response that is about to go: a
+ * later perform of the handle without a callback of the caller's must not
+ * write through them. */
+static void write_defaults(CURL *easy) {
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, (curl_write_callback)NULL);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, (void *)stdout);
+}
 
-#define RESP_MAGIC 0x68747470u /* "http" */
+/* ---- streaming responses --------------------------------------------------- */
 
 struct loom_http_resp_s {
   xfer_t x;      /* the transfer; its waiter is the reader's */
   loom__io_t io; /* on the runtime's list: closed at shutdown if left */
   loom_t *rt;
-  unsigned magic; /* RESP_MAGIC while open */
-  char *buf;      /* body bytes not read yet: buf[head, head + len) */
-  size_t cap;     /* buf's size */
+  void *token; /* its handle (LOOM__H_HTTP): stale once freed */
+  char *buf;   /* body bytes not read yet: buf[head, head + len) */
+  size_t cap;  /* buf's size */
   size_t head, len;
   int begun;   /* the body began (or the transfer ended) */
   int paused;  /* the write callback paused the transfer */
@@ -407,7 +414,8 @@ wake:
 
 static void resp_free(loom_http_resp_t *r) {
   xfer_end(&r->x);
-  r->magic = 0;
+  write_defaults(r->x.easy);
+  loom__handle_drop(r->rt, r->token);
   loom__io_remove(r->rt, &r->io);
   free(r->buf);
   free(r);
@@ -438,11 +446,17 @@ int loom_http_open(loom_http_resp_t **out, CURL *easy, CURLcode *code) {
     return UV_ENOMEM;
   }
   r->rt = self->rt;
-  r->magic = RESP_MAGIC;
+  if (loom__handle_new(r->rt, LOOM__H_HTTP, r, &r->token)) {
+    free(r->buf);
+    free(r);
+    return UV_ENOMEM;
+  }
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, resp_write);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, r);
   rc = xfer_start(&r->x, mu, easy);
   if (rc) {
+    write_defaults(easy);
+    loom__handle_drop(r->rt, r->token);
     free(r->buf);
     free(r);
     return rc;
@@ -460,17 +474,19 @@ int loom_http_open(loom_http_resp_t **out, CURL *easy, CURLcode *code) {
     return rc;
   }
   if (code) *code = CURLE_OK;
-  *out = r;
+  *out = r->token;
   return 0;
 }
 
-static loom_http_resp_t *rget(loom_http_resp_t *r) {
-  return r && r->magic == RESP_MAGIC ? r : NULL;
+/* The response behind handle h, or NULL: stale (closed), or not one. */
+static loom_http_resp_t *rget(loom_http_resp_t *h) {
+  return loom__handle_get(NULL, h, LOOM__H_HTTP);
 }
 
 ssize_t loom_http_read(loom_http_resp_t *h, void *buf, size_t n) {
+  if (!h || (!buf && n)) return UV_EINVAL;
   loom_http_resp_t *r = rget(h);
-  if (!r || (!buf && n)) return UV_EINVAL;
+  if (!r) return UV_EBADF;
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
@@ -509,8 +525,9 @@ CURL *loom_http_easy(loom_http_resp_t *h) {
 }
 
 int loom_http_close(loom_http_resp_t *h) {
+  if (!h) return UV_EINVAL;
   loom_http_resp_t *r = rget(h);
-  if (!r) return UV_EINVAL;
+  if (!r) return UV_EBADF;
   if (r->reading) return UV_EBUSY; /* its frame still points at r */
   resp_free(r);
   return 0;
@@ -556,6 +573,7 @@ int loom_http_fetch(CURL *easy, size_t max, loom_http_body_t *out) {
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, sink_write);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, &s);
   int rc = loom_http_perform(easy, &out->code);
+  write_defaults(easy); /* s goes with this frame */
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &out->status);
   if (s.over) rc = UV_ENOBUFS;
   if (rc == 0 && !out->data) {
