@@ -49,14 +49,16 @@
 typedef struct multi_s multi_t;
 
 struct multi_s {
-  loom__io_t io;      /* on the runtime's I/O list until freed */
-  loom_t *rt;         /* the runtime it serves */
-  CURLM *m;           /* libcurl's multi handle; NULL once cleaned up */
-  uv_timer_t timer;   /* CURLMOPT_TIMERFUNCTION's timer */
-  loom__list_t socks; /* sock_t: sockets libcurl has us watch */
-  int handles;        /* libuv handles not yet closed (timer, polls) */
-  int closing;        /* shutdown has begun to close it */
-  loom__link_t link;  /* on `multis` until closing */
+  loom__io_t io;       /* on the runtime's I/O list until freed */
+  loom_t *rt;          /* the runtime it serves */
+  CURLM *m;            /* libcurl's multi handle; NULL once cleaned up */
+  uv_timer_t timer;    /* CURLMOPT_TIMERFUNCTION's timer */
+  loom__list_t socks;  /* sock_t: sockets libcurl has us watch */
+  int handles;         /* libuv handles not yet closed (timer, polls) */
+  int closing;         /* shutdown has begun to close it */
+  loom__link_t link;   /* on `multis` until closing */
+  loom__list_t xfers;  /* xfer_t: the transfers in the multi handle */
+  CURLcode abort_code; /* why a callback of ours failed libcurl (below) */
 };
 
 /* One socket libcurl has us watch. */
@@ -79,6 +81,7 @@ typedef struct {
   int parked;         /* a task waits on w */
   int done;           /* the completion message came */
   int added;          /* in the multi handle */
+  loom__link_t link;  /* on mu->xfers while added */
 } xfer_t;
 
 /* The thread's multi handles, one per runtime that has used HTTP. One
@@ -136,6 +139,16 @@ static void sock_close(sock_t *k) {
   uv_close((uv_handle_t *)&k->poll, on_handle_closed);
 }
 
+/* Ends transfer x with `code`, waking its task. */
+static void xfer_finish(xfer_t *x, CURLcode code) {
+  x->done = 1;
+  x->code = code;
+  if (x->parked) {
+    x->parked = 0;
+    loom__wake(&x->w, 0);
+  }
+}
+
 /* Wakes the tasks of the transfers libcurl has finished. */
 static void check_done(multi_t *mu) {
   CURLMsg *msg;
@@ -145,12 +158,22 @@ static void check_done(multi_t *mu) {
     xfer_t *x = NULL;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
     if (!x) continue;
-    x->done = 1;
-    x->code = msg->data.result;
-    if (x->parked) {
-      x->parked = 0;
-      loom__wake(&x->w, 0);
-    }
+    xfer_finish(x, msg->data.result);
+  }
+}
+
+/* After a libcurl call that may have run our callbacks. When one of them
+ * failed (no memory for a socket's watcher), libcurl aborts every transfer
+ * of the multi handle and marks it dead, but reports none of them done and
+ * sets no timer: their tasks would wait for good. They are ended here with
+ * the reason; each task then removes its handle, and once none is left
+ * libcurl takes new transfers again. */
+static void multi_checked(multi_t *mu, CURLMcode mc) {
+  if (mc != CURLM_ABORTED_BY_CALLBACK) return;
+  loom__link_t *l;
+  loom__list_foreach(l, &mu->xfers) {
+    xfer_t *x = loom__list_entry(l, xfer_t, link);
+    if (!x->done) xfer_finish(x, mu->abort_code ? mu->abort_code : CURLE_OUT_OF_MEMORY);
   }
 }
 
@@ -166,7 +189,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   }
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
-  curl_multi_socket_action(mu->m, k->fd, flags, &running);
+  multi_checked(mu, curl_multi_socket_action(mu->m, k->fd, flags, &running));
   /* Still wanted (libcurl did not remove it) after libuv stopped it. */
   if (status < 0 && !k->closing && k->events) uv_poll_start(&k->poll, k->events, on_poll);
   check_done(mu);
@@ -187,9 +210,13 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
   if (mu->closing) return 0;
   if (!k) {
     k = calloc(1, sizeof(*k));
-    if (!k) return -1; /* libcurl fails the transfer */
+    if (!k) {
+      mu->abort_code = CURLE_OUT_OF_MEMORY;
+      return -1; /* libcurl aborts the transfers: multi_checked */
+    }
     if (uv_poll_init_socket(mu->rt->loop, &k->poll, fd)) {
       free(k);
+      mu->abort_code = CURLE_COULDNT_CONNECT; /* a socket libuv cannot watch */
       return -1;
     }
     k->poll.data = k;
@@ -201,13 +228,17 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
   }
   k->events = (what & CURL_POLL_IN ? UV_READABLE : 0) |
               (what & CURL_POLL_OUT ? UV_WRITABLE : 0);
-  return uv_poll_start(&k->poll, k->events, on_poll) ? -1 : 0;
+  if (uv_poll_start(&k->poll, k->events, on_poll)) {
+    mu->abort_code = CURLE_COULDNT_CONNECT;
+    return -1;
+  }
+  return 0;
 }
 
 static void on_timer(uv_timer_t *h) {
   multi_t *mu = h->data;
   int running;
-  curl_multi_socket_action(mu->m, CURL_SOCKET_TIMEOUT, 0, &running);
+  multi_checked(mu, curl_multi_socket_action(mu->m, CURL_SOCKET_TIMEOUT, 0, &running));
   check_done(mu);
 }
 
@@ -302,6 +333,7 @@ static int xfer_start(xfer_t *x, multi_t *mu, CURL *easy) {
   curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x->user_private);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
   CURLMcode mc = curl_multi_add_handle(mu->m, easy);
+  if (mc == CURLM_ABORTED_BY_CALLBACK) mc = CURLM_OUT_OF_MEMORY; /* dead: above */
   if (mc != CURLM_OK) {
     curl_easy_setopt(easy, CURLOPT_PRIVATE, x->user_private);
     return mc == CURLM_ADDED_ALREADY   ? UV_EBUSY
@@ -309,6 +341,7 @@ static int xfer_start(xfer_t *x, multi_t *mu, CURL *easy) {
                                        : UV_EINVAL;
   }
   x->added = 1;
+  loom__list_push_back(&mu->xfers, &x->link);
   return 0;
 }
 
@@ -317,6 +350,7 @@ static int xfer_start(xfer_t *x, multi_t *mu, CURL *easy) {
 static void xfer_end(xfer_t *x) {
   if (!x->added) return;
   x->added = 0;
+  loom__list_remove(&x->mu->xfers, &x->link);
   curl_multi_remove_handle(x->mu->m, x->easy);
   curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x->user_private);
 }
@@ -508,7 +542,9 @@ ssize_t loom_http_read(loom_http_resp_t *h, void *buf, size_t n) {
    * piece it kept over at once, from inside curl_easy_pause. */
   if (r->paused && r->cap - r->len >= CURL_MAX_WRITE_SIZE) {
     r->paused = 0;
-    curl_easy_pause(r->x.easy, CURLPAUSE_CONT);
+    /* Unpausing may ask for the socket again, through on_socket. */
+    if (curl_easy_pause(r->x.easy, CURLPAUSE_CONT) == CURLE_ABORTED_BY_CALLBACK)
+      multi_checked(r->x.mu, CURLM_ABORTED_BY_CALLBACK);
   }
   return (ssize_t)k;
 }
