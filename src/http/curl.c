@@ -175,6 +175,7 @@ static void multi_checked(multi_t *mu, CURLMcode mc) {
     xfer_t *x = loom__list_entry(l, xfer_t, link);
     if (!x->done) xfer_finish(x, mu->abort_code ? mu->abort_code : CURLE_OUT_OF_MEMORY);
   }
+  mu->abort_code = CURLE_OK;
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
