@@ -6,3 +6,7 @@
 # malloc, which Valgrind replaces, so memcheck sees every block.
 loom_test_program(faults)
 loom_add_test(faults $<TARGET_FILE:test-faults>)
+# HTTP transfers are swept too when the client is built.
+if(LOOM_WITH_CURL)
+  target_compile_definitions(test-faults PRIVATE LOOM_TEST_CURL)
+endif()

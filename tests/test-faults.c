@@ -55,6 +55,7 @@
  * fixed: a listed combination that passes is reported as such. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -74,6 +75,9 @@
 #include "harness.h"
 #include "helpers.h"
 #include "loom.h"
+#ifdef LOOM_TEST_CURL
+#include "loom/http.h"
+#endif
 
 #ifdef LOOM_HAVE_VALGRIND
 #include <valgrind/valgrind.h>
@@ -808,6 +812,333 @@ static int sc_output_limit(void *arg) {
   return client_ok ? rc : cr;
 }
 
+/* ---- the other capabilities ------------------------------------------------------------
+ * One scenario each for files, child processes, signal watchers, fd waits,
+ * thread offload and futures, channels, and HTTP when libcurl is built in
+ * (moved here from their own test programs, so that this sweep lists every
+ * capability). A new capability adds its scenario here and a line to
+ * `scenarios` below. */
+
+/* Files: open, write, whole-file read and atomic write, scandir, a
+ * directory walk, realpath, a file stream's read_line, sendfile to a
+ * socket. In fdir, made by main(). */
+static char fdir[64];
+static const char *fpath(const char *name) {
+  static char paths[4][128];
+  static int next;
+  char *p = paths[next++ % 4];
+  snprintf(p, 128, "%s/%s", fdir, name);
+  return p;
+}
+static int files_work(void) {
+  loom_file_t *f;
+  int rc = loom_file_open(&f, fpath("a"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+  if (rc) return rc;
+  ssize_t n = loom_file_write(f, "line\n", 5);
+  loom_file_close(f);
+  if (n < 0) return (int)n;
+  if (n != 5) return WRONG;
+  char *data;
+  size_t len;
+  if ((rc = loom_fs_read_file(fpath("a"), &data, &len, 100)) != 0) return rc;
+  int same = len == 5 && memcmp(data, "line\n", 5) == 0;
+  free(data);
+  if (!same) return WRONG;
+  if ((rc = loom_fs_write_file(fpath("b"), "x", 1, 0644)) != 0) return rc;
+  loom_dirent_t *e;
+  if ((rc = loom_fs_scandir(fdir, &e, &len)) != 0) return rc;
+  loom_fs_dirents_free(e, len);
+  if (len < 2) return WRONG;
+  loom_dir_t *d;
+  if ((rc = loom_fs_opendir(&d, fdir)) != 0) return rc;
+  loom_dirent_t ents[4];
+  while ((rc = loom_fs_readdir(d, ents, 4)) > 0) {}
+  loom_fs_closedir(d);
+  if (rc) return rc;
+  char real[PATH_MAX];
+  if ((rc = loom_fs_realpath(fpath("a"), real, sizeof(real))) < 0) return rc;
+  loom_stream_t *s;
+  if ((rc = loom_file_stream_open(&s, fpath("a"))) != 0) return rc;
+  char line[16];
+  n = loom_read_line(s, line, sizeof(line));
+  loom_close(s);
+  return line_rc(n) ? line_rc(n) : n == 5 ? 0 : WRONG;
+}
+static int files_sendfile(void) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) return UV_EMFILE;
+  loom_stream_t *a, *b;
+  int rc = loom_stream_open_fd(&a, sv[0]);
+  if (rc) {
+    close(sv[0]);
+    close(sv[1]);
+    return rc;
+  }
+  if ((rc = loom_stream_open_fd(&b, sv[1])) != 0) {
+    close(sv[1]);
+    loom_close(a);
+    return rc;
+  }
+  loom_file_t *f;
+  rc = loom_file_open(&f, fpath("a"), O_RDONLY, 0);
+  if (!rc) {
+    ssize_t n = loom_file_sendfile(a, f, 0, 5);
+    loom_file_close(f);
+    char buf[8];
+    rc = n < 0 ? (int)n : n != 5 ? WRONG : loom_read_exactly(b, buf, 5, NULL);
+    if (!rc && memcmp(buf, "line\n", 5)) rc = WRONG;
+  }
+  loom_close(a);
+  loom_close(b);
+  return rc;
+}
+static int sc_files(void *arg) {
+  (void)arg;
+  arm();
+  int rc = files_work();
+  return rc ? rc : files_sendfile();
+}
+
+/* A child process: cat, its three streams piped, fed and read by
+ * communicate. */
+static int sc_process(void *arg) {
+  (void)arg;
+  arm();
+  loom_process_opts_t o = {0};
+  for (int i = 0; i < 3; i++) o.stdio[i].kind = LOOM_STDIO_PIPE;
+  loom_process_t *p;
+  int rc = loom_process_spawn(&p, (char *const[]){"/bin/cat", NULL}, &o);
+  if (rc) return rc;
+  loom_communicate_t c = {.input = "hello", .input_len = 5};
+  rc = loom_process_communicate(p, &c);
+  if (rc == 0 &&
+      (c.out_len != 5 || memcmp(c.out, "hello", 5) || c.err_len != 0 || c.status != 0))
+    rc = WRONG;
+  free(c.out);
+  free(c.err);
+  if (rc) { /* a child that communicate could not finish with */
+    loom_process_kill(p);
+    loom_process_wait(p, NULL);
+  }
+  loom_process_close(p);
+  return rc;
+}
+
+/* A signal watcher of two signals and a handler task for it. */
+static int got_signal(int signum, void *arg) {
+  *(int *)arg = signum;
+  return 1; /* one is enough: the handler ends */
+}
+static int sc_signal(void *arg) {
+  (void)arg;
+  arm();
+  loom_signal_t *s;
+  int rc = loom_signal_open(&s, SIGUSR1);
+  if (rc) return rc;
+  loom_task_t *h = NULL;
+  int got = 0;
+  if ((rc = loom_signal_add(s, SIGUSR2)) == 0 &&
+      (rc = loom_signal_handle(s, &h, got_signal, &got)) == 0) {
+    raise(SIGUSR2); /* caught: the watcher is open and has it */
+    int hst = 0;
+    rc = loom_join(h, &hst);
+    /* It ends with what got_signal returned, or its error. */
+    if (!rc) rc = hst == 1 ? 0 : hst < 0 ? hst : WRONG;
+    if (!rc && got != SIGUSR2) rc = WRONG;
+  }
+  loom_signal_close(s);
+  return rc;
+}
+
+/* A foreign descriptor's watch: writable at once, readable once written. */
+static int sc_fd(void *arg) {
+  (void)arg;
+  arm();
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) return UV_EMFILE;
+  loom_fd_t *w;
+  int rc = loom_fd_open(&w, sv[0]);
+  if (!rc) {
+    rc = loom_fd_wait(w, LOOM_FD_WRITABLE);
+    if (rc == LOOM_FD_WRITABLE) {
+      rc = write(sv[1], "x", 1) == 1 ? loom_fd_wait(w, LOOM_FD_READABLE) : UV_EIO;
+      rc = rc == LOOM_FD_READABLE ? 0 : rc < 0 ? rc : WRONG;
+    } else if (rc >= 0) {
+      rc = WRONG;
+    }
+    loom_fd_close(w);
+  }
+  close(sv[0]);
+  close(sv[1]);
+  return rc;
+}
+
+/* Futures, offload and thread-safe entry: a future resolved by another
+ * thread, a loom_to_thread, a submitted job awaited through its future, a
+ * remote call and a remote spawn made from another thread. Only this
+ * (the runtime's) thread's allocations fail: the other threads are always
+ * answered. */
+static int sq(void *p) {
+  int *x = p;
+  return *x * *x;
+}
+static void resolver(void *p) {
+  loom_future_set(p, (void *)(uintptr_t)7);
+  loom_future_release(p);
+}
+typedef struct {
+  loom_remote_t *r;
+  int called;                   /* the runtime's thread */
+  _Atomic int spawn_status, rc; /* the other thread's */
+} remote_arg_t;
+static void remote_call_fn(loom_t *rt, void *p) {
+  remote_arg_t *a = p;
+  if (rt) a->called++;
+}
+static void remote_thread(void *p) {
+  remote_arg_t *a = p;
+  a->rc = loom_remote_call(a->r, remote_call_fn, a);
+  if (a->rc) return;
+  int x = 6;
+  loom_future_t *f;
+  a->rc = loom_remote_spawn(a->r, sq, &x, &f);
+  if (a->rc) return;
+  a->spawn_status = loom_future_wait(f, -1, NULL);
+  loom_future_release(f);
+}
+static int sc_thread(void *arg) {
+  (void)arg;
+  arm();
+  int rc;
+  loom_future_t *f;
+  if ((rc = loom_future_new(&f))) return rc;
+  uv_thread_t th;
+  loom_future_retain(f);
+  if ((rc = uv_thread_create(&th, resolver, f))) {
+    loom_future_release(f);
+    loom_future_release(f);
+    return rc;
+  }
+  void *v = NULL;
+  rc = loom_future_await(f, &v);
+  uv_thread_join(&th);
+  loom_future_release(f);
+  if (rc) return rc;
+  if ((uintptr_t)v != 7) return WRONG;
+  int x = 5, xst = 0;
+  if ((rc = loom_to_thread(sq, &x, &xst))) return rc;
+  if (xst != 25) return WRONG;
+  int y = 4;
+  if ((rc = loom_executor_submit(NULL, sq, &y, &f))) return rc;
+  rc = loom_future_await(f, NULL);
+  loom_future_release(f);
+  if (rc != 16) return rc < 0 ? rc : WRONG;
+  remote_arg_t ra = {.r = NULL};
+  if ((rc = loom_remote_open(NULL, &ra.r))) return rc;
+  if ((rc = uv_thread_create(&th, remote_thread, &ra))) {
+    loom_remote_close(ra.r);
+    return rc;
+  }
+  /* Waits for the thread's work without blocking the loop it needs. */
+  while (!ra.rc && !(ra.called && ra.spawn_status))
+    if ((rc = loom_sleep(1))) break;
+  uv_thread_join(&th);
+  loom_remote_close(ra.r);
+  if (rc) return rc;
+  if (ra.rc) return ra.rc;
+  if (ra.called != 1) return WRONG;
+  /* The spawned task's status, or a failure to spawn it (the runtime's
+   * allocation for the task may be the one that failed). */
+  if (ra.spawn_status == 36) return 0;
+  return ra.spawn_status < 0 ? ra.spawn_status : WRONG;
+}
+
+/* A channel: a producer task puts CHN items through a channel of 2, a
+ * consumer takes them in order until it is closed. */
+enum { CHN = 20 };
+static int ch_consumer(void *arg) {
+  loom_channel_t *ch = arg;
+  intptr_t want = 1;
+  for (;;) {
+    void *v;
+    int rc = loom_channel_get(ch, &v);
+    if (rc == LOOM_ESHUTDOWN) return want == CHN + 1 ? 0 : WRONG;
+    if (rc) return rc;
+    if ((intptr_t)v != want++) return WRONG;
+  }
+}
+static int sc_channel(void *arg) {
+  (void)arg;
+  arm();
+  loom_channel_t *ch;
+  int rc = loom_channel_new(&ch, 2);
+  if (rc) return rc;
+  loom_task_t *c;
+  if ((rc = loom_spawn(&c, ch_consumer, ch)) == 0) {
+    for (intptr_t i = 1; i <= CHN && !rc; i++) rc = loom_channel_put(ch, (void *)i);
+    loom_channel_close(ch, rc != 0);
+    int hst = 0;
+    int jr = loom_join(c, &hst);
+    rc = first_err(rc, first_err(jr, rc ? 0 : hst));
+  }
+  loom_channel_release(ch);
+  return rc;
+}
+
+#ifdef LOOM_TEST_CURL
+/* HTTP: a fetch into memory and a streamed response, from loom's own
+ * server. The server retries an accept it could not allocate for, so the
+ * transfers run under a timeout (CURLOPT_TIMEOUT_MS). */
+static int http_handler(loom_stream_t *s, void *arg) {
+  (void)arg;
+  char req[2048];
+  ssize_t n = loom_read_until(s, "\r\n\r\n", 4, req, sizeof(req));
+  int rc = n < 0 ? (int)n : 0;
+  if (!rc) {
+    static const char A[] =
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
+    rc = loom_write(s, A, sizeof(A) - 1);
+  }
+  return first_err(rc, loom_close(s));
+}
+static int sc_http(void *arg) {
+  (void)arg;
+  arm();
+  loom_server_t *srv;
+  int rc = loom_serve(&srv, "127.0.0.1", 0, http_handler, NULL, NULL);
+  if (rc) return rc;
+  CURL *e = curl_easy_init();
+  if (!e) rc = UV_ENOMEM;
+  char url[64];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/", loom_server_port(srv));
+  if (!rc) {
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)exchange_timeout_ms());
+    loom_http_body_t b;
+    rc = loom_http_fetch(e, 1024, &b);
+    if (!rc && (b.len != 5 || memcmp(b.data, "hello", 5))) rc = WRONG;
+    free(b.data);
+  }
+  if (!rc) {
+    loom_http_resp_t *resp;
+    rc = loom_http_open(&resp, e, NULL);
+    if (!rc) {
+      char buf[16];
+      size_t got = 0;
+      ssize_t n;
+      while ((n = loom_http_read(resp, buf + got, sizeof(buf) - got)) > 0)
+        got += (size_t)n;
+      loom_http_close(resp);
+      rc = n < 0 ? (int)n : got == 5 && memcmp(buf, "hello", 5) == 0 ? 0 : WRONG;
+    }
+  }
+  if (e) curl_easy_cleanup(e);
+  rc = first_err(rc, loom_server_close(srv, 1000));
+  return rc;
+}
+#endif
+
 typedef struct {
   const char *name;
   loom_fn main;
@@ -824,6 +1155,16 @@ static const scenario_t scenarios[] = {
     {"scopes", sc_scopes},
     {"stream", sc_stream},
     {"output_limit", sc_output_limit},
+    /* the other capabilities */
+    {"files", sc_files},
+    {"process", sc_process},
+    {"signal", sc_signal},
+    {"fd", sc_fd},
+    {"thread", sc_thread},
+    {"channel", sc_channel},
+#ifdef LOOM_TEST_CURL
+    {"http", sc_http},
+#endif
 };
 
 /* ---- known failures ------------------------------------------------------------------ */
@@ -1106,6 +1447,15 @@ static void test_sweep_dns(void **s) { test_sweep(s); }
 static void test_sweep_scopes(void **s) { test_sweep(s); }
 static void test_sweep_stream(void **s) { test_sweep(s); }
 static void test_sweep_output_limit(void **s) { test_sweep(s); }
+static void test_sweep_files(void **s) { test_sweep(s); }
+static void test_sweep_process(void **s) { test_sweep(s); }
+static void test_sweep_signal(void **s) { test_sweep(s); }
+static void test_sweep_fd(void **s) { test_sweep(s); }
+static void test_sweep_thread(void **s) { test_sweep(s); }
+static void test_sweep_channel(void **s) { test_sweep(s); }
+#ifdef LOOM_TEST_CURL
+static void test_sweep_http(void **s) { test_sweep(s); }
+#endif
 
 int main(void) {
   harness_alloc_set_hooks(
@@ -1118,14 +1468,30 @@ int main(void) {
   FILE *tmp = tmpfile();
   if (!tmp) return 1;
   errfd = fileno(tmp);
+  snprintf(fdir, sizeof(fdir), "/tmp/loom-faults-XXXXXX");
+  if (!mkdtemp(fdir)) return 1;
+#ifdef LOOM_TEST_CURL
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+#endif
 
   const struct CMUnitTest tests[] = {
       SWEEP_TEST(0, spawn_join),   SWEEP_TEST(1, gather),   SWEEP_TEST(2, group),
       SWEEP_TEST(3, queue),        SWEEP_TEST(4, tcp_echo), SWEEP_TEST(5, server),
       SWEEP_TEST(6, dns),          SWEEP_TEST(7, scopes),   SWEEP_TEST(8, stream),
-      SWEEP_TEST(9, output_limit),
+      SWEEP_TEST(9, output_limit), SWEEP_TEST(10, files),   SWEEP_TEST(11, process),
+      SWEEP_TEST(12, signal),      SWEEP_TEST(13, fd),      SWEEP_TEST(14, thread),
+      SWEEP_TEST(15, channel),
+#ifdef LOOM_TEST_CURL
+      SWEEP_TEST(16, http),
+#endif
   };
   int rc = HARNESS_RUN(tests);
+#ifdef LOOM_TEST_CURL
+  curl_global_cleanup();
+#endif
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fdir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", fdir);
   fclose(tmp);
   munmap(shared, sizeof(*shared));
   return rc;

@@ -3,7 +3,9 @@
  * same event, cancellation and timeouts, a peer that hangs up (readable),
  * an error condition (a refused connect), bad descriptors, a watch closed
  * under its waiter, a descriptor watched again after release, a watch left
- * open at shutdown, allocation failures.
+ * open at shutdown. (Allocation failures and the cancellation of a wait at
+ * once and by a 1 ms timeout are in the shared sweeps,
+ * tests/test-faults.c and tests/test-io-sweep.c.)
  *
  * Tasks record what they see in `r`; the asserts run on the main stack
  * after loom_run has returned (tests/helpers.h). */
@@ -357,55 +359,6 @@ static void test_fd_left_open_at_shutdown(void **state) {
   pair_close();
 }
 
-/* ---- allocation failures ---------------------------------------------------- */
-
-static struct {
-  long fail_at, calls;
-  int armed;
-} fault;
-static int fault_hit(int kind, int from_uv) {
-  (void)kind;
-  if (!fault.armed || from_uv) return 0;
-  return ++fault.calls == fault.fail_at;
-}
-
-static int alloc_main(void *arg) {
-  (void)arg;
-  int ok = 0;
-  for (long k = 1; k < 20 && !ok; k++) {
-    fault.fail_at = k;
-    fault.calls = 0;
-    fault.armed = 1;
-    loom_fd_t *w;
-    int rc = loom_fd_open(&w, sv[0]);
-    if (rc == 0) rc = loom_fd_wait(w, LOOM_FD_WRITABLE);
-    fault.armed = 0;
-    if (rc == LOOM_FD_WRITABLE) {
-      ok = 1;
-      r.rc[1] = k;
-    } else if (rc != UV_ENOMEM) {
-      r.rc[0] = rc ? rc : -1;
-    }
-    if (w) loom_fd_close(w);
-    loom_sleep(1);
-  }
-  r.rc[2] = ok;
-  return 0;
-}
-
-static void test_fd_alloc_failures(void **state) {
-  (void)state;
-  rec_reset();
-  pair_open();
-  harness_alloc_set_hooks(&(harness_alloc_hooks_t){.should_fail = fault_hit});
-  int rc = loom_run(alloc_main, NULL);
-  harness_alloc_set_hooks(NULL);
-  assert_loom_ok(rc);
-  assert_loom_ok(r.rc[0]);
-  assert_true(r.rc[2]);
-  pair_close();
-}
-
 int main(void) {
   sv[0] = sv[1] = -1;
   const struct CMUnitTest tests[] = {
@@ -416,7 +369,6 @@ int main(void) {
       cmocka_unit_test(test_fd_error_condition),
       cmocka_unit_test(test_fd_bad_descriptors),
       cmocka_unit_test(test_fd_left_open_at_shutdown),
-      cmocka_unit_test(test_fd_alloc_failures),
   };
   return HARNESS_RUN(tests);
 }

@@ -1,7 +1,9 @@
 /* Files (loom/fs.h): every operation and its errors, whole-file helpers,
  * files as streams, sendfile, bad arguments, use after close, cancellation
  * and timeouts before and while libuv's threads do the work, and no
- * descriptor leaked.
+ * descriptor leaked. (Allocation failures, and every call cancelled right
+ * after it suspended or timed out by a 1 ms scope, are in the shared
+ * sweeps, tests/test-faults.c and tests/test-io-sweep.c.)
  *
  * Errors are provoked with what every machine has: a missing path
  * (ENOENT), a directory (EISDIR), /dev/full (ENOSPC), RLIMIT_FSIZE (EFBIG,
@@ -1322,83 +1324,6 @@ static void test_fs_many_concurrent(void **state) {
   assert_int_equal(r.rc[1], 300);
 }
 
-/* Allocation failures: the nth of loom's allocations fails, for n = 1, 2,
- * ... until a whole round succeeds. Every call returns UV_ENOMEM or works,
- * and nothing leaks (the harness counts). libuv's own allocations are not
- * failed (it aborts on some). */
-static struct {
-  _Atomic long calls;
-  long fail_at;
-  _Atomic int armed;
-} fault;
-
-static int fault_hit(int kind, int from_uv) {
-  (void)kind;
-  if (!fault.armed || from_uv) return 0;
-  return ++fault.calls == fault.fail_at;
-}
-
-static int alloc_round(void) {
-  loom_file_t *f;
-  int rc = loom_file_open(&f, P("a"), O_RDWR | O_CREAT, 0644);
-  if (rc) return rc;
-  ssize_t n = loom_file_write(f, "line\n", 5);
-  loom_file_close(f);
-  if (n < 0) return (int)n;
-  char *data;
-  size_t len;
-  if ((rc = loom_fs_read_file(P("a"), &data, &len, 100)) != 0) return rc;
-  free(data);
-  if ((rc = loom_fs_write_file(P("b"), "x", 1, 0644)) != 0) return rc;
-  loom_dirent_t *e;
-  if ((rc = loom_fs_scandir(dir, &e, &len)) != 0) return rc;
-  loom_fs_dirents_free(e, len);
-  loom_dir_t *d;
-  if ((rc = loom_fs_opendir(&d, dir)) != 0) return rc;
-  loom_dirent_t ents[4];
-  while ((rc = loom_fs_readdir(d, ents, 4)) > 0) {}
-  loom_fs_closedir(d);
-  if (rc) return rc;
-  char real[PATH_MAX];
-  if ((rc = loom_fs_realpath(P("a"), real, sizeof(real))) < 0) return rc;
-  loom_stream_t *s;
-  if ((rc = loom_file_stream_open(&s, P("a"))) != 0) return rc;
-  char line[16];
-  n = loom_read_line(s, line, sizeof(line));
-  loom_close(s);
-  return n < 0 ? (int)n : 0;
-}
-
-static int alloc_main(void *arg) {
-  (void)arg;
-  for (long k = 1; k < 200; k++) {
-    fault.fail_at = k;
-    fault.calls = 0;
-    fault.armed = 1;
-    int rc = alloc_round();
-    fault.armed = 0;
-    if (rc == 0) {
-      r.rc[1] = k;
-      return 0;
-    }
-    if (rc != UV_ENOMEM) {
-      r.rc[0] = rc;
-      return 0;
-    }
-  }
-  return 0;
-}
-
-static void test_fs_alloc_failures(void **state) {
-  (void)state;
-  harness_alloc_set_hooks(&(harness_alloc_hooks_t){.should_fail = fault_hit});
-  int rc = loom_run(alloc_main, NULL);
-  harness_alloc_set_hooks(NULL);
-  assert_loom_ok(rc);
-  assert_loom_ok(r.rc[0]);
-  assert_true(r.rc[1] > 1); /* some rounds failed, one succeeded */
-}
-
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -1420,7 +1345,6 @@ int main(void) {
       T(test_fs_close_under_reader),
       T(test_fs_left_open),
       T(test_fs_many_concurrent),
-      T(test_fs_alloc_failures),
   };
   return HARNESS_RUN(tests);
 }

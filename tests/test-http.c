@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -226,7 +227,7 @@ static void test_bad_arguments(void **state) {
   assert_loom_err(r.rc[11], UV_EBUSY);
   assert_int_equal(loom_http_err(CURLE_OK), 0);
   assert_loom_err(loom_http_err(CURLE_OPERATION_TIMEDOUT), UV_ETIMEDOUT);
-  assert_loom_err(loom_http_err(CURLE_PEER_FAILED_VERIFICATION), UV_EPROTO);
+  assert_loom_err(loom_http_err(CURLE_PEER_FAILED_VERIFICATION), LOOM_EHTTP);
 }
 
 /* ---- nginx: a GET, HTTPS with the test CA --------------------------------- */
@@ -306,7 +307,7 @@ static void test_nginx_get(void **state) {
   assert_int_equal(r.status[4], 200);
   assert_string_equal(r.body[4], "Hello, World!\n");
   assert_int_equal(r.len[4], CURL_HTTP_VERSION_2_0);
-  assert_loom_err(r.rc[5], UV_EPROTO);
+  assert_loom_err(r.rc[5], LOOM_EHTTP);
   /* 77: a system without a CA store at all cannot verify either. */
   assert_true(r.code[5] == CURLE_PEER_FAILED_VERIFICATION ||
               r.code[5] == CURLE_SSL_CACERT_BADFILE);
@@ -841,6 +842,83 @@ static void test_interrupted_open_and_early_close(void **state) {
   assert_true(h2_multiplexed >= NH2 / 2);
 }
 
+/* ---- the easy handle after loom's calls --------------------------------------- */
+
+/* loom_http_fetch and loom_http_open point the handle's write callback at
+ * loom's own sink or response; once they are over, the handle is back on
+ * libcurl's defaults (fwrite to stdout), so performing it again without a
+ * callback of one's own writes the body to stdout, not through memory
+ * that has gone. stdout is a temporary file meanwhile. */
+static int perform_to_stdout(CURL *e, char *out, size_t cap) {
+  FILE *tmp = tmpfile();
+  if (!tmp) return -1;
+  fflush(stdout);
+  int saved = dup(1);
+  dup2(fileno(tmp), 1);
+  int rc = loom_http_perform(e, NULL);
+  fflush(stdout);
+  dup2(saved, 1);
+  close(saved);
+  rewind(tmp);
+  size_t n = fread(out, 1, cap - 1, tmp);
+  out[n] = 0;
+  fclose(tmp);
+  return rc;
+}
+
+static int main_reuse(void *arg) {
+  (void)arg;
+  if (server_start()) return -1;
+  char url[256];
+  srv_url(url, sizeof(url), "/r/0");
+  CURL *e = easy_for(url);
+  loom_http_body_t b;
+  r.rc[0] = loom_http_fetch(e, 1024, &b);
+  if (b.data) snprintf(r.body[0], sizeof(r.body[0]), "%s", b.data);
+  free(b.data);
+  r.rc[1] = perform_to_stdout(e, r.body[1], sizeof(r.body[1]));
+  /* The same after a response read to its end and closed. */
+  loom_http_resp_t *resp;
+  r.rc[2] = loom_http_open(&resp, e, NULL);
+  if (r.rc[2] == 0) {
+    char buf[64];
+    ssize_t n;
+    while ((n = loom_http_read(resp, buf, sizeof(buf))) > 0) r.len[2] += (size_t)n;
+    r.rc[3] = n;
+    r.rc[4] = loom_http_close(resp);
+    /* A closed response's handle is stale: a clear error, not a use of
+     * freed memory. */
+    r.rc[5] = loom_http_read(resp, buf, sizeof(buf));
+    r.rc[6] = loom_http_close(resp);
+    r.code[6] = loom_http_result(resp);
+    r.len[6] = loom_http_easy(resp) == NULL;
+  }
+  r.rc[7] = perform_to_stdout(e, r.body[7], sizeof(r.body[7]));
+  curl_easy_cleanup(e);
+  loom_server_close(srv, 0);
+  return 0;
+}
+
+static void test_handle_reuse_and_stale_response(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  assert_loom_ok(loom_run(main_reuse, NULL));
+  assert_loom_ok(r.rc[0]);
+  assert_string_equal(r.body[0], "done\n");
+  assert_loom_ok(r.rc[1]);
+  assert_string_equal(r.body[1], "done\n");
+  assert_loom_ok(r.rc[2]);
+  assert_int_equal(r.len[2], 5);
+  assert_int_equal(r.rc[3], 0);
+  assert_loom_ok(r.rc[4]);
+  assert_loom_err(r.rc[5], UV_EBADF);
+  assert_loom_err(r.rc[6], UV_EBADF);
+  assert_int_equal(r.code[6], CURLE_BAD_FUNCTION_ARGUMENT);
+  assert_true(r.len[6]);
+  assert_loom_ok(r.rc[7]);
+  assert_string_equal(r.body[7], "done\n");
+}
+
 /* ---- the runtime ends with transfers in flight ---------------------------------- */
 
 static int main_in_flight(void *arg) {
@@ -881,6 +959,7 @@ int main(void) {
       cmocka_unit_test(test_broken_servers),
       cmocka_unit_test(test_interrupted_open_and_early_close),
       cmocka_unit_test(test_runtime_ends_in_flight),
+      cmocka_unit_test(test_handle_reuse_and_stale_response),
   };
   int rc = HARNESS_RUN(tests);
   curl_global_cleanup();

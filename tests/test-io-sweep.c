@@ -1,10 +1,14 @@
-/* The I/O cancellation sweeps. In the first, a client and a server
- * exchange data over TCP (resolve, connect, accept, write under
- * backpressure, drain, read, shutdown, read to EOF, close) and a UDP
- * datagram; in the second (the stream sweep, below), a writer sends
- * records through gathered, queued and waiting writes and a reader takes
- * them with large reads. One side is interrupted at each of its
- * suspension points in turn:
+/* The cancellation sweeps: every suspension point loom has, interrupted in
+ * turn. In the first, a client and a server exchange data over TCP
+ * (resolve, connect, accept, write under backpressure, drain, read,
+ * shutdown, read to EOF, close) and a UDP datagram; in the second (the
+ * stream sweep, below), a writer sends records through gathered, queued
+ * and waiting writes and a reader takes them with large reads; the third
+ * (the capability sweep, at the end) is a table with one entry per
+ * suspension point of the other capabilities: files, child processes,
+ * thread offload and futures, channels, signal and fd waits, HTTP. The
+ * side interrupted is interrupted at each of its suspension points in
+ * turn:
  *   - cancelled by a task that runs as soon as the call has suspended
  *     (so libuv holds the request or the wait is armed), and
  *   - timed out by a 1 ms timeout scope around the call (the peer waits
@@ -12,17 +16,25 @@
  * Each run must end (bounded), the interrupted call must return
  * UV_ECANCELED / UV_ETIMEDOUT at that very point, the other side must end
  * too, and nothing may leak (ASan and Valgrind runs in CI). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
 #include "harness.h"
 #include "helpers.h"
 #include "loom.h"
+#ifdef LOOM_TEST_CURL
+#include "loom/http.h"
+#endif
 
 #ifdef LOOM_HAVE_VALGRIND
 #include <valgrind/valgrind.h>
@@ -707,7 +719,692 @@ static void test_stream_reader_sweep(void **state) {
     for (int p = 0; p < R_N; p++) run_stream_one(SERVER, p, mode);
 }
 
+/* ---- the capability sweep: one entry per suspension point ------------------------ */
+
+/* Every other capability's suspension points, one table entry each: files,
+ * child processes, thread offload and futures, channels, signal waits, fd
+ * waits, and HTTP transfers when libcurl is built in. An entry opens what
+ * its call needs (setup), makes the one suspending call, then checks what
+ * it left and closes it (cleanup, shielded). Each entry runs three ways,
+ * each in its own loom_run:
+ *   - plain: the call must succeed (its peer answers after PEER_PAUSE ms,
+ *     or a child after CHILD_PAUSE);
+ *   - cancelled by a task that runs as soon as the call has suspended;
+ *   - timed out by a 1 ms timeout scope around the call.
+ * An interrupted call must return UV_ECANCELED / UV_ETIMEDOUT itself, the
+ * run must end within a bound, and nothing may be left: no allocation (the
+ * harness), no descriptor (/proc/self/fd is counted around every
+ * interrupted run), no child (waitpid), no temporary file.
+ *
+ * Calls that never suspend but are checkpoints (loom_process_spawn) are
+ * interrupted just before the call instead (CP_CHECKPOINT): a cancelled
+ * task, an expired scope. File calls wait on libuv's thread pool, which
+ * ends a small file operation well within 1 ms: in the timeout run of an
+ * entry marked CP_POOL every pool thread is held by a blocking job until
+ * the call has returned, so the call waits in libuv's queue when the
+ * timeout fires (and uv_cancel takes it back). The cancelled run leaves
+ * the pool free: the cancellation usually finds the work running, and the
+ * call waits it out.
+ *
+ * To add a capability: write its setup / call / cleanup below and add a
+ * line to `points` (TLS and other helpers add their block the same way). */
+
+enum { PLAIN = 2 };       /* a run not interrupted (CANCEL, TIMEOUT above) */
+#define CHILD_PAUSE "0.3" /* seconds a child waits before it answers */
+#define CP_CHECKPOINT 1u  /* does not suspend: interrupted before the call */
+#define CP_POOL 2u        /* works on libuv's thread pool (files) */
+
+typedef struct {
+  int mode;
+  loom_task_t *helper; /* the peer: pauses, then does what the call waits for */
+  loom_file_t *f;
+  loom_stream_t *s, *peer;
+  loom_listener_t *l;
+  loom_process_t *p;
+  loom_future_t *fut, *busy;
+  loom_executor_t *ex;
+  loom_channel_t *ch;
+  loom_signal_t *sig;
+  loom_fd_t *fdw;
+  int sv[2];
+  uv_thread_t th;
+  int th_on, gate_open;
+  uv_sem_t gate;
+  uv_timer_t *timer;
+  void *v;
+  size_t n;
+  int status;
+  char *data;
+  loom_dirent_t *ents;
+  loom_communicate_t cm;
+#ifdef LOOM_TEST_CURL
+  CURL *easy;
+  loom_server_t *srv;
+#endif
+  char buf[256];
+} cx_t;
+
+typedef struct {
+  const char *name;
+  unsigned flags;
+  int (*setup)(cx_t *c);            /* 0, or the error that fails the run */
+  long (*call)(cx_t *c);            /* the suspending call */
+  int (*cleanup)(cx_t *c, long rc); /* 0 if what the call left is right */
+} cpoint_t;
+
+static cx_t C;
+static struct {
+  long rc;
+  int setup_rc, cleanup_rc;
+} CR;
+
+/* ---- libuv's thread pool, held ---- */
+
+#define NPOOL 64
+static uv_work_t pool_w[NPOOL];
+static uv_sem_t pool_sem;
+static int pool_n, pool_left;
+
+static int pool_size(void) {
+  const char *s = getenv("UV_THREADPOOL_SIZE");
+  int n = s ? atoi(s) : 4; /* libuv's default */
+  return n < 1 ? 4 : n > NPOOL ? NPOOL : n;
+}
+static void pool_block(uv_work_t *w) {
+  (void)w;
+  uv_sem_wait(&pool_sem);
+}
+static void pool_after(uv_work_t *w, int status) {
+  (void)w;
+  (void)status;
+  pool_left--;
+}
+/* Every pool thread takes a blocking job; work queued after them waits. */
+static void pool_hold(void) {
+  pool_n = pool_size();
+  for (int i = 0; i < pool_n; i++)
+    if (uv_queue_work(loom_loop(loom_runtime()), &pool_w[i], pool_block, pool_after) == 0)
+      pool_left++;
+}
+static void pool_release(void) {
+  for (int i = 0; i < pool_left; i++) uv_sem_post(&pool_sem);
+  while (pool_left) loom_sleep(1); /* their callbacks ran */
+  pool_n = 0;
+}
+
+/* ---- shared set-up pieces ---- */
+
+static char cdir[64], cdata[128], cout[128], cout2[128];
+static const char CDATA[] = "line one\nline two\n";
+
+/* The peer: after PEER_PAUSE, fn(c) (unless cancelled first). */
+static int (*peer_fn)(cx_t *c);
+static int peer_task(void *arg) {
+  if (loom_sleep(PEER_PAUSE) == 0) peer_fn(arg);
+  return 0;
+}
+static int start_peer(cx_t *c, int (*fn)(cx_t *)) {
+  peer_fn = fn;
+  return loom_spawn(&c->helper, peer_task, c);
+}
+static void stop_peer(cx_t *c) {
+  if (!c->helper) return;
+  loom_cancel(c->helper);
+  loom_join(c->helper, NULL);
+  c->helper = NULL;
+}
+
+static int count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  int n = 0;
+  while (readdir(d)) n++;
+  closedir(d);
+  return n;
+}
+
+/* ---- files ---- */
+
+static int file_setup_r(cx_t *c) { return loom_file_open(&c->f, cdata, O_RDONLY, 0); }
+static int file_setup_w(cx_t *c) {
+  return loom_file_open(&c->f, cout, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+}
+static int file_close(cx_t *c, long rc) {
+  (void)rc;
+  return c->f ? loom_file_close(c->f) : 0;
+}
+/* Plain runs read or wrote everything. */
+static int file_close_len(cx_t *c, long rc) {
+  int bad = c->mode == PLAIN && rc != (long)strlen(CDATA);
+  return file_close(c, rc) || bad;
+}
+
+static long call_open(cx_t *c) { return loom_file_open(&c->f, cdata, O_RDONLY, 0); }
+/* An interrupted open closes what it opened: the fd count says so. */
+static int open_cleanup(cx_t *c, long rc) {
+  return (rc < 0 && c->f) || file_close(c, rc);
+}
+static long call_read(cx_t *c) { return loom_file_read(c->f, c->buf, sizeof(c->buf)); }
+static long call_pread(cx_t *c) {
+  return loom_file_pread(c->f, c->buf, sizeof(c->buf), 0);
+}
+static long call_write(cx_t *c) { return loom_file_write(c->f, CDATA, strlen(CDATA)); }
+static long call_fsync(cx_t *c) { return loom_file_sync(c->f); }
+static long call_stat(cx_t *c) {
+  (void)c;
+  uv_stat_t st;
+  long rc = loom_fs_stat(cdata, &st);
+  return rc ? rc : (long)st.st_size;
+}
+static int stat_cleanup(cx_t *c, long rc) {
+  return c->mode == PLAIN && rc != (long)strlen(CDATA);
+}
+static long call_scandir(cx_t *c) { return loom_fs_scandir(cdir, &c->ents, &c->n); }
+static int scandir_cleanup(cx_t *c, long rc) {
+  if (rc == 0) loom_fs_dirents_free(c->ents, c->n);
+  return c->mode == PLAIN && (rc != 0 || c->n < 1);
+}
+static long call_read_file(cx_t *c) {
+  return loom_fs_read_file(cdata, &c->data, &c->n, 1024);
+}
+static int read_file_cleanup(cx_t *c, long rc) {
+  int bad = c->mode == PLAIN && (rc != 0 || c->n != strlen(CDATA));
+  if (rc == 0) free(c->data);
+  return bad;
+}
+static long call_write_file(cx_t *c) {
+  (void)c;
+  return loom_fs_write_file(cout2, CDATA, strlen(CDATA), 0644);
+}
+/* Atomic: an interrupted write_file leaves no temporary file behind. */
+static int write_file_cleanup(cx_t *c, long rc) {
+  (void)c;
+  (void)rc;
+  DIR *d = opendir(cdir);
+  if (!d) return 1;
+  int bad = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (e->d_name[0] != '.' && strcmp(e->d_name, "data") && strcmp(e->d_name, "out") &&
+        strcmp(e->d_name, "out2"))
+      bad = 1;
+  closedir(d);
+  return bad;
+}
+static int stream_setup(cx_t *c) { return loom_file_stream_open(&c->s, cdata); }
+static long call_read_line(cx_t *c) {
+  return loom_read_line(c->s, c->buf, sizeof(c->buf));
+}
+static int stream_cleanup(cx_t *c, long rc) {
+  int bad = c->mode == PLAIN && rc != 9; /* "line one\n" */
+  return loom_close(c->s) || bad;
+}
+
+static int accept_one(void *arg) {
+  cx_t *c = arg;
+  return loom_accept(c->l, &c->peer);
+}
+/* A connected pair (c->s the client, c->peer the server's end). */
+static int tcp_pair(cx_t *c) {
+  int rc = loom_tcp_listen(&c->l, "127.0.0.1", 0, 0);
+  if (rc) return rc;
+  loom_task_t *t;
+  if ((rc = loom_spawn(&t, accept_one, c))) return rc;
+  rc = loom_tcp_connect(&c->s, "127.0.0.1", loom_listener_port(c->l));
+  if (rc) loom_cancel(t);
+  int st = 0;
+  loom_join(t, &st);
+  return rc ? rc : st;
+}
+static void tcp_pair_close(cx_t *c) {
+  if (c->s) loom_close(c->s);
+  if (c->peer) loom_close(c->peer);
+  if (c->l) loom_listener_close(c->l);
+}
+static int sendfile_setup(cx_t *c) {
+  int rc = tcp_pair(c);
+  return rc ? rc : file_setup_r(c);
+}
+static long call_sendfile(cx_t *c) {
+  return loom_file_sendfile(c->s, c->f, 0, strlen(CDATA));
+}
+static int sendfile_cleanup(cx_t *c, long rc) {
+  int bad = c->mode == PLAIN && rc != (long)strlen(CDATA);
+  bad |= file_close(c, rc);
+  tcp_pair_close(c);
+  return bad;
+}
+
+/* ---- child processes ---- */
+
+#define SH(script) ((char *const[]){"/bin/sh", "-c", script, NULL})
+
+static loom_process_opts_t stdio_opts(int in, int out) {
+  loom_process_opts_t o = {0};
+  o.stdio[0].kind = in ? LOOM_STDIO_PIPE : LOOM_STDIO_DEVNULL;
+  o.stdio[1].kind = out ? LOOM_STDIO_PIPE : LOOM_STDIO_DEVNULL;
+  o.stdio[2].kind = LOOM_STDIO_DEVNULL;
+  return o;
+}
+
+static long call_spawn(cx_t *c) {
+  loom_process_opts_t o = stdio_opts(0, 0);
+  return loom_process_spawn(&c->p, SH("exit 0"), &o);
+}
+static int no_children(void) {
+  int st;
+  return waitpid(-1, &st, WNOHANG) == -1 && errno == ECHILD;
+}
+/* Interrupted, the call leaves the child to the cancel policy (KILL: the
+ * cancelled run finds it killed) or running (the timed-out run: it polls
+ * as running). Either way it is reaped here. */
+static int proc_cleanup(cx_t *c, long rc) {
+  int bad = 0;
+  if (c->mode == CANCEL && c->p && rc == UV_ECANCELED) {
+    int st = 0;
+    loom_process_wait(c->p, &st);
+    bad |= st != -SIGKILL;
+  }
+  if (c->mode == TIMEOUT && c->p && rc == UV_ETIMEDOUT)
+    bad |= loom_process_poll(c->p, NULL) != UV_EAGAIN;
+  if (c->p) {
+    loom_process_kill(c->p);
+    loom_process_wait(c->p, NULL);
+    loom_process_close(c->p);
+  }
+  return bad || !no_children();
+}
+static int spawn_cleanup(cx_t *c, long rc) {
+  if (rc < 0 && no_children() == 0) return 1; /* started something */
+  if (rc == 0) {
+    int st = -1;
+    loom_process_wait(c->p, &st);
+    loom_process_close(c->p);
+    c->p = NULL;
+    return st != 0;
+  }
+  return 0;
+}
+static int wait_setup(cx_t *c) {
+  loom_process_opts_t o = stdio_opts(0, 0);
+  return loom_process_spawn(&c->p, SH("sleep " CHILD_PAUSE), &o);
+}
+static long call_wait(cx_t *c) {
+  int st = -1;
+  long rc = loom_process_wait(c->p, &st);
+  return rc ? rc : st; /* 0: it exited with 0 */
+}
+static int comm_setup(cx_t *c) {
+  loom_process_opts_t o = stdio_opts(1, 1);
+  return loom_process_spawn(&c->p, SH("sleep " CHILD_PAUSE "; exec cat"), &o);
+}
+static long call_communicate(cx_t *c) {
+  c->cm = (loom_communicate_t){.input = "x", .input_len = 1};
+  long rc = loom_process_communicate(c->p, &c->cm);
+  if (rc == 0 && (c->cm.out_len != 1 || c->cm.out[0] != 'x')) rc = 1000;
+  free(c->cm.out);
+  free(c->cm.err);
+  return rc;
+}
+static int pread_setup(cx_t *c) {
+  loom_process_opts_t o = stdio_opts(0, 1);
+  return loom_process_spawn(&c->p, SH("sleep " CHILD_PAUSE "; echo hi"), &o);
+}
+static long call_pipe_read(cx_t *c) {
+  return loom_read_line(loom_process_stream(c->p, 1), c->buf, sizeof(c->buf));
+}
+static int pwrite_setup(cx_t *c) {
+  loom_process_opts_t o = stdio_opts(1, 0);
+  return loom_process_spawn(&c->p, SH("sleep " CHILD_PAUSE "; exec cat >/dev/null"), &o);
+}
+/* More than the pipe and loom's high-water mark take: it waits for room. */
+static long call_pipe_write(cx_t *c) {
+  loom_stream_t *in = loom_process_stream(c->p, 0);
+  long rc = 0;
+  for (int i = 0; i < 8 && rc == 0; i++) rc = loom_write(in, bigbuf, BIG);
+  if (rc == 0) rc = loom_drain(in);
+  return rc;
+}
+static int pipe_read_cleanup(cx_t *c, long rc) {
+  return (c->mode == PLAIN && rc != 3) | proc_cleanup(c, rc);
+}
+
+/* ---- thread offload and futures ---- */
+
+#define SLOW_MS 20 /* what a thread or a timer takes to resolve */
+
+static void resolve_later(void *p) {
+  uv_sleep(SLOW_MS);
+  loom_future_set(p, NULL);
+  loom_future_release(p);
+}
+static int thread_future_setup(cx_t *c) {
+  int rc = loom_future_new(&c->fut);
+  if (rc) return rc;
+  loom_future_retain(c->fut);
+  if ((rc = uv_thread_create(&c->th, resolve_later, c->fut))) {
+    loom_future_release(c->fut);
+    return rc;
+  }
+  c->th_on = 1;
+  return 0;
+}
+static long call_await(cx_t *c) { return loom_future_await(c->fut, NULL); }
+static int future_cleanup(cx_t *c, long rc) {
+  (void)rc;
+  if (c->th_on) uv_thread_join(&c->th); /* it only sleeps and resolves */
+  if (c->timer) {
+    /* The timer may still be due: stopped, freed by its close callback. */
+    uv_timer_stop(c->timer);
+    uv_close((uv_handle_t *)c->timer, (uv_close_cb)free);
+  }
+  if (c->fut) loom_future_release(c->fut);
+  return 0;
+}
+static void on_timer_set(uv_timer_t *h) { loom_future_set(h->data, NULL); }
+static int timer_future_setup(cx_t *c) {
+  int rc = loom_future_new(&c->fut);
+  if (rc) return rc;
+  if (!(c->timer = malloc(sizeof(*c->timer)))) return UV_ENOMEM;
+  uv_timer_init(loom_loop(loom_runtime()), c->timer);
+  c->timer->data = c->fut;
+  return uv_timer_start(c->timer, on_timer_set, SLOW_MS, 0);
+}
+static int slow_job(void *p) {
+  (void)p;
+  uv_sleep(SLOW_MS);
+  return 5;
+}
+static long call_to_thread(cx_t *c) {
+  long rc = loom_to_thread(slow_job, NULL, &c->status);
+  return rc ? rc : c->status == 5 ? 0 : 1000;
+}
+static int gated_job(void *p) {
+  uv_sem_wait(&((cx_t *)p)->gate);
+  return 0;
+}
+static int quick_job(void *p) {
+  (void)p;
+  return 3;
+}
+/* A 1-thread executor whose thread is held: the next job queues. */
+static int queued_setup(cx_t *c) {
+  uv_sem_init(&c->gate, 0);
+  int rc = loom_executor_new(&c->ex, 1);
+  if (rc) return rc;
+  if ((rc = loom_executor_submit(c->ex, gated_job, c, &c->busy))) return rc;
+  if (c->mode == PLAIN) { /* let both through */
+    uv_sem_post(&c->gate);
+    c->gate_open = 1;
+  }
+  return 0;
+}
+static long call_executor_run(cx_t *c) {
+  long rc = loom_executor_run(c->ex, quick_job, NULL, &c->status);
+  return rc ? rc : c->status == 3 ? 0 : 1000;
+}
+static int queued_cleanup(cx_t *c, long rc) {
+  (void)rc;
+  if (c->ex && !c->gate_open) uv_sem_post(&c->gate);
+  if (c->busy) {
+    loom_future_await(c->busy, NULL); /* (shielded) */
+    loom_future_release(c->busy);
+  }
+  if (c->ex) loom_executor_free(c->ex);
+  uv_sem_destroy(&c->gate); /* every post was consumed by its job */
+  return 0;
+}
+static int submit_setup(cx_t *c) {
+  return loom_executor_submit(NULL, slow_job, NULL, &c->fut);
+}
+static int remote_sleeper(void *p) {
+  (void)p;
+  return loom_sleep(SLOW_MS);
+}
+static int remote_setup(cx_t *c) {
+  loom_remote_t *r;
+  int rc = loom_remote_open(NULL, &r);
+  if (rc) return rc;
+  rc = loom_remote_spawn(r, remote_sleeper, NULL, &c->fut);
+  loom_remote_close(r);
+  return rc;
+}
+
+/* ---- channels, signals, fd waits ---- */
+
+static int peer_put(cx_t *c) { return loom_channel_put(c->ch, (void *)(uintptr_t)1); }
+static int peer_get(cx_t *c) {
+  void *v;
+  return loom_channel_get(c->ch, &v);
+}
+static int get_setup(cx_t *c) {
+  int rc = loom_channel_new(&c->ch, 1);
+  return rc ? rc : start_peer(c, peer_put);
+}
+static long call_channel_get(cx_t *c) {
+  long rc = loom_channel_get(c->ch, &c->v);
+  return rc ? rc : (uintptr_t)c->v == 1 ? 0 : 1000;
+}
+static int put_setup(cx_t *c) {
+  int rc = loom_channel_new(&c->ch, 1);
+  if (!rc) rc = loom_channel_try_put(c->ch, (void *)(uintptr_t)2); /* full */
+  return rc ? rc : start_peer(c, peer_get);
+}
+static long call_channel_put(cx_t *c) {
+  return loom_channel_put(c->ch, (void *)(uintptr_t)3);
+}
+static int channel_cleanup(cx_t *c, long rc) {
+  (void)rc;
+  stop_peer(c);
+  if (c->ch) loom_channel_release(c->ch);
+  return 0;
+}
+
+static int peer_raise(cx_t *c) {
+  (void)c;
+  return raise(SIGUSR1);
+}
+static int signal_setup(cx_t *c) {
+  int rc = loom_signal_open(&c->sig, SIGUSR1);
+  return rc ? rc : start_peer(c, peer_raise);
+}
+static long call_signal_wait(cx_t *c) {
+  long rc = loom_signal_wait(c->sig);
+  return rc == SIGUSR1 ? 0 : rc < 0 ? rc : 1000;
+}
+/* The peer is stopped before the watcher closes: no SIGUSR1 after it. */
+static int signal_cleanup(cx_t *c, long rc) {
+  (void)rc;
+  stop_peer(c);
+  return c->sig ? loom_signal_close(c->sig) : 0;
+}
+
+static int peer_write(cx_t *c) { return (int)write(c->sv[1], "x", 1); }
+static int fd_setup(cx_t *c) {
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c->sv)) return UV_EMFILE;
+  int rc = loom_fd_open(&c->fdw, c->sv[0]);
+  return rc ? rc : start_peer(c, peer_write);
+}
+static long call_fd_wait(cx_t *c) {
+  long rc = loom_fd_wait(c->fdw, LOOM_FD_READABLE);
+  return rc == LOOM_FD_READABLE ? 0 : rc < 0 ? rc : 1000;
+}
+static int fd_cleanup(cx_t *c, long rc) {
+  (void)rc;
+  stop_peer(c);
+  if (c->fdw) loom_fd_close(c->fdw);
+  if (c->sv[0] > 0) close(c->sv[0]);
+  if (c->sv[1] > 0) close(c->sv[1]);
+  return 0;
+}
+
+/* ---- HTTP ---- */
+
+#ifdef LOOM_TEST_CURL
+/* loom's own server: answers after PEER_PAUSE. */
+static int http_handler(loom_stream_t *s, void *arg) {
+  (void)arg;
+  char req[2048];
+  ssize_t n = loom_read_until(s, "\r\n\r\n", 4, req, sizeof(req));
+  if (n > 0 && loom_sleep(PEER_PAUSE) == 0) {
+    static const char A[] =
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\ndone\n";
+    loom_write(s, A, sizeof(A) - 1);
+  }
+  loom_close(s);
+  return 0;
+}
+static size_t http_count(char *d, size_t size, size_t n, void *ud) {
+  (void)d;
+  *(size_t *)ud += size * n;
+  return size * n;
+}
+static int http_setup(cx_t *c) {
+  int rc = loom_serve(&c->srv, "127.0.0.1", 0, http_handler, NULL, NULL);
+  if (rc) return rc;
+  if (!(c->easy = curl_easy_init())) return UV_ENOMEM;
+  snprintf(c->buf, sizeof(c->buf), "http://127.0.0.1:%d/", loom_server_port(c->srv));
+  curl_easy_setopt(c->easy, CURLOPT_URL, c->buf);
+  curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, http_count);
+  curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, &c->n);
+  return 0;
+}
+static long call_http_perform(cx_t *c) {
+  long rc = loom_http_perform(c->easy, NULL);
+  return rc ? rc : c->n == 5 ? 0 : 1000;
+}
+static int http_cleanup(cx_t *c, long rc) {
+  (void)rc;
+  if (c->easy) curl_easy_cleanup(c->easy);
+  return c->srv ? loom_server_close(c->srv, 0) : 0;
+}
+#endif
+
+static const cpoint_t points[] = {
+    /* files */
+    {"file-open", CP_POOL, NULL, call_open, open_cleanup},
+    {"file-read", CP_POOL, file_setup_r, call_read, file_close_len},
+    {"file-pread", CP_POOL, file_setup_r, call_pread, file_close_len},
+    {"file-write", CP_POOL, file_setup_w, call_write, file_close_len},
+    {"file-fsync", CP_POOL, file_setup_w, call_fsync, file_close},
+    {"fs-stat", CP_POOL, NULL, call_stat, stat_cleanup},
+    {"fs-scandir", CP_POOL, NULL, call_scandir, scandir_cleanup},
+    {"fs-read-file", CP_POOL, NULL, call_read_file, read_file_cleanup},
+    {"fs-write-file", CP_POOL, NULL, call_write_file, write_file_cleanup},
+    {"file-stream-read-line", CP_POOL, stream_setup, call_read_line, stream_cleanup},
+    {"file-sendfile", CP_POOL, sendfile_setup, call_sendfile, sendfile_cleanup},
+    /* child processes */
+    {"process-spawn", CP_CHECKPOINT, NULL, call_spawn, spawn_cleanup},
+    {"process-wait", 0, wait_setup, call_wait, proc_cleanup},
+    {"process-communicate", 0, comm_setup, call_communicate, proc_cleanup},
+    {"process-pipe-read", 0, pread_setup, call_pipe_read, pipe_read_cleanup},
+    {"process-pipe-write", 0, pwrite_setup, call_pipe_write, proc_cleanup},
+    /* thread offload and futures */
+    {"future-from-thread", 0, thread_future_setup, call_await, future_cleanup},
+    {"future-from-timer", 0, timer_future_setup, call_await, future_cleanup},
+    {"to-thread", 0, NULL, call_to_thread, NULL},
+    {"executor-queued", 0, queued_setup, call_executor_run, queued_cleanup},
+    {"executor-submit", 0, submit_setup, call_await, future_cleanup},
+    {"remote-spawn", 0, remote_setup, call_await, future_cleanup},
+    /* channels, signals, foreign descriptors */
+    {"channel-get", 0, get_setup, call_channel_get, channel_cleanup},
+    {"channel-put", 0, put_setup, call_channel_put, channel_cleanup},
+    {"signal-wait", 0, signal_setup, call_signal_wait, signal_cleanup},
+    {"fd-wait", 0, fd_setup, call_fd_wait, fd_cleanup},
+#ifdef LOOM_TEST_CURL
+    /* HTTP */
+    {"http-perform", 0, http_setup, call_http_perform, http_cleanup},
+#endif
+};
+#define NPOINTS (sizeof(points) / sizeof(points[0]))
+
+static int cpoint_main(void *arg) {
+  const cpoint_t *pt = arg;
+  int rc = pt->setup ? pt->setup(&C) : 0;
+  loom_scope_t sc, sh;
+  if (rc == 0) {
+    int hold = C.mode == TIMEOUT && (pt->flags & CP_POOL);
+    if (hold) pool_hold();
+    if (pt->flags & CP_CHECKPOINT) {
+      if (C.mode == CANCEL) loom_cancel(loom_current());
+      if (C.mode == TIMEOUT) {
+        loom_timeout_enter(&sc, 0);
+        loom_yield(); /* the scope expires */
+      }
+    } else if (C.mode == CANCEL) {
+      loom_spawn(NULL, cancel_it, loom_current());
+    } else if (C.mode == TIMEOUT) {
+      loom_timeout_enter(&sc, 1);
+    }
+    CR.rc = pt->call(&C);
+    if (C.mode == TIMEOUT) loom_scope_exit(&sc);
+    /* What was interrupted is checked and closed whatever happened. */
+    loom_shield_enter(&sh);
+    if (hold) pool_release();
+  } else {
+    CR.setup_rc = rc;
+    loom_shield_enter(&sh);
+  }
+  CR.cleanup_rc = pt->cleanup ? pt->cleanup(&C, CR.rc) : 0;
+  loom_scope_exit(&sh);
+  return 0;
+}
+
+/* Runs one entry one way; returns 0 if all is as it must be. */
+static int run_cpoint(const cpoint_t *pt, int mode) {
+  memset(&C, 0, sizeof(C));
+  memset(&CR, 0, sizeof(CR));
+  C.mode = mode;
+  C.sv[0] = C.sv[1] = -1;
+  int fds = count_fds();
+  uint64_t t0 = wall_ms();
+  int rc = loom_run(cpoint_main, (void *)pt);
+  uint64_t ms = wall_ms() - t0;
+  int want = mode == CANCEL ? UV_ECANCELED : mode == TIMEOUT ? UV_ETIMEDOUT : 0;
+  int ok = rc == 0 && CR.setup_rc == 0 && CR.cleanup_rc == 0 &&
+           (mode == PLAIN ? CR.rc == 0 || (CR.rc > 0 && CR.rc < 1000) : CR.rc == want) &&
+           ms < 5000 && (mode == PLAIN || count_fds() == fds);
+  static const char *const mname[] = {"cancelled", "timed out", "plain"};
+  if (!ok || getenv("LOOM_SWEEP_TIMES"))
+    fprintf(stderr,
+            "%s: %s %s: loom_run %s, setup %s, call %ld (%s), cleanup %s, fds %d -> %d, "
+            "%d ms\n",
+            ok ? "sweep" : "FAILED", pt->name, mname[mode], loom_err_name(rc),
+            loom_err_name(CR.setup_rc), CR.rc, CR.rc < 0 ? loom_err_name((int)CR.rc) : "",
+            CR.cleanup_rc ? "WRONG" : "ok", fds, count_fds(), (int)ms);
+  return !ok;
+}
+
+static void test_capability_sweep(void **state) {
+  (void)state;
+  snprintf(cdir, sizeof(cdir), "/tmp/loom-sweep-XXXXXX");
+  assert_non_null(mkdtemp(cdir));
+  snprintf(cdata, sizeof(cdata), "%s/data", cdir);
+  snprintf(cout, sizeof(cout), "%s/out", cdir);
+  snprintf(cout2, sizeof(cout2), "%s/out2", cdir);
+  FILE *fp = fopen(cdata, "w");
+  assert_non_null(fp);
+  fputs(CDATA, fp);
+  fclose(fp);
+  uv_sem_init(&pool_sem, 0);
+  int bad = 0;
+  /* Plain first: it also opens what libuv keeps for the process (the
+   * signal pipe), before the descriptor counts. */
+  for (size_t i = 0; i < NPOINTS; i++) bad += run_cpoint(&points[i], PLAIN);
+  for (int mode = CANCEL; mode <= TIMEOUT; mode++)
+    for (size_t i = 0; i < NPOINTS; i++) bad += run_cpoint(&points[i], mode);
+  uv_sem_destroy(&pool_sem);
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", cdir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", cdir);
+  assert_int_equal(bad, 0);
+}
+
 int main(void) {
+#ifdef LOOM_TEST_CURL
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+#endif
   bigbuf = calloc(1, BIG);
   wbuf = malloc(HDR + BIG_LEN);
   rbuf = malloc(HDR + BIG_LEN + 1);
@@ -718,10 +1415,14 @@ int main(void) {
       cmocka_unit_test(test_stream_baseline),
       cmocka_unit_test(test_stream_writer_sweep),
       cmocka_unit_test(test_stream_reader_sweep),
+      cmocka_unit_test(test_capability_sweep),
   };
   int rc = HARNESS_RUN(tests);
   free(rbuf);
   free(wbuf);
   free(bigbuf);
+#ifdef LOOM_TEST_CURL
+  curl_global_cleanup();
+#endif
   return rc;
 }

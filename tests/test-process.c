@@ -1,13 +1,13 @@
 /* Child processes (loom/process.h): exit statuses and signals, a child
  * that ignores SIGTERM, stdio as pipes, /dev/null, a descriptor, env and
  * cwd, communicate with 10 MiB each way on stdout and stderr at once, a
- * storm of 200 children with no descriptor or zombie left, cancellation
- * and timeouts at every suspension (wait, communicate, pipe reads and
- * writes) and the policies, a process closed early, its owner returning,
- * the runtime ending with children running, errors (a missing program, bad
+ * storm of 200 children with no descriptor or zombie left, the cancel
+ * policies, a process closed early, its owner returning, the runtime
+ * ending with children running, errors (a missing program, bad
  * arguments), use after close, process groups, and signal watchers
- * (SIGCHLD, SIGTERM) next to children, and every allocation of a spawn
- * and communicate failed in turn.
+ * (SIGCHLD, SIGTERM) next to children. (Cancellation and timeouts at every
+ * suspension, and allocation failures, are in the shared sweeps,
+ * tests/test-io-sweep.c and tests/test-faults.c.)
  *
  * The children are process-helper (built next to this program) and
  * /bin/sh. Tasks record what they see in `r`; the asserts run on the main
@@ -445,120 +445,15 @@ static void test_process_storm(void **state) {
   assert_true(no_children());
 }
 
-/* ---- cancellation and timeouts at each suspension ----------------------- */
-
-enum { AT_WAIT, AT_COMMUNICATE, AT_READ, AT_WRITE, AT_COUNT };
+/* ---- the cancel policies ------------------------------------------------- */
 
 typedef struct {
-  int where;
   loom_process_t *p;
   int started;
   int rc;     /* what the interrupted call returned */
   int after;  /* the child's status, read in a shield */
   int polled; /* loom_process_poll just after the interruption */
 } cut_t;
-
-static char big[4 * MIB];
-
-static int blocked_call(cut_t *c) {
-  loom_stream_t *in = loom_process_stream(c->p, 0), *out = loom_process_stream(c->p, 1);
-  char line[64];
-  c->started = 1;
-  switch (c->where) {
-  case AT_WAIT: return loom_process_wait(c->p, NULL);
-  case AT_COMMUNICATE: {
-    loom_communicate_t cm = {.input = "x", .input_len = 1};
-    int rc = loom_process_communicate(c->p, &cm);
-    free(cm.out);
-    free(cm.err);
-    return rc;
-  }
-  case AT_READ: return (int)loom_read_line(out, line, sizeof line);
-  default: /* the child never reads: a write soon waits for room */
-    for (;;) {
-      int rc = loom_write(in, big, sizeof big);
-      if (rc) return rc;
-    }
-  }
-}
-
-/* The owner spawns a child that sleeps and blocks on it; cancelled, the
- * call returns UV_ECANCELED and the child is killed (KILL policy). */
-static int cut_owner(void *arg) {
-  cut_t *c = arg;
-  loom_process_opts_t o = piped(1, 1, 0);
-  int rc = loom_process_spawn(&c->p, HELPER("sleep", "60000"), &o);
-  if (rc) return rc;
-  c->rc = blocked_call(c);
-  c->polled = loom_process_poll(c->p, NULL);
-  loom_scope_t sh;
-  loom_shield_enter(&sh);
-  loom_process_wait(c->p, &c->after);
-  loom_scope_exit(&sh);
-  loom_process_close(c->p);
-  return 0;
-}
-
-static int cancel_main(void *arg) {
-  cut_t *cuts = arg;
-  for (int i = 0; i < AT_COUNT; i++) {
-    loom_task_t *t;
-    cuts[i].where = i;
-    loom_spawn(&t, cut_owner, &cuts[i]);
-    while (!cuts[i].started) loom_sleep(1);
-    loom_sleep(20); /* blocked by now */
-    loom_cancel(t);
-    loom_join(t, NULL);
-  }
-  return 0;
-}
-
-static void test_process_cancel_each_suspension(void **state) {
-  (void)state;
-  cut_t cuts[AT_COUNT];
-  memset(cuts, 0, sizeof cuts);
-  int fds0 = fds_before();
-  assert_loom_ok(loom_run(cancel_main, cuts));
-  for (int i = 0; i < AT_COUNT; i++) {
-    assert_loom_err(cuts[i].rc, UV_ECANCELED);
-    assert_int_equal(cuts[i].after, -SIGKILL);
-  }
-  assert_int_equal(open_fds(), fds0);
-  assert_true(no_children());
-}
-
-/* A timeout: the call returns UV_ETIMEDOUT and the child runs on. */
-static int timeout_main(void *arg) {
-  cut_t *cuts = arg;
-  for (int i = 0; i < AT_COUNT; i++) {
-    cut_t *c = &cuts[i];
-    c->where = i;
-    loom_process_opts_t o = piped(1, 1, 0);
-    if (loom_process_spawn(&c->p, HELPER("sleep", "60000"), &o)) return -1;
-    loom_scope_t s;
-    loom_timeout_enter(&s, 30);
-    c->rc = blocked_call(c);
-    loom_scope_exit(&s);
-    c->polled = loom_process_poll(c->p, NULL);
-    loom_process_kill(c->p);
-    loom_process_wait(c->p, &c->after);
-    loom_process_close(c->p);
-  }
-  return 0;
-}
-
-static void test_process_timeout_each_suspension(void **state) {
-  (void)state;
-  cut_t cuts[AT_COUNT];
-  memset(cuts, 0, sizeof cuts);
-  assert_loom_ok(loom_run(timeout_main, cuts));
-  for (int i = 0; i < AT_COUNT; i++) {
-    assert_loom_err(cuts[i].rc, UV_ETIMEDOUT);
-    assert_loom_err(cuts[i].polled, UV_EAGAIN); /* still running */
-    assert_int_equal(cuts[i].after, -SIGKILL);
-  }
-  assert_true(no_children());
-}
 
 /* LEAVE: cancellation leaves the child running; it is still reaped. */
 static int leave_owner(void *arg) {
@@ -917,70 +812,6 @@ static void test_process_signal_watchers(void **state) {
   assert_true(no_children());
 }
 
-/* ---- allocation failures ---------------------------------------------------- */
-
-/* The k-th allocation made while armed fails (0: none fails, the clean run
- * counts them). libuv's reallocs are never failed: libuv aborts when its
- * fd-watcher array cannot grow. */
-static struct {
-  int armed;
-  long count, fail_at;
-} af;
-
-static int af_should_fail(int kind, int from_uv) {
-  if (!af.armed || (kind == HARNESS_REALLOC && from_uv)) return 0;
-  return ++af.count == af.fail_at;
-}
-
-static int alloc_main(void *arg) {
-  (void)arg;
-  af.armed = 1; /* the loop exists: its own allocations are not swept */
-  loom_process_t *p;
-  loom_process_opts_t o = piped(1, 1, 1);
-  int rc = loom_process_spawn(&p, HELPER("cat"), &o);
-  if (rc) {
-    r.rc[0] = rc;
-    return 0;
-  }
-  loom_communicate_t c = {.input = "hello", .input_len = 5};
-  rc = loom_process_communicate(p, &c);
-  if (rc == 0 &&
-      (c.out_len != 5 || memcmp(c.out, "hello", 5) || c.err_len != 0 || c.status != 0))
-    rc = -1000; /* a wrong "success" */
-  free(c.out);
-  free(c.err);
-  loom_process_close(p);
-  r.rc[0] = rc;
-  return 0;
-}
-
-static void test_process_alloc_failures(void **state) {
-  (void)state;
-  int fds0 = fds_before();
-  harness_alloc_set_hooks(&(harness_alloc_hooks_t){.should_fail = af_should_fail});
-  memset(&af, 0, sizeof af);
-  rec_reset();
-  assert_loom_ok(loom_run(alloc_main, NULL));
-  af.armed = 0;
-  assert_loom_ok(r.rc[0]);
-  long n = af.count;
-  assert_true(n > 0);
-  for (long k = 1; k <= n; k++) {
-    memset(&af, 0, sizeof af);
-    af.fail_at = k;
-    rec_reset();
-    r.rc[0] = 1;
-    int rc = loom_run(alloc_main, NULL);
-    af.armed = 0;
-    if (rc != 0 && rc != UV_ENOMEM) fail_msg("k=%ld: loom_run returned %d", k, rc);
-    if (r.rc[0] != 0 && r.rc[0] != UV_ENOMEM && r.rc[0] != 1)
-      fail_msg("k=%ld: the scenario returned %ld", k, r.rc[0]);
-    assert_true(no_children());
-  }
-  harness_alloc_set_hooks(NULL);
-  assert_int_equal(open_fds(), fds0);
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_process_exit_status_and_kill),
@@ -990,8 +821,6 @@ int main(void) {
       cmocka_unit_test(test_process_no_fd_inherited),
       cmocka_unit_test(test_process_communicate_10mib),
       cmocka_unit_test(test_process_storm),
-      cmocka_unit_test(test_process_cancel_each_suspension),
-      cmocka_unit_test(test_process_timeout_each_suspension),
       cmocka_unit_test(test_process_leave_policy),
       cmocka_unit_test(test_process_owner_returns),
       cmocka_unit_test(test_process_runtime_ends_with_children),
@@ -1001,7 +830,6 @@ int main(void) {
       cmocka_unit_test(test_process_use_after_close),
       cmocka_unit_test(test_process_group),
       cmocka_unit_test(test_process_signal_watchers),
-      cmocka_unit_test(test_process_alloc_failures),
   };
   return HARNESS_RUN(tests);
 }

@@ -3,8 +3,9 @@
  * watchers of one signal, several signals on one watcher, handler tasks,
  * SIGINT taken over from loom_run and given back, dispositions restored
  * (SIGPIPE stays ignored), bad numbers and closed handles, a watcher left
- * open at shutdown, a waiting watcher keeping loom_run alive, allocation
- * failures.
+ * open at shutdown, a waiting watcher keeping loom_run alive. (Allocation
+ * failures and the cancellation of a wait at once and by a 1 ms timeout
+ * are in the shared sweeps, tests/test-faults.c and tests/test-io-sweep.c.)
  *
  * raise() runs libuv's handler at once on this thread; the delivery
  * reaches the watcher when the loop next polls. Tasks record what they see
@@ -537,60 +538,6 @@ static void test_signal_two_runtimes(void **state) {
   assert_ptr_equal((void *)before.sa_handler, (void *)after.sa_handler);
 }
 
-/* ---- allocation failures -------------------------------------------------- */
-
-static struct {
-  long fail_at, calls;
-  int armed;
-} fault;
-static int fault_hit(int kind, int from_uv) {
-  (void)kind;
-  if (!fault.armed || from_uv) return 0;
-  return ++fault.calls == fault.fail_at;
-}
-
-static int alloc_main(void *arg) {
-  (void)arg;
-  int ok = 0;
-  for (long k = 1; k < 20 && !ok; k++) {
-    fault.fail_at = k;
-    fault.calls = 0;
-    fault.armed = 1;
-    loom_signal_t *s;
-    int rc = loom_signal_open(&s, SIGUSR1);
-    if (rc == 0) rc = loom_signal_add(s, SIGUSR2);
-    loom_task_t *h = NULL;
-    if (rc == 0) rc = loom_signal_handle(s, &h, set_stop, NULL);
-    fault.armed = 0;
-    if (rc == 0) {
-      ok = 1;
-      r.rc[1] = k;
-    } else if (rc != UV_ENOMEM) {
-      r.rc[0] = rc;
-    }
-    if (h) {
-      loom_cancel(h);
-      loom_join(h, NULL);
-    }
-    if (rc == 0 || s) loom_signal_close(s);
-    loom_sleep(1); /* close callbacks run */
-  }
-  r.rc[2] = ok;
-  return 0;
-}
-
-static void test_signal_alloc_failures(void **state) {
-  (void)state;
-  rec_reset();
-  harness_alloc_set_hooks(&(harness_alloc_hooks_t){.should_fail = fault_hit});
-  int rc = loom_run(alloc_main, NULL);
-  harness_alloc_set_hooks(NULL);
-  assert_loom_ok(rc);
-  assert_loom_ok(r.rc[0]);
-  assert_true(r.rc[2]);
-  assert_true(r.rc[1] > 1); /* some failures were met on the way */
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_signal_counted_before_wait),
@@ -606,7 +553,6 @@ int main(void) {
       cmocka_unit_test(test_signal_close_under_waiter),
       cmocka_unit_test(test_signal_left_open_at_shutdown),
       cmocka_unit_test(test_signal_two_runtimes),
-      cmocka_unit_test(test_signal_alloc_failures),
   };
   return HARNESS_RUN(tests);
 }

@@ -21,7 +21,8 @@
   X(ESCOPE, 7, "scope is not the innermost open scope of this task")          \
   X(EBROKEN, 8, "barrier is broken (reset or aborted)")                       \
   X(ESHUTDOWN, 9, "queue is shut down")                                       \
-  X(EDONE, 10, "future is already resolved")
+  X(EDONE, 10, "future is already resolved")                                  \
+  X(EHTTP, 11, "HTTP transfer failed (libcurl's CURLcode says why)")
 
 typedef enum {
 #define LOOM_ERRNO_GEN_(name, off, msg) LOOM_##name = LOOM_ERRNO_BASE - (off),

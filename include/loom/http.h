@@ -15,17 +15,19 @@
  * first transfer, cleaned up when the runtime ends) and removes them when
  * the call is over. While loom drives a handle it owns the handle's
  * CURLOPT_PRIVATE (restored afterwards), and, for loom_http_open and
- * loom_http_fetch, its CURLOPT_WRITEFUNCTION and CURLOPT_WRITEDATA (left
- * set to loom's afterwards: set your own before reusing the handle).
+ * loom_http_fetch, its CURLOPT_WRITEFUNCTION and CURLOPT_WRITEDATA (set
+ * back to libcurl's defaults afterwards, fwrite to stdout: a handle reused
+ * with loom_http_perform needs its own write callback, as with
+ * curl_easy_perform).
  *
  * Errors: every function returns 0 (or a count) or a negative loom code.
  * A failed transfer's CURLcode maps to the closest code (loom_http_err):
  * a timeout (CURLOPT_TIMEOUT_MS) is UV_ETIMEDOUT, a refused connection
  * UV_ECONNREFUSED, an unknown host UV_EAI_NONAME, a body over a cap
  * UV_ENOBUFS, and a failure with no such code (a certificate that does not
- * verify, a protocol error) UV_EPROTO; the CURLcode itself is handed back
- * alongside (curl_easy_strerror names it; CURLOPT_ERRORBUFFER gives the
- * detail). Like every suspending call, these return UV_ECANCELED when the
+ * verify, a protocol error) LOOM_EHTTP, loom's own code for "libcurl
+ * failed"; the CURLcode itself is handed back alongside
+ * (curl_easy_strerror names it; CURLOPT_ERRORBUFFER gives the detail). Like every suspending call, these return UV_ECANCELED when the
  * task is cancelled and UV_ETIMEDOUT when a timeout scope expires: the
  * transfer is then aborted (its connection closed) and the multi handle
  * goes on serving the other transfers.
@@ -69,7 +71,7 @@ LOOM_EXTERN CURLM *loom_http_multi(void);
 
 /* ---- streaming a response body ------------------------------------------ */
 
-typedef struct loom_http_resp_s loom_http_resp_t; /* opaque, heap */
+typedef struct loom_http_resp_s loom_http_resp_t; /* opaque handle */
 
 /* Starts the transfer `easy` is set up for and suspends until the body
  * begins (the first bytes of it have arrived: the status and headers are
@@ -93,22 +95,26 @@ LOOM_EXTERN int loom_http_open(loom_http_resp_t **resp, CURL *easy, CURLcode *co
  * failure (mapped; loom_http_result gives the CURLcode), UV_ECANCELED /
  * UV_ETIMEDOUT (the transfer stays as it was: a read interrupted by a
  * timeout scope can be retried), UV_EBUSY (another task is reading),
- * UV_EINVAL, LOOM_ENOTASK. Suspends only when nothing is buffered. */
+ * UV_EBADF (a closed response), UV_EINVAL, LOOM_ENOTASK. Suspends only
+ * when nothing is buffered. */
 LOOM_EXTERN ssize_t loom_http_read(loom_http_resp_t *resp, void *buf, size_t n);
 
 /* libcurl's result for the transfer: CURLE_OK while it runs or once it has
- * succeeded, else the failure. */
+ * succeeded, else the failure (CURLE_BAD_FUNCTION_ARGUMENT for a closed
+ * response). */
 LOOM_EXTERN CURLcode loom_http_result(loom_http_resp_t *resp);
 
-/* The easy handle the response reads from. */
+/* The easy handle the response reads from (NULL for a closed response). */
 LOOM_EXTERN CURL *loom_http_easy(loom_http_resp_t *resp);
 
 /* Ends the transfer (aborting it if the body was not read to the end),
  * removes the easy handle from the multi handle and frees the response;
  * the easy handle stays the caller's. Does not suspend. A response left
  * open when the runtime ends is closed then, and reported. Returns 0,
- * UV_EINVAL for NULL, or UV_EBUSY while another task is blocked reading
- * it (cancel that task first). The pointer is invalid once closed. */
+ * UV_EINVAL for NULL, UV_EBUSY while another task is blocked reading it
+ * (cancel that task first), or UV_EBADF for a response already closed:
+ * the handle is checked, as a stream's is, so using it after the close is
+ * an error code, never a use of freed memory. */
 LOOM_EXTERN int loom_http_close(loom_http_resp_t *resp);
 
 /* ---- a whole body into memory ------------------------------------------- */

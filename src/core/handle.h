@@ -1,6 +1,6 @@
 /* Generation-checked handles for tasks and loom's heap objects (streams,
  * listeners, servers, UDP sockets, task groups, signal watchers, fd
- * watches, processes, open files and directories).
+ * watches, processes, open files and directories, HTTP responses).
  *
  * A public handle is not the object's address but a token:
  * (generation << 32) | (slot + 1). Freeing an object (joining a task,
@@ -30,7 +30,8 @@ enum {
   LOOM__H_FD,
   LOOM__H_PROCESS,
   LOOM__H_FILE,
-  LOOM__H_DIR
+  LOOM__H_DIR,
+  LOOM__H_HTTP
 };
 
 /* 16 bytes: a spawn and a join each touch one, and a batch of a thousand

@@ -49,14 +49,16 @@
 typedef struct multi_s multi_t;
 
 struct multi_s {
-  loom__io_t io;      /* on the runtime's I/O list until freed */
-  loom_t *rt;         /* the runtime it serves */
-  CURLM *m;           /* libcurl's multi handle; NULL once cleaned up */
-  uv_timer_t timer;   /* CURLMOPT_TIMERFUNCTION's timer */
-  loom__list_t socks; /* sock_t: sockets libcurl has us watch */
-  int handles;        /* libuv handles not yet closed (timer, polls) */
-  int closing;        /* shutdown has begun to close it */
-  loom__link_t link;  /* on `multis` until closing */
+  loom__io_t io;       /* on the runtime's I/O list until freed */
+  loom_t *rt;          /* the runtime it serves */
+  CURLM *m;            /* libcurl's multi handle; NULL once cleaned up */
+  uv_timer_t timer;    /* CURLMOPT_TIMERFUNCTION's timer */
+  loom__list_t socks;  /* sock_t: sockets libcurl has us watch */
+  int handles;         /* libuv handles not yet closed (timer, polls) */
+  int closing;         /* shutdown has begun to close it */
+  loom__link_t link;   /* on `multis` until closing */
+  loom__list_t xfers;  /* xfer_t: the transfers in the multi handle */
+  CURLcode abort_code; /* why a callback of ours failed libcurl (below) */
 };
 
 /* One socket libcurl has us watch. */
@@ -79,6 +81,7 @@ typedef struct {
   int parked;         /* a task waits on w */
   int done;           /* the completion message came */
   int added;          /* in the multi handle */
+  loom__link_t link;  /* on mu->xfers while added */
 } xfer_t;
 
 /* The thread's multi handles, one per runtime that has used HTTP. One
@@ -105,7 +108,7 @@ int loom_http_err(CURLcode c) {
   case CURLE_FILESIZE_EXCEEDED: return UV_ENOBUFS;
   case CURLE_ABORTED_BY_CALLBACK: return UV_ECANCELED;
   case CURLE_TOO_MANY_REDIRECTS: return UV_ELOOP;
-  default: return UV_EPROTO;
+  default: return LOOM_EHTTP;
   }
 }
 
@@ -136,6 +139,16 @@ static void sock_close(sock_t *k) {
   uv_close((uv_handle_t *)&k->poll, on_handle_closed);
 }
 
+/* Ends transfer x with `code`, waking its task. */
+static void xfer_finish(xfer_t *x, CURLcode code) {
+  x->done = 1;
+  x->code = code;
+  if (x->parked) {
+    x->parked = 0;
+    loom__wake(&x->w, 0);
+  }
+}
+
 /* Wakes the tasks of the transfers libcurl has finished. */
 static void check_done(multi_t *mu) {
   CURLMsg *msg;
@@ -145,13 +158,24 @@ static void check_done(multi_t *mu) {
     xfer_t *x = NULL;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
     if (!x) continue;
-    x->done = 1;
-    x->code = msg->data.result;
-    if (x->parked) {
-      x->parked = 0;
-      loom__wake(&x->w, 0);
-    }
+    xfer_finish(x, msg->data.result);
   }
+}
+
+/* After a libcurl call that may have run our callbacks. When one of them
+ * failed (no memory for a socket's watcher), libcurl aborts every transfer
+ * of the multi handle and marks it dead, but reports none of them done and
+ * sets no timer: their tasks would wait for good. They are ended here with
+ * the reason; each task then removes its handle, and once none is left
+ * libcurl takes new transfers again. */
+static void multi_checked(multi_t *mu, CURLMcode mc) {
+  if (mc != CURLM_ABORTED_BY_CALLBACK) return;
+  loom__link_t *l;
+  loom__list_foreach(l, &mu->xfers) {
+    xfer_t *x = loom__list_entry(l, xfer_t, link);
+    if (!x->done) xfer_finish(x, mu->abort_code ? mu->abort_code : CURLE_OUT_OF_MEMORY);
+  }
+  mu->abort_code = CURLE_OK;
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
@@ -166,7 +190,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   }
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
-  curl_multi_socket_action(mu->m, k->fd, flags, &running);
+  multi_checked(mu, curl_multi_socket_action(mu->m, k->fd, flags, &running));
   /* Still wanted (libcurl did not remove it) after libuv stopped it. */
   if (status < 0 && !k->closing && k->events) uv_poll_start(&k->poll, k->events, on_poll);
   check_done(mu);
@@ -187,9 +211,13 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
   if (mu->closing) return 0;
   if (!k) {
     k = calloc(1, sizeof(*k));
-    if (!k) return -1; /* libcurl fails the transfer */
+    if (!k) {
+      mu->abort_code = CURLE_OUT_OF_MEMORY;
+      return -1; /* libcurl aborts the transfers: multi_checked */
+    }
     if (uv_poll_init_socket(mu->rt->loop, &k->poll, fd)) {
       free(k);
+      mu->abort_code = CURLE_COULDNT_CONNECT; /* a socket libuv cannot watch */
       return -1;
     }
     k->poll.data = k;
@@ -201,13 +229,17 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
   }
   k->events = (what & CURL_POLL_IN ? UV_READABLE : 0) |
               (what & CURL_POLL_OUT ? UV_WRITABLE : 0);
-  return uv_poll_start(&k->poll, k->events, on_poll) ? -1 : 0;
+  if (uv_poll_start(&k->poll, k->events, on_poll)) {
+    mu->abort_code = CURLE_COULDNT_CONNECT;
+    return -1;
+  }
+  return 0;
 }
 
 static void on_timer(uv_timer_t *h) {
   multi_t *mu = h->data;
   int running;
-  curl_multi_socket_action(mu->m, CURL_SOCKET_TIMEOUT, 0, &running);
+  multi_checked(mu, curl_multi_socket_action(mu->m, CURL_SOCKET_TIMEOUT, 0, &running));
   check_done(mu);
 }
 
@@ -302,6 +334,7 @@ static int xfer_start(xfer_t *x, multi_t *mu, CURL *easy) {
   curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x->user_private);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
   CURLMcode mc = curl_multi_add_handle(mu->m, easy);
+  if (mc == CURLM_ABORTED_BY_CALLBACK) mc = CURLM_OUT_OF_MEMORY; /* dead: above */
   if (mc != CURLM_OK) {
     curl_easy_setopt(easy, CURLOPT_PRIVATE, x->user_private);
     return mc == CURLM_ADDED_ALREADY   ? UV_EBUSY
@@ -309,6 +342,7 @@ static int xfer_start(xfer_t *x, multi_t *mu, CURL *easy) {
                                        : UV_EINVAL;
   }
   x->added = 1;
+  loom__list_push_back(&mu->xfers, &x->link);
   return 0;
 }
 
@@ -317,6 +351,7 @@ static int xfer_start(xfer_t *x, multi_t *mu, CURL *easy) {
 static void xfer_end(xfer_t *x) {
   if (!x->added) return;
   x->added = 0;
+  loom__list_remove(&x->mu->xfers, &x->link);
   curl_multi_remove_handle(x->mu->m, x->easy);
   curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x->user_private);
 }
@@ -355,17 +390,24 @@ int loom_http_perform(CURL *easy, CURLcode *code) {
   return loom_http_err(x.code);
 }
 
-/* ---- streaming responses --------------------------------------------------- */
+/* libcurl's own write callback and data again (fwrite to stdout), for a
+ * handle loom pointed at a sink or a response that is about to go: a
+ * later perform of the handle without a callback of the caller's must not
+ * write through them. */
+static void write_defaults(CURL *easy) {
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, (curl_write_callback)NULL);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, (void *)stdout);
+}
 
-#define RESP_MAGIC 0x68747470u /* "http" */
+/* ---- streaming responses --------------------------------------------------- */
 
 struct loom_http_resp_s {
   xfer_t x;      /* the transfer; its waiter is the reader's */
   loom__io_t io; /* on the runtime's list: closed at shutdown if left */
   loom_t *rt;
-  unsigned magic; /* RESP_MAGIC while open */
-  char *buf;      /* body bytes not read yet: buf[head, head + len) */
-  size_t cap;     /* buf's size */
+  void *token; /* its handle (LOOM__H_HTTP): stale once freed */
+  char *buf;   /* body bytes not read yet: buf[head, head + len) */
+  size_t cap;  /* buf's size */
   size_t head, len;
   int begun;   /* the body began (or the transfer ended) */
   int paused;  /* the write callback paused the transfer */
@@ -407,7 +449,8 @@ wake:
 
 static void resp_free(loom_http_resp_t *r) {
   xfer_end(&r->x);
-  r->magic = 0;
+  write_defaults(r->x.easy);
+  loom__handle_drop(r->rt, r->token);
   loom__io_remove(r->rt, &r->io);
   free(r->buf);
   free(r);
@@ -438,11 +481,17 @@ int loom_http_open(loom_http_resp_t **out, CURL *easy, CURLcode *code) {
     return UV_ENOMEM;
   }
   r->rt = self->rt;
-  r->magic = RESP_MAGIC;
+  if (loom__handle_new(r->rt, LOOM__H_HTTP, r, &r->token)) {
+    free(r->buf);
+    free(r);
+    return UV_ENOMEM;
+  }
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, resp_write);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, r);
   rc = xfer_start(&r->x, mu, easy);
   if (rc) {
+    write_defaults(easy);
+    loom__handle_drop(r->rt, r->token);
     free(r->buf);
     free(r);
     return rc;
@@ -460,17 +509,19 @@ int loom_http_open(loom_http_resp_t **out, CURL *easy, CURLcode *code) {
     return rc;
   }
   if (code) *code = CURLE_OK;
-  *out = r;
+  *out = r->token;
   return 0;
 }
 
-static loom_http_resp_t *rget(loom_http_resp_t *r) {
-  return r && r->magic == RESP_MAGIC ? r : NULL;
+/* The response behind handle h, or NULL: stale (closed), or not one. */
+static loom_http_resp_t *rget(loom_http_resp_t *h) {
+  return loom__handle_get(NULL, h, LOOM__H_HTTP);
 }
 
 ssize_t loom_http_read(loom_http_resp_t *h, void *buf, size_t n) {
+  if (!h || (!buf && n)) return UV_EINVAL;
   loom_http_resp_t *r = rget(h);
-  if (!r || (!buf && n)) return UV_EINVAL;
+  if (!r) return UV_EBADF;
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
   if (rc) return rc;
@@ -492,7 +543,9 @@ ssize_t loom_http_read(loom_http_resp_t *h, void *buf, size_t n) {
    * piece it kept over at once, from inside curl_easy_pause. */
   if (r->paused && r->cap - r->len >= CURL_MAX_WRITE_SIZE) {
     r->paused = 0;
-    curl_easy_pause(r->x.easy, CURLPAUSE_CONT);
+    /* Unpausing may ask for the socket again, through on_socket. */
+    if (curl_easy_pause(r->x.easy, CURLPAUSE_CONT) == CURLE_ABORTED_BY_CALLBACK)
+      multi_checked(r->x.mu, CURLM_ABORTED_BY_CALLBACK);
   }
   return (ssize_t)k;
 }
@@ -509,8 +562,9 @@ CURL *loom_http_easy(loom_http_resp_t *h) {
 }
 
 int loom_http_close(loom_http_resp_t *h) {
+  if (!h) return UV_EINVAL;
   loom_http_resp_t *r = rget(h);
-  if (!r) return UV_EINVAL;
+  if (!r) return UV_EBADF;
   if (r->reading) return UV_EBUSY; /* its frame still points at r */
   resp_free(r);
   return 0;
@@ -556,6 +610,7 @@ int loom_http_fetch(CURL *easy, size_t max, loom_http_body_t *out) {
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, sink_write);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, &s);
   int rc = loom_http_perform(easy, &out->code);
+  write_defaults(easy); /* s goes with this frame */
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &out->status);
   if (s.over) rc = UV_ENOBUFS;
   if (rc == 0 && !out->data) {

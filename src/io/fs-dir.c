@@ -55,7 +55,7 @@ int loom_fs_opendir(loom_dir_t **out, const char *path) {
   loom__fsop_t op;
   int rc = loom__fsop_begin(&op);
   if (rc) return rc;
-  loom_t *rt = op.w.task->rt;
+  loom_t *rt = loom__self()->rt;
   loom_dir_t *d = calloc(1, sizeof(*d));
   if (!d) return UV_ENOMEM;
   rc = loom__fsop_wait(&op, uv_fs_opendir(rt->loop, &op.u.fs, path, loom__fsop_cb));

@@ -193,7 +193,7 @@ int loom_file_stream_open(loom_stream_t **out, const char *path) {
   loom__fsop_t op;
   int rc = loom__fsop_begin(&op);
   if (rc) return rc;
-  loom_t *rt = op.w.task->rt;
+  loom_t *rt = loom__self()->rt;
   rc = loom__fsop_wait(&op,
                        uv_fs_open(rt->loop, &op.u.fs, path, O_RDONLY, 0, loom__fsop_cb));
   ssize_t fd = op.u.fs.result;

@@ -111,8 +111,8 @@ int loom_fs_read_file(const char *path, char **data, size_t *len, size_t max) {
   readjob_t j = {.path = path, .max = max};
   int rc = loom__fsop_begin(&j.op);
   if (rc) return rc;
-  rc = loom__fsop_wait(&j.op, uv_queue_work(j.op.w.task->rt->loop, &j.op.u.work,
-                                            read_work, loom__fsop_work_cb));
+  rc = loom__fsop_wait(&j.op, uv_queue_work(loom__fsop_loop(), &j.op.u.work, read_work,
+                                            loom__fsop_work_cb));
   if (rc == 0) rc = j.op.status ? j.op.status : j.err;
   if (rc) {
     free(j.data); /* read, but the caller was interrupted */
@@ -201,8 +201,8 @@ int loom_fs_write_file(const char *path, const void *data, size_t len, int mode)
   writejob_t j = {.path = path, .data = data, .len = len, .mode = mode};
   int rc = loom__fsop_begin(&j.op);
   if (rc) return rc;
-  rc = loom__fsop_wait(&j.op, uv_queue_work(j.op.w.task->rt->loop, &j.op.u.work,
-                                            write_work, loom__fsop_work_cb));
+  rc = loom__fsop_wait(&j.op, uv_queue_work(loom__fsop_loop(), &j.op.u.work, write_work,
+                                            loom__fsop_work_cb));
   if (rc == 0) rc = j.op.status ? j.op.status : j.err;
   return rc;
 }

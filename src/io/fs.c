@@ -1,25 +1,17 @@
 /* Files: open files as checked handles, and the file system calls
  * (uv_fs_*) as suspending calls.
  *
- * Waiting. A file operation is a uv_fs_t that a libuv thread works on. The
+ * Waiting. A file operation is a uv_fs_t that a libuv thread works on,
+ * waited for through the request seam in its wait-out mode (req.c): the
  * request lives in the waiting task's frame (loom__fsop_t), and the task
- * does not return before libuv's callback has run:
- *
- *   waiting --callback--> done: returns libuv's result
- *      |
- *   interrupted (cancelled, timed out): uv_cancel
- *      |-- not started: libuv drops the work; the callback comes at the
- *      |   loop's next turn with UV_ECANCELED and nothing happened
- *      '-- running: the system call ends on its own
- *   then waits, deaf to interruptions, for the callback; returns the
- *   interruption.
- *
- * This differs from the request seam (req.c), where an interrupted task
- * returns at once and abandons its request to the callback: a read's
- * request points into the caller's buffer, which the caller may free or
- * reuse once the call has returned, so the call must not return while a
- * thread may still write into it. Waiting also means no allocation per
- * operation.
+ * does not return before libuv's callback has run. An interrupted call
+ * asks libuv to cancel the work (dropped if no thread has it yet) and
+ * waits, deaf to further interruptions, for the callback. The seam's other
+ * mode, where an interrupted task returns at once and abandons its request
+ * to the callback, would not do here: a read's request points into the
+ * caller's buffer, which the caller may free or reuse once the call has
+ * returned, so the call must not return while a thread may still write
+ * into it. Waiting also means no allocation per operation.
  *
  * Open files. A loom_file_t is an object on the runtime's list with a
  * handle; each call holds a reference for its duration, so a close while
@@ -37,47 +29,13 @@
 
 /* ---- waiting ------------------------------------------------------------------- */
 
-int loom__fsop_begin(loom__fsop_t *op) {
-  loom_task_t *self = loom__self();
-  int rc = loom__check(self);
-  if (rc) return rc;
-  memset(op, 0, sizeof(*op));
-  op->w.task = self;
-  return 0;
-}
-
-static void fsop_done(loom__fsop_t *op) {
-  op->done = 1;
-  /* The task runs now, from the callback, rather than at the next
-   * scheduler pass: a loop of reads starts its next one a turn of the loop
-   * sooner, which is what a sequential read is made of. Does nothing when
-   * the task was interrupted and has not run since. Last: op is in the
-   * task's frame, gone once it has run. */
-  loom__wake_now(&op->w, 0);
-}
-
 void loom__fsop_cb(uv_fs_t *req) {
-  fsop_done(loom__container_of(req, loom__fsop_t, u.fs));
+  loom__req_done(loom__container_of(req, loom__fsop_t, u.fs), 0);
 }
 
 void loom__fsop_work_cb(uv_work_t *req, int status) {
-  loom__fsop_t *op = loom__container_of(req, loom__fsop_t, u.work);
   /* status is UV_ECANCELED when uv_cancel took the work back. */
-  op->status = status;
-  fsop_done(op);
-}
-
-int loom__fsop_wait(loom__fsop_t *op, int start_rc) {
-  if (start_rc) return start_rc; /* libuv never calls back then */
-  int rc = 0;
-  while (!op->done && rc == 0) rc = loom__park(&op->w);
-  if (!op->done) {
-    uv_cancel(&op->u.req); /* UV_EBUSY once a thread has it: it ends anyway */
-    op->w.shielded = 1;
-    while (!op->done) loom__park(&op->w);
-    op->w.shielded = 0;
-  }
-  return rc;
+  loom__req_done(loom__container_of(req, loom__fsop_t, u.work), status);
 }
 
 /* Runs the uv_fs_* call that `start` made on op, and returns the
@@ -88,8 +46,6 @@ static ssize_t fs_end(loom__fsop_t *op, int start_rc) {
   if (!start_rc) uv_fs_req_cleanup(&op->u.fs);
   return res;
 }
-
-static uv_loop_t *loop_of(const loom__fsop_t *op) { return op->w.task->rt->loop; }
 
 /* ---- open files ---------------------------------------------------------------- */
 
@@ -133,7 +89,7 @@ int loom_file_open(loom_file_t **out, const char *path, int flags, int mode) {
   loom__fsop_t op;
   int rc = loom__fsop_begin(&op);
   if (rc) return rc;
-  loom_t *rt = op.w.task->rt;
+  loom_t *rt = loom__self()->rt;
   /* The object first: once the file is open, nothing may fail but the
    * close of it. */
   loom_file_t *f = calloc(1, sizeof(*f));
@@ -202,7 +158,7 @@ static ssize_t rw_once(loom_file_t *f, const uv_buf_t *bufs, unsigned nbufs,
   int rc = loom__fsop_begin(&op);
   if (rc) return rc;
   if (offset < 0) offset = -1;
-  uv_loop_t *loop = loop_of(&op);
+  uv_loop_t *loop = loom__fsop_loop();
   /* libuv copies bufs into the request (or points at them: they outlive
    * the wait either way). */
   return fs_end(
@@ -304,7 +260,7 @@ static int file_op(loom_file_t *h, int kind, int64_t arg, uv_stat_t *st) {
   loom__fsop_t op;
   int rc = loom__fsop_begin(&op);
   if (rc == 0) {
-    uv_loop_t *loop = loop_of(&op);
+    uv_loop_t *loop = loom__fsop_loop();
     uv_fs_t *r = &op.u.fs;
     switch (kind) {
     case OP_SYNC: rc = uv_fs_fsync(loop, r, f->fd, loom__fsop_cb); break;
@@ -355,7 +311,7 @@ enum {
 
 /* Starts the path call `kind` on op. */
 static int path_start(loom__fsop_t *op, int kind, const char *a, const char *b, int arg) {
-  uv_loop_t *loop = loop_of(op);
+  uv_loop_t *loop = loom__fsop_loop();
   uv_fs_t *r = &op->u.fs;
   uv_fs_cb cb = loom__fsop_cb;
   switch (kind) {
@@ -479,7 +435,7 @@ int loom_fs_realpath(const char *path, char *out, size_t cap) {
   j->err = 0;
   int rc = loom__fsop_begin(&j->op);
   if (rc == 0) {
-    rc = loom__fsop_wait(&j->op, uv_queue_work(j->op.w.task->rt->loop, &j->op.u.work,
+    rc = loom__fsop_wait(&j->op, uv_queue_work(loom__fsop_loop(), &j->op.u.work,
                                                real_work, loom__fsop_work_cb));
     if (rc == 0) rc = j->op.status ? j->op.status : j->err;
     if (rc == 0) rc = copy_out(j->out, out, cap);
@@ -573,8 +529,8 @@ int loom_fs_scandir(const char *path, loom_dirent_t **ents, size_t *n) {
   scanjob_t j = {.path = path};
   int rc = loom__fsop_begin(&j.op);
   if (rc) return rc;
-  rc = loom__fsop_wait(&j.op, uv_queue_work(j.op.w.task->rt->loop, &j.op.u.work,
-                                            scan_work, loom__fsop_work_cb));
+  rc = loom__fsop_wait(&j.op, uv_queue_work(loom__fsop_loop(), &j.op.u.work, scan_work,
+                                            loom__fsop_work_cb));
   if (rc == 0) rc = j.op.status ? j.op.status : j.err;
   if (rc) {
     loom_fs_dirents_free(j.v, j.n); /* made, but the caller was interrupted */

@@ -9,22 +9,38 @@
 #include "loom/net.h"
 #include "obj.h"
 
-/* A one-shot libuv request a task waits for (req.c). The request is heap
- * memory owned by libuv until its callback has run; the waiter is in the
- * waiting task's frame. If the task is interrupted, the request is
- * abandoned, never freed early: its callback frees it. */
+/* A one-shot libuv request a task waits for (req.c), in one of two modes:
+ *  - abandon (the default): the request is heap memory owned by libuv
+ *    until its callback has run, and the waiter is in the waiting task's
+ *    frame. If the task is interrupted, it returns at once and the request
+ *    is abandoned, never freed early: its callback frees it.
+ *  - wait out (LOOM__REQ_WAIT_OUT): for requests that point into the
+ *    caller's memory (a read's buffer), which must not be written once the
+ *    call has returned. If the task is interrupted, the request is
+ *    cancelled (uv_cancel: thread-pool work that has not started is
+ *    dropped) and the task waits, shielded, for the callback before it
+ *    returns the interruption. The request may then live in the caller's
+ *    frame: the seam never frees it. */
+enum {
+  LOOM__REQ_WAIT_OUT = 1, /* interrupted: uv_cancel, then wait for the callback */
+  LOOM__REQ_WAKE_NOW = 2  /* the callback runs the task at once (loom__wake_now) */
+};
 typedef struct loom__req_s {
   union {
     uv_req_t req;
     uv_getaddrinfo_t gai;
-    uv_getnameinfo_t gni;
+    uv_getnameinfo_t gni; /* the largest: uv_fs_t adds nothing to the size */
     uv_connect_t connect;
     uv_shutdown_t shutdown;
+    uv_fs_t fs;
+    uv_work_t work;
   } u;
   loom__waiter_t *w;                         /* the waiting task's; NULL when nobody
                                                 waits: when the callback runs, that
                                                 means abandoned */
   int status;                                /* the callback's status */
+  unsigned flags;                            /* LOOM__REQ_* */
+  int done;                                  /* the callback has run */
   void (*on_abandon)(struct loom__req_s *r); /* e.g. close a handle;
                                                 NULL: uv_cancel */
   void *data;
@@ -33,19 +49,25 @@ typedef struct loom__req_s {
 loom__req_t *loom__req_new(void);
 /* The first half of a call that waits for a request: the running task
  * (*self), checked for cancellation and timeouts, and a new request
- * (*out). */
+ * (*out), in the abandon mode. */
 int loom__req_begin(loom_task_t **self, loom__req_t **out);
+/* The same for a request the caller provides (its frame, for the wait-out
+ * mode): the running task (*self), checked, and r cleared, with flags. */
+int loom__req_init(loom__req_t *r, unsigned flags, loom_task_t **self);
 /* The second half: start_rc is what starting the libuv request on r
- * returned. If it failed, r is freed and start_rc returned; else waits as
- * loom__req_wait does. */
+ * returned. If it failed, start_rc is returned (r freed in the abandon
+ * mode); else waits as loom__req_wait does. */
 int loom__req_finish(loom__req_t *r, int start_rc);
 /* Waits for the request. Returns 0 when it completed (its status is in
- * r->status and the caller frees r), or the interruption (UV_ECANCELED,
- * UV_ETIMEDOUT): r is then abandoned, must not be touched again, and its
- * callback frees it. */
+ * r->status; the caller frees a heap request), or the interruption
+ * (UV_ECANCELED, UV_ETIMEDOUT). Interrupted in the abandon mode, r is
+ * abandoned: it must not be touched again, and its callback frees it. In
+ * the wait-out mode the callback has run when this returns, whatever
+ * happened (r->done). */
 int loom__req_wait(loom__req_t *r);
 /* Called from libuv callbacks: records status and wakes the task, or frees
- * an abandoned request. Returns 1 if the request was abandoned (freed). */
+ * an abandoned request. Returns 1 if the request was abandoned (freed). A
+ * request in the caller's frame may be gone once this returns. */
 int loom__req_done(loom__req_t *r, int status);
 /* In a callback, before loom__req_done: whether the task stopped waiting.
  * (The callback cannot run before the wait starts: both happen on the

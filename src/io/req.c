@@ -1,8 +1,10 @@
 /* Awaiting one-shot libuv requests: the one way loom waits for a libuv
- * request (getaddrinfo, getnameinfo, connect, shutdown), and the way any
- * new kind of request (files, processes, thread jobs) should wait.
+ * request (getaddrinfo, getnameinfo, connect, shutdown, files), and the way
+ * any new kind of request should wait. Two modes, for two kinds of
+ * request.
  *
- * Two pieces of memory with two owners:
+ * Abandon (the default), for requests that own what they work on. Two
+ * pieces of memory with two owners:
  *
  *   task frame                          heap (loom__req_t)
  *   +--------------------+              +---------------------------+
@@ -20,8 +22,26 @@
  * A task interrupted while libuv holds the request thus returns at once
  * with its error and never reads the request again, whenever libuv
  * finishes with it.
+ *
+ * Wait out (LOOM__REQ_WAIT_OUT), for requests that point into the
+ * caller's memory: a file read fills the caller's buffer from a libuv
+ * thread, and the caller may free or reuse the buffer once the call has
+ * returned, so the call must not return while the thread may still write:
+ *
+ *   waiting --callback--> done: returns 0
+ *      |
+ *   interrupted (cancelled, timed out): uv_cancel
+ *      |-- not started: libuv drops the work; the callback comes at the
+ *      |   loop's next turn with UV_ECANCELED and nothing happened
+ *      '-- running: the system call ends on its own
+ *   then waits, deaf to interruptions, for the callback; returns the
+ *   interruption.
+ *
+ * The request then never outlives the call, so it can live in the caller's
+ * frame (no allocation per call), and the seam never frees it.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "io.h"
 
@@ -40,7 +60,11 @@ static void abandon(loom__req_t *r) {
 }
 
 static void on_interrupt(loom__waiter_t *w) {
-  abandon(loom__container_of(w, rwait_t, w)->r);
+  loom__req_t *r = loom__container_of(w, rwait_t, w)->r;
+  if (r->flags & LOOM__REQ_WAIT_OUT)
+    uv_cancel(&r->u.req); /* UV_EBUSY once a thread has it: it ends anyway */
+  else
+    abandon(r);
 }
 
 loom__req_t *loom__req_new(void) {
@@ -53,16 +77,23 @@ loom__req_t *loom__req_new(void) {
 int loom__req_wait(loom__req_t *r) {
   loom_task_t *self = loom__self();
   int rc = loom__check(self);
-  if (rc) {
+  int wait_out = r->flags & LOOM__REQ_WAIT_OUT;
+  if (rc && !wait_out) {
     /* Started but never waited for: abandon it the same way. */
     abandon(r);
     return rc;
   }
   rwait_t rw = {.w = {.task = self, .cancel = on_interrupt}, .r = r};
   r->w = &rw.w;
-  rc = loom__park(&rw.w);
-  /* Woken by the callback (r->w was cleared there), or interrupted
-   * (abandoned: r belongs to the callback now). */
+  if (rc == 0) rc = loom__park(&rw.w);
+  /* Woken by the callback (r->w was cleared there), or interrupted: then
+   * abandoned (r belongs to the callback now), or, waiting it out,
+   * cancelled by on_interrupt (or here, when it came before the wait). */
+  if (rc && wait_out && !r->done) {
+    uv_cancel(&r->u.req);
+    rw.w.shielded = 1;
+    while (!r->done) loom__park(&rw.w);
+  }
   return rc;
 }
 
@@ -74,9 +105,19 @@ int loom__req_begin(loom_task_t **self, loom__req_t **out) {
   return *out ? 0 : UV_ENOMEM;
 }
 
+int loom__req_init(loom__req_t *r, unsigned flags, loom_task_t **self) {
+  *self = loom__self();
+  int rc = loom__check(*self);
+  if (rc) return rc;
+  memset(r, 0, sizeof(*r));
+  r->u.req.data = r;
+  r->flags = flags;
+  return 0;
+}
+
 int loom__req_finish(loom__req_t *r, int start_rc) {
-  if (start_rc) {
-    free(r);
+  if (start_rc) { /* libuv never calls back then */
+    if (!(r->flags & LOOM__REQ_WAIT_OUT)) free(r);
     return start_rc;
   }
   return loom__req_wait(r);
@@ -89,7 +130,12 @@ int loom__req_done(loom__req_t *r, int status) {
     return 1;
   }
   r->status = status;
+  r->done = 1;
   r->w = NULL;
-  loom__wake(w, 0);
+  /* Last: a request in the task's frame is gone once the task has run. */
+  if (r->flags & LOOM__REQ_WAKE_NOW)
+    loom__wake_now(w, 0);
+  else
+    loom__wake(w, 0);
   return 0;
 }
