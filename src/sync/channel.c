@@ -395,11 +395,25 @@ typedef struct {
   size_t room; /* a put: items at most held */
 } spin_ctx_t;
 
+/* Looks only at the spinner's own index and at the cell the other side
+ * writes when it is done with it, not at the other side's index: the
+ * cache line of that index would cross between the cores on every look,
+ * and once more for every item it then moves. A getter waits for the cell
+ * of `deq` to be published; a putter for the cell of position
+ * enq + cap - 1 - room to be free for that position, which is when at
+ * most `room` items are held. */
 static int spin_ready(void *p) {
   spin_ctx_t *c = p;
-  size_t n = held(c->ch);
-  return (c->get ? n > 0 : n <= c->room) ||
-         atomic_load_explicit(&c->ch->state, RELAXED) != OPEN;
+  loom_channel_t *ch = c->ch;
+  if (atomic_load_explicit(&ch->state, RELAXED) != OPEN) return 1;
+  if (c->get) {
+    size_t pos = atomic_load_explicit(&ch->deq, RELAXED);
+    size_t seq = atomic_load_explicit(&cell(ch, pos)->seq, RELAXED);
+    return (intptr_t)(seq - (2 * pos + 1)) >= 0;
+  }
+  size_t pos = atomic_load_explicit(&ch->enq, RELAXED) + ch->cap - 1 - c->room;
+  size_t seq = atomic_load_explicit(&cell(ch, pos)->seq, RELAXED);
+  return (intptr_t)(seq - 2 * pos) >= 0;
 }
 
 /* Before parking, a task whose runtime has nothing else to run waits a
