@@ -12,7 +12,8 @@
  * threads, each with loom_run. They are not pinned, unless
  * LOOM_CHANNEL_CPUS="C,P" is set: the consumer's thread then runs on CPU C
  * only and the producer's on CPU P (so that on a machine shared with other
- * programs the two never share one CPU).
+ * programs the two never share one CPU); the figure is then named
+ * loom-pinned.
  * Peer (bench/channel.sh): peers/channel.go, the same two shapes with a Go
  * channel between two goroutines at GOMAXPROCS=2.
  * Target (docs/benchmarks.md): per item <= the Go channel's.
@@ -124,7 +125,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < NSHAPES; i++) {
     if (!selected[i]) continue;
     bench_result_t r = bench_measure(run_channel, &shapes[i], 1);
-    bench_print(names[i], "loom", &r, "ns/item");
+    bench_print(names[i], cpus[0] >= 0 ? "loom-pinned" : "loom", &r, "ns/item");
   }
   return 0;
 }
