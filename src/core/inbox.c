@@ -6,6 +6,8 @@
  * open and the send. The runtime's thread takes the whole list at once and
  * runs it outside the mutex, so a message may post again without deadlock.
  */
+#define _GNU_SOURCE /* sched_getaffinity */
+#include <sched.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -45,6 +47,15 @@ int loom__spin_ok(void) {
     atomic_store_explicit(&ok, v, memory_order_relaxed);
   }
   return v;
+}
+
+int loom__spin_can_yield(void) {
+  static LOOM__TLS int can = -1;
+  if (can < 0) {
+    cpu_set_t set;
+    can = sched_getaffinity(0, sizeof(set), &set) != 0 || CPU_COUNT(&set) > 1;
+  }
+  return can;
 }
 
 /* The loop is about to poll. If nothing is ready (the poll would sleep)

@@ -115,6 +115,11 @@ int loom__inbox_expect(loom_t *rt);
 void loom__inbox_expect_soon(loom_t *rt, uint64_t ns);
 /* Whether spinning can help: more than one CPU to run on. */
 int loom__spin_ok(void);
+/* Whether yielding can help the calling thread's spins: it may run on
+ * more than one CPU. A thread pinned to one CPU (a runtime per core) never
+ * shares it with the thread it waits for, so a yield would only hand the
+ * CPU to other programs for a time slice. Cached per thread. */
+int loom__spin_can_yield(void);
 
 /* Adaptive spinning: every spin of a runtime's thread for another thread
  * (inbox->spin) and of an executor's workers for jobs (its own) goes
@@ -175,7 +180,7 @@ static inline int loom__spin_wait(loom__spin_t *s, uint64_t ns, int record,
                                   int (*ready)(void *ctx), void *ctx) {
   uint64_t until = 0;
   int yielding = 0, ok = 0;
-  if (s->yield_first) {
+  if (s->yield_first && loom__spin_can_yield()) {
     s->yield_first--;
     yielding = 1;
   }
@@ -196,8 +201,10 @@ static inline int loom__spin_wait(loom__spin_t *s, uint64_t ns, int record,
       uint64_t now = uv_hrtime();
       if (!until)
         until = now + ns;
-      else if (now >= until)
+      else if (now >= until) {
+        if (!loom__spin_can_yield()) break;
         yielding = 1;
+      }
     }
   }
   if (ok && yielding && !s->yield_first) s->yield_first = LOOM__SPIN_YIELD_FIRST;
