@@ -78,8 +78,7 @@ static void on_prepare(uv_prepare_t *h) {
   ib->spinning = 1;
   uv_mutex_unlock(&ib->mu);
   uint64_t now = uv_hrtime();
-  loom__spin_wait(&ib->spin, ib->spin_until > now ? ib->spin_until - now : 0, 0, posted,
-                  ib);
+  loom__spin_wait(&ib->spin, ib->spin_until > now ? ib->spin_until - now : 0, posted, ib);
   uv_mutex_lock(&ib->mu);
   ib->spinning = 0;
   int found = ib->head != NULL; /* a post may have come after the last look */

@@ -49,17 +49,18 @@ struct loom__inbox_s {
   uv_async_t *async;        /* rt's handle; sent under mu only */
   int signalled;            /* under mu: an async send is on its way */
   int spinning;             /* under mu: the runtime's thread is looking at
-                               `posted` (loom__inbox_spin): a post need not
-                               send the async handle (a system call, and
-                               another for the runtime to read it) */
+                               `posted` (inbox.c's on_prepare): a post need
+                               not send the async handle (a system call,
+                               and another for the runtime to read it) */
   uv_thread_t thread;       /* the runtime's thread */
   _Atomic int posted;       /* messages may be queued: the spin's cheap look */
   uint64_t spin_until;      /* the runtime's thread: hrtime to spin until */
-  struct loom__spin_s {     /* adaptive spinning (loom__spin_wait) */
+  /* The runtime's one spin policy (loom__spin_wait), for every wait of
+   * its thread for another (offload replies, channel hand-offs). */
+  struct loom__spin_s {
     uint32_t skip, fails, backoff;
     uint32_t yield_first; /* spins left that yield at once */
-  } spin;                 /* the runtime's one spin policy: every wait of its tasks for
-             another thread (offload replies, channel hand-offs) */
+  } spin;
   _Atomic long refs;
   _Atomic long senders; /* references held for other threads that may
                            still post (loom_remote_t) */
@@ -162,11 +163,20 @@ static inline void loom__cpu_relax(void) {
 #define LOOM__SPIN_YIELDS 8
 /* Spins that yield at once after one that succeeded only by yielding. */
 #define LOOM__SPIN_YIELD_FIRST 64
+/* A spin that ends later than this after it began has lost its CPU for a
+ * while (a time slice of another program, a slow yield): LOOM__SPIN_LATE. */
+#define LOOM__SPIN_LATE_NS 1000000u
+enum { LOOM__SPIN_READY = 1, LOOM__SPIN_LATE = 2 };
 
 /* The one spin loop: waits until ready(ctx), for at most ns on the CPU
- * (pause instructions), then LOOM__SPIN_YIELDS sched_yield calls. 1 if
- * ready, 0 if not; the outcome is recorded in s unless `record` is 0 (a
- * first phase: the caller's next spin records it). Call it when
+ * (pause instructions), then LOOM__SPIN_YIELDS sched_yield calls.
+ * LOOM__SPIN_READY if ready, 0 if not, LOOM__SPIN_LATE if ready but over
+ * LOOM__SPIN_LATE_NS after the start: the thread's loop did not run for
+ * that long, so a deadline of the spinning task may have passed unseen
+ * (its timer has not run), and the task must let the loop run before it
+ * takes what it waited for. A success is recorded in s; a failure is left to the
+ * caller (loom__spin_done(s, 0)), which may still find what it waited for
+ * under a lock, or spin again in another phase. Call it when
  * loom__spin_may(s) (or loom__spin_try) said yes.
  *
  * When the other thread shares this thread's CPU (a loaded machine: more
@@ -176,9 +186,9 @@ static inline void loom__cpu_relax(void) {
  * LOOM__SPIN_YIELD_FIRST spins start with the yields (each a system call,
  * which hands the CPU to the other side if it is waiting for this one),
  * bounded by the same time. */
-static inline int loom__spin_wait(loom__spin_t *s, uint64_t ns, int record,
-                                  int (*ready)(void *ctx), void *ctx) {
-  uint64_t until = 0;
+static inline int loom__spin_wait(loom__spin_t *s, uint64_t ns, int (*ready)(void *ctx),
+                                  void *ctx) {
+  uint64_t start = uv_hrtime(), until = 0;
   int yielding = 0, ok = 0;
   if (s->yield_first && loom__spin_can_yield()) {
     s->yield_first--;
@@ -191,9 +201,11 @@ static inline int loom__spin_wait(loom__spin_t *s, uint64_t ns, int record,
     }
     if (yielding) {
       sched_yield();
-      if (until ? uv_hrtime() >= until : (until = uv_hrtime() + ns, 0)) {
-        if (++yielding > LOOM__SPIN_YIELDS) break;
-      }
+      uint64_t now = uv_hrtime();
+      if (!until)
+        until = now + ns;
+      else if (now >= until && ++yielding > LOOM__SPIN_YIELDS)
+        break;
       continue;
     }
     loom__cpu_relax();
@@ -207,9 +219,10 @@ static inline int loom__spin_wait(loom__spin_t *s, uint64_t ns, int record,
       }
     }
   }
-  if (ok && yielding && !s->yield_first) s->yield_first = LOOM__SPIN_YIELD_FIRST;
-  if (record || ok) loom__spin_done(s, ok);
-  return ok;
+  if (!ok) return 0;
+  if (yielding && !s->yield_first) s->yield_first = LOOM__SPIN_YIELD_FIRST;
+  loom__spin_done(s, 1);
+  return uv_hrtime() - start > LOOM__SPIN_LATE_NS ? LOOM__SPIN_LATE : LOOM__SPIN_READY;
 }
 /* The runtime of an inbox, on its thread (NULL once closed). */
 static inline loom_t *loom__inbox_rt(loom__inbox_t *ib) { return ib->rt; }

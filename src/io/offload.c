@@ -105,7 +105,7 @@ static void worker(void *p) {
        * nobody signals us, and we check the queue again under the lock. */
       ex->spinning++;
       uv_mutex_unlock(&ex->mu);
-      loom__spin_wait(&spin, LOOM__SPIN_NS, 0, has_jobs, ex);
+      loom__spin_wait(&spin, LOOM__SPIN_NS, has_jobs, ex);
       uv_mutex_lock(&ex->mu);
       ex->spinning--;
       loom__spin_done(&spin, !loom__list_empty(&ex->queue));
@@ -326,12 +326,23 @@ static int job_ended(void *job) {
 /* With no other task ready, waits up to LOOM__SPIN_NS for the job to end
  * (a no-op job's round trip, then, wakes no thread). 1 if it has ended
  * (its result is the caller's, and no message comes), 0 if it has not
- * (the worker will post as usual). */
+ * (the worker will post as usual) or if the spin was late (the end is
+ * posted all the same). */
 static int spin_for(loom_t *rt, loom__job_t *job) {
   loom__spin_t *spin = &rt->inbox->spin;
   if (rt->ready_head || rt->round_head || !loom__spin_try(spin)) return 0;
   atomic_store(&job->sync, SYNC_SPIN);
-  if (loom__spin_wait(spin, LOOM__SPIN_NS, 0, job_ended, job)) return 1;
+  int r = loom__spin_wait(spin, LOOM__SPIN_NS, job_ended, job);
+  if (r == LOOM__SPIN_READY) return 1;
+  if (r == LOOM__SPIN_LATE) {
+    /* The job has ended (nothing is posted: its end is ours), but this
+     * thread lost its CPU meanwhile and the task's deadline may have
+     * passed unseen. Post the end to ourselves and park, as if it had
+     * come the usual way: the loop runs its timers first. */
+    int rc = loom__inbox_post(job->ib, &job->done);
+    loom__assert(rc == 0, "an offload job's runtime closed under it");
+    return 0;
+  }
   int expected = SYNC_SPIN;
   int done = !atomic_compare_exchange_strong(&job->sync, &expected, SYNC_NONE);
   loom__spin_done(spin, done);

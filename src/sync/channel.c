@@ -423,16 +423,18 @@ static int spin_ready(void *p) {
  * microsecond. This is the first half of the runtime's spin (inbox.h: one
  * policy, rt's inbox->spin, for every wait on another thread); if it ends
  * without an answer the task parks and the loop spins on for the kick
- * (loom__inbox_expect_soon), which records the outcome. */
-static void spin(loom_channel_t *ch, int get, port_t *p) {
+ * (loom__inbox_expect_soon), which records the outcome. 1 if the spin was
+ * late (LOOM__SPIN_LATE). */
+static int spin(loom_channel_t *ch, int get, port_t *p) {
   loom_t *rt = p->rt;
-  if (rt->ready_head || rt->round_head || !loom__spin_may(&p->ib->spin)) return;
+  if (rt->ready_head || rt->round_head || !loom__spin_may(&p->ib->spin)) return 0;
   /* A putter waits for the channel to be half empty, not for one slot:
    * else, with both sides running, every put would wait for one get and
    * the cells' cache lines would cross between the cores once per item
    * instead of once per batch. */
   spin_ctx_t c = {.ch = ch, .get = get, .room = (ch->cap - 1) / 2};
-  loom__spin_wait(&p->ib->spin, LOOM__CHANNEL_SPIN_NS, 0, spin_ready, &c);
+  return loom__spin_wait(&p->ib->spin, LOOM__CHANNEL_SPIN_NS, spin_ready, &c) ==
+         LOOM__SPIN_LATE;
 }
 
 /* put (get = 0) or get (get = 1) from a task: attempts, and waits on the
@@ -454,7 +456,9 @@ static int wait_op(loom_channel_t *ch, int get, void **item) {
     if (rc) break;
     if (!spun) {
       spun = 1;
-      spin(ch, get, p);
+      /* Late: the loop has not run for a while, and a deadline of ours may
+       * have passed unseen; let it run its timers before we go on. */
+      if (spin(ch, get, p) && (rc = loom_yield()) != 0) break;
       continue;
     }
     lock(ch);
