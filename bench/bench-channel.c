@@ -9,13 +9,18 @@
  *                is full; a wake-up serves many items
  *
  * The consumer checks that items come out in order. Each run starts two
- * threads, each with loom_run; the threads are not pinned (on a machine
- * with two CPUs they get one each, if nothing else runs).
+ * threads, each with loom_run. They are not pinned, unless
+ * LOOM_CHANNEL_CPUS="C,P" is set: the consumer's thread then runs on CPU C
+ * only and the producer's on CPU P (so that on a machine shared with other
+ * programs the two never share one CPU); the figure is then named
+ * loom-pinned.
  * Peer (bench/channel.sh): peers/channel.go, the same two shapes with a Go
  * channel between two goroutines at GOMAXPROCS=2.
  * Target (docs/benchmarks.md): per item <= the Go channel's.
  */
+#define _GNU_SOURCE /* pthread_setaffinity_np */
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,19 +62,30 @@ typedef struct {
   loom_fn fn;
   shape_t *s;
   int status;
+  int cpu; /* to run on, or -1 */
 } side_t;
 
 static void *side_main(void *p) {
   side_t *side = p;
+  if (side->cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(side->cpu, &set);
+    if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
+      die("pthread_setaffinity_np failed (LOOM_CHANNEL_CPUS)");
+  }
   side->status = loom_run(side->fn, side->s);
   return NULL;
 }
+
+/* LOOM_CHANNEL_CPUS="C,P": the consumer's and the producer's CPUs. */
+static int cpus[2] = {-1, -1};
 
 static uint64_t run_channel(void *ctx, uint64_t n) {
   shape_t *s = ctx;
   if (loom_channel_new(&s->ch, s->capacity)) die("loom_channel_new failed");
   s->n = n;
-  side_t c = {consumer, s, -1}, p = {producer, s, -1};
+  side_t c = {consumer, s, -1, cpus[0]}, p = {producer, s, -1, cpus[1]};
   pthread_t tc, tp;
   uint64_t t0 = bench_now_ns();
   if (pthread_create(&tc, NULL, side_main, &c) ||
@@ -92,6 +108,11 @@ static const char *names[NSHAPES] = {"channel1", "channel128"};
 int main(int argc, char **argv) {
   int selected[NSHAPES];
   for (int i = 0; i < NSHAPES; i++) selected[i] = argc < 2;
+  const char *pin = getenv("LOOM_CHANNEL_CPUS");
+  if (pin && *pin && sscanf(pin, "%d,%d", &cpus[0], &cpus[1]) != 2) {
+    fprintf(stderr, "bench-channel: LOOM_CHANNEL_CPUS is \"C,P\" (two CPU numbers)\n");
+    return 2;
+  }
   for (int a = 1; a < argc; a++) {
     int i = 0;
     while (i < NSHAPES && strcmp(argv[a], names[i]) != 0) i++;
@@ -104,7 +125,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < NSHAPES; i++) {
     if (!selected[i]) continue;
     bench_result_t r = bench_measure(run_channel, &shapes[i], 1);
-    bench_print(names[i], "loom", &r, "ns/item");
+    bench_print(names[i], cpus[0] >= 0 ? "loom-pinned" : "loom", &r, "ns/item");
   }
   return 0;
 }

@@ -2,9 +2,13 @@
 # The cross-runtime channel benchmark: bench-channel (a producer task on
 # one runtime, a consumer task on another, each runtime on its own thread)
 # against a Go channel between two goroutines at GOMAXPROCS=2
-# (peers/channel.go), for capacities 1 and 128. Both use every CPU the
-# script may use (nothing pinned: the point is two threads on two cores).
-# The two alternate, round after round; a figure is the median over the
+# (peers/channel.go), for capacities 1 and 128. Both run on the same two
+# CPUs (taskset -c LOOM_CHANNEL_TASKSET, default 0,1): the point is two
+# threads on two cores. loom runs twice: with its two threads free to move
+# between those CPUs ("loom"), and with each pinned to one of them
+# ("loom-pinned", LOOM_CHANNEL_CPUS), which keeps them off each other's
+# CPU but leaves each to share its CPU with whatever else runs there.
+# They alternate, round after round; a figure is the median over the
 # rounds, a ratio the median of the per-round ratios. Prints a Markdown
 # table and the verdict on the target (loom <= Go per item).
 #
@@ -20,6 +24,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
 build=${1:-$src/build-bench}
 rounds=${LOOM_CHANNEL_ROUNDS:-5}
+cpuset=${LOOM_CHANNEL_TASKSET:-0,1}
+pin() {
+  if command -v taskset >/dev/null 2>&1; then taskset -c "$cpuset" "$@"; else "$@"; fi
+}
+first=${cpuset%%,*}
+second=${cpuset#*,}
+second=${second%%,*}
 say() { printf '%s\n' "$*" >&2; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-channel.XXXXXX")
@@ -49,18 +60,27 @@ else
   say "== go not found: the Go peer is skipped"
 fi
 
+say "== CPUs $cpuset of $(nproc) (taskset), GOMAXPROCS=2"
 say "== $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 results=$tmp/results
 : >"$results"
 r=1
 while [ "$r" -le "$rounds" ]; do
   say "== round $r of $rounds"
-  if [ $((r % 2)) -eq 1 ] || [ -z "$gobin" ]; then
-    "$build/bench/bench-channel" | sed "s/^/$r /" | tee -a "$results" >&2
-    [ -n "$gobin" ] && GOMAXPROCS=2 "$gobin" | sed "s/^/$r /" | tee -a "$results" >&2
+  loom() {
+    pin "$build/bench/bench-channel" | sed "s/^/$r /" | tee -a "$results" >&2
+    LOOM_CHANNEL_CPUS="$first,$second" pin "$build/bench/bench-channel" |
+      sed "s/^/$r /" | tee -a "$results" >&2
+  }
+  go_peer() {
+    [ -z "$gobin" ] || GOMAXPROCS=2 pin "$gobin" | sed "s/^/$r /" | tee -a "$results" >&2
+  }
+  if [ $((r % 2)) -eq 1 ]; then
+    loom
+    go_peer
   else
-    GOMAXPROCS=2 "$gobin" | sed "s/^/$r /" | tee -a "$results" >&2
-    "$build/bench/bench-channel" | sed "s/^/$r /" | tee -a "$results" >&2
+    go_peer
+    loom
   fi
   r=$((r + 1))
 done
@@ -96,7 +116,8 @@ awk '
       x = "-"
       if (impl != "loom" && kr) {
         x = sprintf("%.2f", med(q, kr))
-        verdict[++nv] = sprintf("- %s, %s: Go/loom = %sx (%s)", b, impl, x, x + 0 >= 1 ? "met" : "NOT MET")
+        if (impl ~ /^go/)
+          verdict[++nv] = sprintf("- %s, %s: Go/loom = %sx (%s)", b, impl, x, x + 0 >= 1 ? "met" : "NOT MET")
       }
       printf "| %s | %s | %.1f | %.1f-%.1f | %s |\n", b, impl, m, lo, hi, x
     }

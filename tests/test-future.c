@@ -382,6 +382,152 @@ static void test_resolve_after_runtime_ended(void **state) {
   loom_future_release(f);
 }
 
+/* ---- a task of another runtime -------------------------------------------- */
+
+/* Runtime A (this thread) makes the futures; tasks of runtime B (another
+ * thread) await them: a timeout scope, a plain await resolved by A, and
+ * rounds of waiters cancelled while A resolves their futures (each ends
+ * with the value or UV_ECANCELED, and nothing leaks). */
+enum { XROUNDS = 200 };
+
+typedef struct {
+  loom_future_t *f1, *g[XROUNDS];
+  uv_sem_t ready;
+  int timeout, rc, ok, cancelled, other;
+  void *v;
+} cross_t;
+
+typedef struct {
+  loom_future_t *f;
+  int rc;
+} xw_t;
+
+static int xw_task(void *p) {
+  xw_t *w = p;
+  w->rc = loom_future_await(w->f, NULL);
+  return 0;
+}
+
+static int cross_b_main(void *p) {
+  cross_t *c = p;
+  loom_scope_t s;
+  loom_timeout_enter(&s, 20);
+  c->timeout = loom_future_await(c->f1, NULL);
+  loom_scope_exit(&s);
+  uv_sem_post(&c->ready);
+  c->rc = loom_future_await(c->f1, &c->v);
+  for (int i = 0; i < XROUNDS; i++) {
+    xw_t w = {c->g[i], -1};
+    loom_task_t *t;
+    loom_spawn(&t, xw_task, &w);
+    loom_yield();
+    if (i % 2) loom_cancel(t);
+    loom_join(t, NULL);
+    if (w.rc == 0)
+      c->ok++;
+    else if (w.rc == UV_ECANCELED)
+      c->cancelled++;
+    else
+      c->other++;
+  }
+  return 0;
+}
+
+static void cross_b_thread(void *p) {
+  int rc = loom_run(cross_b_main, p);
+  if (rc) ((cross_t *)p)->other = rc;
+}
+
+static int cross_a_main(void *p) {
+  cross_t *c = p;
+  loom_future_new(&c->f1);
+  for (int i = 0; i < XROUNDS; i++) loom_future_new(&c->g[i]);
+  uv_thread_t th;
+  if (uv_thread_create(&th, cross_b_thread, c)) return -1;
+  uv_sem_wait(&c->ready); /* B has timed out, and awaits f1 next */
+  loom_future_set(c->f1, &V2);
+  for (int i = 0; i < XROUNDS; i++) {
+    loom_future_set(c->g[i], &V1);
+    if (i % 8 == 0) loom_yield();
+  }
+  uv_thread_join(&th);
+  loom_future_release(c->f1);
+  for (int i = 0; i < XROUNDS; i++) loom_future_release(c->g[i]);
+  return 0;
+}
+
+static void test_await_from_another_runtime(void **state) {
+  (void)state;
+  cross_t c = {0};
+  uv_sem_init(&c.ready, 0);
+  assert_loom_ok(loom_run(cross_a_main, &c));
+  uv_sem_destroy(&c.ready);
+  assert_loom_err(c.timeout, UV_ETIMEDOUT);
+  assert_loom_ok(c.rc);
+  assert_ptr_equal(c.v, &V2);
+  assert_int_equal(c.other, 0);
+  assert_int_equal(c.ok + c.cancelled, XROUNDS);
+  assert_true(c.ok >= XROUNDS / 2); /* the rounds not cancelled */
+}
+
+/* A future whose runtime has ended, awaited by a task of a later runtime
+ * and resolved by a plain thread. */
+typedef struct {
+  loom_future_t *f;
+  int rc;
+  void *v;
+} late_t;
+
+static void late_setter(void *p) { loom_future_set(((late_t *)p)->f, &V1); }
+
+static int late_main(void *p) {
+  late_t *l = p;
+  uv_thread_t th;
+  if (uv_thread_create(&th, late_setter, l)) return -1;
+  l->rc = loom_future_await(l->f, &l->v);
+  uv_thread_join(&th);
+  return 0;
+}
+
+static void test_await_after_its_runtime_ended(void **state) {
+  (void)state;
+  late_t l = {0};
+  assert_loom_ok(loom_run(keep_main, &l.f));
+  assert_loom_ok(loom_run(late_main, &l));
+  assert_loom_ok(l.rc);
+  assert_ptr_equal(l.v, &V1);
+  loom_future_release(l.f);
+}
+
+/* A timeout too large for nanoseconds waits as long as it takes (it used
+ * to wrap around and time out at once). */
+static void big_setter(void *p) {
+  loom_future_t *f = p;
+  /* Give the waiter time to start waiting: if it has not, it finds the
+   * future resolved, which passes too. */
+  uv_sleep(20);
+  loom_future_set(f, &V2);
+}
+
+static void test_wait_huge_timeout(void **state) {
+  (void)state;
+  loom_future_t *f = NULL;
+  assert_loom_ok(loom_run(keep_main, &f));
+  uv_thread_t th;
+  assert_int_equal(uv_thread_create(&th, big_setter, f), 0);
+  void *v = NULL;
+  assert_loom_ok(loom_future_wait(f, INT64_MAX, &v));
+  assert_ptr_equal(v, &V2);
+  uv_thread_join(&th);
+  loom_future_t *g = NULL;
+  assert_loom_ok(loom_run(keep_main, &g));
+  assert_int_equal(uv_thread_create(&th, big_setter, g), 0);
+  assert_loom_ok(loom_future_wait(g, INT64_MAX / 1000 + 7, &v));
+  uv_thread_join(&th);
+  loom_future_release(f);
+  loom_future_release(g);
+}
+
 /* ---- misuse --------------------------------------------------------------- */
 
 static int null_main(void *p) {
@@ -450,6 +596,9 @@ int main(void) {
       cmocka_unit_test(test_resolve_from_threads),
       cmocka_unit_test(test_resolve_while_waiter_cancelled),
       cmocka_unit_test(test_resolve_after_runtime_ended),
+      cmocka_unit_test(test_await_from_another_runtime),
+      cmocka_unit_test(test_await_after_its_runtime_ended),
+      cmocka_unit_test(test_wait_huge_timeout),
       cmocka_unit_test(test_null_and_outside),
       cmocka_unit_test(test_host_code),
   };

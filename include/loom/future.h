@@ -8,16 +8,16 @@
  *   int rc = loom_future_await(f, &v);   // in a task: 0 and v, or an error
  *   loom_future_release(f);
  *
- * A future belongs to the runtime it was made on: its tasks await it, and
- * any thread resolves it (from a task, a plain libuv callback on the
- * runtime's thread, another thread, or another runtime's thread). Resolved
- * from elsewhere, the waiters are woken through the runtime's inbox.
+ * A future is made on a runtime; tasks of any runtime await it, and any
+ * thread resolves it (from a task, a plain libuv callback on the runtime's
+ * thread, another thread, or another runtime's thread). Resolved from
+ * elsewhere, each waiting task is woken through its own runtime's inbox.
  *
  * - Resolving: loom_future_set (a value, status 0), loom_future_fail (a
  *   negative error), loom_future_cancel (UV_ECANCELED). Only the first one
  *   counts: the others return LOOM_EDONE and change nothing.
- * - Awaiting: loom_future_await in a task of the future's runtime, any
- *   number of tasks at once; it honours cancellation and timeout scopes
+ * - Awaiting: loom_future_await in a task (of any runtime), any number of
+ *   tasks at once; it honours cancellation and timeout scopes
  *   (UV_ECANCELED / UV_ETIMEDOUT). A waiter that gives up leaves the future
  *   as it was: unlike asyncio, awaiting never cancels the future (several
  *   tasks may be waiting on it); cancel it explicitly if nobody else needs
@@ -32,8 +32,8 @@
  *   reference; loom_future_retain adds one (for another thread or callback);
  *   loom_future_release drops one, the last frees it. A task awaiting a
  *   future keeps it alive while it waits. A future may outlive its runtime:
- *   resolving it then still works (waiters on other threads are woken),
- *   awaiting it from a task is impossible (there is none).
+ *   resolving it then still works (waiters on other threads and other
+ *   runtimes are woken), and tasks of other runtimes may still await it.
  *
  * A NULL future is answered with UV_EINVAL (loom_future_done: 0). See
  * docs/future.md, which also shows how to wrap a libuv request or a
@@ -64,15 +64,16 @@ LOOM_EXTERN int loom_future_set(loom_future_t *f, void *value);
 LOOM_EXTERN int loom_future_fail(loom_future_t *f, int err);
 LOOM_EXTERN int loom_future_cancel(loom_future_t *f);
 
-/* In a task of the future's runtime: waits until it is resolved, then
- * returns its status and stores its value in *value (value may be NULL).
- * UV_ECANCELED / UV_ETIMEDOUT if the task is cancelled or a scope expires
- * first (the future is untouched); LOOM_ENOTASK outside a task; UV_EINVAL
- * from a task of another runtime. */
+/* In a task (of the future's runtime or another): waits until it is
+ * resolved, then returns its status and stores its value in *value (value
+ * may be NULL). UV_ECANCELED / UV_ETIMEDOUT if the task is cancelled or a
+ * scope expires first (the future is untouched); LOOM_ENOTASK outside a
+ * task; UV_ENOMEM (a task of another runtime: its wait record). */
 LOOM_EXTERN int loom_future_await(loom_future_t *f, void **value);
 
 /* From a thread that is not the future's runtime's: blocks until the
- * future is resolved or timeout_ms passes (< 0: no limit; 0: a poll), then
+ * future is resolved or timeout_ms passes (< 0, or beyond the monotonic
+ * clock's range: no limit; 0: a poll), then
  * as loom_future_await; UV_ETIMEDOUT on timeout. On the runtime's own
  * thread it would block the tasks that are to resolve it: LOOM_EDEADLK
  * unless it is resolved already. */

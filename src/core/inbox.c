@@ -6,6 +6,8 @@
  * open and the send. The runtime's thread takes the whole list at once and
  * runs it outside the mutex, so a message may post again without deadlock.
  */
+#define _GNU_SOURCE /* sched_getaffinity */
+#include <sched.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -33,6 +35,10 @@ static void drain(loom_t *rt) {
 
 static void on_async(uv_async_t *h) { drain(h->data); }
 
+static int posted(void *ib) {
+  return atomic_load_explicit(&((loom__inbox_t *)ib)->posted, memory_order_relaxed);
+}
+
 int loom__spin_ok(void) {
   static _Atomic int ok = -1;
   int v = atomic_load_explicit(&ok, memory_order_relaxed);
@@ -43,10 +49,22 @@ int loom__spin_ok(void) {
   return v;
 }
 
+int loom__spin_can_yield(void) {
+  static LOOM__TLS int can = -1;
+  if (can < 0) {
+    cpu_set_t set;
+    can = sched_getaffinity(0, sizeof(set), &set) != 0 || CPU_COUNT(&set) > 1;
+  }
+  return can;
+}
+
 /* The loop is about to poll. If nothing is ready (the poll would sleep)
- * and a reply is due, look at the inbox until it comes or the time is up;
- * a message found is run here, and the tasks it wakes make the poll not
- * block. The async handle's wake-up still arrives and finds nothing. */
+ * and a message is due, look at the inbox until it comes or the time is
+ * up; a message found is run here, and the tasks it wakes make the poll
+ * not block. While this thread looks (ib->spinning, under the mutex), a
+ * post does not send the async handle: the message costs no system call on
+ * either side. Whatever was posted by the time it stops looking is run
+ * before it lets the loop sleep. */
 static void on_prepare(uv_prepare_t *h) {
   loom_t *rt = h->data;
   loom__inbox_t *ib = rt->inbox;
@@ -56,16 +74,17 @@ static void on_prepare(uv_prepare_t *h) {
   }
   if (rt->idle_active) return; /* tasks are ready: the poll will not sleep */
   if (!loom__spin_try(&ib->spin)) return;
-  for (unsigned i = 1;; i++) {
-    if (atomic_load_explicit(&ib->posted, memory_order_relaxed)) {
-      loom__spin_done(&ib->spin, 1);
-      drain(rt);
-      return;
-    }
-    loom__cpu_relax();
-    if (i % 64 == 0 && uv_hrtime() >= ib->spin_until) break;
-  }
-  loom__spin_done(&ib->spin, 0);
+  uv_mutex_lock(&ib->mu);
+  ib->spinning = 1;
+  uv_mutex_unlock(&ib->mu);
+  uint64_t now = uv_hrtime();
+  loom__spin_wait(&ib->spin, ib->spin_until > now ? ib->spin_until - now : 0, posted, ib);
+  uv_mutex_lock(&ib->mu);
+  ib->spinning = 0;
+  int found = ib->head != NULL; /* a post may have come after the last look */
+  uv_mutex_unlock(&ib->mu);
+  if (!found) loom__spin_done(&ib->spin, 0);
+  if (found) drain(rt);
 }
 
 void loom__inbox_expect_soon(loom_t *rt, uint64_t ns) {
@@ -134,7 +153,7 @@ int loom__inbox_post(loom__inbox_t *ib, loom__msg_t *m) {
     ib->head = m;
   ib->tail = m;
   atomic_store_explicit(&ib->posted, 1, memory_order_relaxed);
-  if (!ib->signalled) {
+  if (!ib->signalled && !ib->spinning) {
     ib->signalled = 1;
     uv_async_send(ib->async);
   }

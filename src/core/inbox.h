@@ -22,6 +22,7 @@
 #ifndef LOOM_CORE_INBOX_H
 #define LOOM_CORE_INBOX_H
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <uv.h>
 
@@ -47,12 +48,19 @@ struct loom__inbox_s {
   loom_t *rt;               /* under mu: NULL once the runtime closed */
   uv_async_t *async;        /* rt's handle; sent under mu only */
   int signalled;            /* under mu: an async send is on its way */
+  int spinning;             /* under mu: the runtime's thread is looking at
+                               `posted` (inbox.c's on_prepare): a post need
+                               not send the async handle (a system call,
+                               and another for the runtime to read it) */
   uv_thread_t thread;       /* the runtime's thread */
   _Atomic int posted;       /* messages may be queued: the spin's cheap look */
   uint64_t spin_until;      /* the runtime's thread: hrtime to spin until */
-  struct loom__spin_s {     /* adaptive spinning (loom__spin_try) */
+  /* The runtime's one spin policy (loom__spin_wait), for every wait of
+   * its thread for another (offload replies, channel hand-offs). */
+  struct loom__spin_s {
     uint32_t skip, fails, backoff;
-  } spin; /* for replies: the runtime's thread */
+    uint32_t yield_first; /* spins left that yield at once */
+  } spin;
   _Atomic long refs;
   _Atomic long senders; /* references held for other threads that may
                            still post (loom_remote_t) */
@@ -86,21 +94,43 @@ void loom__inbox_sender(loom__inbox_t *ib, int delta);
  * tasks: 1 if a sender may still wake them (the inbox then keeps the loop
  * alive until its next message), else 0. */
 int loom__inbox_expect(loom_t *rt);
-/* On rt's thread, inbox made: a reply is expected within about ns (an
- * offload job was just submitted). Until then, when the loop is about to
- * sleep with nothing else to do, it first looks at the inbox for a while:
- * a reply that comes within microseconds then costs no wake-up of a
- * sleeping thread (tens of microseconds on a VM). Only with more than one
- * CPU. */
+/* How long a runtime with nothing else to do looks for an answer from
+ * another thread before its loop sleeps (and how long an idle offload
+ * worker looks for its next job): a thread that sleeps costs tens of
+ * microseconds to wake on a VM (a futex or an eventfd, and the scheduler),
+ * while a running one answers within a microsecond or two. Bounded, so a
+ * long wait costs one such spin, and a timer or I/O of the runtime is
+ * delayed by at most this much (it spins only when no task is ready). */
+#ifndef LOOM__SPIN_NS
+#define LOOM__SPIN_NS 20000u
+#endif
+
+/* On rt's thread, inbox made: a task of rt has just started waiting for a
+ * message from another thread (an offload job's end, a channel's kick)
+ * which is expected within about ns. Until then, when the loop is about to
+ * sleep with no task ready, it first looks at the inbox for a while (if
+ * the spin policy, rt's inbox->spin, says that pays): a message that comes
+ * within microseconds then costs no wake-up of a sleeping thread, and its
+ * sender no system call. Only with more than one CPU, and only while rt
+ * holds a wait for another thread (loom__inbox_hold). */
 void loom__inbox_expect_soon(loom_t *rt, uint64_t ns);
 /* Whether spinning can help: more than one CPU to run on. */
 int loom__spin_ok(void);
+/* Whether yielding can help the calling thread's spins: it may run on
+ * more than one CPU. A thread pinned to one CPU (a runtime per core) never
+ * shares it with the thread it waits for, so a yield would only hand the
+ * CPU to other programs for a time slice. Cached per thread. */
+int loom__spin_can_yield(void);
 
-/* Adaptive spinning. A spin that keeps failing (the other thread does not
- * get a CPU in time: the machine is loaded) only makes things worse, as it
- * takes a CPU the other side needs. So after two failures in a row the
- * next 16 spins are skipped, then 32, ... up to 1024, between single
- * tries; a success starts afresh. */
+/* Adaptive spinning: every spin of a runtime's thread for another thread
+ * (inbox->spin) and of an executor's workers for jobs (its own) goes
+ * through one of these. A spin that keeps failing (the other thread does
+ * not get a CPU in time: the machine is loaded) only makes things worse,
+ * as it takes a CPU the other side needs. So after two failures in a row
+ * the next 16 spins are skipped, then 32, ... up to 1024, between single
+ * tries; a success starts afresh. loom__spin_try consumes a skip;
+ * loom__spin_may only looks (for a first phase of a spin whose outcome is
+ * recorded later). */
 typedef struct loom__spin_s loom__spin_t;
 static inline int loom__spin_try(loom__spin_t *s) {
   if (s->skip) {
@@ -108,6 +138,9 @@ static inline int loom__spin_try(loom__spin_t *s) {
     return 0;
   }
   return loom__spin_ok();
+}
+static inline int loom__spin_may(const loom__spin_t *s) {
+  return !s->skip && loom__spin_ok();
 }
 static inline void loom__spin_done(loom__spin_t *s, int ok) {
   if (ok) {
@@ -124,6 +157,72 @@ static inline void loom__cpu_relax(void) {
 #elif defined(__aarch64__)
   __asm__ __volatile__("yield");
 #endif
+}
+
+/* Yields that end a spin, once its time on the CPU is up. */
+#define LOOM__SPIN_YIELDS 8
+/* Spins that yield at once after one that succeeded only by yielding. */
+#define LOOM__SPIN_YIELD_FIRST 64
+/* A spin that ends later than this after it began has lost its CPU for a
+ * while (a time slice of another program, a slow yield): LOOM__SPIN_LATE. */
+#define LOOM__SPIN_LATE_NS 1000000u
+enum { LOOM__SPIN_READY = 1, LOOM__SPIN_LATE = 2 };
+
+/* The one spin loop: waits until ready(ctx), for at most ns on the CPU
+ * (pause instructions), then LOOM__SPIN_YIELDS sched_yield calls.
+ * LOOM__SPIN_READY if ready, 0 if not, LOOM__SPIN_LATE if ready but over
+ * LOOM__SPIN_LATE_NS after the start: the thread's loop did not run for
+ * that long, so a deadline of the spinning task may have passed unseen
+ * (its timer has not run), and the task must let the loop run before it
+ * takes what it waited for. A success is recorded in s; a failure is left to the
+ * caller (loom__spin_done(s, 0)), which may still find what it waited for
+ * under a lock, or spin again in another phase. Call it when
+ * loom__spin_may(s) (or loom__spin_try) said yes.
+ *
+ * When the other thread shares this thread's CPU (a loaded machine: more
+ * runnable threads than cores), pausing cannot help, as the other side
+ * runs only once this one gives the CPU up; the yields then do the job.
+ * A spin that succeeds only by yielding makes the next
+ * LOOM__SPIN_YIELD_FIRST spins start with the yields (each a system call,
+ * which hands the CPU to the other side if it is waiting for this one),
+ * bounded by the same time. */
+static inline int loom__spin_wait(loom__spin_t *s, uint64_t ns, int (*ready)(void *ctx),
+                                  void *ctx) {
+  uint64_t start = uv_hrtime(), until = 0;
+  int yielding = 0, ok = 0;
+  if (s->yield_first && loom__spin_can_yield()) {
+    s->yield_first--;
+    yielding = 1;
+  }
+  for (unsigned i = 1;; i++) {
+    if (ready(ctx)) {
+      ok = 1;
+      break;
+    }
+    if (yielding) {
+      sched_yield();
+      uint64_t now = uv_hrtime();
+      if (!until)
+        until = now + ns;
+      else if (now >= until && ++yielding > LOOM__SPIN_YIELDS)
+        break;
+      continue;
+    }
+    loom__cpu_relax();
+    if (i % 32 == 0) {
+      uint64_t now = uv_hrtime();
+      if (!until)
+        until = now + ns;
+      else if (now >= until) {
+        if (!loom__spin_can_yield()) break;
+        yielding = 1;
+      }
+    }
+  }
+  if (!ok) return 0;
+  if (yielding && !s->yield_first) s->yield_first = LOOM__SPIN_YIELD_FIRST;
+  loom__spin_done(s, 1);
+  return uv_hrtime() - start > LOOM__SPIN_LATE_NS ? LOOM__SPIN_LATE : LOOM__SPIN_READY;
 }
 /* The runtime of an inbox, on its thread (NULL once closed). */
 static inline loom_t *loom__inbox_rt(loom__inbox_t *ib) { return ib->rt; }

@@ -32,14 +32,10 @@ enum { QUEUED, RUNNING, FINISHED };
 enum { SYNC_NONE, SYNC_SPIN, SYNC_DONE };
 
 /* How long an idle worker looks for the next job, and how long a task with
- * nothing else to run waits for a job's end, before either sleeps: a round
- * trip of short jobs then costs no thread wake-up (futex, eventfd and the
- * scheduler's latency: ~10-30 us each on a VM). Bounded, so a long job
- * costs one such spin in all, and the runtime's other work is delayed by at
- * most LOOM__SPIN_NS (the task spins only when no other task is ready). */
-#ifndef LOOM__SPIN_NS
-#define LOOM__SPIN_NS 20000u
-#endif
+ * nothing else to run waits for a job's end, before either sleeps:
+ * LOOM__SPIN_NS (inbox.h), under the runtime's spin policy (the task) or
+ * the executor's (its workers). A round trip of short jobs then costs no
+ * thread wake-up. */
 
 typedef struct loom__job_s loom__job_t;
 
@@ -51,7 +47,6 @@ struct loom_executor_s {
   size_t nthreads;        /* started, not yet exited */
   size_t idle;            /* waiting on cv */
   size_t spinning;        /* looking for work before they wait */
-  loom__spin_t spin;      /* whether workers spin (under mu) */
   _Atomic size_t nqueued; /* jobs on queue (written under mu, read
                              without it by spinning workers) */
   size_t busy;            /* running a job */
@@ -95,24 +90,25 @@ static void executor_destroy(loom_executor_t *ex) {
   free(ex);
 }
 
+static int has_jobs(void *ex) {
+  return atomic_load_explicit(&((loom_executor_t *)ex)->nqueued, memory_order_relaxed) !=
+         0;
+}
+
 static void worker(void *p) {
   loom_executor_t *ex = p;
+  loom__spin_t spin = {0}; /* whether this worker spins */
   uv_mutex_lock(&ex->mu);
   for (;;) {
-    if (loom__list_empty(&ex->queue) && !ex->closing && loom__spin_try(&ex->spin)) {
+    if (loom__list_empty(&ex->queue) && !ex->closing && loom__spin_try(&spin)) {
       /* Look for work for a while before sleeping: not counted idle, so
        * nobody signals us, and we check the queue again under the lock. */
       ex->spinning++;
       uv_mutex_unlock(&ex->mu);
-      uint64_t until = uv_hrtime() + LOOM__SPIN_NS;
-      for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(&ex->nqueued, memory_order_relaxed)) break;
-        loom__cpu_relax();
-        if (i % 64 == 0 && uv_hrtime() >= until) break;
-      }
+      loom__spin_wait(&spin, LOOM__SPIN_NS, has_jobs, ex);
       uv_mutex_lock(&ex->mu);
       ex->spinning--;
-      loom__spin_done(&ex->spin, !loom__list_empty(&ex->queue));
+      loom__spin_done(&spin, !loom__list_empty(&ex->queue));
     }
     while (loom__list_empty(&ex->queue) && !ex->closing) {
       ex->idle++;
@@ -322,22 +318,30 @@ static void on_wait_interrupted(loom__waiter_t *w) {
   if (queued) job_free(job);
 }
 
+static int job_ended(void *job) {
+  return atomic_load_explicit(&((loom__job_t *)job)->sync, memory_order_acquire) ==
+         SYNC_DONE;
+}
+
 /* With no other task ready, waits up to LOOM__SPIN_NS for the job to end
  * (a no-op job's round trip, then, wakes no thread). 1 if it has ended
  * (its result is the caller's, and no message comes), 0 if it has not
- * (the worker will post as usual). */
+ * (the worker will post as usual) or if the spin was late (the end is
+ * posted all the same). */
 static int spin_for(loom_t *rt, loom__job_t *job) {
   loom__spin_t *spin = &rt->inbox->spin;
   if (rt->ready_head || rt->round_head || !loom__spin_try(spin)) return 0;
   atomic_store(&job->sync, SYNC_SPIN);
-  uint64_t until = uv_hrtime() + LOOM__SPIN_NS;
-  for (unsigned i = 1;; i++) {
-    if (atomic_load_explicit(&job->sync, memory_order_acquire) == SYNC_DONE) {
-      loom__spin_done(spin, 1);
-      return 1;
-    }
-    loom__cpu_relax();
-    if (i % 64 == 0 && uv_hrtime() >= until) break;
+  int r = loom__spin_wait(spin, LOOM__SPIN_NS, job_ended, job);
+  if (r == LOOM__SPIN_READY) return 1;
+  if (r == LOOM__SPIN_LATE) {
+    /* The job has ended (nothing is posted: its end is ours), but this
+     * thread lost its CPU meanwhile and the task's deadline may have
+     * passed unseen. Post the end to ourselves and park, as if it had
+     * come the usual way: the loop runs its timers first. */
+    int rc = loom__inbox_post(job->ib, &job->done);
+    loom__assert(rc == 0, "an offload job's runtime closed under it");
+    return 0;
   }
   int expected = SYNC_SPIN;
   int done = !atomic_compare_exchange_strong(&job->sync, &expected, SYNC_NONE);

@@ -62,14 +62,9 @@ enum { OPEN = 0, CLOSED = 1, DROPPED = 2 };
 #define ACQUIRE memory_order_acquire
 #define RELEASE memory_order_release
 
-/* Spinning before a park (spin): at most this many pauses, then this many
- * sched_yield calls. */
-#define LOOM__CHANNEL_SPIN 256
-#define LOOM__CHANNEL_YIELDS 8
-/* Spins that fail in a row before a runtime stops spinning, and for how
- * many waits it stops. */
-#define LOOM__CHANNEL_SPIN_MISSES 4
-#define LOOM__CHANNEL_SPIN_SKIP 64
+/* Spinning before a park (spin) takes up to this long on the CPU; the
+ * loop's spin (loom__inbox_expect_soon) has the rest of LOOM__SPIN_NS. */
+#define LOOM__CHANNEL_SPIN_NS (LOOM__SPIN_NS / 2)
 
 typedef struct port_s port_t;
 
@@ -114,7 +109,6 @@ struct port_s {
   uint8_t detached;            /* rt has ended: the kick frees the port */
   /* rt's thread only: */
   loom__wq_t getq, putq;
-  unsigned spin_misses, spin_skip; /* maybe_spin */
 };
 
 /* The mutex is held for a few dozen nanoseconds at a time, by threads
@@ -394,56 +388,53 @@ static int get_once(loom_channel_t *ch, void **item) {
   return LOOM_ESHUTDOWN;
 }
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
+/* What a spinning put or get waits for. */
+typedef struct {
+  loom_channel_t *ch;
+  int get;
+  size_t room; /* a put: items at most held */
+} spin_ctx_t;
+
+/* Looks only at the spinner's own index and at the cell the other side
+ * writes when it is done with it, not at the other side's index: the
+ * cache line of that index would cross between the cores on every look,
+ * and once more for every item it then moves. A getter waits for the cell
+ * of `deq` to be published; a putter for the cell of position
+ * enq + cap - 1 - room to be free for that position, which is when at
+ * most `room` items are held. */
+static int spin_ready(void *p) {
+  spin_ctx_t *c = p;
+  loom_channel_t *ch = c->ch;
+  if (atomic_load_explicit(&ch->state, RELAXED) != OPEN) return 1;
+  if (c->get) {
+    size_t pos = atomic_load_explicit(&ch->deq, RELAXED);
+    size_t seq = atomic_load_explicit(&cell(ch, pos)->seq, RELAXED);
+    return (intptr_t)(seq - (2 * pos + 1)) >= 0;
+  }
+  size_t pos = atomic_load_explicit(&ch->enq, RELAXED) + ch->cap - 1 - c->room;
+  size_t seq = atomic_load_explicit(&cell(ch, pos)->seq, RELAXED);
+  return (intptr_t)(seq - 2 * pos) >= 0;
 }
 
 /* Before parking, a task whose runtime has nothing else to run waits a
- * little on the CPU for the other thread: a park and its cross-thread
- * wake-up cost a system call on each side and the sleeper's return from
- * epoll (5-20 us on a VM), while the other thread, running, usually
- * answers within a microsecond. Returns when the put (get = 0) or get
- * may succeed or fail for good, or after a bound, so that a timer or I/O
- * of this runtime waits at most a few microseconds. */
-static int spin(loom_channel_t *ch, int get, loom_t *rt) {
-  if (rt->ready_head || rt->round_head) return 0;
+ * little for the other thread: a park and its cross-thread wake-up cost a
+ * message, and the sleeper's return from epoll (15-30 us on a VM) if it
+ * sleeps, while the other thread, running, usually answers within a
+ * microsecond. This is the first half of the runtime's spin (inbox.h: one
+ * policy, rt's inbox->spin, for every wait on another thread); if it ends
+ * without an answer the task parks and the loop spins on for the kick
+ * (loom__inbox_expect_soon), which records the outcome. 1 if the spin was
+ * late (LOOM__SPIN_LATE). */
+static int spin(loom_channel_t *ch, int get, port_t *p) {
+  loom_t *rt = p->rt;
+  if (rt->ready_head || rt->round_head || !loom__spin_may(&p->ib->spin)) return 0;
   /* A putter waits for the channel to be half empty, not for one slot:
    * else, with both sides running, every put would wait for one get and
    * the cells' cache lines would cross between the cores once per item
    * instead of once per batch. */
-  size_t room = (ch->cap - 1) / 2;
-  for (int i = 0; i < LOOM__CHANNEL_SPIN + LOOM__CHANNEL_YIELDS; i++) {
-    size_t n = held(ch);
-    if ((get ? n > 0 : n <= room) || atomic_load_explicit(&ch->state, RELAXED) != OPEN)
-      return 1;
-    /* Then a few yields of the CPU: on a machine with more runnable
-     * threads than cores, the other side may be waiting for this one. */
-    if (i < LOOM__CHANNEL_SPIN)
-      cpu_relax();
-    else
-      sched_yield();
-  }
-  return 0;
-}
-
-/* Spins only while spinning pays: after LOOM__CHANNEL_SPIN_MISSES spins
- * in a row that ended in a park (the other side is slow, or has no CPU),
- * the next LOOM__CHANNEL_SPIN_SKIP waits of this runtime park at once. */
-static void maybe_spin(loom_channel_t *ch, int get, port_t *p) {
-  if (p->spin_skip) {
-    p->spin_skip--;
-    return;
-  }
-  if (spin(ch, get, p->rt)) {
-    p->spin_misses = 0;
-  } else if (++p->spin_misses >= LOOM__CHANNEL_SPIN_MISSES) {
-    p->spin_misses = 0;
-    p->spin_skip = LOOM__CHANNEL_SPIN_SKIP;
-  }
+  spin_ctx_t c = {.ch = ch, .get = get, .room = (ch->cap - 1) / 2};
+  return loom__spin_wait(&p->ib->spin, LOOM__CHANNEL_SPIN_NS, spin_ready, &c) ==
+         LOOM__SPIN_LATE;
 }
 
 /* put (get = 0) or get (get = 1) from a task: attempts, and waits on the
@@ -465,7 +456,9 @@ static int wait_op(loom_channel_t *ch, int get, void **item) {
     if (rc) break;
     if (!spun) {
       spun = 1;
-      maybe_spin(ch, get, p);
+      /* Late: the loop has not run for a while, and a deadline of ours may
+       * have passed unseen; let it run its timers before we go on. */
+      if (spin(ch, get, p) && (rc = loom_yield()) != 0) break;
       continue;
     }
     lock(ch);
@@ -483,6 +476,9 @@ static int wait_op(loom_channel_t *ch, int get, void **item) {
         loom__inbox_hold(rt);
         hold = 1;
       }
+      /* Parked, the loop looks at the inbox for the kick a while before
+       * it sleeps. */
+      loom__inbox_expect_soon(rt, LOOM__SPIN_NS - LOOM__CHANNEL_SPIN_NS);
       loom__wnode_t n;
       rc = loom__wq_wait(get ? &p->getq : &p->putq, &n, self, 0);
       if (rc == 0) rc = UV_EAGAIN; /* woken: try again */
