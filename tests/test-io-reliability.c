@@ -452,7 +452,7 @@ static void test_sizes_near_limits(void **state) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   loom_t *rt = NULL;
-  loom_config_t cfg = {SIZE_MAX, 0};
+  loom_config_t cfg = {.stack_size = SIZE_MAX};
   assert_loom_err(loom_init(&rt, &loop, &cfg), UV_EINVAL);
   assert_null(rt);
   assert_loom_ok(uv_loop_close(&loop));

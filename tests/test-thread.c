@@ -248,6 +248,53 @@ static void test_bounded_executor(void **state) {
   assert_true(b.elapsed >= 110); /* three rounds of 40 ms, not one */
 }
 
+/* loom_config_t.offload_threads sizes an embedded runtime's default
+ * executor: 6 jobs of 40 ms from 6 tasks run two at a time. Out of range:
+ * loom_init refuses. */
+typedef struct {
+  job_t j[NJOBS];
+  _Atomic int active, peak;
+  int done;
+} cfg_jobs_t;
+
+typedef struct {
+  cfg_jobs_t *c;
+  int i;
+} cfg_job_arg_t;
+
+static int cfg_task(void *p) {
+  cfg_job_arg_t *a = p;
+  int st = -1;
+  int rc = loom_to_thread(job, &a->c->j[a->i], &st);
+  if (rc == 0 && st == a->i) a->c->done++;
+  return 0;
+}
+
+static void cfg_shut(void *p) { (void)p; }
+
+static void test_config_offload_threads(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  loom_t *rt;
+  loom_config_t bad = {.offload_threads = LOOM_EXECUTOR_MAX_THREADS + 1};
+  assert_loom_err(loom_init(&rt, &loop, &bad), UV_EINVAL);
+  loom_config_t cfg = {.offload_threads = 2};
+  assert_loom_ok(loom_init(&rt, &loop, &cfg));
+  cfg_jobs_t c = {0};
+  cfg_job_arg_t args[NJOBS];
+  for (int i = 0; i < NJOBS; i++) {
+    c.j[i] = (job_t){.ms = 40, .active = &c.active, .peak = &c.peak, .result = i};
+    args[i] = (cfg_job_arg_t){&c, i};
+    assert_loom_ok(loom_spawn_on(rt, NULL, cfg_task, &args[i]));
+  }
+  while (c.done < NJOBS) uv_run(&loop, UV_RUN_ONCE);
+  assert_loom_ok(loom_shutdown(rt, cfg_shut, NULL));
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_loom_ok(uv_loop_close(&loop));
+  assert_int_equal(atomic_load(&c.peak), 2);
+}
+
 /* A submitted job whose future is cancelled before a thread takes it
  * never runs; an unawaited, released future's job still runs, and the
  * runtime waits for it. */
@@ -687,6 +734,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_running_job),
       cmocka_unit_test(test_cancel_queued_job),
       cmocka_unit_test(test_bounded_executor),
+      cmocka_unit_test(test_config_offload_threads),
       cmocka_unit_test(test_submit_cancel_and_unawaited),
       cmocka_unit_test(test_offload_does_not_starve_dns),
       cmocka_unit_test(test_embedded_shutdown_waits_for_job),

@@ -50,6 +50,10 @@ typedef struct {
   uint64_t shutdown_grace_ms; /* at shutdown, how long streams may go on
                                  flushing before they are aborted;
                                  0 = LOOM_SHUTDOWN_GRACE_MS */
+  size_t offload_threads;     /* threads of the default executor
+                                 (loom_to_thread), 1..1024; 0 = the
+                                 environment variable LOOM_OFFLOAD_THREADS,
+                                 else LOOM_OFFLOAD_THREADS (loom/thread.h) */
 } loom_config_t;
 
 /* Default bound on the final flush at shutdown (docs/core.md). */

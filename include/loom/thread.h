@@ -21,8 +21,9 @@
  * Jobs run on loom's own executors, never on libuv's thread pool, so a
  * flood of blocking jobs cannot delay loom_getaddrinfo or file work (libuv
  * has 4 threads for those). Each runtime has a default executor, made on
- * first use, of LOOM_OFFLOAD_THREADS threads unless the environment
- * variable LOOM_OFFLOAD_THREADS says otherwise (1..1024); threads start
+ * first use, of LOOM_OFFLOAD_THREADS threads unless loom_config_t's
+ * offload_threads (loom_init) or else the environment variable
+ * LOOM_OFFLOAD_THREADS says otherwise (1..1024); threads start
  * when jobs need them and stay until the runtime ends. loom_executor_new
  * makes a bounded pool of one's own (run_in_executor with a
  * ThreadPoolExecutor(max_workers=n)).

@@ -188,6 +188,8 @@ struct loom_s {
                              (loom__inbox_hold) */
   struct loom_executor_s *offload; /* the default offload executor, made
                                        on first use (io/offload.c) */
+  size_t offload_threads;          /* its size from loom_config_t; 0: the
+                                      environment's or the default */
 };
 
 /* The runtime whose scheduler pass is running on this thread. */

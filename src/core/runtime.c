@@ -44,6 +44,7 @@ int loom_init(loom_t **out, uv_loop_t *loop, const loom_config_t *cfg) {
   if (loom__tls_home || loom__tls_rt) return LOOM_EBUSY;
   /* Room for the task record on top, without wrapping (spawn.c). */
   if (cfg && cfg->stack_size > LOOM_MAX_STACK_SIZE) return UV_EINVAL;
+  if (cfg && cfg->offload_threads > LOOM_EXECUTOR_MAX_THREADS) return UV_EINVAL;
   loom_t *rt = calloc(1, sizeof(*rt));
   if (!rt) return UV_ENOMEM;
   int rc = loom__overflow_thread_init(&rt->altstack);
@@ -55,6 +56,7 @@ int loom_init(loom_t **out, uv_loop_t *loop, const loom_config_t *cfg) {
   rt->stack_size = cfg && cfg->stack_size ? cfg->stack_size : LOOM_DEFAULT_STACK_SIZE;
   rt->grace_ms = cfg && cfg->shutdown_grace_ms ? cfg->shutdown_grace_ms
                                                : LOOM_SHUTDOWN_GRACE_MS;
+  rt->offload_threads = cfg ? cfg->offload_threads : 0;
   loom__stack_pool_init(&rt->stacks);
   /* The pool decays its warm stacks by the scheduler's coarse clock. */
   rt->stacks.clock = &rt->pass_clock;

@@ -239,7 +239,9 @@ static int default_executor(loom_t *rt, loom_executor_t **out) {
   if (!rt->offload) {
     size_t n = LOOM_OFFLOAD_THREADS;
     const char *env = getenv("LOOM_OFFLOAD_THREADS");
-    if (env && *env) {
+    if (rt->offload_threads) {
+      n = rt->offload_threads; /* loom_config_t, checked by loom_init */
+    } else if (env && *env) {
       char *end;
       unsigned long v = strtoul(env, &end, 10);
       if (!*end && v >= 1 && v <= LOOM_EXECUTOR_MAX_THREADS) n = v;
