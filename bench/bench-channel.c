@@ -36,7 +36,7 @@ typedef struct {
   int bad;
 } shape_t;
 
-static void die(const char *what) {
+static _Noreturn void die(const char *what) {
   fprintf(stderr, "bench-channel: %s\n", what);
   exit(1);
 }

@@ -28,7 +28,7 @@
 
 #define NTASKS 100
 
-static void die(const char *what) {
+static _Noreturn void die(const char *what) {
   fprintf(stderr, "bench-lock: %s\n", what);
   exit(1);
 }

@@ -34,7 +34,7 @@ typedef struct {
   uint64_t n;
 } shape_t;
 
-static void die(const char *what) {
+static _Noreturn void die(const char *what) {
   fprintf(stderr, "bench-queue: %s\n", what);
   exit(1);
 }
