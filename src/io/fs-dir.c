@@ -49,11 +49,9 @@ static int io_close(loom__io_t *io, int force) {
 }
 
 int loom_fs_opendir(loom_dir_t **out, const char *path) {
-  if (!out) return UV_EINVAL;
-  *out = NULL;
-  if (!path) return UV_EINVAL;
+  if (out) *out = NULL;
   loom__fsop_t op;
-  int rc = loom__fsop_begin(&op);
+  int rc = loom__fsop_begin_path(out, path, &op);
   if (rc) return rc;
   loom_t *rt = loom__self()->rt;
   loom_dir_t *d = calloc(1, sizeof(*d));

@@ -187,11 +187,9 @@ int loom__file_stream_new(loom_stream_t **out, loom_t *rt, uv_file fd) {
 }
 
 int loom_file_stream_open(loom_stream_t **out, const char *path) {
-  if (!out) return UV_EINVAL;
-  *out = NULL;
-  if (!path) return UV_EINVAL;
+  if (out) *out = NULL;
   loom__fsop_t op;
-  int rc = loom__fsop_begin(&op);
+  int rc = loom__fsop_begin_path(out, path, &op);
   if (rc) return rc;
   loom_t *rt = loom__self()->rt;
   rc = loom__fsop_wait(&op,

@@ -83,11 +83,9 @@ void loom__file_unref(loom_file_t *f) {
 }
 
 int loom_file_open(loom_file_t **out, const char *path, int flags, int mode) {
-  if (!out) return UV_EINVAL;
-  *out = NULL;
-  if (!path) return UV_EINVAL;
+  if (out) *out = NULL;
   loom__fsop_t op;
-  int rc = loom__fsop_begin(&op);
+  int rc = loom__fsop_begin_path(out, path, &op);
   if (rc) return rc;
   loom_t *rt = loom__self()->rt;
   /* The object first: once the file is open, nothing may fail but the
@@ -151,6 +149,18 @@ static int check_bufs(const uv_buf_t *bufs, unsigned nbufs, size_t *total) {
   return 0;
 }
 
+/* What readv and writev check first: the handle and the buffers, then a
+ * reference to the file (dropped with loom__file_unref). NULL with *rc set
+ * on failure. */
+static loom_file_t *rw_begin(loom_file_t *h, const uv_buf_t *bufs, unsigned nbufs,
+                             size_t *total, int *rc) {
+  *rc = h ? check_bufs(bufs, nbufs, total) : UV_EINVAL;
+  if (*rc) return NULL;
+  loom_file_t *f = loom__file_ref(h);
+  if (!f) *rc = UV_EBADF;
+  return f;
+}
+
 /* One read(v)/write(v) system call on f. */
 static ssize_t rw_once(loom_file_t *f, const uv_buf_t *bufs, unsigned nbufs,
                        int64_t offset, int write) {
@@ -169,11 +179,9 @@ static ssize_t rw_once(loom_file_t *f, const uv_buf_t *bufs, unsigned nbufs,
 ssize_t loom_file_readv(loom_file_t *h, const uv_buf_t *bufs, unsigned nbufs,
                         int64_t offset) {
   size_t total;
-  if (!h) return UV_EINVAL;
-  int rc = check_bufs(bufs, nbufs, &total);
-  if (rc) return rc;
-  loom_file_t *f = loom__file_ref(h);
-  if (!f) return UV_EBADF;
+  int rc;
+  loom_file_t *f = rw_begin(h, bufs, nbufs, &total, &rc);
+  if (!f) return rc;
   ssize_t n = rw_once(f, bufs, nbufs, offset, 0);
   loom__file_unref(f);
   return n;
@@ -193,11 +201,9 @@ ssize_t loom_file_read(loom_file_t *h, void *buf, size_t n) {
 ssize_t loom_file_writev(loom_file_t *h, const uv_buf_t *bufs, unsigned nbufs,
                          int64_t offset) {
   size_t total;
-  if (!h) return UV_EINVAL;
-  int rc = check_bufs(bufs, nbufs, &total);
-  if (rc) return rc;
-  loom_file_t *f = loom__file_ref(h);
-  if (!f) return UV_EBADF;
+  int rc;
+  loom_file_t *f = rw_begin(h, bufs, nbufs, &total, &rc);
+  if (!f) return rc;
   /* write(2) may take less than asked (a full disk, a signal, a pipe):
    * go on from where it stopped, on a copy of the buffer list. */
   uv_buf_t local[8], *v = nbufs <= 8 ? local : malloc(nbufs * sizeof(*v));

@@ -26,6 +26,13 @@ static inline int loom__fsop_begin(loom__fsop_t *op) {
    * is what a sequential read is made of. */
   return loom__req_init(op, LOOM__REQ_WAIT_OUT | LOOM__REQ_WAKE_NOW, &self);
 }
+/* loom__fsop_begin for a call that makes an object from a path: both
+ * pointers checked (the caller has cleared *out if out is not NULL). */
+static inline int loom__fsop_begin_path(const void *out, const char *path,
+                                        loom__fsop_t *op) {
+  if (!out || !path) return UV_EINVAL;
+  return loom__fsop_begin(op);
+}
 /* The loop the running task's runtime runs (after loom__fsop_begin). */
 static inline uv_loop_t *loom__fsop_loop(void) { return loom__self()->rt->loop; }
 /* For uv_fs_* calls. */
