@@ -339,7 +339,7 @@ static const case_t cases[] = {
     {"w_thread", w_thread, "parked", ": thread job"},
     {"w_signal", w_signal, "parked", ": signal 0x"},
     {"w_fd", w_fd, "parked", ": fd "},
-    {"w_done", w_done, "finished", ", status 0 (ok), not joined"},
+    {"w_done", w_done, "finished", ", status 0 (OK), not joined"},
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 

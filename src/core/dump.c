@@ -492,8 +492,7 @@ static void task_text(out_t *o, loom__syms_t *sy, loom_task_t *t, int depth,
     out_fmt(o, " for %" PRIu32 " ms: %s", waited,
             loom__wait_describe(t, why, sizeof(why)));
   } else if (t->state == LOOM__DONE) {
-    out_fmt(o, ", status %d (%s), not joined", t->status,
-            t->status ? loom_err_name(t->status) : "ok");
+    out_fmt(o, ", status %d (%s), not joined", t->status, loom_err_name(t->status));
   }
   out_str(o, "\n");
   if (t->owner) out_fmt(o, "%s    in group %p\n", ind, t->owner);
