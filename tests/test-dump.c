@@ -371,6 +371,10 @@ static int states_main(void *a) {
   if (r.rc[1]) return r.rc[1];
   r.rc[2] = loom_accept(listener, &server_side);
   if (r.rc[2]) return r.rc[2];
+  /* Some bytes each way, for the stats. */
+  char five[5];
+  r.rc[8] = loom_write(client, "hello", 5);
+  if (r.rc[8] == 0) r.rc[8] = loom_read_exactly(server_side, five, 5, NULL);
   if (pipe(job_pipe) || pipe(fd_pipe)) return -1;
   r.rc[3] = loom_signal_open(&sig, SIGUSR2);
   r.rc[4] = loom_fd_open(&fdw, fd_pipe[0]);
@@ -442,7 +446,7 @@ static void test_every_wait_state(void **state) {
   json_fd = dump_file();
   assert_true(text_fd >= 0 && json_fd >= 0);
   assert_loom_ok(loom_run(states_main, NULL));
-  for (int i = 0; i < 8; i++) assert_loom_ok(r.rc[i]);
+  for (int i = 0; i < 9; i++) assert_loom_ok(r.rc[i]);
   char *text = read_all(text_fd), *json = read_all(json_fd);
   close(text_fd);
   close(json_fd);
@@ -513,6 +517,8 @@ static void test_every_wait_state(void **state) {
   assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_SIGNAL], 1);
   assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_FD], 1);
   assert_true(r.stats.handles_by_kind[LOOM_STAT_TIMER] >= 4);
+  assert_true(r.stats.bytes_read >= 5);
+  assert_true(r.stats.bytes_written >= 5);
   free(text);
   free(json);
 }
