@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "core/introspect.h"
 #include "harness.h"
 #include "loom.h"
 
@@ -525,6 +526,23 @@ static void test_every_wait_state(void **state) {
 
 /* ---- one task, cancel by id, bad arguments ---------------------------------------- */
 
+static char mem[4096];
+static size_t mem_len;
+
+static void put(void *ctx, const char *p, size_t n) {
+  (void)ctx;
+  if (n > sizeof(mem) - 1 - mem_len) n = sizeof(mem) - 1 - mem_len;
+  memcpy(mem + mem_len, p, n);
+  mem_len += n;
+}
+
+__attribute__((noinline)) static int w_forever(void *a) {
+  (void)a;
+  int rc = loom_sleep(UINT64_MAX);
+  after++;
+  return rc;
+}
+
 static int one_main(void *a) {
   (void)a;
   int fd = *(int *)a;
@@ -543,6 +561,15 @@ static int one_main(void *a) {
   r.rc[7] = loom_debug_name(NULL, "x");
   r.rc[8] = loom_dump_signal(NULL, -1);
   r.rc[9] = loom_dump_signal(NULL, SIGKILL);
+  /* The dump in memory, and a sleep without a deadline (task 3). */
+  loom_task_t *f;
+  loom_spawn(&f, w_forever, NULL);
+  loom_yield();
+  mem_len = 0;
+  r.rc[13] = loom__dump_to(NULL, put, NULL, 3, 0);
+  r.rc[14] = loom__dump_to(NULL, NULL, NULL, 3, 0);
+  loom_cancel(f);
+  loom_join(f, NULL);
   r.rc[10] = loom_cancel_id(NULL, 2);
   int st = 0;
   r.rc[11] = loom_join(t, &st);
@@ -568,6 +595,11 @@ static void test_one_task_and_bad_args(void **state) {
   assert_loom_ok(r.rc[10]);
   assert_loom_ok(r.rc[11]);
   assert_loom_err(r.rc[12], UV_ECANCELED);
+  assert_loom_ok(r.rc[13]);
+  assert_loom_err(r.rc[14], UV_EINVAL);
+  assert_non_null(strstr(mem, "task 3 'task-3' parked for "));
+  assert_non_null(strstr(mem, ": sleep (no deadline)"));
+  assert_non_null(strstr(mem, " w_forever+0x"));
   char *text = read_all(fd);
   close(fd);
   assert_non_null(strstr(text, "task 2 'w_sleep' parked for "));

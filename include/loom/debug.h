@@ -64,7 +64,8 @@ typedef struct {
   uint64_t tasks_live;        /* tasks not yet ended */
   uint64_t tasks_peak;        /* the most tasks_live has been */
   uint64_t tasks_spawned;     /* tasks ever spawned */
-  uint64_t switches;          /* switches into a task */
+  uint64_t switches;          /* task activations (a lone task's yield, which
+                                 keeps the thread, counts too) */
   uint64_t passes;            /* scheduler passes (once per loop iteration
                              with ready tasks) */
   uint64_t timer_late_max_us; /* worst lateness of a fired timer */
