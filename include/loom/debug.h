@@ -88,9 +88,10 @@ LOOM_EXTERN const char *loom_stat_kind_name(int kind);
 #define LOOM_DUMP_JSON 1u      /* JSON instead of text */
 #define LOOM_DUMP_NO_STACKS 2u /* omit backtraces */
 
-/* Writes every live task, then the stats, to file descriptor fd. Returns 0,
- * or a negative error: UV_EBADF for a bad fd, UV_EINVAL for unknown flags,
- * the write's error. */
+/* Writes every live task, then the stats, to file descriptor fd (a blocking
+ * or non-blocking one; the dump is written whole before the call returns).
+ * Returns 0, or a negative error: UV_EINVAL for a negative fd or unknown
+ * flags, LOOM_ENOTASK without a runtime, the write's (UV_EBADF, UV_EPIPE). */
 LOOM_EXTERN int loom_dump(loom_t *rt, int fd, unsigned flags);
 /* Writes one task, by the id the dump shows; UV_ENOENT if there is none. */
 LOOM_EXTERN int loom_dump_task(loom_t *rt, int fd, uint64_t id, unsigned flags);
