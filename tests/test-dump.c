@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "core/introspect.h"
+#include "core/internal.h"
 #include "harness.h"
 #include "loom.h"
 
@@ -615,6 +615,72 @@ static void test_one_task_and_bad_args(void **state) {
   assert_loom_err(loom_dump_signal(NULL, SIGQUIT), LOOM_ENOTASK);
 }
 
+/* ---- a weird stack ------------------------------------------------------------------ */
+
+/* The walk meets frame pointers that point outside the stack, backwards,
+ * at themselves, misaligned, or at a return address of 0: it stops, and
+ * never reads outside the task's stack (ASan and Valgrind would say). */
+static int weird_main(void *a) {
+  (void)a;
+  loom_task_t *h;
+  loom_spawn(&h, w_sleep, NULL);
+  loom_yield();
+  loom_task_t *t = loom__task_of(NULL, h);
+  void *pcs[64];
+  r.rc[0] = loom__backtrace_task(t, pcs, 64);
+#if !defined(LOOM_FIBER_UCONTEXT) && (defined(__x86_64__) || defined(__aarch64__))
+  uintptr_t *sp = t->fiber.ctx.sp;
+#if defined(__x86_64__)
+  uintptr_t *fp = &sp[6];
+#else
+  uintptr_t *fp = &sp[10];
+#endif
+  uintptr_t saved = *fp;
+  uintptr_t lo = (uintptr_t)t->fiber.stack_lo, hi = lo + t->fiber.stack_size;
+  /* A frame record of our own, at the stack's lowest usable bytes (below
+   * anything the parked task uses): it points back at itself. */
+  uintptr_t *rec = (uintptr_t *)(lo + 64);
+  uintptr_t rec_saved[2] = {rec[0], rec[1]};
+  const uintptr_t bad[] = {0,
+                           1,
+                           lo - 16,
+                           hi,
+                           hi - 8,
+                           lo + 3,
+                           (uintptr_t)&r,
+                           (uintptr_t)rec,
+                           UINTPTR_MAX & ~(uintptr_t)15};
+  rec[0] = (uintptr_t)rec;
+  rec[1] = (uintptr_t)w_sleep;
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    *fp = bad[i];
+    int n = loom__backtrace_task(t, pcs, 64);
+    if (n < 1 || n > 2) r.rc[1] = -1 - (int)i;
+  }
+  rec[1] = 0; /* a record with no return address */
+  *fp = (uintptr_t)rec;
+  if (loom__backtrace_task(t, pcs, 64) != 1) r.rc[1] = -100;
+  rec[0] = rec_saved[0];
+  rec[1] = rec_saved[1];
+  *fp = saved;
+#endif
+  r.rc[2] = loom__backtrace_task(t, pcs, 0);
+  r.rc[3] = loom__backtrace_task(NULL, pcs, 64);
+  loom_cancel(h);
+  loom_join(h, NULL);
+  return 0;
+}
+
+static void test_weird_stack(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  assert_loom_ok(loom_run(weird_main, NULL));
+  assert_true(r.rc[0] >= 3); /* suspend, sleep, w_sleep at least */
+  assert_int_equal(r.rc[1], 0);
+  assert_int_equal(r.rc[2], 0);
+  assert_int_equal(r.rc[3], 0);
+}
+
 /* ---- names ------------------------------------------------------------------------ */
 
 static int names_main(void *a) {
@@ -798,6 +864,7 @@ int main(void) {
       cmocka_unit_test(test_every_wait_state),
       cmocka_unit_test(test_one_task_and_bad_args),
       cmocka_unit_test(test_names),
+      cmocka_unit_test(test_weird_stack),
       cmocka_unit_test(test_dump_while_tasks_churn),
       cmocka_unit_test(test_dump_signal),
       cmocka_unit_test(test_dump_signal_env_off),
