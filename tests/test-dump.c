@@ -279,6 +279,17 @@ __attribute__((noinline)) static int w_group(void *a) {
   return rc;
 }
 
+static loom_server_t *server;
+static loom_stream_t *server_client;
+
+__attribute__((noinline)) static int w_handler(loom_stream_t *st, void *a) {
+  (void)a;
+  char buf[16];
+  ssize_t n = loom_read(st, buf, sizeof(buf));
+  after++;
+  return n < 0 ? (int)n : 0;
+}
+
 static int job(void *a) {
   (void)a;
   char c;
@@ -377,6 +388,10 @@ static int states_main(void *a) {
   r.rc[8] = loom_write(client, "hello", 5);
   if (r.rc[8] == 0) r.rc[8] = loom_read_exactly(server_side, five, 5, NULL);
   if (pipe(job_pipe) || pipe(fd_pipe)) return -1;
+  /* A server with one connection: its handler sits under the acceptor. */
+  r.rc[9] = loom_serve(&server, "127.0.0.1", 0, w_handler, NULL, NULL);
+  if (r.rc[9] == 0)
+    r.rc[9] = loom_tcp_connect(&server_client, "127.0.0.1", loom_server_port(server));
   r.rc[3] = loom_signal_open(&sig, SIGUSR2);
   r.rc[4] = loom_fd_open(&fdw, fd_pipe[0]);
   for (size_t i = 0; i < NCASES; i++) {
@@ -399,6 +414,8 @@ static int states_main(void *a) {
   loom_join(ready_task, NULL);
   loom_close(client);
   loom_close(server_side);
+  loom_close(server_client);
+  loom_server_close(server, 0);
   loom_listener_close(listener);
   loom_signal_close(sig);
   loom_fd_close(fdw);
@@ -447,7 +464,7 @@ static void test_every_wait_state(void **state) {
   json_fd = dump_file();
   assert_true(text_fd >= 0 && json_fd >= 0);
   assert_loom_ok(loom_run(states_main, NULL));
-  for (int i = 0; i < 9; i++) assert_loom_ok(r.rc[i]);
+  for (int i = 0; i < 10; i++) assert_loom_ok(r.rc[i]);
   char *text = read_all(text_fd), *json = read_all(json_fd);
   close(text_fd);
   close(json_fd);
@@ -500,6 +517,19 @@ static void test_every_wait_state(void **state) {
   b = task_block(text, "group-child");
   assert_non_null(strstr(b, "in group 0x"));
   free(b);
+  /* The server's connection handler: in the acceptor's group, under it,
+   * reading from its client. */
+  const char *h = strstr(text, ": read on stream 127.0.0.1:");
+  const char *hb = NULL;
+  for (const char *p = text; (p = strstr(p, " w_handler+0x")) != NULL; p++) hb = p;
+  assert_non_null(h);
+  assert_non_null(hb);
+  while (hb > text && strncmp(hb, "task ", 5)) hb--;
+  const char *hl = hb;
+  while (hl > text && hl[-1] != '\n') hl--;
+  assert_true(strspn(hl, " ") >= 4); /* main > acceptor > handler */
+  assert_non_null(strstr(hb, "parked for "));
+  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_SERVER], 1);
 
   assert_true(json_valid(json));
   assert_non_null(strstr(json, "\"name\":\"w_lock\",\"state\":\"parked\""));
@@ -513,8 +543,8 @@ static void test_every_wait_state(void **state) {
   assert_true(r.stats.switches > NCASES);
   assert_true(r.stats.passes > 0);
   assert_true(r.stats.stacks_mapped >= r.stats.tasks_live);
-  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_LISTENER], 1);
-  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_STREAM], 2);
+  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_LISTENER], 2);
+  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_STREAM], 4);
   assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_SIGNAL], 1);
   assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_FD], 1);
   assert_true(r.stats.handles_by_kind[LOOM_STAT_TIMER] >= 4);
