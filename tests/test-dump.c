@@ -319,6 +319,16 @@ __attribute__((noinline)) static int w_fd(void *a) {
   return rc < 0 ? rc : 0;
 }
 
+static loom_process_t *child;
+
+__attribute__((noinline)) static int w_process(void *a) {
+  (void)a;
+  int st;
+  int rc = loom_process_wait(child, &st);
+  after++;
+  return rc;
+}
+
 static int w_done(void *a) {
   (void)a;
   return 0;
@@ -351,6 +361,7 @@ static const case_t cases[] = {
     {"w_thread", w_thread, "parked", ": thread job"},
     {"w_signal", w_signal, "parked", ": signal 0x"},
     {"w_fd", w_fd, "parked", ": fd "},
+    {"w_process", w_process, "parked", ": child process pid "},
     {"w_done", w_done, "finished", ", status 0 (OK), not joined"},
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
@@ -392,6 +403,8 @@ static int states_main(void *a) {
   r.rc[9] = loom_serve(&server, "127.0.0.1", 0, w_handler, NULL, NULL);
   if (r.rc[9] == 0)
     r.rc[9] = loom_tcp_connect(&server_client, "127.0.0.1", loom_server_port(server));
+  char *argv[] = {"sleep", "60", NULL};
+  r.rc[10] = loom_process_spawn(&child, argv, NULL);
   r.rc[3] = loom_signal_open(&sig, SIGUSR2);
   r.rc[4] = loom_fd_open(&fdw, fd_pipe[0]);
   for (size_t i = 0; i < NCASES; i++) {
@@ -419,6 +432,10 @@ static int states_main(void *a) {
   loom_listener_close(listener);
   loom_signal_close(sig);
   loom_fd_close(fdw);
+  loom_process_kill(child);
+  int st;
+  loom_process_wait(child, &st);
+  loom_process_close(child);
   loom_future_release(future);
   loom_channel_release(channel);
   loom_queue_destroy(&q_empty);
@@ -464,7 +481,7 @@ static void test_every_wait_state(void **state) {
   json_fd = dump_file();
   assert_true(text_fd >= 0 && json_fd >= 0);
   assert_loom_ok(loom_run(states_main, NULL));
-  for (int i = 0; i < 10; i++) assert_loom_ok(r.rc[i]);
+  for (int i = 0; i < 11; i++) assert_loom_ok(r.rc[i]);
   char *text = read_all(text_fd), *json = read_all(json_fd);
   close(text_fd);
   close(json_fd);
@@ -530,6 +547,7 @@ static void test_every_wait_state(void **state) {
   assert_true(strspn(hl, " ") >= 4); /* main > acceptor > handler */
   assert_non_null(strstr(hb, "parked for "));
   assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_SERVER], 1);
+  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_PROCESS], 1);
 
   assert_true(json_valid(json));
   assert_non_null(strstr(json, "\"name\":\"w_lock\",\"state\":\"parked\""));
