@@ -359,7 +359,7 @@ static const case_t cases[] = {
     {"w_gather", w_gather, "parked", ": gather of 2 task(s)"},
     {"w_group", w_group, "parked", ": group wait"},
     {"w_thread", w_thread, "parked", ": thread job"},
-    {"w_signal", w_signal, "parked", ": signal 0x"},
+    {"w_signal", w_signal, "parked", ": signal SIGUSR2 (0x"},
     {"w_fd", w_fd, "parked", ": fd "},
     {"w_process", w_process, "parked", ": child process pid "},
     {"w_done", w_done, "finished", ", status 0 (OK), not joined"},
