@@ -4,9 +4,9 @@
  * Wait reasons. Every park site says what its task waits for with
  * loom__wait_on(w, kind, obj) before it parks: two stores into the waiter,
  * which lives in the parking task's frame and whose line the park writes
- * anyway; loom__park adds the loop time. Nothing reads them except a dump,
- * so the hot paths pay two stores and nothing else (bench figures in the
- * commit that added them). `obj` is the object waited on (its address is
+ * anyway; loom__park adds the loop time (three loads and a store).
+ * Nothing reads them but a dump: with the counters, about 1.7% of the
+ * instructions of a TCP echo round trip (docs/debugging.md). `obj` is the object waited on (its address is
  * what the dump prints, and the key of loom_debug_name), or a value for the
  * kinds that say so below. A dump dereferences obj only for the kinds marked
  * "deref", whose object provably outlives the wait.
