@@ -712,6 +712,14 @@ static int weird_main(void *a) {
   rec[1] = rec_saved[1];
   *fp = saved;
 #endif
+  /* The walk alone: an empty or upside-down range stops it at once. */
+  char area[64];
+  if (loom__backtrace_from(area, (void *)w_sleep, area + 64, area, pcs, 64) != 1)
+    r.rc[1] = -200;
+  if (loom__backtrace_from(area, (void *)w_sleep, area, area, pcs, 64) != 1)
+    r.rc[1] = -201;
+  if (loom__backtrace_from(area, (void *)w_sleep, area, area + 64, pcs, 0) != 0)
+    r.rc[1] = -202;
   r.rc[2] = loom__backtrace_task(t, pcs, 0);
   r.rc[3] = loom__backtrace_task(NULL, pcs, 64);
   loom_cancel(h);

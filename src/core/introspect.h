@@ -117,6 +117,13 @@ void loom__signal_describe(const void *w, char *buf, size_t n);
  * task when t is the one running. Never follows a frame pointer outside t's
  * stack or not aligned. Returns how many. */
 int loom__backtrace_task(struct loom_task_s *t, void **pcs, int max);
+/* The frame-pointer walk itself: pc first, then the return addresses of
+ * the frame records from fp on, each inside [stack_lo, stack_hi), aligned
+ * and above the last. Only reads memory in that range: safe in a signal
+ * handler (debug mode walks an interrupted task from the registers of its
+ * ucontext). */
+int loom__backtrace_from(void *fp, void *pc, const void *stack_lo, const void *stack_hi,
+                         void **pcs, int max);
 
 /* symbolize.c. "function+0x1c (libfoo.so)" for return address pc (the call
  * before it is what is looked up), or "0x... (program+0x1234)" without a
