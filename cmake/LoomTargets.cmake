@@ -5,6 +5,11 @@
 # loom_target_warnings(<target>)
 #   - the house warning set: -Wall -Wextra -Wmissing-prototypes -Wshadow
 #     -Wstrict-prototypes, and -Werror under LOOM_WERROR;
+#   - -fno-omit-frame-pointer under LOOM_FRAME_POINTERS (ON): task dumps
+#     walk the frame pointers of a parked task's stack (src/core/
+#     backtrace.c). It costs about 3.5% more instructions per TCP echo
+#     round trip, 7% per yield (callgrind; figures in docs/debugging.md);
+#     OFF gives them back, and dumps then show short backtraces;
 #   - LOOM_DEBUG=1 (internal invariant checks, src/core/assert.h) in Debug
 #     and LOOM_SANITIZE builds;
 #   - under LOOM_SANITIZE, AddressSanitizer + UndefinedBehaviorSanitizer for
@@ -31,6 +36,9 @@ function(loom_target_warnings target)
     set(scope INTERFACE)
   endif()
   set(flags ${LOOM_WARNING_FLAGS})
+  if(LOOM_FRAME_POINTERS)
+    list(APPEND flags -fno-omit-frame-pointer)
+  endif()
   if(LOOM_WERROR)
     list(APPEND flags -Werror)
   endif()

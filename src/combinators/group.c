@@ -128,6 +128,7 @@ int loom_group_spawn_ex(loom_group_t *gh, loom_task_t **task, loom_fn fn, void *
   if (g->state != G_OPEN && g->state != G_WAITING) return LOOM_ECLOSED;
   loom_t *rt = g->opener->rt;
   loom_task_t *h;
+  rt->spawn_pc = __builtin_return_address(0); /* for dumps */
   int rc = loom__spawn(rt, &h, fn, arg, opts, 0);
   if (rc) return rc;
   loom_task_t *t = loom__task_of(rt, h);
@@ -171,6 +172,7 @@ int loom_group_wait(loom_group_t *gh) {
 static int wait_group(loom_group_t *g, loom_task_t *self) {
   if (g->state == G_OPEN) g->state = G_WAITING;
   loom__waiter_t w = {.task = self};
+  loom__wait_on(&w, LOOM__W_GROUP, g);
   g->waiter = &w;
   int rc = loom__wait_all(&w, &g->alive, abort_group, g);
   loom__unhook(self, hook_of(g));
@@ -179,4 +181,8 @@ static int wait_group(loom_group_t *g, loom_task_t *self) {
   loom__handle_drop(self->rt, g->handle);
   free(g);
   return rc;
+}
+
+loom_task_t *loom__group_opener(const void *g) {
+  return ((const loom_group_t *)g)->opener;
 }

@@ -24,6 +24,7 @@
 #include "../util/list.h"
 #include "handle.h"
 #include "inbox.h"
+#include "introspect.h"
 #include "loom.h"
 #include "scope.h"
 #include "timer.h"
@@ -39,6 +40,12 @@ struct loom__waiter_s {
                                         when interrupted; NULL if none */
   int result;                        /* what loom__park returns */
   int shielded;                      /* 1: cancellation does not interrupt */
+  /* What the task waits for, for dumps (introspect.h): set by the park
+   * site with loom__wait_on, `since` by loom__park. Never read on a hot
+   * path. */
+  const void *obj; /* the object (lock, stream, task...), or a value */
+  uint32_t kind;   /* LOOM__W_*; 0: unknown */
+  uint32_t since;  /* loop time (ms, low 32 bits) the wait began */
 };
 
 /* Someone interested in a task's end (join, gather, wait, a group). The
@@ -111,6 +118,7 @@ struct loom_task_s {
   uint8_t quiet;       /* detached, but failures are someone
                           else's to report (group children) */
   uint8_t scope_armed; /* scope_timer is in the heap */
+  uint8_t system;      /* one of loom's own tasks (introspect.h) */
   loom__fiber_t fiber; /* context + stack bounds (its hot part
                           first, its report fields last) */
   /* cold */
@@ -119,6 +127,9 @@ struct loom_task_s {
   loom__link_t member_link;          /* on the owner's list of members */
   loom_scope_t *kept_scope;          /* innermost open scope stored outside
                                         the task's stack (static, heap) */
+  void *spawn_pc;                    /* where it was spawned (a return
+                                        address), or NULL */
+  uint64_t parent_id;                /* the task that spawned it, 0: none */
   char name[LOOM_TASK_NAME_MAX + 1]; /* "" until named or asked for */
   /* Last: only a task with a timeout scope touches it, and a spawn writes
    * nothing past `name` (spawn.c prefetches up to here). */
@@ -190,6 +201,12 @@ struct loom_s {
                                        on first use (io/offload.c) */
   size_t offload_threads;          /* its size from loom_config_t; 0: the
                                       environment's or the default */
+  loom__stats_t stats;             /* counters for loom_stats_get
+                                      (introspect.h) */
+  void *spawn_pc;                  /* a public spawn's caller, for the
+                                      next loom__spawn to take */
+  struct loom__debug_s *debug;     /* names, dump signal (dump.c); NULL
+                                      until first used */
 };
 
 /* The runtime whose scheduler pass is running on this thread. */
@@ -352,6 +369,7 @@ static inline int loom__park(loom__waiter_t *w) {
   loom__assert(t->state == LOOM__RUNNING && !t->wait,
                "parking a task that is already parked (or not running)");
   t->wait = w;
+  w->since = (uint32_t)t->rt->loop->time;
   t->state = LOOM__PARKED;
   loom__suspend(t, 0);
   return w->result;

@@ -334,6 +334,7 @@ static void read_stop(loom_stream_t *s) {
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   loom_stream_t *s = st->data;
   (void)buf;
+  if (nread > 0) s->obj.rt->stats.bytes_read += (uint64_t)nread;
   if (s->skipped) { /* UV_ENOBUFS from on_alloc's skip: nothing read */
     s->skipped = 0;
     return;
@@ -425,6 +426,7 @@ static int wait_data(loom_stream_t *s) {
   s->wrote_now = 0;
   swait_t wt = {.w = {.task = self, .cancel = unhook_reader}, .s = s};
   s->reader = &wt.w;
+  loom__wait_on(&wt.w, LOOM__W_READ, s);
   rc = loom__park(&wt.w);
   s->reader = NULL;
   return rc;
@@ -753,6 +755,7 @@ static int gather(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs, size_t
  * interruption leaves the stream as it was. */
 static int wait_turn(loom_stream_t *s, loom_task_t *self) {
   loom__wnode_t n;
+  loom__wait_on(&n.w, LOOM__W_WRITE, s);
   int rc = loom__wq_wait(&s->writers, &n, self, 0);
   if (rc == 0)
     s->turn = 0; /* ours: the next waits for the next wake-up */
@@ -839,7 +842,9 @@ static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
                 buffered(s) == 0;
   if (at_once && !s->turn && loom__wq_empty(&s->writers)) {
     s->wrote_now = 1;
-    return write_now(s, bufs, nbufs, total);
+    rc = write_now(s, bufs, nbufs, total);
+    if (rc == 0) s->obj.rt->stats.bytes_written += total;
+    return rc;
   }
   /* Full, but the peer has sent what we have not read: no wait (it could
    * be for good, see the top of the file), up to the output limit. */
@@ -874,6 +879,7 @@ static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
       rc = s->werr ? s->werr : write_now(s, bufs, nbufs, total);
     }
   }
+  if (rc == 0) s->obj.rt->stats.bytes_written += total;
   /* Room left: let the next waiting writer go now, whether this write
    * succeeded or not. */
   if (!loom__wq_empty(&s->writers) && pending(s) <= s->high_water && !s->turn &&
@@ -904,6 +910,7 @@ static int do_drain(loom_stream_t *s) {
   if (rc == 0) flush_gather(s);
   while (rc == 0 && s->queued > 0 && !s->werr) {
     loom__wnode_t n;
+    loom__wait_on(&n.w, LOOM__W_DRAIN, s);
     rc = loom__wq_wait(&s->drainers, &n, self, 0);
   }
   return rc ? rc : s->werr;

@@ -254,6 +254,7 @@ static int await_remote(loom_future_t *f, loom_task_t *self, loom_t *rt) {
     return 0;
   }
   loom__inbox_hold(rt);
+  loom__wait_on(&r->w, LOOM__W_FUTURE, f);
   rc = loom__park(&r->w);
   loom__inbox_unhold(rt);
   if (!r->gone) remote_free(r); /* else its message frees it */
@@ -272,6 +273,7 @@ int loom_future_await(loom_future_t *f, void **value) {
     /* The wait queue is the runtime's: only its own tasks join it. */
     loom__inbox_hold(rt);
     loom__wnode_t n;
+    loom__wait_on(&n.w, LOOM__W_FUTURE, f);
     rc = loom__wq_wait(&f->waiters, &n, self, 0);
     loom__inbox_unhold(rt);
   } else {
