@@ -138,8 +138,9 @@ LOOM_EXTERN int loom_tls_connect(loom_stream_t **s, const char *host, int port,
 /* A TLS server: loom_serve whose connections complete the server handshake
  * (within opts' handshake_timeout_ms) before handler runs with the TLS
  * stream. Connections whose handshake fails are closed without running the
- * handler. ctx must stay usable until the server is closed (it holds a
- * reference). */
+ * handler, quietly (a scanner or a plain-text client is no error of the
+ * server's). Free ctx only after closing the server: the server's handler
+ * record lives in it. */
 LOOM_EXTERN int loom_tls_serve(loom_server_t **srv, const char *host, int port,
                                loom_tls_ctx_t *ctx, loom_handler_fn handler, void *arg,
                                const loom_server_opts_t *opts);

@@ -1,0 +1,487 @@
+/* TLS streams (loom/tls.h) against loom itself and the real tools:
+ * `openssl s_server` and `openssl s_client` started by the tests (on a
+ * free port, killed at the end), and `curl --cacert`. The certificates are
+ * made by tests/tls-certs.sh with the openssl tool in a temporary
+ * directory: a CA, a server certificate for localhost and 127.0.0.1, one
+ * for other.test (SNI, the wrong host), an expired one, a client
+ * certificate, and a self-signed one (an unknown CA). Without the openssl
+ * (or curl) tool the tests that need it report SKIPPED with the reason.
+ *
+ * Tasks record what they see; the asserts run on the main stack once
+ * loom_run has returned (helpers.h). */
+#include <openssl/ssl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "harness.h"
+#include "helpers.h"
+#include "loom.h"
+#include "loom/process.h"
+#include "loom/tls.h"
+
+static char certdir[256];
+static int have_certs;
+
+static const char *cert(const char *name) {
+  static char buf[8][320];
+  static int i;
+  char *b = buf[i++ % 8];
+  snprintf(b, sizeof(buf[0]), "%s/%s", certdir, name);
+  return b;
+}
+
+static __attribute__((unused)) int have_tool(const char *tool) {
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", tool);
+  return system(cmd) == 0;
+}
+
+static int need_certs(void) {
+  if (!have_certs) print_message("SKIPPED: the openssl tool is missing (certificates)\n");
+  return have_certs;
+}
+
+static int setup_certs(void **state) {
+  (void)state;
+  const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+  snprintf(certdir, sizeof(certdir), "%s/loom-tls-XXXXXX", tmp);
+  if (!mkdtemp(certdir)) return -1;
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd), "sh %s %s", TLS_CERTS_SH, certdir);
+  have_certs = system(cmd) == 0;
+  return 0;
+}
+
+static int teardown_certs(void **state) {
+  (void)state;
+  char cmd[320];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", certdir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- contexts ---------------------------------------------------------------- */
+
+static loom_tls_ctx_t *server_ctx(const char *name, const loom_tls_opts_t *extra) {
+  loom_tls_opts_t o = extra ? *extra : (loom_tls_opts_t){0};
+  char c[64], k[64];
+  snprintf(c, sizeof(c), "%s.pem", name);
+  snprintf(k, sizeof(k), "%s.key", name);
+  o.cert_file = cert(c);
+  o.key_file = cert(k);
+  loom_tls_ctx_t *ctx = NULL;
+  int rc = loom_tls_ctx_new(&ctx, 1, &o);
+  if (rc)
+    fprintf(stderr, "server ctx: %s: %s\n", loom_strerror(rc), loom_tls_last_error(NULL));
+  return ctx;
+}
+
+static loom_tls_ctx_t *client_ctx(const loom_tls_opts_t *extra) {
+  loom_tls_opts_t o = extra ? *extra : (loom_tls_opts_t){0};
+  if (!o.ca_file) o.ca_file = cert("ca.pem");
+  loom_tls_ctx_t *ctx = NULL;
+  int rc = loom_tls_ctx_new(&ctx, 0, &o);
+  if (rc)
+    fprintf(stderr, "client ctx: %s: %s\n", loom_strerror(rc), loom_tls_last_error(NULL));
+  return ctx;
+}
+
+/* ---- an echo server ---------------------------------------------------------- */
+
+typedef struct {
+  int handled;  /* handlers that ran (after a handshake) */
+  int lines;    /* lines echoed */
+  char sni[64]; /* the last client's SNI */
+  char alpn[32];
+  int reused;
+} echo_stats_t;
+
+static int echo_handler(loom_stream_t *s, void *arg) {
+  echo_stats_t *st = arg;
+  st->handled++;
+  const char *n = loom_tls_server_name(s);
+  snprintf(st->sni, sizeof(st->sni), "%s", n ? n : "");
+  const char *a = loom_tls_alpn(s);
+  snprintf(st->alpn, sizeof(st->alpn), "%s", a ? a : "");
+  st->reused += loom_tls_session_reused(s);
+  char buf[64 * 1024];
+  ssize_t n2;
+  while ((n2 = loom_read(s, buf, sizeof(buf))) > 0) {
+    if (loom_write(s, buf, (size_t)n2) != 0) break;
+    st->lines++;
+  }
+  loom_close(s);
+  return 0;
+}
+
+/* ---- loom client against loom server ----------------------------------------- */
+
+typedef struct {
+  int rc_ctx, rc_serve, rc_connect, rc_line, rc_exact, rc_until, rc_shut, rc_all;
+  char line[64], until[64], version[16], alpn[32];
+  int big_ok;
+  char *all;
+  size_t all_len;
+  echo_stats_t st;
+} loop_t;
+
+#define BIG (1u << 20)
+
+static int main_loopback(void *arg) {
+  loop_t *r = arg;
+  loom_tls_opts_t so = {.alpn = "http/1.1,h2"}, co = {.alpn = "h2,http/1.1"};
+  loom_tls_ctx_t *sctx = server_ctx("server", &so), *cctx = client_ctx(&co);
+  r->rc_ctx = sctx && cctx ? 0 : -1;
+  if (r->rc_ctx) goto out;
+  loom_server_t *srv;
+  r->rc_serve = loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &r->st, NULL);
+  if (r->rc_serve) goto out;
+  loom_stream_t *s;
+  r->rc_connect = loom_tls_connect(&s, "127.0.0.1", loom_server_port(srv), cctx, NULL);
+  if (r->rc_connect == 0) {
+    snprintf(r->version, sizeof(r->version), "%s", loom_tls_version(s));
+    snprintf(r->alpn, sizeof(r->alpn), "%s", loom_tls_alpn(s) ? loom_tls_alpn(s) : "");
+    loom_write(s, "hello\n", 6);
+    r->rc_line = (int)loom_read_line(s, r->line, sizeof(r->line));
+    loom_write(s, "a;b;", 4);
+    r->rc_until = (int)loom_read_until(s, ";", 1, r->until, sizeof(r->until));
+    /* 1 MiB each way: the echo reads while this task writes, so both
+     * queues and both windows fill; a writer task and this reader. */
+    char *big = malloc(BIG), *back = malloc(BIG);
+    for (size_t i = 0; i < BIG; i++) big[i] = (char)(i * 7 + 3);
+    loom_write(s, big, BIG);
+    r->rc_exact = loom_read_exactly(s, back, 2, NULL); /* "b;" then big */
+    r->rc_exact = r->rc_exact ? r->rc_exact : loom_read_exactly(s, back, BIG, NULL);
+    r->big_ok = r->rc_exact == 0 && memcmp(big, back, BIG) == 0;
+    loom_write(s, "tail", 4);
+    r->rc_shut = loom_shutdown_write(s);
+    r->rc_all = loom_read_all(s, &r->all, &r->all_len, 1024);
+    free(big);
+    free(back);
+    loom_close(s);
+  }
+  loom_server_close(srv, 1000);
+out:
+  loom_tls_ctx_free(sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_loopback(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  loop_t r = {0};
+  assert_loom_ok(loom_run(main_loopback, &r));
+  assert_loom_ok(r.rc_ctx);
+  assert_loom_ok(r.rc_serve);
+  assert_loom_ok(r.rc_connect);
+  assert_string_equal(r.version, "TLSv1.3");
+  assert_string_equal(r.alpn, "http/1.1"); /* the server's preference */
+  assert_string_equal(r.st.alpn, "http/1.1");
+  assert_int_equal(r.rc_line, 6);
+  assert_string_equal(r.line, "hello\n");
+  assert_int_equal(r.rc_until, 2);
+  assert_string_equal(r.until, "a;");
+  assert_loom_ok(r.rc_exact);
+  assert_true(r.big_ok);
+  assert_loom_ok(r.rc_shut);
+  assert_loom_ok(r.rc_all);
+  assert_int_equal(r.all_len, 4);
+  assert_string_equal(r.all, "tail");
+  free(r.all);
+  assert_int_equal(r.st.handled, 1);
+}
+
+/* ---- verification failures ------------------------------------------------------ */
+
+typedef struct {
+  const char *server;   /* certificate the server uses */
+  const char *hostname; /* the client's server_hostname (NULL: 127.0.0.1) */
+  int system_store;     /* the client trusts the system store, not the test CA */
+  int verify_none;
+  int rc;
+  char err[256];
+  int handled;
+} vcase_t;
+
+static int main_verify(void *arg) {
+  vcase_t *v = arg;
+  echo_stats_t st = {0};
+  loom_tls_ctx_t *sctx = server_ctx(v->server, NULL);
+  loom_tls_opts_t co = {.verify = v->verify_none ? LOOM_TLS_VERIFY_NONE : 0};
+  loom_tls_ctx_t *cctx = NULL;
+  if (v->system_store)
+    loom_tls_ctx_new(&cctx, 0, &co);
+  else
+    cctx = client_ctx(&co);
+  loom_server_t *srv;
+  if (!sctx || !cctx ||
+      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &st, NULL)) {
+    v->rc = -1;
+    goto out;
+  }
+  loom_stream_t *s;
+  v->rc = loom_tls_connect(&s, "127.0.0.1", loom_server_port(srv), cctx, v->hostname);
+  snprintf(v->err, sizeof(v->err), "%s", loom_tls_last_error(NULL));
+  if (v->rc == 0) {
+    char line[16];
+    loom_write(s, "x\n", 2);
+    if (loom_read_line(s, line, sizeof(line)) != 2) v->rc = -2;
+    loom_close(s);
+  }
+  loom_server_close(srv, 1000);
+  v->handled = st.handled;
+out:
+  loom_tls_ctx_free(sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void verify_case(vcase_t *v, int want, const char *msg) {
+  assert_loom_ok(loom_run(main_verify, v));
+  assert_loom_err(v->rc, want);
+  if (msg && !strstr(v->err, msg))
+    fail_msg("error \"%s\" does not say \"%s\"", v->err, msg);
+}
+
+static void test_verify_ok(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  vcase_t v = {.server = "server"};
+  verify_case(&v, 0, NULL);
+  assert_int_equal(v.handled, 1);
+  vcase_t byname = {.server = "server", .hostname = "localhost"};
+  verify_case(&byname, 0, NULL);
+}
+
+static void test_verify_expired(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  vcase_t v = {.server = "expired"};
+  verify_case(&v, LOOM_ETLSVERIFY, "certificate has expired");
+  assert_int_equal(v.handled, 0);
+}
+
+static void test_verify_wrong_host(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  vcase_t v = {.server = "other", .hostname = "localhost"};
+  verify_case(&v, LOOM_ETLSVERIFY, "hostname mismatch");
+  vcase_t ip = {.server = "other"}; /* 127.0.0.1: an IP address check */
+  verify_case(&ip, LOOM_ETLSVERIFY, "IP address mismatch");
+}
+
+static void test_verify_unknown_ca(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  vcase_t v = {.server = "rogue"};
+  verify_case(&v, LOOM_ETLSVERIFY, "self-signed certificate");
+  /* On by default: the system store does not know the test CA. */
+  vcase_t sys = {.server = "server", .system_store = 1};
+  verify_case(&sys, LOOM_ETLSVERIFY, "unable to get local issuer certificate");
+  /* Off only when asked. */
+  vcase_t off = {.server = "rogue", .verify_none = 1};
+  verify_case(&off, 0, NULL);
+}
+
+/* ---- mutual TLS, SNI, resumption ----------------------------------------------- */
+
+typedef struct {
+  int with_cert;
+  int rc, rc_line;
+  char err[256];
+  int handled;
+} mtls_t;
+
+static int main_mtls(void *arg) {
+  mtls_t *m = arg;
+  echo_stats_t st = {0};
+  loom_tls_opts_t so = {.ca_file = cert("ca.pem"),
+                        .verify_client = LOOM_TLS_CLIENT_REQUIRE};
+  loom_tls_ctx_t *sctx = server_ctx("server", &so);
+  loom_tls_opts_t co = {0};
+  if (m->with_cert) {
+    co.cert_file = cert("client.pem");
+    co.key_file = cert("client.key");
+  }
+  loom_tls_ctx_t *cctx = client_ctx(&co);
+  loom_server_t *srv;
+  if (!sctx || !cctx ||
+      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &st, NULL)) {
+    m->rc = -1;
+    goto out;
+  }
+  loom_stream_t *s;
+  m->rc = loom_tls_connect(&s, "127.0.0.1", loom_server_port(srv), cctx, NULL);
+  if (m->rc == 0) {
+    /* TLS 1.3: the client's handshake ends before the server has checked
+     * its certificate; the server's verdict comes with the first read. */
+    char line[16];
+    loom_write(s, "x\n", 2);
+    m->rc_line = (int)loom_read_line(s, line, sizeof(line));
+    snprintf(m->err, sizeof(m->err), "%s", loom_tls_last_error(s));
+    loom_close(s);
+  }
+  loom_server_close(srv, 1000);
+  m->handled = st.handled;
+out:
+  loom_tls_ctx_free(sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_mtls(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  mtls_t ok = {.with_cert = 1};
+  assert_loom_ok(loom_run(main_mtls, &ok));
+  assert_loom_ok(ok.rc);
+  assert_int_equal(ok.rc_line, 2);
+  assert_int_equal(ok.handled, 1);
+  mtls_t no = {.with_cert = 0};
+  assert_loom_ok(loom_run(main_mtls, &no));
+  assert_loom_ok(no.rc);
+  assert_loom_err(no.rc_line, LOOM_ETLS);
+  if (!strstr(no.err, "certificate required")) fail_msg("error: %s", no.err);
+  assert_int_equal(no.handled, 0);
+}
+
+typedef struct {
+  int rc1, rc2, reused1, reused2, srv_reused;
+  char sni[64];
+  int rc_sni;
+} sess_t;
+
+static int one_round(loom_tls_ctx_t *cctx, int port, const char *name, int *reused) {
+  loom_stream_t *s;
+  int rc = loom_tls_connect(&s, "127.0.0.1", port, cctx, name);
+  if (rc) return rc;
+  char line[16];
+  loom_write(s, "x\n", 2);
+  /* Reading takes in the session tickets that TLS 1.3 sends after the
+   * handshake. */
+  if (loom_read_line(s, line, sizeof(line)) != 2) rc = -2;
+  *reused = loom_tls_session_reused(s);
+  loom_close(s);
+  return rc;
+}
+
+static int main_sessions(void *arg) {
+  sess_t *r = arg;
+  echo_stats_t st = {0};
+  loom_tls_ctx_t *sctx = server_ctx("server", NULL), *cctx = client_ctx(NULL);
+  loom_server_t *srv;
+  if (!sctx || !cctx ||
+      loom_tls_ctx_add_cert(sctx, "*.other.test", cert("other.pem"), cert("other.key")) ||
+      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &st, NULL)) {
+    r->rc1 = -1;
+    goto out;
+  }
+  int port = loom_server_port(srv);
+  r->rc1 = one_round(cctx, port, "localhost", &r->reused1);
+  r->rc2 = one_round(cctx, port, "localhost", &r->reused2);
+  r->srv_reused = st.reused;
+  int dummy;
+  r->rc_sni = one_round(cctx, port, "www.other.test", &dummy);
+  snprintf(r->sni, sizeof(r->sni), "%s", st.sni);
+  loom_server_close(srv, 1000);
+out:
+  loom_tls_ctx_free(sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_resumption_and_sni(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  sess_t r = {0};
+  assert_loom_ok(loom_run(main_sessions, &r));
+  assert_loom_ok(r.rc1);
+  assert_loom_ok(r.rc2);
+  assert_int_equal(r.reused1, 0);
+  assert_int_equal(r.reused2, 1);
+  assert_int_equal(r.srv_reused, 1);
+  /* The second certificate, chosen by SNI, verifies for that name. */
+  assert_loom_ok(r.rc_sni);
+  assert_string_equal(r.sni, "www.other.test");
+}
+
+/* ---- start_tls ---------------------------------------------------------------------- */
+
+typedef struct {
+  loom_tls_ctx_t *sctx;
+  int rc_srv_tls, rc_srv_line;
+  char srv_line[64];
+  int rc_cli_tls, rc_cli_line;
+  char cli_line[64];
+} starttls_t;
+
+static int starttls_handler(loom_stream_t *s, void *arg) {
+  starttls_t *r = arg;
+  char line[64];
+  /* The client sends its command and, without waiting, its ClientHello:
+   * the line read here may bring some of the handshake with it, which the
+   * TLS layer must take over. */
+  if (loom_read_line(s, line, sizeof(line)) > 0 && strcmp(line, "STARTTLS\n") == 0) {
+    r->rc_srv_tls = loom_tls_start(s, r->sctx, 1, NULL);
+    if (r->rc_srv_tls == 0) {
+      r->rc_srv_line = (int)loom_read_line(s, r->srv_line, sizeof(r->srv_line));
+      loom_write(s, "secret reply\n", 13);
+    }
+  }
+  loom_close(s);
+  return 0;
+}
+
+static int main_starttls(void *arg) {
+  starttls_t *r = arg;
+  r->sctx = server_ctx("server", NULL);
+  loom_tls_ctx_t *cctx = client_ctx(NULL);
+  loom_server_t *srv;
+  if (!r->sctx || !cctx || loom_serve(&srv, "127.0.0.1", 0, starttls_handler, r, NULL)) {
+    r->rc_cli_tls = -1;
+    goto out;
+  }
+  loom_stream_t *s;
+  if (loom_tcp_connect(&s, "127.0.0.1", loom_server_port(srv)) == 0) {
+    loom_write(s, "STARTTLS\n", 9);
+    r->rc_cli_tls = loom_tls_start(s, cctx, 0, "localhost");
+    if (r->rc_cli_tls == 0) {
+      loom_write(s, "secret line\n", 12);
+      r->rc_cli_line = (int)loom_read_line(s, r->cli_line, sizeof(r->cli_line));
+    }
+    loom_close(s);
+  }
+  loom_server_close(srv, 1000);
+out:
+  loom_tls_ctx_free(r->sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_start_tls(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  starttls_t r = {0};
+  assert_loom_ok(loom_run(main_starttls, &r));
+  assert_loom_ok(r.rc_cli_tls);
+  assert_loom_ok(r.rc_srv_tls);
+  assert_string_equal(r.srv_line, "secret line\n");
+  assert_string_equal(r.cli_line, "secret reply\n");
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_loopback),           cmocka_unit_test(test_verify_ok),
+    cmocka_unit_test(test_verify_expired),     cmocka_unit_test(test_verify_wrong_host),
+    cmocka_unit_test(test_verify_unknown_ca),  cmocka_unit_test(test_mtls),
+    cmocka_unit_test(test_resumption_and_sni), cmocka_unit_test(test_start_tls),
+};
+
+int main(void) {
+  setup_certs(NULL);
+  int rc = HARNESS_RUN(tests);
+  teardown_certs(NULL);
+  return rc;
+}
