@@ -33,7 +33,7 @@ static const char *cert(const char *name) {
   return b;
 }
 
-static __attribute__((unused)) int have_tool(const char *tool) {
+static int have_tool(const char *tool) {
   char cmd[128];
   snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", tool);
   return system(cmd) == 0;
@@ -472,11 +472,566 @@ static void test_start_tls(void **state) {
   assert_string_equal(r.cli_line, "secret reply\n");
 }
 
+/* ---- the real tools ----------------------------------------------------------------- */
+
+/* Starts argv with stdin and stdout as pipes (stderr: /dev/null). */
+static int spawn_tool(loom_process_t **p, char *const argv[]) {
+  loom_process_opts_t o = {0};
+  o.stdio[0].kind = LOOM_STDIO_PIPE;
+  o.stdio[1].kind = LOOM_STDIO_PIPE;
+  o.stdio[2].kind = LOOM_STDIO_DEVNULL;
+  return loom_process_spawn(p, argv, &o);
+}
+
+typedef struct {
+  int rc_spawn, port, rc_connect, rc_line;
+  char line[64];
+  int rc_reneg_read;
+} sserver_t;
+
+/* openssl s_server on a free port (it says which: "ACCEPT 127.0.0.1:N"),
+ * in -rev mode (each line comes back reversed), for one connection. */
+static int main_s_server(void *arg) {
+  sserver_t *r = arg;
+  loom_process_t *p;
+  char *argv[] = {"openssl", "s_server",
+                  "-accept", "127.0.0.1:0",
+                  "-cert",   (char *)cert("server.pem"),
+                  "-key",    (char *)cert("server.key"),
+                  "-rev",    "-naccept",
+                  "1",       NULL};
+  r->rc_spawn = spawn_tool(&p, argv);
+  if (r->rc_spawn) return 0;
+  loom_stream_t *out = loom_process_stream(p, 1);
+  char line[256];
+  loom_scope_t sc;
+  loom_timeout_enter(&sc, 10000); /* the tool's lifetime is bounded */
+  while (loom_read_line(out, line, sizeof(line)) > 0)
+    if (sscanf(line, "ACCEPT 127.0.0.1:%d", &r->port) == 1) break;
+  loom_tls_ctx_t *cctx = client_ctx(NULL);
+  loom_stream_t *s;
+  r->rc_connect = r->port ? loom_tls_connect(&s, "127.0.0.1", r->port, cctx, "localhost")
+                          : -1;
+  if (r->rc_connect == 0) {
+    loom_write(s, "hello tls\n", 10);
+    r->rc_line = (int)loom_read_line(s, r->line, sizeof(r->line));
+    loom_close(s);
+  }
+  loom_scope_exit(&sc);
+  loom_tls_ctx_free(cctx);
+  loom_process_close(p); /* kills it */
+  return 0;
+}
+
+static void test_client_vs_openssl_s_server(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  sserver_t r = {0};
+  assert_loom_ok(loom_run(main_s_server, &r));
+  assert_loom_ok(r.rc_spawn);
+  assert_true(r.port > 0);
+  assert_loom_ok(r.rc_connect);
+  assert_string_equal(r.line, "slt olleh\n");
+}
+
+typedef struct {
+  int rc_spawn, rc_line, rc_wait, status;
+  char line[64];
+  echo_stats_t st;
+} sclient_t;
+
+/* openssl s_client against a loom TLS server: what it reads from its stdin
+ * goes to the echo server and back to its stdout. */
+static int main_s_client(void *arg) {
+  sclient_t *r = arg;
+  loom_tls_opts_t so = {.alpn = "h2,http/1.1"};
+  loom_tls_ctx_t *sctx = server_ctx("server", &so);
+  loom_server_t *srv;
+  if (!sctx || loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &r->st, NULL)) {
+    r->rc_spawn = -1;
+    loom_tls_ctx_free(sctx);
+    return 0;
+  }
+  char addr[64];
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", loom_server_port(srv));
+  char *argv[] = {"openssl",
+                  "s_client",
+                  "-connect",
+                  addr,
+                  "-servername",
+                  "localhost",
+                  "-CAfile",
+                  (char *)cert("ca.pem"),
+                  "-verify_return_error",
+                  "-alpn",
+                  "http/1.1",
+                  "-quiet",
+                  "-no_ign_eof",
+                  NULL};
+  loom_process_t *p;
+  r->rc_spawn = spawn_tool(&p, argv);
+  if (r->rc_spawn == 0) {
+    loom_scope_t sc;
+    loom_timeout_enter(&sc, 10000);
+    loom_write(loom_process_stream(p, 0), "ping over tls\n", 14);
+    r->rc_line = (int)loom_read_line(loom_process_stream(p, 1), r->line, sizeof(r->line));
+    loom_close(loom_process_stream(p, 0)); /* EOF: s_client closes */
+    r->rc_wait = loom_process_wait(p, &r->status);
+    loom_scope_exit(&sc);
+    loom_process_close(p);
+  }
+  loom_server_close(srv, 1000);
+  loom_tls_ctx_free(sctx);
+  return 0;
+}
+
+static void test_openssl_s_client_vs_server(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  sclient_t r = {0};
+  assert_loom_ok(loom_run(main_s_client, &r));
+  assert_loom_ok(r.rc_spawn);
+  assert_string_equal(r.line, "ping over tls\n");
+  assert_loom_ok(r.rc_wait);
+  assert_int_equal(r.status, 0);
+  assert_int_equal(r.st.handled, 1);
+  assert_string_equal(r.st.alpn, "http/1.1");
+  assert_string_equal(r.st.sni, "localhost");
+}
+
+typedef struct {
+  int rc_spawn, rc;
+  loom_communicate_t c;
+  char req[256];
+} curl_t;
+
+static int hello_handler(loom_stream_t *s, void *arg) {
+  curl_t *r = arg;
+  ssize_t n = loom_read_until(s, "\r\n\r\n", 4, r->req, sizeof(r->req));
+  if (n > 0) {
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
+                               "Connection: close\r\n\r\nHello, World!";
+    loom_write(s, resp, sizeof(resp) - 1);
+  }
+  loom_close(s);
+  return 0;
+}
+
+static int main_curl(void *arg) {
+  curl_t *r = arg;
+  loom_tls_opts_t so = {.alpn = "http/1.1"};
+  loom_tls_ctx_t *sctx = server_ctx("server", &so);
+  loom_server_t *srv;
+  if (!sctx || loom_tls_serve(&srv, "127.0.0.1", 0, sctx, hello_handler, r, NULL)) {
+    r->rc_spawn = -1;
+    loom_tls_ctx_free(sctx);
+    return 0;
+  }
+  char url[64];
+  snprintf(url, sizeof(url), "https://localhost:%d/hello", loom_server_port(srv));
+  char *argv[] = {"curl", "-sS", "--max-time", "10", "--cacert", (char *)cert("ca.pem"),
+                  url,    NULL};
+  loom_process_t *p;
+  r->rc_spawn = spawn_tool(&p, argv);
+  if (r->rc_spawn == 0) {
+    r->rc = loom_process_communicate(p, &r->c);
+    loom_process_close(p);
+  }
+  loom_server_close(srv, 1000);
+  loom_tls_ctx_free(sctx);
+  return 0;
+}
+
+static void test_curl_vs_server(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  if (!have_tool("curl")) {
+    print_message("SKIPPED: the curl tool is missing\n");
+    skip();
+  }
+  curl_t r = {0};
+  assert_loom_ok(loom_run(main_curl, &r));
+  assert_loom_ok(r.rc_spawn);
+  assert_loom_ok(r.rc);
+  assert_int_equal(r.c.status, 0);
+  assert_string_equal(r.c.out, "Hello, World!");
+  assert_true(strncmp(r.req, "GET /hello HTTP/1.1\r\n", 21) == 0);
+  free(r.c.out);
+  free(r.c.err);
+}
+
+/* ---- peers that do not speak TLS, or stop speaking it ------------------------------- */
+
+typedef struct {
+  int rc_plain, rc_good, rc_client;
+  char err[256];
+  echo_stats_t st;
+} garbage_t;
+
+static int plain_talker(loom_stream_t *s, void *arg) {
+  (void)arg;
+  loom_write(s, "220 hello, this is not TLS at all\r\n", 35);
+  char buf[256];
+  loom_read(s, buf, sizeof(buf));
+  loom_close(s);
+  return 0;
+}
+
+static int main_garbage(void *arg) {
+  garbage_t *r = arg;
+  loom_tls_ctx_t *sctx = server_ctx("server", NULL), *cctx = client_ctx(NULL);
+  loom_server_t *srv, *plain;
+  if (!sctx || !cctx ||
+      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &r->st, NULL) ||
+      loom_serve(&plain, "127.0.0.1", 0, plain_talker, NULL, NULL)) {
+    r->rc_plain = -1;
+    goto out;
+  }
+  /* A client that sends HTTP instead of a ClientHello: dropped without
+   * running the handler; the server goes on serving. */
+  loom_stream_t *s;
+  if (loom_tcp_connect(&s, "127.0.0.1", loom_server_port(srv)) == 0) {
+    loom_write(s, "GET / HTTP/1.0\r\n\r\n", 18);
+    char *all = NULL;
+    size_t len;
+    r->rc_plain = loom_read_all(s, &all, &len, 4096);
+    free(all);
+    loom_close(s);
+  }
+  int reused;
+  r->rc_good = one_round(cctx, loom_server_port(srv), "localhost", &reused);
+  /* A server that answers in plain text. */
+  r->rc_client = loom_tls_connect(&s, "127.0.0.1", loom_server_port(plain), cctx, NULL);
+  snprintf(r->err, sizeof(r->err), "%s", loom_tls_last_error(NULL));
+  loom_server_close(srv, 1000);
+  loom_server_close(plain, 1000);
+out:
+  loom_tls_ctx_free(sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_garbage_peers(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  garbage_t r = {0};
+  assert_loom_ok(loom_run(main_garbage, &r));
+  assert_loom_ok(r.rc_plain); /* an alert, then EOF */
+  assert_loom_ok(r.rc_good);
+  assert_int_equal(r.st.handled, 1);
+  assert_loom_err(r.rc_client, LOOM_ETLS);
+  if (!strstr(r.err, "wrong version number") && !strstr(r.err, "packet length"))
+    fail_msg("error: %s", r.err);
+}
+
+typedef struct {
+  int allow;
+  int rc;
+  char *all;
+  size_t len;
+  char err[256];
+} trunc_t;
+
+static int truncating_handler(loom_stream_t *s, void *arg) {
+  (void)arg;
+  loom_write(s, "partial", 7);
+  /* No close_notify: the TCP connection just ends. */
+  SSL_set_quiet_shutdown(loom_tls_ssl(s), 1);
+  loom_close(s);
+  return 0;
+}
+
+static int main_trunc(void *arg) {
+  trunc_t *r = arg;
+  loom_tls_opts_t co = {.allow_truncation = r->allow};
+  loom_tls_ctx_t *sctx = server_ctx("server", NULL), *cctx = client_ctx(&co);
+  loom_server_t *srv;
+  if (!sctx || !cctx ||
+      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, truncating_handler, NULL, NULL)) {
+    r->rc = -1;
+    goto out;
+  }
+  loom_stream_t *s;
+  r->rc = loom_tls_connect(&s, "127.0.0.1", loom_server_port(srv), cctx, NULL);
+  if (r->rc == 0) {
+    r->rc = loom_read_all(s, &r->all, &r->len, 1024);
+    snprintf(r->err, sizeof(r->err), "%s", loom_tls_last_error(s));
+    loom_close(s);
+  }
+  loom_server_close(srv, 1000);
+out:
+  loom_tls_ctx_free(sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_truncation(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  trunc_t r = {0};
+  assert_loom_ok(loom_run(main_trunc, &r));
+  assert_loom_err(r.rc, LOOM_ETLSTRUNC);
+  if (!strstr(r.err, "close_notify")) fail_msg("error: %s", r.err);
+  trunc_t ok = {.allow = 1};
+  assert_loom_ok(loom_run(main_trunc, &ok));
+  assert_loom_ok(ok.rc);
+  assert_int_equal(ok.len, 7);
+  assert_string_equal(ok.all, "partial");
+  free(ok.all);
+}
+
+/* ---- a byte-by-byte peer, and cancellation at every point of a handshake --------- */
+
+/* A proxy in front of a TLS server that forwards one byte per write (each
+ * drained: its own segment), so each side's handshake sees its peer's
+ * flights a byte at a time and parks once per byte. After `cancel_after`
+ * bytes towards `victim`, it cancels the victim's task. */
+typedef struct {
+  int upstream;         /* the TLS server's port */
+  loom_task_t *victim;  /* cancelled after cancel_after bytes to it */
+  int victim_is_client; /* which direction counts */
+  size_t cancel_after;  /* SIZE_MAX: never */
+  size_t to_client, to_server;
+} proxy_t;
+
+typedef struct {
+  proxy_t *px;
+  loom_stream_t *from, *to;
+  int towards_client;
+} pipe_t;
+
+static int pump_bytes(void *arg) {
+  pipe_t *p = arg;
+  char b;
+  while (loom_read(p->from, &b, 1) == 1) {
+    size_t *n = p->towards_client ? &p->px->to_client : &p->px->to_server;
+    if (loom_write(p->to, &b, 1) || loom_drain(p->to)) break;
+    ++*n;
+    if (p->px->victim && p->towards_client == p->px->victim_is_client &&
+        *n == p->px->cancel_after)
+      loom_cancel(p->px->victim);
+  }
+  loom_shutdown_write(p->to);
+  return 0;
+}
+
+static int proxy_handler(loom_stream_t *s, void *arg) {
+  proxy_t *px = arg;
+  loom_stream_t *up;
+  if (loom_tcp_connect(&up, "127.0.0.1", px->upstream) == 0) {
+    pipe_t a = {px, s, up, 0}, b = {px, up, s, 1};
+    loom_task_t *ta;
+    if (loom_spawn(&ta, pump_bytes, &a) == 0) {
+      pump_bytes(&b);
+      loom_join(ta, NULL);
+    }
+    loom_close(up);
+  }
+  loom_close(s);
+  return 0;
+}
+
+typedef struct {
+  loom_tls_ctx_t *cctx, *sctx;
+  int port;
+  int rc, rc_line;
+  char line[32];
+} bclient_t;
+
+static int byte_client(void *arg) {
+  bclient_t *c = arg;
+  loom_stream_t *s;
+  c->rc = loom_tls_connect(&s, "127.0.0.1", c->port, c->cctx, "localhost");
+  if (c->rc == 0) {
+    loom_write(s, "byte\n", 5);
+    c->rc_line = (int)loom_read_line(s, c->line, sizeof(c->line));
+    loom_close(s);
+  }
+  return 0;
+}
+
+typedef struct {
+  size_t cancel_after; /* SIZE_MAX: a whole run */
+  int victim_is_client;
+  int rc_client, rc_line, handled;
+  size_t to_client, to_server;
+  char line[32];
+} bytes_t;
+
+/* A server handler whose task the proxy may cancel mid-handshake. */
+typedef struct {
+  loom_tls_ctx_t *sctx;
+  proxy_t *px;
+  int rc;
+  int handled;
+} bserver_t;
+
+static int byte_server_handler(loom_stream_t *s, void *arg) {
+  bserver_t *b = arg;
+  if (!b->px->victim_is_client) b->px->victim = loom_current();
+  b->rc = loom_tls_start(s, b->sctx, 1, NULL);
+  if (b->rc == 0) {
+    b->handled++;
+    char line[32];
+    ssize_t n = loom_read_line(s, line, sizeof(line));
+    if (n > 0) loom_write(s, line, (size_t)n);
+  }
+  loom_close(s);
+  return 0;
+}
+
+static int main_bytes(void *arg) {
+  bytes_t *r = arg;
+  loom_tls_ctx_t *sctx = server_ctx("server", NULL), *cctx = client_ctx(NULL);
+  proxy_t px = {.cancel_after = r->cancel_after, .victim_is_client = r->victim_is_client};
+  bserver_t bs = {.sctx = sctx, .px = &px};
+  loom_server_t *srv, *prx;
+  if (!sctx || !cctx ||
+      loom_serve(&srv, "127.0.0.1", 0, byte_server_handler, &bs, NULL)) {
+    r->rc_client = -100;
+    goto out;
+  }
+  px.upstream = loom_server_port(srv);
+  if (loom_serve(&prx, "127.0.0.1", 0, proxy_handler, &px, NULL) == 0) {
+    bclient_t c = {.cctx = cctx, .port = loom_server_port(prx)};
+    loom_task_t *t;
+    if (loom_spawn(&t, byte_client, &c) == 0) {
+      if (r->victim_is_client) px.victim = t;
+      loom_join(t, NULL);
+    }
+    r->rc_client = c.rc;
+    r->rc_line = c.rc_line;
+    memcpy(r->line, c.line, sizeof(r->line));
+    loom_server_close(prx, 1000);
+  }
+  loom_server_close(srv, 1000);
+  r->handled = bs.handled;
+  r->to_client = px.to_client;
+  r->to_server = px.to_server;
+out:
+  loom_tls_ctx_free(sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_byte_by_byte(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  bytes_t r = {.cancel_after = SIZE_MAX, .victim_is_client = 1};
+  assert_loom_ok(loom_run(main_bytes, &r));
+  assert_loom_ok(r.rc_client);
+  assert_int_equal(r.rc_line, 5);
+  assert_string_equal(r.line, "byte\n");
+  assert_int_equal(r.handled, 1);
+  assert_true(r.to_client > 500 && r.to_server > 200);
+}
+
+/* The client cancelled after each byte of the server's flights, and the
+ * server after each of the client's: each returns UV_ECANCELED (or
+ * finished first), nothing leaks, and the other side ends too. */
+static void test_cancel_every_handshake_point(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  bytes_t whole = {.cancel_after = SIZE_MAX, .victim_is_client = 1};
+  assert_loom_ok(loom_run(main_bytes, &whole));
+  assert_loom_ok(whole.rc_client);
+  /* Every byte would take a minute (a byte-by-byte handshake per point): a
+   * stride that still stops each flight many times over, at points that
+   * fall differently within each record. LOOM_TLS_SWEEP_STRIDE=1: all. */
+  const char *env = getenv("LOOM_TLS_SWEEP_STRIDE");
+  size_t stride = env ? strtoul(env, NULL, 10) : 13;
+  if (stride == 0) stride = 1;
+  for (int side = 1; side >= 0; side--) {
+    size_t total = side ? whole.to_client : whole.to_server;
+    for (size_t n = 1; n <= total; n += stride) {
+      bytes_t r = {.cancel_after = n, .victim_is_client = side};
+      assert_loom_ok(loom_run(main_bytes, &r));
+      if (side) {
+        if (r.rc_client != UV_ECANCELED && r.rc_client != 0)
+          fail_msg("client cancelled after %zu bytes: %s", n, loom_strerror(r.rc_client));
+      } else if (r.rc_client == 0 && r.handled == 0 && r.rc_line > 0) {
+        fail_msg("server cancelled after %zu bytes, yet the line came back", n);
+      }
+    }
+  }
+}
+
+typedef struct {
+  int rc_client, rc_server_side;
+  uint64_t client_ms, server_ms;
+} hto_t;
+
+static int silent_handler(loom_stream_t *s, void *arg) {
+  (void)arg;
+  char b[64];
+  while (loom_read(s, b, sizeof(b)) > 0) {}
+  loom_close(s);
+  return 0;
+}
+
+static int main_handshake_timeouts(void *arg) {
+  hto_t *r = arg;
+  loom_tls_opts_t so = {.handshake_timeout_ms = 100};
+  loom_tls_ctx_t *sctx = server_ctx("server", &so), *cctx = client_ctx(NULL);
+  echo_stats_t st = {0};
+  loom_server_t *silent, *srv;
+  if (!sctx || !cctx || loom_serve(&silent, "127.0.0.1", 0, silent_handler, NULL, NULL) ||
+      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &st, NULL)) {
+    r->rc_client = -100;
+    goto out;
+  }
+  /* A client's handshake timeout is a timeout scope. */
+  loom_scope_t sc;
+  uint64_t t0 = wall_ms();
+  loom_timeout_enter(&sc, 100);
+  loom_stream_t *s;
+  r->rc_client = loom_tls_connect(&s, "127.0.0.1", loom_server_port(silent), cctx, NULL);
+  loom_scope_exit(&sc);
+  r->client_ms = wall_ms() - t0;
+  /* A server drops a client that never says hello. */
+  t0 = wall_ms();
+  if (loom_tcp_connect(&s, "127.0.0.1", loom_server_port(srv)) == 0) {
+    char b[64];
+    r->rc_server_side = (int)loom_read(s, b, sizeof(b));
+    loom_close(s);
+  }
+  r->server_ms = wall_ms() - t0;
+  loom_server_close(silent, 1000);
+  loom_server_close(srv, 1000);
+out:
+  loom_tls_ctx_free(sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_handshake_timeouts(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  hto_t r = {0};
+  assert_loom_ok(loom_run(main_handshake_timeouts, &r));
+  assert_loom_err(r.rc_client, UV_ETIMEDOUT);
+  assert_true(r.client_ms >= 90 && r.client_ms < 5000);
+  assert_true(r.rc_server_side <= 0); /* EOF (or a reset) */
+  assert_true(r.server_ms >= 90 && r.server_ms < 5000);
+}
+
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_loopback),           cmocka_unit_test(test_verify_ok),
-    cmocka_unit_test(test_verify_expired),     cmocka_unit_test(test_verify_wrong_host),
-    cmocka_unit_test(test_verify_unknown_ca),  cmocka_unit_test(test_mtls),
-    cmocka_unit_test(test_resumption_and_sni), cmocka_unit_test(test_start_tls),
+    cmocka_unit_test(test_loopback),
+    cmocka_unit_test(test_verify_ok),
+    cmocka_unit_test(test_verify_expired),
+    cmocka_unit_test(test_verify_wrong_host),
+    cmocka_unit_test(test_verify_unknown_ca),
+    cmocka_unit_test(test_mtls),
+    cmocka_unit_test(test_resumption_and_sni),
+    cmocka_unit_test(test_start_tls),
+    cmocka_unit_test(test_client_vs_openssl_s_server),
+    cmocka_unit_test(test_openssl_s_client_vs_server),
+    cmocka_unit_test(test_curl_vs_server),
+    cmocka_unit_test(test_garbage_peers),
+    cmocka_unit_test(test_truncation),
+    cmocka_unit_test(test_byte_by_byte),
+    cmocka_unit_test(test_cancel_every_handshake_point),
+    cmocka_unit_test(test_handshake_timeouts),
 };
 
 int main(void) {
