@@ -1015,6 +1015,83 @@ static void test_handshake_timeouts(void **state) {
   assert_true(r.server_ms >= 90 && r.server_ms < 5000);
 }
 
+/* ---- renegotiation ---------------------------------------------------------------- */
+
+typedef struct {
+  int rc_spawn, saw_echo, rc_wait, end_rc, handled;
+} reneg_t;
+
+static int reneg_handler(loom_stream_t *s, void *arg) {
+  reneg_t *r = arg;
+  r->handled++;
+  char buf[256];
+  ssize_t n;
+  while ((n = loom_read(s, buf, sizeof(buf))) > 0) loom_write(s, buf, (size_t)n);
+  r->end_rc = (int)n;
+  loom_close(s);
+  return 0;
+}
+
+/* openssl s_client (TLS 1.2, where renegotiation exists) asks to
+ * renegotiate ("R" on its input): the loom server refuses, and the
+ * connection ends with the client's fatal alert. */
+static int main_reneg(void *arg) {
+  reneg_t *r = arg;
+  loom_tls_ctx_t *sctx = server_ctx("server", NULL);
+  loom_server_t *srv;
+  if (!sctx || loom_tls_serve(&srv, "127.0.0.1", 0, sctx, reneg_handler, r, NULL)) {
+    r->rc_spawn = -1;
+    loom_tls_ctx_free(sctx);
+    return 0;
+  }
+  char addr[64];
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", loom_server_port(srv));
+  char *argv[] = {"openssl",
+                  "s_client",
+                  "-tls1_2",
+                  "-connect",
+                  addr,
+                  "-CAfile",
+                  (char *)cert("ca.pem"),
+                  "-no_ign_eof",
+                  NULL};
+  loom_process_t *p;
+  r->rc_spawn = spawn_tool(&p, argv);
+  if (r->rc_spawn == 0) {
+    loom_scope_t sc;
+    loom_timeout_enter(&sc, 10000);
+    loom_stream_t *in = loom_process_stream(p, 0), *out = loom_process_stream(p, 1);
+    char line[1024];
+    loom_write(in, "hello\n", 6);
+    while (loom_read_line(out, line, sizeof(line)) > 0)
+      if (strcmp(line, "hello\n") == 0) {
+        r->saw_echo = 1;
+        break;
+      }
+    loom_write(in, "R\n", 2);
+    while (loom_read_line(out, line, sizeof(line)) > 0) {
+    } /* s_client says RENEGOTIATING, then fails (on stderr) */
+    r->rc_wait = loom_process_wait(p, NULL);
+    loom_scope_exit(&sc);
+    loom_process_close(p);
+  }
+  loom_server_close(srv, 1000);
+  loom_tls_ctx_free(sctx);
+  return 0;
+}
+
+static void test_renegotiation_refused(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  reneg_t r = {0};
+  assert_loom_ok(loom_run(main_reneg, &r));
+  assert_loom_ok(r.rc_spawn);
+  assert_true(r.saw_echo);
+  assert_loom_ok(r.rc_wait);
+  assert_int_equal(r.handled, 1);
+  assert_loom_err(r.end_rc, LOOM_ETLS); /* and the session ended there */
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_loopback),
     cmocka_unit_test(test_verify_ok),
@@ -1032,6 +1109,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_byte_by_byte),
     cmocka_unit_test(test_cancel_every_handshake_point),
     cmocka_unit_test(test_handshake_timeouts),
+    cmocka_unit_test(test_renegotiation_refused),
 };
 
 int main(void) {
