@@ -10,6 +10,7 @@
  * Tasks record what they see; the asserts run on the main stack once
  * loom_run has returned (helpers.h). */
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,12 @@
 #include "loom.h"
 #include "loom/process.h"
 #include "loom/tls.h"
+
+#ifdef LOOM_HAVE_VALGRIND
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 static char certdir[256];
 static int have_certs;
@@ -1092,6 +1099,101 @@ static void test_renegotiation_refused(void **state) {
   assert_loom_err(r.end_rc, LOOM_ETLS); /* and the session ended there */
 }
 
+/* ---- allocation failures ---------------------------------------------------------- */
+
+/* loom's own allocations in a TLS round trip (the layer, its records'
+ * write requests, the stream's buffers, the server's tasks) failed one at a
+ * time: the k-th of a clean run, for every k, in this process (OpenSSL's
+ * own allocations are not loom's and are not failed). Every run must end:
+ * loom_run returns, the work either succeeds with the right bytes or fails
+ * with an error code, and nothing leaks (the harness counts blocks; ASan
+ * and Valgrind watch OpenSSL's). A separate block of its own, like the
+ * shared allocation-failure sweep's scenarios (tests/test-faults.c). */
+static struct {
+  int armed;
+  long calls, k;
+  pthread_t thread;
+} fault;
+
+static int fault_hook(int kind, int from_uv) {
+  (void)kind;
+  (void)from_uv;
+  if (!fault.armed || !pthread_equal(pthread_self(), fault.thread)) return 0;
+  return ++fault.calls == fault.k;
+}
+
+typedef struct {
+  loom_tls_ctx_t *sctx, *cctx;
+  int rc, wrong;
+  echo_stats_t st;
+} fault_t;
+
+static int main_fault(void *arg) {
+  fault_t *f = arg;
+  fault.calls = 0;
+  fault.thread = pthread_self();
+  fault.armed = 1;
+  loom_scope_t sc;
+  /* A gathered write that fails for want of memory is reported to the
+   * next write, flush, drain or close (loom_write's rule): a task that only
+   * reads next waits for an answer that cannot come. The scope ends it. */
+  loom_timeout_enter(&sc, RUNNING_ON_VALGRIND ? 10000 : 1000);
+  loom_server_t *srv;
+  f->rc = loom_tls_serve(&srv, "127.0.0.1", 0, f->sctx, echo_handler, &f->st, NULL);
+  if (f->rc == 0) {
+    loom_stream_t *s;
+    f->rc = loom_tls_connect(&s, "127.0.0.1", loom_server_port(srv), f->cctx, NULL);
+    if (f->rc == 0) {
+      char line[32];
+      f->rc = loom_write(s, "fault line\n", 11);
+      ssize_t n = f->rc ? 0 : loom_read_line(s, line, sizeof(line));
+      if (getenv("LOOM_TLS_FAULT_VERBOSE"))
+        fprintf(stderr, "write %d read %zd handled %d\n", f->rc, n, f->st.handled);
+      if (n < 0) f->rc = (int)n;
+      if (n > 0 && strcmp(line, "fault line\n") != 0) f->wrong = 1;
+      loom_close(s);
+    }
+    loom_server_close(srv, 100);
+  }
+  loom_scope_exit(&sc);
+  return 0;
+}
+
+static void test_allocation_failures(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  fault_t f = {.sctx = server_ctx("server", NULL), .cctx = client_ctx(NULL)};
+  assert_non_null(f.sctx);
+  assert_non_null(f.cctx);
+  harness_alloc_hooks_t hooks = {.should_fail = fault_hook};
+  harness_alloc_set_hooks(&hooks);
+  fault.k = 0; /* count a clean run */
+  assert_loom_ok(loom_run(main_fault, &f));
+  fault.armed = 0;
+  assert_loom_ok(f.rc);
+  long total = fault.calls;
+  long stride = RUNNING_ON_VALGRIND && total > 40 ? total / 40 : 1;
+  int failed_runs = 0;
+  const char *only = getenv("LOOM_TLS_FAULT_K");
+  for (long k = only ? atol(only) : 1; k <= total; k += only ? total : stride) {
+    fault.k = k;
+    f.rc = f.wrong = 0;
+    uint64_t t0 = wall_ms();
+    int rc = loom_run(main_fault, &f);
+    fault.armed = 0;
+    if (getenv("LOOM_TLS_FAULT_VERBOSE"))
+      print_message("k=%ld: %s (%llu ms)\n", k, loom_strerror(f.rc),
+                    (unsigned long long)(wall_ms() - t0));
+    if (rc != 0 && rc != UV_ENOMEM) fail_msg("k=%ld: loom_run: %s", k, loom_strerror(rc));
+    if (f.wrong) fail_msg("k=%ld: a wrong line came back", k);
+    failed_runs += f.rc != 0;
+  }
+  harness_alloc_set_hooks(NULL);
+  loom_tls_ctx_free(f.sctx);
+  loom_tls_ctx_free(f.cctx);
+  print_message("%ld allocations, %d runs failed cleanly\n", total, failed_runs);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_loopback),
     cmocka_unit_test(test_verify_ok),
@@ -1110,6 +1212,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cancel_every_handshake_point),
     cmocka_unit_test(test_handshake_timeouts),
     cmocka_unit_test(test_renegotiation_refused),
+    cmocka_unit_test(test_allocation_failures),
 };
 
 int main(void) {

@@ -422,19 +422,25 @@ static void on_own_write(uv_write_t *req, int status) {
   maybe_free(t);
 }
 
-/* Writes what OpenSSL has put in the wbio. user NULL: the layer's own
- * bytes, counted in the stream's queue. */
-static int send_records(tls_t *t, uv_write_t *user, uv_write_cb cb, size_t skip) {
+/* Writes what OpenSSL has put in the wbio, from byte skip on, in c (room
+ * for cap bytes) if it fits, else in a request of its own. user NULL: the
+ * layer's own bytes, counted in the stream's queue. */
+static int send_records(tls_t *t, uv_write_t *user, uv_write_cb cb, size_t skip,
+                        creq_t *c, size_t cap) {
   loom_stream_t *s = t->s;
   char *p;
   long have = BIO_get_mem_data(t->wbio, &p);
-  if (have <= 0 || (size_t)have <= skip) {
-    (void)BIO_reset(t->wbio);
-    if (user) return UV_EINVAL; /* cannot happen: bytes were written */
-    return 0;
+  size_t n = have > 0 && (size_t)have > skip ? (size_t)have - skip : 0;
+  if (c && n > cap) {
+    free(c);
+    c = NULL;
   }
-  size_t n = (size_t)have - skip;
-  creq_t *c = malloc(sizeof(*c) + n);
+  if (n == 0) {
+    (void)BIO_reset(t->wbio);
+    free(c);
+    return user ? UV_EINVAL : 0; /* cannot happen for user: bytes were written */
+  }
+  if (!c) c = malloc(sizeof(*c) + n);
   if (!c) {
     (void)BIO_reset(t->wbio);
     return UV_ENOMEM;
@@ -463,7 +469,7 @@ static int send_records(tls_t *t, uv_write_t *user, uv_write_cb cb, size_t skip)
  * failure breaks the stream's writing. */
 static void flush_own(tls_t *t) {
   if (!t->s || BIO_ctrl_pending(t->wbio) == 0) return;
-  int rc = send_records(t, NULL, NULL, 0);
+  int rc = send_records(t, NULL, NULL, 0, NULL, 0);
   if (rc && !t->s->werr) t->s->werr = rc;
 }
 
@@ -504,16 +510,29 @@ static int tls_try_write(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs)
   }
   /* The plaintext is taken whatever the kernel took of its records: the
    * rest of them is queued as our own bytes. */
-  rc = send_records(t, NULL, NULL, done);
+  rc = send_records(t, NULL, NULL, done, NULL, 0);
   return rc ? rc : (int)total;
 }
 
 static int tls_write(uv_write_t *req, loom_stream_t *s, const uv_buf_t *bufs,
                      unsigned nbufs, uv_write_cb cb) {
   tls_t *t = tls_of(s);
+  /* The request is allocated before anything is encrypted: without memory
+   * the write fails with nothing of it sent, which the stream may report
+   * as such (UV_ENOMEM, not sticky); once encrypted, the records must go
+   * or the session is lost. Room for the records' overhead (a header, an
+   * IV, a MAC or tag and padding: at most 85 bytes in TLS 1.2 CBC). */
+  size_t total = 0;
+  for (unsigned i = 0; i < nbufs; i++) total += bufs[i].len;
+  size_t cap = total + (total / 16384 + 2) * 128;
+  creq_t *c = cap > total ? malloc(sizeof(*c) + cap) : NULL;
+  if (!c) return UV_ENOMEM;
   int rc = encrypt(t, bufs, nbufs);
-  if (rc) return rc;
-  return send_records(t, req, cb, 0);
+  if (rc) {
+    free(c);
+    return rc;
+  }
+  return send_records(t, req, cb, 0, c, cap);
 }
 
 static void raw_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
