@@ -158,6 +158,12 @@ struct loom_stream_s {
 #define LOOM__IO_SPARES_MAX 8 /* kept of each kind */
 enum { LOOM__SPARE_READ, LOOM__SPARE_GATHER, LOOM__SPARE_KINDS };
 void loom__io_spares_free(loom_t *rt);
+/* The runtime's bounce buffer of LOOM__IO_BOUNCE bytes, for a layer that
+ * reads its socket raw and takes every byte out of the buffer within the
+ * read callback (TLS); kept with the spares, freed with them. NULL for a
+ * second runtime on the thread, or without memory. */
+#define LOOM__IO_BOUNCE (64u * 1024u)
+void *loom__io_bounce(loom_t *rt);
 size_t loom__io_spares_count(int kind);
 
 /* A new stream whose libuv handle is initialised: type UV_TCP,

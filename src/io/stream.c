@@ -115,6 +115,7 @@ typedef struct {
   loom_t *rt; /* whose they are; NULL: nobody's yet */
   unsigned n[SPARE_KINDS];
   void *buf[SPARE_KINDS][SPARES_MAX];
+  char *bounce; /* a layer's raw reads (loom__io_bounce) */
 } spares_t;
 static LOOM__TLS spares_t spares;
 
@@ -137,7 +138,16 @@ void loom__io_spares_free(loom_t *rt) {
   if (spares.rt != rt) return;
   for (int k = 0; k < SPARE_KINDS; k++)
     while (spares.n[k] > 0) free(spares.buf[k][--spares.n[k]]);
+  free(spares.bounce);
+  spares.bounce = NULL;
   spares.rt = NULL;
+}
+
+void *loom__io_bounce(loom_t *rt) {
+  if (!spares.rt) spares.rt = rt;
+  if (spares.rt != rt) return NULL;
+  if (!spares.bounce) spares.bounce = malloc(LOOM__IO_BOUNCE);
+  return spares.bounce;
 }
 
 size_t loom__io_spares_count(int kind) { return spares.n[kind]; }
