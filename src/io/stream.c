@@ -706,7 +706,9 @@ static void flush_gather(loom_stream_t *s) {
     wreq_free(s, g); /* the sticky error reports them */
     return;
   }
-  if (s->queued == 0) {
+  /* A layer takes its writes whatever is queued (it encrypts them and
+   * queues the records behind the others): no copy into a request. */
+  if (s->queued == 0 || s->src) {
     rc = try_write(s, &(uv_buf_t){.base = g->data, .len = g->len}, 1);
     if (rc >= 0)
       done = (size_t)rc;
@@ -831,9 +833,10 @@ static int queue_rest(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
 static int write_now(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
                      size_t total) {
   size_t done = 0;
-  if (s->queued == 0) {
+  if (s->queued == 0 || s->src) {
     /* Fast path: the kernel usually takes it all, and nothing is copied.
-     * uv_try_write takes at most INT_MAX bytes per call. */
+     * uv_try_write takes at most INT_MAX bytes per call. A layer (TLS)
+     * takes it all whatever is queued: see flush_gather. */
     int rc = try_write(s, bufs, nbufs);
     if (rc >= 0)
       done = (size_t)rc;

@@ -31,6 +31,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -492,18 +493,22 @@ static int encrypt(tls_t *t, const uv_buf_t *bufs, unsigned nbufs) {
   return 0;
 }
 
+/* Takes all of bufs, whatever is queued: the records go to the kernel at
+ * once if nothing is on its way before them and it takes them, else they
+ * are queued behind the others as our own bytes. The stream copies
+ * nothing into a request of its own. uv_try_write returns an int: the
+ * stream hands at most INT_MAX bytes at a time. */
 static int tls_try_write(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
   tls_t *t = tls_of(s);
-  /* Records of our own on their way: ours must follow them. */
-  if (t->inflight && !t->fatal) return UV_EAGAIN;
-  int rc = encrypt(t, bufs, nbufs);
-  if (rc) return rc;
   size_t total = 0;
   for (unsigned i = 0; i < nbufs; i++) total += bufs[i].len;
+  if (total > INT_MAX) return UV_EAGAIN; /* tls_write takes any size */
+  int rc = encrypt(t, bufs, nbufs);
+  if (rc) return rc;
   char *p;
   long have = BIO_get_mem_data(t->wbio, &p);
   size_t done = 0;
-  if (have > 0) {
+  if (have > 0 && !t->inflight) {
     rc = uv_try_write(&s->u.stream, &(uv_buf_t){.base = p, .len = (size_t)have}, 1);
     if (rc < 0 && rc != UV_EAGAIN) {
       (void)BIO_reset(t->wbio);
