@@ -402,16 +402,24 @@ static void on_handle_closed(uv_handle_t *h) {
 
 static tls_t *tls_of(loom_stream_t *s) { return s->src_data; }
 
+/* Whether a failure now is the peer's certificate's: during the
+ * handshake, with verification on (with it off, OpenSSL still records a
+ * result, which failed nothing). */
+static int verify_failed(tls_t *t) {
+  return !t->hs_done && (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER) &&
+         SSL_get_verify_result(t->ssl) != X509_V_OK;
+}
+
 static void fail(tls_t *t, int rc) {
   if (!t->fatal) {
     t->fatal = rc;
-    describe(t->err, t->ssl, rc);
+    describe(t->err, verify_failed(t) ? t->ssl : NULL, rc);
   }
 }
 
 /* The TLS failure code for what OpenSSL just reported. */
 static int ssl_failure(tls_t *t) {
-  return SSL_get_verify_result(t->ssl) != X509_V_OK ? LOOM_ETLSVERIFY : LOOM_ETLS;
+  return verify_failed(t) ? LOOM_ETLSVERIFY : LOOM_ETLS;
 }
 
 static void on_own_write(uv_write_t *req, int status) {
@@ -668,6 +676,7 @@ static void on_idle(uv_idle_t *h) {
 
 static int tls_start_reading(loom_stream_t *s, uv_alloc_cb alloc, uv_read_cb read) {
   tls_t *t = tls_of(s);
+  if (t->handshaking) return UV_EBUSY; /* another task is in loom_tls_start */
   t->alloc = alloc;
   t->read = read;
   t->active = 1;
@@ -929,7 +938,7 @@ static int start(loom_stream_t *s, loom_tls_ctx_t *ctx, int server, const char *
       t->alpn[n] = 0;
     }
   } else {
-    if (!t->err[0]) describe(t->err, t->ssl, rc);
+    if (!t->err[0]) describe(t->err, verify_failed(t) ? t->ssl : NULL, rc);
     memcpy(thread_err, t->err, ERRLEN);
     if (!t->fatal) t->fatal = rc;
   }
