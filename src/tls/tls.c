@@ -481,7 +481,23 @@ static int send_records(tls_t *t, uv_write_t *user, uv_write_cb cb, size_t skip,
  * failure breaks the stream's writing. */
 static void flush_own(tls_t *t) {
   if (!t->s || BIO_ctrl_pending(t->wbio) == 0) return;
-  int rc = send_records(t, NULL, NULL, 0, NULL, 0);
+  /* To the kernel at once when nothing is on its way before them: a
+   * handshake flight or a close_notify usually goes without a request. */
+  size_t done = 0;
+  if (!t->inflight) {
+    char *p;
+    long have = BIO_get_mem_data(t->wbio, &p);
+    int rc = uv_try_write(&t->s->u.stream, &(uv_buf_t){.base = p, .len = (size_t)have},
+                          1);
+    if (rc >= 0) {
+      done = (size_t)rc;
+    } else if (rc != UV_EAGAIN) {
+      (void)BIO_reset(t->wbio);
+      if (!t->s->werr) t->s->werr = rc;
+      return;
+    }
+  }
+  int rc = send_records(t, NULL, NULL, done, NULL, 0);
   if (rc && !t->s->werr) t->s->werr = rc;
 }
 
