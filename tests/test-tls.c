@@ -358,8 +358,16 @@ static void test_mtls(void **state) {
 typedef struct {
   int rc1, rc2, reused1, reused2, srv_reused;
   char sni[64];
-  int rc_sni;
+  int rc_sni, rc_cb, rc_cb_default, cb_calls;
+  loom_tls_ctx_t *other;
 } sess_t;
+
+/* An SNI callback: "cb.other.test" gets the other certificate's context. */
+static loom_tls_ctx_t *pick_ctx(const char *name, void *arg) {
+  sess_t *r = arg;
+  r->cb_calls++;
+  return strcmp(name, "cb.other.test") == 0 ? r->other : NULL;
+}
 
 static int one_round(loom_tls_ctx_t *cctx, int port, const char *name, int *reused) {
   loom_stream_t *s;
@@ -394,6 +402,19 @@ static int main_sessions(void *arg) {
   r->rc_sni = one_round(cctx, port, "www.other.test", &dummy);
   snprintf(r->sni, sizeof(r->sni), "%s", st.sni);
   loom_server_close(srv, 1000);
+  /* A callback choosing the context. */
+  loom_tls_ctx_t *sctx2 = server_ctx("server", NULL);
+  r->other = server_ctx("other", NULL);
+  if (sctx2 && r->other && loom_tls_ctx_set_sni(sctx2, pick_ctx, r) == 0 &&
+      loom_tls_serve(&srv, "127.0.0.1", 0, sctx2, echo_handler, &st, NULL) == 0) {
+    r->rc_cb = one_round(cctx, loom_server_port(srv), "cb.other.test", &dummy);
+    r->rc_cb_default = one_round(cctx, loom_server_port(srv), "localhost", &dummy);
+    loom_server_close(srv, 1000);
+  } else {
+    r->rc_cb = -1;
+  }
+  loom_tls_ctx_free(sctx2);
+  loom_tls_ctx_free(r->other);
 out:
   loom_tls_ctx_free(sctx);
   loom_tls_ctx_free(cctx);
@@ -413,6 +434,9 @@ static void test_resumption_and_sni(void **state) {
   /* The second certificate, chosen by SNI, verifies for that name. */
   assert_loom_ok(r.rc_sni);
   assert_string_equal(r.sni, "www.other.test");
+  assert_loom_ok(r.rc_cb);
+  assert_loom_ok(r.rc_cb_default);
+  assert_int_equal(r.cb_calls, 2);
 }
 
 /* ---- start_tls ---------------------------------------------------------------------- */

@@ -86,6 +86,8 @@ struct loom_tls_ctx_s {
   sess_t *sess; /* most recent first */
   cert_t *certs;
   serve_t *serves;
+  loom_tls_sni_fn sni_fn;
+  void *sni_arg;
 };
 
 static int ex_idx = -1;
@@ -193,6 +195,14 @@ static int on_servername(SSL *ssl, int *alert, void *arg) {
   (void)alert;
   const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   if (!name) return SSL_TLSEXT_ERR_NOACK;
+  if (c->sni_fn) {
+    loom_tls_ctx_t *other = c->sni_fn(name, c->sni_arg);
+    if (other && other != c) {
+      if (!other->server || !SSL_set_SSL_CTX(ssl, other->ssl))
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+      return SSL_TLSEXT_ERR_OK;
+    }
+  }
   for (cert_t *e = c->certs; e; e = e->next)
     if (name_matches(e->name, name)) {
       if (SSL_use_cert_and_key(ssl, e->x, e->key, e->chain, 1) != 1)
@@ -342,6 +352,13 @@ int loom_tls_ctx_add_cert(loom_tls_ctx_t *c, const char *name, const char *cert_
   e->next = c->certs;
   c->certs = e;
   pthread_mutex_unlock(&c->mu);
+  return 0;
+}
+
+int loom_tls_ctx_set_sni(loom_tls_ctx_t *c, loom_tls_sni_fn fn, void *arg) {
+  if (!c || !c->server) return UV_EINVAL;
+  c->sni_fn = fn;
+  c->sni_arg = arg;
   return 0;
 }
 
