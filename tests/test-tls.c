@@ -1365,7 +1365,10 @@ static void test_upload_then_close(void **state) {
     struct {
       size_t got;
       int end_rc;
-    } out = {u.got, u.end_rc};
+    } out;
+    memset(&out, 0, sizeof(out)); /* the padding too: it goes down a pipe */
+    out.got = u.got;
+    out.end_rc = u.end_rc;
     _exit(write(fds[1], &out, sizeof(out)) == sizeof(out) ? 0 : 1);
   }
   close(fds[1]);
