@@ -22,7 +22,10 @@
   X(EBROKEN, 8, "barrier is broken (reset or aborted)")                       \
   X(ESHUTDOWN, 9, "queue is shut down")                                       \
   X(EDONE, 10, "future is already resolved")                                  \
-  X(EHTTP, 11, "HTTP transfer failed (libcurl's CURLcode says why)")
+  X(EHTTP, 11, "HTTP transfer failed (libcurl's CURLcode says why)")          \
+  X(ETLS, 12, "TLS protocol error")                                           \
+  X(ETLSVERIFY, 13, "TLS peer certificate verification failed")               \
+  X(ETLSTRUNC, 14, "TLS stream truncated (peer closed without close_notify)")
 
 typedef enum {
 #define LOOM_ERRNO_GEN_(name, off, msg) LOOM_##name = LOOM_ERRNO_BASE - (off),

@@ -47,6 +47,13 @@
  * aborted and the write returns UV_ENOBUFS, as redis closes a client past
  * its output buffer limit.
  *
+ * Layers. A stream may have a layer between it and its handle (io.h's
+ * loom__rsource_t): a file's reads on the thread pool, or TLS (src/tls),
+ * which reads the socket itself and stands in for uv_try_write/uv_write.
+ * Everything above (buffers, readers, gathering, marks, limits, close)
+ * is the same for every stream; a plain stream's write path is compiled
+ * without the layer's tests (writev_via).
+ *
  * Life. The public loom_stream_t * is a handle token (core/handle.h): a call
  * on a closed stream returns UV_EBADF. The struct is heap memory freed only
  * once the handle's close callback has run (libuv runs it after every
@@ -115,6 +122,7 @@ typedef struct {
   loom_t *rt; /* whose they are; NULL: nobody's yet */
   unsigned n[SPARE_KINDS];
   void *buf[SPARE_KINDS][SPARES_MAX];
+  char *bounce; /* a layer's raw reads (loom__io_bounce) */
 } spares_t;
 static LOOM__TLS spares_t spares;
 
@@ -137,7 +145,16 @@ void loom__io_spares_free(loom_t *rt) {
   if (spares.rt != rt) return;
   for (int k = 0; k < SPARE_KINDS; k++)
     while (spares.n[k] > 0) free(spares.buf[k][--spares.n[k]]);
+  free(spares.bounce);
+  spares.bounce = NULL;
   spares.rt = NULL;
+}
+
+void *loom__io_bounce(loom_t *rt) {
+  if (!spares.rt) spares.rt = rt;
+  if (spares.rt != rt) return NULL;
+  if (!spares.bounce) spares.bounce = malloc(LOOM__IO_BOUNCE);
+  return spares.bounce;
 }
 
 size_t loom__io_spares_count(int kind) { return spares.n[kind]; }
@@ -229,6 +246,7 @@ void loom__stream_close(loom_stream_t *s) {
   if (s->reader) loom__wake(s->reader, UV_EBADF);
   loom__wq_wake_all(&s->writers, UV_EPIPE);
   flush_gather(s); /* gathered bytes go out before the close */
+  if (s->src && s->src->closing) s->src->closing(s);
   if (s->queued == 0) close_now(s, 0);
   /* else on_write closes it once the queue is empty */
 }
@@ -620,11 +638,9 @@ int loom_read_all(loom_stream_t *h, char **data, size_t *len, size_t max) {
 
 /* ---- writing ----------------------------------------------------------------------- */
 
-static void on_write(uv_write_t *req, int status) {
-  wreq_t *w = loom__container_of(req, wreq_t, req);
-  loom_stream_t *s = w->s;
-  s->queued -= w->len;
-  wreq_free(s, w);
+/* n queued bytes were written (or failed with status). */
+static void wrote(loom_stream_t *s, size_t n, int status) {
+  s->queued -= n;
   if (status < 0 && !s->werr) s->werr = status;
   if (s->werr) {
     /* Gathered bytes can no longer follow: the error reports them. */
@@ -638,6 +654,30 @@ static void on_write(uv_write_t *req, int status) {
     if (s->queued == 0) loom__wq_wake_all(&s->drainers, 0);
   }
   if (s->closing && s->queued == 0) close_now(s, 0);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  wreq_t *w = loom__container_of(req, wreq_t, req);
+  loom_stream_t *s = w->s;
+  size_t n = w->len;
+  wreq_free(s, w);
+  wrote(s, n, status);
+}
+
+void loom__stream_wrote(loom_stream_t *s, size_t n, int status) { wrote(s, n, status); }
+
+/* uv_try_write and uv_write, or the layer's (a TLS stream's), for the
+ * flush and the queued rest of a write; loom_writev's own path is compiled
+ * once per kind (writev_via). */
+static int try_write(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
+  if (s->src) return s->src->try_write(s, bufs, nbufs);
+  return uv_try_write(&s->u.stream, bufs, nbufs);
+}
+
+static int start_write(uv_write_t *req, loom_stream_t *s, const uv_buf_t *bufs,
+                       unsigned nbufs) {
+  if (s->src) return s->src->write(req, s, bufs, nbufs, on_write);
+  return uv_write(req, &s->u.stream, bufs, nbufs, on_write);
 }
 
 /* The stream breaks for good with rc: whoever waits to write or drain
@@ -676,8 +716,10 @@ static void flush_gather(loom_stream_t *s) {
     wreq_free(s, g); /* the sticky error reports them */
     return;
   }
-  if (s->queued == 0) {
-    rc = uv_try_write(&s->u.stream, &(uv_buf_t){.base = g->data, .len = g->len}, 1);
+  /* A layer takes its writes whatever is queued (it encrypts them and
+   * queues the records behind the others): no copy into a request. */
+  if (s->queued == 0 || s->src) {
+    rc = try_write(s, &(uv_buf_t){.base = g->data, .len = g->len}, 1);
     if (rc >= 0)
       done = (size_t)rc;
     else if (rc != UV_EAGAIN && rc != UV_ENOSYS) {
@@ -696,8 +738,7 @@ static void flush_gather(loom_stream_t *s) {
   }
   g->s = s;
   g->len -= done;
-  rc = uv_write(&g->req, &s->u.stream, &(uv_buf_t){.base = g->data + done, .len = g->len},
-                1, on_write);
+  rc = start_write(&g->req, s, &(uv_buf_t){.base = g->data + done, .len = g->len}, 1);
   if (rc) {
     wreq_free(s, g);
     write_failed(s, rc);
@@ -790,7 +831,7 @@ static int queue_rest(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
   uv_buf_t b;
   b.base = w->data;
   b.len = rest; /* not uv_buf_init: its length is an unsigned int */
-  int rc = uv_write(&w->req, &s->u.stream, &b, 1, on_write);
+  int rc = start_write(&w->req, s, &b, 1);
   if (rc) {
     wreq_free(s, w);
     return rc;
@@ -799,14 +840,19 @@ static int queue_rest(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
   return 0;
 }
 
-/* Writes what the kernel takes at once and queues the rest. */
-static int write_now(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
-                     size_t total) {
+/* Writes what the kernel takes at once and queues the rest. src: the
+ * stream's layer, or NULL; a constant in each of the two copies below, so
+ * that a plain stream's writes do not test for a layer. */
+static inline __attribute__((always_inline)) int write_now_via(
+    loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs, size_t total,
+    const loom__rsource_t *src) {
   size_t done = 0;
-  if (s->queued == 0) {
+  if (s->queued == 0 || src) {
     /* Fast path: the kernel usually takes it all, and nothing is copied.
-     * uv_try_write takes at most INT_MAX bytes per call. */
-    int rc = uv_try_write(&s->u.stream, bufs, nbufs);
+     * uv_try_write takes at most INT_MAX bytes per call. A layer (TLS)
+     * takes it all whatever is queued: see flush_gather. */
+    int rc = src ? src->try_write(s, bufs, nbufs)
+                 : uv_try_write(&s->u.stream, bufs, nbufs);
     if (rc >= 0)
       done = (size_t)rc;
     else if (rc != UV_EAGAIN && rc != UV_ENOSYS)
@@ -820,14 +866,24 @@ static int write_now(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
   return 0;
 }
 
-static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
-  size_t total = 0;
-  for (unsigned i = 0; i < nbufs; i++) {
-    if (!bufs[i].base && bufs[i].len) return UV_EINVAL;
-    if (bufs[i].len > SIZE_MAX - total) return UV_EINVAL;
-    total += bufs[i].len;
-  }
-  if (s->src) return UV_ENOTSUP; /* a file read as a stream */
+static int write_now_plain(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
+                           size_t total) {
+  return write_now_via(s, bufs, nbufs, total, NULL);
+}
+
+static int write_now_layer(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
+                           size_t total) {
+  return write_now_via(s, bufs, nbufs, total, s->src);
+}
+
+/* loom_writev after its arguments' checks; layered: the stream has a
+ * layer (a constant in each of do_writev's two calls). */
+static inline __attribute__((always_inline)) int writev_via(loom_stream_t *s,
+                                                            const uv_buf_t *bufs,
+                                                            unsigned nbufs, size_t total,
+                                                            int layered) {
+  int (*write_now)(loom_stream_t *, const uv_buf_t *, unsigned,
+                   size_t) = layered ? write_now_layer : write_now_plain;
   if (s->werr) return s->werr;
   if (s->closing || uv_is_closing(&s->u.handle)) return UV_EPIPE;
   loom_task_t *self = loom__self();
@@ -888,6 +944,18 @@ static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
   return rc;
 }
 
+static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
+  size_t total = 0;
+  for (unsigned i = 0; i < nbufs; i++) {
+    if (!bufs[i].base && bufs[i].len) return UV_EINVAL;
+    if (bufs[i].len > SIZE_MAX - total) return UV_EINVAL;
+    total += bufs[i].len;
+  }
+  if (!s->src) return writev_via(s, bufs, nbufs, total, 0);
+  if (!s->src->write) return UV_ENOTSUP; /* a file read as a stream */
+  return writev_via(s, bufs, nbufs, total, 1);
+}
+
 int loom_writev(loom_stream_t *h, const uv_buf_t *bufs, unsigned nbufs) {
   if (!h || (!bufs && nbufs)) return UV_EINVAL;
   loom_stream_t *s = loom__stream_get(h);
@@ -944,11 +1012,12 @@ int loom_shutdown_write(loom_stream_t *h) {
   int rc = loom__check(self);
   if (rc) return rc;
   if (s->closing) return UV_EPIPE;
-  if (s->src) return UV_ENOTSUP;
+  if (s->src && !s->src->shutdown) return UV_ENOTSUP;
   /* Gathered bytes go before the EOF: libuv refuses every write once the
    * shutdown is asked, so flushed later they would be lost. */
   flush_gather(s);
   if (s->werr) return s->werr;
+  if (s->src && (rc = s->src->shutdown(s)) != 0) return rc;
   loom__req_t *r = loom__req_new();
   if (!r) return UV_ENOMEM;
   rc = uv_shutdown(&r->u.shutdown, &s->u.stream, on_shutdown);
@@ -1050,4 +1119,25 @@ int loom_stream_sockname(loom_stream_t *h, struct sockaddr_storage *addr) {
   if (!s || !addr || !s->is_tcp) return UV_EINVAL;
   int len = sizeof(*addr);
   return uv_tcp_getsockname(&s->u.tcp, (struct sockaddr *)addr, &len);
+}
+
+/* ---- layers (TLS) ------------------------------------------------------------ */
+
+int loom__stream_set_layer(loom_stream_t *s, const loom__rsource_t *src, void *data,
+                           void (*take_bytes)(void *arg, const char *bytes, size_t n),
+                           void *arg) {
+  if (s->closing || uv_is_closing(&s->u.handle)) return UV_EBADF;
+  if (s->src || s->reader || s->turn || !loom__wq_empty(&s->writers)) return UV_EBUSY;
+  flush_gather(s);
+  if (s->werr) return s->werr;
+  if (s->queued > 0) return UV_EBUSY;
+  read_stop(s);
+  if (buffered(s) > 0) take_bytes(arg, s->rbuf + s->rstart, buffered(s));
+  if (s->rbuf) rbuf_free(s);
+  s->direct = NULL;
+  s->direct_active = s->direct_full = s->skipped = 0;
+  s->wrote_now = 0;
+  s->src = src;
+  s->src_data = data;
+  return 0;
 }
