@@ -14,17 +14,18 @@
  * once seen, and the tasks waiting for it:
  *
  *   loom_process_t (obj: list, handle, refs)
- *     w: uv_poll_t on a pidfd (Linux >= 5.3), readable once the child
- *        exits; or, where pidfd_open fails, a uv_signal_t on SIGCHLD.
- *        Either way on_child reaps with waitpid(pid): loom's own child,
- *        never waitpid(-1), which would take the host's children.
+ *     poll: uv_poll_t on a pidfd (Linux >= 5.3), readable once the
+ *        child exits; or, where pidfd_open fails, a link on the list of
+ *        the runtime's SIGCHLD watcher (chld_t). Either way reap() calls
+ *        waitpid(pid): loom's own child, never waitpid(-1), which would
+ *        take the host's children.
  *     pipes[3]: stream tokens (stale once the user closed one)
  *     hook: on the owner's hook list (cancelled / returned with it open)
  *     kill_timer: LOOM_PROCESS_TERMINATE's SIGKILL, armed after SIGTERM
  *     waiters: tasks in loom_process_wait
  *
- * The one rule that keeps zombies away: the watcher is closed only once
- * the child has been reaped. So the object lives until both the exit was
+ * The one rule that keeps zombies away: the watch ends only once the
+ * child has been reaped. So the object lives until both the exit was
  * seen and the user closed it (or the owner returned, or shutdown closed
  * it), whichever comes last; then uv_close, and the close callback frees
  * it unless a call is still in progress (obj.h refs).
@@ -60,11 +61,9 @@ extern int loom__process_no_pidfd;
 int loom__process_no_pidfd;
 
 struct loom_process_s {
-  union {
-    uv_handle_t handle;
-    uv_poll_t poll;         /* on pidfd */
-    uv_signal_t sig;        /* SIGCHLD, where there is no pidfd */
-  } w;                      /* w.handle.data: this object */
+  uv_poll_t poll;           /* on pidfd; poll.data: this object */
+  loom__link_t link;        /* on chld's list */
+  struct chld_s *chld;      /* watched through SIGCHLD: its watcher */
   loom__obj_t obj;          /* list, handle, refs (obj.h) */
   loom_stream_t *pipes[3];  /* tokens; NULL where not a pipe */
   loom__hook_t hook;        /* on the owner's hooks while `hooked` */
@@ -73,16 +72,17 @@ struct loom_process_s {
   loom__wq_t waiters;       /* tasks in loom_process_wait */
   uint64_t kill_after_ms;   /* TERMINATE's delay */
   int pid;
-  int pidfd;              /* -1: watched through SIGCHLD */
+  int pidfd;              /* -1: not watched through a pidfd */
   int status;             /* returncode once exited */
   int policy;             /* LOOM_PROCESS_KILL ... */
   unsigned flags;         /* LOOM_PROCESS_GROUP ... */
-  uint8_t exited;         /* on_child reaped it */
+  uint8_t exited;         /* reap() reaped it */
   uint8_t closed;         /* closed by the user, owner or shutdown */
   uint8_t hooked;         /* hook is on owner's list */
   uint8_t timer_armed;    /* kill_timer is in the heap */
   uint8_t policy_applied; /* the policy has acted */
-  uint8_t handle_closing; /* uv_close called on w */
+  uint8_t handle_closing; /* the watch is closed: p is freed once that
+                           is done and no call holds p */
 };
 
 static loom_process_t *pget(loom_process_t *h) {
@@ -95,10 +95,101 @@ static void on_handle_closed(uv_handle_t *h) {
   loom__obj_closed(&p->obj);
 }
 
+/* Once the child was reaped (or never started). */
 static void close_handle(loom_process_t *p) {
   if (p->handle_closing) return;
   p->handle_closing = 1;
-  uv_close(&p->w.handle, on_handle_closed);
+  if (p->pidfd >= 0)
+    uv_close((uv_handle_t *)&p->poll, on_handle_closed);
+  else
+    loom__obj_closed(&p->obj); /* no handle of its own: may free p */
+}
+
+/* ---- SIGCHLD, where there is no pidfd ------------------------------------ */
+
+/* One SIGCHLD watcher per runtime, shared by the children watched that
+ * way: at each SIGCHLD it calls waitpid on each of them. (A uv_signal_t
+ * per child would make libuv queue a message per child at every SIGCHLD,
+ * and libuv drops messages once its pipe is full: a storm of children
+ * would lose exits.) It lives while it has children, and is an io object
+ * of the runtime so that shutdown waits for its close. */
+typedef struct chld_s {
+  uv_signal_t sig;
+  loom__io_t io;
+  loom_t *rt;
+  loom__list_t children; /* loom_process_t.link */
+  int dispatching;       /* in on_sigchld: it must not close */
+} chld_t;
+
+static __thread chld_t *tl_chld; /* this thread's runtime's */
+
+static void reap(loom_process_t *p);
+
+static void chld_closed(uv_handle_t *h) {
+  chld_t *c = loom__container_of((uv_signal_t *)h, chld_t, sig);
+  loom__io_remove(c->rt, &c->io);
+  free(c);
+}
+
+static void chld_maybe_close(chld_t *c) {
+  if (!loom__list_empty(&c->children) || c->dispatching) return;
+  if (tl_chld == c) tl_chld = NULL;
+  uv_close((uv_handle_t *)&c->sig, chld_closed);
+}
+
+static void on_sigchld(uv_signal_t *h, int signum) {
+  (void)signum;
+  chld_t *c = loom__container_of(h, chld_t, sig);
+  c->dispatching = 1;
+  loom__link_t *pos, *tmp;
+  loom__list_foreach_safe(pos, tmp, &c->children) {
+    reap(loom__list_entry(pos, loom_process_t, link)); /* may free it */
+  }
+  c->dispatching = 0;
+  chld_maybe_close(c);
+}
+
+/* Nothing to do: it closes itself once its last child is reaped, and
+ * shutdown closes and kills those children as io objects of their own. */
+static int chld_io_close(loom__io_t *o, int force) {
+  (void)o;
+  (void)force;
+  return 0;
+}
+
+/* Puts p on the runtime's watcher, started first if need be. */
+static int chld_watch(loom_process_t *p) {
+  loom_t *rt = p->obj.rt;
+  chld_t *c = tl_chld;
+  if (!c || c->rt != rt) {
+    c = calloc(1, sizeof(*c));
+    if (!c) return UV_ENOMEM;
+    int rc = uv_signal_init(rt->loop, &c->sig);
+    if (rc) {
+      free(c);
+      return rc;
+    }
+    c->rt = rt;
+    loom__list_init(&c->children);
+    loom__io_add(rt, &c->io, "SIGCHLD watcher", chld_io_close);
+    rc = uv_signal_start(&c->sig, on_sigchld, SIGCHLD);
+    if (rc) {
+      uv_close((uv_handle_t *)&c->sig, chld_closed);
+      return rc;
+    }
+    tl_chld = c;
+  }
+  loom__list_push_back(&c->children, &p->link);
+  p->chld = c;
+  return 0;
+}
+
+static void chld_drop(loom_process_t *p) {
+  chld_t *c = p->chld;
+  if (!c) return;
+  p->chld = NULL;
+  loom__list_remove(&c->children, &p->link);
+  chld_maybe_close(c);
 }
 
 static void disarm(loom_process_t *p) {
@@ -166,7 +257,7 @@ static void process_close(loom_process_t *p) {
 /* The child may have exited: reaps it if so. The watcher is stopped, not
  * closed: closing it is process_close's business (the zombie rule). */
 static void reap(loom_process_t *p) {
-  if (p->exited) return;
+  if (p->exited || p->pid <= 0) return; /* pid 0: being spawned */
   int st = 0;
   pid_t r;
   do r = waitpid(p->pid, &st, WNOHANG);
@@ -179,9 +270,9 @@ static void reap(loom_process_t *p) {
     p->status = 0; /* ECHILD: reaped by someone else (SIGCHLD set to
                       SIG_IGN): its status is lost */
   if (p->pidfd >= 0)
-    uv_poll_stop(&p->w.poll); /* an exited child's pidfd stays readable */
+    uv_poll_stop(&p->poll); /* an exited child's pidfd stays readable */
   else
-    uv_signal_stop(&p->w.sig);
+    chld_drop(p);
   disarm(p);
   loom__wq_wake_all(&p->waiters, 0);
   if (p->closed) close_handle(p);
@@ -190,11 +281,6 @@ static void reap(loom_process_t *p) {
 static void on_pidfd(uv_poll_t *h, int status, int events) {
   (void)status;
   (void)events;
-  reap(h->data);
-}
-
-static void on_sigchld(uv_signal_t *h, int signum) {
-  (void)signum;
   reap(h->data);
 }
 
@@ -418,32 +504,46 @@ static int attr_setup(posix_spawnattr_t *at, unsigned flags) {
 #endif
 #endif
 
-/* Starts watching the child for its exit: a pidfd, or SIGCHLD where
- * pidfd_open fails (Linux < 5.3, a seccomp filter, no descriptor left).
- * Sets *inited once w must be closed. */
-static int watch(loom_process_t *p, int *inited) {
-  uv_loop_t *loop = p->obj.rt->loop;
-  int rc;
+/* Whether pidfd_open works here, asked once: where it does not (Linux <
+ * 5.3, a seccomp filter, valgrind), the SIGCHLD watcher is started before
+ * the child, so that no exit goes unseen. */
+static int pidfd_usable(void) {
 #ifdef __linux__
-  int fd = loom__process_no_pidfd ? -1 : (int)syscall(SYS_pidfd_open, p->pid, 0);
-  if (fd >= 0) {
-    rc = uv_poll_init(loop, &p->w.poll, fd);
-    if (rc == 0) {
-      *inited = 1;
-      p->pidfd = fd;
-      p->w.poll.data = p;
-      return uv_poll_start(&p->w.poll, UV_READABLE, on_pidfd);
-    }
-    close(fd);
+  static int known; /* 1 yes, -1 no, 0 not asked yet */
+  if (loom__process_no_pidfd) return 0;
+  int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+  if (k == 0) {
+    int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    k = fd >= 0 ? 1 : -1;
+    if (fd >= 0) close(fd);
+    __atomic_store_n(&known, k, __ATOMIC_RELAXED);
   }
+  return k > 0;
+#else
+  return 0;
 #endif
-  rc = uv_signal_init(loop, &p->w.sig);
-  if (rc) return rc;
+}
+
+/* Watches the child through a pidfd. Sets *inited once p->poll must be
+ * closed. An error before that: no pidfd (out of descriptors...). */
+static int pidfd_watch(loom_process_t *p, int *inited) {
+#ifdef __linux__
+  int fd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+  if (fd < 0) return -errno;
+  int rc = uv_poll_init(p->obj.rt->loop, &p->poll, fd);
+  if (rc) {
+    close(fd);
+    return rc;
+  }
   *inited = 1;
-  p->w.sig.data = p;
-  rc = uv_signal_start(&p->w.sig, on_sigchld, SIGCHLD);
-  if (rc == 0) reap(p); /* it may have exited before the watcher started */
-  return rc;
+  p->pidfd = fd;
+  p->poll.data = p;
+  return uv_poll_start(&p->poll, UV_READABLE, on_pidfd);
+#else
+  (void)p;
+  (void)inited;
+  return UV_ENOSYS;
+#endif
 }
 
 /* Starts the child: 0 and *pid, or the error of a child that did not
@@ -510,13 +610,29 @@ int loom_process_spawn(loom_process_t **out, char *const argv[],
    * shutdown closes p (which closes them) first. */
   stdio_t io = {.streams = {NULL, NULL, NULL}, .temp = {-1, -1, -1}};
   pid_t pid = -1;
+  int use_pidfd = pidfd_usable();
+  if (!use_pidfd) {
+    rc = chld_watch(p);
+    if (rc) {
+      loom__obj_free(&p->obj);
+      return rc;
+    }
+  }
   rc = start(rt, argv, o, &io, &pid);
   for (int i = 0; i < 3; i++)
     if (io.temp[i] >= 0) close(io.temp[i]); /* the child has its own */
   int inited = 0;
   if (rc == 0) {
     p->pid = pid;
-    rc = watch(p, &inited);
+    if (use_pidfd) {
+      rc = pidfd_watch(p, &inited);
+      if (rc && !inited) {
+        /* No pidfd for this one: SIGCHLD, and a look now, as its exit
+         * may have come before the watcher. */
+        rc = chld_watch(p);
+        if (rc == 0) reap(p);
+      }
+    }
     if (rc) {
       /* Nothing would see its exit: killed and reaped here, at once. */
       kill(pid, SIGKILL);
@@ -524,6 +640,7 @@ int loom_process_spawn(loom_process_t **out, char *const argv[],
     }
   }
   if (rc) {
+    chld_drop(p);
     for (int i = 0; i < 3; i++)
       if (io.streams[i]) loom__stream_close_now(io.streams[i]);
     p->closed = p->exited = 1; /* nothing to reap */
