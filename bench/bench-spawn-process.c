@@ -9,6 +9,10 @@
  * libuv` does the same with uv_spawn alone on a loop of its own (exit
  * callback, uv_close, next spawn): what loom's tasks add to it.
  * `bench-spawn-process 1 posix_spawn` uses no loop at all (see run_posix).
+ * LOOM_SPROC_IDLE=N first starts N tasks that sleep through the
+ * measurement, for loom and for the libuv mode (whose loop then runs
+ * inside a loom task): a fork copies the page tables of every stack they
+ * touched, a posix_spawn copies nothing.
  * Peers (bench/subprocess/run.sh): peers/subprocess.go (exec.Command,
  * GOMAXPROCS=1), peers/subprocess.py (asyncio.create_subprocess_exec on
  * uvloop). Target (docs/benchmarks.md): at least Go's rate.
@@ -53,6 +57,9 @@ typedef struct {
   uint64_t inflight;
   bench_result_t r;
   int failed;
+  int raw;         /* 1: uv_spawn on a loop of its own */
+  uint64_t idle;   /* tasks asleep meanwhile (LOOM_SPROC_IDLE) */
+  void *raw_state; /* raw_t */
 } args_t;
 
 static uint64_t run_spawns(void *p, uint64_t n) {
@@ -141,9 +148,27 @@ static uint64_t run_posix(void *p, uint64_t n) {
   return bench_now_ns() - t0;
 }
 
+static int sleeper(void *arg) {
+  (void)arg;
+  loom_sleep(UINT64_C(1) << 40); /* until cancelled */
+  return 0;
+}
+
 static int bench_main(void *arg) {
   args_t *a = arg;
-  a->r = bench_measure(run_spawns, a, a->inflight);
+  loom_task_t **idle = a->idle ? calloc(a->idle, sizeof(*idle)) : NULL;
+  for (uint64_t i = 0; i < a->idle; i++)
+    if (!idle || loom_spawn(&idle[i], sleeper, NULL)) exit(1);
+  loom_yield(); /* they start, and sleep */
+  if (a->raw)
+    a->r = bench_measure(run_raw, a->raw_state, a->inflight);
+  else
+    a->r = bench_measure(run_spawns, a, a->inflight);
+  for (uint64_t i = 0; i < a->idle; i++) loom_cancel(idle[i]);
+  int *st = a->idle ? calloc(a->idle, sizeof(*st)) : NULL;
+  if (a->idle && (!st || loom_gather(idle, a->idle, st, 0) < 0)) exit(1);
+  free(st);
+  free(idle);
   return 0;
 }
 
@@ -161,13 +186,21 @@ int main(int argc, char **argv) {
     }
     a.inflight = (uint64_t)k;
   }
+  const char *idle = getenv("LOOM_SPROC_IDLE");
+  a.idle = idle ? strtoull(idle, NULL, 10) : 0;
   if (raw == 2) {
     a.r = bench_measure(run_posix, NULL, 1);
   } else if (raw) {
     raw_t r = {.inflight = a.inflight};
     uv_loop_init(&r.loop);
     r.loop.data = &r;
-    a.r = bench_measure(run_raw, &r, a.inflight);
+    if (a.idle) { /* with loom's tasks around it */
+      a.raw = 1;
+      a.raw_state = &r;
+      if (loom_run(bench_main, &a)) return 1;
+    } else {
+      a.r = bench_measure(run_raw, &r, a.inflight);
+    }
     uv_loop_close(&r.loop);
   } else {
     int rc = loom_run(bench_main, &a);
@@ -180,12 +213,15 @@ int main(int argc, char **argv) {
   bench_result_t us = a.r;
   us.median /= 1000.0;
   us.min /= 1000.0;
-  char impl[32];
-  snprintf(impl, sizeof impl, "%s(k=%llu)",
+  char impl[64];
+  char with[32] = "";
+  if (a.idle && raw != 2)
+    snprintf(with, sizeof with, ",idle=%llu", (unsigned long long)a.idle);
+  snprintf(impl, sizeof impl, "%s(k=%llu%s)",
            raw == 2 ? "posix_spawn"
            : raw    ? "libuv"
                     : "loom",
-           (unsigned long long)a.inflight);
+           (unsigned long long)a.inflight, with);
   bench_print("sproc", impl, &us, "us/child");
   printf("#      %s: %.0f spawns/s\n", impl, 1e6 / us.median);
   return 0;

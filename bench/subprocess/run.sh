@@ -12,13 +12,19 @@
 #
 # BUILD_DIR (default: build-bench in the source tree) is configured with
 # CMAKE_BUILD_TYPE=Release and LOOM_BUILD_BENCH=ON if it has no CMake cache
-# yet, and bench-spawn-process is built in it. The programs are not pinned:
-# a child runs on another CPU while its parent waits, as it would in use.
-# Each round runs the four, in a rotating order; a figure is the median
-# over the rounds.
+# yet, and bench-spawn-process is built in it. The programs are not pinned
+# unless LOOM_BENCH_CPUS is set (e.g. 1: every program, and so its
+# children, on that CPU, under taskset). Each round runs the four, in a
+# rotating order, then, one child at a time with 1,000 loom tasks asleep
+# meanwhile (LOOM_SPROC_IDLE), loom and uv_spawn (on a loop of its own
+# run inside a loom task: what a fork costs in a process with many task
+# stacks); a figure is the median over the rounds.
 #
 # Environment:
 #   LOOM_SPROC_ROUNDS   rounds (default 3)
+#   LOOM_SPROC_IDLE     tasks asleep in the last two programs (default
+#                       1000; 0 skips them)
+#   LOOM_BENCH_CPUS     taskset CPU list for every program (default: none)
 #   LOOM_BENCH_PYTHON   interpreter for the uvloop peer (default
 #                       /usr/bin/python3)
 #   LOOM_BENCH_REPS, LOOM_BENCH_TARGET_S  runs per figure (5) and seconds
@@ -29,6 +35,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$(dirname "$here")")
 build=${1:-$src/build-bench}
 rounds=${LOOM_SPROC_ROUNDS:-3}
+idle=${LOOM_SPROC_IDLE:-1000}
+pin=""
+[ -n "${LOOM_BENCH_CPUS:-}" ] && pin="taskset -c $LOOM_BENCH_CPUS"
 py=${LOOM_BENCH_PYTHON:-/usr/bin/python3}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-sproc.XXXXXX")
@@ -68,7 +77,7 @@ fi
 results=$tmp/results
 : >"$results"
 say "== $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
-run() { "$@" | tee -a "$results" || echo "# FAILED: $*"; }
+run() { $pin "$@" | tee -a "$results" || echo "# FAILED: $*"; }
 r=1
 while [ "$r" -le "$rounds" ]; do
   for k in 1 4; do
@@ -84,6 +93,11 @@ while [ "$r" -le "$rounds" ]; do
   done
   say "== round $r of $rounds: posix_spawn + waitpid, no loop (a reference)"
   run "$loom" 1 posix_spawn
+  if [ "$idle" -gt 0 ]; then
+    say "== round $r of $rounds: k=1 with $idle loom tasks asleep"
+    LOOM_SPROC_IDLE=$idle run "$loom" 1
+    LOOM_SPROC_IDLE=$idle run "$loom" 1 libuv
+  fi
   r=$((r + 1))
 done
 
@@ -111,6 +125,8 @@ awk '
       ratio = (l in med) ? sprintf("%.2fx", med[id] / med[l]) : "-"
       tgt = ""
       g = kk[id] " go-exec"
+      if (kk[id] ~ /idle/) nm[id] = nm[id] " (" substr(kk[id], index(kk[id], "idle=") + 5) " tasks asleep)"
+      if (kk[id] ~ /idle/) kk[id] = substr(kk[id], 1, index(kk[id], ",") - 1)
       if (nm[id] == "loom" && (g in med)) tgt = med[id] <= med[g] ? "met (>= Go)" : "NOT MET (< Go)"
       printf "| %s | %s | %.1f | %.0f | %s | %s |\n", kk[id], nm[id], med[id], 1e6 / med[id], ratio, tgt
     }
