@@ -5,9 +5,12 @@
  * and timeouts at every suspension (wait, communicate, pipe reads and
  * writes) and the policies, a process closed early, its owner returning,
  * the runtime ending with children running, errors (a missing program, bad
- * arguments), use after close, process groups, and signal watchers
- * (SIGCHLD, SIGTERM) next to children, and every allocation of a spawn
- * and communicate failed in turn.
+ * arguments), use after close, process groups and sessions, what a child
+ * starts with (signal mask and dispositions, PATH of env, cwd, a file that
+ * is not executable), signal watchers (SIGCHLD, SIGTERM) next to
+ * children, every allocation of a spawn and communicate failed in turn,
+ * and, where the children are watched through SIGCHLD instead of pidfds,
+ * the exit, storm, signal-watcher and shutdown scenarios again.
  *
  * The children are process-helper (built next to this program) and
  * /bin/sh. Tasks record what they see in `r`; the asserts run on the main
