@@ -8,8 +8,13 @@
 # LOOM_BUILD_BENCH=ON (bench-files is built here). BIG_MIB (default 1024)
 # is the size of the sequentially read file; 0 skips it. The files go to a
 # temporary directory under ${TMPDIR:-/tmp}, warmed into the page cache,
-# and are deleted at the end. The programs run twice, alternating, so that
-# a change in the machine's load shows as a spread rather than a ratio.
+# and are deleted at the end. The programs run LOOM_FILES_ROUNDS times
+# (default 2), alternating, so that a change in the machine's load shows
+# as a spread rather than a ratio; bench-files reads the large file with
+# 1 MiB and with 4 MiB reads (LOOM_FILES_CHUNKS_KIB, default "1024 4096")
+# and, within one run, alternates loom and blocking C in every round (its
+# ratios are per round). LOOM_BENCH_CPUS (e.g. 0,1) pins every program
+# with taskset.
 # Python: LOOM_BENCH_PYTHON (default /usr/bin/python3, which has uvloop
 # from Debian's python3-uvloop).
 set -eu
@@ -24,8 +29,17 @@ trap 'rm -rf "$dir"' EXIT INT TERM
 "$build/bench/bench-files" prepare "$dir" "$big"
 cat "$dir"/small/* > /dev/null
 [ "$big" -gt 0 ] && cat "$dir/big" > /dev/null
-for round in 1 2; do
+rounds=${LOOM_FILES_ROUNDS:-2}
+chunks=${LOOM_FILES_CHUNKS_KIB:-1024 4096}
+pin=""
+[ -n "${LOOM_BENCH_CPUS:-}" ] && pin="taskset -c $LOOM_BENCH_CPUS"
+round=1
+while [ "$round" -le "$rounds" ]; do
   echo "== round $round"
-  "$build/bench/bench-files" run "$dir"
-  PYTHONPATH="$here/peers" "$python" "$here/peers/files.py" "$dir"
+  for kib in $chunks; do
+    echo "-- $kib KiB reads"
+    LOOM_BENCH_CHUNK_KIB=$kib $pin "$build/bench/bench-files" run "$dir"
+  done
+  PYTHONPATH="$here/peers" $pin "$python" "$here/peers/files.py" "$dir"
+  round=$((round + 1))
 done

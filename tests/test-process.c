@@ -4,15 +4,20 @@
  * storm of 200 children with no descriptor or zombie left, the cancel
  * policies, a process closed early, its owner returning, the runtime
  * ending with children running, errors (a missing program, bad
- * arguments), use after close, process groups, and signal watchers
- * (SIGCHLD, SIGTERM) next to children. (Cancellation and timeouts at every
- * suspension, and allocation failures, are in the shared sweeps,
- * tests/test-io-sweep.c and tests/test-faults.c.)
+ * arguments), use after close, process groups and sessions, what a child
+ * starts with (signal mask and dispositions, PATH of env, cwd, a file that
+ * is not executable), signal watchers (SIGCHLD, SIGTERM) next to
+ * children, and, where the children are watched through SIGCHLD instead
+ * of pidfds, the exit, storm, signal-watcher and shutdown scenarios
+ * again. (Cancellation and timeouts at every suspension, and allocation
+ * failures, are in the shared sweeps, tests/test-io-sweep.c and
+ * tests/test-faults.c.)
  *
  * The children are process-helper (built next to this program) and
  * /bin/sh. Tasks record what they see in `r`; the asserts run on the main
  * stack after loom_run has returned (tests/helpers.h). */
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -747,6 +752,17 @@ static int group_main(void *arg) {
   pid = loom_process_pid(p);
   r.rc[9] = getsid(pid) == getsid(0) && getpgid(pid) == getpgid(0);
   loom_process_close(p);
+  /* GROUP alone: a group of its own in our session; both: a session. */
+  o.flags = LOOM_PROCESS_GROUP;
+  r.rc[10] = loom_process_spawn(&p, HELPER("sleep", "60000"), &o);
+  pid = loom_process_pid(p);
+  r.rc[11] = getsid(pid) == getsid(0) && getpgid(pid) == pid;
+  loom_process_close(p);
+  o.flags = LOOM_PROCESS_GROUP | LOOM_PROCESS_DETACHED;
+  r.rc[12] = loom_process_spawn(&p, HELPER("sleep", "60000"), &o);
+  pid = loom_process_pid(p);
+  r.rc[13] = getsid(pid) == pid && getpgid(pid) == pid;
+  loom_process_close(p);
   return 0;
 }
 
@@ -764,6 +780,118 @@ static void test_process_group(void **state) {
   assert_int_equal(r.rc[7], 1);
   assert_loom_ok(r.rc[8]);
   assert_int_equal(r.rc[9], 1);
+  assert_loom_ok(r.rc[10]);
+  assert_int_equal(r.rc[11], 1);
+  assert_loom_ok(r.rc[12]);
+  assert_int_equal(r.rc[13], 1);
+  assert_true(no_children());
+}
+
+/* ---- what the child starts with: signals, PATH, cwd ----------------------- */
+
+/* Signals 1-31 of a "SigXxx:\thex" line of /proc/PID/status (glibc's
+ * posix_spawn leaves its internal signals 32 and 33 ignored). */
+static unsigned long sig_bits(const char *text, const char *name) {
+  const char *at = text ? strstr(text, name) : NULL;
+  if (!at) return 0xdead;
+  unsigned long long v = strtoull(at + strlen(name), NULL, 16);
+  return (unsigned long)(v & 0x7fffffffu);
+}
+
+static int start_main(void *arg) {
+  const char *dir = arg;
+  loom_process_t *p;
+  loom_process_opts_t o = piped(0, 1, 0);
+  /* loom ignores SIGPIPE; the task blocks SIGUSR2 and SIGINT is ignored:
+   * the program starts with neither (as with libuv, signals 1-31). */
+  struct sigaction ign = {.sa_handler = SIG_IGN}, old_int;
+  sigaction(SIGINT, &ign, &old_int);
+  sigset_t usr2, old_mask;
+  sigemptyset(&usr2);
+  sigaddset(&usr2, SIGUSR2);
+  pthread_sigmask(SIG_BLOCK, &usr2, &old_mask);
+  r.rc[0] = loom_process_spawn(
+      &p, (char *const[]){"/bin/sh", "-c", "exec cat /proc/self/status", NULL}, &o);
+  pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+  sigaction(SIGINT, &old_int, NULL);
+  loom_communicate_t c = {0};
+  r.rc[1] = loom_process_communicate(p, &c);
+  r.rc[2] = (long)sig_bits(c.out, "SigIgn:");
+  r.rc[3] = (long)sig_bits(c.out, "SigBlk:");
+  free(c.out);
+  loom_process_close(p);
+  /* A name is looked up in the child's PATH when env is given. */
+  char path_env[600];
+  snprintf(path_env, sizeof path_env, "PATH=/nonexistent::%s", dir);
+  char *env[] = {path_env, NULL};
+  o = piped(0, 0, 0);
+  o.env = env;
+  r.rc[4] = loom_process_spawn(&p, (char *const[]){"process-helper", "exit", "4", NULL},
+                               &o);
+  int st = -1;
+  r.rc[5] = loom_process_wait(p, &st);
+  r.rc[6] = st;
+  loom_process_close(p);
+  char *no_path[] = {"PATH=/nonexistent", NULL};
+  o.env = no_path;
+  r.rc[7] = loom_process_spawn(&p, (char *const[]){"process-helper", NULL}, &o);
+  /* A file that is not executable, by name in PATH and by path. */
+  char tmpl[] = "/tmp/loom-test-process-XXXXXX";
+  char file[64];
+  if (mkdtemp(tmpl)) {
+    snprintf(file, sizeof file, "%s/noexec", tmpl);
+    int fd = open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd >= 0) close(fd);
+    char tmp_path[64];
+    snprintf(tmp_path, sizeof tmp_path, "PATH=%s", tmpl);
+    char *env2[] = {tmp_path, NULL};
+    o.env = env2;
+    r.rc[8] = loom_process_spawn(&p, (char *const[]){"noexec", NULL}, &o);
+    o.env = NULL;
+    r.rc[9] = loom_process_spawn(&p, (char *const[]){file, NULL}, &o);
+    r.rc[10] = loom_process_spawn(&p, (char *const[]){tmpl, NULL}, &o); /* a directory */
+    unlink(file);
+    rmdir(tmpl);
+  }
+  /* A relative path is relative to cwd. */
+  o = piped(0, 0, 0);
+  o.cwd = dir;
+  r.rc[11] = loom_process_spawn(
+      &p, (char *const[]){"./process-helper", "exit", "5", NULL}, &o);
+  r.rc[12] = loom_process_wait(p, &st);
+  r.rc[13] = st;
+  loom_process_close(p);
+  o.cwd = PROCESS_HELPER; /* not a directory */
+  r.rc[14] = loom_process_spawn(&p, HELPER("exit", "0"), &o);
+  return 0;
+}
+
+static void test_process_child_start(void **state) {
+  (void)state;
+  rec_reset();
+  char dir[512];
+  snprintf(dir, sizeof dir, "%s", PROCESS_HELPER);
+  char *slash = strrchr(dir, '/');
+  assert_non_null(slash);
+  *slash = 0;
+  int fds0 = fds_before();
+  assert_loom_ok(loom_run(start_main, dir));
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_int_equal(r.rc[2], 0);
+  assert_int_equal(r.rc[3], 0);
+  assert_loom_ok(r.rc[4]);
+  assert_loom_ok(r.rc[5]);
+  assert_int_equal(r.rc[6], 4);
+  assert_loom_err(r.rc[7], UV_ENOENT);
+  assert_loom_err(r.rc[8], UV_EACCES);
+  assert_loom_err(r.rc[9], UV_EACCES);
+  assert_loom_err(r.rc[10], UV_EACCES);
+  assert_loom_ok(r.rc[11]);
+  assert_loom_ok(r.rc[12]);
+  assert_int_equal(r.rc[13], 5);
+  assert_loom_err(r.rc[14], UV_ENOTDIR);
+  assert_int_equal(open_fds(), fds0);
   assert_true(no_children());
 }
 
@@ -812,6 +940,31 @@ static void test_process_signal_watchers(void **state) {
   assert_true(no_children());
 }
 
+/* ---- without a pidfd: the SIGCHLD watchers -------------------------------- */
+
+/* Where pidfd_open fails (Linux < 5.3, a seccomp filter), each child is
+ * watched through SIGCHLD; loom__process_no_pidfd takes that path here. */
+extern int loom__process_no_pidfd;
+
+static int no_pidfd_setup(void **state) {
+  (void)state;
+  loom__process_no_pidfd = 1;
+  return 0;
+}
+
+static int no_pidfd_teardown(void **state) {
+  (void)state;
+  loom__process_no_pidfd = 0;
+  return 0;
+}
+
+static void test_process_without_pidfd(void **state) {
+  test_process_exit_status_and_kill(state);
+  test_process_storm(state);
+  test_process_signal_watchers(state);
+  test_process_runtime_ends_with_children(state);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_process_exit_status_and_kill),
@@ -829,7 +982,10 @@ int main(void) {
       cmocka_unit_test(test_process_spawn_when_cancelled),
       cmocka_unit_test(test_process_use_after_close),
       cmocka_unit_test(test_process_group),
+      cmocka_unit_test(test_process_child_start),
       cmocka_unit_test(test_process_signal_watchers),
+      cmocka_unit_test_setup_teardown(test_process_without_pidfd, no_pidfd_setup,
+                                      no_pidfd_teardown),
   };
   return HARNESS_RUN(tests);
 }

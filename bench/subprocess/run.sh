@@ -12,13 +12,19 @@
 #
 # BUILD_DIR (default: build-bench in the source tree) is configured with
 # CMAKE_BUILD_TYPE=Release and LOOM_BUILD_BENCH=ON if it has no CMake cache
-# yet, and bench-spawn-process is built in it. The programs are not pinned:
-# a child runs on another CPU while its parent waits, as it would in use.
-# Each round runs the four, in a rotating order; a figure is the median
-# over the rounds.
+# yet, and bench-spawn-process is built in it. The programs are not pinned
+# unless LOOM_BENCH_CPUS is set (e.g. 1: every program, and so its
+# children, on that CPU, under taskset). Each round runs the four, in a
+# rotating order, then, one child at a time with 1,000 loom tasks asleep
+# meanwhile (LOOM_SPROC_IDLE), loom and uv_spawn (on a loop of its own
+# run inside a loom task: what a fork costs in a process with many task
+# stacks); a figure is the median over the rounds.
 #
 # Environment:
 #   LOOM_SPROC_ROUNDS   rounds (default 3)
+#   LOOM_SPROC_IDLE     tasks asleep in the last two programs (default
+#                       1000; 0 skips them)
+#   LOOM_BENCH_CPUS     taskset CPU list for every program (default: none)
 #   LOOM_BENCH_PYTHON   interpreter for the uvloop peer (default
 #                       /usr/bin/python3)
 #   LOOM_BENCH_REPS, LOOM_BENCH_TARGET_S  runs per figure (5) and seconds
@@ -29,6 +35,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$(dirname "$here")")
 build=${1:-$src/build-bench}
 rounds=${LOOM_SPROC_ROUNDS:-3}
+idle=${LOOM_SPROC_IDLE:-1000}
+unset LOOM_SPROC_IDLE # bench-spawn-process reads it too: only where given
+pin=""
+[ -n "${LOOM_BENCH_CPUS:-}" ] && pin="taskset -c $LOOM_BENCH_CPUS"
 py=${LOOM_BENCH_PYTHON:-/usr/bin/python3}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-sproc.XXXXXX")
@@ -68,7 +78,33 @@ fi
 results=$tmp/results
 : >"$results"
 say "== $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
-run() { "$@" | tee -a "$results" || echo "# FAILED: $*"; }
+# With perf (and the syscall tracepoints readable), each program also
+# gets a CPU figure: task-clock of the program and its children over the
+# number of execve calls but its own (Python's interpreter start counts
+# too, spread over its children). Wall time on a shared machine measures
+# the load as much as the spawn; CPU time does not.
+perf=""
+if [ "${LOOM_SPROC_PERF:-1}" = 1 ] && command -v perf >/dev/null 2>&1 &&
+   perf stat -x, -e task-clock,syscalls:sys_enter_execve -o "$tmp/perf" -- true >/dev/null 2>&1; then
+  perf=perf
+else
+  say "== perf stat with syscalls:sys_enter_execve unavailable: no CPU figures"
+fi
+run() {
+  if [ -z "$perf" ]; then
+    $pin "$@" | tee -a "$results" || echo "# FAILED: $*"
+    return
+  fi
+  $pin perf stat -x, -e task-clock,syscalls:sys_enter_execve -o "$tmp/perf" -- "$@" >"$tmp/out" ||
+    echo "# FAILED: $*"
+  tee -a "$results" <"$tmp/out"
+  impl=$(awk '$1 == "sproc" { print $2; exit }' "$tmp/out")
+  awk -F, -v impl="$impl" '
+    $3 == "task-clock" { ms = $1 }
+    $3 ~ /execve/ { n = $1 }
+    END { if (impl != "" && n > 1) printf "sproc-cpu %s %.1f us/child (perf: task-clock over %d children)\n", impl, ms * 1000 / (n - 1), n - 1 }
+  ' "$tmp/perf" | tee -a "$results"
+}
 r=1
 while [ "$r" -le "$rounds" ]; do
   for k in 1 4; do
@@ -84,6 +120,11 @@ while [ "$r" -le "$rounds" ]; do
   done
   say "== round $r of $rounds: posix_spawn + waitpid, no loop (a reference)"
   run "$loom" 1 posix_spawn
+  if [ "$idle" -gt 0 ]; then
+    say "== round $r of $rounds: k=1 with $idle loom tasks asleep"
+    LOOM_SPROC_IDLE=$idle run "$loom" 1
+    LOOM_SPROC_IDLE=$idle run "$loom" 1 libuv
+  fi
   r=$((r + 1))
 done
 
@@ -111,7 +152,41 @@ awk '
       ratio = (l in med) ? sprintf("%.2fx", med[id] / med[l]) : "-"
       tgt = ""
       g = kk[id] " go-exec"
+      if (kk[id] ~ /idle/) nm[id] = nm[id] " (" substr(kk[id], index(kk[id], "idle=") + 5) " tasks asleep)"
+      if (kk[id] ~ /idle/) kk[id] = substr(kk[id], 1, index(kk[id], ",") - 1)
       if (nm[id] == "loom" && (g in med)) tgt = med[id] <= med[g] ? "met (>= Go)" : "NOT MET (< Go)"
       printf "| %s | %s | %.1f | %.0f | %s | %s |\n", kk[id], nm[id], med[id], 1e6 / med[id], ratio, tgt
     }
   }' "$results"
+
+if [ -n "$perf" ]; then
+  echo
+  echo "CPU per child (the program and its children, user + system):"
+  echo
+  echo "| in flight | implementation | CPU us/child | x loom |"
+  echo "|----------:|----------------|-------------:|-------:|"
+  awk '
+    $1 == "sproc-cpu" && $3 ~ /^[0-9.]+$/ {
+      impl = $2; k = impl; sub(/.*k=/, "", k); sub(/\).*/, "", k)
+      name = impl; sub(/\(.*/, "", name)
+      id = k " " name
+      if (!(id in cnt)) { n++; order[n] = id; kk[id] = k; nm[id] = name }
+      vals[id, ++cnt[id]] = $3
+    }
+    function median(id,   i, j, t, m, a) {
+      m = cnt[id]
+      for (i = 1; i <= m; i++) a[i] = vals[id, i]
+      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+      return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
+    END {
+      for (i = 1; i <= n; i++) med[order[i]] = median(order[i])
+      for (i = 1; i <= n; i++) {
+        id = order[i]; l = kk[id] " loom"
+        ratio = (l in med) ? sprintf("%.2fx", med[id] / med[l]) : "-"
+        if (kk[id] ~ /idle/) nm[id] = nm[id] " (" substr(kk[id], index(kk[id], "idle=") + 5) " tasks asleep)"
+        if (kk[id] ~ /idle/) kk[id] = substr(kk[id], 1, index(kk[id], ",") - 1)
+        printf "| %s | %s | %.1f | %s |\n", kk[id], nm[id], med[id], ratio
+      }
+    }' "$results"
+fi

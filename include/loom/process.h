@@ -4,8 +4,9 @@
  *
  * A process object owns one child from loom_process_spawn until it has
  * exited and been reaped. Whatever happens to the object or to the task
- * that spawned it, loom reaps the child: libuv watches it until its exit is
- * seen, so a child never stays a zombie, not when the object is closed
+ * that spawned it, loom reaps the child: it watches it until its exit is
+ * seen (a pidfd, or SIGCHLD where there is none), so a child never stays a
+ * zombie, not when the object is closed
  * while the child runs, not when its task is cancelled or returns, not when
  * the runtime shuts down.
  *
@@ -65,14 +66,14 @@ typedef struct {
 /* Cancellation policies (see above). */
 enum { LOOM_PROCESS_KILL = 0, LOOM_PROCESS_TERMINATE, LOOM_PROCESS_LEAVE };
 
-/* Flags. LOOM_PROCESS_GROUP: the child leads a process group of its own,
- * and every signal loom sends it (loom_process_signal, kill, the policy)
- * goes to the whole group, so the children of a shell die with it.
- * LOOM_PROCESS_DETACHED: the child runs in a new session, without a
- * controlling terminal: Ctrl-C at the terminal does not reach it. libuv
- * 1.44 can only give a child a group of its own by starting a new session
- * (setsid), so either flag implies both. Neither lets a child outlive the
- * runtime (see above): a daemon daemonizes itself. */
+/* Flags. LOOM_PROCESS_GROUP: the child leads a process group of its own
+ * (setpgid, in the parent's session), and every signal loom sends it
+ * (loom_process_signal, kill, the policy) goes to the whole group, so the
+ * children of a shell die with it. LOOM_PROCESS_DETACHED: the child runs
+ * in a new session (setsid), without a controlling terminal: Ctrl-C at the
+ * terminal does not reach it; a session leader leads a group too. Neither
+ * lets a child outlive the runtime (see above): a daemon daemonizes
+ * itself. */
 #define LOOM_PROCESS_GROUP 1u
 #define LOOM_PROCESS_DETACHED 2u
 
@@ -94,13 +95,15 @@ typedef struct {
 /* Starts argv[0] (or opts->file) with arguments argv (NULL-terminated,
  * argv[0] included) and returns once the program runs: a program that
  * cannot be started is an error here, with nothing left to reap. Does not
- * suspend (libuv waits for the exec), but is a checkpoint: a cancelled
- * task gets UV_ECANCELED and starts nothing. opts NULL: every stream
+ * suspend (posix_spawn returns after the exec), but is a checkpoint: a
+ * cancelled task gets UV_ECANCELED and starts nothing. The child gets an
+ * empty signal mask and signals 1-31 at their defaults. opts NULL: every stream
  * inherited, policy LOOM_PROCESS_KILL. Errors: UV_EINVAL (NULL p or argv,
  * empty argv, an unknown stdio kind, flag or policy), UV_EBADF (a
  * LOOM_STDIO_FD that is not an open descriptor), UV_ENOENT (no such
- * program), UV_EACCES, UV_ENOEXEC..., as execvp reports them, UV_ECANCELED,
- * UV_ETIMEDOUT, LOOM_ENOTASK, UV_ENOMEM, UV_EAGAIN (fork). */
+ * program), UV_EACCES, UV_ENOEXEC..., as execvp reports them, UV_ENOTDIR (cwd),
+ * UV_ECANCELED, UV_ETIMEDOUT, LOOM_ENOTASK, UV_ENOMEM, UV_EAGAIN, UV_EMFILE,
+ * UV_ENOSYS (cwd with glibc < 2.29). */
 LOOM_EXTERN int loom_process_spawn(loom_process_t **p, char *const argv[],
                                    const loom_process_opts_t *opts);
 
