@@ -996,6 +996,8 @@ static int fifo_writer(int i, const int *done) {
 
 typedef struct {
   int i;
+  char path[512]; /* its own copy: P()'s ring moves on while the read
+                     waits for a thread that will open this name */
   char *data;
   size_t len;
   long rc;
@@ -1004,7 +1006,8 @@ typedef struct {
 
 static int blocker(void *arg) {
   blocker_t *b = arg;
-  b->rc = loom_fs_read_file(fifo(b->i), &b->data, &b->len, 100);
+  snprintf(b->path, sizeof b->path, "%s", fifo(b->i));
+  b->rc = loom_fs_read_file(b->path, &b->data, &b->len, 100);
   b->done = 1;
   return 0;
 }
@@ -1100,9 +1103,10 @@ static int started_reader(void *arg) {
   if (s->f) {
     s->rc = loom_file_read(s->f, s->buf, 2);
   } else {
-    char *data;
+    char *data, path[512]; /* a copy: P()'s ring moves on meanwhile */
     size_t len;
-    s->rc = loom_fs_read_file(fifo(0), &data, &len, 100);
+    snprintf(path, sizeof path, "%s", fifo(0));
+    s->rc = loom_fs_read_file(path, &data, &len, 100);
     if (s->rc == 0) free(data);
   }
   if (s->timeout) loom_scope_exit(&sc);
