@@ -1,0 +1,12 @@
+# The monitor (src/io/monitor.c) and the gdb helper (tools/loom-gdb.py),
+# included by tests/CMakeLists.txt.
+
+# gdb on a program stopped with tasks parked (tests/test-gdb.sh); SKIPPED
+# without gdb. Not under LOOM_TEST_WRAPPER: gdb runs the program itself.
+add_executable(test-gdb test-gdb.c)
+target_link_libraries(test-gdb PRIVATE loom::loom)
+target_compile_options(test-gdb PRIVATE -g -O1 -fno-omit-frame-pointer)
+loom_target_warnings(test-gdb)
+add_test(NAME gdb COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test-gdb.sh
+         ${PROJECT_SOURCE_DIR} $<TARGET_FILE:test-gdb>)
+set_tests_properties(gdb PROPERTIES SKIP_REGULAR_EXPRESSION "SKIPPED: " TIMEOUT 120)
