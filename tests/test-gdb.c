@@ -12,7 +12,9 @@ static loom_lock_t lock;
 void gdb_stop_here(void);
 __attribute__((noinline)) void gdb_stop_here(void) { __asm__ volatile("" ::: "memory"); }
 
-__attribute__((noinline)) static int gdb_parked_in_sleep(void) { return loom_sleep(3600000); }
+__attribute__((noinline)) static int gdb_parked_in_sleep(void) {
+  return loom_sleep(3600000);
+}
 static int sleeper(void *arg) {
   (void)arg;
   int rc = gdb_parked_in_sleep();
@@ -20,7 +22,9 @@ static int sleeper(void *arg) {
   return rc;
 }
 
-__attribute__((noinline)) static int gdb_parked_on_event(void) { return loom_event_wait(&event); }
+__attribute__((noinline)) static int gdb_parked_on_event(void) {
+  return loom_event_wait(&event);
+}
 static int event_waiter(void *arg) {
   (void)arg;
   int rc = gdb_parked_on_event();
