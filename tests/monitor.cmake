@@ -10,3 +10,19 @@ loom_target_warnings(test-gdb)
 add_test(NAME gdb COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test-gdb.sh
          ${PROJECT_SOURCE_DIR} $<TARGET_FILE:test-gdb>)
 set_tests_properties(gdb PROPERTIES SKIP_REGULAR_EXPRESSION "SKIPPED: " TIMEOUT 120)
+
+# The monitor's commands, bad commands, clients going away, stop/start,
+# paths (tests/test-monitor.c).
+loom_test_program(monitor)
+loom_add_test(monitor $<TARGET_FILE:test-monitor>)
+
+# examples/monitor.c driven by tools/loom-monitor: ps, cancel by id, a bad
+# command, SIGINT (tests/run-monitor-example.sh).
+if(TARGET example-monitor AND TARGET loom-monitor)
+  add_test(NAME example-monitor COMMAND sh ${LOOM_EXAMPLE_CHECK}
+           ${LOOM_EXAMPLE_EXPECTED}/monitor.txt --
+           sh ${CMAKE_CURRENT_SOURCE_DIR}/run-monitor-example.sh
+           $<TARGET_FILE:loom-monitor> ${LOOM_TEST_WRAPPER}
+           $<TARGET_FILE:example-monitor>)
+  set_tests_properties(example-monitor PROPERTIES TIMEOUT 300)
+endif()
