@@ -147,22 +147,67 @@ def _field_names(v):
         return set()
 
 
-def wait_words(t, rt, deep):
-    """What a parked task waits on, as far as the record says."""
-    names = _field_names(t.dereference())
-    # A wait reason kept by the dump machinery, if this build has one.
-    for f in ("wait_reason", "why", "waiting_on"):
-        if f in names:
+_WAIT_KINDS = None
+
+
+def _wait_kinds():
+    """{value: "queue get", ...} from the LOOM__W_* enumerators of this
+    build's debug information (src/core/introspect.h); {} without them."""
+    global _WAIT_KINDS
+    if _WAIT_KINDS is None:
+        _WAIT_KINDS = {}
+        for name in ("UNKNOWN", "SLEEP", "LOCK", "SEM", "QUEUE_GET", "QUEUE_PUT",
+                     "QUEUE_JOIN", "EVENT", "COND", "BARRIER", "CHANNEL_SEND",
+                     "CHANNEL_RECV", "FUTURE", "READ", "WRITE", "DRAIN", "CONNECT",
+                     "ACCEPT", "DNS", "JOIN", "GATHER", "WAIT", "AS_COMPLETED",
+                     "GROUP", "THREAD", "PROCESS", "FILE", "SIGNAL", "FD", "HTTP",
+                     "REQ"):
             try:
-                return str(t[f])
+                v = int(gdb.parse_and_eval("LOOM__W_" + name))
             except gdb.error:
-                pass
+                continue
+            word = {"SEM": "semaphore", "COND": "condition"}.get(name, name)
+            _WAIT_KINDS[v] = word.lower().replace("_", " ")
+    return _WAIT_KINDS
+
+
+def _wait_reason(t, rt):
+    """The wait reason the park site recorded (kind and object), if this
+    build records one: "sleep until +250 ms", "lock 0x55... <accounts>"."""
+    w = t["wait"]
+    if not _int(w) or "kind" not in _field_names(w.dereference()):
+        return ""
+    kind = int(w["kind"])
+    word = _wait_kinds().get(kind)
+    if not kind or word is None:
+        return ""
+    obj = _int(w["obj"])
+    if word == "sleep":
+        try:
+            left = obj - int(rt["loop"]["time"])
+            return "sleep until %+d ms" % left
+        except gdb.error:
+            return "sleep"
+    if word in ("gather", "wait", "fd"):
+        return "%s (%d)" % (word, obj)
+    if not obj:
+        return word
+    # gdb names a static object: "0x5555555580a0 <accounts>".
+    ptr = gdb.Value(obj).cast(gdb.lookup_type("void").pointer())
+    return "%s %s" % (word, str(ptr))
+
+
+def wait_words(t, rt, deep):
+    """What a parked task waits on, as far as the record and stack say."""
+    words = _wait_reason(t, rt)
     if deep:
         # The public call it is parked in (loom_sleep, loom_lock_acquire,
         # ...): the first loom_* frame of its stack.
         site = _park_site(t, rt)
         if site:
-            return "in " + site
+            return "%s (in %s)" % (words, site) if words else "in " + site
+    if words:
+        return words
     w = t["wait"]
     if _int(w) and _int(w["cancel"]):
         # The waiter's cancel hook hints at the kind of wait.
