@@ -382,6 +382,32 @@ static void test_ends_with_runtime(void **state) {
   assert_false(exists(path));
 }
 
+/* LOOM_MONITOR=path: loom_run starts it; it listens once main has let
+ * its task run. */
+static int env_main(void *arg) {
+  (void)arg;
+  loom_yield();
+  r.reply[0] = ask("ps\n", &r.rc[0]);
+  r.rc[1] = loom_monitor_stop(NULL);
+  return 0;
+}
+
+static void test_env(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  new_path();
+  setenv("LOOM_MONITOR", path, 1);
+  int rc = loom_run(env_main, NULL);
+  unsetenv("LOOM_MONITOR");
+  assert_loom_ok(rc);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_non_null(strstr(r.reply[0], "       1  "));
+  assert_non_null(strstr(r.reply[0], "       2  parked    loom-monitor "));
+  assert_false(exists(path));
+  free_replies();
+}
+
 /* Started from host code, before any task: it listens from the first
  * scheduler pass. */
 static int host_client(void *arg) {
@@ -423,6 +449,7 @@ int main(void) {
       cmocka_unit_test(test_stop_start),
       cmocka_unit_test(test_paths),
       cmocka_unit_test(test_ends_with_runtime),
+      cmocka_unit_test(test_env),
       cmocka_unit_test(test_host_start),
   };
   return HARNESS_RUN(tests);
