@@ -39,6 +39,8 @@ gdb -nx -batch -q \
   -ex 'echo ==bt-lock\n' -ex 'loom bt 4' \
   -ex 'echo ==bt-main\n' -ex 'loom bt 1' \
   -ex 'echo ==bt-none\n' -ex 'loom bt 999' \
+  -ex 'echo ==task\n' -ex 'loom task 2' -ex 'bt' \
+  -ex 'echo ==task-off\n' -ex 'loom task off' -ex 'bt' -ex 'echo ==end\n' \
   -ex "gcore $tmp/core" \
   -ex kill \
   "$prog" >"$tmp/live" 2>&1
@@ -88,8 +90,12 @@ for out in live core; do
   if [ "$out" = live ]; then
     sed -n '/^==bt-main/,/^==bt-none/p' "$f" >"$tmp/bt1"
     check "$tmp/bt1" "$out: bt 1 (running)" '^#0 .*gdb_stop_here'
-    sed -n '/^==bt-none/,$p' "$f" >"$tmp/bt999"
+    sed -n '/^==bt-none/,/^==task$/p' "$f" >"$tmp/bt999"
     check "$tmp/bt999" "$out: bt 999" 'loom bt: no task 999'
+    sed -n '/^==task$/,/^==task-off/p' "$f" >"$tmp/task"
+    check "$tmp/task" "$out: loom task 2" '^#[0-9]+ .*gdb_parked_in_sleep'
+    sed -n '/^==task-off/,/^==end/p' "$f" >"$tmp/taskoff"
+    check "$tmp/taskoff" "$out: loom task off" '^#1 .*main_task'
   fi
 done
 if [ "$fail" -ne 0 ]; then

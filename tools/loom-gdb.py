@@ -3,6 +3,8 @@
 #   (gdb) source tools/loom-gdb.py
 #   (gdb) loom tasks [RUNTIME]   every task: id, name, state, what it waits on
 #   (gdb) loom bt ID [RUNTIME]   the backtrace of task ID (parked or ready)
+#   (gdb) loom task ID           frames 1.. become task ID's (frame N, info
+#                                locals, up, down); `loom task off` undoes it
 #
 # Works on a live process and on a core file, with the library's debug
 # information (a RelWithDebInfo or Debug build): it reads the runtime's
@@ -429,6 +431,46 @@ class LoomBt(gdb.Command):
         gdb.write(_backtrace(t, rt))
 
 
+class LoomTask(gdb.Command):
+    """Make a task's frames gdb's: loom task ID [RUNTIME-EXPR] | loom task off.
+
+    From then on, frame 1 and up are the task's suspended frames, so that
+    `frame N`, `info locals`, `print` and `up`/`down` work in them; frame 0
+    stays the thread's own. `loom task off` gives the thread its frames
+    back (so does resuming the program)."""
+
+    def __init__(self):
+        super().__init__("loom task", gdb.COMMAND_STACK)
+
+    def invoke(self, arg, from_tty):
+        argv = gdb.string_to_argv(arg)
+        if not argv or argv[0] == "off":
+            _unwinder.regs = None
+            gdb.invalidate_cached_frames()
+            return
+        if not hasattr(gdb.PendingFrame, "level"):
+            raise gdb.GdbError("loom task: needs gdb 11 or later (loom bt works)")
+        try:
+            ident = int(argv[0], 0)
+        except ValueError:
+            raise gdb.GdbError("loom task: '%s' is not a task id" % argv[0])
+        rt, t = _find_task(ident, argv[1] if len(argv) > 1 else None)
+        if t is None:
+            raise gdb.GdbError("loom task: no task %d" % ident)
+        if int(t["state"]) == 4 or _int(rt["current"]) == _int(t):
+            raise gdb.GdbError("loom task: task %d has no suspended stack" % ident)
+        _unwinder.regs = saved_registers(t)
+        gdb.invalidate_cached_frames()
+        gdb.execute("frame 1")
+
+
+def _on_resume(event):
+    _unwinder.regs = None
+
+
+gdb.events.cont.connect(_on_resume)
+
 LoomPrefix()
 LoomTasks()
 LoomBt()
+LoomTask()
