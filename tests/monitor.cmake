@@ -7,8 +7,15 @@ add_executable(test-gdb test-gdb.c)
 target_link_libraries(test-gdb PRIVATE loom::loom)
 target_compile_options(test-gdb PRIVATE -g -O1 -fno-omit-frame-pointer)
 loom_target_warnings(test-gdb)
+# Under the sanitizers, no core file (gcore would write their shadow
+# memory).
+if(LOOM_SANITIZE OR LOOM_TSAN)
+  set(gdb_core nocore)
+else()
+  set(gdb_core core)
+endif()
 add_test(NAME gdb COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test-gdb.sh
-         ${PROJECT_SOURCE_DIR} $<TARGET_FILE:test-gdb>)
+         ${PROJECT_SOURCE_DIR} $<TARGET_FILE:test-gdb> ${gdb_core})
 set_tests_properties(gdb PROPERTIES SKIP_REGULAR_EXPRESSION "SKIPPED: " TIMEOUT 120)
 
 # The monitor's commands, bad commands, clients going away, stop/start,
