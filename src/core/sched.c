@@ -156,8 +156,8 @@ void loom__suspend(loom_task_t *t, int last) {
     return;
   }
   rt->prev = t;
+  rt->stats.switches++; /* before current moves: debug mode reads both */
   rt->current = next;
-  rt->stats.switches++;
   loom__fiber_t *to = &rt->sched;
   if (next) {
     next->state = LOOM__RUNNING;
@@ -180,8 +180,8 @@ static int take_wake(loom__waiter_t *w, int result) {
 
 /* Runs t from the loop's own stack until it hands the thread back. */
 static void run_from_loop(loom_t *rt, loom_task_t *t) {
-  rt->current = t;
   rt->stats.switches++;
+  rt->current = t;
   t->state = LOOM__RUNNING;
   loom__fiber_switch(&rt->sched, &t->fiber);
   /* Back when t found nothing left to hand the thread to. */
