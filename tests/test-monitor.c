@@ -110,12 +110,13 @@ static void test_commands(void **state) {
   assert_loom_ok(loom_run(commands_main, NULL));
   for (int i = 0; i < 8; i++) assert_loom_ok(r.rc[i]);
   const char *ps = r.reply[0];
-  assert_non_null(strstr(ps, "ID  STATE"));
+  assert_non_null(strstr(ps, "ID  STATE     NAME"));
   /* main waits for the reply: parked, or woken already by its write */
   assert_true(strstr(ps, " parked    main ") || strstr(ps, " ready     main "));
   assert_non_null(strstr(ps, " running   loom-monitor-client"));
   assert_non_null(strstr(ps, "sleeper"));
-  assert_non_null(strstr(ps, "sleep"));
+  assert_non_null(strstr(ps, " ms  sleep until +"));
+  assert_non_null(strstr(ps, "accept on listener /tmp/loom-monitor-test-"));
   assert_non_null(strstr(ps, "loom-monitor "));
   assert_non_null(strstr(ps, "loom-monitor-client"));
   assert_non_null(strstr(r.reply[1], "cancel ID"));

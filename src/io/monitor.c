@@ -193,13 +193,25 @@ static void cmd_ps(obuf_t *b, loom_t *rt) {
     all[n++] = t;
   }
   qsort(all, n, sizeof(*all), by_id);
-  obuf_printf(b, "%8s  %-9s %-24s %s\n", "ID", "STATE", "NAME", "WAITING ON");
+  obuf_printf(b, "%8s  %-9s %-24s %9s  %s\n", "ID", "STATE", "NAME", "FOR", "WAITING ON");
+  uint32_t now = (uint32_t)uv_now(rt->loop);
   for (size_t i = 0; i < n; i++) {
     loom_task_t *t = all[i];
-    char why[160] = "";
-    if (t->state == LOOM__PARKED) loom__wait_describe(t, why, sizeof(why));
-    obuf_printf(b, "%8" PRIu64 "  %-9s %-24s %s%s\n", t->fiber.id, state_word(t, rt),
-                loom__task_name(t), why, t->cancelled ? " (cancelled)" : "");
+    char why[160] = "", waited[24] = "";
+    if (t->state == LOOM__PARKED && t != rt->current && t->wait) {
+      loom__wait_describe(t, why, sizeof(why));
+      /* since: the low 32 bits of the loop time the wait began */
+      snprintf(waited, sizeof(waited), "%" PRIu32 " ms", now - t->wait->since);
+    }
+    char line[320];
+    int len = snprintf(line, sizeof(line), "%8" PRIu64 "  %-9s %-24s %9s  %s%s",
+                       t->fiber.id, state_word(t, rt), loom__task_name(t), waited, why,
+                       t->cancelled ? " (cancelled)" : "");
+    if (len < 0) continue;
+    if ((size_t)len >= sizeof(line)) len = (int)sizeof(line) - 1;
+    while (len > 0 && line[len - 1] == ' ') len--; /* no trailing blanks */
+    line[len++] = '\n';
+    obuf_add(b, line, (size_t)len);
   }
   obuf_printf(b, "%zu task%s\n", n, n == 1 ? "" : "s");
   free(all);
