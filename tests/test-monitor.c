@@ -112,7 +112,7 @@ static void test_commands(void **state) {
   const char *ps = r.reply[0];
   assert_non_null(strstr(ps, "ID  STATE     NAME"));
   /* main waits for the reply: parked, or woken already by its write */
-  assert_true(strstr(ps, " parked    main ") || strstr(ps, " ready     main "));
+  assert_true(strstr(ps, " parked    main") || strstr(ps, " ready     main"));
   assert_non_null(strstr(ps, " running   loom-monitor-client"));
   assert_non_null(strstr(ps, "sleeper"));
   assert_non_null(strstr(ps, " ms  sleep until +"));
@@ -227,8 +227,8 @@ static void test_disconnect_mid_command(void **state) {
   assert_loom_ok(r.rc[0]);
   assert_int_equal(r.rc[1], 0);
   assert_loom_ok(r.rc[2]);
-  assert_true(strstr(r.reply[0], " parked    main ") ||
-              strstr(r.reply[0], " ready     main "));
+  assert_true(strstr(r.reply[0], " parked    main") ||
+              strstr(r.reply[0], " ready     main"));
   free_replies();
 }
 
