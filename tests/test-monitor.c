@@ -441,6 +441,26 @@ static void test_host_start(void **state) {
   assert_false(exists(path));
 }
 
+/* Stopped from host code before its task ever ran: nothing is bound. */
+static void test_host_stop_before_run(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  loom_t *rt;
+  assert_loom_ok(loom_init(&rt, &loop, NULL));
+  new_path();
+  assert_loom_ok(loom_monitor_start(rt, path));
+  assert_loom_err(loom_monitor_start(rt, path), UV_EALREADY);
+  assert_loom_ok(loom_monitor_stop(rt));
+  assert_loom_err(loom_monitor_stop(rt), UV_ENOENT);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_false(exists(path));
+  assert_loom_ok(loom_shutdown(rt, NULL, NULL));
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  assert_false(exists(path));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_commands),
@@ -452,6 +472,7 @@ int main(void) {
       cmocka_unit_test(test_ends_with_runtime),
       cmocka_unit_test(test_env),
       cmocka_unit_test(test_host_start),
+      cmocka_unit_test(test_host_stop_before_run),
   };
   return HARNESS_RUN(tests);
 }

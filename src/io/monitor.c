@@ -354,7 +354,9 @@ static int client_task(void *arg) {
 static int acceptor_task(void *arg) {
   monitor_t *m = arg;
   int rc = 0;
-  if (!m->l) {
+  if (m->stopped) {
+    rc = UV_ECANCELED; /* stopped before it ran: never bind */
+  } else if (!m->l) {
     rc = loom_unix_listen(&m->l, m->path, MONITOR_BACKLOG);
     if (rc)
       fprintf(stderr, "loom: monitor: cannot listen on %s: %s\n", m->path,
@@ -392,7 +394,9 @@ static int clear_path(const char *path) {
   struct stat st;
   if (lstat(path, &st)) return errno == ENOENT ? 0 : uv_translate_sys_error(errno);
   if (!S_ISSOCK(st.st_mode)) return UV_EADDRINUSE;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  /* Non-blocking: a live listener with a full backlog answers EAGAIN
+   * instead of holding up the thread. */
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return uv_translate_sys_error(errno);
   struct sockaddr_un sun = {.sun_family = AF_UNIX};
   memcpy(sun.sun_path, path, strlen(path) + 1);
@@ -469,7 +473,7 @@ int loom_monitor_stop(loom_t *rt) {
   /* The file goes now, so that a new monitor may bind the same path at
    * once; the listener and connections close as the acceptor ends. */
   m->stopped = 1;
-  unlink(m->path);
+  if (m->bound) unlink(m->path);
   loom__cancel(m->acceptor);
   return 0;
 }
