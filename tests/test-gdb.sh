@@ -81,9 +81,9 @@ for out in live core; do
   sed -n '/^==tasks/,/^==bt-sleeper/p' "$f" >"$tmp/tasks"
   check "$tmp/tasks" "$out: header" '^runtime 0x[0-9a-f]+: 5 tasks$'
   check "$tmp/tasks" "$out: main" '^ +1 +main +running +\[main\]'
-  check "$tmp/tasks" "$out: sleeper" '^ +2 +sleeper +parked +.*loom_sleep'
-  check "$tmp/tasks" "$out: event-waiter" '^ +3 +event-waiter +parked +.*loom_event_wait'
-  check "$tmp/tasks" "$out: lock-waiter" '^ +4 +lock-waiter +parked +.*loom_lock_acquire'
+  check "$tmp/tasks" "$out: sleeper" '^ +2 +sleeper +parked +.*loom_+sleep'
+  check "$tmp/tasks" "$out: event-waiter" '^ +3 +event-waiter +parked +.*loom_+event_wait'
+  check "$tmp/tasks" "$out: lock-waiter" '^ +4 +lock-waiter +parked +.*loom_+lock_acquire'
   check "$tmp/tasks" "$out: quick" '^ +5 +quick +finished'
   sed -n '/^==bt-sleeper/,/^==bt-event/p' "$f" >"$tmp/bt2"
   check "$tmp/bt2" "$out: bt 2 title" "^task 2 'sleeper' \\(parked\\)"

@@ -203,8 +203,7 @@ def wait_words(t, rt, deep):
     """What a parked task waits on, as far as the record and stack say."""
     words = _wait_reason(t, rt)
     if deep:
-        # The public call it is parked in (loom_sleep, loom_lock_acquire,
-        # ...): the first loom_* frame of its stack.
+        # The loom call it is parked in (loom_sleep, loom_lock_acquire...).
         site = _park_site(t, rt)
         if site:
             return "%s (in %s)" % (words, site) if words else "in " + site
@@ -330,14 +329,19 @@ class _TaskFrames:
 def _park_site(t, rt):
     try:
         with _TaskFrames(t):
+            # The outermost loom frame before the program's own code: the
+            # public call (loom_lock_acquire), or the internal one it
+            # tail-called when the compiler dropped its frame.
             f = gdb.newest_frame().older()
-            n = 0
+            n, last = 0, ""
             while f is not None and n < 32:
                 name = f.name() or ""
-                if name.startswith("loom_") and not name.startswith("loom__"):
-                    return name
+                if not name.startswith("loom"):
+                    break
+                last = name
                 f = f.older()
                 n += 1
+            return last
     except gdb.error:
         pass
     return ""
