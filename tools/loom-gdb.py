@@ -336,9 +336,11 @@ def _park_site(t, rt):
             n, last = 0, ""
             while f is not None and n < 32:
                 name = f.name() or ""
-                if not name.startswith("loom"):
-                    break
-                last = name
+                if name.startswith("loom"):
+                    last = name
+                elif last:
+                    break  # the program's code (static helpers of the
+                    # fiber layer, do_switch, come before any loom frame)
                 f = f.older()
                 n += 1
             return last
