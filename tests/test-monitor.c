@@ -117,7 +117,7 @@ static void test_commands(void **state) {
   assert_non_null(strstr(ps, "sleeper"));
   assert_non_null(strstr(ps, " ms  sleep until +"));
   assert_non_null(strstr(ps, "accept on listener /tmp/loom-monitor-test-"));
-  assert_non_null(strstr(ps, "loom-monitor "));
+  assert_non_null(strstr(ps, "loom-monitor [loom] "));
   assert_non_null(strstr(ps, "loom-monitor-client"));
   assert_non_null(strstr(r.reply[1], "cancel ID"));
   assert_non_null(strstr(r.reply[2], "tasks "));
@@ -126,6 +126,7 @@ static void test_commands(void **state) {
   assert_null(strstr(r.reply[3], "error:"));
   assert_true(r.reply[4][0] == '{' || r.reply[4][0] == '[');
   assert_non_null(strstr(r.reply[4], "\"sleeper\""));
+  assert_non_null(strstr(r.reply[4], "\"system\":true"));
   assert_non_null(strstr(r.reply[5], "sleeper"));
   assert_string_equal(r.reply[6], r.reply[1]); /* help once, nothing after quit */
   assert_false(exists(path));

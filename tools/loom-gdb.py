@@ -409,6 +409,8 @@ class LoomTasks(gdb.Command):
                     flags.append("cancelled")
                 if int(t["is_main"]):
                     flags.append("main")
+                if "system" in _field_names(t.dereference()) and int(t["system"]):
+                    flags.append("loom")  # the monitor's own
                 extra = wait_words(t, rt, deep) if st == "parked" else ""
                 if flags:
                     extra = (extra + " " if extra else "") + "[" + ",".join(flags) + "]"

@@ -15,9 +15,6 @@
  * until stop or the acceptor's end; while it is, the acceptor has not
  * ended, so its record may be cancelled.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* memfd_create */
-#endif
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -25,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -116,36 +112,13 @@ __attribute__((format(printf, 2, 3))) static void obuf_printf(obuf_t *b, const c
   b->n += (size_t)n;
 }
 
-/* Runs a dump that writes to a file descriptor and appends what it wrote:
- * the dump writes with plain write(2), which a non-blocking socket could
- * cut short, so it goes to memory first. */
-static int capture(obuf_t *b, loom_t *rt, uint64_t id, int one, unsigned flags) {
-  int fd = memfd_create("loom-monitor", MFD_CLOEXEC);
-  FILE *tmp = NULL;
-  if (fd < 0) { /* no memfd (old kernel): an unlinked temporary file */
-    tmp = tmpfile();
-    if (!tmp) return UV_ENOMEM;
-    fd = fileno(tmp);
-  }
-  int rc = one ? loom_dump_task(rt, fd, id, flags) : loom_dump(rt, fd, flags);
-  off_t end = lseek(fd, 0, SEEK_CUR);
-  if (rc >= 0 && end > 0 && lseek(fd, 0, SEEK_SET) == 0 &&
-      !obuf_reserve(b, (size_t)end)) {
-    size_t got = 0;
-    while (got < (size_t)end) {
-      ssize_t n = read(fd, b->p + b->n + got, (size_t)end - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      got += (size_t)n;
-    }
-    b->n += got;
-    b->p[b->n] = '\0';
-  }
-  if (tmp)
-    fclose(tmp);
-  else
-    close(fd);
-  return rc < 0 ? rc : 0;
+/* Appends the dump of rt (id 0) or of one task: pieces straight into the
+ * reply, written whole later (a dump to the socket's descriptor could be
+ * cut short by its non-blocking writes). */
+static void put_piece(void *ctx, const char *p, size_t n) { obuf_add(ctx, p, n); }
+
+static int capture(obuf_t *b, loom_t *rt, uint64_t id, unsigned flags) {
+  return loom__dump_to(rt, put_piece, b, id, flags);
 }
 
 /* ---- commands --------------------------------------------------------------- */
@@ -204,8 +177,10 @@ static void cmd_ps(obuf_t *b, loom_t *rt) {
       snprintf(waited, sizeof(waited), "%" PRIu32 " ms", now - t->wait->since);
     }
     char line[320];
+    char name[LOOM_TASK_NAME_MAX + 8];
+    snprintf(name, sizeof(name), "%s%s", loom__task_name(t), t->system ? " [loom]" : "");
     int len = snprintf(line, sizeof(line), "%8" PRIu64 "  %-9s %-24s %9s  %s%s",
-                       t->fiber.id, state_word(t, rt), loom__task_name(t), waited, why,
+                       t->fiber.id, state_word(t, rt), name, waited, why,
                        t->cancelled ? " (cancelled)" : "");
     if (len < 0) continue;
     if ((size_t)len >= sizeof(line)) len = (int)sizeof(line) - 1;
@@ -285,13 +260,13 @@ static int run_command(obuf_t *b, loom_t *rt, char *line) {
   if (!strcmp(cmd, "ps")) {
     cmd_ps(b, rt);
   } else if (!strcmp(cmd, "tree")) {
-    int rc = capture(b, rt, 0, 0, LOOM_DUMP_NO_STACKS);
+    int rc = capture(b, rt, 0, LOOM_DUMP_NO_STACKS);
     if (rc) obuf_printf(b, "error: dump: %s\n", loom_strerror(rc));
   } else if (!strcmp(cmd, "json")) {
-    int rc = capture(b, rt, 0, 0, LOOM_DUMP_JSON);
+    int rc = capture(b, rt, 0, LOOM_DUMP_JSON);
     if (rc) obuf_printf(b, "error: dump: %s\n", loom_strerror(rc));
   } else if (!strcmp(cmd, "stack")) {
-    int rc = capture(b, rt, id, 1, 0);
+    int rc = capture(b, rt, id, 0);
     if (rc == UV_ENOENT)
       obuf_printf(b, "error: no task %" PRIu64 "\n", id);
     else if (rc)
@@ -322,6 +297,7 @@ static int run_command(obuf_t *b, loom_t *rt, char *line) {
 static int client_task(void *arg) {
   loom_stream_t *s = arg;
   loom_t *rt = loom_runtime();
+  loom__task_mark_system(loom__self()); /* dumps tell the monitor's own apart */
   char line[MONITOR_LINE_MAX];
   obuf_t b = {0};
   for (;;) {
@@ -447,6 +423,7 @@ int loom_monitor_start(loom_t *rt, const char *path) {
   }
   /* Detached, but its record is kept for loom_monitor_stop's cancel. */
   loom_task_t *t = loom__task_of(rt, h);
+  loom__task_mark_system(t);
   t->consumed = t->detached = 1;
   loom__task_handle_renew(t);
   m->acceptor = t;
