@@ -326,24 +326,55 @@ class _TaskFrames:
         return False
 
 
+_LOOM_SRC = None
+
+
+def _loom_src():
+    """The directory of loom's sources, as the debug information names
+    them (the parent of src/core/, where loom__suspend is)."""
+    global _LOOM_SRC
+    if _LOOM_SRC is None:
+        _LOOM_SRC = ""
+        try:
+            sym = gdb.lookup_global_symbol("loom__suspend") or \
+                gdb.lookup_static_symbol("loom__suspend")
+            if sym is not None and sym.symtab is not None:
+                path = sym.symtab.fullname()
+                _LOOM_SRC = path[: path.rfind("/core/") + 1] if "/core/" in path else ""
+        except (gdb.error, AttributeError):
+            pass
+    return _LOOM_SRC
+
+
+def _is_loom_frame(f):
+    name = f.name() or ""
+    root = _loom_src()
+    if root:
+        sal = f.find_sal()
+        if sal.symtab is not None:
+            return sal.symtab.fullname().startswith(root)
+    return name.startswith("loom")
+
+
 def _park_site(t, rt):
+    """The loom call task t is parked in: of the loom frames innermost on
+    its stack, the outermost public one (loom_lock_acquire), else the
+    outermost at all (the compiler may have tail-called the public call
+    into an internal one and dropped its frame)."""
     try:
         with _TaskFrames(t):
-            # The outermost loom frame before the program's own code: the
-            # public call (loom_lock_acquire), or the internal one it
-            # tail-called when the compiler dropped its frame.
             f = gdb.newest_frame().older()
-            n, last = 0, ""
+            n, public, last = 0, "", ""
             while f is not None and n < 32:
+                if not _is_loom_frame(f):
+                    break  # the program's own code
                 name = f.name() or ""
-                if name.startswith("loom"):
-                    last = name
-                elif last:
-                    break  # the program's code (static helpers of the
-                    # fiber layer, do_switch, come before any loom frame)
+                last = name or last
+                if name.startswith("loom_") and not name.startswith("loom__"):
+                    public = name
                 f = f.older()
                 n += 1
-            return last
+            return public or last
     except gdb.error:
         pass
     return ""
