@@ -20,8 +20,10 @@ set_tests_properties(gdb PROPERTIES SKIP_REGULAR_EXPRESSION "SKIPPED: " TIMEOUT 
 
 # The monitor's commands, bad commands, clients going away, stop/start,
 # paths (tests/test-monitor.c).
+# Runtimes with monitors on several threads: under ThreadSanitizer too.
 loom_test_program(monitor)
 loom_add_test(monitor $<TARGET_FILE:test-monitor>)
+set_tests_properties(monitor PROPERTIES LABELS threads)
 
 # examples/monitor.c driven by tools/loom-monitor: ps, cancel by id, a bad
 # command, SIGINT (tests/run-monitor-example.sh).

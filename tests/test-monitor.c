@@ -3,6 +3,8 @@
  * once, cancel by id, stop and start, the socket path's edge cases, and
  * its end with the runtime. Clients are tasks of the runtime they watch,
  * talking to it through loom's own Unix streams. */
+#define _GNU_SOURCE /* memmem */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -462,6 +464,61 @@ static void test_host_stop_before_run(void **state) {
   assert_false(exists(path));
 }
 
+/* Runtimes on several threads, each with its own monitor: the monitors'
+ * registry is shared (ThreadSanitizer runs this, label `threads`). */
+typedef struct {
+  char path[108];
+  int rc, ok;
+} thread_mon_t;
+
+static int thread_main(void *arg) {
+  thread_mon_t *m = arg;
+  m->rc = loom_monitor_start(NULL, m->path);
+  if (m->rc) return 0;
+  for (int i = 0; i < 3 && !m->rc; i++) {
+    loom_stream_t *s;
+    m->rc = loom_unix_connect(&s, m->path);
+    if (m->rc) break;
+    char *data = NULL;
+    size_t len = 0;
+    m->rc = loom_write(s, "ps\n", 3);
+    if (!m->rc) m->rc = loom_shutdown_write(s);
+    if (!m->rc) m->rc = loom_read_all(s, &data, &len, 1 << 20);
+    if (!m->rc && data && len && memmem(data, len, "loom-monitor [loom]", 19)) m->ok++;
+    free(data);
+    loom_close(s);
+  }
+  if (!m->rc) m->rc = loom_monitor_stop(NULL);
+  return 0;
+}
+
+static void *thread_run(void *arg) {
+  thread_mon_t *m = arg;
+  int rc = loom_run(thread_main, m);
+  if (rc) m->rc = rc;
+  return NULL;
+}
+
+static void test_monitors_on_threads(void **state) {
+  (void)state;
+  enum { N = 4 };
+  thread_mon_t m[N];
+  pthread_t th[N];
+  for (int i = 0; i < N; i++) {
+    memset(&m[i], 0, sizeof(m[i]));
+    new_path();
+    memcpy(m[i].path, path, sizeof(path));
+  }
+  for (int i = 0; i < N; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, thread_run, &m[i]), 0);
+  for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < N; i++) {
+    assert_loom_ok(m[i].rc);
+    assert_int_equal(m[i].ok, 3);
+    assert_false(exists(m[i].path));
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_commands),
@@ -474,6 +531,7 @@ int main(void) {
       cmocka_unit_test(test_env),
       cmocka_unit_test(test_host_start),
       cmocka_unit_test(test_host_stop_before_run),
+      cmocka_unit_test(test_monitors_on_threads),
   };
   return HARNESS_RUN(tests);
 }
