@@ -279,6 +279,17 @@ __attribute__((noinline)) static int w_group(void *a) {
   return rc;
 }
 
+static loom_server_t *server;
+static loom_stream_t *server_client;
+
+__attribute__((noinline)) static int w_handler(loom_stream_t *st, void *a) {
+  (void)a;
+  char buf[16];
+  ssize_t n = loom_read(st, buf, sizeof(buf));
+  after++;
+  return n < 0 ? (int)n : 0;
+}
+
 static int job(void *a) {
   (void)a;
   char c;
@@ -306,6 +317,16 @@ __attribute__((noinline)) static int w_fd(void *a) {
   int rc = loom_fd_wait(fdw, LOOM_FD_READABLE);
   after++;
   return rc < 0 ? rc : 0;
+}
+
+static loom_process_t *child;
+
+__attribute__((noinline)) static int w_process(void *a) {
+  (void)a;
+  int st;
+  int rc = loom_process_wait(child, &st);
+  after++;
+  return rc;
 }
 
 static int w_done(void *a) {
@@ -340,6 +361,7 @@ static const case_t cases[] = {
     {"w_thread", w_thread, "parked", ": thread job"},
     {"w_signal", w_signal, "parked", ": signal 0x"},
     {"w_fd", w_fd, "parked", ": fd "},
+    {"w_process", w_process, "parked", ": child process pid "},
     {"w_done", w_done, "finished", ", status 0 (OK), not joined"},
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
@@ -377,6 +399,12 @@ static int states_main(void *a) {
   r.rc[8] = loom_write(client, "hello", 5);
   if (r.rc[8] == 0) r.rc[8] = loom_read_exactly(server_side, five, 5, NULL);
   if (pipe(job_pipe) || pipe(fd_pipe)) return -1;
+  /* A server with one connection: its handler sits under the acceptor. */
+  r.rc[9] = loom_serve(&server, "127.0.0.1", 0, w_handler, NULL, NULL);
+  if (r.rc[9] == 0)
+    r.rc[9] = loom_tcp_connect(&server_client, "127.0.0.1", loom_server_port(server));
+  char *argv[] = {"sleep", "60", NULL};
+  r.rc[10] = loom_process_spawn(&child, argv, NULL);
   r.rc[3] = loom_signal_open(&sig, SIGUSR2);
   r.rc[4] = loom_fd_open(&fdw, fd_pipe[0]);
   for (size_t i = 0; i < NCASES; i++) {
@@ -399,9 +427,15 @@ static int states_main(void *a) {
   loom_join(ready_task, NULL);
   loom_close(client);
   loom_close(server_side);
+  loom_close(server_client);
+  loom_server_close(server, 0);
   loom_listener_close(listener);
   loom_signal_close(sig);
   loom_fd_close(fdw);
+  loom_process_kill(child);
+  int st;
+  loom_process_wait(child, &st);
+  loom_process_close(child);
   loom_future_release(future);
   loom_channel_release(channel);
   loom_queue_destroy(&q_empty);
@@ -447,7 +481,7 @@ static void test_every_wait_state(void **state) {
   json_fd = dump_file();
   assert_true(text_fd >= 0 && json_fd >= 0);
   assert_loom_ok(loom_run(states_main, NULL));
-  for (int i = 0; i < 9; i++) assert_loom_ok(r.rc[i]);
+  for (int i = 0; i < 11; i++) assert_loom_ok(r.rc[i]);
   char *text = read_all(text_fd), *json = read_all(json_fd);
   close(text_fd);
   close(json_fd);
@@ -500,6 +534,20 @@ static void test_every_wait_state(void **state) {
   b = task_block(text, "group-child");
   assert_non_null(strstr(b, "in group 0x"));
   free(b);
+  /* The server's connection handler: in the acceptor's group, under it,
+   * reading from its client. */
+  const char *h = strstr(text, ": read on stream 127.0.0.1:");
+  const char *hb = NULL;
+  for (const char *p = text; (p = strstr(p, " w_handler+0x")) != NULL; p++) hb = p;
+  assert_non_null(h);
+  assert_non_null(hb);
+  while (hb > text && strncmp(hb, "task ", 5)) hb--;
+  const char *hl = hb;
+  while (hl > text && hl[-1] != '\n') hl--;
+  assert_true(strspn(hl, " ") >= 4); /* main > acceptor > handler */
+  assert_non_null(strstr(hb, "parked for "));
+  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_SERVER], 1);
+  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_PROCESS], 1);
 
   assert_true(json_valid(json));
   assert_non_null(strstr(json, "\"name\":\"w_lock\",\"state\":\"parked\""));
@@ -513,8 +561,8 @@ static void test_every_wait_state(void **state) {
   assert_true(r.stats.switches > NCASES);
   assert_true(r.stats.passes > 0);
   assert_true(r.stats.stacks_mapped >= r.stats.tasks_live);
-  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_LISTENER], 1);
-  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_STREAM], 2);
+  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_LISTENER], 2);
+  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_STREAM], 4);
   assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_SIGNAL], 1);
   assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_FD], 1);
   assert_true(r.stats.handles_by_kind[LOOM_STAT_TIMER] >= 4);

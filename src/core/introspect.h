@@ -47,7 +47,8 @@ enum {
   LOOM__W_AS_COMPLETED, /* the iterator */
   LOOM__W_GROUP,        /* the group */
   LOOM__W_THREAD,       /* a job on a thread: the executor, or NULL */
-  LOOM__W_PROCESS,      /* the child process */
+  LOOM__W_PROCESS,      /* deref: the child process, whose first member
+                           is its uv_process_t */
   LOOM__W_FILE,         /* deref: the libuv request of a file call
                            (a uv_fs_t, or a uv_work_t on a thread) */
   LOOM__W_SIGNAL,       /* the signal watcher */
