@@ -14,13 +14,17 @@
  *     monitor on /tmp/m.sock
  *     serving on 127.0.0.1:8888
  *     $ loom-monitor -s /tmp/m.sock ps
- *           ID  STATE     NAME                     WAITING ON
- *            1  parked    main                     accept on ...
- *            2  parked    loom-monitor             accept on ...
- *            ...
- *     $ loom-monitor -s /tmp/m.sock cancel 4
- *     cancelled task 4
- *     ticker: cancelled after 3 ticks          (the server's output)
+ *           ID  STATE     NAME                           FOR  WAITING ON
+ *            1  parked    main                       2391 ms  sleep (no deadline)
+ *            2  parked    loom-monitor [loom]           0 ms  accept on listener /tmp/m.sock (0x55e34abe8d60)
+ *            3  parked    ticker                      325 ms  sleep until +675 ms
+ *            4  parked    janitor                    2391 ms  event 0x55e34174c140
+ *            5  parked    loom-server                2391 ms  accept on listener 127.0.0.1:8888 (0x55e34abe9fd0)
+ *            6  running   loom-monitor-client [loom]
+ *     6 tasks
+ *     $ loom-monitor -s /tmp/m.sock cancel 3
+ *     cancelled task 3
+ *     ticker: cancelled after 2 ticks          (the server's output)
  *
  * `socat - UNIX-CONNECT:/tmp/m.sock` works as well (docs/monitor.md).
  * Ctrl-C stops the server; the monitor ends with it and removes its
