@@ -359,7 +359,7 @@ static const case_t cases[] = {
     {"w_gather", w_gather, "parked", ": gather of 2 task(s)"},
     {"w_group", w_group, "parked", ": group wait"},
     {"w_thread", w_thread, "parked", ": thread job"},
-    {"w_signal", w_signal, "parked", ": signal 0x"},
+    {"w_signal", w_signal, "parked", ": signal SIGUSR2 (0x"},
     {"w_fd", w_fd, "parked", ": fd "},
     {"w_process", w_process, "parked", ": child process pid "},
     {"w_done", w_done, "finished", ", status 0 (OK), not joined"},
@@ -883,6 +883,49 @@ static void test_dump_signal_env_off(void **state) {
   assert_int_equal(r.rc[0], 1);
 }
 
+/* ---- host code of an embedded runtime ---------------------------------------------- */
+
+static void test_embedded_host_dump(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  uv_loop_t loop;
+  loom_t *rt;
+  loom_task_t *t;
+  assert_loom_ok(uv_loop_init(&loop));
+  assert_loom_ok(loom_init(&rt, &loop, NULL));
+  loom_task_opts_t o = {.name = "w_sleep"};
+  assert_loom_ok(loom_spawn_on_ex(rt, &t, w_sleep, NULL, &o));
+  uv_run(&loop, UV_RUN_NOWAIT); /* it runs and parks */
+  int fd = dump_file();
+  /* From host code: rt given, or NULL for the thread's runtime. */
+  assert_loom_ok(loom_dump(rt, fd, 0));
+  assert_loom_ok(loom_dump(NULL, fd, LOOM_DUMP_JSON));
+  loom_stats_t st;
+  assert_loom_ok(loom_stats_get(NULL, &st));
+  assert_int_equal(st.tasks_live, 1);
+  assert_loom_ok(loom_debug_name(&st, "host-named"));
+  assert_loom_ok(loom_debug_name(&st, NULL));
+  /* An embedded runtime has no dump signal until it asks. */
+  struct sigaction sa;
+  sigaction(SIGQUIT, NULL, &sa);
+  assert_true(sa.sa_handler == SIG_DFL);
+  assert_loom_ok(loom_dump_signal(rt, SIGUSR1));
+  assert_loom_ok(loom_cancel_id(rt, 1));
+  uv_run(&loop, UV_RUN_DEFAULT); /* it ends */
+  assert_int_equal(loom_task_done(t), 1);
+  assert_loom_ok(loom_detach(t)); /* host code cannot join */
+  assert_loom_ok(loom_shutdown(rt, NULL, NULL));
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_loom_ok(uv_loop_close(&loop));
+  sigaction(SIGUSR1, NULL, &sa);
+  assert_true(sa.sa_handler == SIG_DFL);
+  char *text = read_all(fd);
+  close(fd);
+  assert_non_null(strstr(text, "task 1 'w_sleep' parked for "));
+  assert_non_null(strstr(text, "\"name\":\"w_sleep\",\"state\":\"parked\""));
+  free(text);
+}
+
 /* ---- stats: timer lateness ----------------------------------------------------------- */
 
 static int late_main(void *a) {
@@ -916,6 +959,7 @@ int main(void) {
       cmocka_unit_test(test_dump_while_tasks_churn),
       cmocka_unit_test(test_dump_signal),
       cmocka_unit_test(test_dump_signal_env_off),
+      cmocka_unit_test(test_embedded_host_dump),
       cmocka_unit_test(test_stats_timers),
   };
   return HARNESS_RUN(tests);

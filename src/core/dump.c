@@ -387,6 +387,11 @@ char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
     break;
   case LOOM__W_FILE:
   case LOOM__W_REQ: req_describe(kind, obj, buf, n); break;
+  case LOOM__W_SIGNAL:
+    peer[0] = 0;
+    if (obj) loom__signal_describe(obj, peer, sizeof(peer));
+    snprintf(buf, n, "signal %s%s(%p)", peer, peer[0] ? " " : "", obj);
+    break;
   case LOOM__W_PROCESS:
     /* The process object starts with its uv_process_t; a waiter's child
      * has not been reaped yet, so libuv's pid is still set. */

@@ -51,7 +51,7 @@ enum {
                            is its uv_process_t */
   LOOM__W_FILE,         /* deref: the libuv request of a file call
                            (a uv_fs_t, or a uv_work_t on a thread) */
-  LOOM__W_SIGNAL,       /* the signal watcher */
+  LOOM__W_SIGNAL,       /* deref: the signal watcher (its numbers) */
   LOOM__W_HTTP,         /* the HTTP request */
   LOOM__W_REQ,          /* deref: a libuv request (connect, DNS,
                            shutdown...) */
@@ -110,6 +110,7 @@ struct loom_task_s *loom__group_opener(const void *g);
 int loom__signal_take(uv_signal_t *h, uv_signal_cb cb, int signum);
 void loom__signal_give_back(uv_signal_t *h, int signum, uv_close_cb close_cb);
 int loom__signal_watched(struct loom_s *rt, int signum);
+void loom__signal_describe(const void *w, char *buf, size_t n);
 
 /* backtrace.c. Return addresses of the suspended stack of a parked, ready
  * or finished task t (at most max; the innermost first), or of the calling
