@@ -34,6 +34,8 @@ LOOM__TLS loom_t *loom__tls_home;
 
 /* The streams' spare buffers (io/stream.c, declared in io/io.h). */
 void loom__io_spares_free(loom_t *rt);
+/* loom_run: starts the monitor if LOOM_MONITOR names a socket (io/monitor.c). */
+void loom__monitor_from_env(loom_t *rt);
 
 int loom_init(loom_t **out, uv_loop_t *loop, const loom_config_t *cfg) {
   if (!out || !loop) return UV_EINVAL;
@@ -325,8 +327,10 @@ int loom_run(loom_fn main, void *arg) {
   if (rc == 0) {
     sigint_take(rt);
     loom__dump_signal_default(rt);
-  } else
+    loom__monitor_from_env(rt);
+  } else {
     loom__maybe_close(rt);
+  }
   for (int stuck = 0; !st.done; stuck++) {
     uv_run(&loop, UV_RUN_DEFAULT);
     if (st.done) break;
