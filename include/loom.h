@@ -19,5 +19,6 @@
 #include "loom/process.h"
 #include "loom/fs.h"
 #include "loom/debug.h"
+#include "loom/monitor.h"
 
 #endif /* LOOM_H */
