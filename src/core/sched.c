@@ -93,6 +93,9 @@ static void pass_ran_long(loom_t *rt) {
  * ticker; a short one that merely straddled a tick does not, so that I/O
  * and quick yields alone never start it, or let it park. */
 static void time_is_up(loom_t *rt) {
+  /* Debug mode's report of a slow task that has just suspended: its
+   * watchdog moved the tick so that this switch would come here. */
+  if (LOOM__UNLIKELY(rt->debug_mode)) loom__debug_time_up(rt);
   if (rt->pass_ended) return;
   if (uv_hrtime() / 1000000 - uv_now(rt->loop) >= 2)
     pass_ran_long(rt);
@@ -152,6 +155,9 @@ void loom__suspend(loom_task_t *t, int last) {
   loom_t *rt = t->rt;
   loom_task_t *next = pick(rt);
   if (next == t) { /* t is alone: it keeps the thread */
+    /* Counted as a switch all the same: debug mode's watchdog takes a
+     * count that stands still for a task that never suspends. */
+    rt->stats.switches++;
     t->state = LOOM__RUNNING;
     return;
   }
@@ -281,6 +287,7 @@ void loom__on_check(uv_check_t *h) {
   /* The loop is about to wait: stacks kept warm for a burst that is over
    * go back to the kernel here too, not only when tasks end. */
   if (!more) loom__stack_pool_idle(&rt->stacks);
+  if (LOOM__UNLIKELY(rt->debug_mode)) loom__debug_pass_end(rt);
   loom__tls_rt = outer;
   loom__maybe_close(rt);
 }
