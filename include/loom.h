@@ -18,5 +18,6 @@
 #include "loom/fd.h"
 #include "loom/process.h"
 #include "loom/fs.h"
+#include "loom/debug.h"
 
 #endif /* LOOM_H */

@@ -128,6 +128,7 @@ int loom_group_spawn_ex(loom_group_t *gh, loom_task_t **task, loom_fn fn, void *
   if (g->state != G_OPEN && g->state != G_WAITING) return LOOM_ECLOSED;
   loom_t *rt = g->opener->rt;
   loom_task_t *h;
+  rt->spawn_pc = __builtin_return_address(0); /* for dumps */
   int rc = loom__spawn(rt, &h, fn, arg, opts, 0);
   if (rc) return rc;
   loom_task_t *t = loom__task_of(rt, h);
@@ -179,4 +180,8 @@ static int wait_group(loom_group_t *g, loom_task_t *self) {
   loom__handle_drop(self->rt, g->handle);
   free(g);
   return rc;
+}
+
+loom_task_t *loom__group_opener(const void *g) {
+  return ((const loom_group_t *)g)->opener;
 }

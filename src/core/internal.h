@@ -24,6 +24,7 @@
 #include "../util/list.h"
 #include "handle.h"
 #include "inbox.h"
+#include "introspect.h"
 #include "loom.h"
 #include "scope.h"
 #include "timer.h"
@@ -39,6 +40,12 @@ struct loom__waiter_s {
                                         when interrupted; NULL if none */
   int result;                        /* what loom__park returns */
   int shielded;                      /* 1: cancellation does not interrupt */
+  /* What the task waits for, for dumps (introspect.h): set by the park
+   * site with loom__wait_on, `since` by loom__park. Never read on a hot
+   * path. */
+  const void *obj; /* the object (lock, stream, task...), or a value */
+  uint32_t kind;   /* LOOM__W_*; 0: unknown */
+  uint32_t since;  /* loop time (ms, low 32 bits) the wait began */
 };
 
 /* Someone interested in a task's end (join, gather, wait, a group). The
@@ -119,6 +126,9 @@ struct loom_task_s {
   loom__link_t member_link;          /* on the owner's list of members */
   loom_scope_t *kept_scope;          /* innermost open scope stored outside
                                         the task's stack (static, heap) */
+  void *spawn_pc;                    /* where it was spawned (a return
+                                        address), or NULL */
+  uint64_t parent_id;                /* the task that spawned it, 0: none */
   char name[LOOM_TASK_NAME_MAX + 1]; /* "" until named or asked for */
   /* Last: only a task with a timeout scope touches it, and a spawn writes
    * nothing past `name` (spawn.c prefetches up to here). */
@@ -188,6 +198,12 @@ struct loom_s {
                              (loom__inbox_hold) */
   struct loom_executor_s *offload; /* the default offload executor, made
                                        on first use (io/offload.c) */
+  loom__stats_t stats;             /* counters for loom_stats_get
+                                      (introspect.h) */
+  void *spawn_pc;                  /* a public spawn's caller, for the
+                                      next loom__spawn to take */
+  struct loom__debug_s *debug;     /* names, dump signal (dump.c); NULL
+                                      until first used */
   /* Debug mode (debug-mode.c): NULL while it is off. */
   struct loom__debug_mode_s *debug_mode;
 };
@@ -352,6 +368,7 @@ static inline int loom__park(loom__waiter_t *w) {
   loom__assert(t->state == LOOM__RUNNING && !t->wait,
                "parking a task that is already parked (or not running)");
   t->wait = w;
+  w->since = (uint32_t)t->rt->loop->time;
   t->state = LOOM__PARKED;
   loom__suspend(t, 0);
   return w->result;

@@ -88,6 +88,7 @@ static void on_closed(uv_handle_t *h) {
   loom__io_spares_free(rt);
   loom__timers_close(rt);
   loom__handles_free(rt);
+  loom__debug_free(rt);
   loom__overflow_thread_fini(rt->altstack);
   if (loom__tls_home == rt) loom__tls_home = NULL;
   if (rt->run_status) *rt->run_status = rt->main_status;
@@ -171,6 +172,7 @@ void loom__maybe_close_slow(loom_t *rt) {
   close_one(rt, (uv_handle_t *)&rt->timer);
   close_one(rt, (uv_handle_t *)&rt->grace);
   if (rt->has_sigint) close_one(rt, (uv_handle_t *)&rt->sigint);
+  if (loom__dump_signal_close(rt, on_closed)) rt->open_handles++;
 }
 
 int loom_shutdown(loom_t *rt, void (*cb)(void *data), void *data) {
@@ -320,9 +322,10 @@ int loom_run(loom_fn main, void *arg) {
   rt->shutdown_requested = 1;
   loom_task_opts_t opts = {.name = "main"};
   rc = loom__spawn(rt, NULL, main, arg, &opts, 1);
-  if (rc == 0)
+  if (rc == 0) {
     sigint_take(rt);
-  else
+    loom__dump_signal_default(rt);
+  } else
     loom__maybe_close(rt);
   for (int stuck = 0; !st.done; stuck++) {
     uv_run(&loop, UV_RUN_DEFAULT);

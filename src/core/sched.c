@@ -163,6 +163,7 @@ void loom__suspend(loom_task_t *t, int last) {
   }
   rt->prev = t;
   rt->current = next;
+  rt->stats.switches++;
   loom__fiber_t *to = &rt->sched;
   if (next) {
     next->state = LOOM__RUNNING;
@@ -186,6 +187,7 @@ static int take_wake(loom__waiter_t *w, int result) {
 /* Runs t from the loop's own stack until it hands the thread back. */
 static void run_from_loop(loom_t *rt, loom_task_t *t) {
   rt->current = t;
+  rt->stats.switches++;
   t->state = LOOM__RUNNING;
   loom__fiber_switch(&rt->sched, &t->fiber);
   /* Back when t found nothing left to hand the thread to. */
@@ -259,6 +261,7 @@ void loom__on_check(uv_check_t *h) {
   loom_t *outer = loom__tls_rt;
   loom__tls_rt = rt;
   rt->in_pass = 1;
+  rt->stats.passes++;
   rt->rounds = 0;
   rt->pass_clock = coarse_now();
   rt->pass_tick = tick_now();

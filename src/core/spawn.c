@@ -89,6 +89,9 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   t->status = 0;
   t->cancelled = t->detached = t->consumed = t->quiet = 0;
   t->name[0] = 0;
+  t->spawn_pc = rt->spawn_pc;
+  rt->spawn_pc = NULL;
+  t->parent_id = rt->current ? rt->current->fiber.id : 0;
   void *handle;
   if (loom__handle_new(rt, LOOM__H_TASK, t, &handle)) {
     loom__stack_put(&rt->stacks, &st);
@@ -119,6 +122,8 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
 #endif
   loom__list_push_front(&rt->alive, &t->alive_link);
   rt->nalive++;
+  rt->stats.spawned++;
+  if (rt->nalive > rt->stats.peak) rt->stats.peak = rt->nalive;
   if (rt->closing) t->cancelled = 1; /* born during shutdown */
   if (out)
     *out = handle;
@@ -178,26 +183,40 @@ void loom__reap_unconsumed(loom_t *rt) {
 
 /* ---- public API -------------------------------------------------------- */
 
-int loom_spawn_on_ex(loom_t *rt, loom_task_t **task, loom_fn fn, void *arg,
-                     const loom_task_opts_t *opts) {
+/* The public spawns pass their caller's address down (rt->spawn_pc): a
+ * dump shows where a task was spawned. */
+static inline int spawn_on(loom_t *rt, loom_task_t **task, loom_fn fn, void *arg,
+                           const loom_task_opts_t *opts, void *pc) {
   if (!rt) return UV_EINVAL;
   /* Once shutdown has begun, only tasks may still spawn (their children are
    * born cancelled); the host may not start new work. */
   if (rt->closing && !loom__self()) return LOOM_ECLOSED;
+  rt->spawn_pc = pc;
   return loom__spawn(rt, task, fn, arg, opts, 0);
 }
 
+static inline int spawn_ex(loom_task_t **task, loom_fn fn, void *arg,
+                           const loom_task_opts_t *opts, void *pc) {
+  loom_task_t *self = loom__self();
+  if (!self) return LOOM_ENOTASK;
+  self->rt->spawn_pc = pc;
+  return loom__spawn(self->rt, task, fn, arg, opts, 0);
+}
+
+int loom_spawn_on_ex(loom_t *rt, loom_task_t **task, loom_fn fn, void *arg,
+                     const loom_task_opts_t *opts) {
+  return spawn_on(rt, task, fn, arg, opts, __builtin_return_address(0));
+}
+
 int loom_spawn_on(loom_t *rt, loom_task_t **task, loom_fn fn, void *arg) {
-  return loom_spawn_on_ex(rt, task, fn, arg, NULL);
+  return spawn_on(rt, task, fn, arg, NULL, __builtin_return_address(0));
 }
 
 int loom_spawn_ex(loom_task_t **task, loom_fn fn, void *arg,
                   const loom_task_opts_t *opts) {
-  loom_task_t *self = loom__self();
-  if (!self) return LOOM_ENOTASK;
-  return loom__spawn(self->rt, task, fn, arg, opts, 0);
+  return spawn_ex(task, fn, arg, opts, __builtin_return_address(0));
 }
 
 int loom_spawn(loom_task_t **task, loom_fn fn, void *arg) {
-  return loom_spawn_ex(task, fn, arg, NULL);
+  return spawn_ex(task, fn, arg, NULL, __builtin_return_address(0));
 }

@@ -37,10 +37,12 @@ static void arm(loom_t *rt) {
 
 static void on_timer(uv_timer_t *h) {
   loom_t *rt = h->data;
-  uint64_t now = uv_now(rt->loop);
+  uint64_t now = uv_now(rt->loop), hr = uv_hrtime();
   loom__timer_t *tm;
   while ((tm = earliest(rt)) && tm->deadline <= now) {
     loom__timer_remove(rt, tm); /* re-arms for the next deadline */
+    /* Loop time is hrtime in whole ms: how late, to the clock's precision. */
+    loom__stats_late(rt, hr > tm->deadline * 1000000 ? hr - tm->deadline * 1000000 : 0);
     tm->fire(tm);
   }
 }

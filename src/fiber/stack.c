@@ -508,6 +508,17 @@ void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s) {
   if (c->nwarm > c->keep) trim(c);
 }
 
+void loom__stack_pool_totals(const loom__stack_pool_t *pool, size_t *total,
+                             size_t *nfree) {
+  *total = *nfree = 0;
+  loom__link_t *l;
+  loom__list_foreach(l, &pool->classes) {
+    const loom__stack_class_t *c = loom__list_entry(l, loom__stack_class_t, link);
+    *total += c->total;
+    *nfree += c->nfree;
+  }
+}
+
 int loom__stack_pool_stats(const loom__stack_pool_t *pool, size_t size,
                            loom__stack_stats_t *out) {
   size = class_size(pool, size);

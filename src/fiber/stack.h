@@ -110,6 +110,9 @@ void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s);
 void loom__stack_pool_idle(loom__stack_pool_t *pool);
 /* Fills *out for the size class `size` would get (all zero but keep if no
  * stack of that size was ever asked for). -EINVAL if size is too large. */
+/* Stacks mapped and, of them, free, over every size class. */
+void loom__stack_pool_totals(const loom__stack_pool_t *pool, size_t *total,
+                             size_t *nfree);
 int loom__stack_pool_stats(const loom__stack_pool_t *pool, size_t size,
                            loom__stack_stats_t *out);
 

@@ -70,38 +70,45 @@ static struct {
  * public): restoring it would leave a handler that drops every delivery. */
 static void (*uv_handler)(int);
 
-/* Starts c catching its number, and remembers what libuv replaces. */
-static int take(catch_t *c, uv_signal_cb cb) {
+/* Starts h catching signum, and remembers what libuv replaces. Also the
+ * dump signal's way (core/dump.c), so the two compose. */
+int loom__signal_take(uv_signal_t *h, uv_signal_cb cb, int signum) {
   struct sigaction before, after;
   pthread_mutex_lock(&taken_mu);
-  sigaction(c->signum, NULL, &before);
-  int rc = uv_signal_start(&c->h, cb, c->signum);
+  sigaction(signum, NULL, &before);
+  int rc = uv_signal_start(h, cb, signum);
   if (rc == 0) {
-    sigaction(c->signum, NULL, &after);
+    sigaction(signum, NULL, &after);
     uv_handler = after.sa_handler;
     /* Unchanged: libuv had it already (another watcher, or a raw one
      * whose predecessor loom never saw); what was saved then stands. */
     if (before.sa_handler != after.sa_handler) {
-      taken[c->signum].before = before;
-      taken[c->signum].saved = 1;
+      taken[signum].before = before;
+      taken[signum].saved = 1;
     }
   }
   pthread_mutex_unlock(&taken_mu);
   return rc;
 }
 
+static int take(catch_t *c, uv_signal_cb cb) {
+  return loom__signal_take(&c->h, cb, c->signum);
+}
+
 static void on_catch_closed(uv_handle_t *h);
 
-/* Stops c (closing its handle) and gives the signal back if that was the
- * last uv_signal_t of its number. */
-static void give_back(catch_t *c) {
-  int signum = c->signum;
+/* Stops h (closing it with close_cb, or only stopping it if close_cb is
+ * NULL) and gives signum back if that was the last uv_signal_t of it. */
+void loom__signal_give_back(uv_signal_t *h, int signum, uv_close_cb close_cb) {
   sigset_t one, old;
   sigemptyset(&one);
   sigaddset(&one, signum);
   pthread_mutex_lock(&taken_mu);
   pthread_sigmask(SIG_BLOCK, &one, &old);
-  uv_close((uv_handle_t *)&c->h, on_catch_closed); /* stops it at once */
+  if (close_cb)
+    uv_close((uv_handle_t *)h, close_cb); /* stops it at once */
+  else
+    uv_signal_stop(h);
   struct sigaction now;
   sigaction(signum, NULL, &now);
   if (now.sa_handler == SIG_DFL && taken[signum].saved) {
@@ -111,6 +118,12 @@ static void give_back(catch_t *c) {
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_mutex_unlock(&taken_mu);
+}
+
+/* Stops c (closing its handle) and gives the signal back if that was the
+ * last uv_signal_t of its number. */
+static void give_back(catch_t *c) {
+  loom__signal_give_back(&c->h, c->signum, on_catch_closed);
 }
 
 /* ---- the watcher ------------------------------------------------------ */
@@ -317,5 +330,19 @@ int loom_signal_close(loom_signal_t *h) {
   loom_signal_t *s = sget(h);
   if (!s) return UV_EBADF;
   sig_close(s);
+  return 0;
+}
+
+/* Whether a watcher of rt catches signum (the dump signal then stays
+ * quiet: the program has taken the signal over). */
+int loom__signal_watched(loom_t *rt, int signum) {
+  for (uint32_t i = 0; i < rt->nhandles; i++) {
+    loom_signal_t *s = loom__handle_at(rt, i, LOOM__H_SIGNAL);
+    if (!s || s->closed) continue;
+    loom__link_t *l;
+    loom__list_foreach(l, &s->catches) {
+      if (loom__list_entry(l, catch_t, link)->signum == signum) return 1;
+    }
+  }
   return 0;
 }

@@ -1,0 +1,131 @@
+/* loom debugging: seeing inside a running program. See docs/debugging.md.
+ *
+ * A task dump lists every task a runtime has: its id, name and state
+ * (running, ready, parked, or finished but not yet joined), what a parked
+ * task waits for in words ("lock 'accounts' (0x...)", "read on stream
+ * 127.0.0.1:5000", "join of task 7", "sleep until +250 ms") and since when,
+ * the task that spawned it or the group it belongs to (the dump prints the
+ * tasks as a tree), where it was spawned, and a backtrace of its suspended
+ * stack. As text for people, as JSON for tools.
+ *
+ * Under loom_run, SIGQUIT (Ctrl-\) writes the dump to stderr and the
+ * program goes on running, as Go does; loom_dump_signal picks another signal
+ * or turns it off, and so does the environment variable LOOM_DUMP_SIGNAL (a
+ * number, or 0 for off). A loom_signal_t watcher the program opens on that
+ * signal takes it over while it is open, as for SIGINT.
+ *
+ * Backtraces walk frame pointers over the saved context of a parked task,
+ * bounded to its stack: code built without frame pointers gives shorter
+ * (never wrong-looking garbage, never a crash) backtraces; build with
+ * -fno-omit-frame-pointer for full ones. Symbols come from dladdr: a
+ * function of the main program needs -rdynamic (CMake's ENABLE_EXPORTS) to
+ * have a name, else it shows as program+offset, which addr2line resolves.
+ *
+ * Every function here is called from a task of the runtime or from the
+ * thread that owns it (host code after loom_init); rt NULL means the
+ * calling thread's runtime. They never suspend.
+ */
+#ifndef LOOM_DEBUG_H
+#define LOOM_DEBUG_H
+
+#include <stdint.h>
+
+#include "core.h"
+#include "export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- stats -------------------------------------------------------------- */
+
+/* What handles_by_kind counts: the runtime's open objects of each kind. */
+enum {
+  LOOM_STAT_STREAM = 0, /* TCP, pipe and TTY streams */
+  LOOM_STAT_LISTENER,   /* listening sockets (loom_listen) */
+  LOOM_STAT_SERVER,     /* servers (loom_serve) */
+  LOOM_STAT_UDP,        /* UDP sockets */
+  LOOM_STAT_GROUP,      /* open task groups */
+  LOOM_STAT_TASK,       /* task handles not yet joined or detached */
+  LOOM_STAT_SIGNAL,     /* signal watchers */
+  LOOM_STAT_FD,         /* foreign file descriptors watched (loom_fd_*) */
+  LOOM_STAT_PROCESS,    /* child processes */
+  LOOM_STAT_FILE,       /* open files */
+  LOOM_STAT_DIR,        /* open directory streams */
+  LOOM_STAT_TIMER,      /* armed timers (sleeps, timeouts) */
+  LOOM_STAT_KINDS
+};
+
+/* Buckets of timer_late_hist, by how late a timer fired against its
+ * deadline: < 0.1 ms, < 1, < 2, < 5, < 10, < 50, < 100, >= 100 ms. */
+#define LOOM_STAT_LATE_BUCKETS 8
+
+typedef struct {
+  uint64_t tasks_live;        /* tasks not yet ended */
+  uint64_t tasks_peak;        /* the most tasks_live has been */
+  uint64_t tasks_spawned;     /* tasks ever spawned */
+  uint64_t switches;          /* switches into a task */
+  uint64_t passes;            /* scheduler passes (once per loop iteration
+                             with ready tasks) */
+  uint64_t timer_late_max_us; /* worst lateness of a fired timer */
+  uint64_t timer_late_hist[LOOM_STAT_LATE_BUCKETS];
+  uint64_t stacks_mapped;                    /* task stacks mapped (in use or cached) */
+  uint64_t stacks_cached;                    /* of them, kept for reuse */
+  uint64_t bytes_read;                       /* from streams and UDP sockets */
+  uint64_t bytes_written;                    /* to streams and UDP sockets */
+  uint32_t handles_by_kind[LOOM_STAT_KINDS]; /* LOOM_STAT_* */
+} loom_stats_t;
+
+/* Fills *out. UV_EINVAL if out is NULL, LOOM_ENOTASK if rt is NULL and the
+ * calling thread has no runtime. */
+LOOM_EXTERN int loom_stats_get(loom_t *rt, loom_stats_t *out);
+/* "stream", "listener"... for a LOOM_STAT_* kind; "?" if out of range. */
+LOOM_EXTERN const char *loom_stat_kind_name(int kind);
+
+/* ---- dump --------------------------------------------------------------- */
+
+#define LOOM_DUMP_JSON 1u      /* JSON instead of text */
+#define LOOM_DUMP_NO_STACKS 2u /* omit backtraces */
+
+/* Writes every live task, then the stats, to file descriptor fd. Returns 0,
+ * or a negative error: UV_EBADF for a bad fd, UV_EINVAL for unknown flags,
+ * the write's error. */
+LOOM_EXTERN int loom_dump(loom_t *rt, int fd, unsigned flags);
+/* Writes one task, by the id the dump shows; UV_ENOENT if there is none. */
+LOOM_EXTERN int loom_dump_task(loom_t *rt, int fd, uint64_t id, unsigned flags);
+/* Cancels the task with that id (as loom_cancel); UV_ENOENT if none. */
+LOOM_EXTERN int loom_cancel_id(loom_t *rt, uint64_t id);
+/* The signal that makes the runtime dump to stderr: signum 0 turns it off.
+ * Under loom_run the default is SIGQUIT (LOOM_DUMP_SIGNAL in the
+ * environment overrides it, 0 turning it off); a runtime of loom_init has
+ * none until this is called. UV_EINVAL for a bad signal number. */
+LOOM_EXTERN int loom_dump_signal(loom_t *rt, int signum);
+/* Gives a lock, semaphore, queue, event, condition, barrier, channel,
+ * future... a name that dumps print beside its address. The name is
+ * copied (at most 31 bytes kept); NULL forgets it. The name belongs to the
+ * address: forget it before the object's memory is reused. Works in the
+ * calling thread's runtime; LOOM_ENOTASK outside one, UV_EINVAL if obj is
+ * NULL. */
+LOOM_EXTERN int loom_debug_name(const void *obj, const char *name);
+
+/* ---- debug mode ---------------------------------------------------------- */
+
+/* Debug mode (docs/debug-mode.md): reports tasks that run too long without
+ * suspending, locks held too long across suspensions, and tasks never
+ * joined nor detached. */
+typedef struct {
+  uint64_t slow_task_ms; /* 0 = 100 */
+  uint64_t lock_hold_ms; /* 0 = 100 */
+  int report_unjoined;   /* tasks never joined nor detached */
+} loom_debug_opts_t;
+
+/* opts NULL: the defaults. Also on when LOOM_DEBUG=1 is in the environment
+ * at the runtime's start. */
+LOOM_EXTERN int loom_debug_enable(loom_t *rt, const loom_debug_opts_t *opts);
+LOOM_EXTERN int loom_debug_disable(loom_t *rt);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LOOM_DEBUG_H */

@@ -1,0 +1,118 @@
+/* Backtraces of tasks, for dumps and debug-mode reports.
+ *
+ * A parked task's stack is not the thread's: no unwinder is running on it
+ * and none can be started there without resuming the task. But the context
+ * switch left its callee-saved registers on top of that stack (see
+ * fiber/switch_*.S), among them the frame pointer and the return address
+ * into whatever called the switch. From there, with frame pointers kept
+ * (loom's own code is built with -fno-omit-frame-pointer), each frame
+ * record is two words, the caller's frame pointer and a return address:
+ *
+ *   fp ──> [ caller's fp | return address ] ──> [ its caller's fp | ra ] ...
+ *
+ * up to the first frame of the task, whose caller's frame pointer is 0
+ * (the trampoline clears it). Code built without frame pointers leaves a
+ * register in their place that may hold anything, so the walk trusts
+ * nothing: each fp must lie inside the task's stack, above the last one,
+ * and be 8-byte aligned; the walk stops at the first one that is not. A
+ * weird stack gives a short backtrace, never a crash or a read outside the
+ * stack.
+ *
+ * The running task is on the thread's stack as far as the unwinder knows:
+ * glibc's backtrace() walks it with the unwind tables, to the trampoline,
+ * whose CFI marks the end.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <execinfo.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+#ifndef LOOM_FIBER_UCONTEXT
+void loom__ctx_trampoline(void);
+#endif
+
+/* The saved frame pointer and return address of a suspended context. */
+static int saved_regs(const loom_task_t *t, uintptr_t *fp, uintptr_t *pc) {
+#if defined(LOOM_FIBER_UCONTEXT)
+#if defined(__x86_64__)
+  *fp = (uintptr_t)t->fiber.ctx.uc.uc_mcontext.gregs[REG_RBP];
+  *pc = (uintptr_t)t->fiber.ctx.uc.uc_mcontext.gregs[REG_RIP];
+  return 1;
+#elif defined(__aarch64__)
+  *fp = (uintptr_t)t->fiber.ctx.uc.uc_mcontext.regs[29];
+  *pc = (uintptr_t)t->fiber.ctx.uc.uc_mcontext.pc;
+  return 1;
+#else
+  (void)t, (void)fp, (void)pc;
+  return 0;
+#endif
+#else
+  const uintptr_t *sp = (const uintptr_t *)t->fiber.ctx.sp;
+  uintptr_t lo = (uintptr_t)t->fiber.stack_lo, hi = lo + t->fiber.stack_size;
+  if ((uintptr_t)sp < lo || (uintptr_t)sp + 12 * sizeof(uintptr_t) > hi) return 0;
+#if defined(__x86_64__)
+  *fp = sp[6];
+  *pc = sp[7];
+#elif defined(__aarch64__)
+  *fp = sp[10];
+  *pc = sp[11];
+#endif
+  /* Never run: the "return address" is the trampoline's first
+   * instruction, and there is no frame. */
+  if (*pc == (uintptr_t)loom__ctx_trampoline) return 0;
+  return 1;
+#endif
+}
+
+int loom__backtrace_task(loom_task_t *t, void **pcs, int max) {
+  if (!t || !pcs || max <= 0) return 0;
+  if (t->state == LOOM__RUNNING) {
+    if (loom__self() != t) return 0; /* another thread's: not ours to read */
+    void *buf[64];
+    int n = backtrace(buf, 64);
+    /* Leave out this function itself. */
+    int skip = n > 1 ? 1 : 0, k = 0;
+    for (int i = skip; i < n && k < max; i++) pcs[k++] = buf[i];
+    return k;
+  }
+  if (t->state == LOOM__DONE) return 0;
+  uintptr_t fp, pc;
+  if (!saved_regs(t, &fp, &pc)) return 0;
+  uintptr_t lo = (uintptr_t)t->fiber.stack_lo, hi = lo + t->fiber.stack_size;
+  int n = 0;
+  pcs[n++] = (void *)pc;
+  while (n < max) {
+    if (fp < lo || fp > hi - 2 * sizeof(uintptr_t) || (fp & (sizeof(uintptr_t) - 1)))
+      break;
+    const uintptr_t *rec = (const uintptr_t *)fp;
+    uintptr_t next = rec[0], ra = rec[1];
+    if (!ra) break;
+    pcs[n++] = (void *)ra;
+    if (next <= fp) break; /* callers' frames are above */
+    fp = next;
+  }
+  return n;
+}
+
+char *loom__symbolize(void *pc, char *buf, size_t n) {
+  Dl_info info;
+  /* A return address points past the call; the call itself may be the
+   * function's last instruction, so look up the byte before it. */
+  void *at = (char *)pc - 1;
+  if (dladdr(at, &info) && info.dli_fname) {
+    const char *file = strrchr(info.dli_fname, '/');
+    file = file ? file + 1 : info.dli_fname;
+    if (info.dli_sname && info.dli_saddr)
+      snprintf(buf, n, "%s+0x%lx (%s)", info.dli_sname,
+               (unsigned long)((char *)pc - (char *)info.dli_saddr), file);
+    else
+      snprintf(buf, n, "%p (%s+0x%lx)", pc, file,
+               (unsigned long)((char *)pc - (char *)info.dli_fbase));
+  } else {
+    snprintf(buf, n, "%p", pc);
+  }
+  return buf;
+}

@@ -1,0 +1,115 @@
+/* Introspection: what the task dump, the stats, debug mode and the monitor
+ * read about tasks (include/loom/debug.h, docs/debugging.md).
+ *
+ * Wait reasons. Every park site says what its task waits for with
+ * loom__wait_on(w, kind, obj) before it parks: two stores into the waiter,
+ * which lives in the parking task's frame and whose line the park writes
+ * anyway; loom__park adds the loop time. Nothing reads them except a dump,
+ * so the hot paths pay two stores and nothing else (bench figures in the
+ * commit that added them). `obj` is the object waited on (its address is
+ * what the dump prints, and the key of loom_debug_name), or a value for the
+ * kinds that say so below. A dump dereferences obj only for the kinds marked
+ * "deref", whose object provably outlives the wait.
+ *
+ * Backtraces (backtrace.c) walk the frame pointers of a parked task's saved
+ * context, never outside its stack. */
+#ifndef LOOM_CORE_INTROSPECT_H
+#define LOOM_CORE_INTROSPECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+enum {
+  LOOM__W_UNKNOWN = 0,
+  LOOM__W_SLEEP,        /* obj: the deadline (loop ms), a value */
+  LOOM__W_LOCK,         /* obj: the loom_lock_t */
+  LOOM__W_SEM,          /* the loom_sem_t */
+  LOOM__W_QUEUE_GET,    /* the loom_queue_t */
+  LOOM__W_QUEUE_PUT,    /* the loom_queue_t */
+  LOOM__W_QUEUE_JOIN,   /* the loom_queue_t */
+  LOOM__W_EVENT,        /* the loom_event_t */
+  LOOM__W_COND,         /* the loom_cond_t */
+  LOOM__W_BARRIER,      /* the loom_barrier_t */
+  LOOM__W_CHANNEL_SEND, /* the channel port */
+  LOOM__W_CHANNEL_RECV, /* the channel port */
+  LOOM__W_FUTURE,       /* the future */
+  LOOM__W_READ,         /* deref: the loom__io_t of the stream or socket */
+  LOOM__W_WRITE,        /* deref: the loom__io_t of the stream or socket */
+  LOOM__W_DRAIN,        /* deref: the loom__io_t of the stream */
+  LOOM__W_CONNECT,      /* the stream being connected, or NULL */
+  LOOM__W_ACCEPT,       /* deref: the loom__io_t of the listener */
+  LOOM__W_DNS,          /* the host name asked for (deref: a string), or NULL */
+  LOOM__W_JOIN,         /* deref: the loom_task_t joined */
+  LOOM__W_GATHER,       /* obj: how many tasks, a value */
+  LOOM__W_WAIT,         /* loom_wait: how many tasks, a value */
+  LOOM__W_AS_COMPLETED, /* the iterator */
+  LOOM__W_GROUP,        /* the group */
+  LOOM__W_THREAD,       /* a job on a thread: the executor, or NULL */
+  LOOM__W_PROCESS,      /* the child process */
+  LOOM__W_FILE,         /* a file system call: its name (deref: a static
+                           string), or NULL */
+  LOOM__W_SIGNAL,       /* the signal watcher */
+  LOOM__W_FD,           /* a foreign fd: its number, a value */
+  LOOM__W_HTTP,         /* the HTTP request */
+  LOOM__W_REQ,          /* a libuv request: its kind name (deref: a
+                           static string), or NULL */
+  LOOM__W_KINDS
+};
+
+/* Runtime counters (loom_stats_t gives them out). */
+typedef struct {
+  uint64_t spawned, peak;
+  uint64_t switches, passes;
+  uint64_t late_max_us;
+  uint64_t late_hist[8];
+  uint64_t bytes_read, bytes_written;
+} loom__stats_t;
+
+/* Says what the waiter's task is about to wait for. Two stores. */
+#define loom__wait_on(w, k, o)    \
+  do {                            \
+    (w)->kind = (k);              \
+    (w)->obj = (const void *)(o); \
+  } while (0)
+
+struct loom_task_s;
+struct loom_s;
+
+/* Adds a fired timer's lateness (ns past its deadline) to the stats. */
+void loom__stats_late(struct loom_s *rt, uint64_t late_ns);
+
+/* The kind in a word or two ("lock", "read"...). */
+const char *loom__wait_kind_name(unsigned kind);
+/* What t waits for, in words ("lock 'accounts' (0x55d0c0)"), into buf.
+ * "" if it is not parked. Returns buf. */
+char *loom__wait_describe(struct loom_task_s *t, char *buf, size_t n);
+/* The name loom_debug_name gave obj in rt, or NULL. */
+const char *loom__debug_name_of(struct loom_s *rt, const void *obj);
+/* The runtime's debug state is freed (runtime shutdown). */
+void loom__debug_free(struct loom_s *rt);
+/* loom_run: the default dump signal (SIGQUIT, or LOOM_DUMP_SIGNAL). */
+void loom__dump_signal_default(struct loom_s *rt);
+/* Shutdown: closes the dump signal's handle with cb (its data is rt);
+ * returns 1 if it had one, 0 if not (cb is then never called). */
+int loom__dump_signal_close(struct loom_s *rt, uv_close_cb cb);
+
+/* combinators/group.c: the task that opened group g. */
+struct loom_task_s *loom__group_opener(const void *g);
+/* io/signal.c: taking a signal from the process and giving it back, the
+ * watchers' way, which the dump signal shares so that the two compose;
+ * close_cb NULL: stop only. And whether a watcher of rt catches signum. */
+int loom__signal_take(uv_signal_t *h, uv_signal_cb cb, int signum);
+void loom__signal_give_back(uv_signal_t *h, int signum, uv_close_cb close_cb);
+int loom__signal_watched(struct loom_s *rt, int signum);
+
+/* backtrace.c. Return addresses of the suspended stack of a parked, ready
+ * or finished task t (at most max; the innermost first), or of the calling
+ * task when t is the one running. Never follows a frame pointer outside t's
+ * stack or not aligned. Returns how many. */
+int loom__backtrace_task(struct loom_task_s *t, void **pcs, int max);
+/* "function+0x1c (libfoo.so)" for pc, or "0x... (program+0x1234)"
+ * without a symbol. Returns buf. */
+char *loom__symbolize(void *pc, char *buf, size_t n);
+
+#endif
