@@ -30,6 +30,7 @@
  * the task's next switch through the scheduler's slow path (sched.c,
  * time_is_up), which prints how long the task ran in all.
  */
+#define _GNU_SOURCE /* dladdr */
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -41,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -58,6 +60,7 @@ typedef struct {
   uint64_t since_ns, switches, id;
   int reported;
   char holder[NAME_CAP];
+  char name[NAME_CAP]; /* loom_debug_name's, or "" */
 } held_t;
 
 struct loom__debug_mode_s {
@@ -84,6 +87,7 @@ struct loom__debug_mode_s {
   uint64_t snap_count, snap_id, snap_since;
   int snap_n;
   void *snap_pcs[FRAMES];
+  void *snap_ipc; /* the pc the signal interrupted */
   char snap_name[NAME_CAP];
   uint64_t last_sweep;
 };
@@ -119,23 +123,11 @@ static void flush_out(out_t *o) {
   o->n = 0;
 }
 
-/* "fn+0x1f (object)" or "object+0x1234" for code without an exported
- * symbol (resolve it with addr2line -e object 0x1234). `ret`: pc is a
- * return address, so the call is the byte before it. */
-static void symbolize(out_t *o, void *pc, int ret) {
-  Dl_info info;
-  const char *at = (const char *)pc - (ret ? 1 : 0);
-  if (!pc || !dladdr(at, &info)) {
-    out(o, "%p", pc);
-    return;
-  }
-  const char *obj = info.dli_fname ? strrchr(info.dli_fname, '/') : NULL;
-  obj = obj ? obj + 1 : info.dli_fname ? info.dli_fname : "?";
-  if (info.dli_sname && info.dli_saddr)
-    out(o, "%s+0x%tx (%s)", info.dli_sname, (const char *)pc - (const char *)info.dli_saddr,
-        obj);
-  else
-    out(o, "%s+0x%tx", obj, (const char *)pc - (const char *)info.dli_fbase);
+/* "fn+0x1f (object)", or "0x... (object+0x1234)" for code without an
+ * exported symbol (addr2line -e object 0x1234 names it). */
+static void symbolize(out_t *o, void *pc) {
+  char buf[256];
+  out(o, "%s", loom__symbolize(pc, buf, sizeof(buf)));
 }
 
 static uint64_t now_ns(void) { return uv_hrtime(); }
@@ -151,20 +143,32 @@ static uint64_t ms(uint64_t ns) { return ns / 1000000; }
 
 /* ---- slow tasks --------------------------------------------------------- */
 
+/* The pc a signal interrupted, from the handler's context. */
+static void *interrupted_pc(void *uc) {
+#if defined(__x86_64__)
+  return (void *)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+  return (void *)((ucontext_t *)uc)->uc_mcontext.pc;
+#else
+  (void)uc;
+  return NULL;
+#endif
+}
+
 static void on_probe(int sig, siginfo_t *si, void *uc) {
-  (void)sig, (void)si, (void)uc;
+  (void)sig, (void)si;
   int saved = errno;
   loom_t *rt = loom__tls_rt;
   struct loom__debug_mode_s *d = rt ? rt->debug_mode : NULL;
   loom_task_t *t = rt ? rt->current : NULL;
   uint64_t count = d ? atomic_load(&d->sig_count) : 0;
-  if (d && t && switches_of(rt) == count &&
-      atomic_load(&d->snap_state) == 0) {
+  if (d && t && switches_of(rt) == count && atomic_load(&d->snap_state) == 0) {
     d->snap_count = count;
     d->snap_since = atomic_load(&d->sig_since);
     d->snap_id = t->fiber.id;
     memcpy(d->snap_name, t->name, NAME_CAP);
     d->snap_name[NAME_CAP - 1] = 0;
+    d->snap_ipc = interrupted_pc(uc);
     d->snap_n = backtrace(d->snap_pcs, FRAMES);
     atomic_store(&d->snap_state, 1);
     /* The task's next switch then takes the scheduler's slow path, which
@@ -189,19 +193,26 @@ static void print_slow(struct loom__debug_mode_s *d, uint64_t now) {
   out(&o, "loom: debug: ");
   snap_task(&o, d);
   out(&o,
-      " has been running for %" PRIu64 " ms without suspending (slow_task_ms %" PRIu64
-      "); it is at:\n",
+      " has been running for at least %" PRIu64
+      " ms without suspending (slow_task_ms %" PRIu64 "); it is at:\n",
       ms(now - d->snap_since), ms(d->slow_ns));
+  /* The frames before the interrupted one (the handler, the signal
+   * trampoline) are left out; an unwinder that could not cross the signal
+   * frame still gives the interrupted pc. */
   int first = 0;
-  for (int i = 0; i < d->snap_n && i < 3; i++) {
-    Dl_info info;
-    if (dladdr(d->snap_pcs[i], &info) && info.dli_saddr == (void *)on_probe) first = i + 1;
+  while (first < d->snap_n && d->snap_pcs[first] != d->snap_ipc) first++;
+  int k = 0;
+  if (first == d->snap_n) {
+    first = d->snap_n;
+    if (d->snap_ipc) {
+      out(&o, "    #%d ", k++);
+      symbolize(&o, d->snap_ipc);
+      out(&o, "\n");
+    }
   }
-  /* After on_probe comes the signal trampoline, then the interrupted pc. */
-  if (first) first++;
-  for (int i = first, k = 0; i < d->snap_n; i++, k++) {
+  for (int i = first; i < d->snap_n; i++, k++) {
     out(&o, "    #%d ", k);
-    symbolize(&o, d->snap_pcs[i], i > first);
+    symbolize(&o, d->snap_pcs[i]);
     out(&o, "\n");
   }
   flush_out(&o);
@@ -219,7 +230,7 @@ void loom__debug_time_up(loom_t *rt) {
   out(&o, "loom: debug: ");
   snap_task(&o, d);
   loom_task_t *t = rt->current;
-  out(&o, " %s after running %" PRIu64 " ms without suspending\n",
+  out(&o, " %s after running at least %" PRIu64 " ms\n",
       t && t->fiber.id == d->snap_id && t->state == LOOM__DONE ? "ended" : "suspended",
       ms(now - d->snap_since));
   flush_out(&o);
@@ -283,11 +294,12 @@ static held_t *held_insert(struct loom__debug_mode_s *d, const void *lock) {
   return &d->held[i];
 }
 
-static void held_line(out_t *o, struct loom__debug_mode_s *d, const held_t *h, uint64_t now,
-                      const char *what) {
-  (void)d;
+static void held_line(out_t *o, struct loom__debug_mode_s *d, const held_t *h,
+                      uint64_t now, const char *what) {
+  out(o, "loom: debug: lock ");
+  if (h->name[0]) out(o, "'%s' ", h->name);
   out(o,
-      "loom: debug: lock %p %s by task %" PRIu64 " '%s' for %" PRIu64
+      "%p %s by task %" PRIu64 " '%s' for %" PRIu64
       " ms across a suspension (lock_hold_ms %" PRIu64 ")\n",
       h->lock, what, h->id, h->holder, ms(now - h->since_ns), ms(d->lock_ns));
 }
@@ -304,6 +316,8 @@ void loom__debug_lock_acquired(loom_t *rt, const void *lock, loom_task_t *t) {
     h->id = t->fiber.id;
     h->reported = 0;
     snprintf(h->holder, sizeof(h->holder), "%s", loom__task_name(t));
+    const char *name = loom__debug_name_of(rt, lock);
+    snprintf(h->name, sizeof(h->name), "%s", name ? name : "");
   }
   pthread_mutex_unlock(&d->mu);
 }
@@ -319,8 +333,7 @@ void loom__debug_lock_released(const void *lock) {
     out_t o = {.n = 0};
     if (h->reported)
       held_line(&o, d, h, now, "released: it was held");
-    else if (now - h->since_ns >= d->lock_ns &&
-             switches_of(rt) != h->switches)
+    else if (now - h->since_ns >= d->lock_ns && switches_of(rt) != h->switches)
       held_line(&o, d, h, now, "was held");
     flush_out(&o);
     held_remove(d, h);
@@ -354,7 +367,8 @@ static void *watchdog_main(void *arg) {
   while (!d->stop) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t at = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + d->period_ns;
+    uint64_t at = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec +
+                  d->period_ns;
     ts.tv_sec = (time_t)(at / 1000000000ull);
     ts.tv_nsec = (long)(at % 1000000000ull);
     pthread_cond_timedwait(&d->cv, &d->mu, &ts);
@@ -396,7 +410,8 @@ static void install_handler(void) {
 
 /* ---- the invariant sweep ------------------------------------------------ */
 
-__attribute__((noreturn, cold)) static void check_failed(const char *what, loom_task_t *t) {
+__attribute__((noreturn, cold)) static void check_failed(const char *what,
+                                                         loom_task_t *t) {
   fprintf(stderr, "loom: internal check failed (debug mode): %s", what);
   if (t) fprintf(stderr, " (task %" PRIu64 " '%s')", t->fiber.id, loom__task_name(t));
   fprintf(stderr, "\n");
@@ -404,8 +419,8 @@ __attribute__((noreturn, cold)) static void check_failed(const char *what, loom_
   abort();
 }
 
-#define CHECK(cond, what, t) \
-  do {                       \
+#define CHECK(cond, what, t)                \
+  do {                                      \
     if (!(cond)) check_failed((what), (t)); \
   } while (0)
 
@@ -459,12 +474,15 @@ void loom__debug_unjoined(loom_t *rt, loom_task_t *t) {
   out(&o, "loom: debug: task %" PRIu64 " '%s' (status %d) was spawned at ", t->fiber.id,
       loom__task_name(t), t->status);
   if (t->spawn_pc)
-    symbolize(&o, t->spawn_pc, 1);
+    symbolize(&o, t->spawn_pc);
   else
     out(&o, "(unknown: spawned by loom itself)");
-  out(&o, ", running ");
-  symbolize(&o, (void *)(uintptr_t)t->fn, 0);
-  out(&o, "\n");
+  Dl_info info;
+  void *fn = (void *)(uintptr_t)t->fn;
+  if (dladdr(fn, &info) && info.dli_sname && info.dli_saddr == fn)
+    out(&o, ", running %s\n", info.dli_sname);
+  else
+    out(&o, ", running %p\n", fn);
   flush_out(&o);
 }
 
@@ -507,9 +525,11 @@ int loom_debug_enable(loom_t *rt, const loom_debug_opts_t *opts) {
   d->lock_ns = hold * 1000000;
   d->report_unjoined = unjoined;
   uint64_t least = slow < hold ? slow : hold;
-  /* A few samples per threshold, not more often than every 2 ms. */
-  d->period_ns = (least / 4 ? least / 4 : 1) * 1000000;
-  if (d->period_ns > 25000000) d->period_ns = 25000000;
+  /* Eight samples per threshold, at most every 10 ms (a report's "at
+   * least N ms" is short of the truth by up to a period), not more often
+   * than every 2 ms. */
+  d->period_ns = least * 1000000 / 8;
+  if (d->period_ns > 10000000) d->period_ns = 10000000;
   if (d->period_ns < 2000000) d->period_ns = 2000000;
   d->loop_thread = pthread_self();
   d->seen = switches_of(rt);

@@ -54,10 +54,15 @@ static void on_sanitizer_death(void) {
   size_t n = 0, k = sizeof(num);
   uint64_t v = f->id;
   num[--k] = 0;
-  do num[--k] = (char)('0' + v % 10); while ((v /= 10) && k);
+  do num[--k] = (char)('0' + v % 10);
+  while ((v /= 10) && k);
   int named = f->name && f->name[0];
-  const char *parts[] = {"loom: the error happened in task ", num + k, " '",
-                         named ? f->name : "task-", named ? "" : num + k, "'\n"};
+  const char *parts[] = {"loom: the error happened in task ",
+                         num + k,
+                         " '",
+                         named ? f->name : "task-",
+                         named ? "" : num + k,
+                         "'\n"};
   for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
     for (const char *p = parts[i]; *p && n + 1 < sizeof(buf); p++) buf[n++] = *p;
   ssize_t r = write(2, buf, n);
