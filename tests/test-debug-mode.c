@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -68,12 +69,18 @@ static void unset_env(void) {
   unsetenv("LOOM_DEBUG_LOCK_MS");
 }
 
-/* Busy for ms milliseconds without suspending. Global and not inlined: the
- * slow-task backtrace must name it. */
+/* Busy for ms milliseconds without suspending the task (blocking the loop's
+ * thread, as a blocking call in a task would). Global and not inlined: the
+ * slow-task backtrace must name it. The short blocking sleeps let the
+ * watchdog thread run under Valgrind, which runs one thread at a time and
+ * hands over only when the running one blocks. */
 __attribute__((noinline)) void debug_test_spin(uint64_t ms);
 __attribute__((noinline)) void debug_test_spin(uint64_t ms) {
   uint64_t end = uv_hrtime() + ms * 1000000;
-  while (uv_hrtime() < end) __asm__ volatile("" ::: "memory");
+  while (uv_hrtime() < end) {
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 50000};
+    nanosleep(&pause, NULL);
+  }
 }
 
 static int rc_enable;
@@ -140,9 +147,8 @@ static void test_quick_tasks_not_reported(void **state) {
 /* A task that yields alone is suspending: not reported either. */
 static int lone_yield_main(void *arg) {
   (void)arg;
-  loom_debug_opts_t o = {.slow_task_ms = 20};
-  rc_enable = loom_debug_enable(NULL, &o);
-  uint64_t end = uv_hrtime() + 150 * 1000000ull;
+  rc_enable = loom_debug_enable(NULL, NULL);
+  uint64_t end = uv_hrtime() + 300 * 1000000ull;
   while (uv_hrtime() < end) {
     debug_test_spin(1);
     loom_yield();

@@ -75,6 +75,7 @@ struct loom__debug_mode_s {
   pthread_cond_t cv;
   int stop;
   uint64_t seen, seen_at; /* the count last sampled, and when it changed */
+  uint64_t last_sample;   /* when the watchdog last looked */
   int signalled;          /* the signal went for `seen` */
   held_t *held;
   size_t nheld, held_cap; /* live entries; slots (a power of two, or 0) */
@@ -375,7 +376,12 @@ static void *watchdog_main(void *arg) {
     if (d->stop) break;
     uint64_t now = now_ns();
     uint64_t c = switches_of(rt);
-    if (c != d->seen) {
+    /* The watchdog itself did not run for half a threshold (the process
+     * was stopped, or starved of CPU on a loaded machine): it cannot vouch
+     * that the loop's thread ran meanwhile, so the count starts afresh. */
+    int gap = now - d->last_sample > d->slow_ns / 2;
+    d->last_sample = now;
+    if (c != d->seen || gap) {
       d->seen = c;
       d->seen_at = now;
       d->signalled = 0;
@@ -533,7 +539,7 @@ int loom_debug_enable(loom_t *rt, const loom_debug_opts_t *opts) {
   if (d->period_ns < 2000000) d->period_ns = 2000000;
   d->loop_thread = pthread_self();
   d->seen = switches_of(rt);
-  d->seen_at = now_ns();
+  d->seen_at = d->last_sample = now_ns();
   pthread_mutex_init(&d->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
