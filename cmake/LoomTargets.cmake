@@ -5,6 +5,9 @@
 # loom_target_warnings(<target>)
 #   - the house warning set: -Wall -Wextra -Wmissing-prototypes -Wshadow
 #     -Wstrict-prototypes, and -Werror under LOOM_WERROR;
+#   - -fno-omit-frame-pointer: task dumps walk the frame pointers of a
+#     parked task's stack (src/core/backtrace.c); no measurable cost on
+#     the benchmarks (figures in the commit that added it);
 #   - LOOM_DEBUG=1 (internal invariant checks, src/core/assert.h) in Debug
 #     and LOOM_SANITIZE builds;
 #   - under LOOM_SANITIZE, AddressSanitizer + UndefinedBehaviorSanitizer for
@@ -30,7 +33,7 @@ function(loom_target_warnings target)
   if(type STREQUAL "INTERFACE_LIBRARY")
     set(scope INTERFACE)
   endif()
-  set(flags ${LOOM_WARNING_FLAGS})
+  set(flags ${LOOM_WARNING_FLAGS} -fno-omit-frame-pointer)
   if(LOOM_WERROR)
     list(APPEND flags -Werror)
   endif()

@@ -123,6 +123,8 @@ typedef struct {
  * at the runtime's start. */
 LOOM_EXTERN int loom_debug_enable(loom_t *rt, const loom_debug_opts_t *opts);
 LOOM_EXTERN int loom_debug_disable(loom_t *rt);
+/* 1 if debug mode is on in rt, 0 if not. */
+LOOM_EXTERN int loom_debug_enabled(loom_t *rt);
 
 /* ---- debug mode, continued (debugmode's block) --------------------------
  * loom_debug_enable and loom_debug_disable are called on the runtime's

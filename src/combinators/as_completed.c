@@ -107,6 +107,7 @@ int loom_as_completed_next(loom_as_completed_t *it, loom_task_t **task) {
     if (ac->handed == ac->n) return UV_EOF;
     if (ac->timed_out) return UV_ETIMEDOUT;
     int rc = loom__check(ac->self);
+    loom__wait_on(&ac->w, LOOM__W_AS_COMPLETED, ac);
     if (rc == 0) rc = loom__park(&ac->w);
     if (rc) return rc;
   }

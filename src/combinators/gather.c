@@ -84,6 +84,7 @@ static int gather_nodes(loom_task_t *self, loom_task_t **tasks, size_t n, int *s
       loom__watch(nodes[i].t, &nodes[i].watch, on_done);
     }
   }
+  loom__wait_on(&g.w, LOOM__W_GATHER, n);
   int rc = loom__wait_all(&g.w, &g.remaining, cancel_rest, &g);
   for (size_t i = 0; i < n; i++) loom__release(rt, nodes[i].t);
   return rc ? rc : g.first_error;

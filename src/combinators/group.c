@@ -172,6 +172,7 @@ int loom_group_wait(loom_group_t *gh) {
 static int wait_group(loom_group_t *g, loom_task_t *self) {
   if (g->state == G_OPEN) g->state = G_WAITING;
   loom__waiter_t w = {.task = self};
+  loom__wait_on(&w, LOOM__W_GROUP, g);
   g->waiter = &w;
   int rc = loom__wait_all(&w, &g->alive, abort_group, g);
   loom__unhook(self, hook_of(g));

@@ -94,6 +94,7 @@ int loom_wait(loom_task_t **tasks, size_t n, int64_t timeout_ms, int return_when
       loom__timer_add(rt, &st.tm, uv_now(rt->loop) + (uint64_t)timeout_ms);
       st.armed = 1;
     }
+    loom__wait_on(&st.w, LOOM__W_WAIT, n);
     rc = loom__park(&st.w);
     if (st.armed) loom__timer_remove(rt, &st.tm);
     for (size_t i = 0; i < n; i++) loom__unwatch(nodes[i].t, &nodes[i].watch);

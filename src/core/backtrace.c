@@ -23,10 +23,7 @@
  * whose CFI marks the end.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <execinfo.h>
-#include <stdio.h>
-#include <string.h>
 
 #include "internal.h"
 
@@ -95,24 +92,4 @@ int loom__backtrace_task(loom_task_t *t, void **pcs, int max) {
     fp = next;
   }
   return n;
-}
-
-char *loom__symbolize(void *pc, char *buf, size_t n) {
-  Dl_info info;
-  /* A return address points past the call; the call itself may be the
-   * function's last instruction, so look up the byte before it. */
-  void *at = (char *)pc - 1;
-  if (dladdr(at, &info) && info.dli_fname) {
-    const char *file = strrchr(info.dli_fname, '/');
-    file = file ? file + 1 : info.dli_fname;
-    if (info.dli_sname && info.dli_saddr)
-      snprintf(buf, n, "%s+0x%lx (%s)", info.dli_sname,
-               (unsigned long)((char *)pc - (char *)info.dli_saddr), file);
-    else
-      snprintf(buf, n, "%p (%s+0x%lx)", pc, file,
-               (unsigned long)((char *)pc - (char *)info.dli_fbase));
-  } else {
-    snprintf(buf, n, "%p", pc);
-  }
-  return buf;
 }

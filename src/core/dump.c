@@ -129,6 +129,8 @@ void loom__debug_free(loom_t *rt) {
 typedef struct {
   int fd;
   int err;
+  void *caller; /* the return address of the dump call: the running
+                   task's backtrace starts there */
   size_t len;
   char buf[8192];
 } out_t;
@@ -211,9 +213,7 @@ const char *loom__wait_kind_name(unsigned kind) {
       [LOOM__W_READ] = "read",
       [LOOM__W_WRITE] = "write",
       [LOOM__W_DRAIN] = "drain",
-      [LOOM__W_CONNECT] = "connect",
       [LOOM__W_ACCEPT] = "accept",
-      [LOOM__W_DNS] = "DNS lookup",
       [LOOM__W_JOIN] = "join",
       [LOOM__W_GATHER] = "gather",
       [LOOM__W_WAIT] = "wait",
@@ -264,8 +264,71 @@ static void peer_of(const uv_handle_t *h, char *buf, size_t n) {
     }
     if (len < n) buf[len] = 0;
     buf[n - 1] = 0;
+  } else if (h->type == UV_UDP) {
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char ip[64] = "";
+    if (uv_udp_getsockname((const uv_udp_t *)h, (struct sockaddr *)&ss, &len)) return;
+    if (ss.ss_family == AF_INET) {
+      uv_ip4_name((const struct sockaddr_in *)&ss, ip, sizeof(ip));
+      snprintf(buf, n, "%s:%d", ip, ntohs(((const struct sockaddr_in *)&ss)->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+      uv_ip6_name((const struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+      snprintf(buf, n, "[%s]:%d", ip,
+               ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port));
+    }
   } else if (h->type == UV_TTY) {
     snprintf(buf, n, "tty");
+  }
+}
+
+static const char *fs_name(uv_fs_type t) {
+  switch (t) {
+  case UV_FS_OPEN: return "open";
+  case UV_FS_CLOSE: return "close";
+  case UV_FS_READ: return "read";
+  case UV_FS_WRITE: return "write";
+  case UV_FS_STAT: return "stat";
+  case UV_FS_LSTAT: return "lstat";
+  case UV_FS_FSTAT: return "fstat";
+  case UV_FS_UNLINK: return "unlink";
+  case UV_FS_RENAME: return "rename";
+  case UV_FS_MKDIR: return "mkdir";
+  case UV_FS_RMDIR: return "rmdir";
+  case UV_FS_FSYNC: return "fsync";
+  case UV_FS_SCANDIR: return "scandir";
+  case UV_FS_OPENDIR: return "opendir";
+  case UV_FS_READDIR: return "readdir";
+  case UV_FS_SENDFILE: return "sendfile";
+  default: return "call";
+  }
+}
+
+/* A libuv request in words: its kind, and what it is about. */
+static void req_describe(unsigned kind, const void *obj, char *buf, size_t n) {
+  const uv_req_t *r = obj;
+  if (!r) {
+    snprintf(buf, n, "%s", kind == LOOM__W_FILE ? "file call" : "request");
+    return;
+  }
+  switch (r->type) {
+  case UV_FS: {
+    const uv_fs_t *f = obj;
+    snprintf(buf, n, "file %s%s%s%s", fs_name(f->fs_type), f->path ? " '" : "",
+             f->path ? f->path : "", f->path ? "'" : "");
+    break;
+  }
+  case UV_WORK: snprintf(buf, n, "file call on a thread"); break;
+  case UV_GETADDRINFO: {
+    const uv_getaddrinfo_t *g = obj;
+    snprintf(buf, n, "DNS lookup%s%s%s", g->hostname ? " of '" : "",
+             g->hostname ? g->hostname : "", g->hostname ? "'" : "");
+    break;
+  }
+  case UV_GETNAMEINFO: snprintf(buf, n, "DNS reverse lookup"); break;
+  case UV_CONNECT: snprintf(buf, n, "connect"); break;
+  case UV_SHUTDOWN: snprintf(buf, n, "shutdown"); break;
+  default: snprintf(buf, n, "%s request", uv_req_type_name(r->type)); break;
   }
 }
 
@@ -310,15 +373,14 @@ char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
   case LOOM__W_WAIT:
     snprintf(buf, n, "%s of %zu task(s)", what, (size_t)(uintptr_t)obj);
     break;
-  case LOOM__W_DNS:
-    snprintf(buf, n, "DNS lookup%s%s%s", obj ? " of '" : "", obj ? (const char *)obj : "",
-             obj ? "'" : "");
-    break;
   case LOOM__W_FILE:
-  case LOOM__W_REQ:
-    snprintf(buf, n, "%s%s%s", what, obj ? " " : "", obj ? (const char *)obj : "");
+  case LOOM__W_REQ: req_describe(kind, obj, buf, n); break;
+  case LOOM__W_FD: {
+    uv_os_fd_t fd = -1;
+    if (obj) uv_fileno((const uv_handle_t *)obj, &fd);
+    snprintf(buf, n, "fd %d", (int)fd);
     break;
-  case LOOM__W_FD: snprintf(buf, n, "fd %d", (int)(intptr_t)obj); break;
+  }
   default:
     if (name)
       snprintf(buf, n, "%s '%s' (%p)", what, name, obj);
@@ -396,9 +458,27 @@ static uint64_t parent_of(loom_task_t **v, size_t n, const loom_task_t *t) {
   return 0;
 }
 
+/* The running task is the one dumping: its frames inside the dump are
+ * left out, so its backtrace starts at the call of loom_dump. */
+static int first_frame(const out_t *o, const loom_task_t *t, void **pcs, int nf) {
+  if (t->state != LOOM__RUNNING || !o->caller) return 0;
+  for (int i = 0; i < nf; i++)
+    if (pcs[i] == o->caller) return i;
+  return 0;
+}
+
+/* An entry point's name, without the "+0x0". */
+static char *entry_name(loom__syms_t *sy, const loom_task_t *t, char *buf, size_t n) {
+  loom__syms_name(sy, (void *)(uintptr_t)t->fn, 0, buf, n);
+  char *z = strstr(buf, "+0x0 ");
+  if (z) memmove(z, z + 4, strlen(z + 4) + 1);
+  return buf;
+}
+
 /* ---- one task ---------------------------------------------------------------- */
 
-static void task_text(out_t *o, loom_task_t *t, int depth, unsigned flags) {
+static void task_text(out_t *o, loom__syms_t *sy, loom_task_t *t, int depth,
+                      unsigned flags) {
   loom_t *rt = t->rt;
   char ind[80];
   int d = depth > 30 ? 30 : depth;
@@ -417,20 +497,20 @@ static void task_text(out_t *o, loom_task_t *t, int depth, unsigned flags) {
   }
   out_str(o, "\n");
   if (t->owner) out_fmt(o, "%s    in group %p\n", ind, t->owner);
-  out_fmt(o, "%s    entry %s\n", ind,
-          loom__symbolize((void *)(uintptr_t)t->fn + 1, sym, sizeof(sym)));
+  out_fmt(o, "%s    entry %s\n", ind, entry_name(sy, t, sym, sizeof(sym)));
   if (t->spawn_pc)
     out_fmt(o, "%s    spawned at %s\n", ind,
-            loom__symbolize(t->spawn_pc, sym, sizeof(sym)));
+            loom__syms_name(sy, t->spawn_pc, 1, sym, sizeof(sym)));
   if (flags & LOOM_DUMP_NO_STACKS) return;
   void *pcs[MAX_FRAMES];
-  int nf = loom__backtrace_task(t, pcs, MAX_FRAMES);
-  for (int i = 0; i < nf; i++)
-    out_fmt(o, "%s    #%d %s\n", ind, i, loom__symbolize(pcs[i], sym, sizeof(sym)));
+  int nf = loom__backtrace_task(t, pcs, MAX_FRAMES), i = first_frame(o, t, pcs, nf);
+  for (int k = 0; i < nf; i++, k++)
+    out_fmt(o, "%s    #%d %s\n", ind, k,
+            loom__syms_name(sy, pcs[i], 1, sym, sizeof(sym)));
 }
 
-static void task_json(out_t *o, loom_task_t **v, size_t n, loom_task_t *t,
-                      unsigned flags) {
+static void task_json(out_t *o, loom__syms_t *sy, loom_task_t **v, size_t n,
+                      loom_task_t *t, unsigned flags) {
   loom_t *rt = t->rt;
   char why[256], sym[256];
   out_fmt(o, "{\"id\":%" PRIu64 ",\"name\":", t->fiber.id);
@@ -455,18 +535,18 @@ static void task_json(out_t *o, loom_task_t **v, size_t n, loom_task_t *t,
     out_fmt(o, ",\"waited_ms\":%" PRIu32 "}", (uint32_t)uv_now(rt->loop) - w->since);
   }
   out_str(o, ",\"entry\":");
-  out_json_str(o, loom__symbolize((void *)(uintptr_t)t->fn + 1, sym, sizeof(sym)));
+  out_json_str(o, entry_name(sy, t, sym, sizeof(sym)));
   if (t->spawn_pc) {
     out_str(o, ",\"spawned_at\":");
-    out_json_str(o, loom__symbolize(t->spawn_pc, sym, sizeof(sym)));
+    out_json_str(o, loom__syms_name(sy, t->spawn_pc, 1, sym, sizeof(sym)));
   }
   if (!(flags & LOOM_DUMP_NO_STACKS)) {
     void *pcs[MAX_FRAMES];
-    int nf = loom__backtrace_task(t, pcs, MAX_FRAMES);
+    int nf = loom__backtrace_task(t, pcs, MAX_FRAMES), first = first_frame(o, t, pcs, nf);
     out_str(o, ",\"stack\":[");
-    for (int i = 0; i < nf; i++) {
-      if (i) out_str(o, ",");
-      out_json_str(o, loom__symbolize(pcs[i], sym, sizeof(sym)));
+    for (int i = first; i < nf; i++) {
+      if (i > first) out_str(o, ",");
+      out_json_str(o, loom__syms_name(sy, pcs[i], 1, sym, sizeof(sym)));
     }
     out_str(o, "]");
   }
@@ -528,7 +608,7 @@ static int check_args(loom_t **rt, int fd, unsigned flags) {
   return 0;
 }
 
-static int dump_all(loom_t *rt, out_t *o, unsigned flags) {
+static int dump_all(loom_t *rt, out_t *o, loom__syms_t *sy, unsigned flags) {
   size_t n = 0;
   loom_task_t **v = collect(rt, &n);
   if (!v) return UV_ENOMEM;
@@ -538,7 +618,7 @@ static int dump_all(loom_t *rt, out_t *o, unsigned flags) {
     out_fmt(o, "{\"loop_time_ms\":%" PRIu64 ",\"tasks\":[", uv_now(rt->loop));
     for (size_t i = 0; i < n; i++) {
       if (i) out_str(o, ",");
-      task_json(o, v, n, v[i], flags);
+      task_json(o, sy, v, n, v[i], flags);
     }
     out_str(o, "],\"stats\":");
     stats_json(o, &st);
@@ -572,8 +652,7 @@ static int dump_all(loom_t *rt, out_t *o, unsigned flags) {
       top_last = i;
       continue;
     }
-    size_t pi = (size_t)(find_id(v, n, pid) - v[0] >= 0 ? 0 : 0);
-    /* index of p: v is sorted by id */
+    /* p's index: v is sorted by id */
     size_t lo = 0, hi = n;
     while (lo < hi) {
       size_t mid = (lo + hi) / 2;
@@ -582,7 +661,7 @@ static int dump_all(loom_t *rt, out_t *o, unsigned flags) {
       else
         hi = mid;
     }
-    pi = lo;
+    size_t pi = lo;
     if (stack[pi] == none)
       first[pi] = i;
     else
@@ -593,7 +672,7 @@ static int dump_all(loom_t *rt, out_t *o, unsigned flags) {
   size_t depth = 0;
   size_t cur = top_first;
   while (cur != none) {
-    task_text(o, v[cur], (int)depth, flags);
+    task_text(o, sy, v[cur], (int)depth, flags);
     if (first[cur] != none) {
       stack[depth++] = cur;
       cur = first[cur];
@@ -616,7 +695,10 @@ int loom_dump(loom_t *rt, int fd, unsigned flags) {
   o->fd = fd;
   o->err = 0;
   o->len = 0;
-  rc = dump_all(rt, o, flags);
+  o->caller = __builtin_return_address(0);
+  loom__syms_t *sy = loom__syms_open();
+  rc = dump_all(rt, o, sy, flags);
+  loom__syms_close(sy);
   out_flush(o);
   if (!rc) rc = o->err;
   free(o);
@@ -646,12 +728,15 @@ int loom_dump_task(loom_t *rt, int fd, uint64_t id, unsigned flags) {
   o->fd = fd;
   o->err = 0;
   o->len = 0;
+  o->caller = __builtin_return_address(0);
+  loom__syms_t *sy = loom__syms_open();
   if (flags & LOOM_DUMP_JSON) {
-    task_json(o, NULL, 0, t, flags);
+    task_json(o, sy, NULL, 0, t, flags);
     out_str(o, "\n");
   } else {
-    task_text(o, t, 0, flags);
+    task_text(o, sy, t, 0, flags);
   }
+  loom__syms_close(sy);
   out_flush(o);
   rc = o->err;
   free(o);

@@ -34,12 +34,13 @@ enum {
   LOOM__W_CHANNEL_SEND, /* the channel port */
   LOOM__W_CHANNEL_RECV, /* the channel port */
   LOOM__W_FUTURE,       /* the future */
-  LOOM__W_READ,         /* deref: the loom__io_t of the stream or socket */
-  LOOM__W_WRITE,        /* deref: the loom__io_t of the stream or socket */
-  LOOM__W_DRAIN,        /* deref: the loom__io_t of the stream */
-  LOOM__W_CONNECT,      /* the stream being connected, or NULL */
-  LOOM__W_ACCEPT,       /* deref: the loom__io_t of the listener */
-  LOOM__W_DNS,          /* the host name asked for (deref: a string), or NULL */
+  /* The I/O kinds: deref, an object whose first member is its libuv
+   * handle (stream, listener, UDP socket, foreign fd). */
+  LOOM__W_READ,         /* a stream or UDP socket */
+  LOOM__W_WRITE,        /* a stream */
+  LOOM__W_DRAIN,        /* a stream */
+  LOOM__W_ACCEPT,       /* a listener */
+  LOOM__W_FD,           /* a foreign fd's watcher */
   LOOM__W_JOIN,         /* deref: the loom_task_t joined */
   LOOM__W_GATHER,       /* obj: how many tasks, a value */
   LOOM__W_WAIT,         /* loom_wait: how many tasks, a value */
@@ -47,13 +48,12 @@ enum {
   LOOM__W_GROUP,        /* the group */
   LOOM__W_THREAD,       /* a job on a thread: the executor, or NULL */
   LOOM__W_PROCESS,      /* the child process */
-  LOOM__W_FILE,         /* a file system call: its name (deref: a static
-                           string), or NULL */
+  LOOM__W_FILE,         /* deref: the libuv request of a file call
+                           (a uv_fs_t, or a uv_work_t on a thread) */
   LOOM__W_SIGNAL,       /* the signal watcher */
-  LOOM__W_FD,           /* a foreign fd: its number, a value */
   LOOM__W_HTTP,         /* the HTTP request */
-  LOOM__W_REQ,          /* a libuv request: its kind name (deref: a
-                           static string), or NULL */
+  LOOM__W_REQ,          /* deref: a libuv request (connect, DNS,
+                           shutdown...) */
   LOOM__W_KINDS
 };
 
@@ -108,8 +108,20 @@ int loom__signal_watched(struct loom_s *rt, int signum);
  * task when t is the one running. Never follows a frame pointer outside t's
  * stack or not aligned. Returns how many. */
 int loom__backtrace_task(struct loom_task_s *t, void **pcs, int max);
-/* "function+0x1c (libfoo.so)" for pc, or "0x... (program+0x1234)"
- * without a symbol. Returns buf. */
+
+/* symbolize.c. "function+0x1c (libfoo.so)" for return address pc (the call
+ * before it is what is looked up), or "0x... (program+0x1234)" without a
+ * symbol. Names static and hidden functions too (the object's .symtab).
+ * Returns buf. */
 char *loom__symbolize(void *pc, char *buf, size_t n);
+/* The same for a function's own address (an entry point). */
+char *loom__symbolize_fn(void *fn, char *buf, size_t n);
+/* Many lookups in a row (a dump): the files read stay mapped in s until
+ * loom__syms_close. loom__syms_open may return NULL (no memory): the
+ * lookups then work one by one. is_return: pc is a return address. */
+typedef struct loom__syms_s loom__syms_t;
+loom__syms_t *loom__syms_open(void);
+char *loom__syms_name(loom__syms_t *s, void *pc, int is_return, char *buf, size_t n);
+void loom__syms_close(loom__syms_t *s);
 
 #endif

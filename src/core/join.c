@@ -34,6 +34,7 @@ int loom_join(loom_task_t *task, int *status) {
   if (t->state != LOOM__DONE) {
     joining_t j = {.w = {.task = self}, .remaining = 1};
     loom__watch(t, &j.watch, join_done);
+    loom__wait_on(&j.w, LOOM__W_JOIN, t);
     rc = loom__wait_all(&j.w, &j.remaining, join_abort, t);
   }
   if (status) *status = t->status;

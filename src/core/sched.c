@@ -162,9 +162,7 @@ void loom__suspend(loom_task_t *t, int last) {
     return;
   }
   rt->prev = t;
-  /* Counted before current changes: debug mode's signal handler, on this
-   * thread, reads the two (debug-mode.c). */
-  rt->stats.switches++;
+  rt->stats.switches++; /* before current moves: debug mode reads both */
   rt->current = next;
   loom__fiber_t *to = &rt->sched;
   if (next) {
@@ -188,7 +186,7 @@ static int take_wake(loom__waiter_t *w, int result) {
 
 /* Runs t from the loop's own stack until it hands the thread back. */
 static void run_from_loop(loom_t *rt, loom_task_t *t) {
-  rt->stats.switches++; /* before current: see loom__suspend */
+  rt->stats.switches++;
   rt->current = t;
   t->state = LOOM__RUNNING;
   loom__fiber_switch(&rt->sched, &t->fiber);

@@ -37,6 +37,7 @@ int loom_sleep(uint64_t ms) {
   uint64_t now = uv_now(rt->loop);
   uint64_t deadline = ms > UINT64_MAX - now ? UINT64_MAX : now + ms;
   loom__timer_add(rt, &s.tm, deadline);
+  loom__wait_on(&s.w, LOOM__W_SLEEP, (uintptr_t)deadline);
   return loom__park(&s.w);
 }
 

@@ -325,6 +325,7 @@ static void xfer_end(xfer_t *x) {
 static int xfer_wait(xfer_t *x, loom_task_t *self) {
   x->w.task = self;
   x->w.result = 0;
+  loom__wait_on(&x->w, LOOM__W_HTTP, x);
   x->parked = 1;
   return loom__park(&x->w);
 }

@@ -171,6 +171,7 @@ int loom_fd_wait(loom_fd_t *h, int events) {
     return rc;
   }
   loom__obj_ref(&f->obj); /* a close while we wait must not free f */
+  loom__wait_on(&fw.w, LOOM__W_FD, f);
   rc = loom__park(&fw.w);
   loom__obj_unref(&f->obj);
   return rc;

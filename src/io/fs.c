@@ -70,6 +70,7 @@ void loom__fsop_work_cb(uv_work_t *req, int status) {
 int loom__fsop_wait(loom__fsop_t *op, int start_rc) {
   if (start_rc) return start_rc; /* libuv never calls back then */
   int rc = 0;
+  loom__wait_on(&op->w, LOOM__W_FILE, &op->u);
   while (!op->done && rc == 0) rc = loom__park(&op->w);
   if (!op->done) {
     uv_cancel(&op->u.req); /* UV_EBUSY once a thread has it: it ends anyway */

@@ -359,6 +359,7 @@ int loom_executor_run(loom_executor_t *ex, loom_fn fn, void *arg, int *status) {
   }
   job_wait_t jw = {.w = {.task = self, .cancel = on_wait_interrupted}, .job = job};
   job->wait = &jw;
+  loom__wait_on(&jw.w, LOOM__W_THREAD, ex);
   rc = loom__park(&jw.w);
   if (rc) return rc; /* the job is freed, or will be when it ends */
   if (status) *status = job->status;

@@ -340,6 +340,7 @@ int loom_process_wait(loom_process_t *h, int *status) {
     loom__wnode_t n;
     memset(&n, 0, sizeof(n));
     loom__obj_ref(&p->obj); /* a close while we wait must not free p */
+    loom__wait_on(&n.w, LOOM__W_PROCESS, p);
     rc = loom__wq_wait(&p->waiters, &n, self, 0);
     if (rc == 0 && !p->exited) rc = UV_EBADF;
     if (rc) rc = after_wait(p, self, rc);

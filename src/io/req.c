@@ -60,6 +60,7 @@ int loom__req_wait(loom__req_t *r) {
   }
   rwait_t rw = {.w = {.task = self, .cancel = on_interrupt}, .r = r};
   r->w = &rw.w;
+  loom__wait_on(&rw.w, LOOM__W_REQ, &r->u.req);
   rc = loom__park(&rw.w);
   /* Woken by the callback (r->w was cleared there), or interrupted
    * (abandoned: r belongs to the callback now). */

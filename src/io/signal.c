@@ -286,6 +286,7 @@ int loom_signal_wait(loom_signal_t *h) {
   memset(&n, 0, sizeof(n));
   set_referenced(s, 1);
   loom__obj_ref(&s->obj); /* a close while we wait must not free s */
+  loom__wait_on(&n.w, LOOM__W_SIGNAL, s);
   rc = loom__wq_wait(&s->waiters, &n, self, 0);
   if (loom__wq_empty(&s->waiters)) set_referenced(s, 0);
   loom__obj_unref(&s->obj);

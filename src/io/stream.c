@@ -425,6 +425,7 @@ static int wait_data(loom_stream_t *s) {
   s->wrote_now = 0;
   swait_t wt = {.w = {.task = self, .cancel = unhook_reader}, .s = s};
   s->reader = &wt.w;
+  loom__wait_on(&wt.w, LOOM__W_READ, s);
   rc = loom__park(&wt.w);
   s->reader = NULL;
   return rc;
@@ -753,6 +754,7 @@ static int gather(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs, size_t
  * interruption leaves the stream as it was. */
 static int wait_turn(loom_stream_t *s, loom_task_t *self) {
   loom__wnode_t n;
+  loom__wait_on(&n.w, LOOM__W_WRITE, s);
   int rc = loom__wq_wait(&s->writers, &n, self, 0);
   if (rc == 0)
     s->turn = 0; /* ours: the next waits for the next wake-up */
@@ -904,6 +906,7 @@ static int do_drain(loom_stream_t *s) {
   if (rc == 0) flush_gather(s);
   while (rc == 0 && s->queued > 0 && !s->werr) {
     loom__wnode_t n;
+    loom__wait_on(&n.w, LOOM__W_DRAIN, s);
     rc = loom__wq_wait(&s->drainers, &n, self, 0);
   }
   return rc ? rc : s->werr;

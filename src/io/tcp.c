@@ -340,6 +340,7 @@ int loom_accept(loom_listener_t *h, loom_stream_t **out) {
     }
     lwait_t wt = {.w = {.task = self, .cancel = unhook_acceptor}, .l = l};
     l->acceptor = &wt.w;
+    loom__wait_on(&wt.w, LOOM__W_ACCEPT, l);
     rc = loom__park(&wt.w);
     l->acceptor = NULL;
     if (rc) break;

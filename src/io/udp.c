@@ -165,6 +165,7 @@ ssize_t loom_udp_recv(loom_udp_t *hd, void *buf, size_t n,
   uwait_t wt = {.w = {.task = self, .cancel = unhook}, .u = u};
   u->receiver = &wt.w;
   loom__obj_ref(&u->obj); /* a close while we wait must not free u under us */
+  loom__wait_on(&wt.w, LOOM__W_READ, u);
   rc = loom__park(&wt.w);
   u->receiver = NULL;
   ssize_t got = u->got;

@@ -34,6 +34,7 @@ int loom_barrier_wait(loom_barrier_t *barrier) {
     return (int)index;
   }
   loom__wnode_t n;
+  loom__wait_on(&n.w, LOOM__W_BARRIER, b);
   rc = loom__wq_wait(&b->waiters, &n, self, 0);
   if (rc == 0) return (int)index; /* the cycle completed: that stands */
   if (rc != LOOM_EBROKEN && b->count > 0) b->count--; /* left the cycle */

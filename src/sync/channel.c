@@ -484,6 +484,7 @@ static int wait_op(loom_channel_t *ch, int get, void **item) {
         hold = 1;
       }
       loom__wnode_t n;
+      loom__wait_on(&n.w, get ? LOOM__W_CHANNEL_RECV : LOOM__W_CHANNEL_SEND, p);
       rc = loom__wq_wait(get ? &p->getq : &p->putq, &n, self, 0);
       if (rc == 0) rc = UV_EAGAIN; /* woken: try again */
     }

@@ -30,6 +30,7 @@ int loom_cond_wait(loom_cond_t *cond) {
   if (rc) return rc; /* the lock was never let go */
   loom__lock_release(c->lock);
   loom__wnode_t n;
+  loom__wait_on(&n.w, LOOM__W_COND, c);
   rc = loom__wq_wait(&c->waiters, &n, self, 0);
   loom__lock_acquire(c->lock, self, 1);
   if (rc == 0 && (rc = loom__check(self)) != 0)

@@ -34,6 +34,7 @@ int loom_event_wait(loom_event_t *event) {
   int rc = loom__check(self);
   if (rc || e->set) return rc;
   loom__wnode_t n;
+  loom__wait_on(&n.w, LOOM__W_EVENT, event);
   rc = loom__wq_wait(&e->waiters, &n, self, 0);
   /* Woken by set but cancelled before running: the cancellation wins, as
    * in asyncio; there is nothing to pass on. */

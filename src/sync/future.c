@@ -165,6 +165,7 @@ int loom_future_await(loom_future_t *f, void **value) {
   loom_future_retain(f);
   loom__inbox_hold(rt);
   loom__wnode_t n;
+  loom__wait_on(&n.w, LOOM__W_FUTURE, f);
   rc = loom__wq_wait(&f->waiters, &n, self, 0);
   loom__inbox_unhold(rt);
   /* Woken, then cancelled before it ran: the cancellation wins, and the

@@ -44,6 +44,7 @@ int loom__lock_acquire(loom__lock_t *l, loom_task_t *self, int shielded) {
     return 0;
   }
   loom__wnode_t n;
+  loom__wait_on(&n.w, LOOM__W_LOCK, l);
   int rc = loom__wq_wait(&l->waiters, &n, self, shielded);
   if (rc) return rc; /* interrupted while queued: never had the lock */
   if (!shielded && (rc = loom__check(self)) != 0) {

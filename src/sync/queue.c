@@ -183,6 +183,7 @@ static __attribute__((noinline)) int wait_turn(loom__queue_t *q, loom_task_t *se
    * left is promised) fails at once. */
   if (out && q->shutdown && takeable(q) == 0)
     return q->shutdown == DESTROYED ? UV_EINVAL : LOOM_ESHUTDOWN;
+  loom__wait_on(&n.w, out ? LOOM__W_QUEUE_GET : LOOM__W_QUEUE_PUT, q);
   rc = loom__wq_wait(out ? &q->getters : &q->putters, &n, self, 0);
   if (rc) return rc; /* interrupted or shut down while queued */
   if (out) {
@@ -319,6 +320,7 @@ int loom_queue_join(loom_queue_t *queue) {
   int rc = loom__check(self);
   if (rc || q->unfinished == 0) return rc;
   loom__wnode_t n;
+  loom__wait_on(&n.w, LOOM__W_QUEUE_JOIN, q);
   return loom__wq_wait(&q->joiners, &n, self, 0);
 }
 

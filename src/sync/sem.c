@@ -45,6 +45,7 @@ static int release(loom__sem_t *s) {
 /* The wait, out of line: its node's frame stays off the fast path. */
 static __attribute__((noinline)) int sem_wait_slow(loom__sem_t *s, loom_task_t *self) {
   loom__wnode_t n;
+  loom__wait_on(&n.w, LOOM__W_SEM, s);
   int rc = loom__wq_wait(&s->waiters, &n, self, 0);
   if (rc) return rc; /* interrupted while queued: no permit taken */
   if ((rc = loom__check(self)) != 0) {
