@@ -134,9 +134,8 @@ LOOM_EXTERN int loom_debug_enabled(loom_t *rt);
  * it on, LOOM_DEBUG_SLOW_MS and LOOM_DEBUG_LOCK_MS set the thresholds.
  * Reports go to stderr, one write each, prefixed "loom: debug: ". Debug
  * mode runs a watchdog thread per runtime and takes the realtime signal
- * SIGRTMAX-3 (docs/debug-mode.md). */
-/* 1 if debug mode is on for rt (NULL: the caller's runtime), else 0. */
-LOOM_EXTERN int loom_debug_enabled(loom_t *rt);
+ * SIGRTMAX-3 (docs/debug-mode.md). loom_debug_enabled(NULL) answers for
+ * the caller's runtime (0 outside one). */
 
 #ifdef __cplusplus
 }
