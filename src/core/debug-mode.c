@@ -11,13 +11,14 @@
  *  - The runtime's invariants (ready queue, parked tasks, canaries, handle
  *    table) are checked at the end of scheduler passes.
  *
- * Off, it costs the hot paths no call and no clock read: a switch counts
- * itself in rt->switches (one add), a lock acquisition tests rt->debug, a
+ * Off, it costs the hot paths no call and no clock read: the switch count
+ * it reads is the stats' (rt->stats.switches, one add per switch, which a
+ * lone task's yield adds too), a lock acquisition tests rt->debug_mode, a
  * release compares the lock's state word it reads anyway. Everything else
  * hangs off paths that are slow already.
  *
  * How a slow task is caught. A watchdog thread per runtime in debug mode
- * samples rt->switches every few milliseconds. When the count has not
+ * samples rt->stats.switches every few milliseconds. When the count has not
  * moved for slow_task_ms, one activation of a task (or the loop's wait for
  * I/O) has lasted that long: the watchdog sends the loop's thread
  * LOOM__DEBUG_SIGNAL. Its handler runs on the loop's thread, so it can read
@@ -28,7 +29,7 @@
  * tick. The watchdog prints the report (symbolized with dladdr, on its own
  * thread: a task stuck for good is still reported). The moved tick sends
  * the task's next switch through the scheduler's slow path (sched.c,
- * time_is_up), which prints how long the task ran in all.
+ * pass_ran_long), which prints how long the task ran in all.
  */
 #define _GNU_SOURCE /* dladdr */
 #include <dlfcn.h>
@@ -173,7 +174,10 @@ static void on_probe(int sig, siginfo_t *si, void *uc) {
     d->snap_n = backtrace(d->snap_pcs, FRAMES);
     atomic_store(&d->snap_state, 1);
     /* The task's next switch then takes the scheduler's slow path, which
-     * tells us it has suspended. */
+     * tells us it has suspended: the tick moves (pick sees it), and a pass
+     * marked over (a task run from a libuv callback) is unmarked, so that
+     * the switch goes on to pass_ran_long (sched.c). */
+    rt->pass_ended = 0;
     atomic_fetch_add(&loom__tick, 1);
   }
   errno = saved;
@@ -222,8 +226,9 @@ static void print_slow(struct loom__debug_mode_s *d, uint64_t now) {
 
 void loom__debug_time_up(loom_t *rt) {
   struct loom__debug_mode_s *d = rt->debug_mode;
+  /* Called at a switch (pick, from the suspending task or the pass's
+   * loop): the task of the snapshot is not running any more. */
   if (!atomic_load(&d->snap_state)) return;
-  if (switches_of(rt) == d->snap_count) return;
   uint64_t now = now_ns();
   pthread_mutex_lock(&d->mu);
   if (atomic_load(&d->snap_state) == 1) print_slow(d, now);

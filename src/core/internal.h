@@ -474,15 +474,15 @@ void loom__io_remove(loom_t *rt, loom__io_t *o);
  * Off (rt->debug_mode NULL), it costs the hot paths no call and no clock
  * read: a lock acquisition tests rt->debug_mode, a release compares the
  * lock's state word it has read anyway. The rest hangs off paths that are
- * slow already: a pass running out of time, a pass's end, a lone task's
- * yield, shutdown. The watchdog thread reads rt->stats.switches. */
+ * slow already: a pass that ran long, a pass's end, a lone task's yield,
+ * shutdown. The watchdog thread reads rt->stats.switches. */
 #define LOOM__UNLIKELY(x) __builtin_expect(!!(x), 0)
 /* loom_init: turns debug mode on if LOOM_DEBUG is set (and not "0"). */
 void loom__debug_mode_init(loom_t *rt);
 /* The runtime is being freed: debug mode off, its thread joined. */
 void loom__debug_mode_fini(loom_t *rt);
-/* A pass ran out of time or was ended (sched.c, time_is_up): reports a
- * slow task that has now suspended. */
+/* A pass ran long (sched.c, pass_ran_long): reports a slow task that has
+ * now suspended. */
 void loom__debug_time_up(loom_t *rt);
 /* The end of a scheduler pass: the invariant sweep (throttled). */
 void loom__debug_pass_end(loom_t *rt);

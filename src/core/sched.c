@@ -80,8 +80,13 @@ static void end_pass(loom_t *rt) {
 }
 
 /* The pass ran long: it ends, and the ticker is asked for (started, or
- * kept from parking), so the next long task is caught at its own switch. */
-static void pass_ran_long(loom_t *rt) {
+ * kept from parking), so the next long task is caught at its own switch.
+ * Out of line: time_is_up, inlined in every switch, stays small. Debug
+ * mode's report of a slow task that has just suspended comes from here:
+ * its probe moved the tick and cleared pass_ended, so that the task's next
+ * switch comes this way (debug-mode.c). */
+static __attribute__((noinline, cold)) void pass_ran_long(loom_t *rt) {
+  if (rt->debug_mode) loom__debug_time_up(rt);
   end_pass(rt);
   rt->long_pass_at = uv_now(rt->loop);
   loom__tick_want(rt);
@@ -93,9 +98,6 @@ static void pass_ran_long(loom_t *rt) {
  * ticker; a short one that merely straddled a tick does not, so that I/O
  * and quick yields alone never start it, or let it park. */
 static void time_is_up(loom_t *rt) {
-  /* Debug mode's report of a slow task that has just suspended: its
-   * watchdog moved the tick so that this switch would come here. */
-  if (LOOM__UNLIKELY(rt->debug_mode)) loom__debug_time_up(rt);
   if (rt->pass_ended) return;
   if (uv_hrtime() / 1000000 - uv_now(rt->loop) >= 2)
     pass_ran_long(rt);
