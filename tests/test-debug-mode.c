@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "helpers.h"
 #include "loom.h"
 #include "loom/debug.h"
 
@@ -118,6 +119,49 @@ static void test_slow_task_reported(void **state) {
   /* The total is at least the threshold. */
   const char *p = strstr(out, "suspended after running at least ");
   assert_true(strtoull(p + strlen("suspended after running at least "), NULL, 10) >= 100);
+}
+
+/* A task run straight from a libuv callback (a read completes) takes
+ * another path through the scheduler: reported the same way. */
+static loom_stream_t *rd_stream;
+
+static int reader_task(void *arg) {
+  (void)arg;
+  char c;
+  ssize_t n = loom_read(rd_stream, &c, 1);
+  if (n != 1) return (int)(n < 0 ? n : -1);
+  debug_test_spin(200);
+  return loom_yield();
+}
+
+static int slow_reader_main(void *arg) {
+  (void)arg;
+  loom_debug_opts_t o = {.slow_task_ms = 100};
+  rc_enable = loom_debug_enable(NULL, &o);
+  int fd = -1, rc = stream_pair(&rd_stream, &fd);
+  if (rc) return rc;
+  loom_task_t *t;
+  loom_task_opts_t to = {.name = "reader"};
+  loom_spawn_ex(&t, reader_task, NULL, &to);
+  loom_yield(); /* it waits for the byte */
+  if (write(fd, "x", 1) != 1) rc = -1;
+  rc |= loom_join(t, NULL);
+  close(fd);
+  loom_close(rd_stream);
+  return rc;
+}
+
+static void test_slow_task_run_from_a_callback_reported(void **state) {
+  (void)state;
+  unset_env();
+  capture_begin();
+  int rc = loom_run(slow_reader_main, NULL);
+  const char *out = capture_end();
+  assert_loom_ok(rc);
+  assert_loom_ok(rc_enable);
+  assert_non_null(strstr(out, "'reader' has been running for at least "));
+  assert_non_null(strstr(out, "debug_test_spin"));
+  assert_non_null(strstr(out, "'reader' suspended after running at least "));
 }
 
 static int quick_main(void *arg) {
@@ -440,6 +484,7 @@ static void test_asan_report_names_the_task(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_slow_task_reported),
+      cmocka_unit_test(test_slow_task_run_from_a_callback_reported),
       cmocka_unit_test(test_quick_tasks_not_reported),
       cmocka_unit_test(test_lone_yielding_task_not_reported),
       cmocka_unit_test(test_unjoined_task_reported),
