@@ -31,7 +31,9 @@
  * the task's next switch through the scheduler's slow path (sched.c,
  * pass_ran_long), which prints how long the task ran in all.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* dladdr */
+#endif
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>

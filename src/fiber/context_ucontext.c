@@ -12,7 +12,9 @@
  * Shifting a 32-bit uintptr_t by 32 would be undefined, so that code is
  * compiled only where the pointer is the wider type.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* REG_RBP */
+#endif
 #include <limits.h>
 #include <stdint.h>
 
