@@ -5,9 +5,11 @@
 # loom_target_warnings(<target>)
 #   - the house warning set: -Wall -Wextra -Wmissing-prototypes -Wshadow
 #     -Wstrict-prototypes, and -Werror under LOOM_WERROR;
-#   - -fno-omit-frame-pointer: task dumps walk the frame pointers of a
-#     parked task's stack (src/core/backtrace.c); no measurable cost on
-#     the benchmarks (figures in the commit that added it);
+#   - -fno-omit-frame-pointer under LOOM_FRAME_POINTERS (ON): task dumps
+#     walk the frame pointers of a parked task's stack (src/core/
+#     backtrace.c). It costs about 7% more instructions on a yield or a
+#     queue hand-off (callgrind; figures in docs/debugging.md); OFF gives
+#     them back, and dumps then show short backtraces;
 #   - LOOM_DEBUG=1 (internal invariant checks, src/core/assert.h) in Debug
 #     and LOOM_SANITIZE builds;
 #   - under LOOM_SANITIZE, AddressSanitizer + UndefinedBehaviorSanitizer for
@@ -33,7 +35,10 @@ function(loom_target_warnings target)
   if(type STREQUAL "INTERFACE_LIBRARY")
     set(scope INTERFACE)
   endif()
-  set(flags ${LOOM_WARNING_FLAGS} -fno-omit-frame-pointer)
+  set(flags ${LOOM_WARNING_FLAGS})
+  if(LOOM_FRAME_POINTERS)
+    list(APPEND flags -fno-omit-frame-pointer)
+  endif()
   if(LOOM_WERROR)
     list(APPEND flags -Werror)
   endif()

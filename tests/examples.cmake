@@ -191,3 +191,11 @@ if(LOOM_WITH_CURL)
     sh -c "${wrap} \"$1\" \"$2\" @ROOT@/../download.bin && cmp @ROOT@/../download.bin @ROOT@/big.bin && echo identical"
     download $<TARGET_FILE:example-download> http://127.0.0.1:@PORT@/big.bin)
 endif()
+
+# hang_debug: a deliberately deadlocked program; SIGQUIT makes it write a
+# task dump to stderr, which must say which task waits on which lock, and
+# it runs on until SIGINT ends it (run-hang-debug.sh).
+add_test(NAME example-hang_debug
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/run-hang-debug.sh ${LOOM_TEST_WRAPPER}
+          $<TARGET_FILE:example-hang_debug>)
+set_tests_properties(example-hang_debug PROPERTIES TIMEOUT 300)

@@ -64,15 +64,16 @@ typedef struct {
   uint64_t tasks_live;        /* tasks not yet ended */
   uint64_t tasks_peak;        /* the most tasks_live has been */
   uint64_t tasks_spawned;     /* tasks ever spawned */
-  uint64_t switches;          /* switches into a task */
+  uint64_t switches;          /* task activations (a lone task's yield, which
+                                 keeps the thread, counts too) */
   uint64_t passes;            /* scheduler passes (once per loop iteration
                              with ready tasks) */
   uint64_t timer_late_max_us; /* worst lateness of a fired timer */
   uint64_t timer_late_hist[LOOM_STAT_LATE_BUCKETS];
   uint64_t stacks_mapped;                    /* task stacks mapped (in use or cached) */
   uint64_t stacks_cached;                    /* of them, kept for reuse */
-  uint64_t bytes_read;                       /* from streams and UDP sockets */
-  uint64_t bytes_written;                    /* to streams and UDP sockets */
+  uint64_t bytes_read;                       /* received by streams and UDP sockets */
+  uint64_t bytes_written;                    /* taken by loom_write(v), loom_udp_send */
   uint32_t handles_by_kind[LOOM_STAT_KINDS]; /* LOOM_STAT_* */
 } loom_stats_t;
 

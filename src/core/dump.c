@@ -129,6 +129,8 @@ void loom__debug_free(loom_t *rt) {
 typedef struct {
   int fd;
   int err;
+  void (*put)(void *ctx, const char *p, size_t n); /* instead of fd */
+  void *put_ctx;
   void *caller; /* the return address of the dump call: the running
                    task's backtrace starts there */
   size_t len;
@@ -137,6 +139,11 @@ typedef struct {
 
 static void out_flush(out_t *o) {
   size_t off = 0;
+  if (o->put) {
+    if (o->len) o->put(o->put_ctx, o->buf, o->len);
+    o->len = 0;
+    return;
+  }
   while (off < o->len && !o->err) {
     ssize_t n = write(o->fd, o->buf + off, o->len - off);
     if (n >= 0) {
@@ -344,8 +351,13 @@ char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
   char peer[128];
   switch (kind) {
   case LOOM__W_SLEEP: {
-    int64_t left = (int64_t)((uint64_t)(uintptr_t)obj - uv_now(rt->loop));
-    snprintf(buf, n, "sleep until %+" PRId64 " ms", left);
+    uint64_t deadline = (uint64_t)(uintptr_t)obj;
+    int64_t left = (int64_t)(deadline - uv_now(rt->loop));
+    /* loom_sleep(UINT64_MAX) and the like: the deadline saturated. */
+    if (deadline >= UINTPTR_MAX - (uintptr_t)UINT32_MAX)
+      snprintf(buf, n, "sleep (no deadline)");
+    else
+      snprintf(buf, n, "sleep until %+" PRId64 " ms", left);
     break;
   }
   case LOOM__W_READ:
@@ -485,15 +497,14 @@ static void task_text(out_t *o, loom__syms_t *sy, loom_task_t *t, int depth,
   memset(ind, ' ', (size_t)d * 2);
   ind[d * 2] = 0;
   char why[256], sym[256];
-  out_fmt(o, "%stask %" PRIu64 " '%s' %s%s", ind, t->fiber.id, loom__task_name(t),
-          state_name(t), t->cancelled ? " (cancelled)" : "");
+  out_fmt(o, "%stask %" PRIu64 " '%s'%s %s%s", ind, t->fiber.id, loom__task_name(t),
+          t->system ? " [loom]" : "", state_name(t), t->cancelled ? " (cancelled)" : "");
   if (t->state == LOOM__PARKED && t->wait) {
     uint32_t waited = (uint32_t)uv_now(rt->loop) - t->wait->since;
     out_fmt(o, " for %" PRIu32 " ms: %s", waited,
             loom__wait_describe(t, why, sizeof(why)));
   } else if (t->state == LOOM__DONE) {
-    out_fmt(o, ", status %d (%s), not joined", t->status,
-            t->status ? loom_err_name(t->status) : "ok");
+    out_fmt(o, ", status %d (%s), not joined", t->status, loom_err_name(t->status));
   }
   out_str(o, "\n");
   if (t->owner) out_fmt(o, "%s    in group %p\n", ind, t->owner);
@@ -515,6 +526,7 @@ static void task_json(out_t *o, loom__syms_t *sy, loom_task_t **v, size_t n,
   char why[256], sym[256];
   out_fmt(o, "{\"id\":%" PRIu64 ",\"name\":", t->fiber.id);
   out_json_str(o, loom__task_name(t));
+  if (t->system) out_str(o, ",\"system\":true");
   out_fmt(o, ",\"state\":\"%s\",\"cancelled\":%s,\"parent\":%" PRIu64, state_name(t),
           t->cancelled ? "true" : "false", v ? parent_of(v, n, t) : t->parent_id);
   if (t->owner) out_fmt(o, ",\"group\":\"%p\"", t->owner);
@@ -687,24 +699,6 @@ static int dump_all(loom_t *rt, out_t *o, loom__syms_t *sy, unsigned flags) {
   return 0;
 }
 
-int loom_dump(loom_t *rt, int fd, unsigned flags) {
-  int rc = check_args(&rt, fd, flags);
-  if (rc) return rc;
-  out_t *o = malloc(sizeof(*o));
-  if (!o) return UV_ENOMEM;
-  o->fd = fd;
-  o->err = 0;
-  o->len = 0;
-  o->caller = __builtin_return_address(0);
-  loom__syms_t *sy = loom__syms_open();
-  rc = dump_all(rt, o, sy, flags);
-  loom__syms_close(sy);
-  out_flush(o);
-  if (!rc) rc = o->err;
-  free(o);
-  return rc;
-}
-
 static loom_task_t *task_by_id(loom_t *rt, uint64_t id) {
   loom__link_t *l;
   loom__list_foreach(l, &rt->alive) {
@@ -718,19 +712,20 @@ static loom_task_t *task_by_id(loom_t *rt, uint64_t id) {
   return NULL;
 }
 
-int loom_dump_task(loom_t *rt, int fd, uint64_t id, unsigned flags) {
-  int rc = check_args(&rt, fd, flags);
-  if (rc) return rc;
-  loom_task_t *t = task_by_id(rt, id);
-  if (!t) return UV_ENOENT;
-  out_t *o = malloc(sizeof(*o));
-  if (!o) return UV_ENOMEM;
-  o->fd = fd;
+/* Every task (id 0) or one into o, which the caller has set up; frees o. */
+static int dump_out(loom_t *rt, out_t *o, uint64_t id, unsigned flags) {
+  int rc = 0;
+  loom_task_t *t = id ? task_by_id(rt, id) : NULL;
+  if (id && !t) {
+    free(o);
+    return UV_ENOENT;
+  }
   o->err = 0;
   o->len = 0;
-  o->caller = __builtin_return_address(0);
   loom__syms_t *sy = loom__syms_open();
-  if (flags & LOOM_DUMP_JSON) {
+  if (!t) {
+    rc = dump_all(rt, o, sy, flags);
+  } else if (flags & LOOM_DUMP_JSON) {
     task_json(o, sy, NULL, 0, t, flags);
     out_str(o, "\n");
   } else {
@@ -738,9 +733,41 @@ int loom_dump_task(loom_t *rt, int fd, uint64_t id, unsigned flags) {
   }
   loom__syms_close(sy);
   out_flush(o);
-  rc = o->err;
+  if (!rc) rc = o->err;
   free(o);
   return rc;
+}
+
+static int dump_fd(loom_t *rt, int fd, uint64_t id, unsigned flags, void *caller) {
+  int rc = check_args(&rt, fd, flags);
+  if (rc) return rc;
+  out_t *o = calloc(1, sizeof(*o));
+  if (!o) return UV_ENOMEM;
+  o->fd = fd;
+  o->caller = caller;
+  return dump_out(rt, o, id, flags);
+}
+
+int loom_dump(loom_t *rt, int fd, unsigned flags) {
+  return dump_fd(rt, fd, 0, flags, __builtin_return_address(0));
+}
+
+int loom_dump_task(loom_t *rt, int fd, uint64_t id, unsigned flags) {
+  if (!id) return UV_ENOENT;
+  return dump_fd(rt, fd, id, flags, __builtin_return_address(0));
+}
+
+int loom__dump_to(loom_t *rt, void (*put)(void *ctx, const char *p, size_t n), void *ctx,
+                  uint64_t id, unsigned flags) {
+  if (!put) return UV_EINVAL;
+  int rc = check_args(&rt, 0, flags);
+  if (rc) return rc;
+  out_t *o = calloc(1, sizeof(*o));
+  if (!o) return UV_ENOMEM;
+  o->put = put;
+  o->put_ctx = ctx;
+  o->caller = __builtin_return_address(0);
+  return dump_out(rt, o, id, flags);
 }
 
 int loom_cancel_id(loom_t *rt, uint64_t id) {
@@ -820,3 +847,5 @@ int loom__dump_signal_close(loom_t *rt, uv_close_cb cb) {
   d->signum = 0;
   return 1;
 }
+
+void loom__task_mark_system(loom_task_t *t) { t->system = 1; }

@@ -118,6 +118,7 @@ struct loom_task_s {
   uint8_t quiet;       /* detached, but failures are someone
                           else's to report (group children) */
   uint8_t scope_armed; /* scope_timer is in the heap */
+  uint8_t system;      /* one of loom's own tasks (introspect.h) */
   loom__fiber_t fiber; /* context + stack bounds (its hot part
                           first, its report fields last) */
   /* cold */

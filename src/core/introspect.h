@@ -94,6 +94,13 @@ void loom__dump_signal_default(struct loom_s *rt);
  * returns 1 if it had one, 0 if not (cb is then never called). */
 int loom__dump_signal_close(struct loom_s *rt, uv_close_cb cb);
 
+/* The dump of loom_dump (id 0) or loom_dump_task (id), handed to put in
+ * pieces instead of written to a descriptor (the monitor's). */
+int loom__dump_to(struct loom_s *rt, void (*put)(void *ctx, const char *p, size_t n),
+                  void *ctx, uint64_t id, unsigned flags);
+/* Marks t as one of loom's own tasks (the monitor's): dumps say so. */
+void loom__task_mark_system(struct loom_task_s *t);
+
 /* combinators/group.c: the task that opened group g. */
 struct loom_task_s *loom__group_opener(const void *g);
 /* io/signal.c: taking a signal from the process and giving it back, the

@@ -87,7 +87,7 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   t->scope = t->kept_scope = NULL;
   t->scope_armed = 0;
   t->status = 0;
-  t->cancelled = t->detached = t->consumed = t->quiet = 0;
+  t->cancelled = t->detached = t->consumed = t->quiet = t->system = 0;
   t->name[0] = 0;
   t->spawn_pc = rt->spawn_pc;
   rt->spawn_pc = NULL;

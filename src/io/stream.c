@@ -334,6 +334,7 @@ static void read_stop(loom_stream_t *s) {
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   loom_stream_t *s = st->data;
   (void)buf;
+  if (nread > 0) s->obj.rt->stats.bytes_read += (uint64_t)nread;
   if (s->skipped) { /* UV_ENOBUFS from on_alloc's skip: nothing read */
     s->skipped = 0;
     return;
@@ -889,7 +890,10 @@ int loom_writev(loom_stream_t *h, const uv_buf_t *bufs, unsigned nbufs) {
   loom_stream_t *s = loom__stream_get(h);
   if (!s) return UV_EBADF;
   ref(s);
-  return unref(s, do_writev(s, bufs, nbufs));
+  int rc = do_writev(s, bufs, nbufs);
+  for (unsigned i = 0; rc == 0 && i < nbufs; i++)
+    s->obj.rt->stats.bytes_written += bufs[i].len;
+  return unref(s, rc);
 }
 
 int loom_write(loom_stream_t *h, const void *buf, size_t n) {

@@ -102,15 +102,20 @@ int loom_udp_send(loom_udp_t *hd, const void *buf, size_t n, const struct sockad
   uv_buf_t b;
   b.base = (char *)buf;
   b.len = n;
+  u->obj.rt->stats.bytes_written += n; /* sent now, or queued below */
   int rc = uv_udp_try_send(&u->h, &b, 1, to);
   if (rc >= 0) return 0;
+  u->obj.rt->stats.bytes_written -= n;
   if (rc != UV_EAGAIN) return rc;
   sreq_t *r = malloc(sizeof(*r) + n);
   if (!r) return UV_ENOMEM;
   memcpy(r->data, buf, n);
   b.base = r->data;
   rc = uv_udp_send(&r->req, &u->h, &b, 1, to, on_sent);
-  if (rc) free(r);
+  if (rc)
+    free(r);
+  else
+    u->obj.rt->stats.bytes_written += n;
   return rc;
 }
 
@@ -127,6 +132,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
   (void)flags;
   if (nread == 0 && addr == NULL) return; /* nothing more to read */
   if (!u->receiver) return;
+  if (nread > 0) u->obj.rt->stats.bytes_read += (uint64_t)nread;
   if (nread >= 0) {
     size_t k = (size_t)nread < u->dst_len ? (size_t)nread : u->dst_len;
     memcpy(u->dst, u->buf, k);
