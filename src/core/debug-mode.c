@@ -29,7 +29,8 @@
  * tick. The watchdog prints the report (symbolized with dladdr, on its own
  * thread: a task stuck for good is still reported). The moved tick sends
  * the task's next switch through the scheduler's slow path (sched.c,
- * pass_ran_long), which prints how long the task ran in all.
+ * pass_ran_long, then tick.c's loom__tick_want), which prints how long
+ * the task ran in all.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* dladdr */
@@ -178,7 +179,8 @@ static void on_probe(int sig, siginfo_t *si, void *uc) {
     /* The task's next switch then takes the scheduler's slow path, which
      * tells us it has suspended: the tick moves (pick sees it), and a pass
      * marked over (a task run from a libuv callback) is unmarked, so that
-     * the switch goes on to pass_ran_long (sched.c). */
+     * the switch goes on to pass_ran_long (sched.c) and loom__tick_want
+     * (tick.c), which calls loom__debug_time_up. */
     rt->pass_ended = 0;
     atomic_fetch_add(&loom__tick, 1);
   }

@@ -482,8 +482,8 @@ void loom__io_remove(loom_t *rt, loom__io_t *o);
 void loom__debug_mode_init(loom_t *rt);
 /* The runtime is being freed: debug mode off, its thread joined. */
 void loom__debug_mode_fini(loom_t *rt);
-/* A pass ran long (sched.c, pass_ran_long): reports a slow task that has
- * now suspended. */
+/* A pass ran long (tick.c, loom__tick_want, from sched.c's pass_ran_long):
+ * reports a slow task that has now suspended. */
 void loom__debug_time_up(loom_t *rt);
 /* The end of a scheduler pass: the invariant sweep (throttled). */
 void loom__debug_pass_end(loom_t *rt);
