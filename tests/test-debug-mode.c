@@ -98,7 +98,8 @@ static int slow_main(void *arg) {
   loom_debug_opts_t o = {.slow_task_ms = 100};
   rc_enable = loom_debug_enable(NULL, &o);
   loom_task_t *t;
-  loom_task_opts_t to = {.name = "busy"};
+  /* The smallest stack: the report may be written on it. */
+  loom_task_opts_t to = {.name = "busy", .stack_size = LOOM_MIN_STACK_SIZE};
   loom_spawn_ex(&t, busy_task, (void *)(uintptr_t)200, &to);
   return loom_join(t, NULL);
 }
@@ -281,7 +282,7 @@ static int lock_main(void *arg) {
   lock_rc[0] = loom_debug_enable(NULL, &o);
   loom_lock_init(&lk);
   loom_task_t *h, *w;
-  loom_task_opts_t to = {.name = "holder"};
+  loom_task_opts_t to = {.name = "holder", .stack_size = LOOM_MIN_STACK_SIZE};
   loom_spawn_ex(&h, holder_task, arg, &to);
   loom_yield();
   loom_spawn(&w, waiter_task, NULL);

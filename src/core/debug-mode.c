@@ -59,6 +59,14 @@
 /* The invariant sweep runs at most this often (it visits every task). */
 #define SWEEP_EVERY_NS (50 * 1000000ull)
 
+/* A report being written. The one in loom__debug_mode_s, under its mutex:
+ * reports are also written from tasks' stacks (a lock's release, a slow
+ * task's switch), which may be 16 KiB in all. */
+typedef struct {
+  char buf[8192];
+  size_t n;
+} out_t;
+
 typedef struct {
   const void *lock; /* NULL: free slot */
   uint64_t since_ns, switches, id;
@@ -95,14 +103,10 @@ struct loom__debug_mode_s {
   void *snap_ipc; /* the pc the signal interrupted */
   char snap_name[NAME_CAP];
   uint64_t last_sweep;
+  out_t out; /* under mu */
 };
 
 /* ---- reports ------------------------------------------------------------ */
-
-typedef struct {
-  char buf[8192];
-  size_t n;
-} out_t;
 
 __attribute__((format(printf, 2, 3))) static void out(out_t *o, const char *fmt, ...) {
   va_list ap;
@@ -110,7 +114,7 @@ __attribute__((format(printf, 2, 3))) static void out(out_t *o, const char *fmt,
   if (o->n < sizeof(o->buf)) {
     int k = vsnprintf(o->buf + o->n, sizeof(o->buf) - o->n, fmt, ap);
     if (k > 0) o->n += (size_t)k;
-    if (o->n > sizeof(o->buf)) o->n = sizeof(o->buf);
+    if (o->n >= sizeof(o->buf)) o->n = sizeof(o->buf) - 1; /* cut short */
   }
   va_end(ap);
 }
@@ -198,10 +202,10 @@ static void snap_task(out_t *o, struct loom__debug_mode_s *d) {
  * frames before the interrupted one (the handler, the signal trampoline)
  * are left out. */
 static void print_slow(struct loom__debug_mode_s *d, uint64_t now) {
-  out_t o = {.n = 0};
-  out(&o, "loom: debug: ");
-  snap_task(&o, d);
-  out(&o,
+  out_t *o = &d->out;
+  out(o, "loom: debug: ");
+  snap_task(o, d);
+  out(o,
       " has been running for at least %" PRIu64
       " ms without suspending (slow_task_ms %" PRIu64 "); it is at:\n",
       ms(now - d->snap_since), ms(d->slow_ns));
@@ -214,17 +218,17 @@ static void print_slow(struct loom__debug_mode_s *d, uint64_t now) {
   if (first == d->snap_n) {
     first = d->snap_n;
     if (d->snap_ipc) {
-      out(&o, "    #%d ", k++);
-      symbolize(&o, d->snap_ipc);
-      out(&o, "\n");
+      out(o, "    #%d ", k++);
+      symbolize(o, d->snap_ipc);
+      out(o, "\n");
     }
   }
   for (int i = first; i < d->snap_n; i++, k++) {
-    out(&o, "    #%d ", k);
-    symbolize(&o, d->snap_pcs[i]);
-    out(&o, "\n");
+    out(o, "    #%d ", k);
+    symbolize(o, d->snap_pcs[i]);
+    out(o, "\n");
   }
-  flush_out(&o);
+  flush_out(o);
   atomic_store(&d->snap_state, 2);
 }
 
@@ -236,14 +240,14 @@ void loom__debug_time_up(loom_t *rt) {
   uint64_t now = now_ns();
   pthread_mutex_lock(&d->mu);
   if (atomic_load(&d->snap_state) == 1) print_slow(d, now);
-  out_t o = {.n = 0};
-  out(&o, "loom: debug: ");
-  snap_task(&o, d);
+  out_t *o = &d->out;
+  out(o, "loom: debug: ");
+  snap_task(o, d);
   loom_task_t *t = rt->current;
-  out(&o, " %s after running at least %" PRIu64 " ms\n",
+  out(o, " %s after running at least %" PRIu64 " ms\n",
       t && t->fiber.id == d->snap_id && t->state == LOOM__DONE ? "ended" : "suspended",
       ms(now - d->snap_since));
-  flush_out(&o);
+  flush_out(o);
   atomic_store(&d->snap_state, 0);
   pthread_mutex_unlock(&d->mu);
 }
@@ -340,12 +344,12 @@ void loom__debug_lock_released(const void *lock) {
   pthread_mutex_lock(&d->mu);
   held_t *h = held_find(d, lock);
   if (h) {
-    out_t o = {.n = 0};
+    out_t *o = &d->out;
     if (h->reported)
-      held_line(&o, d, h, now, "released: it was held");
+      held_line(o, d, h, now, "released: it was held");
     else if (now - h->since_ns >= d->lock_ns && switches_of(rt) != h->switches)
-      held_line(&o, d, h, now, "was held");
-    flush_out(&o);
+      held_line(o, d, h, now, "was held");
+    flush_out(o);
     held_remove(d, h);
   }
   pthread_mutex_unlock(&d->mu);
@@ -356,16 +360,16 @@ void loom__debug_lock_released(const void *lock) {
  * since, it has been switched out with the lock held. */
 static void scan_locks(struct loom__debug_mode_s *d, uint64_t now) {
   uint64_t sw = switches_of(d->rt);
-  out_t o = {.n = 0};
+  out_t *o = &d->out;
   for (size_t i = 0; i < d->held_cap; i++) {
     held_t *h = &d->held[i];
     if (!h->lock || h->reported || now - h->since_ns < d->lock_ns || sw == h->switches)
       continue;
     h->reported = 1;
-    held_line(&o, d, h, now, "still held");
-    if (o.n > sizeof(o.buf) / 2) flush_out(&o);
+    held_line(o, d, h, now, "still held");
+    if (o->n > sizeof(o->buf) / 2) flush_out(o);
   }
-  flush_out(&o);
+  flush_out(o);
 }
 
 /* ---- the watchdog ------------------------------------------------------- */
@@ -485,20 +489,22 @@ void loom__debug_pass_end(loom_t *rt) {
 void loom__debug_unjoined(loom_t *rt, loom_task_t *t) {
   struct loom__debug_mode_s *d = rt->debug_mode;
   if (!d->report_unjoined) return;
-  out_t o = {.n = 0};
-  out(&o, "loom: debug: task %" PRIu64 " '%s' (status %d) was spawned at ", t->fiber.id,
+  pthread_mutex_lock(&d->mu);
+  out_t *o = &d->out;
+  out(o, "loom: debug: task %" PRIu64 " '%s' (status %d) was spawned at ", t->fiber.id,
       loom__task_name(t), t->status);
   if (t->spawn_pc)
-    symbolize(&o, t->spawn_pc);
+    symbolize(o, t->spawn_pc);
   else
-    out(&o, "(unknown: spawned by loom itself)");
+    out(o, "(unknown: spawned by loom itself)");
   Dl_info info;
   void *fn = (void *)(uintptr_t)t->fn;
   if (dladdr(fn, &info) && info.dli_sname && info.dli_saddr == fn)
-    out(&o, ", running %s\n", info.dli_sname);
+    out(o, ", running %s\n", info.dli_sname);
   else
-    out(&o, ", running %p\n", fn);
-  flush_out(&o);
+    out(o, ", running %p\n", fn);
+  flush_out(o);
+  pthread_mutex_unlock(&d->mu);
 }
 
 /* ---- public API ----------------------------------------------------------- */
