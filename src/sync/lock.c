@@ -79,8 +79,11 @@ int loom_lock_acquire(loom_lock_t *lock) {
 }
 
 int loom__lock_release(loom__lock_t *l) {
-  if (!l->locked) return UV_EPERM;
-  if (LOOM__UNLIKELY(l->locked == LOCKED_TRACKED)) loom__debug_lock_released(l);
+  /* One compare for both rare cases: not held, or held in debug mode. */
+  if (LOOM__UNLIKELY(l->locked != 1)) {
+    if (!l->locked) return UV_EPERM;
+    loom__debug_lock_released(l); /* LOCKED_TRACKED */
+  }
   if (!loom__wq_wake_one(&l->waiters, 0)) l->locked = 0;
   return 0;
 }
