@@ -81,6 +81,7 @@ struct loom__debug_mode_s {
   int report_unjoined;
   pthread_t loop_thread;
   pthread_t watchdog;
+  pid_t pid; /* a forked child has no watchdog to stop */
   uint64_t period_ns;
   /* Under mu: the watchdog's state, the lock table, the reports. */
   pthread_mutex_t mu;
@@ -573,6 +574,7 @@ int loom_debug_enable(loom_t *rt, const loom_debug_opts_t *opts) {
   if (d->period_ns > 10000000) d->period_ns = 10000000;
   if (d->period_ns < 2000000) d->period_ns = 2000000;
   d->loop_thread = pthread_self();
+  d->pid = getpid();
   d->seen = switches_of(rt);
   d->seen_at = d->last_sample = now_ns();
   pthread_mutex_init(&d->mu, NULL);
@@ -605,13 +607,15 @@ int loom_debug_disable(loom_t *rt) {
   /* The handler (on this thread) finds debug mode off from here on. */
   rt->debug_mode = NULL;
   atomic_signal_fence(memory_order_seq_cst);
-  pthread_mutex_lock(&d->mu);
-  d->stop = 1;
-  pthread_cond_signal(&d->cv);
-  pthread_mutex_unlock(&d->mu);
-  pthread_join(d->watchdog, NULL);
-  pthread_cond_destroy(&d->cv);
-  pthread_mutex_destroy(&d->mu);
+  if (d->pid == getpid()) {
+    pthread_mutex_lock(&d->mu);
+    d->stop = 1;
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    pthread_join(d->watchdog, NULL);
+    pthread_cond_destroy(&d->cv);
+    pthread_mutex_destroy(&d->mu);
+  }
   free(d->held);
   free(d);
   return 0;
