@@ -57,7 +57,7 @@
 #define FRAMES 48
 #define NAME_CAP (LOOM_TASK_NAME_MAX + 1)
 /* The invariant sweep runs at most this often (it visits every task). */
-#define SWEEP_EVERY_NS (50 * 1000000ull)
+#define SWEEP_EVERY_MS 50
 
 /* A report being written. The one in loom__debug_mode_s, under its mutex:
  * reports are also written from tasks' stacks (a lock's release, a slow
@@ -103,7 +103,7 @@ struct loom__debug_mode_s {
   void *snap_pcs[FRAMES];
   void *snap_ipc; /* the pc the signal interrupted */
   char snap_name[NAME_CAP];
-  uint64_t last_sweep;
+  uint64_t last_sweep; /* loop time (ms) */
   out_t out; /* under mu */
 };
 
@@ -499,8 +499,8 @@ static void sweep(loom_t *rt) {
 
 void loom__debug_pass_end(loom_t *rt) {
   struct loom__debug_mode_s *d = rt->debug_mode;
-  uint64_t now = now_ns();
-  if (now - d->last_sweep < SWEEP_EVERY_NS) return;
+  uint64_t now = uv_now(rt->loop); /* cached: no clock read per pass */
+  if (now - d->last_sweep < SWEEP_EVERY_MS) return;
   d->last_sweep = now;
   sweep(rt);
 }
