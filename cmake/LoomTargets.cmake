@@ -7,9 +7,9 @@
 #     -Wstrict-prototypes, and -Werror under LOOM_WERROR;
 #   - -fno-omit-frame-pointer under LOOM_FRAME_POINTERS (ON): task dumps
 #     walk the frame pointers of a parked task's stack (src/core/
-#     backtrace.c). It costs about 7% more instructions on a yield or a
-#     queue hand-off (callgrind; figures in docs/debugging.md); OFF gives
-#     them back, and dumps then show short backtraces;
+#     backtrace.c). It costs about 3.5% more instructions per TCP echo
+#     round trip, 7% per yield (callgrind; figures in docs/debugging.md);
+#     OFF gives them back, and dumps then show short backtraces;
 #   - LOOM_DEBUG=1 (internal invariant checks, src/core/assert.h) in Debug
 #     and LOOM_SANITIZE builds;
 #   - under LOOM_SANITIZE, AddressSanitizer + UndefinedBehaviorSanitizer for

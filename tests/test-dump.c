@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "core/introspect.h"
+#include "core/internal.h"
 #include "harness.h"
 #include "loom.h"
 
@@ -279,6 +279,17 @@ __attribute__((noinline)) static int w_group(void *a) {
   return rc;
 }
 
+static loom_server_t *server;
+static loom_stream_t *server_client;
+
+__attribute__((noinline)) static int w_handler(loom_stream_t *st, void *a) {
+  (void)a;
+  char buf[16];
+  ssize_t n = loom_read(st, buf, sizeof(buf));
+  after++;
+  return n < 0 ? (int)n : 0;
+}
+
 static int job(void *a) {
   (void)a;
   char c;
@@ -306,6 +317,16 @@ __attribute__((noinline)) static int w_fd(void *a) {
   int rc = loom_fd_wait(fdw, LOOM_FD_READABLE);
   after++;
   return rc < 0 ? rc : 0;
+}
+
+static loom_process_t *child;
+
+__attribute__((noinline)) static int w_process(void *a) {
+  (void)a;
+  int st;
+  int rc = loom_process_wait(child, &st);
+  after++;
+  return rc;
 }
 
 static int w_done(void *a) {
@@ -338,8 +359,9 @@ static const case_t cases[] = {
     {"w_gather", w_gather, "parked", ": gather of 2 task(s)"},
     {"w_group", w_group, "parked", ": group wait"},
     {"w_thread", w_thread, "parked", ": thread job"},
-    {"w_signal", w_signal, "parked", ": signal 0x"},
+    {"w_signal", w_signal, "parked", ": signal SIGUSR2 (0x"},
     {"w_fd", w_fd, "parked", ": fd "},
+    {"w_process", w_process, "parked", ": child process pid "},
     {"w_done", w_done, "finished", ", status 0 (OK), not joined"},
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
@@ -377,6 +399,12 @@ static int states_main(void *a) {
   r.rc[8] = loom_write(client, "hello", 5);
   if (r.rc[8] == 0) r.rc[8] = loom_read_exactly(server_side, five, 5, NULL);
   if (pipe(job_pipe) || pipe(fd_pipe)) return -1;
+  /* A server with one connection: its handler sits under the acceptor. */
+  r.rc[9] = loom_serve(&server, "127.0.0.1", 0, w_handler, NULL, NULL);
+  if (r.rc[9] == 0)
+    r.rc[9] = loom_tcp_connect(&server_client, "127.0.0.1", loom_server_port(server));
+  char *argv[] = {"sleep", "60", NULL};
+  r.rc[10] = loom_process_spawn(&child, argv, NULL);
   r.rc[3] = loom_signal_open(&sig, SIGUSR2);
   r.rc[4] = loom_fd_open(&fdw, fd_pipe[0]);
   for (size_t i = 0; i < NCASES; i++) {
@@ -399,9 +427,15 @@ static int states_main(void *a) {
   loom_join(ready_task, NULL);
   loom_close(client);
   loom_close(server_side);
+  loom_close(server_client);
+  loom_server_close(server, 0);
   loom_listener_close(listener);
   loom_signal_close(sig);
   loom_fd_close(fdw);
+  loom_process_kill(child);
+  int st;
+  loom_process_wait(child, &st);
+  loom_process_close(child);
   loom_future_release(future);
   loom_channel_release(channel);
   loom_queue_destroy(&q_empty);
@@ -447,7 +481,7 @@ static void test_every_wait_state(void **state) {
   json_fd = dump_file();
   assert_true(text_fd >= 0 && json_fd >= 0);
   assert_loom_ok(loom_run(states_main, NULL));
-  for (int i = 0; i < 9; i++) assert_loom_ok(r.rc[i]);
+  for (int i = 0; i < 11; i++) assert_loom_ok(r.rc[i]);
   char *text = read_all(text_fd), *json = read_all(json_fd);
   close(text_fd);
   close(json_fd);
@@ -500,6 +534,20 @@ static void test_every_wait_state(void **state) {
   b = task_block(text, "group-child");
   assert_non_null(strstr(b, "in group 0x"));
   free(b);
+  /* The server's connection handler: in the acceptor's group, under it,
+   * reading from its client. */
+  const char *h = strstr(text, ": read on stream 127.0.0.1:");
+  const char *hb = NULL;
+  for (const char *p = text; (p = strstr(p, " w_handler+0x")) != NULL; p++) hb = p;
+  assert_non_null(h);
+  assert_non_null(hb);
+  while (hb > text && strncmp(hb, "task ", 5)) hb--;
+  const char *hl = hb;
+  while (hl > text && hl[-1] != '\n') hl--;
+  assert_true(strspn(hl, " ") >= 4); /* main > acceptor > handler */
+  assert_non_null(strstr(hb, "parked for "));
+  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_SERVER], 1);
+  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_PROCESS], 1);
 
   assert_true(json_valid(json));
   assert_non_null(strstr(json, "\"name\":\"w_lock\",\"state\":\"parked\""));
@@ -513,8 +561,8 @@ static void test_every_wait_state(void **state) {
   assert_true(r.stats.switches > NCASES);
   assert_true(r.stats.passes > 0);
   assert_true(r.stats.stacks_mapped >= r.stats.tasks_live);
-  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_LISTENER], 1);
-  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_STREAM], 2);
+  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_LISTENER], 2);
+  assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_STREAM], 4);
   assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_SIGNAL], 1);
   assert_int_equal(r.stats.handles_by_kind[LOOM_STAT_FD], 1);
   assert_true(r.stats.handles_by_kind[LOOM_STAT_TIMER] >= 4);
@@ -613,6 +661,80 @@ static void test_one_task_and_bad_args(void **state) {
   assert_loom_err(loom_stats_get(NULL, &st), LOOM_ENOTASK);
   assert_loom_err(loom_debug_name(&st, "x"), LOOM_ENOTASK);
   assert_loom_err(loom_dump_signal(NULL, SIGQUIT), LOOM_ENOTASK);
+}
+
+/* ---- a weird stack ------------------------------------------------------------------ */
+
+/* The walk meets frame pointers that point outside the stack, backwards,
+ * at themselves, misaligned, or at a return address of 0: it stops, and
+ * never reads outside the task's stack (ASan and Valgrind would say). */
+static int weird_main(void *a) {
+  (void)a;
+  loom_task_t *h;
+  loom_spawn(&h, w_sleep, NULL);
+  loom_yield();
+  loom_task_t *t = loom__task_of(NULL, h);
+  void *pcs[64];
+  r.rc[0] = loom__backtrace_task(t, pcs, 64);
+#if !defined(LOOM_FIBER_UCONTEXT) && (defined(__x86_64__) || defined(__aarch64__))
+  uintptr_t *sp = t->fiber.ctx.sp;
+#if defined(__x86_64__)
+  uintptr_t *fp = &sp[6];
+#else
+  uintptr_t *fp = &sp[10];
+#endif
+  uintptr_t saved = *fp;
+  uintptr_t lo = (uintptr_t)t->fiber.stack_lo, hi = lo + t->fiber.stack_size;
+  /* A frame record of our own, at the stack's lowest usable bytes (below
+   * anything the parked task uses): it points back at itself. */
+  uintptr_t *rec = (uintptr_t *)(lo + 64);
+  uintptr_t rec_saved[2] = {rec[0], rec[1]};
+  const uintptr_t bad[] = {0,
+                           1,
+                           lo - 16,
+                           hi,
+                           hi - 8,
+                           lo + 3,
+                           (uintptr_t)&r,
+                           (uintptr_t)rec,
+                           UINTPTR_MAX & ~(uintptr_t)15};
+  rec[0] = (uintptr_t)rec;
+  rec[1] = (uintptr_t)w_sleep;
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    *fp = bad[i];
+    int n = loom__backtrace_task(t, pcs, 64);
+    if (n < 1 || n > 2) r.rc[1] = -1 - (int)i;
+  }
+  rec[1] = 0; /* a record with no return address */
+  *fp = (uintptr_t)rec;
+  if (loom__backtrace_task(t, pcs, 64) != 1) r.rc[1] = -100;
+  rec[0] = rec_saved[0];
+  rec[1] = rec_saved[1];
+  *fp = saved;
+#endif
+  /* The walk alone: an empty or upside-down range stops it at once. */
+  char area[64];
+  if (loom__backtrace_from(area, (void *)w_sleep, area + 64, area, pcs, 64) != 1)
+    r.rc[1] = -200;
+  if (loom__backtrace_from(area, (void *)w_sleep, area, area, pcs, 64) != 1)
+    r.rc[1] = -201;
+  if (loom__backtrace_from(area, (void *)w_sleep, area, area + 64, pcs, 0) != 0)
+    r.rc[1] = -202;
+  r.rc[2] = loom__backtrace_task(t, pcs, 0);
+  r.rc[3] = loom__backtrace_task(NULL, pcs, 64);
+  loom_cancel(h);
+  loom_join(h, NULL);
+  return 0;
+}
+
+static void test_weird_stack(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  assert_loom_ok(loom_run(weird_main, NULL));
+  assert_true(r.rc[0] >= 3); /* suspend, sleep, w_sleep at least */
+  assert_int_equal(r.rc[1], 0);
+  assert_int_equal(r.rc[2], 0);
+  assert_int_equal(r.rc[3], 0);
 }
 
 /* ---- names ------------------------------------------------------------------------ */
@@ -769,6 +891,49 @@ static void test_dump_signal_env_off(void **state) {
   assert_int_equal(r.rc[0], 1);
 }
 
+/* ---- host code of an embedded runtime ---------------------------------------------- */
+
+static void test_embedded_host_dump(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  uv_loop_t loop;
+  loom_t *rt;
+  loom_task_t *t;
+  assert_loom_ok(uv_loop_init(&loop));
+  assert_loom_ok(loom_init(&rt, &loop, NULL));
+  loom_task_opts_t o = {.name = "w_sleep"};
+  assert_loom_ok(loom_spawn_on_ex(rt, &t, w_sleep, NULL, &o));
+  uv_run(&loop, UV_RUN_NOWAIT); /* it runs and parks */
+  int fd = dump_file();
+  /* From host code: rt given, or NULL for the thread's runtime. */
+  assert_loom_ok(loom_dump(rt, fd, 0));
+  assert_loom_ok(loom_dump(NULL, fd, LOOM_DUMP_JSON));
+  loom_stats_t st;
+  assert_loom_ok(loom_stats_get(NULL, &st));
+  assert_int_equal(st.tasks_live, 1);
+  assert_loom_ok(loom_debug_name(&st, "host-named"));
+  assert_loom_ok(loom_debug_name(&st, NULL));
+  /* An embedded runtime has no dump signal until it asks. */
+  struct sigaction sa;
+  sigaction(SIGQUIT, NULL, &sa);
+  assert_true(sa.sa_handler == SIG_DFL);
+  assert_loom_ok(loom_dump_signal(rt, SIGUSR1));
+  assert_loom_ok(loom_cancel_id(rt, 1));
+  uv_run(&loop, UV_RUN_DEFAULT); /* it ends */
+  assert_int_equal(loom_task_done(t), 1);
+  assert_loom_ok(loom_detach(t)); /* host code cannot join */
+  assert_loom_ok(loom_shutdown(rt, NULL, NULL));
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_loom_ok(uv_loop_close(&loop));
+  sigaction(SIGUSR1, NULL, &sa);
+  assert_true(sa.sa_handler == SIG_DFL);
+  char *text = read_all(fd);
+  close(fd);
+  assert_non_null(strstr(text, "task 1 'w_sleep' parked for "));
+  assert_non_null(strstr(text, "\"name\":\"w_sleep\",\"state\":\"parked\""));
+  free(text);
+}
+
 /* ---- stats: timer lateness ----------------------------------------------------------- */
 
 static int late_main(void *a) {
@@ -798,9 +963,11 @@ int main(void) {
       cmocka_unit_test(test_every_wait_state),
       cmocka_unit_test(test_one_task_and_bad_args),
       cmocka_unit_test(test_names),
+      cmocka_unit_test(test_weird_stack),
       cmocka_unit_test(test_dump_while_tasks_churn),
       cmocka_unit_test(test_dump_signal),
       cmocka_unit_test(test_dump_signal_env_off),
+      cmocka_unit_test(test_embedded_host_dump),
       cmocka_unit_test(test_stats_timers),
   };
   return HARNESS_RUN(tests);

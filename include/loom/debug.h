@@ -17,9 +17,9 @@
  * Backtraces walk frame pointers over the saved context of a parked task,
  * bounded to its stack: code built without frame pointers gives shorter
  * (never wrong-looking garbage, never a crash) backtraces; build with
- * -fno-omit-frame-pointer for full ones. Symbols come from dladdr: a
- * function of the main program needs -rdynamic (CMake's ENABLE_EXPORTS) to
- * have a name, else it shows as program+offset, which addr2line resolves.
+ * -fno-omit-frame-pointer for full ones. Function names come from each
+ * object's symbol table (static functions too, no -rdynamic needed); a
+ * stripped one shows as program+offset, which addr2line resolves.
  *
  * Every function here is called from a task of the runtime or from the
  * thread that owns it (host code after loom_init); rt NULL means the
@@ -66,8 +66,7 @@ typedef struct {
   uint64_t tasks_spawned;     /* tasks ever spawned */
   uint64_t switches;          /* task activations (a lone task's yield, which
                                  keeps the thread, counts too) */
-  uint64_t passes;            /* scheduler passes (once per loop iteration
-                             with ready tasks) */
+  uint64_t passes;            /* scheduler passes (one per loop iteration) */
   uint64_t timer_late_max_us; /* worst lateness of a fired timer */
   uint64_t timer_late_hist[LOOM_STAT_LATE_BUCKETS];
   uint64_t stacks_mapped;                    /* task stacks mapped (in use or cached) */
@@ -88,9 +87,10 @@ LOOM_EXTERN const char *loom_stat_kind_name(int kind);
 #define LOOM_DUMP_JSON 1u      /* JSON instead of text */
 #define LOOM_DUMP_NO_STACKS 2u /* omit backtraces */
 
-/* Writes every live task, then the stats, to file descriptor fd. Returns 0,
- * or a negative error: UV_EBADF for a bad fd, UV_EINVAL for unknown flags,
- * the write's error. */
+/* Writes every live task, then the stats, to file descriptor fd (a blocking
+ * or non-blocking one; the dump is written whole before the call returns).
+ * Returns 0, or a negative error: UV_EINVAL for a negative fd or unknown
+ * flags, LOOM_ENOTASK without a runtime, the write's (UV_EBADF, UV_EPIPE). */
 LOOM_EXTERN int loom_dump(loom_t *rt, int fd, unsigned flags);
 /* Writes one task, by the id the dump shows; UV_ENOENT if there is none. */
 LOOM_EXTERN int loom_dump_task(loom_t *rt, int fd, uint64_t id, unsigned flags);

@@ -78,11 +78,19 @@ int loom__backtrace_task(loom_task_t *t, void **pcs, int max) {
   if (t->state == LOOM__DONE) return 0;
   uintptr_t fp, pc;
   if (!saved_regs(t, &fp, &pc)) return 0;
-  uintptr_t lo = (uintptr_t)t->fiber.stack_lo, hi = lo + t->fiber.stack_size;
+  return loom__backtrace_from((void *)fp, (void *)pc, t->fiber.stack_lo,
+                              (char *)t->fiber.stack_lo + t->fiber.stack_size, pcs, max);
+}
+
+int loom__backtrace_from(void *fp0, void *pc, const void *stack_lo, const void *stack_hi,
+                         void **pcs, int max) {
+  if (!pcs || max <= 0) return 0;
+  uintptr_t fp = (uintptr_t)fp0, lo = (uintptr_t)stack_lo, hi = (uintptr_t)stack_hi;
   int n = 0;
-  pcs[n++] = (void *)pc;
+  pcs[n++] = pc;
   while (n < max) {
-    if (fp < lo || fp > hi - 2 * sizeof(uintptr_t) || (fp & (sizeof(uintptr_t) - 1)))
+    if (hi <= lo || hi - lo < 2 * sizeof(uintptr_t) || fp < lo ||
+        fp > hi - 2 * sizeof(uintptr_t) || (fp & (sizeof(uintptr_t) - 1)))
       break;
     const uintptr_t *rec = (const uintptr_t *)fp;
     uintptr_t next = rec[0], ra = rec[1];

@@ -387,6 +387,17 @@ char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
     break;
   case LOOM__W_FILE:
   case LOOM__W_REQ: req_describe(kind, obj, buf, n); break;
+  case LOOM__W_SIGNAL:
+    peer[0] = 0;
+    if (obj) loom__signal_describe(obj, peer, sizeof(peer));
+    snprintf(buf, n, "signal %s%s(%p)", peer, peer[0] ? " " : "", obj);
+    break;
+  case LOOM__W_PROCESS:
+    /* The process object starts with its uv_process_t; a waiter's child
+     * has not been reaped yet, so libuv's pid is still set. */
+    snprintf(buf, n, "child process pid %d (%p)",
+             obj ? ((const uv_process_t *)obj)->pid : 0, obj);
+    break;
   case LOOM__W_FD: {
     uv_os_fd_t fd = -1;
     if (obj) uv_fileno((const uv_handle_t *)obj, &fd);

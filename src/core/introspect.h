@@ -4,9 +4,9 @@
  * Wait reasons. Every park site says what its task waits for with
  * loom__wait_on(w, kind, obj) before it parks: two stores into the waiter,
  * which lives in the parking task's frame and whose line the park writes
- * anyway; loom__park adds the loop time. Nothing reads them except a dump,
- * so the hot paths pay two stores and nothing else (bench figures in the
- * commit that added them). `obj` is the object waited on (its address is
+ * anyway; loom__park adds the loop time (three loads and a store).
+ * Nothing reads them but a dump: with the counters, about 1.7% of the
+ * instructions of a TCP echo round trip (docs/debugging.md). `obj` is the object waited on (its address is
  * what the dump prints, and the key of loom_debug_name), or a value for the
  * kinds that say so below. A dump dereferences obj only for the kinds marked
  * "deref", whose object provably outlives the wait.
@@ -47,10 +47,11 @@ enum {
   LOOM__W_AS_COMPLETED, /* the iterator */
   LOOM__W_GROUP,        /* the group */
   LOOM__W_THREAD,       /* a job on a thread: the executor, or NULL */
-  LOOM__W_PROCESS,      /* the child process */
+  LOOM__W_PROCESS,      /* deref: the child process, whose first member
+                           is its uv_process_t */
   LOOM__W_FILE,         /* deref: the libuv request of a file call
                            (a uv_fs_t, or a uv_work_t on a thread) */
-  LOOM__W_SIGNAL,       /* the signal watcher */
+  LOOM__W_SIGNAL,       /* deref: the signal watcher (its numbers) */
   LOOM__W_HTTP,         /* the HTTP request */
   LOOM__W_REQ,          /* deref: a libuv request (connect, DNS,
                            shutdown...) */
@@ -109,12 +110,20 @@ struct loom_task_s *loom__group_opener(const void *g);
 int loom__signal_take(uv_signal_t *h, uv_signal_cb cb, int signum);
 void loom__signal_give_back(uv_signal_t *h, int signum, uv_close_cb close_cb);
 int loom__signal_watched(struct loom_s *rt, int signum);
+void loom__signal_describe(const void *w, char *buf, size_t n);
 
 /* backtrace.c. Return addresses of the suspended stack of a parked, ready
  * or finished task t (at most max; the innermost first), or of the calling
  * task when t is the one running. Never follows a frame pointer outside t's
  * stack or not aligned. Returns how many. */
 int loom__backtrace_task(struct loom_task_s *t, void **pcs, int max);
+/* The frame-pointer walk itself: pc first, then the return addresses of
+ * the frame records from fp on, each inside [stack_lo, stack_hi), aligned
+ * and above the last. Only reads memory in that range: safe in a signal
+ * handler (debug mode walks an interrupted task from the registers of its
+ * ucontext). */
+int loom__backtrace_from(void *fp, void *pc, const void *stack_lo, const void *stack_hi,
+                         void **pcs, int max);
 
 /* symbolize.c. "function+0x1c (libfoo.so)" for return address pc (the call
  * before it is what is looked up), or "0x... (program+0x1234)" without a

@@ -347,3 +347,29 @@ int loom__signal_watched(loom_t *rt, int signum) {
   }
   return 0;
 }
+
+/* The numbers watcher w (a loom_signal_t, for a dump) catches, as
+ * "SIGTERM, SIGINT", into buf. */
+void loom__signal_describe(const void *w, char *buf, size_t n) {
+  static const struct {
+    int num;
+    const char *name;
+  } names[] = {{SIGHUP, "SIGHUP"},    {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"},
+               {SIGUSR1, "SIGUSR1"},  {SIGUSR2, "SIGUSR2"}, {SIGTERM, "SIGTERM"},
+               {SIGCHLD, "SIGCHLD"},  {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"},
+               {SIGWINCH, "SIGWINCH"}};
+  const loom_signal_t *s = w;
+  size_t len = 0;
+  buf[0] = 0;
+  loom__link_t *l;
+  loom__list_foreach(l, &s->catches) {
+    int num = loom__list_entry(l, catch_t, link)->signum;
+    const char *name = NULL;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+      if (names[i].num == num) name = names[i].name;
+    int k = name ? snprintf(buf + len, n - len, "%s%s", len ? ", " : "", name)
+                 : snprintf(buf + len, n - len, "%s%d", len ? ", " : "", num);
+    if (k < 0 || (size_t)k >= n - len) break;
+    len += (size_t)k;
+  }
+}

@@ -842,7 +842,9 @@ static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
                 buffered(s) == 0;
   if (at_once && !s->turn && loom__wq_empty(&s->writers)) {
     s->wrote_now = 1;
-    return write_now(s, bufs, nbufs, total);
+    rc = write_now(s, bufs, nbufs, total);
+    if (rc == 0) s->obj.rt->stats.bytes_written += total;
+    return rc;
   }
   /* Full, but the peer has sent what we have not read: no wait (it could
    * be for good, see the top of the file), up to the output limit. */
@@ -877,6 +879,7 @@ static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
       rc = s->werr ? s->werr : write_now(s, bufs, nbufs, total);
     }
   }
+  if (rc == 0) s->obj.rt->stats.bytes_written += total;
   /* Room left: let the next waiting writer go now, whether this write
    * succeeded or not. */
   if (!loom__wq_empty(&s->writers) && pending(s) <= s->high_water && !s->turn &&
@@ -890,10 +893,7 @@ int loom_writev(loom_stream_t *h, const uv_buf_t *bufs, unsigned nbufs) {
   loom_stream_t *s = loom__stream_get(h);
   if (!s) return UV_EBADF;
   ref(s);
-  int rc = do_writev(s, bufs, nbufs);
-  for (unsigned i = 0; rc == 0 && i < nbufs; i++)
-    s->obj.rt->stats.bytes_written += bufs[i].len;
-  return unref(s, rc);
+  return unref(s, do_writev(s, bufs, nbufs));
 }
 
 int loom_write(loom_stream_t *h, const void *buf, size_t n) {
