@@ -13,6 +13,7 @@
  * the threshold, and the quick ones a hundredth of it. */
 #define _GNU_SOURCE
 #include <execinfo.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -209,6 +210,64 @@ static void test_lone_yielding_task_not_reported(void **state) {
   const char *out = capture_end();
   assert_loom_ok(rc);
   assert_loom_ok(rc_enable);
+  assert_null(strstr(out, "has been running"));
+}
+
+/* Two runtimes on two threads, each in debug mode with a slow task: each
+ * probe goes to its own runtime's thread, and each report names its task. */
+static int named_slow_main(void *arg) {
+  loom_debug_opts_t o = {.slow_task_ms = 100};
+  int rc = loom_debug_enable(NULL, &o);
+  if (rc) return rc;
+  loom_task_t *t;
+  loom_task_opts_t to = {.name = arg};
+  loom_spawn_ex(&t, busy_task, (void *)(uintptr_t)200, &to);
+  return loom_join(t, NULL);
+}
+
+static void *runtime_thread(void *arg) {
+  return (void *)(intptr_t)loom_run(named_slow_main, arg);
+}
+
+static void test_slow_tasks_of_two_runtimes(void **state) {
+  (void)state;
+  unset_env();
+  capture_begin();
+  pthread_t a, b;
+  int ok = pthread_create(&a, NULL, runtime_thread, "busy-a") == 0;
+  ok &= pthread_create(&b, NULL, runtime_thread, "busy-b") == 0;
+  void *ra = (void *)1, *rb = (void *)1;
+  pthread_join(a, &ra);
+  pthread_join(b, &rb);
+  const char *out = capture_end();
+  assert_true(ok);
+  assert_loom_ok((intptr_t)ra);
+  assert_loom_ok((intptr_t)rb);
+  assert_non_null(strstr(out, "'busy-a' has been running for at least "));
+  assert_non_null(strstr(out, "'busy-b' has been running for at least "));
+  assert_non_null(strstr(out, "'busy-a' suspended after running at least "));
+  assert_non_null(strstr(out, "'busy-b' suspended after running at least "));
+}
+
+/* Enabling again changes the thresholds: a 200 ms task is not slow at 1 s. */
+static int reenable_main(void *arg) {
+  (void)arg;
+  int rc = loom_debug_enable(NULL, NULL);
+  loom_debug_opts_t o = {.slow_task_ms = 1000};
+  rc |= loom_debug_enable(NULL, &o);
+  if (rc) return rc;
+  loom_task_t *t;
+  loom_spawn(&t, busy_task, (void *)(uintptr_t)200);
+  return loom_join(t, NULL);
+}
+
+static void test_enable_again_sets_thresholds(void **state) {
+  (void)state;
+  unset_env();
+  capture_begin();
+  int rc = loom_run(reenable_main, NULL);
+  const char *out = capture_end();
+  assert_loom_ok(rc);
   assert_null(strstr(out, "has been running"));
 }
 
@@ -486,6 +545,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_slow_task_reported),
       cmocka_unit_test(test_slow_task_run_from_a_callback_reported),
+      cmocka_unit_test(test_slow_tasks_of_two_runtimes),
+      cmocka_unit_test(test_enable_again_sets_thresholds),
       cmocka_unit_test(test_quick_tasks_not_reported),
       cmocka_unit_test(test_lone_yielding_task_not_reported),
       cmocka_unit_test(test_unjoined_task_reported),
