@@ -13,6 +13,7 @@
  * the threshold, and the quick ones a hundredth of it. */
 #define _GNU_SOURCE
 #include <execinfo.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -48,6 +49,9 @@ static void capture_begin(void) {
   fflush(stderr);
   cap_fd = memfd_create("stderr", 0);
   assert_true(cap_fd >= 0);
+  /* Appending: two runtimes' watchdogs may write at the same moment, and
+   * without it a write at a shared offset can land on another's. */
+  assert_int_equal(fcntl(cap_fd, F_SETFL, O_APPEND), 0);
   saved_err = dup(2);
   assert_true(saved_err >= 0);
   assert_true(dup2(cap_fd, 2) == 2);
