@@ -104,7 +104,7 @@ struct loom__debug_mode_s {
   void *snap_ipc; /* the pc the signal interrupted */
   char snap_name[NAME_CAP];
   uint64_t last_sweep; /* loop time (ms) */
-  out_t out; /* under mu */
+  out_t out;           /* under mu */
 };
 
 /* ---- reports ------------------------------------------------------------ */
