@@ -720,6 +720,22 @@ static int weird_main(void *a) {
     r.rc[1] = -201;
   if (loom__backtrace_from(area, (void *)w_sleep, area, area + 64, pcs, 0) != 0)
     r.rc[1] = -202;
+  /* A park site that forgot to say what it waits for: garbage in kind
+   * and obj is never followed. */
+  char words[256];
+  loom__waiter_t *w = t->wait;
+  uint32_t kind = w->kind;
+  const void *obj = w->obj;
+  const unsigned kinds[] = {LOOM__W_JOIN,   LOOM__W_READ, LOOM__W_PROCESS,
+                            LOOM__W_SIGNAL, LOOM__W_FD,   9999};
+  for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+    w->kind = kinds[i];
+    w->obj = (const void *)(uintptr_t)0x1230;
+    loom__wait_describe(t, words, sizeof(words));
+    if (!strstr(words, "0x1230") && !strstr(words, "unknown")) r.rc[1] = -300 - (int)i;
+  }
+  w->kind = kind;
+  w->obj = obj;
   r.rc[2] = loom__backtrace_task(t, pcs, 0);
   r.rc[3] = loom__backtrace_task(NULL, pcs, 64);
   loom_cancel(h);

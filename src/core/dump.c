@@ -339,6 +339,30 @@ static void req_describe(unsigned kind, const void *obj, char *buf, size_t n) {
   }
 }
 
+/* Whether obj, which a wait of this kind names, is a live object of the
+ * runtime's handle table, for the kinds whose words the dump reads from
+ * the object (1 for the others). A park site that forgot loom__wait_on
+ * leaves garbage in kind and obj: a dump must not follow it. */
+static int obj_alive(loom_t *rt, unsigned kind, const void *obj) {
+  uint32_t want = 0, also = 0;
+  switch (kind) {
+  case LOOM__W_READ: want = LOOM__H_STREAM, also = LOOM__H_UDP; break;
+  case LOOM__W_WRITE:
+  case LOOM__W_DRAIN: want = LOOM__H_STREAM; break;
+  case LOOM__W_ACCEPT: want = LOOM__H_LISTENER; break;
+  case LOOM__W_FD: want = LOOM__H_FD; break;
+  case LOOM__W_SIGNAL: want = LOOM__H_SIGNAL; break;
+  case LOOM__W_PROCESS: want = LOOM__H_PROCESS; break;
+  case LOOM__W_JOIN: want = LOOM__H_TASK; break;
+  default: return 1;
+  }
+  for (uint32_t i = 0; i < rt->nhandles; i++) {
+    const loom__hslot_t *h = &rt->handles[i];
+    if (h->obj == obj && (h->kind == want || (also && h->kind == also))) return 1;
+  }
+  return 0;
+}
+
 char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
   buf[0] = 0;
   loom__waiter_t *w = t->wait;
@@ -349,6 +373,10 @@ char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
   const void *obj = w->obj;
   const char *name = obj ? loom__debug_name_of(rt, obj) : NULL;
   char peer[128];
+  if (obj && !obj_alive(rt, kind, obj)) {
+    snprintf(buf, n, "%s %p", what, obj);
+    return buf;
+  }
   switch (kind) {
   case LOOM__W_SLEEP: {
     uint64_t deadline = (uint64_t)(uintptr_t)obj;
