@@ -127,6 +127,17 @@ LOOM_EXTERN int loom_debug_disable(loom_t *rt);
 /* 1 if debug mode is on in rt, 0 if not. */
 LOOM_EXTERN int loom_debug_enabled(loom_t *rt);
 
+/* ---- debug mode, continued (debugmode's block) --------------------------
+ * loom_debug_enable and loom_debug_disable are called on the runtime's
+ * thread (from a task, or host code after loom_init), rt NULL meaning its
+ * runtime; UV_EINVAL from any other thread. Enabling again changes the
+ * thresholds. The environment at the runtime's start: LOOM_DEBUG=1 turns
+ * it on, LOOM_DEBUG_SLOW_MS and LOOM_DEBUG_LOCK_MS set the thresholds.
+ * Reports go to stderr, one write each, prefixed "loom: debug: ". Debug
+ * mode runs a watchdog thread per runtime and takes the realtime signal
+ * SIGRTMAX-3 (docs/debug-mode.md). loom_debug_enabled(NULL) answers for
+ * the caller's runtime (0 outside one). */
+
 #ifdef __cplusplus
 }
 #endif

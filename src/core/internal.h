@@ -207,6 +207,8 @@ struct loom_s {
                                       next loom__spawn to take */
   struct loom__debug_s *debug;     /* names, dump signal (dump.c); NULL
                                       until first used */
+  /* Debug mode (debug-mode.c): NULL while it is off. */
+  struct loom__debug_mode_s *debug_mode;
 };
 
 /* The runtime whose scheduler pass is running on this thread. */
@@ -470,6 +472,29 @@ void loom__io_add(loom_t *rt, loom__io_t *o, const char *what,
                   int (*close)(loom__io_t *o, int force));
 /* Takes o off the list (its memory is about to be freed). */
 void loom__io_remove(loom_t *rt, loom__io_t *o);
+
+/* ---- debug mode (debug-mode.c) -------------------------------------------
+ * Off (rt->debug_mode NULL), it costs the hot paths no call and no clock
+ * read: a lock acquisition tests rt->debug_mode, a release compares the
+ * lock's state word it has read anyway. The rest hangs off paths that are
+ * slow already: a pass that ran long, a pass's end, a lone task's yield,
+ * shutdown. The watchdog thread reads rt->stats.switches. */
+#define LOOM__UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* loom_init: turns debug mode on if LOOM_DEBUG is set (and not "0"). */
+void loom__debug_mode_init(loom_t *rt);
+/* The runtime is being freed: debug mode off, its thread joined. */
+void loom__debug_mode_fini(loom_t *rt);
+/* A pass ran long (tick.c, loom__tick_want, from sched.c's pass_ran_long):
+ * reports a slow task that has now suspended. */
+void loom__debug_time_up(loom_t *rt);
+/* The end of a scheduler pass: the invariant sweep (throttled). */
+void loom__debug_pass_end(loom_t *rt);
+/* Locks (sync/lock.c): taken by t / released (lock marked as tracked). */
+void loom__debug_lock_acquired(loom_t *rt, const void *lock, loom_task_t *t);
+void loom__debug_lock_released(const void *lock);
+/* The unjoined-task report at shutdown: prints t's spawn site if debug
+ * mode is on and reports unjoined tasks. */
+void loom__debug_unjoined(loom_t *rt, loom_task_t *t);
 
 /* io/offload.c: at shutdown, once no job of rt is in flight, stops and
  * joins the default executor's (idle) threads. */

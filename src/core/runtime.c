@@ -71,6 +71,7 @@ int loom_init(loom_t **out, uv_loop_t *loop, const loom_config_t *cfg) {
   uv_check_start(&rt->check, loom__on_check);
   uv_unref((uv_handle_t *)&rt->check);
   loom__tls_home = rt;
+  loom__debug_mode_init(rt); /* LOOM_DEBUG */
   /* A peer that resets a connection mid-write must give UV_EPIPE, not kill
    * the process: ignore SIGPIPE unless the host has a handler of its own. */
   struct sigaction pipe_sa;
@@ -86,6 +87,7 @@ loom_t *loom_runtime(void) { return loom__self() ? loom__tls_rt : NULL; }
 static void on_closed(uv_handle_t *h) {
   loom_t *rt = h->data;
   if (--rt->open_handles) return;
+  loom__debug_mode_fini(rt);
   loom__stack_pool_destroy(&rt->stacks);
   loom__io_spares_free(rt);
   loom__timers_close(rt);

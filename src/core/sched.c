@@ -80,7 +80,9 @@ static void end_pass(loom_t *rt) {
 }
 
 /* The pass ran long: it ends, and the ticker is asked for (started, or
- * kept from parking), so the next long task is caught at its own switch. */
+ * kept from parking), so the next long task is caught at its own switch.
+ * (loom__tick_want also gives debug mode the report of a slow task that
+ * has just suspended: debug-mode.c sends its next switch this way.) */
 static void pass_ran_long(loom_t *rt) {
   end_pass(rt);
   rt->long_pass_at = uv_now(rt->loop);
@@ -152,6 +154,12 @@ void loom__suspend(loom_task_t *t, int last) {
   loom_t *rt = t->rt;
   loom_task_t *next = pick(rt);
   if (next == t) { /* t is alone: it keeps the thread */
+    /* Counted as a switch all the same: debug mode's watchdog takes a
+     * count that stands still for a task that never suspends. (After a
+     * compiler barrier: else the compiler shares one load and add with the
+     * count below, and every switch pays two instructions more.) */
+    __asm__ volatile("" ::: "memory");
+    rt->stats.switches++;
     t->state = LOOM__RUNNING;
     return;
   }
@@ -284,6 +292,7 @@ void loom__on_check(uv_check_t *h) {
   /* The loop is about to wait: stacks kept warm for a burst that is over
    * go back to the kernel here too, not only when tasks end. */
   if (!more) loom__stack_pool_idle(&rt->stacks);
+  if (LOOM__UNLIKELY(rt->debug_mode)) loom__debug_pass_end(rt);
   loom__tls_rt = outer;
   loom__maybe_close(rt);
 }

@@ -12,6 +12,10 @@
 
 #include "internal.h"
 
+#ifdef LOOM__TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 #define TASK_BYTES LOOM__TASK_BYTES
 #define COLOUR_BYTES LOOM__COLOUR_BYTES
 /* Task records sit at the top of page-aligned stacks, so without care every
@@ -112,6 +116,10 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
    * for: a 1-byte request gets (and reports) the minimum stack. */
   t->fiber.nominal_size = st.size - top;
   t->fiber.name = t->name;
+#ifdef LOOM__TSAN
+  /* ThreadSanitizer's reports then say which task a fiber ran. */
+  __tsan_set_fiber_name(t->fiber.asan_fake, loom__task_name(t));
+#endif
   loom__list_push_front(&rt->alive, &t->alive_link);
   rt->nalive++;
   rt->stats.spawned++;
@@ -168,6 +176,7 @@ void loom__reap_unconsumed(loom_t *rt) {
     if (!t || t->consumed) continue;
     fprintf(stderr, "loom: task '%s' was never joined nor detached\n",
             loom__task_name(t));
+    if (LOOM__UNLIKELY(rt->debug_mode)) loom__debug_unjoined(rt, t);
     loom__release(rt, t);
   }
 }

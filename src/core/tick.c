@@ -76,6 +76,10 @@ static void tick_init_once(void) {
 }
 
 void loom__tick_want(loom_t *rt) {
+  /* Called when a pass has run long (sched.c, pass_ran_long), out of line:
+   * where debug mode reports a slow task that has just suspended, without
+   * a test on the switch path. */
+  if (LOOM__UNLIKELY(rt->debug_mode)) loom__debug_time_up(rt);
   atomic_store_explicit(&tick_wanted,
                         atomic_load_explicit(&loom__tick, memory_order_relaxed),
                         memory_order_relaxed);

@@ -12,6 +12,9 @@
  * Shifting a 32-bit uintptr_t by 32 would be undefined, so that code is
  * compiled only where the pointer is the wider type.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* REG_RBP */
+#endif
 #include <limits.h>
 #include <stdint.h>
 
@@ -51,6 +54,15 @@ void loom__ctx_make(loom__ctx_t *ctx, void *lo, size_t size, void (*fn)(void *),
               (unsigned)p);
 #else
   makecontext(&ctx->uc, (void (*)(void))ucontext_entry, 1, (unsigned)p);
+#endif
+  /* getcontext copied the creator's frame pointer; makecontext leaves it.
+   * Zero, a frame-pointer walk (perf -g) from the fiber stops at its entry
+   * instead of wandering into the creator's stack. (glibc's start-up frame
+   * ends DWARF unwinding already.) */
+#if defined(__x86_64__)
+  ctx->uc.uc_mcontext.gregs[REG_RBP] = 0;
+#elif defined(__aarch64__)
+  ctx->uc.uc_mcontext.regs[29] = 0;
 #endif
 }
 

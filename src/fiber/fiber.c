@@ -17,11 +17,17 @@
  * the slot ASan's fake stack uses.
  *
  * Valgrind is told about stacks where they are created (stack.c).
+ *
+ * A sanitizer report from inside a fiber shows the fiber's stack but not
+ * which task it is: under AddressSanitizer (whose builds carry
+ * UndefinedBehaviorSanitizer too) a death callback adds a line naming the
+ * fiber that was running, with the name and id its owner gave it.
  */
 #include "fiber.h"
 
 #ifdef LOOM__ASAN
 #include <sanitizer/common_interface_defs.h>
+#include <unistd.h>
 #endif
 #ifdef LOOM__TSAN
 #include <sanitizer/tsan_interface.h>
@@ -36,6 +42,37 @@ static LOOM__TLS void *tsan_ended; /* a fiber's last switch: destroy it */
 #endif
 
 loom__fiber_t *loom__fiber_current(void) { return loom__fiber_running; }
+
+#ifdef LOOM__ASAN
+/* Runs after the sanitizer has printed its report, before the process
+ * ends, on the thread that hit the error. Only write(2): the heap may be
+ * what is broken. */
+static void on_sanitizer_death(void) {
+  const loom__fiber_t *f = loom__fiber_running;
+  if (!f || (!f->id && !(f->name && f->name[0]))) return; /* not a task */
+  char buf[160], num[24];
+  size_t n = 0, k = sizeof(num);
+  uint64_t v = f->id;
+  num[--k] = 0;
+  do num[--k] = (char)('0' + v % 10);
+  while ((v /= 10) && k);
+  int named = f->name && f->name[0];
+  const char *parts[] = {"loom: the error happened in task ",
+                         num + k,
+                         " '",
+                         named ? f->name : "task-",
+                         named ? "" : num + k,
+                         "'\n"};
+  for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+    for (const char *p = parts[i]; *p && n + 1 < sizeof(buf); p++) buf[n++] = *p;
+  ssize_t r = write(2, buf, n);
+  (void)r;
+}
+
+__attribute__((constructor)) static void install_sanitizer_death(void) {
+  __sanitizer_set_death_callback(on_sanitizer_death);
+}
+#endif
 
 void loom__fiber_init(loom__fiber_t *f, void *lo, size_t size, void (*fn)(void *),
                       void *arg) {

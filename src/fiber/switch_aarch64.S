@@ -49,16 +49,22 @@ loom__ctx_switch:
 
 /* First code a new fiber runs: loom__ctx_make leaves fn in x19 and its
  * argument in x20, and points x30 here. fn never returns; brk traps if it
- * does. */
+ * does. The outermost frame of every task: its return address column is
+ * undefined (so DWARF unwinders, perf --call-graph=dwarf and gdb stop
+ * here) and the frame pointer is zero (so frame-pointer walks, perf -g,
+ * stop at the task's entry function). */
         .globl  loom__ctx_trampoline
         .hidden loom__ctx_trampoline
         .type   loom__ctx_trampoline,%function
         .p2align 4
 loom__ctx_trampoline:
+        .cfi_startproc
+        .cfi_undefined x30
         mov     x29, #0
         mov     x0, x20
         blr     x19
         brk     #0
+        .cfi_endproc
         .size   loom__ctx_trampoline,.-loom__ctx_trampoline
 
         .section .note.GNU-stack,"",%progbits

@@ -52,7 +52,10 @@ loom__ctx_switch:
 
 /* First code a new fiber runs: loom__ctx_make leaves fn in r12 and its
  * argument in r13. The stack is 16-byte aligned here, as a call requires.
- * fn never returns; ud2 traps if it does. */
+ * fn never returns; ud2 traps if it does. The outermost frame of every
+ * task: rip is undefined in its CFI (so DWARF unwinders, backtrace(),
+ * perf --call-graph=dwarf and gdb stop here) and rbp is zero (so
+ * frame-pointer walks, perf -g, stop at the task's entry function). */
         .globl  loom__ctx_trampoline
         .hidden loom__ctx_trampoline
         .type   loom__ctx_trampoline,@function
