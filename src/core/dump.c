@@ -486,7 +486,8 @@ static loom_task_t **collect(loom_t *rt, size_t *count) {
   return v;
 }
 
-static loom_task_t *find_id(loom_task_t **v, size_t n, uint64_t id) {
+/* The index of the first task of v (sorted by id) whose id is >= id. */
+static size_t lower_bound(loom_task_t **v, size_t n, uint64_t id) {
   size_t lo = 0, hi = n;
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
@@ -495,6 +496,11 @@ static loom_task_t *find_id(loom_task_t **v, size_t n, uint64_t id) {
     else
       hi = mid;
   }
+  return lo;
+}
+
+static loom_task_t *find_id(loom_task_t **v, size_t n, uint64_t id) {
+  size_t lo = lower_bound(v, n, id);
   return lo < n && v[lo]->fiber.id == id ? v[lo] : NULL;
 }
 
@@ -703,16 +709,7 @@ static int dump_all(loom_t *rt, out_t *o, loom__syms_t *sy, unsigned flags) {
       top_last = i;
       continue;
     }
-    /* p's index: v is sorted by id */
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-      size_t mid = (lo + hi) / 2;
-      if (v[mid]->fiber.id < pid)
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
-    size_t pi = lo;
+    size_t pi = lower_bound(v, n, pid); /* p's index */
     if (stack[pi] == none)
       first[pi] = i;
     else
