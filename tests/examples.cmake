@@ -191,3 +191,14 @@ if(LOOM_WITH_CURL)
     sh -c "${wrap} \"$1\" \"$2\" @ROOT@/../download.bin && cmp @ROOT@/../download.bin @ROOT@/big.bin && echo identical"
     download $<TARGET_FILE:example-download> http://127.0.0.1:@PORT@/big.bin)
 endif()
+
+# tls_echo_server, driven by openssl s_client (run-tls-example.sh makes the
+# certificates with the openssl tool); not registered without the tool.
+find_program(LOOM_TEST_OPENSSL openssl DOC "the openssl tool, for the TLS tests")
+if(LOOM_WITH_TLS AND TARGET example-tls_echo_server AND LOOM_TEST_OPENSSL)
+  add_test(NAME example-tls_echo_server COMMAND sh ${LOOM_EXAMPLE_CHECK}
+           ${LOOM_EXAMPLE_EXPECTED}/tls_echo_server.txt --
+           sh ${CMAKE_CURRENT_SOURCE_DIR}/run-tls-example.sh ${LOOM_TEST_WRAPPER}
+           $<TARGET_FILE:example-tls_echo_server>)
+  set_tests_properties(example-tls_echo_server PROPERTIES TIMEOUT 300)
+endif()

@@ -21,7 +21,10 @@
   X(ESCOPE, 7, "scope is not the innermost open scope of this task")          \
   X(EBROKEN, 8, "barrier is broken (reset or aborted)")                       \
   X(ESHUTDOWN, 9, "queue is shut down")                                       \
-  X(EDONE, 10, "future is already resolved")
+  X(EDONE, 10, "future is already resolved")                                  \
+  X(ETLS, 20, "TLS protocol error")                                           \
+  X(ETLSVERIFY, 21, "TLS peer certificate verification failed")               \
+  X(ETLSTRUNC, 22, "TLS stream truncated (peer closed without close_notify)")
 
 typedef enum {
 #define LOOM_ERRNO_GEN_(name, off, msg) LOOM_##name = LOOM_ERRNO_BASE - (off),

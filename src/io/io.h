@@ -52,19 +52,51 @@ int loom__req_done(loom__req_t *r, int status);
  * loop's thread, with no suspension between starting and waiting.) */
 static inline int loom__req_abandoned(const loom__req_t *r) { return r->w == NULL; }
 
-/* A stream's bytes from something that is not a libuv stream handle: a
- * file read on the thread pool (fs-stream.c). Such a stream's handle is a
- * uv_idle_t that is only closed; the source stands in for
- * uv_read_start/uv_read_stop, and calls alloc and read as libuv would:
- * from a libuv callback, never from inside start. Such a stream cannot be
- * written to (UV_ENOTSUP). */
+/* A stream's bytes from something other than libuv reading its handle: a
+ * file read on the thread pool (fs-stream.c), or a TLS layer decrypting
+ * what it reads from the stream's socket itself (src/tls). The source
+ * stands in for uv_read_start/uv_read_stop, and calls alloc and read as
+ * libuv would: from a libuv callback, never from inside start. A file
+ * stream's handle is a uv_idle_t that is only closed; a TLS stream's is
+ * the socket the layer reads and writes.
+ *
+ * The write side (NULL for a source that cannot be written: UV_ENOTSUP)
+ * stands in for uv_try_write and uv_write on the handle, with their
+ * contracts: try_write takes what it can at once (all or nothing is fine)
+ * or returns UV_EAGAIN; write queues bufs (it may copy them or not: the
+ * stream keeps them alive until cb) and calls cb(req, status) from a later
+ * callback. A layer that writes bytes of its own (a handshake, alerts)
+ * adds them to s->queued before writing them and calls
+ * loom__stream_wrote(s, n, status) when they are written, so that drain,
+ * close and the high-water mark count them. */
 typedef struct loom__rsource_s {
   int (*start)(loom_stream_t *s, uv_alloc_cb alloc, uv_read_cb read);
   void (*stop)(loom_stream_t *s);
-  /* The stream closes: the source lets go of it (and may outlive it until
-   * a read in flight ends). */
+  /* The stream closes (reset: loom_abort, or a forced close): the source
+   * lets go of it (and may outlive it until a read in flight ends). */
   void (*close)(loom_stream_t *s);
+  int (*try_write)(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs);
+  int (*write)(uv_write_t *req, loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
+               uv_write_cb cb);
+  /* loom_shutdown_write, after the gathered bytes went: whatever must
+   * precede the handle's shutdown (TLS: close_notify). NULL: UV_ENOTSUP. */
+  int (*shutdown)(loom_stream_t *s);
+  /* loom_close, after the gathered bytes went and before the stream waits
+   * for its queue to empty: a last message (TLS: close_notify). NULL:
+   * nothing. */
+  void (*closing)(loom_stream_t *s);
 } loom__rsource_t;
+
+/* A layer's own bytes (see loom__rsource_t) were written, or failed. */
+void loom__stream_wrote(loom_stream_t *s, size_t n, int status);
+/* Puts a layer on an open libuv stream (TLS): stops reading, and hands
+ * what was buffered but not read to take(arg, bytes, n) (it belongs to the
+ * layer: the peer's first handshake bytes), then drops it. UV_EBUSY if the
+ * stream has a source already, a reader, a writer waiting, or anything
+ * gathered or queued that could not be flushed; UV_EBADF if closing. */
+int loom__stream_set_layer(loom_stream_t *s, const loom__rsource_t *src, void *data,
+                           void (*take_bytes)(void *arg, const char *bytes, size_t n),
+                           void *arg);
 
 /* Stream kinds and creation (stream.c). The public loom_stream_t * is a
  * handle token (core/handle.h); this struct is the object behind it. */
@@ -126,6 +158,12 @@ struct loom_stream_s {
 #define LOOM__IO_SPARES_MAX 8 /* kept of each kind */
 enum { LOOM__SPARE_READ, LOOM__SPARE_GATHER, LOOM__SPARE_KINDS };
 void loom__io_spares_free(loom_t *rt);
+/* The runtime's bounce buffer of LOOM__IO_BOUNCE bytes, for a layer that
+ * reads its socket raw and takes every byte out of the buffer within the
+ * read callback (TLS); kept with the spares, freed with them. NULL for a
+ * second runtime on the thread, or without memory. */
+#define LOOM__IO_BOUNCE (64u * 1024u)
+void *loom__io_bounce(loom_t *rt);
 size_t loom__io_spares_count(int kind);
 
 /* A new stream whose libuv handle is initialised: type UV_TCP,

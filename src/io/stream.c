@@ -115,6 +115,7 @@ typedef struct {
   loom_t *rt; /* whose they are; NULL: nobody's yet */
   unsigned n[SPARE_KINDS];
   void *buf[SPARE_KINDS][SPARES_MAX];
+  char *bounce; /* a layer's raw reads (loom__io_bounce) */
 } spares_t;
 static LOOM__TLS spares_t spares;
 
@@ -137,7 +138,16 @@ void loom__io_spares_free(loom_t *rt) {
   if (spares.rt != rt) return;
   for (int k = 0; k < SPARE_KINDS; k++)
     while (spares.n[k] > 0) free(spares.buf[k][--spares.n[k]]);
+  free(spares.bounce);
+  spares.bounce = NULL;
   spares.rt = NULL;
+}
+
+void *loom__io_bounce(loom_t *rt) {
+  if (!spares.rt) spares.rt = rt;
+  if (spares.rt != rt) return NULL;
+  if (!spares.bounce) spares.bounce = malloc(LOOM__IO_BOUNCE);
+  return spares.bounce;
 }
 
 size_t loom__io_spares_count(int kind) { return spares.n[kind]; }
@@ -229,6 +239,7 @@ void loom__stream_close(loom_stream_t *s) {
   if (s->reader) loom__wake(s->reader, UV_EBADF);
   loom__wq_wake_all(&s->writers, UV_EPIPE);
   flush_gather(s); /* gathered bytes go out before the close */
+  if (s->src && s->src->closing) s->src->closing(s);
   if (s->queued == 0) close_now(s, 0);
   /* else on_write closes it once the queue is empty */
 }
@@ -618,11 +629,9 @@ int loom_read_all(loom_stream_t *h, char **data, size_t *len, size_t max) {
 
 /* ---- writing ----------------------------------------------------------------------- */
 
-static void on_write(uv_write_t *req, int status) {
-  wreq_t *w = loom__container_of(req, wreq_t, req);
-  loom_stream_t *s = w->s;
-  s->queued -= w->len;
-  wreq_free(s, w);
+/* n queued bytes were written (or failed with status). */
+static void wrote(loom_stream_t *s, size_t n, int status) {
+  s->queued -= n;
   if (status < 0 && !s->werr) s->werr = status;
   if (s->werr) {
     /* Gathered bytes can no longer follow: the error reports them. */
@@ -636,6 +645,29 @@ static void on_write(uv_write_t *req, int status) {
     if (s->queued == 0) loom__wq_wake_all(&s->drainers, 0);
   }
   if (s->closing && s->queued == 0) close_now(s, 0);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  wreq_t *w = loom__container_of(req, wreq_t, req);
+  loom_stream_t *s = w->s;
+  size_t n = w->len;
+  wreq_free(s, w);
+  wrote(s, n, status);
+}
+
+void loom__stream_wrote(loom_stream_t *s, size_t n, int status) { wrote(s, n, status); }
+
+/* uv_try_write and uv_write, or the layer's (a TLS stream's): the plain
+ * stream pays one test of a pointer it has loaded already. */
+static int try_write(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
+  if (s->src) return s->src->try_write(s, bufs, nbufs);
+  return uv_try_write(&s->u.stream, bufs, nbufs);
+}
+
+static int start_write(uv_write_t *req, loom_stream_t *s, const uv_buf_t *bufs,
+                       unsigned nbufs) {
+  if (s->src) return s->src->write(req, s, bufs, nbufs, on_write);
+  return uv_write(req, &s->u.stream, bufs, nbufs, on_write);
 }
 
 /* The stream breaks for good with rc: whoever waits to write or drain
@@ -675,7 +707,7 @@ static void flush_gather(loom_stream_t *s) {
     return;
   }
   if (s->queued == 0) {
-    rc = uv_try_write(&s->u.stream, &(uv_buf_t){.base = g->data, .len = g->len}, 1);
+    rc = try_write(s, &(uv_buf_t){.base = g->data, .len = g->len}, 1);
     if (rc >= 0)
       done = (size_t)rc;
     else if (rc != UV_EAGAIN && rc != UV_ENOSYS) {
@@ -694,8 +726,7 @@ static void flush_gather(loom_stream_t *s) {
   }
   g->s = s;
   g->len -= done;
-  rc = uv_write(&g->req, &s->u.stream, &(uv_buf_t){.base = g->data + done, .len = g->len},
-                1, on_write);
+  rc = start_write(&g->req, s, &(uv_buf_t){.base = g->data + done, .len = g->len}, 1);
   if (rc) {
     wreq_free(s, g);
     write_failed(s, rc);
@@ -787,7 +818,7 @@ static int queue_rest(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
   uv_buf_t b;
   b.base = w->data;
   b.len = rest; /* not uv_buf_init: its length is an unsigned int */
-  int rc = uv_write(&w->req, &s->u.stream, &b, 1, on_write);
+  int rc = start_write(&w->req, s, &b, 1);
   if (rc) {
     wreq_free(s, w);
     return rc;
@@ -803,7 +834,7 @@ static int write_now(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
   if (s->queued == 0) {
     /* Fast path: the kernel usually takes it all, and nothing is copied.
      * uv_try_write takes at most INT_MAX bytes per call. */
-    int rc = uv_try_write(&s->u.stream, bufs, nbufs);
+    int rc = try_write(s, bufs, nbufs);
     if (rc >= 0)
       done = (size_t)rc;
     else if (rc != UV_EAGAIN && rc != UV_ENOSYS)
@@ -824,7 +855,7 @@ static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
     if (bufs[i].len > SIZE_MAX - total) return UV_EINVAL;
     total += bufs[i].len;
   }
-  if (s->src) return UV_ENOTSUP; /* a file read as a stream */
+  if (s->src && !s->src->write) return UV_ENOTSUP; /* a file read as a stream */
   if (s->werr) return s->werr;
   if (s->closing || uv_is_closing(&s->u.handle)) return UV_EPIPE;
   loom_task_t *self = loom__self();
@@ -937,11 +968,12 @@ int loom_shutdown_write(loom_stream_t *h) {
   int rc = loom__check(self);
   if (rc) return rc;
   if (s->closing) return UV_EPIPE;
-  if (s->src) return UV_ENOTSUP;
+  if (s->src && !s->src->shutdown) return UV_ENOTSUP;
   /* Gathered bytes go before the EOF: libuv refuses every write once the
    * shutdown is asked, so flushed later they would be lost. */
   flush_gather(s);
   if (s->werr) return s->werr;
+  if (s->src && (rc = s->src->shutdown(s)) != 0) return rc;
   loom__req_t *r = loom__req_new();
   if (!r) return UV_ENOMEM;
   rc = uv_shutdown(&r->u.shutdown, &s->u.stream, on_shutdown);
@@ -1043,4 +1075,25 @@ int loom_stream_sockname(loom_stream_t *h, struct sockaddr_storage *addr) {
   if (!s || !addr || !s->is_tcp) return UV_EINVAL;
   int len = sizeof(*addr);
   return uv_tcp_getsockname(&s->u.tcp, (struct sockaddr *)addr, &len);
+}
+
+/* ---- layers (TLS) ------------------------------------------------------------ */
+
+int loom__stream_set_layer(loom_stream_t *s, const loom__rsource_t *src, void *data,
+                           void (*take_bytes)(void *arg, const char *bytes, size_t n),
+                           void *arg) {
+  if (s->closing || uv_is_closing(&s->u.handle)) return UV_EBADF;
+  if (s->src || s->reader || s->turn || !loom__wq_empty(&s->writers)) return UV_EBUSY;
+  flush_gather(s);
+  if (s->werr) return s->werr;
+  if (s->queued > 0) return UV_EBUSY;
+  read_stop(s);
+  if (buffered(s) > 0) take_bytes(arg, s->rbuf + s->rstart, buffered(s));
+  if (s->rbuf) rbuf_free(s);
+  s->direct = NULL;
+  s->direct_active = s->direct_full = s->skipped = 0;
+  s->wrote_now = 0;
+  s->src = src;
+  s->src_data = data;
+  return 0;
 }

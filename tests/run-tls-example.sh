@@ -1,0 +1,77 @@
+#!/bin/sh
+# run-tls-example.sh COMMAND [ARG...]
+#
+# Tests examples/tls_echo_server as a user would run it: makes a test CA
+# and a server certificate (tls-certs.sh), starts COMMAND CERT KEY 0 in the
+# background, reads its first line ("serving TLS on 127.0.0.1:PORT"), has
+# `openssl s_client` (verifying against the test CA) send two lines and
+# prints what came back, waits for the server's "connection closed" line,
+# stops the server with SIGINT and prints its other lines. Exits with the
+# server's status; 77 without the openssl tool, 2 if a step fails.
+#
+# No sleeps, no fixed ports: each step waits for a line of output; the
+# server is killed on every way out, and the test's timeout bounds a hang.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+command -v openssl >/dev/null 2>&1 || {
+  echo "run-tls-example: no openssl tool: skipping" >&2
+  exit 77
+}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-tls-example.XXXXXX") || exit 2
+pid=
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+  if [ -n "$pid" ]; then
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+sh "$here/tls-certs.sh" "$tmp/certs" >/dev/null 2>&1 || exit 2
+mkfifo "$tmp/out" || exit 2
+"$@" "$tmp/certs/server.pem" "$tmp/certs/server.key" 0 >"$tmp/out" </dev/null &
+pid=$!
+exec 3<"$tmp/out"
+if ! IFS= read -r line <&3; then
+  echo "run-tls-example: the server printed nothing" >&2
+  exit 2
+fi
+printf '%s\n' "$line"
+port=${line##*:}
+case $port in
+'' | *[!0-9]*)
+  echo "run-tls-example: no port in '$line'" >&2
+  exit 2
+  ;;
+esac
+
+# -quiet implies -ign_eof: -no_ign_eof makes s_client close at the end of
+# its input (with close_notify), as a client that is done does.
+printf 'hello over tls\nsecond line\n' >"$tmp/in"
+if ! (exec 3<&- && timeout 30 openssl s_client -connect "127.0.0.1:$port" \
+  -servername localhost -CAfile "$tmp/certs/ca.pem" -verify_return_error -quiet \
+  -no_ign_eof <"$tmp/in" >"$tmp/client" 2>"$tmp/client.err"); then
+  echo "run-tls-example: s_client failed:" >&2
+  cat "$tmp/client.err" >&2
+  exit 2
+fi
+while IFS= read -r line; do
+  printf 's_client got back: %s\n' "$line"
+done <"$tmp/client"
+
+while IFS= read -r line <&3; do
+  printf '%s\n' "$line"
+  case $line in "connection closed "*) break ;; esac
+done
+kill -INT "$pid"
+while IFS= read -r line <&3; do
+  printf '%s\n' "$line"
+done
+wait "$pid"
+status=$?
+pid=
+exit "$status"

@@ -1,0 +1,1224 @@
+/* TLS streams (loom/tls.h) against loom itself and the real tools:
+ * `openssl s_server` and `openssl s_client` started by the tests (on a
+ * free port, killed at the end), and `curl --cacert`. The certificates are
+ * made by tests/tls-certs.sh with the openssl tool in a temporary
+ * directory: a CA, a server certificate for localhost and 127.0.0.1, one
+ * for other.test (SNI, the wrong host), an expired one, a client
+ * certificate, and a self-signed one (an unknown CA). Without the openssl
+ * (or curl) tool the tests that need it report SKIPPED with the reason.
+ *
+ * Tasks record what they see; the asserts run on the main stack once
+ * loom_run has returned (helpers.h). */
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "harness.h"
+#include "helpers.h"
+#include "loom.h"
+#include "loom/process.h"
+#include "loom/tls.h"
+
+#ifdef LOOM_HAVE_VALGRIND
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+static char certdir[256];
+static int have_certs;
+
+static const char *cert(const char *name) {
+  static char buf[8][320];
+  static int i;
+  char *b = buf[i++ % 8];
+  snprintf(b, sizeof(buf[0]), "%s/%s", certdir, name);
+  return b;
+}
+
+static int have_tool(const char *tool) {
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", tool);
+  return system(cmd) == 0;
+}
+
+static int need_certs(void) {
+  if (!have_certs) print_message("SKIPPED: the openssl tool is missing (certificates)\n");
+  return have_certs;
+}
+
+static int setup_certs(void **state) {
+  (void)state;
+  const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+  snprintf(certdir, sizeof(certdir), "%s/loom-tls-XXXXXX", tmp);
+  if (!mkdtemp(certdir)) return -1;
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd), "sh %s %s", TLS_CERTS_SH, certdir);
+  have_certs = system(cmd) == 0;
+  return 0;
+}
+
+static int teardown_certs(void **state) {
+  (void)state;
+  char cmd[320];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", certdir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- contexts ---------------------------------------------------------------- */
+
+static loom_tls_ctx_t *server_ctx(const char *name, const loom_tls_opts_t *extra) {
+  loom_tls_opts_t o = extra ? *extra : (loom_tls_opts_t){0};
+  char c[64], k[64];
+  snprintf(c, sizeof(c), "%s.pem", name);
+  snprintf(k, sizeof(k), "%s.key", name);
+  o.cert_file = cert(c);
+  o.key_file = cert(k);
+  loom_tls_ctx_t *ctx = NULL;
+  int rc = loom_tls_ctx_new(&ctx, 1, &o);
+  if (rc)
+    fprintf(stderr, "server ctx: %s: %s\n", loom_strerror(rc), loom_tls_last_error(NULL));
+  return ctx;
+}
+
+static loom_tls_ctx_t *client_ctx(const loom_tls_opts_t *extra) {
+  loom_tls_opts_t o = extra ? *extra : (loom_tls_opts_t){0};
+  if (!o.ca_file) o.ca_file = cert("ca.pem");
+  loom_tls_ctx_t *ctx = NULL;
+  int rc = loom_tls_ctx_new(&ctx, 0, &o);
+  if (rc)
+    fprintf(stderr, "client ctx: %s: %s\n", loom_strerror(rc), loom_tls_last_error(NULL));
+  return ctx;
+}
+
+/* ---- an echo server ---------------------------------------------------------- */
+
+typedef struct {
+  int handled;  /* handlers that ran (after a handshake) */
+  int lines;    /* lines echoed */
+  char sni[64]; /* the last client's SNI */
+  char alpn[32];
+  int reused;
+} echo_stats_t;
+
+static int echo_handler(loom_stream_t *s, void *arg) {
+  echo_stats_t *st = arg;
+  st->handled++;
+  const char *n = loom_tls_server_name(s);
+  snprintf(st->sni, sizeof(st->sni), "%s", n ? n : "");
+  const char *a = loom_tls_alpn(s);
+  snprintf(st->alpn, sizeof(st->alpn), "%s", a ? a : "");
+  st->reused += loom_tls_session_reused(s);
+  char buf[64 * 1024];
+  ssize_t n2;
+  while ((n2 = loom_read(s, buf, sizeof(buf))) > 0) {
+    if (loom_write(s, buf, (size_t)n2) != 0) break;
+    st->lines++;
+  }
+  loom_close(s);
+  return 0;
+}
+
+/* ---- loom client against loom server ----------------------------------------- */
+
+typedef struct {
+  int rc_ctx, rc_serve, rc_connect, rc_line, rc_exact, rc_until, rc_shut, rc_all;
+  char line[64], until[64], version[16], alpn[32];
+  int big_ok;
+  char *all;
+  size_t all_len;
+  echo_stats_t st;
+} loop_t;
+
+#define BIG (1u << 20)
+
+static int main_loopback(void *arg) {
+  loop_t *r = arg;
+  loom_tls_opts_t so = {.alpn = "http/1.1,h2"}, co = {.alpn = "h2,http/1.1"};
+  loom_tls_ctx_t *sctx = server_ctx("server", &so), *cctx = client_ctx(&co);
+  r->rc_ctx = sctx && cctx ? 0 : -1;
+  if (r->rc_ctx) goto out;
+  loom_server_t *srv;
+  r->rc_serve = loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &r->st, NULL);
+  if (r->rc_serve) goto out;
+  loom_stream_t *s;
+  r->rc_connect = loom_tls_connect(&s, "127.0.0.1", loom_server_port(srv), cctx, NULL);
+  if (r->rc_connect == 0) {
+    snprintf(r->version, sizeof(r->version), "%s", loom_tls_version(s));
+    snprintf(r->alpn, sizeof(r->alpn), "%s", loom_tls_alpn(s) ? loom_tls_alpn(s) : "");
+    loom_write(s, "hello\n", 6);
+    r->rc_line = (int)loom_read_line(s, r->line, sizeof(r->line));
+    loom_write(s, "a;b;", 4);
+    r->rc_until = (int)loom_read_until(s, ";", 1, r->until, sizeof(r->until));
+    /* 1 MiB each way: the echo reads while this task writes, so both
+     * queues and both windows fill; a writer task and this reader. */
+    char *big = malloc(BIG), *back = malloc(BIG);
+    for (size_t i = 0; i < BIG; i++) big[i] = (char)(i * 7 + 3);
+    loom_write(s, big, BIG);
+    r->rc_exact = loom_read_exactly(s, back, 2, NULL); /* "b;" then big */
+    r->rc_exact = r->rc_exact ? r->rc_exact : loom_read_exactly(s, back, BIG, NULL);
+    r->big_ok = r->rc_exact == 0 && memcmp(big, back, BIG) == 0;
+    loom_write(s, "tail", 4);
+    r->rc_shut = loom_shutdown_write(s);
+    r->rc_all = loom_read_all(s, &r->all, &r->all_len, 1024);
+    free(big);
+    free(back);
+    loom_close(s);
+  }
+  loom_server_close(srv, 1000);
+out:
+  loom_tls_ctx_free(sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_loopback(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  loop_t r = {0};
+  assert_loom_ok(loom_run(main_loopback, &r));
+  assert_loom_ok(r.rc_ctx);
+  assert_loom_ok(r.rc_serve);
+  assert_loom_ok(r.rc_connect);
+  assert_string_equal(r.version, "TLSv1.3");
+  assert_string_equal(r.alpn, "http/1.1"); /* the server's preference */
+  assert_string_equal(r.st.alpn, "http/1.1");
+  assert_int_equal(r.rc_line, 6);
+  assert_string_equal(r.line, "hello\n");
+  assert_int_equal(r.rc_until, 2);
+  assert_string_equal(r.until, "a;");
+  assert_loom_ok(r.rc_exact);
+  assert_true(r.big_ok);
+  assert_loom_ok(r.rc_shut);
+  assert_loom_ok(r.rc_all);
+  assert_int_equal(r.all_len, 4);
+  assert_string_equal(r.all, "tail");
+  free(r.all);
+  assert_int_equal(r.st.handled, 1);
+}
+
+/* ---- verification failures ------------------------------------------------------ */
+
+typedef struct {
+  const char *server;   /* certificate the server uses */
+  const char *hostname; /* the client's server_hostname (NULL: 127.0.0.1) */
+  int system_store;     /* the client trusts the system store, not the test CA */
+  int verify_none;
+  int rc;
+  char err[256];
+  int handled;
+} vcase_t;
+
+static int main_verify(void *arg) {
+  vcase_t *v = arg;
+  echo_stats_t st = {0};
+  loom_tls_ctx_t *sctx = server_ctx(v->server, NULL);
+  loom_tls_opts_t co = {.verify = v->verify_none ? LOOM_TLS_VERIFY_NONE : 0};
+  loom_tls_ctx_t *cctx = NULL;
+  if (v->system_store)
+    loom_tls_ctx_new(&cctx, 0, &co);
+  else
+    cctx = client_ctx(&co);
+  loom_server_t *srv;
+  if (!sctx || !cctx ||
+      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &st, NULL)) {
+    v->rc = -1;
+    goto out;
+  }
+  loom_stream_t *s;
+  v->rc = loom_tls_connect(&s, "127.0.0.1", loom_server_port(srv), cctx, v->hostname);
+  snprintf(v->err, sizeof(v->err), "%s", loom_tls_last_error(NULL));
+  if (v->rc == 0) {
+    char line[16];
+    loom_write(s, "x\n", 2);
+    if (loom_read_line(s, line, sizeof(line)) != 2) v->rc = -2;
+    loom_close(s);
+  }
+  loom_server_close(srv, 1000);
+  v->handled = st.handled;
+out:
+  loom_tls_ctx_free(sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void verify_case(vcase_t *v, int want, const char *msg) {
+  assert_loom_ok(loom_run(main_verify, v));
+  assert_loom_err(v->rc, want);
+  if (msg && !strstr(v->err, msg))
+    fail_msg("error \"%s\" does not say \"%s\"", v->err, msg);
+}
+
+static void test_verify_ok(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  vcase_t v = {.server = "server"};
+  verify_case(&v, 0, NULL);
+  assert_int_equal(v.handled, 1);
+  vcase_t byname = {.server = "server", .hostname = "localhost"};
+  verify_case(&byname, 0, NULL);
+}
+
+static void test_verify_expired(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  vcase_t v = {.server = "expired"};
+  verify_case(&v, LOOM_ETLSVERIFY, "certificate has expired");
+  assert_int_equal(v.handled, 0);
+}
+
+static void test_verify_wrong_host(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  vcase_t v = {.server = "other", .hostname = "localhost"};
+  verify_case(&v, LOOM_ETLSVERIFY, "hostname mismatch");
+  vcase_t ip = {.server = "other"}; /* 127.0.0.1: an IP address check */
+  verify_case(&ip, LOOM_ETLSVERIFY, "IP address mismatch");
+}
+
+static void test_verify_unknown_ca(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  vcase_t v = {.server = "rogue"};
+  verify_case(&v, LOOM_ETLSVERIFY, "self-signed certificate");
+  /* On by default: the system store does not know the test CA. */
+  vcase_t sys = {.server = "server", .system_store = 1};
+  verify_case(&sys, LOOM_ETLSVERIFY, "unable to get local issuer certificate");
+  /* Off only when asked. */
+  vcase_t off = {.server = "rogue", .verify_none = 1};
+  verify_case(&off, 0, NULL);
+}
+
+/* ---- mutual TLS, SNI, resumption ----------------------------------------------- */
+
+typedef struct {
+  int with_cert;
+  int rc, rc_line;
+  char err[256];
+  int handled;
+} mtls_t;
+
+static int main_mtls(void *arg) {
+  mtls_t *m = arg;
+  echo_stats_t st = {0};
+  loom_tls_opts_t so = {.ca_file = cert("ca.pem"),
+                        .verify_client = LOOM_TLS_CLIENT_REQUIRE};
+  loom_tls_ctx_t *sctx = server_ctx("server", &so);
+  loom_tls_opts_t co = {0};
+  if (m->with_cert) {
+    co.cert_file = cert("client.pem");
+    co.key_file = cert("client.key");
+  }
+  loom_tls_ctx_t *cctx = client_ctx(&co);
+  loom_server_t *srv;
+  if (!sctx || !cctx ||
+      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &st, NULL)) {
+    m->rc = -1;
+    goto out;
+  }
+  loom_stream_t *s;
+  m->rc = loom_tls_connect(&s, "127.0.0.1", loom_server_port(srv), cctx, NULL);
+  if (m->rc == 0) {
+    /* TLS 1.3: the client's handshake ends before the server has checked
+     * its certificate; the server's verdict comes with the first read. */
+    char line[16];
+    loom_write(s, "x\n", 2);
+    m->rc_line = (int)loom_read_line(s, line, sizeof(line));
+    snprintf(m->err, sizeof(m->err), "%s", loom_tls_last_error(s));
+    loom_close(s);
+  }
+  loom_server_close(srv, 1000);
+  m->handled = st.handled;
+out:
+  loom_tls_ctx_free(sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_mtls(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  mtls_t ok = {.with_cert = 1};
+  assert_loom_ok(loom_run(main_mtls, &ok));
+  assert_loom_ok(ok.rc);
+  assert_int_equal(ok.rc_line, 2);
+  assert_int_equal(ok.handled, 1);
+  mtls_t no = {.with_cert = 0};
+  assert_loom_ok(loom_run(main_mtls, &no));
+  assert_loom_ok(no.rc);
+  assert_loom_err(no.rc_line, LOOM_ETLS);
+  if (!strstr(no.err, "certificate required")) fail_msg("error: %s", no.err);
+  assert_int_equal(no.handled, 0);
+}
+
+typedef struct {
+  int rc1, rc2, reused1, reused2, srv_reused;
+  char sni[64];
+  int rc_sni;
+} sess_t;
+
+static int one_round(loom_tls_ctx_t *cctx, int port, const char *name, int *reused) {
+  loom_stream_t *s;
+  int rc = loom_tls_connect(&s, "127.0.0.1", port, cctx, name);
+  if (rc) return rc;
+  char line[16];
+  loom_write(s, "x\n", 2);
+  /* Reading takes in the session tickets that TLS 1.3 sends after the
+   * handshake. */
+  if (loom_read_line(s, line, sizeof(line)) != 2) rc = -2;
+  *reused = loom_tls_session_reused(s);
+  loom_close(s);
+  return rc;
+}
+
+static int main_sessions(void *arg) {
+  sess_t *r = arg;
+  echo_stats_t st = {0};
+  loom_tls_ctx_t *sctx = server_ctx("server", NULL), *cctx = client_ctx(NULL);
+  loom_server_t *srv;
+  if (!sctx || !cctx ||
+      loom_tls_ctx_add_cert(sctx, "*.other.test", cert("other.pem"), cert("other.key")) ||
+      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &st, NULL)) {
+    r->rc1 = -1;
+    goto out;
+  }
+  int port = loom_server_port(srv);
+  r->rc1 = one_round(cctx, port, "localhost", &r->reused1);
+  r->rc2 = one_round(cctx, port, "localhost", &r->reused2);
+  r->srv_reused = st.reused;
+  int dummy;
+  r->rc_sni = one_round(cctx, port, "www.other.test", &dummy);
+  snprintf(r->sni, sizeof(r->sni), "%s", st.sni);
+  loom_server_close(srv, 1000);
+out:
+  loom_tls_ctx_free(sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_resumption_and_sni(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  sess_t r = {0};
+  assert_loom_ok(loom_run(main_sessions, &r));
+  assert_loom_ok(r.rc1);
+  assert_loom_ok(r.rc2);
+  assert_int_equal(r.reused1, 0);
+  assert_int_equal(r.reused2, 1);
+  assert_int_equal(r.srv_reused, 1);
+  /* The second certificate, chosen by SNI, verifies for that name. */
+  assert_loom_ok(r.rc_sni);
+  assert_string_equal(r.sni, "www.other.test");
+}
+
+/* ---- start_tls ---------------------------------------------------------------------- */
+
+typedef struct {
+  loom_tls_ctx_t *sctx;
+  int rc_srv_tls, rc_srv_line;
+  char srv_line[64];
+  int rc_cli_tls, rc_cli_line;
+  char cli_line[64];
+} starttls_t;
+
+static int starttls_handler(loom_stream_t *s, void *arg) {
+  starttls_t *r = arg;
+  char line[64];
+  /* The client sends its command and, without waiting, its ClientHello:
+   * the line read here may bring some of the handshake with it, which the
+   * TLS layer must take over. */
+  if (loom_read_line(s, line, sizeof(line)) > 0 && strcmp(line, "STARTTLS\n") == 0) {
+    r->rc_srv_tls = loom_tls_start(s, r->sctx, 1, NULL);
+    if (r->rc_srv_tls == 0) {
+      r->rc_srv_line = (int)loom_read_line(s, r->srv_line, sizeof(r->srv_line));
+      loom_write(s, "secret reply\n", 13);
+    }
+  }
+  loom_close(s);
+  return 0;
+}
+
+static int main_starttls(void *arg) {
+  starttls_t *r = arg;
+  r->sctx = server_ctx("server", NULL);
+  loom_tls_ctx_t *cctx = client_ctx(NULL);
+  loom_server_t *srv;
+  if (!r->sctx || !cctx || loom_serve(&srv, "127.0.0.1", 0, starttls_handler, r, NULL)) {
+    r->rc_cli_tls = -1;
+    goto out;
+  }
+  loom_stream_t *s;
+  if (loom_tcp_connect(&s, "127.0.0.1", loom_server_port(srv)) == 0) {
+    loom_write(s, "STARTTLS\n", 9);
+    r->rc_cli_tls = loom_tls_start(s, cctx, 0, "localhost");
+    if (r->rc_cli_tls == 0) {
+      loom_write(s, "secret line\n", 12);
+      r->rc_cli_line = (int)loom_read_line(s, r->cli_line, sizeof(r->cli_line));
+    }
+    loom_close(s);
+  }
+  loom_server_close(srv, 1000);
+out:
+  loom_tls_ctx_free(r->sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_start_tls(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  starttls_t r = {0};
+  assert_loom_ok(loom_run(main_starttls, &r));
+  assert_loom_ok(r.rc_cli_tls);
+  assert_loom_ok(r.rc_srv_tls);
+  assert_string_equal(r.srv_line, "secret line\n");
+  assert_string_equal(r.cli_line, "secret reply\n");
+}
+
+/* ---- the real tools ----------------------------------------------------------------- */
+
+/* Starts argv with stdin and stdout as pipes (stderr: /dev/null). */
+static int spawn_tool(loom_process_t **p, char *const argv[]) {
+  loom_process_opts_t o = {0};
+  o.stdio[0].kind = LOOM_STDIO_PIPE;
+  o.stdio[1].kind = LOOM_STDIO_PIPE;
+  o.stdio[2].kind = LOOM_STDIO_DEVNULL;
+  return loom_process_spawn(p, argv, &o);
+}
+
+typedef struct {
+  int rc_spawn, port, rc_connect, rc_line;
+  char line[64];
+  int rc_reneg_read;
+} sserver_t;
+
+/* openssl s_server on a free port (it says which: "ACCEPT 127.0.0.1:N"),
+ * in -rev mode (each line comes back reversed), for one connection. */
+static int main_s_server(void *arg) {
+  sserver_t *r = arg;
+  loom_process_t *p;
+  char *argv[] = {"openssl", "s_server",
+                  "-accept", "127.0.0.1:0",
+                  "-cert",   (char *)cert("server.pem"),
+                  "-key",    (char *)cert("server.key"),
+                  "-rev",    "-naccept",
+                  "1",       NULL};
+  r->rc_spawn = spawn_tool(&p, argv);
+  if (r->rc_spawn) return 0;
+  loom_stream_t *out = loom_process_stream(p, 1);
+  char line[256];
+  loom_scope_t sc;
+  loom_timeout_enter(&sc, 10000); /* the tool's lifetime is bounded */
+  while (loom_read_line(out, line, sizeof(line)) > 0)
+    if (sscanf(line, "ACCEPT 127.0.0.1:%d", &r->port) == 1) break;
+  loom_tls_ctx_t *cctx = client_ctx(NULL);
+  loom_stream_t *s;
+  r->rc_connect = r->port ? loom_tls_connect(&s, "127.0.0.1", r->port, cctx, "localhost")
+                          : -1;
+  if (r->rc_connect == 0) {
+    loom_write(s, "hello tls\n", 10);
+    r->rc_line = (int)loom_read_line(s, r->line, sizeof(r->line));
+    loom_close(s);
+  }
+  loom_scope_exit(&sc);
+  loom_tls_ctx_free(cctx);
+  loom_process_close(p); /* kills it */
+  return 0;
+}
+
+static void test_client_vs_openssl_s_server(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  sserver_t r = {0};
+  assert_loom_ok(loom_run(main_s_server, &r));
+  assert_loom_ok(r.rc_spawn);
+  assert_true(r.port > 0);
+  assert_loom_ok(r.rc_connect);
+  assert_string_equal(r.line, "slt olleh\n");
+}
+
+typedef struct {
+  int rc_spawn, rc_line, rc_wait, status;
+  char line[64];
+  echo_stats_t st;
+} sclient_t;
+
+/* openssl s_client against a loom TLS server: what it reads from its stdin
+ * goes to the echo server and back to its stdout. */
+static int main_s_client(void *arg) {
+  sclient_t *r = arg;
+  loom_tls_opts_t so = {.alpn = "h2,http/1.1"};
+  loom_tls_ctx_t *sctx = server_ctx("server", &so);
+  loom_server_t *srv;
+  if (!sctx || loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &r->st, NULL)) {
+    r->rc_spawn = -1;
+    loom_tls_ctx_free(sctx);
+    return 0;
+  }
+  char addr[64];
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", loom_server_port(srv));
+  char *argv[] = {"openssl",
+                  "s_client",
+                  "-connect",
+                  addr,
+                  "-servername",
+                  "localhost",
+                  "-CAfile",
+                  (char *)cert("ca.pem"),
+                  "-verify_return_error",
+                  "-alpn",
+                  "http/1.1",
+                  "-quiet",
+                  "-no_ign_eof",
+                  NULL};
+  loom_process_t *p;
+  r->rc_spawn = spawn_tool(&p, argv);
+  if (r->rc_spawn == 0) {
+    loom_scope_t sc;
+    loom_timeout_enter(&sc, 10000);
+    loom_write(loom_process_stream(p, 0), "ping over tls\n", 14);
+    r->rc_line = (int)loom_read_line(loom_process_stream(p, 1), r->line, sizeof(r->line));
+    loom_close(loom_process_stream(p, 0)); /* EOF: s_client closes */
+    r->rc_wait = loom_process_wait(p, &r->status);
+    loom_scope_exit(&sc);
+    loom_process_close(p);
+  }
+  loom_server_close(srv, 1000);
+  loom_tls_ctx_free(sctx);
+  return 0;
+}
+
+static void test_openssl_s_client_vs_server(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  sclient_t r = {0};
+  assert_loom_ok(loom_run(main_s_client, &r));
+  assert_loom_ok(r.rc_spawn);
+  assert_string_equal(r.line, "ping over tls\n");
+  assert_loom_ok(r.rc_wait);
+  assert_int_equal(r.status, 0);
+  assert_int_equal(r.st.handled, 1);
+  assert_string_equal(r.st.alpn, "http/1.1");
+  assert_string_equal(r.st.sni, "localhost");
+}
+
+typedef struct {
+  int rc_spawn, rc;
+  loom_communicate_t c;
+  char req[256];
+} curl_t;
+
+static int hello_handler(loom_stream_t *s, void *arg) {
+  curl_t *r = arg;
+  ssize_t n = loom_read_until(s, "\r\n\r\n", 4, r->req, sizeof(r->req));
+  if (n > 0) {
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
+                               "Connection: close\r\n\r\nHello, World!";
+    loom_write(s, resp, sizeof(resp) - 1);
+  }
+  loom_close(s);
+  return 0;
+}
+
+static int main_curl(void *arg) {
+  curl_t *r = arg;
+  loom_tls_opts_t so = {.alpn = "http/1.1"};
+  loom_tls_ctx_t *sctx = server_ctx("server", &so);
+  loom_server_t *srv;
+  if (!sctx || loom_tls_serve(&srv, "127.0.0.1", 0, sctx, hello_handler, r, NULL)) {
+    r->rc_spawn = -1;
+    loom_tls_ctx_free(sctx);
+    return 0;
+  }
+  char url[64];
+  snprintf(url, sizeof(url), "https://localhost:%d/hello", loom_server_port(srv));
+  char *argv[] = {"curl", "-sS", "--max-time", "10", "--cacert", (char *)cert("ca.pem"),
+                  url,    NULL};
+  loom_process_t *p;
+  r->rc_spawn = spawn_tool(&p, argv);
+  if (r->rc_spawn == 0) {
+    r->rc = loom_process_communicate(p, &r->c);
+    loom_process_close(p);
+  }
+  loom_server_close(srv, 1000);
+  loom_tls_ctx_free(sctx);
+  return 0;
+}
+
+static void test_curl_vs_server(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  if (!have_tool("curl")) {
+    print_message("SKIPPED: the curl tool is missing\n");
+    skip();
+  }
+  curl_t r = {0};
+  assert_loom_ok(loom_run(main_curl, &r));
+  assert_loom_ok(r.rc_spawn);
+  assert_loom_ok(r.rc);
+  assert_int_equal(r.c.status, 0);
+  assert_string_equal(r.c.out, "Hello, World!");
+  assert_true(strncmp(r.req, "GET /hello HTTP/1.1\r\n", 21) == 0);
+  free(r.c.out);
+  free(r.c.err);
+}
+
+/* ---- peers that do not speak TLS, or stop speaking it ------------------------------- */
+
+typedef struct {
+  int rc_plain, rc_good, rc_client;
+  char err[256];
+  echo_stats_t st;
+} garbage_t;
+
+static int plain_talker(loom_stream_t *s, void *arg) {
+  (void)arg;
+  loom_write(s, "220 hello, this is not TLS at all\r\n", 35);
+  char buf[256];
+  loom_read(s, buf, sizeof(buf));
+  loom_close(s);
+  return 0;
+}
+
+static int main_garbage(void *arg) {
+  garbage_t *r = arg;
+  loom_tls_ctx_t *sctx = server_ctx("server", NULL), *cctx = client_ctx(NULL);
+  loom_server_t *srv, *plain;
+  if (!sctx || !cctx ||
+      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &r->st, NULL) ||
+      loom_serve(&plain, "127.0.0.1", 0, plain_talker, NULL, NULL)) {
+    r->rc_plain = -1;
+    goto out;
+  }
+  /* A client that sends HTTP instead of a ClientHello: dropped without
+   * running the handler; the server goes on serving. */
+  loom_stream_t *s;
+  if (loom_tcp_connect(&s, "127.0.0.1", loom_server_port(srv)) == 0) {
+    loom_write(s, "GET / HTTP/1.0\r\n\r\n", 18);
+    char *all = NULL;
+    size_t len;
+    r->rc_plain = loom_read_all(s, &all, &len, 4096);
+    free(all);
+    loom_close(s);
+  }
+  int reused;
+  r->rc_good = one_round(cctx, loom_server_port(srv), "localhost", &reused);
+  /* A server that answers in plain text. */
+  r->rc_client = loom_tls_connect(&s, "127.0.0.1", loom_server_port(plain), cctx, NULL);
+  snprintf(r->err, sizeof(r->err), "%s", loom_tls_last_error(NULL));
+  loom_server_close(srv, 1000);
+  loom_server_close(plain, 1000);
+out:
+  loom_tls_ctx_free(sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_garbage_peers(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  garbage_t r = {0};
+  assert_loom_ok(loom_run(main_garbage, &r));
+  assert_loom_ok(r.rc_plain); /* an alert, then EOF */
+  assert_loom_ok(r.rc_good);
+  assert_int_equal(r.st.handled, 1);
+  assert_loom_err(r.rc_client, LOOM_ETLS);
+  if (!strstr(r.err, "wrong version number") && !strstr(r.err, "packet length"))
+    fail_msg("error: %s", r.err);
+}
+
+typedef struct {
+  int allow;
+  int rc;
+  char *all;
+  size_t len;
+  char err[256];
+} trunc_t;
+
+static int truncating_handler(loom_stream_t *s, void *arg) {
+  (void)arg;
+  loom_write(s, "partial", 7);
+  /* No close_notify: the TCP connection just ends. */
+  SSL_set_quiet_shutdown(loom_tls_ssl(s), 1);
+  loom_close(s);
+  return 0;
+}
+
+static int main_trunc(void *arg) {
+  trunc_t *r = arg;
+  loom_tls_opts_t co = {.allow_truncation = r->allow};
+  loom_tls_ctx_t *sctx = server_ctx("server", NULL), *cctx = client_ctx(&co);
+  loom_server_t *srv;
+  if (!sctx || !cctx ||
+      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, truncating_handler, NULL, NULL)) {
+    r->rc = -1;
+    goto out;
+  }
+  loom_stream_t *s;
+  r->rc = loom_tls_connect(&s, "127.0.0.1", loom_server_port(srv), cctx, NULL);
+  if (r->rc == 0) {
+    r->rc = loom_read_all(s, &r->all, &r->len, 1024);
+    snprintf(r->err, sizeof(r->err), "%s", loom_tls_last_error(s));
+    loom_close(s);
+  }
+  loom_server_close(srv, 1000);
+out:
+  loom_tls_ctx_free(sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_truncation(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  trunc_t r = {0};
+  assert_loom_ok(loom_run(main_trunc, &r));
+  assert_loom_err(r.rc, LOOM_ETLSTRUNC);
+  if (!strstr(r.err, "close_notify")) fail_msg("error: %s", r.err);
+  trunc_t ok = {.allow = 1};
+  assert_loom_ok(loom_run(main_trunc, &ok));
+  assert_loom_ok(ok.rc);
+  assert_int_equal(ok.len, 7);
+  assert_string_equal(ok.all, "partial");
+  free(ok.all);
+}
+
+/* ---- a byte-by-byte peer, and cancellation at every point of a handshake --------- */
+
+/* A proxy in front of a TLS server that forwards one byte per write (each
+ * drained: its own segment), so each side's handshake sees its peer's
+ * flights a byte at a time and parks once per byte. After `cancel_after`
+ * bytes towards `victim`, it cancels the victim's task. */
+typedef struct {
+  int upstream;         /* the TLS server's port */
+  loom_task_t *victim;  /* cancelled after cancel_after bytes to it */
+  int victim_is_client; /* which direction counts */
+  size_t cancel_after;  /* SIZE_MAX: never */
+  size_t to_client, to_server;
+} proxy_t;
+
+typedef struct {
+  proxy_t *px;
+  loom_stream_t *from, *to;
+  int towards_client;
+} pipe_t;
+
+static int pump_bytes(void *arg) {
+  pipe_t *p = arg;
+  char b;
+  while (loom_read(p->from, &b, 1) == 1) {
+    size_t *n = p->towards_client ? &p->px->to_client : &p->px->to_server;
+    if (loom_write(p->to, &b, 1) || loom_drain(p->to)) break;
+    ++*n;
+    if (p->px->victim && p->towards_client == p->px->victim_is_client &&
+        *n == p->px->cancel_after)
+      loom_cancel(p->px->victim);
+  }
+  loom_shutdown_write(p->to);
+  return 0;
+}
+
+static int proxy_handler(loom_stream_t *s, void *arg) {
+  proxy_t *px = arg;
+  loom_stream_t *up;
+  if (loom_tcp_connect(&up, "127.0.0.1", px->upstream) == 0) {
+    pipe_t a = {px, s, up, 0}, b = {px, up, s, 1};
+    loom_task_t *ta;
+    if (loom_spawn(&ta, pump_bytes, &a) == 0) {
+      pump_bytes(&b);
+      loom_join(ta, NULL);
+    }
+    loom_close(up);
+  }
+  loom_close(s);
+  return 0;
+}
+
+typedef struct {
+  loom_tls_ctx_t *cctx, *sctx;
+  int port;
+  int rc, rc_line;
+  char line[32];
+} bclient_t;
+
+static int byte_client(void *arg) {
+  bclient_t *c = arg;
+  loom_stream_t *s;
+  c->rc = loom_tls_connect(&s, "127.0.0.1", c->port, c->cctx, "localhost");
+  if (c->rc == 0) {
+    loom_write(s, "byte\n", 5);
+    c->rc_line = (int)loom_read_line(s, c->line, sizeof(c->line));
+    loom_close(s);
+  }
+  return 0;
+}
+
+typedef struct {
+  size_t cancel_after; /* SIZE_MAX: a whole run */
+  int victim_is_client;
+  int rc_client, rc_line, handled;
+  size_t to_client, to_server;
+  char line[32];
+} bytes_t;
+
+/* A server handler whose task the proxy may cancel mid-handshake. */
+typedef struct {
+  loom_tls_ctx_t *sctx;
+  proxy_t *px;
+  int rc;
+  int handled;
+} bserver_t;
+
+static int byte_server_handler(loom_stream_t *s, void *arg) {
+  bserver_t *b = arg;
+  if (!b->px->victim_is_client) b->px->victim = loom_current();
+  b->rc = loom_tls_start(s, b->sctx, 1, NULL);
+  if (b->rc == 0) {
+    b->handled++;
+    char line[32];
+    ssize_t n = loom_read_line(s, line, sizeof(line));
+    if (n > 0) loom_write(s, line, (size_t)n);
+  }
+  loom_close(s);
+  return 0;
+}
+
+static int main_bytes(void *arg) {
+  bytes_t *r = arg;
+  loom_tls_ctx_t *sctx = server_ctx("server", NULL), *cctx = client_ctx(NULL);
+  proxy_t px = {.cancel_after = r->cancel_after, .victim_is_client = r->victim_is_client};
+  bserver_t bs = {.sctx = sctx, .px = &px};
+  loom_server_t *srv, *prx;
+  if (!sctx || !cctx ||
+      loom_serve(&srv, "127.0.0.1", 0, byte_server_handler, &bs, NULL)) {
+    r->rc_client = -100;
+    goto out;
+  }
+  px.upstream = loom_server_port(srv);
+  if (loom_serve(&prx, "127.0.0.1", 0, proxy_handler, &px, NULL) == 0) {
+    bclient_t c = {.cctx = cctx, .port = loom_server_port(prx)};
+    loom_task_t *t;
+    if (loom_spawn(&t, byte_client, &c) == 0) {
+      if (r->victim_is_client) px.victim = t;
+      loom_join(t, NULL);
+    }
+    r->rc_client = c.rc;
+    r->rc_line = c.rc_line;
+    memcpy(r->line, c.line, sizeof(r->line));
+    loom_server_close(prx, 1000);
+  }
+  loom_server_close(srv, 1000);
+  r->handled = bs.handled;
+  r->to_client = px.to_client;
+  r->to_server = px.to_server;
+out:
+  loom_tls_ctx_free(sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_byte_by_byte(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  bytes_t r = {.cancel_after = SIZE_MAX, .victim_is_client = 1};
+  assert_loom_ok(loom_run(main_bytes, &r));
+  assert_loom_ok(r.rc_client);
+  assert_int_equal(r.rc_line, 5);
+  assert_string_equal(r.line, "byte\n");
+  assert_int_equal(r.handled, 1);
+  assert_true(r.to_client > 500 && r.to_server > 200);
+}
+
+/* The client cancelled after each byte of the server's flights, and the
+ * server after each of the client's: each returns UV_ECANCELED (or
+ * finished first), nothing leaks, and the other side ends too. */
+static void test_cancel_every_handshake_point(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  bytes_t whole = {.cancel_after = SIZE_MAX, .victim_is_client = 1};
+  assert_loom_ok(loom_run(main_bytes, &whole));
+  assert_loom_ok(whole.rc_client);
+  /* Every byte would take a minute (a byte-by-byte handshake per point): a
+   * stride that still stops each flight many times over, at points that
+   * fall differently within each record (61 under Valgrind).
+   * LOOM_TLS_SWEEP_STRIDE=1: all. */
+  const char *env = getenv("LOOM_TLS_SWEEP_STRIDE");
+  size_t stride = env ? strtoul(env, NULL, 10) : RUNNING_ON_VALGRIND ? 61 : 13;
+  if (stride == 0) stride = 1;
+  for (int side = 1; side >= 0; side--) {
+    size_t total = side ? whole.to_client : whole.to_server;
+    for (size_t n = 1; n <= total; n += stride) {
+      bytes_t r = {.cancel_after = n, .victim_is_client = side};
+      assert_loom_ok(loom_run(main_bytes, &r));
+      if (side) {
+        if (r.rc_client != UV_ECANCELED && r.rc_client != 0)
+          fail_msg("client cancelled after %zu bytes: %s", n, loom_strerror(r.rc_client));
+      } else if (r.rc_client == 0 && r.handled == 0 && r.rc_line > 0) {
+        fail_msg("server cancelled after %zu bytes, yet the line came back", n);
+      }
+    }
+  }
+}
+
+typedef struct {
+  int rc_client, rc_server_side;
+  uint64_t client_ms, server_ms;
+} hto_t;
+
+static int silent_handler(loom_stream_t *s, void *arg) {
+  (void)arg;
+  char b[64];
+  while (loom_read(s, b, sizeof(b)) > 0) {}
+  loom_close(s);
+  return 0;
+}
+
+static int main_handshake_timeouts(void *arg) {
+  hto_t *r = arg;
+  loom_tls_opts_t so = {.handshake_timeout_ms = 100};
+  loom_tls_ctx_t *sctx = server_ctx("server", &so), *cctx = client_ctx(NULL);
+  echo_stats_t st = {0};
+  loom_server_t *silent, *srv;
+  if (!sctx || !cctx || loom_serve(&silent, "127.0.0.1", 0, silent_handler, NULL, NULL) ||
+      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &st, NULL)) {
+    r->rc_client = -100;
+    goto out;
+  }
+  /* A client's handshake timeout is a timeout scope. */
+  loom_scope_t sc;
+  uint64_t t0 = wall_ms();
+  loom_timeout_enter(&sc, 100);
+  loom_stream_t *s;
+  r->rc_client = loom_tls_connect(&s, "127.0.0.1", loom_server_port(silent), cctx, NULL);
+  loom_scope_exit(&sc);
+  r->client_ms = wall_ms() - t0;
+  /* A server drops a client that never says hello. */
+  t0 = wall_ms();
+  if (loom_tcp_connect(&s, "127.0.0.1", loom_server_port(srv)) == 0) {
+    char b[64];
+    r->rc_server_side = (int)loom_read(s, b, sizeof(b));
+    loom_close(s);
+  }
+  r->server_ms = wall_ms() - t0;
+  loom_server_close(silent, 1000);
+  loom_server_close(srv, 1000);
+out:
+  loom_tls_ctx_free(sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_handshake_timeouts(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  hto_t r = {0};
+  assert_loom_ok(loom_run(main_handshake_timeouts, &r));
+  assert_loom_err(r.rc_client, UV_ETIMEDOUT);
+  assert_true(r.client_ms >= 90 && r.client_ms < 5000);
+  assert_true(r.rc_server_side <= 0); /* EOF (or a reset) */
+  assert_true(r.server_ms >= 90 && r.server_ms < 5000);
+}
+
+/* ---- renegotiation ---------------------------------------------------------------- */
+
+typedef struct {
+  int rc_spawn, saw_echo, rc_wait, end_rc, handled;
+} reneg_t;
+
+static int reneg_handler(loom_stream_t *s, void *arg) {
+  reneg_t *r = arg;
+  r->handled++;
+  char buf[256];
+  ssize_t n;
+  while ((n = loom_read(s, buf, sizeof(buf))) > 0) loom_write(s, buf, (size_t)n);
+  r->end_rc = (int)n;
+  loom_close(s);
+  return 0;
+}
+
+/* openssl s_client (TLS 1.2, where renegotiation exists) asks to
+ * renegotiate ("R" on its input): the loom server refuses, and the
+ * connection ends with the client's fatal alert. */
+static int main_reneg(void *arg) {
+  reneg_t *r = arg;
+  loom_tls_ctx_t *sctx = server_ctx("server", NULL);
+  loom_server_t *srv;
+  if (!sctx || loom_tls_serve(&srv, "127.0.0.1", 0, sctx, reneg_handler, r, NULL)) {
+    r->rc_spawn = -1;
+    loom_tls_ctx_free(sctx);
+    return 0;
+  }
+  char addr[64];
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", loom_server_port(srv));
+  char *argv[] = {"openssl",
+                  "s_client",
+                  "-tls1_2",
+                  "-connect",
+                  addr,
+                  "-CAfile",
+                  (char *)cert("ca.pem"),
+                  "-no_ign_eof",
+                  NULL};
+  loom_process_t *p;
+  r->rc_spawn = spawn_tool(&p, argv);
+  if (r->rc_spawn == 0) {
+    loom_scope_t sc;
+    loom_timeout_enter(&sc, 10000);
+    loom_stream_t *in = loom_process_stream(p, 0), *out = loom_process_stream(p, 1);
+    char line[1024];
+    loom_write(in, "hello\n", 6);
+    while (loom_read_line(out, line, sizeof(line)) > 0)
+      if (strcmp(line, "hello\n") == 0) {
+        r->saw_echo = 1;
+        break;
+      }
+    loom_write(in, "R\n", 2);
+    while (loom_read_line(out, line, sizeof(line)) > 0) {
+    } /* s_client says RENEGOTIATING, then fails (on stderr) */
+    r->rc_wait = loom_process_wait(p, NULL);
+    loom_scope_exit(&sc);
+    loom_process_close(p);
+  }
+  loom_server_close(srv, 1000);
+  loom_tls_ctx_free(sctx);
+  return 0;
+}
+
+static void test_renegotiation_refused(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  reneg_t r = {0};
+  assert_loom_ok(loom_run(main_reneg, &r));
+  assert_loom_ok(r.rc_spawn);
+  assert_true(r.saw_echo);
+  assert_loom_ok(r.rc_wait);
+  assert_int_equal(r.handled, 1);
+  assert_loom_err(r.end_rc, LOOM_ETLS); /* and the session ended there */
+}
+
+/* ---- allocation failures ---------------------------------------------------------- */
+
+/* loom's own allocations in a TLS round trip (the layer, its records'
+ * write requests, the stream's buffers, the server's tasks) failed one at a
+ * time: the k-th of a clean run, for every k, in this process (OpenSSL's
+ * own allocations are not loom's and are not failed). Every run must end:
+ * loom_run returns, the work either succeeds with the right bytes or fails
+ * with an error code, and nothing leaks (the harness counts blocks; ASan
+ * and Valgrind watch OpenSSL's). A separate block of its own, like the
+ * shared allocation-failure sweep's scenarios (tests/test-faults.c). */
+static struct {
+  int armed;
+  long calls, k;
+  pthread_t thread;
+} fault;
+
+static int fault_hook(int kind, int from_uv) {
+  (void)kind;
+  (void)from_uv;
+  if (!fault.armed || !pthread_equal(pthread_self(), fault.thread)) return 0;
+  return ++fault.calls == fault.k;
+}
+
+typedef struct {
+  loom_tls_ctx_t *sctx, *cctx;
+  int rc, wrong;
+  echo_stats_t st;
+} fault_t;
+
+static int main_fault(void *arg) {
+  fault_t *f = arg;
+  fault.calls = 0;
+  fault.thread = pthread_self();
+  fault.armed = 1;
+  loom_scope_t sc;
+  /* A gathered write that fails for want of memory is reported to the
+   * next write, flush, drain or close (loom_write's rule): a task that only
+   * reads next waits for an answer that cannot come. The scope ends it. */
+  loom_timeout_enter(&sc, RUNNING_ON_VALGRIND ? 10000 : 1000);
+  loom_server_t *srv;
+  f->rc = loom_tls_serve(&srv, "127.0.0.1", 0, f->sctx, echo_handler, &f->st, NULL);
+  if (f->rc == 0) {
+    loom_stream_t *s;
+    f->rc = loom_tls_connect(&s, "127.0.0.1", loom_server_port(srv), f->cctx, NULL);
+    if (f->rc == 0) {
+      char line[32];
+      f->rc = loom_write(s, "fault line\n", 11);
+      ssize_t n = f->rc ? 0 : loom_read_line(s, line, sizeof(line));
+      if (getenv("LOOM_TLS_FAULT_VERBOSE"))
+        fprintf(stderr, "write %d read %zd handled %d\n", f->rc, n, f->st.handled);
+      if (n < 0) f->rc = (int)n;
+      if (n > 0 && strcmp(line, "fault line\n") != 0) f->wrong = 1;
+      loom_close(s);
+    }
+    loom_server_close(srv, 100);
+  }
+  loom_scope_exit(&sc);
+  return 0;
+}
+
+static void test_allocation_failures(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  fault_t f = {.sctx = server_ctx("server", NULL), .cctx = client_ctx(NULL)};
+  assert_non_null(f.sctx);
+  assert_non_null(f.cctx);
+  harness_alloc_hooks_t hooks = {.should_fail = fault_hook};
+  harness_alloc_set_hooks(&hooks);
+  fault.k = 0; /* count a clean run */
+  assert_loom_ok(loom_run(main_fault, &f));
+  fault.armed = 0;
+  assert_loom_ok(f.rc);
+  long total = fault.calls;
+  long stride = RUNNING_ON_VALGRIND && total > 40 ? total / 40 : 1;
+  int failed_runs = 0;
+  const char *only = getenv("LOOM_TLS_FAULT_K");
+  for (long k = only ? atol(only) : 1; k <= total; k += only ? total : stride) {
+    fault.k = k;
+    f.rc = f.wrong = 0;
+    uint64_t t0 = wall_ms();
+    int rc = loom_run(main_fault, &f);
+    fault.armed = 0;
+    if (getenv("LOOM_TLS_FAULT_VERBOSE"))
+      print_message("k=%ld: %s (%llu ms)\n", k, loom_strerror(f.rc),
+                    (unsigned long long)(wall_ms() - t0));
+    if (rc != 0 && rc != UV_ENOMEM) fail_msg("k=%ld: loom_run: %s", k, loom_strerror(rc));
+    if (f.wrong) fail_msg("k=%ld: a wrong line came back", k);
+    failed_runs += f.rc != 0;
+  }
+  harness_alloc_set_hooks(NULL);
+  loom_tls_ctx_free(f.sctx);
+  loom_tls_ctx_free(f.cctx);
+  print_message("%ld allocations, %d runs failed cleanly\n", total, failed_runs);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_loopback),
+    cmocka_unit_test(test_verify_ok),
+    cmocka_unit_test(test_verify_expired),
+    cmocka_unit_test(test_verify_wrong_host),
+    cmocka_unit_test(test_verify_unknown_ca),
+    cmocka_unit_test(test_mtls),
+    cmocka_unit_test(test_resumption_and_sni),
+    cmocka_unit_test(test_start_tls),
+    cmocka_unit_test(test_client_vs_openssl_s_server),
+    cmocka_unit_test(test_openssl_s_client_vs_server),
+    cmocka_unit_test(test_curl_vs_server),
+    cmocka_unit_test(test_garbage_peers),
+    cmocka_unit_test(test_truncation),
+    cmocka_unit_test(test_byte_by_byte),
+    cmocka_unit_test(test_cancel_every_handshake_point),
+    cmocka_unit_test(test_handshake_timeouts),
+    cmocka_unit_test(test_renegotiation_refused),
+    cmocka_unit_test(test_allocation_failures),
+};
+
+int main(void) {
+  setup_certs(NULL);
+  int rc = HARNESS_RUN(tests);
+  teardown_certs(NULL);
+  return rc;
+}
