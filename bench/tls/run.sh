@@ -175,7 +175,7 @@ start_server() {
   [ "$tickets" = 1 ] || conf=$tmp/ossl-notickets.cnf
   port=""
   case $name in
-  loom) cmd=("$hello" 0 "$cert" "$key") ;;
+  loom) cmd=("$hello" "$cert" "$key" 0) ;;
   nginx)
     port=$(free_port)
     mkdir -p "$tmp/nginx"
