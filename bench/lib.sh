@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/lib.sh: what the bash runners of the load benchmarks share
 # (bench/realload/run.sh, bench/tls/run.sh). Source it:
 #
@@ -58,6 +59,7 @@ rotate() {
 
 # The awk function median(a, n): the median of a[1..n], sorting a.
 # Prepend it to an awk program: awk "$AWK_MEDIAN"' ... '.
+# shellcheck disable=SC2034 # used by the runners that source this
 AWK_MEDIAN='
   function median(a, n,   i, j, t) {
     for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) {

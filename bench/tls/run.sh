@@ -54,7 +54,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$(dirname "$here")")
 build=${1:-$src/build-bench}
-# shellcheck source=../lib.sh
+# shellcheck source=bench/lib.sh
 . "$src/bench/lib.sh"
 
 rounds=${LOOM_TLSBENCH_ROUNDS:-5}
@@ -285,7 +285,7 @@ listening() {
 # s_server receives goes to a file to be counted, not to /dev/null.
 bulk_one() {
   local pair=$1 bytes=$2 mode=${3:-time} rport sender=openssl receiver=openssl out=/dev/null
-  local TIMEFORMAT='%U %S' t0 t1 got i
+  local TIMEFORMAT='%U %S' t0 t1 got
   case $pair in loom | loom-recv) receiver=loom ;; esac
   case $pair in loom | loom-send) sender=loom ;; esac
   [ "$mode" = count ] && out=$tmp/bulk.out
@@ -302,7 +302,7 @@ bulk_one() {
       -quiet -naccept 1 0<>"$tmp/fifo" >"$out" 2>"$tmp/recv.err"; } 2>"$tmp/recv.time" &
   fi
   srv_pid=$!
-  for i in $(seq 100); do
+  for _ in $(seq 100); do
     listening "$rport" && break
     kill -0 "$srv_pid" 2>/dev/null || break
     sleep 0.05
@@ -360,8 +360,9 @@ for s in $http_servers; do
     verify=$(echo "$info" | sed -n 's/^ *Verify return code: \([0-9]*\).*/\1/p' | head -n 1)
     nt=$(echo "$info" | grep -c 'Post-Handshake New Session Ticket' || true)
     say "   https-$s (tickets $tickets): '$body'; $proto, $group, verify $verify, $nt tickets"
-    [ "$proto" = "TLSv1.3 $suite" ] && [ "$group" = X25519 ] && [ "$verify" = 0 ] ||
+    if [ "$proto" != "TLSv1.3 $suite" ] || [ "$group" != X25519 ] || [ "$verify" != 0 ]; then
       die "https-$s: negotiated '$proto' '$group', verify '$verify'"
+    fi
     if [ "$tickets" = 0 ] && [ "$nt" != 0 ]; then die "https-$s: sent tickets"; fi
     if [ "$tickets" = 1 ] && [ "$nt" = 0 ]; then die "https-$s: sent no tickets"; fi
     echo "$info" | grep -q '^Hello, World!' || die "https-$s: no answer through s_client"
@@ -384,6 +385,7 @@ for case in $cases; do
   servers=$http_servers
   [ "$case" = bulk ] && servers=$bulk_pairs
   for r in $(seq "$rounds"); do
+    # shellcheck disable=SC2086 # a list of words
     for s in $(rotate "$r" $servers); do
       if [ "$case" = bulk ]; then
         out=$(bulk_one "$s" "$bulk_bytes")
