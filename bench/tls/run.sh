@@ -49,6 +49,14 @@
 #   LOOM_TLSBENCH_KEY         ec (default) or rsa
 #   LOOM_TLSBENCH_SERVER_CPU  the servers' (and receivers') CPU (default 1)
 #   LOOM_TLSBENCH_CLIENT_CPU  wrk's (and the senders') CPU (default 0)
+#   LOOM_TLSBENCH_CALLGRIND   1: the HTTPS servers run under callgrind, and
+#                             the figure after requests/s is the server's
+#                             instructions per request (counters zeroed
+#                             after a 1 s warm-up, dumped after the run):
+#                             repeatable where times on a shared machine
+#                             are not (cases hs hsfull by default; never
+#                             bulk); servers start slowly under callgrind,
+#                             and a run needs LOOM_TLSBENCH_SECONDS=15 or so
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -65,6 +73,14 @@ keytype=${LOOM_TLSBENCH_KEY:-ec}
 scpu=${LOOM_TLSBENCH_SERVER_CPU:-1}
 ccpu=${LOOM_TLSBENCH_CLIENT_CPU:-0}
 suite=TLS_AES_128_GCM_SHA256
+cg=""
+if [ "${LOOM_TLSBENCH_CALLGRIND:-0}" = 1 ]; then
+  cg=1
+  # Handshakes by default: one per request, so the count per request is
+  # exact (a keep-alive run also counts its connections' handshakes, many
+  # under callgrind's slow pace).
+  cases=$(echo " ${LOOM_TLSBENCH_CASES:-hs hsfull} " | sed 's/ bulk / /')
+fi
 for c in $cases; do
   case $c in ka50 | ka1000 | hs | hsfull | bulk) ;;
   *) die "unknown case '$c' (ka50 ka1000 hs hsfull bulk)" ;;
@@ -90,6 +106,7 @@ trap 'exit 130' INT TERM
 # ---- tools ------------------------------------------------------------------
 bench_install "${LOOM_TLSBENCH_NO_INSTALL:-0}" wrk:wrk nginx:nginx-light openssl:openssl \
   curl:curl python3:python3 taskset:util-linux
+[ -z "$cg" ] || bench_install "${LOOM_TLSBENCH_NO_INSTALL:-0}" valgrind:valgrind
 
 # ---- build ------------------------------------------------------------------
 if [ ! -f "$build/CMakeCache.txt" ]; then
@@ -213,10 +230,11 @@ EOF
     cmd=(nginx -c "$tmp/nginx.conf" -p "$tmp/nginx" -e "$tmp/nginx-error.log") ;;
   *) die "unknown server $name" ;;
   esac
+  [ -n "$cg" ] && cmd=(valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out"
+    "${cmd[@]}")
   OPENSSL_CONF=$conf "${srv_pin[@]}" "${cmd[@]}" >"$tmp/srv.out" 2>"$tmp/srv.err" </dev/null &
   srv_pid=$!
-  local i
-  for i in $(seq 100); do
+  for _ in $(seq 300); do
     if [ -z "$port" ]; then
       port=$(sed -n 's/^serving on .*:\([0-9][0-9]*\).*/\1/p' "$tmp/srv.out" | head -n 1)
     fi
@@ -245,10 +263,22 @@ run_one() {
   [ "$case" = hsfull ] && tickets=0
   case $case in hs | hsfull) extra=(-H 'Connection: close') ;; esac
   start_server "$s" "$tickets"
+  if [ -n "$cg" ]; then
+    # Warm up (connections opened, caches filled), then count from zero.
+    "${cli_pin[@]}" wrk -t1 -c"$conns" -d3s --timeout 10s "${extra[@]}" \
+      "https://127.0.0.1:$port/" >/dev/null 2>&1 || true
+    rm -f "$tmp"/cg.out*
+    callgrind_control -z "$srv_pid" >/dev/null
+  fi
   t0=$(proc_cpu_ticks "$srv_pid")
   "${cli_pin[@]}" wrk -t1 -c"$conns" -d"${secs}s" --timeout 10s "${extra[@]}" \
     "https://127.0.0.1:$port/" >"$tmp/load.out" 2>&1 || true
   t1=$(proc_cpu_ticks "$srv_pid")
+  local ir=""
+  if [ -n "$cg" ]; then
+    callgrind_control -d "$srv_pid" >/dev/null
+    ir=$(cat "$tmp"/cg.out.* 2>/dev/null | awk '/^(summary|totals):/ { print $2; exit }')
+  fi
   # "  1234567 requests in 5.00s, ..." and "Requests/sec: 246913.40"
   n=$(awk '/ requests in / { print $1 }' "$tmp/load.out")
   rps=$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/load.out")
@@ -264,8 +294,8 @@ run_one() {
     say "   warning: $s $case: no figure: $(tail -n 3 "$tmp/load.out" | tr -s ' \n' ' ')"
     return 0
   fi
-  awk -v r="$rps" -v n="$n" -v c=$((t1 - t0)) -v hz="$hz" -v m="$rss" \
-    'BEGIN { printf "%s %.3f %s\n", r, c / hz / n * 1e6, m }'
+  awk -v r="$rps" -v n="$n" -v c=$((t1 - t0)) -v hz="$hz" -v m="$rss" -v ir="$ir" \
+    'BEGIN { printf "%s %.3f %s\n", r, ir != "" ? ir / n : c / hz / n * 1e6, m }'
 }
 
 # listening PORT: whether a socket listens on 127.0.0.1:PORT, found
@@ -429,23 +459,29 @@ summarise() { # title cases servers ref peer unit
           m = median(a, k); mx = median(x, k); my = median(y, k)
           if (unit == "MiB/s")
             line = line sprintf(" %.0f [%.0f-%.0f]; CPU %.2f s + %.2f s |", m, lo, hi, mx, my)
+          else if (cg)
+            line = line sprintf(" %.0f [%.0f-%.0f]; %.0f Ir; %.1f MiB |", m, lo, hi, mx, my / 1024)
           else
             line = line sprintf(" %.0f [%.0f-%.0f]; %.1f us; %.1f MiB |", m, lo, hi, mx, my / 1024)
         }
         k = 0
         for (r = 1; r <= nr; r++)
           if (((c, ref, r) in fig) && ((c, peer, r) in fig) && fig[c, peer, r] > 0)
-            q[++k] = fig[c, ref, r] / fig[c, peer, r]
-        if (k) { qm = median(q, k)
+            # Under callgrind: the peer'"'"'s instructions over loom'"'"'s.
+            q[++k] = cg ? c1[c, peer, r] / c1[c, ref, r] : fig[c, ref, r] / fig[c, peer, r]
+        if (k && cg) line = line sprintf(" %.2fx (instructions) |", median(q, k))
+        else if (k) { qm = median(q, k)
           line = line sprintf(" %.2fx (%s) |", qm, qm >= 0.9 ? "target >= 0.9x met" : "target >= 0.9x NOT MET") }
         else line = line " - |"
         print line
       }
-    }' cases="$2" servers="$3" ref="$4" peer="$5" unit="$6" "$results"
+    }' cases="$2" servers="$3" ref="$4" peer="$5" unit="$6" cg="$cg" "$results"
 }
 http_cases=$(echo " $cases " | sed 's/ bulk / /')
 if [ -n "$(echo "$http_cases" | tr -d ' ')" ]; then
-  summarise "HTTPS Hello, World! under wrk (requests/s median [min-max]; server CPU per request; server peak RSS)" \
+  what="server CPU per request"
+  [ -z "$cg" ] || what="server instructions per request (callgrind; requests/s meaningless)"
+  summarise "HTTPS Hello, World! under wrk (requests/s median [min-max]; $what; server peak RSS)" \
     "$http_cases" "$http_servers" loom nginx req/s
 fi
 case " $cases " in *" bulk "*)
