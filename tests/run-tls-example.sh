@@ -19,8 +19,13 @@ command -v openssl >/dev/null 2>&1 || {
 }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-tls-example.XXXXXX") || exit 2
 pid=
+cpid=
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
+  if [ -n "$cpid" ]; then
+    kill -KILL "$cpid" 2>/dev/null
+    wait "$cpid" 2>/dev/null
+  fi
   if [ -n "$pid" ]; then
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
@@ -49,19 +54,35 @@ case $port in
   ;;
 esac
 
-# -quiet implies -ign_eof: -no_ign_eof makes s_client close at the end of
-# its input (with close_notify), as a client that is done does.
-printf 'hello over tls\nsecond line\n' >"$tmp/in"
-if ! (exec 3<&- && timeout 30 openssl s_client -connect "127.0.0.1:$port" \
+# s_client's input and output through FIFOs: each line is sent once the
+# one before it came back, and the input ends (s_client then closes, with
+# close_notify: -quiet implies -ign_eof, -no_ign_eof undoes it) only after
+# the last came back, however slow the server (under Valgrind).
+mkfifo "$tmp/cin" "$tmp/cout" || exit 2
+(exec 3<&- && exec timeout 60 openssl s_client -connect "127.0.0.1:$port" \
   -servername localhost -CAfile "$tmp/certs/ca.pem" -verify_return_error -quiet \
-  -no_ign_eof <"$tmp/in" >"$tmp/client" 2>"$tmp/client.err"); then
+  -no_ign_eof <"$tmp/cin" >"$tmp/cout" 2>"$tmp/client.err") &
+cpid=$!
+exec 4>"$tmp/cin" 5<"$tmp/cout"
+for send in 'hello over tls' 'second line'; do
+  printf '%s\n' "$send" >&4
+  if ! IFS= read -r line <&5; then
+    echo "run-tls-example: s_client ended early:" >&2
+    cat "$tmp/client.err" >&2
+    exit 2
+  fi
+  printf 's_client got back: %s\n' "$line"
+done
+exec 4>&-
+wait "$cpid"
+crc=$?
+cpid=
+if [ "$crc" -ne 0 ]; then
   echo "run-tls-example: s_client failed:" >&2
   cat "$tmp/client.err" >&2
   exit 2
 fi
-while IFS= read -r line; do
-  printf 's_client got back: %s\n' "$line"
-done <"$tmp/client"
+exec 5<&-
 
 while IFS= read -r line <&3; do
   printf '%s\n' "$line"

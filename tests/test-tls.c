@@ -358,8 +358,16 @@ static void test_mtls(void **state) {
 typedef struct {
   int rc1, rc2, reused1, reused2, srv_reused;
   char sni[64];
-  int rc_sni;
+  int rc_sni, rc_cb, rc_cb_default, cb_calls;
+  loom_tls_ctx_t *other;
 } sess_t;
+
+/* An SNI callback: "cb.other.test" gets the other certificate's context. */
+static loom_tls_ctx_t *pick_ctx(const char *name, void *arg) {
+  sess_t *r = arg;
+  r->cb_calls++;
+  return strcmp(name, "cb.other.test") == 0 ? r->other : NULL;
+}
 
 static int one_round(loom_tls_ctx_t *cctx, int port, const char *name, int *reused) {
   loom_stream_t *s;
@@ -394,6 +402,19 @@ static int main_sessions(void *arg) {
   r->rc_sni = one_round(cctx, port, "www.other.test", &dummy);
   snprintf(r->sni, sizeof(r->sni), "%s", st.sni);
   loom_server_close(srv, 1000);
+  /* A callback choosing the context. */
+  loom_tls_ctx_t *sctx2 = server_ctx("server", NULL);
+  r->other = server_ctx("other", NULL);
+  if (sctx2 && r->other && loom_tls_ctx_set_sni(sctx2, pick_ctx, r) == 0 &&
+      loom_tls_serve(&srv, "127.0.0.1", 0, sctx2, echo_handler, &st, NULL) == 0) {
+    r->rc_cb = one_round(cctx, loom_server_port(srv), "cb.other.test", &dummy);
+    r->rc_cb_default = one_round(cctx, loom_server_port(srv), "localhost", &dummy);
+    loom_server_close(srv, 1000);
+  } else {
+    r->rc_cb = -1;
+  }
+  loom_tls_ctx_free(sctx2);
+  loom_tls_ctx_free(r->other);
 out:
   loom_tls_ctx_free(sctx);
   loom_tls_ctx_free(cctx);
@@ -413,6 +434,9 @@ static void test_resumption_and_sni(void **state) {
   /* The second certificate, chosen by SNI, verifies for that name. */
   assert_loom_ok(r.rc_sni);
   assert_string_equal(r.sni, "www.other.test");
+  assert_loom_ok(r.rc_cb);
+  assert_loom_ok(r.rc_cb_default);
+  assert_int_equal(r.cb_calls, 2);
 }
 
 /* ---- start_tls ---------------------------------------------------------------------- */
@@ -1195,6 +1219,71 @@ static void test_allocation_failures(void **state) {
   print_message("%ld allocations, %d runs failed cleanly\n", total, failed_runs);
 }
 
+/* ---- close's bounded wait ------------------------------------------------------------ */
+
+typedef struct {
+  int rc_write, rc_client;
+  uint64_t close_ms; /* from the server's close to the client's end */
+  uint64_t t_close;
+} cbound_t;
+
+static int flooding_handler(loom_stream_t *s, void *arg) {
+  cbound_t *r = arg;
+  static char block[256 * 1024];
+  loom_scope_t sc;
+  loom_timeout_enter(&sc, 200); /* the client reads nothing: writes wait */
+  int rc = 0;
+  for (int i = 0; i < 64 && rc == 0; i++) rc = loom_write(s, block, sizeof(block));
+  loom_scope_exit(&sc);
+  r->rc_write = rc;
+  r->t_close = wall_ms();
+  loom_close(s); /* close_notify cannot go out: the wait is bounded */
+  return 0;
+}
+
+static int main_close_bound(void *arg) {
+  cbound_t *r = arg;
+  loom_tls_opts_t so = {.close_timeout_ms = 100};
+  loom_tls_ctx_t *sctx = server_ctx("server", &so), *cctx = client_ctx(NULL);
+  loom_server_t *srv;
+  if (!sctx || !cctx ||
+      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, flooding_handler, r, NULL)) {
+    r->rc_client = -100;
+    goto out;
+  }
+  loom_stream_t *s;
+  r->rc_client = loom_tls_connect(&s, "127.0.0.1", loom_server_port(srv), cctx, NULL);
+  if (r->rc_client == 0) {
+    /* Read nothing until the server has given up, then everything: the
+     * stream ends (a reset, or the end without close_notify), it does not
+     * hang. */
+    while (r->t_close == 0) loom_sleep(10);
+    loom_sleep(300);
+    static char buf[256 * 1024];
+    ssize_t n;
+    while ((n = loom_read(s, buf, sizeof(buf))) > 0) {}
+    r->rc_client = (int)n;
+    r->close_ms = wall_ms() - r->t_close;
+    loom_close(s);
+  }
+  loom_server_close(srv, 1000);
+out:
+  loom_tls_ctx_free(sctx);
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_close_wait_is_bounded(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  cbound_t r = {0};
+  assert_loom_ok(loom_run(main_close_bound, &r));
+  assert_loom_err(r.rc_write, UV_ETIMEDOUT);
+  if (r.rc_client != UV_ECONNRESET && r.rc_client != LOOM_ETLSTRUNC)
+    fail_msg("client's end: %s", loom_strerror(r.rc_client));
+  assert_true(r.close_ms < 5000);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_loopback),
     cmocka_unit_test(test_verify_ok),
@@ -1214,6 +1303,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_handshake_timeouts),
     cmocka_unit_test(test_renegotiation_refused),
     cmocka_unit_test(test_allocation_failures),
+    cmocka_unit_test(test_close_wait_is_bounded),
 };
 
 int main(void) {

@@ -117,6 +117,17 @@ LOOM_EXTERN void *loom_tls_ctx_ssl_ctx(loom_tls_ctx_t *ctx);
 LOOM_EXTERN int loom_tls_ctx_add_cert(loom_tls_ctx_t *ctx, const char *server_name,
                                       const char *cert_file, const char *key_file);
 
+/* Servers: choose a context by the SNI name a client sent (asyncio's
+ * sni_callback): fn(server_name, arg) runs during the handshake, outside
+ * any task (it must not suspend), and returns the context whose
+ * certificate to serve, or NULL for this one's (and its
+ * loom_tls_ctx_add_cert names). A returned context must outlive the
+ * connections it serves (free it after the server); its certificate and
+ * key are what it changes: the verification and ALPN settings stay this
+ * context's. Not called for clients that send no SNI. */
+typedef loom_tls_ctx_t *(*loom_tls_sni_fn)(const char *server_name, void *arg);
+LOOM_EXTERN int loom_tls_ctx_set_sni(loom_tls_ctx_t *ctx, loom_tls_sni_fn fn, void *arg);
+
 /* Upgrades an open stream in place (start_tls, STARTTLS): runs the
  * handshake as a client (server = 0; server_hostname is sent as SNI and,
  * unless verification is off, checked against the certificate; an IP

@@ -706,7 +706,9 @@ static void flush_gather(loom_stream_t *s) {
     wreq_free(s, g); /* the sticky error reports them */
     return;
   }
-  if (s->queued == 0) {
+  /* A layer takes its writes whatever is queued (it encrypts them and
+   * queues the records behind the others): no copy into a request. */
+  if (s->queued == 0 || s->src) {
     rc = try_write(s, &(uv_buf_t){.base = g->data, .len = g->len}, 1);
     if (rc >= 0)
       done = (size_t)rc;
@@ -827,14 +829,19 @@ static int queue_rest(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
   return 0;
 }
 
-/* Writes what the kernel takes at once and queues the rest. */
-static int write_now(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
-                     size_t total) {
+/* Writes what the kernel takes at once and queues the rest. src: the
+ * stream's layer, or NULL; a constant in each of the two copies below, so
+ * that a plain stream's writes do not test for a layer. */
+static inline __attribute__((always_inline)) int write_now_via(
+    loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs, size_t total,
+    const loom__rsource_t *src) {
   size_t done = 0;
-  if (s->queued == 0) {
+  if (s->queued == 0 || src) {
     /* Fast path: the kernel usually takes it all, and nothing is copied.
-     * uv_try_write takes at most INT_MAX bytes per call. */
-    int rc = try_write(s, bufs, nbufs);
+     * uv_try_write takes at most INT_MAX bytes per call. A layer (TLS)
+     * takes it all whatever is queued: see flush_gather. */
+    int rc = src ? src->try_write(s, bufs, nbufs)
+                 : uv_try_write(&s->u.stream, bufs, nbufs);
     if (rc >= 0)
       done = (size_t)rc;
     else if (rc != UV_EAGAIN && rc != UV_ENOSYS)
@@ -848,14 +855,24 @@ static int write_now(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
   return 0;
 }
 
-static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
-  size_t total = 0;
-  for (unsigned i = 0; i < nbufs; i++) {
-    if (!bufs[i].base && bufs[i].len) return UV_EINVAL;
-    if (bufs[i].len > SIZE_MAX - total) return UV_EINVAL;
-    total += bufs[i].len;
-  }
-  if (s->src && !s->src->write) return UV_ENOTSUP; /* a file read as a stream */
+static int write_now_plain(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
+                           size_t total) {
+  return write_now_via(s, bufs, nbufs, total, NULL);
+}
+
+static int write_now_layer(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
+                           size_t total) {
+  return write_now_via(s, bufs, nbufs, total, s->src);
+}
+
+/* loom_writev after its arguments' checks; layered: the stream has a
+ * layer (a constant in each of do_writev's two calls). */
+static inline __attribute__((always_inline)) int writev_via(loom_stream_t *s,
+                                                            const uv_buf_t *bufs,
+                                                            unsigned nbufs, size_t total,
+                                                            int layered) {
+  int (*write_now)(loom_stream_t *, const uv_buf_t *, unsigned,
+                   size_t) = layered ? write_now_layer : write_now_plain;
   if (s->werr) return s->werr;
   if (s->closing || uv_is_closing(&s->u.handle)) return UV_EPIPE;
   loom_task_t *self = loom__self();
@@ -911,6 +928,18 @@ static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
       loom__wq_wake_one(&s->writers, 0))
     s->turn = 1;
   return rc;
+}
+
+static int do_writev(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
+  size_t total = 0;
+  for (unsigned i = 0; i < nbufs; i++) {
+    if (!bufs[i].base && bufs[i].len) return UV_EINVAL;
+    if (bufs[i].len > SIZE_MAX - total) return UV_EINVAL;
+    total += bufs[i].len;
+  }
+  if (!s->src) return writev_via(s, bufs, nbufs, total, 0);
+  if (!s->src->write) return UV_ENOTSUP; /* a file read as a stream */
+  return writev_via(s, bufs, nbufs, total, 1);
 }
 
 int loom_writev(loom_stream_t *h, const uv_buf_t *bufs, unsigned nbufs) {

@@ -31,6 +31,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -85,6 +86,8 @@ struct loom_tls_ctx_s {
   sess_t *sess; /* most recent first */
   cert_t *certs;
   serve_t *serves;
+  loom_tls_sni_fn sni_fn;
+  void *sni_arg;
 };
 
 static int ex_idx = -1;
@@ -192,6 +195,14 @@ static int on_servername(SSL *ssl, int *alert, void *arg) {
   (void)alert;
   const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   if (!name) return SSL_TLSEXT_ERR_NOACK;
+  if (c->sni_fn) {
+    loom_tls_ctx_t *other = c->sni_fn(name, c->sni_arg);
+    if (other && other != c) {
+      if (!other->server || !SSL_set_SSL_CTX(ssl, other->ssl))
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+      return SSL_TLSEXT_ERR_OK;
+    }
+  }
   for (cert_t *e = c->certs; e; e = e->next)
     if (name_matches(e->name, name)) {
       if (SSL_use_cert_and_key(ssl, e->x, e->key, e->chain, 1) != 1)
@@ -344,6 +355,13 @@ int loom_tls_ctx_add_cert(loom_tls_ctx_t *c, const char *name, const char *cert_
   return 0;
 }
 
+int loom_tls_ctx_set_sni(loom_tls_ctx_t *c, loom_tls_sni_fn fn, void *arg) {
+  if (!c || !c->server) return UV_EINVAL;
+  c->sni_fn = fn;
+  c->sni_arg = arg;
+  return 0;
+}
+
 /* ---- streams ------------------------------------------------------------------ */
 
 typedef struct {
@@ -401,16 +419,24 @@ static void on_handle_closed(uv_handle_t *h) {
 
 static tls_t *tls_of(loom_stream_t *s) { return s->src_data; }
 
+/* Whether a failure now is the peer's certificate's: during the
+ * handshake, with verification on (with it off, OpenSSL still records a
+ * result, which failed nothing). */
+static int verify_failed(tls_t *t) {
+  return !t->hs_done && (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER) &&
+         SSL_get_verify_result(t->ssl) != X509_V_OK;
+}
+
 static void fail(tls_t *t, int rc) {
   if (!t->fatal) {
     t->fatal = rc;
-    describe(t->err, t->ssl, rc);
+    describe(t->err, verify_failed(t) ? t->ssl : NULL, rc);
   }
 }
 
 /* The TLS failure code for what OpenSSL just reported. */
 static int ssl_failure(tls_t *t) {
-  return SSL_get_verify_result(t->ssl) != X509_V_OK ? LOOM_ETLSVERIFY : LOOM_ETLS;
+  return verify_failed(t) ? LOOM_ETLSVERIFY : LOOM_ETLS;
 }
 
 static void on_own_write(uv_write_t *req, int status) {
@@ -472,7 +498,23 @@ static int send_records(tls_t *t, uv_write_t *user, uv_write_cb cb, size_t skip,
  * failure breaks the stream's writing. */
 static void flush_own(tls_t *t) {
   if (!t->s || BIO_ctrl_pending(t->wbio) == 0) return;
-  int rc = send_records(t, NULL, NULL, 0, NULL, 0);
+  /* To the kernel at once when nothing is on its way before them: a
+   * handshake flight or a close_notify usually goes without a request. */
+  size_t done = 0;
+  if (!t->inflight) {
+    char *p;
+    long have = BIO_get_mem_data(t->wbio, &p);
+    int rc = uv_try_write(&t->s->u.stream, &(uv_buf_t){.base = p, .len = (size_t)have},
+                          1);
+    if (rc >= 0) {
+      done = (size_t)rc;
+    } else if (rc != UV_EAGAIN) {
+      (void)BIO_reset(t->wbio);
+      if (!t->s->werr) t->s->werr = rc;
+      return;
+    }
+  }
+  int rc = send_records(t, NULL, NULL, done, NULL, 0);
   if (rc && !t->s->werr) t->s->werr = rc;
 }
 
@@ -492,18 +534,22 @@ static int encrypt(tls_t *t, const uv_buf_t *bufs, unsigned nbufs) {
   return 0;
 }
 
+/* Takes all of bufs, whatever is queued: the records go to the kernel at
+ * once if nothing is on its way before them and it takes them, else they
+ * are queued behind the others as our own bytes. The stream copies
+ * nothing into a request of its own. uv_try_write returns an int: the
+ * stream hands at most INT_MAX bytes at a time. */
 static int tls_try_write(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
   tls_t *t = tls_of(s);
-  /* Records of our own on their way: ours must follow them. */
-  if (t->inflight && !t->fatal) return UV_EAGAIN;
-  int rc = encrypt(t, bufs, nbufs);
-  if (rc) return rc;
   size_t total = 0;
   for (unsigned i = 0; i < nbufs; i++) total += bufs[i].len;
+  if (total > INT_MAX) return UV_EAGAIN; /* tls_write takes any size */
+  int rc = encrypt(t, bufs, nbufs);
+  if (rc) return rc;
   char *p;
   long have = BIO_get_mem_data(t->wbio, &p);
   size_t done = 0;
-  if (have > 0) {
+  if (have > 0 && !t->inflight) {
     rc = uv_try_write(&s->u.stream, &(uv_buf_t){.base = p, .len = (size_t)have}, 1);
     if (rc < 0 && rc != UV_EAGAIN) {
       (void)BIO_reset(t->wbio);
@@ -663,6 +709,7 @@ static void on_idle(uv_idle_t *h) {
 
 static int tls_start_reading(loom_stream_t *s, uv_alloc_cb alloc, uv_read_cb read) {
   tls_t *t = tls_of(s);
+  if (t->handshaking) return UV_EBUSY; /* another task is in loom_tls_start */
   t->alloc = alloc;
   t->read = read;
   t->active = 1;
@@ -924,7 +971,7 @@ static int start(loom_stream_t *s, loom_tls_ctx_t *ctx, int server, const char *
       t->alpn[n] = 0;
     }
   } else {
-    if (!t->err[0]) describe(t->err, t->ssl, rc);
+    if (!t->err[0]) describe(t->err, verify_failed(t) ? t->ssl : NULL, rc);
     memcpy(thread_err, t->err, ERRLEN);
     if (!t->fatal) t->fatal = rc;
   }
