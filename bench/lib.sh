@@ -35,6 +35,15 @@ bench_install() {
   done
 }
 
+# kill_tree PID [SIGNAL]: signals PID and all its descendants, children
+# first (a server started as `{ time server; } &` is a subshell whose
+# child is the server).
+kill_tree() {
+  local c
+  for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill_tree "$c" "${2:-TERM}"; done
+  kill -"${2:-TERM}" "$1" 2>/dev/null || true
+}
+
 # A port of 127.0.0.1 free right now (the kernel's pick).
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

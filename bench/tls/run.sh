@@ -94,13 +94,16 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-tlsbench.XXXXXX")
 srv_pid=""
 stop_server() {
   if [ -n "$srv_pid" ]; then
-    kill -TERM "$srv_pid" 2>/dev/null || true
+    kill_tree "$srv_pid"
     wait "$srv_pid" 2>/dev/null || true
     srv_pid=""
   fi
 }
+# Every process the runner started, servers of the runs in $(...)
+# subshells included: none outlives an interrupted run.
 cleanup() {
-  stop_server
+  local c
+  for c in $(ps -o pid= --ppid $$ 2>/dev/null); do kill_tree "$c"; done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
