@@ -1284,6 +1284,111 @@ static void test_close_wait_is_bounded(void **state) {
   assert_true(r.close_ms < 5000);
 }
 
+/* ---- upload, then close ------------------------------------------------------------ */
+
+/* A client that only writes never reads the session tickets a TLS 1.3
+ * server sends after the handshake: closing a socket with unread bytes
+ * makes the kernel reset the connection and drop what it had not sent
+ * yet. The close must not lose the upload's tail. The server is another
+ * process (in this one, its reads would empty the client's kernel buffers
+ * before the close), late to read, so the client's kernel still holds some
+ * of the upload when the client closes. */
+typedef struct {
+  int fd; /* the pipe to the parent: the port, then the outcome */
+  size_t got;
+  int end_rc;
+} upload_t;
+
+#define UPLOAD (16u << 20)
+
+static int upload_sink(loom_stream_t *s, void *arg) {
+  upload_t *u = arg;
+  static char buf[64 * 1024];
+  ssize_t n;
+  loom_sleep(300);
+  while ((n = loom_read(s, buf, sizeof(buf))) > 0) u->got += (size_t)n;
+  u->end_rc = (int)n;
+  loom_close(s);
+  return 0;
+}
+
+static int upload_server(void *arg) {
+  upload_t *u = arg;
+  loom_tls_ctx_t *sctx = server_ctx("server", NULL);
+  loom_server_t *srv;
+  int port = -1;
+  if (sctx && loom_tls_serve(&srv, "127.0.0.1", 0, sctx, upload_sink, u, NULL) == 0)
+    port = loom_server_port(srv);
+  if (write(u->fd, &port, sizeof(port)) != sizeof(port) || port < 0) return 0;
+  loom_scope_t sc;
+  loom_timeout_enter(&sc, 20000);
+  while (u->end_rc == 0 && u->got < UPLOAD + 1 && loom_server_connections(srv) == 0)
+    loom_sleep(5);
+  while (loom_server_connections(srv) > 0) loom_sleep(5);
+  loom_scope_exit(&sc);
+  loom_server_close(srv, 100);
+  loom_tls_ctx_free(sctx);
+  return 0;
+}
+
+typedef struct {
+  int port, rc;
+} uclient_t;
+
+static int upload_client(void *arg) {
+  uclient_t *c = arg;
+  loom_tls_ctx_t *cctx = client_ctx(NULL);
+  loom_stream_t *s;
+  c->rc = cctx ? loom_tls_connect(&s, "127.0.0.1", c->port, cctx, NULL) : -100;
+  if (c->rc == 0) {
+    static char block[64 * 1024];
+    for (size_t i = 0; i < UPLOAD / sizeof(block) && c->rc == 0; i++)
+      c->rc = loom_write(s, block, sizeof(block));
+    if (c->rc == 0) c->rc = loom_drain(s);
+    loom_close(s);
+  }
+  loom_tls_ctx_free(cctx);
+  return 0;
+}
+
+static void test_upload_then_close(void **state) {
+  (void)state;
+  if (!need_certs()) skip();
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    upload_t u = {.fd = fds[1]};
+    loom_run(upload_server, &u);
+    struct {
+      size_t got;
+      int end_rc;
+    } out;
+    memset(&out, 0, sizeof(out)); /* the padding too: it goes down a pipe */
+    out.got = u.got;
+    out.end_rc = u.end_rc;
+    _exit(write(fds[1], &out, sizeof(out)) == sizeof(out) ? 0 : 1);
+  }
+  close(fds[1]);
+  uclient_t c = {0};
+  assert_int_equal(read(fds[0], &c.port, sizeof(c.port)), sizeof(c.port));
+  assert_true(c.port > 0);
+  assert_loom_ok(loom_run(upload_client, &c));
+  struct {
+    size_t got;
+    int end_rc;
+  } out = {0, -1};
+  assert_int_equal(read(fds[0], &out, sizeof(out)), sizeof(out));
+  close(fds[0]);
+  int status;
+  waitpid(pid, &status, 0);
+  assert_loom_ok(c.rc);
+  assert_int_equal(out.got, UPLOAD);
+  assert_loom_ok(out.end_rc); /* EOF: the client's close_notify */
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_loopback),
     cmocka_unit_test(test_verify_ok),
@@ -1304,6 +1409,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_renegotiation_refused),
     cmocka_unit_test(test_allocation_failures),
     cmocka_unit_test(test_close_wait_is_bounded),
+    cmocka_unit_test(test_upload_then_close),
 };
 
 int main(void) {

@@ -47,6 +47,13 @@
  * aborted and the write returns UV_ENOBUFS, as redis closes a client past
  * its output buffer limit.
  *
+ * Layers. A stream may have a layer between it and its handle (io.h's
+ * loom__rsource_t): a file's reads on the thread pool, or TLS (src/tls),
+ * which reads the socket itself and stands in for uv_try_write/uv_write.
+ * Everything above (buffers, readers, gathering, marks, limits, close)
+ * is the same for every stream; a plain stream's write path is compiled
+ * without the layer's tests (writev_via).
+ *
  * Life. The public loom_stream_t * is a handle token (core/handle.h): a call
  * on a closed stream returns UV_EBADF. The struct is heap memory freed only
  * once the handle's close callback has run (libuv runs it after every
@@ -657,8 +664,9 @@ static void on_write(uv_write_t *req, int status) {
 
 void loom__stream_wrote(loom_stream_t *s, size_t n, int status) { wrote(s, n, status); }
 
-/* uv_try_write and uv_write, or the layer's (a TLS stream's): the plain
- * stream pays one test of a pointer it has loaded already. */
+/* uv_try_write and uv_write, or the layer's (a TLS stream's), for the
+ * flush and the queued rest of a write; loom_writev's own path is compiled
+ * once per kind (writev_via). */
 static int try_write(loom_stream_t *s, const uv_buf_t *bufs, unsigned nbufs) {
   if (s->src) return s->src->try_write(s, bufs, nbufs);
   return uv_try_write(&s->u.stream, bufs, nbufs);

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "io/io.h"
 #include "loom/scope.h"
@@ -729,8 +730,26 @@ static void tls_stop_reading(loom_stream_t *s) {
   raw_update(t);
 }
 
+/* Reads and drops what the peer sent that nobody read (a TLS 1.3 server's
+ * session tickets, to a client that only wrote): Linux closes a socket
+ * with unread bytes by a reset, which throws away what its send buffer
+ * still holds, the tail of an upload, and the peer sees ECONNRESET instead
+ * of our close_notify. Bounded: a peer still sending is reset all the
+ * same. */
+static void drop_unread(loom_stream_t *s) {
+  uv_os_fd_t fd;
+  if (uv_fileno(&s->u.handle, &fd) != 0) return;
+  char small[512];
+  char *buf = loom__io_bounce(s->obj.rt);
+  size_t len = buf ? LOOM__IO_BOUNCE : sizeof(small);
+  if (!buf) buf = small;
+  for (int i = 0; i < 64; i++)
+    if (recv(fd, buf, len, MSG_DONTWAIT) <= 0) break;
+}
+
 static void tls_close(loom_stream_t *s) {
   tls_t *t = tls_of(s);
+  drop_unread(s);
   if (t->reading_raw) uv_read_stop(&s->u.stream);
   t->reading_raw = 0;
   t->active = 0;
