@@ -6,10 +6,11 @@
 # BUILD_DIR (default: build-bench in the source tree) is configured with
 # CMAKE_BUILD_TYPE=Release and LOOM_BUILD_BENCH=ON if it has no CMake cache
 # yet, and built either way. BENCH is any of: switch yield spawn scale gather
-# queue lock fairness offload sproc (default: all). Every program runs pinned to one CPU
+# queue lock fairness offload sproc tls (default: all). Every program runs pinned to one CPU
 # with taskset when it is available; Go peers run with GOMAXPROCS=1, Python
 # peers on uvloop. sproc (spawn + wait of /bin/true) has its own runner,
-# bench/subprocess/run.sh, run after the table.
+# bench/subprocess/run.sh, run after the table; so has tls (HTTPS and bulk
+# TLS against nginx and openssl, bench/tls/run.sh: LOOM_TLSBENCH_* settings).
 #
 # Environment:
 #   LOOM_BENCH_CPU       CPU to pin to (default: the last one allowed)
@@ -28,16 +29,17 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
 build=${1:-$src/build-bench}
 [ $# -gt 0 ] && shift
-benches=${*:-switch yield spawn scale gather queue lock fairness offload sproc}
-sproc=""
+benches=${*:-switch yield spawn scale gather queue lock fairness offload sproc tls}
+sproc="" tls=""
 for b in $benches; do
   case $b in switch|yield|spawn|scale|gather|queue|lock|fairness|offload) ;;
     sproc) sproc=1 ;;
+    tls) tls=1 ;;
     *)
-    echo "run.sh: unknown benchmark '$b' (switch yield spawn scale gather queue lock fairness offload sproc)" >&2; exit 2;;
+    echo "run.sh: unknown benchmark '$b' (switch yield spawn scale gather queue lock fairness offload sproc tls)" >&2; exit 2;;
   esac
 done
-benches=$(echo " $benches " | sed 's/ sproc / /g')
+benches=$(echo " $benches " | sed 's/ sproc / /g; s/ tls / /g')
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -272,5 +274,9 @@ if grep '^# FAILED' "$results" >&2; then exit 1; fi
 if [ -n "$sproc" ]; then
   echo
   sh "$here/subprocess/run.sh" "$build"
+fi
+if [ -n "$tls" ]; then
+  echo
+  bash "$here/tls/run.sh" "$build"
 fi
 exit 0

@@ -210,3 +210,16 @@ if(LOOM_WITH_TLS AND TARGET example-tls_echo_server AND LOOM_TEST_OPENSSL)
            $<TARGET_FILE:example-tls_echo_server>)
   set_tests_properties(example-tls_echo_server PROPERTIES TIMEOUT 300)
 endif()
+
+# https_hello's self-test, with the certificates of tls-certs.sh (made once
+# in the build tree; not registered without the openssl tool).
+if(TARGET example-https_hello AND LOOM_TEST_OPENSSL)
+  set(certs ${CMAKE_CURRENT_BINARY_DIR}/https_hello-certs)
+  add_test(NAME example-https_hello-selftest COMMAND sh ${LOOM_EXAMPLE_CHECK}
+           ${LOOM_EXAMPLE_EXPECTED}/https_hello-selftest.txt --
+           sh -c "sh \"$0\" \"$1\" >/dev/null 2>&1 && shift && exec \"$@\""
+           ${CMAKE_CURRENT_SOURCE_DIR}/tls-certs.sh ${certs} ${LOOM_TEST_WRAPPER}
+           $<TARGET_FILE:example-https_hello> --selftest ${certs}/server.pem
+           ${certs}/server.key ${certs}/ca.pem)
+  set_tests_properties(example-https_hello-selftest PROPERTIES TIMEOUT 300)
+endif()

@@ -60,8 +60,10 @@ redis_servers=${LOOM_REALLOAD_REDIS:-loom redis}
 scpu=${LOOM_REALLOAD_SERVER_CPU:-1}
 ccpu=${LOOM_REALLOAD_CLIENT_CPU:-0}
 
-say() { printf '%s\n' "$*" >&2; }
-die() { say "run.sh: $*"; exit 1; }
+# say, die, bench_install, free_port, port_open, proc_cpu_ticks,
+# proc_peak_rss_kib, rotate, AWK_MEDIAN
+# shellcheck source=bench/lib.sh
+. "$src/bench/lib.sh"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-realload.XXXXXX")
 srv_pid=""
@@ -81,31 +83,9 @@ trap 'exit 130' INT TERM
 
 # ---- tools ------------------------------------------------------------------
 # Debian's packages: the load tools, the peers, and what the checks use.
-need_pkgs=""
-want() { command -v "$1" >/dev/null 2>&1 || need_pkgs="$need_pkgs $2"; }
-want wrk wrk
-want redis-benchmark redis-tools
-want redis-server redis-server
-want nginx nginx-light
-want node nodejs
-want go golang-go
-want python3 python3
-want taskset util-linux
-if [ -n "$need_pkgs" ]; then
-  if [ "${LOOM_REALLOAD_NO_INSTALL:-0}" = 1 ] || [ "$(id -u)" != 0 ]; then
-    die "missing:$need_pkgs (apt-get install them, or run as root)"
-  fi
-  say "== installing:$need_pkgs"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >&2
-  # shellcheck disable=SC2086
-  apt-get install -y -q --no-install-recommends $need_pkgs >&2
-  # A freshly installed package's service (redis-server, nginx) must not
-  # stay up next to the servers measured.
-  for svc in redis-server nginx; do
-    if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
-  done
-fi
+bench_install "${LOOM_REALLOAD_NO_INSTALL:-0}" wrk:wrk redis-benchmark:redis-tools \
+  redis-server:redis-server nginx:nginx-light node:nodejs go:golang-go python3:python3 \
+  taskset:util-linux
 
 # ---- build ------------------------------------------------------------------
 if [ ! -f "$build/CMakeCache.txt" ]; then
@@ -141,9 +121,6 @@ say "== $(wrk --version 2>&1 | head -n 1 | cut -c1-60); $(redis-server --version
 say "== $(nginx -v 2>&1); node $(node --version); $(go version | cut -d' ' -f3)"
 
 # ---- servers ----------------------------------------------------------------
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # start_server NAME: starts it on a free port (sets srv_pid and port) and
 # waits until it accepts connections.
@@ -199,7 +176,7 @@ EOF
     if [ -z "$port" ]; then
       port=$(sed -n 's/^serving on .*:\([0-9][0-9]*\).*/\1/p' "$tmp/srv.out" | head -n 1)
     fi
-    if [ -n "$port" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    if [ -n "$port" ] && port_open "$port"; then return 0; fi
     kill -0 "$srv_pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -208,8 +185,8 @@ EOF
 }
 
 # utime + stime of the server, in clock ticks.
-cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$srv_pid/stat"; }
-peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$srv_pid/status"; }
+cpu_ticks() { proc_cpu_ticks "$srv_pid"; }
+peak_rss_kib() { proc_peak_rss_kib "$srv_pid"; }
 hz=$(getconf CLK_TCK)
 
 # ---- correctness --------------------------------------------------------------
@@ -322,10 +299,8 @@ for suite in $suites; do
   for case in $cases; do
     for r in $(seq "$rounds"); do
       # Rotate the order: each server goes first in some round.
-      set -- $servers
-      k=$(( (r - 1) % $# ))
-      order="$(echo "$servers" | tr ' ' '\n' | tail -n +$((k + 1)) | tr '\n' ' ')$(echo "$servers" | tr ' ' '\n' | head -n "$k" | tr '\n' ' ')"
-      for s in $order; do
+      # shellcheck disable=SC2086
+      for s in $(rotate "$r" $servers); do
         out=$(run_one "$suite" "$case" "$s")
         echo "$suite $case $r $s $out" >>"$results"
         say "   $suite $case round $r: $s $out"
@@ -346,12 +321,7 @@ summarise() {
   printf '|---|'; for s in $servers; do printf -- '---|'; done
   for s in $servers; do [ "$s" = loom ] || printf -- '---|'; done; echo
   for case in $cases; do
-    awk -v suite="$suite" -v cs="$case" -v servers="$servers" '
-      function median(a, n,   i, j, t) {
-        for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
-          t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-      }
+    awk -v suite="$suite" -v cs="$case" -v servers="$servers" "$AWK_MEDIAN"'
       $1 == suite && $2 == cs { rps[$4, $3] = $5; cpu[$4, $3] = $6
         if ($7 > rss[$4]) rss[$4] = $7; if ($3 > nr) nr = $3 }
       END {
@@ -388,12 +358,7 @@ summarise_idle() {
   for s in $http_servers; do [ "$s" = loom ] || printf ' loom/%s |' "$s"; done; echo
   printf '|---|'; for s in $http_servers; do printf -- '---|'; done
   for s in $http_servers; do [ "$s" = loom ] || printf -- '---|'; done; echo
-  awk -v servers="$http_servers" '
-    function median(a, n,   i, j, t) {
-      for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
-        t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
+  awk -v servers="$http_servers" "$AWK_MEDIAN"'
     $1 == "idle" { k = ++n[$4]; rss[$4, k] = $5; hwm[$4, k] = $6 }
     END {
       ns = split(servers, sv, " ")
