@@ -275,6 +275,35 @@ static void test_enable_again_sets_thresholds(void **state) {
   assert_null(strstr(out, "has been running"));
 }
 
+/* Lowering the threshold of a running debug mode (and a threshold of a
+ * few ms) still reports: the watchdog samples at the new pace. It did not:
+ * the old 12.5 ms period looked like a stall of the watchdog at every
+ * sample of a 10 ms threshold. */
+static int lower_main(void *arg) {
+  uint64_t slow = (uint64_t)(uintptr_t)arg;
+  int rc = loom_debug_enable(NULL, NULL);
+  loom_debug_opts_t o = {.slow_task_ms = slow};
+  rc |= loom_debug_enable(NULL, &o);
+  if (rc) return rc;
+  loom_task_t *t;
+  loom_task_opts_t to = {.name = "busy"};
+  loom_spawn_ex(&t, busy_task, (void *)(uintptr_t)200, &to);
+  return loom_join(t, NULL);
+}
+
+static void test_lower_threshold_reports(void **state) {
+  (void)state;
+  uint64_t slows[] = {10, 4};
+  for (int i = 0; i < 2; i++) {
+    unset_env();
+    capture_begin();
+    int rc = loom_run(lower_main, (void *)(uintptr_t)slows[i]);
+    const char *out = capture_end();
+    assert_loom_ok(rc);
+    assert_non_null(strstr(out, "'busy' has been running for at least "));
+  }
+}
+
 /* ---- unjoined tasks -------------------------------------------------------- */
 
 static int quick_task(void *arg) {
@@ -551,6 +580,7 @@ int main(void) {
       cmocka_unit_test(test_slow_task_run_from_a_callback_reported),
       cmocka_unit_test(test_slow_tasks_of_two_runtimes),
       cmocka_unit_test(test_enable_again_sets_thresholds),
+      cmocka_unit_test(test_lower_threshold_reports),
       cmocka_unit_test(test_quick_tasks_not_reported),
       cmocka_unit_test(test_lone_yielding_task_not_reported),
       cmocka_unit_test(test_unjoined_task_reported),

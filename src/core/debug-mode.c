@@ -412,8 +412,11 @@ static void *watchdog_main(void *arg) {
     uint64_t c = switches_of(rt);
     /* The watchdog itself did not run for half a threshold (the process
      * was stopped, or starved of CPU on a loaded machine): it cannot vouch
-     * that the loop's thread ran meanwhile, so the count starts afresh. */
-    int gap = now - d->last_sample > d->slow_ns / 2;
+     * that the loop's thread ran meanwhile, so the count starts afresh.
+     * Never less than two periods: a small threshold would see a gap at
+     * every sample and never report. */
+    uint64_t late = d->slow_ns / 2 > 2 * d->period_ns ? d->slow_ns / 2 : 2 * d->period_ns;
+    int gap = now - d->last_sample > late;
     d->last_sample = now;
     if (c != d->seen || gap) {
       d->seen = c;
@@ -538,6 +541,17 @@ static uint64_t env_ms(const char *name, uint64_t dflt) {
   return *end || !n ? dflt : (uint64_t)n;
 }
 
+/* The watchdog's period for thresholds in ms: eight samples per threshold,
+ * at most every 10 ms (a report's "at least N ms" is short of the truth by
+ * up to a period), not more often than every 2 ms. */
+static uint64_t sample_period(uint64_t slow, uint64_t hold) {
+  uint64_t least = slow < hold ? slow : hold;
+  uint64_t p = least * 1000000 / 8;
+  if (p > 10000000) p = 10000000;
+  if (p < 2000000) p = 2000000;
+  return p;
+}
+
 int loom_debug_enable(loom_t *rt, const loom_debug_opts_t *opts) {
   if (!rt) rt = loom__handle_rt();
   /* The signal goes to the runtime's thread: the caller's. */
@@ -552,6 +566,8 @@ int loom_debug_enable(loom_t *rt, const loom_debug_opts_t *opts) {
     d->slow_ns = slow * 1000000;
     d->lock_ns = hold * 1000000;
     d->report_unjoined = unjoined;
+    d->period_ns = sample_period(slow, hold);
+    pthread_cond_signal(&d->cv); /* sample at the new pace now */
     pthread_mutex_unlock(&d->mu);
     return 0;
   }
@@ -566,13 +582,7 @@ int loom_debug_enable(loom_t *rt, const loom_debug_opts_t *opts) {
   d->slow_ns = slow * 1000000;
   d->lock_ns = hold * 1000000;
   d->report_unjoined = unjoined;
-  uint64_t least = slow < hold ? slow : hold;
-  /* Eight samples per threshold, at most every 10 ms (a report's "at
-   * least N ms" is short of the truth by up to a period), not more often
-   * than every 2 ms. */
-  d->period_ns = least * 1000000 / 8;
-  if (d->period_ns > 10000000) d->period_ns = 10000000;
-  if (d->period_ns < 2000000) d->period_ns = 2000000;
+  d->period_ns = sample_period(slow, hold);
   d->loop_thread = pthread_self();
   d->pid = getpid();
   d->seen = switches_of(rt);
