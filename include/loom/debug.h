@@ -9,7 +9,8 @@
  * stack. As text for people, as JSON for tools.
  *
  * Under loom_run, SIGQUIT (Ctrl-\) writes the dump to stderr and the
- * program goes on running, as Go does; loom_dump_signal picks another signal
+ * program goes on running (Go dumps its goroutines and exits; a loom
+ * program that wants Ctrl-\ to quit turns the dump off); loom_dump_signal picks another signal
  * or turns it off, and so does the environment variable LOOM_DUMP_SIGNAL (a
  * number, or 0 for off). A loom_signal_t watcher the program opens on that
  * signal takes it over while it is open, as for SIGINT.
@@ -127,16 +128,19 @@ LOOM_EXTERN int loom_debug_disable(loom_t *rt);
 /* 1 if debug mode is on in rt, 0 if not. */
 LOOM_EXTERN int loom_debug_enabled(loom_t *rt);
 
-/* ---- debug mode, continued (debugmode's block) --------------------------
- * loom_debug_enable and loom_debug_disable are called on the runtime's
- * thread (from a task, or host code after loom_init), rt NULL meaning its
- * runtime; UV_EINVAL from any other thread. Enabling again changes the
- * thresholds. The environment at the runtime's start: LOOM_DEBUG=1 turns
- * it on, LOOM_DEBUG_SLOW_MS and LOOM_DEBUG_LOCK_MS set the thresholds.
- * Reports go to stderr, one write each, prefixed "loom: debug: ". Debug
- * mode runs a watchdog thread per runtime and takes the realtime signal
- * SIGRTMAX-3 (docs/debug-mode.md). loom_debug_enabled(NULL) answers for
- * the caller's runtime (0 outside one). */
+/* More on debug mode: loom_debug_enable and loom_debug_disable are
+ * called on the runtime's thread (from a task, or host code after
+ * loom_init), rt NULL meaning its runtime; UV_EINVAL from any other
+ * thread. Enabling again changes the thresholds. The environment at the
+ * runtime's start: LOOM_DEBUG=1 turns it on, LOOM_DEBUG_SLOW_MS and
+ * LOOM_DEBUG_LOCK_MS set the thresholds. Reports go to stderr, one write
+ * each, prefixed "loom: debug: ". Debug mode runs a watchdog thread per
+ * runtime and takes the realtime signal SIGRTMAX-3 (docs/debug-mode.md):
+ * the signal that samples a slow task interrupts a blocking system call
+ * the task is in (sleep(3), poll(2), a blocking connect return early or
+ * with EINTR), so debug mode is for programs whose tasks do not block the
+ * thread, which is what it looks for. loom_debug_enabled(NULL) answers
+ * for the caller's runtime (0 outside one). */
 
 #ifdef __cplusplus
 }

@@ -47,7 +47,8 @@ extern "C" {
  *
  * A socket file left at `path` by a process that is gone (nothing accepts
  * on it) is replaced; anything else there is left alone. Errors:
- * UV_EINVAL (NULL path, no runtime), UV_ENAMETOOLONG (longer than a Unix
+ * UV_EINVAL (NULL path, no runtime, or called from another thread than
+ * rt's), UV_ENAMETOOLONG (longer than a Unix
  * socket address holds), UV_EADDRINUSE (a live socket or another file is
  * at path), UV_EALREADY (rt already has a monitor), LOOM_ECLOSED (rt is
  * shutting down), UV_ENOMEM, or the error of bind/listen. */
@@ -56,7 +57,8 @@ LOOM_EXTERN int loom_monitor_start(loom_t *rt, const char *path);
 /* Stops rt's monitor (NULL: the calling task's runtime): removes the
  * socket file at once, then closes the listener and every client
  * connection (their tasks end at the next scheduler pass). UV_ENOENT if rt
- * has no monitor. A new monitor may be started right after. */
+ * has no monitor, UV_EINVAL without a runtime or from another thread than
+ * rt's. A new monitor may be started right after. */
 LOOM_EXTERN int loom_monitor_stop(loom_t *rt);
 
 #ifdef __cplusplus

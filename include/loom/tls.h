@@ -113,7 +113,9 @@ LOOM_EXTERN void *loom_tls_ctx_ssl_ctx(loom_tls_ctx_t *ctx);
 /* Servers: one more certificate, served to clients whose SNI matches
  * server_name exactly (or "*.example.com": a single leading label). The
  * opts' certificate stays the default for other names and clients without
- * SNI. */
+ * SNI. Like loom_tls_ctx_set_sni, it configures the context: call it
+ * before the context serves handshakes, not while it does (the handshakes
+ * read the list without a lock). */
 LOOM_EXTERN int loom_tls_ctx_add_cert(loom_tls_ctx_t *ctx, const char *server_name,
                                       const char *cert_file, const char *key_file);
 

@@ -159,12 +159,12 @@ void loom__suspend(loom_task_t *t, int last) {
      * compiler barrier: else the compiler shares one load and add with the
      * count below, and every switch pays two instructions more.) */
     __asm__ volatile("" ::: "memory");
-    rt->stats.switches++;
+    loom__count_switch(rt);
     t->state = LOOM__RUNNING;
     return;
   }
   rt->prev = t;
-  rt->stats.switches++; /* before current moves: debug mode reads both */
+  loom__count_switch(rt); /* before current moves: debug mode reads both */
   rt->current = next;
   loom__fiber_t *to = &rt->sched;
   if (next) {
@@ -188,7 +188,7 @@ static int take_wake(loom__waiter_t *w, int result) {
 
 /* Runs t from the loop's own stack until it hands the thread back. */
 static void run_from_loop(loom_t *rt, loom_task_t *t) {
-  rt->stats.switches++;
+  loom__count_switch(rt);
   rt->current = t;
   t->state = LOOM__RUNNING;
   loom__fiber_switch(&rt->sched, &t->fiber);

@@ -223,8 +223,11 @@ static void apply_policy(loom_process_t *p) {
     p->policy_applied = 1;
     deliver(p, SIGTERM);
     p->kill_timer.fire = on_kill_timer;
-    loom__timer_add(p->obj.rt, &p->kill_timer,
-                    uv_now(p->obj.rt->loop) + p->kill_after_ms);
+    uint64_t now = uv_now(p->obj.rt->loop);
+    /* Saturating: a huge delay means never, not a wrap to at once. */
+    loom__timer_add(
+        p->obj.rt, &p->kill_timer,
+        p->kill_after_ms > UINT64_MAX - now ? UINT64_MAX : now + p->kill_after_ms);
     p->timer_armed = 1;
     break;
   default: break; /* LEAVE */
