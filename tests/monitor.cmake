@@ -14,8 +14,13 @@ if(LOOM_SANITIZE OR LOOM_TSAN)
 else()
   set(gdb_core core)
 endif()
+if(LOOM_SANITIZE AND LOOM_FIBER_BACKEND STREQUAL "ucontext")
+  set(gdb_parksite noparksite) # test-gdb.sh says why
+else()
+  set(gdb_parksite parksite)
+endif()
 add_test(NAME gdb COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test-gdb.sh
-         ${PROJECT_SOURCE_DIR} $<TARGET_FILE:test-gdb> ${gdb_core})
+         ${PROJECT_SOURCE_DIR} $<TARGET_FILE:test-gdb> ${gdb_core} ${gdb_parksite})
 set_tests_properties(gdb PROPERTIES SKIP_REGULAR_EXPRESSION "SKIPPED: " TIMEOUT 120)
 
 # The monitor's commands, bad commands, clients going away, stop/start,

@@ -12,6 +12,10 @@ set -u
 src=$1
 prog=$2
 core=${3:-core}
+# `noparksite`: ASan's swapcontext interceptor tops every parked stack of
+# the ucontext backend and hides the loom call a task is parked in, so
+# `loom tasks` leaves that column empty there (the backtraces still show).
+parksite=${4:-parksite}
 if ! command -v gdb >/dev/null 2>&1; then
   echo "SKIPPED: gdb is not installed"
   exit 0
@@ -87,9 +91,15 @@ for out in live core; do
   sed -n '/^==tasks/,/^==bt-sleeper/p' "$f" >"$tmp/tasks"
   check "$tmp/tasks" "$out: header" '^runtime 0x[0-9a-f]+: 5 tasks$'
   check "$tmp/tasks" "$out: main" '^ +1 +main +running +\[main\]'
-  check "$tmp/tasks" "$out: sleeper" '^ +2 +sleeper +parked +.*loom_+sleep'
-  check "$tmp/tasks" "$out: event-waiter" '^ +3 +event-waiter +parked +.*loom_+event_wait'
-  check "$tmp/tasks" "$out: lock-waiter" '^ +4 +lock-waiter +parked +.*loom_+lock_acquire'
+  if [ "$parksite" = parksite ]; then
+    check "$tmp/tasks" "$out: sleeper" '^ +2 +sleeper +parked +.*loom_+sleep'
+    check "$tmp/tasks" "$out: event-waiter" '^ +3 +event-waiter +parked +.*loom_+event_wait'
+    check "$tmp/tasks" "$out: lock-waiter" '^ +4 +lock-waiter +parked +.*loom_+lock_acquire'
+  else
+    check "$tmp/tasks" "$out: sleeper" '^ +2 +sleeper +parked +sleep until'
+    check "$tmp/tasks" "$out: event-waiter" '^ +3 +event-waiter +parked +event 0x'
+    check "$tmp/tasks" "$out: lock-waiter" '^ +4 +lock-waiter +parked +lock 0x'
+  fi
   check "$tmp/tasks" "$out: quick" '^ +5 +quick +finished'
   sed -n '/^==bt-sleeper/,/^==bt-event/p' "$f" >"$tmp/bt2"
   check "$tmp/bt2" "$out: bt 2 title" "^task 2 'sleeper' \\(parked\\)"

@@ -95,6 +95,9 @@ static void on_closed(uv_handle_t *h) {
   loom__debug_free(rt);
   loom__overflow_thread_fini(rt->altstack);
   if (loom__tls_home == rt) loom__tls_home = NULL;
+  /* The thread's last switch landed on rt's scheduler fiber: forget it,
+   * or a sanitizer's death callback later would read freed memory. */
+  if (loom__fiber_running == &rt->sched) loom__fiber_running = NULL;
   if (rt->run_status) *rt->run_status = rt->main_status;
   void (*cb)(void *) = rt->shutdown_cb;
   void *data = rt->shutdown_data;

@@ -78,10 +78,11 @@ void loom__fiber_init(loom__fiber_t *f, void *lo, size_t size, void (*fn)(void *
  * inline: a switch makes the CPU mispredict the returns of the resumed fiber
  * wherever its call chain differs from the one that switched out, and one
  * call level less is one return less to mispredict (docs/fiber.md). */
+/* The fiber this thread runs (the last switch's destination). */
+extern LOOM__TLS loom__fiber_t *loom__fiber_running;
 #ifdef LOOM__SWITCH_HOOKS
 void loom__fiber_switch(loom__fiber_t *from, loom__fiber_t *to);
 #else
-extern LOOM__TLS loom__fiber_t *loom__fiber_running;
 static inline void loom__fiber_switch(loom__fiber_t *from, loom__fiber_t *to) {
   loom__fiber_running = to; /* whoever switches back to `from` sets it again */
   loom__ctx_switch(&from->ctx, &to->ctx);
