@@ -233,6 +233,57 @@ static void test_process_terminate_policy(void **state) {
   assert_true(no_children());
 }
 
+/* TERMINATE with a delay too large to add to the clock: SIGTERM, and no
+ * SIGKILL ever (the deadline used to wrap around and kill at once). */
+static int never_owner(void *arg) {
+  loom_process_t **pp = arg;
+  loom_process_opts_t o = piped(0, 1, 0);
+  o.on_cancel = LOOM_PROCESS_TERMINATE;
+  o.kill_after_ms = UINT64_MAX;
+  r.rc[0] = loom_process_spawn(pp, HELPER("ignore-term"), &o);
+  char line[64];
+  r.rc[1] = loom_read_line(loom_process_stream(*pp, 1), line, sizeof line);
+  r.rc[2] = loom_process_wait(*pp, NULL); /* cancelled here: SIGTERM */
+  loom_scope_t sh, to;
+  loom_shield_enter(&sh);
+  loom_timeout_enter(&to, 300);
+  r.rc[3] = loom_process_wait(*pp, NULL); /* it ignores SIGTERM: runs on */
+  loom_scope_exit(&to);
+  r.rc[4] = loom_process_kill(*pp);
+  int st = 0;
+  r.rc[5] = loom_process_wait(*pp, &st);
+  r.rc[6] = st;
+  loom_scope_exit(&sh);
+  loom_process_close(*pp);
+  return 0;
+}
+
+static int never_main(void *arg) {
+  (void)arg;
+  loom_process_t *p = NULL;
+  loom_task_t *t;
+  loom_spawn(&t, never_owner, &p);
+  while (r.rc[1] == 0) loom_sleep(1);
+  loom_sleep(5);
+  loom_cancel(t);
+  int st;
+  return loom_join(t, &st);
+}
+
+static void test_process_terminate_huge_delay(void **state) {
+  (void)state;
+  rec_reset();
+  assert_loom_ok(loom_run(never_main, NULL));
+  assert_loom_ok(r.rc[0]);
+  assert_int_equal(r.rc[1], 6);
+  assert_loom_err(r.rc[2], UV_ECANCELED);
+  assert_loom_err(r.rc[3], UV_ETIMEDOUT);
+  assert_loom_ok(r.rc[4]);
+  assert_loom_ok(r.rc[5]);
+  assert_int_equal(r.rc[6], -SIGKILL);
+  assert_true(no_children());
+}
+
 /* ---- stdio: pipes, /dev/null, a descriptor, env, cwd ---------------------- */
 
 static int stdio_main(void *arg) {
@@ -970,6 +1021,7 @@ int main(void) {
       cmocka_unit_test(test_process_exit_status_and_kill),
       cmocka_unit_test(test_process_ignores_sigterm),
       cmocka_unit_test(test_process_terminate_policy),
+      cmocka_unit_test(test_process_terminate_huge_delay),
       cmocka_unit_test(test_process_stdio),
       cmocka_unit_test(test_process_no_fd_inherited),
       cmocka_unit_test(test_process_communicate_10mib),
