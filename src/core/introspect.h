@@ -112,6 +112,11 @@ void loom__signal_give_back(uv_signal_t *h, int signum, uv_close_cb close_cb);
 int loom__signal_watched(struct loom_s *rt, int signum);
 void loom__signal_describe(const void *w, char *buf, size_t n);
 
+/* http/curl.c: "GET http://..." for a LOOM__W_HTTP wait's object, into
+ * buf; "" in a build without the HTTP client (a weak default in dump.c).
+ * Returns buf. */
+char *loom__http_describe(const void *xfer, char *buf, size_t n);
+
 /* backtrace.c. Return addresses of the suspended stack of a parked, ready
  * or finished task t (at most max; the innermost first), or of the calling
  * task when t is the one running. Never follows a frame pointer outside t's

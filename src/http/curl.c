@@ -37,6 +37,7 @@
  * every task has ended, shutdown cleans it up and closes its libuv handles;
  * it leaves the runtime's list when the last close callback has run.
  */
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,6 +355,21 @@ static void xfer_end(xfer_t *x) {
   loom__list_remove(&x->mu->xfers, &x->link);
   curl_multi_remove_handle(x->mu->m, x->easy);
   curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x->user_private);
+}
+
+/* What a dump says an HTTP wait is for: the method and the URL of the
+ * transfer. x lives in the parked task's frame for as long as the dump can
+ * see the wait, and libcurl answers these from the handle without I/O. */
+char *loom__http_describe(const void *xfer, char *buf, size_t n) {
+  const xfer_t *x = xfer;
+  char *url = NULL, *method = NULL;
+  if (!n) return buf;
+  buf[0] = 0;
+  if (!x || !x->easy) return buf;
+  curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url);
+  curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_METHOD, &method);
+  snprintf(buf, n, "%s %s", method ? method : "GET", url ? url : "?");
+  return buf;
 }
 
 /* Parks the task until x is woken (done, or body bytes for a stream). */
