@@ -11,6 +11,7 @@
  * first failure, asserted on the main stack once loom_run has returned. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -434,6 +435,107 @@ static void test_wait_and_as_completed(void **state) {
   run(combinators_main);
 }
 
+/* ---- a lock's holder ------------------------------------------------------------ */
+
+static loom_lock_t accounts;
+
+__attribute__((noinline)) static int w_lock(void *a) {
+  (void)a;
+  int rc = loom_lock_acquire(&accounts);
+  after++;
+  if (rc == 0) loom_lock_release(&accounts);
+  return rc;
+}
+
+/* Takes the lock and keeps it until cancelled (a = 0), or ends holding
+ * it (a = 1). */
+static int holder(void *a) {
+  int rc = loom_lock_acquire(&accounts);
+  if (rc || a) return rc;
+  rc = loom_sleep(UINT64_MAX);
+  loom_lock_release(&accounts);
+  return rc;
+}
+
+static int lock_main(void *a) {
+  (void)a;
+  loom_lock_init(&accounts);
+  loom_debug_name(&accounts, "accounts");
+  /* Held by a running task. */
+  loom_task_t *h = spawn_named(holder, NULL, "worker");
+  loom_yield();
+  loom_task_t *w = spawn_named(w_lock, NULL, "w_lock");
+  check_parked(w, "w_lock", " held by task ", "lock");
+  char want[128], addr[32];
+  snprintf(addr, sizeof(addr), "%p", (void *)&accounts);
+  snprintf(want, sizeof(want),
+           ": lock 'accounts' (%s) held by task %" PRIu64 " 'worker'\n", addr,
+           loom_task_id(h));
+  if (!strstr(text, want)) failed("w_lock: not \"%s\":\n%s", want, text);
+  if (!strstr(json, "held by task ")) failed("w_lock: no holder in JSON:\n%s", json);
+  loom_cancel(h);
+  loom_join(h, NULL);
+  loom_join(w, NULL);
+  /* Handed over: the longest waiter holds it from the release on, before
+   * it runs. */
+  loom_lock_acquire(&accounts);
+  w = spawn_named(w_lock, NULL, "w_lock");
+  loom_task_t *w2 = spawn_named(w_lock, NULL, "w_lock");
+  check_parked(w2, "w_lock", " held by task 1 'main'", "lock");
+  loom_lock_release(&accounts);
+  text_len = 0;
+  loom__dump_to(NULL, put_text, NULL, loom_task_id(w2), 0);
+  snprintf(want, sizeof(want), " held by task %" PRIu64 " 'w_lock'\n", loom_task_id(w));
+  if (!strstr(text, want)) failed("w_lock2: not \"%s\":\n%s", want, text);
+  loom_join(w, NULL);
+  loom_join(w2, NULL);
+  /* Held by a task that ended without releasing it. */
+  h = spawn_named(holder, (void *)1, "quitter");
+  uint64_t gone = loom_task_id(h);
+  loom_join(h, NULL);
+  w = spawn_named(w_lock, NULL, "w_lock");
+  check_parked(w, "w_lock", " held by a finished task ", "lock");
+  snprintf(want, sizeof(want), " held by a finished task %" PRIu64 "\n", gone);
+  if (!strstr(text, want)) failed("w_lock: not \"%s\":\n%s", want, text);
+  loom_lock_release(&accounts); /* any task may */
+  loom_join(w, NULL);
+  loom_debug_name(&accounts, NULL);
+  return 0;
+}
+
+static void test_lock_holder(void **state) {
+  (void)state;
+  run(lock_main);
+}
+
+/* Held by host code: an embedded runtime's lock taken before any task. */
+static void test_lock_held_by_host(void **state) {
+  (void)state;
+  failure[0] = 0;
+  uv_loop_t loop;
+  loom_t *rt;
+  loom_task_t *w;
+  assert_loom_ok(uv_loop_init(&loop));
+  assert_loom_ok(loom_init(&rt, &loop, NULL));
+  loom_lock_init(&accounts);
+  assert_loom_ok(loom_lock_try_acquire(&accounts));
+  loom_task_opts_t o = {.name = "w_lock"};
+  assert_loom_ok(loom_spawn_on_ex(rt, &w, w_lock, NULL, &o));
+  uv_run(&loop, UV_RUN_NOWAIT); /* it runs and parks */
+  text_len = 0;
+  assert_loom_ok(loom__dump_to(rt, put_text, NULL, loom_task_id(w), 0));
+  assert_non_null(strstr(text, "'w_lock' parked for "));
+  assert_non_null(strstr(text, ": lock 0x"));
+  assert_non_null(strstr(text, " held by host code\n"));
+  assert_loom_ok(loom_lock_release(&accounts));
+  uv_run(&loop, UV_RUN_DEFAULT); /* it takes the lock, and ends */
+  assert_int_equal(loom_task_done(w), 1);
+  assert_loom_ok(loom_detach(w));
+  assert_loom_ok(loom_shutdown(rt, NULL, NULL));
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_loom_ok(uv_loop_close(&loop));
+}
+
 /* ---- HTTP, against a local server that never answers ------------------------------ */
 
 #ifdef LOOM_TEST_CURL
@@ -501,6 +603,8 @@ int main(void) {
       cmocka_unit_test(test_channel_send),
       cmocka_unit_test(test_write_and_drain),
       cmocka_unit_test(test_wait_and_as_completed),
+      cmocka_unit_test(test_lock_holder),
+      cmocka_unit_test(test_lock_held_by_host),
       cmocka_unit_test(test_http),
   };
   return HARNESS_RUN(tests);

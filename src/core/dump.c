@@ -26,6 +26,7 @@
 
 #include "internal.h"
 #include "loom/debug.h"
+#include "sync/internal.h" /* a lock's holder */
 
 #define NAME_MAX_BYTES 32
 #define MAX_FRAMES 48
@@ -401,6 +402,22 @@ static const char *task_wait_obj_name(loom_task_t *t) {
   return wait_obj_name(t->rt, w->obj, handle);
 }
 
+static loom_task_t *task_by_id(loom_t *rt, uint64_t id);
+
+/* Who holds the lock a task waits for, after its description in buf. */
+static void lock_holder(loom_t *rt, const loom__lock_t *l, char *buf, size_t n) {
+  size_t len = strlen(buf);
+  if (!l->locked || len >= n) return;
+  loom_task_t *h = l->holder ? task_by_id(rt, l->holder) : NULL;
+  if (!l->holder)
+    snprintf(buf + len, n - len, " held by host code");
+  else if (h && h->state != LOOM__DONE)
+    snprintf(buf + len, n - len, " held by task %" PRIu64 " '%s'", l->holder,
+             loom__task_name(h));
+  else /* any task may release it: one that ended holding it never will */
+    snprintf(buf + len, n - len, " held by a finished task %" PRIu64, l->holder);
+}
+
 char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
   buf[0] = 0;
   loom__waiter_t *w = t->wait;
@@ -485,6 +502,7 @@ char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
       snprintf(buf, n, "%s %p", what, obj);
     else
       snprintf(buf, n, "%s", what);
+    if (kind == LOOM__W_LOCK && obj) lock_holder(rt, obj, buf, n);
     break;
   }
   return buf;
