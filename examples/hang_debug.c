@@ -10,7 +10,7 @@
  * writes a task dump to stderr, as Go does for goroutines, and the program
  * runs on:
  *
- *   task 2 'transfer-a' parked for 3012 ms: lock 'ledger' (0x55...)
+ *   task 2 'transfer-a' parked for 3012 ms: lock 'ledger' (0x55...) held by task 3 'transfer-b'
  *       entry transfer (hang_debug)
  *       spawned at hang_main+0x9c (hang_debug)
  *       #0 loom__suspend+0x74 (libloom.so.0.2)
@@ -19,10 +19,11 @@
  *       #3 transfer+0x4b (hang_debug)
  *       ...
  *
- * which says which task waits on which lock, for how long, and where in
- * the code. The names come from loom_debug_name; without them the dump
- * shows the locks' addresses. Ctrl-C (SIGINT) ends the program: the main
- * task is cancelled, and its joins cancel the transfers.
+ * which says which task waits on which lock, which task holds it, for how
+ * long, and where in the code. The names come from loom_debug_name;
+ * without them the dump shows the locks' addresses. Ctrl-C (SIGINT) ends
+ * the program: the main task is cancelled, and its joins cancel the
+ * transfers.
  *
  * See docs/debugging.md.
  */

@@ -4,9 +4,9 @@
 # Tests examples/hang_debug: starts COMMAND (the example, possibly under a
 # wrapper such as valgrind), waits for its "stuck (pid N)" line, sends it
 # SIGQUIT, reads the task dump it writes to stderr up to its stats line,
-# checks that the dump says which task waits on which lock, with the
-# function it waits in, then ends the program with SIGINT and checks that
-# it exits cleanly. Prints the lines it checked; exits 0 if all is well,
+# checks that the dump says which task waits on which lock, which task
+# holds it, and the function it waits in, then ends the program with
+# SIGINT and checks that it exits cleanly. Prints the lines it checked; exits 0 if all is well,
 # 1 if a check failed, 2 if something else went wrong.
 #
 # No sleeps: each step waits for a line of output. The program is killed
@@ -70,8 +70,8 @@ check() { # check DESCRIPTION EXTENDED-REGEX
 }
 check "a dump header" "^loom: task dump, 3 task\\(s\\)"
 check "main waits for transfer-a" "^task 1 'main' parked for [0-9]+ ms: join of task 2 'transfer-a'"
-check "transfer-a waits for the ledger" "^  task 2 'transfer-a' parked for [0-9]+ ms: lock 'ledger' \\(0x[0-9a-f]+\\)"
-check "transfer-b waits for the accounts" "^  task 3 'transfer-b' parked for [0-9]+ ms: lock 'accounts' \\(0x[0-9a-f]+\\)"
+check "transfer-a waits for the ledger, which transfer-b holds" "^  task 2 'transfer-a' parked for [0-9]+ ms: lock 'ledger' \\(0x[0-9a-f]+\\) held by task 3 'transfer-b'\$"
+check "transfer-b waits for the accounts, which transfer-a holds" "^  task 3 'transfer-b' parked for [0-9]+ ms: lock 'accounts' \\(0x[0-9a-f]+\\) held by task 2 'transfer-a'\$"
 check "the backtrace has take()" "^ +#[0-9]+ take\\+0x[0-9a-f]+ "
 check "the backtrace has transfer()" "^ +#[0-9]+ transfer\\+0x[0-9a-f]+ "
 check "stats" "^stats: tasks live 3"

@@ -464,6 +464,51 @@ static void test_host_stop_before_run(void **state) {
   assert_false(exists(path));
 }
 
+/* Start and stop belong to the runtime's own thread: from another one
+ * they fail with UV_EINVAL and leave the monitor as it was. */
+typedef struct {
+  loom_t *rt;
+  int start_rc, stop_rc;
+} other_thread_t;
+
+static void *other_thread(void *arg) {
+  other_thread_t *o = arg;
+  o->start_rc = loom_monitor_start(o->rt, path);
+  o->stop_rc = loom_monitor_stop(o->rt);
+  return NULL;
+}
+
+static void test_other_thread(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  loom_t *rt;
+  assert_loom_ok(loom_init(&rt, &loop, NULL));
+  new_path();
+  other_thread_t o = {.rt = rt};
+  pthread_t th;
+  /* Not started: the other thread can neither start it nor stop it. */
+  assert_int_equal(pthread_create(&th, NULL, other_thread, &o), 0);
+  pthread_join(th, NULL);
+  assert_loom_err(o.start_rc, UV_EINVAL);
+  assert_loom_err(o.stop_rc, UV_EINVAL);
+  assert_false(exists(path));
+  /* Started here: the other thread cannot stop it, nor start a second. */
+  assert_loom_ok(loom_monitor_start(rt, path));
+  assert_int_equal(pthread_create(&th, NULL, other_thread, &o), 0);
+  pthread_join(th, NULL);
+  assert_loom_err(o.start_rc, UV_EINVAL);
+  assert_loom_err(o.stop_rc, UV_EINVAL);
+  /* Still running: stopped from its own thread, once. */
+  assert_loom_ok(loom_monitor_stop(rt));
+  assert_loom_err(loom_monitor_stop(rt), UV_ENOENT);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_loom_ok(loom_shutdown(rt, NULL, NULL));
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  assert_false(exists(path));
+}
+
 /* Runtimes on several threads, each with its own monitor: the monitors'
  * registry is shared (ThreadSanitizer runs this, label `threads`). */
 typedef struct {
@@ -531,6 +576,7 @@ int main(void) {
       cmocka_unit_test(test_env),
       cmocka_unit_test(test_host_start),
       cmocka_unit_test(test_host_stop_before_run),
+      cmocka_unit_test(test_other_thread),
       cmocka_unit_test(test_monitors_on_threads),
   };
   return HARNESS_RUN(tests);

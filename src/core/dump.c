@@ -26,6 +26,7 @@
 
 #include "internal.h"
 #include "loom/debug.h"
+#include "sync/internal.h" /* a lock's holder */
 
 #define NAME_MAX_BYTES 32
 #define MAX_FRAMES 48
@@ -238,13 +239,16 @@ const char *loom__wait_kind_name(unsigned kind) {
 }
 
 /* The peer (or, failing that, the local) address of a stream's libuv
- * handle, into buf; "" if it has none. */
-static void peer_of(const uv_handle_t *h, char *buf, size_t n) {
+ * handle, into buf; "" if it has none. local: the local address only (a
+ * connecting socket has no peer yet). */
+static void peer_of(const uv_handle_t *h, char *buf, size_t n, int local) {
   buf[0] = 0;
   if (h->type == UV_TCP) {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    int rc = uv_tcp_getpeername((const uv_tcp_t *)h, (struct sockaddr *)&ss, &len);
+    int rc = local
+                 ? UV_ENOTCONN
+                 : uv_tcp_getpeername((const uv_tcp_t *)h, (struct sockaddr *)&ss, &len);
     if (rc) {
       len = sizeof(ss);
       rc = uv_tcp_getsockname((const uv_tcp_t *)h, (struct sockaddr *)&ss, &len);
@@ -318,32 +322,47 @@ static void req_describe(unsigned kind, const void *obj, char *buf, size_t n) {
     snprintf(buf, n, "%s", kind == LOOM__W_FILE ? "file call" : "request");
     return;
   }
+  char where[128] = "";
   switch (r->type) {
   case UV_FS: {
     const uv_fs_t *f = obj;
-    snprintf(buf, n, "file %s%s%s%s", fs_name(f->fs_type), f->path ? " '" : "",
-             f->path ? f->path : "", f->path ? "'" : "");
+    if (f->path)
+      snprintf(where, sizeof(where), " '%s'", f->path);
+    else if (f->fs_type == UV_FS_READ || f->fs_type == UV_FS_WRITE ||
+             f->fs_type == UV_FS_FSYNC || f->fs_type == UV_FS_FSTAT ||
+             f->fs_type == UV_FS_CLOSE)
+      snprintf(where, sizeof(where), " on fd %d", (int)f->file);
+    snprintf(buf, n, "file %s%s (%p)", fs_name(f->fs_type), where, obj);
     break;
   }
-  case UV_WORK: snprintf(buf, n, "file call on a thread"); break;
+  case UV_WORK: snprintf(buf, n, "file call on a thread (%p)", obj); break;
   case UV_GETADDRINFO: {
     const uv_getaddrinfo_t *g = obj;
-    snprintf(buf, n, "DNS lookup%s%s%s", g->hostname ? " of '" : "",
-             g->hostname ? g->hostname : "", g->hostname ? "'" : "");
+    if (g->hostname) snprintf(where, sizeof(where), " of '%s'", g->hostname);
+    snprintf(buf, n, "DNS lookup%s (%p)", where, obj);
     break;
   }
-  case UV_GETNAMEINFO: snprintf(buf, n, "DNS reverse lookup"); break;
-  case UV_CONNECT: snprintf(buf, n, "connect"); break;
-  case UV_SHUTDOWN: snprintf(buf, n, "shutdown"); break;
-  default: snprintf(buf, n, "%s request", uv_req_type_name(r->type)); break;
+  case UV_GETNAMEINFO: snprintf(buf, n, "DNS reverse lookup (%p)", obj); break;
+  case UV_CONNECT: {
+    /* The target is nowhere to read (a connecting socket has no peer):
+     * the local end says which socket it is. */
+    const uv_connect_t *c = obj;
+    if (c->handle) peer_of((const uv_handle_t *)c->handle, where, sizeof(where), 1);
+    snprintf(buf, n, "connect%s%s (%p)", where[0] ? " from " : "", where, obj);
+    break;
+  }
+  case UV_SHUTDOWN: snprintf(buf, n, "shutdown (%p)", obj); break;
+  default: snprintf(buf, n, "%s request (%p)", uv_req_type_name(r->type), obj); break;
   }
 }
 
 /* Whether obj, which a wait of this kind names, is a live object of the
  * runtime's handle table, for the kinds whose words the dump reads from
  * the object (1 for the others). A park site that forgot loom__wait_on
- * leaves garbage in kind and obj: a dump must not follow it. */
-static int obj_alive(loom_t *rt, unsigned kind, const void *obj) {
+ * leaves garbage in kind and obj: a dump must not follow it. *handle gets
+ * the object's public handle (what the program holds, and names), or 0. */
+static int obj_alive(loom_t *rt, unsigned kind, const void *obj, uint64_t *handle) {
+  *handle = 0;
   uint32_t want = 0, also = 0;
   switch (kind) {
   case LOOM__W_READ: want = LOOM__H_STREAM, also = LOOM__H_UDP; break;
@@ -358,9 +377,45 @@ static int obj_alive(loom_t *rt, unsigned kind, const void *obj) {
   }
   for (uint32_t i = 0; i < rt->nhandles; i++) {
     const loom__hslot_t *h = &rt->handles[i];
-    if (h->obj == obj && (h->kind == want || (also && h->kind == also))) return 1;
+    if (h->obj == obj && (h->kind == want || (also && h->kind == also))) {
+      *handle = (uint64_t)h->gen << 32 | (i + 1);
+      return 1;
+    }
   }
   return 0;
+}
+
+/* The debug name of what a wait names: the object's, or that of the
+ * public handle the program holds for it (a stream, a UDP socket...). */
+static const char *wait_obj_name(loom_t *rt, const void *obj, uint64_t handle) {
+  const char *name = obj ? loom__debug_name_of(rt, obj) : NULL;
+  if (!name && handle) name = loom__debug_name_of(rt, (const void *)(uintptr_t)handle);
+  return name;
+}
+
+static const char *task_wait_obj_name(loom_task_t *t) {
+  loom__waiter_t *w = t->wait;
+  if (!w || !w->obj) return NULL;
+  uint64_t handle;
+  unsigned kind = w->kind < LOOM__W_KINDS ? w->kind : LOOM__W_UNKNOWN;
+  if (!obj_alive(t->rt, kind, w->obj, &handle)) return NULL;
+  return wait_obj_name(t->rt, w->obj, handle);
+}
+
+static loom_task_t *task_by_id(loom_t *rt, uint64_t id);
+
+/* Who holds the lock a task waits for, after its description in buf. */
+static void lock_holder(loom_t *rt, const loom__lock_t *l, char *buf, size_t n) {
+  size_t len = strlen(buf);
+  if (!l->locked || len >= n) return;
+  loom_task_t *h = l->holder ? task_by_id(rt, l->holder) : NULL;
+  if (!l->holder)
+    snprintf(buf + len, n - len, " held by host code");
+  else if (h && h->state != LOOM__DONE)
+    snprintf(buf + len, n - len, " held by task %" PRIu64 " '%s'", l->holder,
+             loom__task_name(h));
+  else /* any task may release it: one that ended holding it never will */
+    snprintf(buf + len, n - len, " held by a finished task %" PRIu64, l->holder);
 }
 
 char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
@@ -371,12 +426,13 @@ char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
   unsigned kind = w->kind < LOOM__W_KINDS ? w->kind : LOOM__W_UNKNOWN;
   const char *what = loom__wait_kind_name(kind);
   const void *obj = w->obj;
-  const char *name = obj ? loom__debug_name_of(rt, obj) : NULL;
   char peer[128];
-  if (obj && !obj_alive(rt, kind, obj)) {
+  uint64_t handle = 0;
+  if (obj && !obj_alive(rt, kind, obj, &handle)) {
     snprintf(buf, n, "%s %p", what, obj);
     return buf;
   }
+  const char *name = wait_obj_name(rt, obj, handle);
   switch (kind) {
   case LOOM__W_SLEEP: {
     uint64_t deadline = (uint64_t)(uintptr_t)obj;
@@ -391,15 +447,22 @@ char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
   case LOOM__W_READ:
   case LOOM__W_WRITE:
   case LOOM__W_DRAIN:
-  case LOOM__W_ACCEPT:
-    if (obj)
-      peer_of((const uv_handle_t *)obj, peer, sizeof(peer));
+  case LOOM__W_ACCEPT: {
+    const uv_handle_t *h = obj;
+    int udp = h && h->type == UV_UDP;
+    if (h)
+      peer_of(h, peer, sizeof(peer), 0);
     else
       peer[0] = 0;
-    snprintf(buf, n, "%s on %s%s%s%s%s (%p)", what,
-             kind == LOOM__W_ACCEPT ? "listener" : "stream", peer[0] ? " " : "", peer,
-             name ? " " : "", name ? name : "", obj);
+    /* A UDP socket's wait is a receive (udp.c parks as a read). */
+    snprintf(buf, n, "%s on %s%s%s%s%s%s (%p)", udp ? "receive" : what,
+             kind == LOOM__W_ACCEPT ? "listener"
+             : udp                  ? "UDP socket"
+                                    : "stream",
+             peer[0] ? " " : "", peer, name ? " '" : "", name ? name : "",
+             name ? "'" : "", obj);
     break;
+  }
   case LOOM__W_JOIN: {
     const loom_task_t *j = obj;
     if (j)
@@ -439,6 +502,7 @@ char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
       snprintf(buf, n, "%s %p", what, obj);
     else
       snprintf(buf, n, "%s", what);
+    if (kind == LOOM__W_LOCK && obj) lock_holder(rt, obj, buf, n);
     break;
   }
   return buf;
@@ -579,7 +643,7 @@ static void task_json(out_t *o, loom__syms_t *sy, loom_task_t **v, size_t n,
   if (t->state == LOOM__PARKED && t->wait) {
     loom__waiter_t *w = t->wait;
     unsigned kind = w->kind < LOOM__W_KINDS ? w->kind : 0;
-    const char *name = w->obj ? loom__debug_name_of(rt, w->obj) : NULL;
+    const char *name = task_wait_obj_name(t);
     out_str(o, ",\"wait\":{\"kind\":");
     out_json_str(o, loom__wait_kind_name(kind));
     out_fmt(o, ",\"object\":\"%p\"", w->obj);

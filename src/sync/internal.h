@@ -23,6 +23,10 @@
 typedef struct LOOM__MAY_ALIAS loom__lock_s {
   loom__wq_t waiters;
   int locked;
+  /* While locked: the id of the task that took it (or was handed it),
+   * 0 for host code; for dumps. Any task may release a lock (as in
+   * asyncio), so the holder may have ended since. */
+  uint64_t holder;
 } loom__lock_t;
 
 typedef struct LOOM__MAY_ALIAS loom__sem_s {

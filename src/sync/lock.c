@@ -15,8 +15,8 @@ int loom_lock_locked(const loom_lock_t *lock) {
   return lock ? loom__sync_of(lock)->locked != 0 : 0;
 }
 
-/* Debug mode: the holder is recorded (debug-mode.c reports a lock held across
- * a suspension for too long), and `locked` is LOCKED_TRACKED so that the
+/* Debug mode: the hold is also recorded in debug-mode.c (which reports a lock
+ * held across a suspension for too long), and `locked` is LOCKED_TRACKED so that the
  * release, which has no runtime at hand, knows to tell debug-mode.c with a
  * compare of what it reads anyway. */
 #define LOCKED_TRACKED 2
@@ -24,6 +24,7 @@ int loom_lock_locked(const loom_lock_t *lock) {
 static __attribute__((noinline, cold)) int debug_acquired(loom__lock_t *l,
                                                           loom_task_t *self) {
   l->locked = LOCKED_TRACKED;
+  l->holder = self->fiber.id;
   loom__debug_lock_acquired(self->rt, l, self);
   return 0;
 }
@@ -34,6 +35,7 @@ int loom_lock_try_acquire(loom_lock_t *lock) {
   if (l->locked) return UV_EAGAIN;
   l->locked = 1;
   loom_task_t *self = loom__self();
+  l->holder = self ? self->fiber.id : 0; /* 0: host code */
   if (self && LOOM__UNLIKELY(self->rt->debug_mode)) return debug_acquired(l, self);
   return 0;
 }
@@ -42,6 +44,7 @@ int loom__lock_acquire(loom__lock_t *l, loom_task_t *self, int shielded) {
   if (!l->locked) {
     if (LOOM__UNLIKELY(self->rt->debug_mode)) return debug_acquired(l, self);
     l->locked = 1;
+    l->holder = self->fiber.id;
     return 0;
   }
   loom__wnode_t n;
@@ -70,9 +73,11 @@ int loom_lock_acquire(loom_lock_t *lock) {
   if (rc) return rc;
   if (!l->locked) {
     /* A tail call, so that the fast path keeps nothing live across it:
-     * three instructions when debug mode is off. */
+     * a few instructions when debug mode is off. The holder is stored
+     * beside `locked` (the same cache line), for dumps. */
     if (LOOM__UNLIKELY(self->rt->debug_mode)) return debug_acquired(l, self);
     l->locked = 1;
+    l->holder = self->fiber.id;
     return 0;
   }
   return lock_wait(l, self);
@@ -84,7 +89,13 @@ int loom__lock_release(loom__lock_t *l) {
     if (!l->locked) return UV_EPERM;
     loom__debug_lock_released(l); /* LOCKED_TRACKED */
   }
-  if (!loom__wq_wake_one(&l->waiters, 0)) l->locked = 0;
+  /* Handed to the longest waiter: it holds the lock from now on, even
+   * before it runs. */
+  loom__wnode_t *next = loom__wq_wake_one(&l->waiters, 0);
+  if (next)
+    l->holder = next->w.task->fiber.id;
+  else
+    l->locked = 0;
   return 0;
 }
 
