@@ -572,7 +572,10 @@ static int http_main(void *a) {
   snprintf(url, sizeof(url), "http://127.0.0.1:%d/never", loom_listener_port(l));
   loom_task_t *s = spawn_named(mute_server, l, "mute_server");
   loom_task_t *t = spawn_named(w_http, NULL, "w_http");
-  check_parked(t, "w_http", ": HTTP request ", "HTTP request");
+  /* The method and the URL, as the program asked for them. */
+  char want[128];
+  snprintf(want, sizeof(want), ": HTTP request GET %s (0x", url);
+  check_parked(t, "w_http", want, "HTTP request");
   loom_cancel(t);
   loom_join(t, NULL);
   loom_cancel(s);

@@ -418,6 +418,13 @@ static void lock_holder(loom_t *rt, const loom__lock_t *l, char *buf, size_t n) 
     snprintf(buf + len, n - len, " held by a finished task %" PRIu64, l->holder);
 }
 
+/* The HTTP client (http/curl.c) replaces this in builds with libcurl. */
+__attribute__((weak)) char *loom__http_describe(const void *xfer, char *buf, size_t n) {
+  (void)xfer;
+  if (n) buf[0] = 0;
+  return buf;
+}
+
 char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
   buf[0] = 0;
   loom__waiter_t *w = t->wait;
@@ -488,6 +495,11 @@ char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
      * has not been reaped yet, so libuv's pid is still set. */
     snprintf(buf, n, "child process pid %d (%p)",
              obj ? ((const uv_process_t *)obj)->pid : 0, obj);
+    break;
+  case LOOM__W_HTTP:
+    peer[0] = 0;
+    if (obj) loom__http_describe(obj, peer, sizeof(peer));
+    snprintf(buf, n, "%s%s%s (%p)", what, peer[0] ? " " : "", peer, obj);
     break;
   case LOOM__W_FD: {
     uv_os_fd_t fd = -1;
