@@ -677,9 +677,11 @@ static void test_one_task_and_bad_args(void **state) {
 
 /* ---- a weird stack ------------------------------------------------------------------ */
 
-/* The walk meets frame pointers that point outside the stack, backwards,
- * at themselves, misaligned, or at a return address of 0: it stops, and
- * never reads outside the task's stack (ASan and Valgrind would say). */
+/* The frame-pointer walk (the fallback for a task that cannot unwind
+ * itself) meets frame pointers that point outside the stack, backwards, at
+ * themselves, misaligned, or at a return address of 0: it stops, and never
+ * reads outside the task's stack (ASan and Valgrind would say). The task
+ * is never resumed with such a frame pointer: it is put back first. */
 static int weird_main(void *a) {
   (void)a;
   loom_task_t *h;
@@ -714,12 +716,12 @@ static int weird_main(void *a) {
   rec[1] = (uintptr_t)w_sleep;
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     *fp = bad[i];
-    int n = loom__backtrace_task(t, pcs, 64);
+    int n = loom__backtrace_fp(t, pcs, 64);
     if (n < 1 || n > 2) r.rc[1] = -1 - (int)i;
   }
   rec[1] = 0; /* a record with no return address */
   *fp = (uintptr_t)rec;
-  if (loom__backtrace_task(t, pcs, 64) != 1) r.rc[1] = -100;
+  if (loom__backtrace_fp(t, pcs, 64) != 1) r.rc[1] = -100;
   rec[0] = rec_saved[0];
   rec[1] = rec_saved[1];
   *fp = saved;

@@ -80,7 +80,9 @@ struct loom__io_s {
   int (*close)(loom__io_t *o, int force);
 };
 
-enum { LOOM__READY = 1, LOOM__RUNNING, LOOM__PARKED, LOOM__DONE };
+/* LOOM__PROBE is no task's: the state of the record a dump hangs on rt->prev
+ * to have a parked task unwind its own stack (sched.c, loom__landed). */
+enum { LOOM__READY = 1, LOOM__RUNNING, LOOM__PARKED, LOOM__DONE, LOOM__PROBE };
 
 /* A task lives at the top of its own stack, so spawning costs no malloc:
  *
@@ -390,6 +392,10 @@ static inline int loom__wq_wait(loom__wq_t *q, loom__wnode_t *n, loom_task_t *se
   return loom__park(&n->w);
 }
 void loom__landed(loom_t *rt);
+/* The return addresses of parked or ready task t's stack, innermost first,
+ * from t itself: t is resumed just long enough to unwind its own stack
+ * with backtrace() (backtrace.c decides when that is safe). */
+int loom__probe_backtrace(loom_task_t *t, void **pcs, int max);
 void loom__wake(loom__waiter_t *w, int result);
 /* Like loom__wake, but from a libuv callback outside the scheduler's pass
  * the task runs at once, until it next suspends, and the call returns then

@@ -117,6 +117,18 @@ void loom__signal_describe(const void *w, char *buf, size_t n);
  * task when t is the one running. Never follows a frame pointer outside t's
  * stack or not aligned. Returns how many. */
 int loom__backtrace_task(struct loom_task_s *t, void **pcs, int max);
+/* The frame-pointer walk of a parked or ready task's saved context, which
+ * loom__backtrace_task falls back on when it cannot ask the task itself
+ * (loom__probe_backtrace): whole only where every frame keeps its frame
+ * pointer. */
+int loom__backtrace_fp(struct loom_task_s *t, void **pcs, int max);
+/* Bytes of stack a parked task must have left below its saved stack
+ * pointer to unwind itself: backtrace() and the unwinder use about 3 KiB
+ * (more under AddressSanitizer), and an overflow there would be the dump's
+ * doing. */
+#ifndef LOOM__PROBE_ROOM
+#define LOOM__PROBE_ROOM ((uintptr_t)8 * 1024)
+#endif
 /* The frame-pointer walk itself: pc first, then the return addresses of
  * the frame records from fp on, each inside [stack_lo, stack_hi), aligned
  * and above the last. Only reads memory in that range: safe in a signal
