@@ -179,6 +179,17 @@ __attribute__((noinline, cold)) static void probe_answer(loom_t *rt, loom_task_t
   loom__landed(rt);
 }
 
+/* What landed rarely finds: a task that has ended, or a dump's question.
+ * Out of line, so that landed stays small enough to inline into
+ * loom__suspend with a single compare for both. */
+__attribute__((noinline)) static void landed_rare(loom_t *rt, loom_task_t *prev,
+                                                  void *ra) {
+  if (prev->state == LOOM__DONE)
+    loom__task_finished(rt, prev);
+  else
+    probe_answer(rt, prev, ra);
+}
+
 int loom__probe_backtrace(loom_task_t *t, void **pcs, int max) {
   loom_t *rt = t->rt;
   probe_t p;
@@ -205,12 +216,7 @@ void loom__landed(loom_t *rt) {
   rt->prev = NULL;
   if (!loom__fiber_canary_ok(&prev->fiber))
     loom__fiber_overflow(&prev->fiber, ", canary overwritten");
-  if (prev->state >= LOOM__DONE) {
-    if (prev->state == LOOM__DONE)
-      loom__task_finished(rt, prev);
-    else
-      probe_answer(rt, prev, __builtin_return_address(0));
-  }
+  if (prev->state >= LOOM__DONE) landed_rare(rt, prev, __builtin_return_address(0));
 }
 
 /* Gives the thread up: to the next task of the round, or to the scheduler.
