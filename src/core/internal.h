@@ -480,10 +480,16 @@ void loom__io_add(loom_t *rt, loom__io_t *o, const char *what,
 void loom__io_remove(loom_t *rt, loom__io_t *o);
 
 /* Counts a task activation. The debug-mode watchdog reads the count from
- * its own thread, so the store is atomic (relaxed: still a plain add and
- * store on x86_64 and aarch64, and no data race for ThreadSanitizer). */
+ * its own thread, so the store is atomic (relaxed: no data race for
+ * ThreadSanitizer). On x86_64 one add to memory does that (its store is a
+ * single aligned one; only this thread writes): the atomic store's load,
+ * add and store were two instructions more per switch, 2% of a yield. */
 static inline void loom__count_switch(loom_t *rt) {
+#if defined(__x86_64__) && !defined(LOOM__TSAN)
+  __asm__("addq $1, %0" : "+m"(rt->stats.switches));
+#else
   __atomic_store_n(&rt->stats.switches, rt->stats.switches + 1, __ATOMIC_RELAXED);
+#endif
 }
 
 /* ---- debug mode (debug-mode.c) -------------------------------------------
