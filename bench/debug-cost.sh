@@ -14,10 +14,10 @@
 #      medians of their own runs) and an echo run (50 connections, 64 B:
 #      server CPU us per round trip); the median over rounds of each, and
 #      the median of the per-round new/base ratios;
-#   2. callgrind instructions per operation for switch and yield (the slope
-#      between two runs of different lengths, over the calls of
-#      loom__ctx_switch or loom_yield: start-up cancels out) and per echo
-#      round trip (bench/echo/callgrind.sh), for both builds;
+#   2. whether the switch loop is the same machine code in both builds,
+#      callgrind instructions per yield (the slope between two runs of
+#      different lengths over the calls of loom_yield: start-up cancels out)
+#      and per echo round trip (bench/echo/callgrind.sh), for both builds;
 #   3. the new build with debug mode on (LOOM_DEBUG=1): the same wall-clock
 #      figures against it off, and its instructions per echo round trip.
 #
@@ -110,10 +110,13 @@ cg_run() { # BUILD PROGRAM FN S
   LOOM_BENCH_REPS=1 LOOM_BENCH_TARGET_S=$4 valgrind --tool=callgrind \
     --separate-threads=yes --compress-strings=no --callgrind-out-file="$out" \
     "$1/bench/$2" >/dev/null 2>&1
-  f=$(ls "$out"* | grep -v -- '-[0-9][0-9]*$' | head -n 1)
-  f=${f:-$(ls "$out"* | head -n 1)}
+  f=$out # the main thread's part, with --separate-threads
+  [ -e "$out-01" ] && f=$out-01
   ir=$(grep -m1 '^summary:' "$f" | awk '{ print $2 }')
-  calls=$(awk -v fn="$3" '/^cfn=/ { hit = ($0 ~ "[ =]" fn "$") } /^calls=/ && hit { sub(/^calls=/, ""); split($0, c, " "); n += c[1]; hit = 0 } END { print n + 0 }' "$f")
+  # cfn=NAME, or NAME'2 for a recursion level callgrind tells apart
+  calls=$(awk -v fn="$3" '/^cfn=/ { hit = ($0 ~ "[ =]" fn "(\047[0-9]+)?$") }
+    /^calls=/ && hit { sub(/^calls=/, ""); split($0, c, " "); n += c[1]; hit = 0 }
+    END { print n + 0 }' "$f")
   echo "$ir $calls"
 }
 
@@ -123,37 +126,35 @@ cg_slope() { # BUILD PROGRAM FN
   echo "$4 $5" | awk '{ if ($4 == $2) print "nan"; else printf "%.1f", ($3 - $1) / ($4 - $2) }'
 }
 
-# Instructions per switch of bench-switch's "loom" figure: the self cost of
-# its loop (run_loom_sym, sym_body) and of loom__ctx_switch over the calls of
-# loom__ctx_switch they make (the program's other figures, ucontext and
-# boost among them, are left out).
-cg_switch() { # BUILD
-  out=$tmp/cgs.out
-  rm -f "$out"*
-  LOOM_BENCH_REPS=1 LOOM_BENCH_TARGET_S=0.05 valgrind --tool=callgrind \
-    --compress-strings=no --compress-pos=no --callgrind-out-file="$out" \
-    "$1/bench/bench-switch" >/dev/null 2>&1
-  awk -v fns="run_loom_sym sym_body loom__ctx_switch" '
-    function name(s) { sub(/^\([0-9]+\) */, "", s); return s }
-    /^fn=/ { cur = name(substr($0, 4)); mine = index(" " fns " ", " " cur " ") > 0; next }
-    /^cfn=/ { callee = name(substr($0, 5)); next }
-    /^calls=/ { after = 1
-      if (mine && callee == "loom__ctx_switch") { split(substr($0, 7), c, " "); calls += c[1] }
-      next }
-    /^[0-9]/ { if (after) { after = 0; next } if (mine) ir += $2; next }
-    END { if (calls) printf "%.1f", ir / calls; else print "nan" }' "$out"
+# bench-switch's "loom" figure: its loop (sym_body, run_loom_sym) and
+# loom__ctx_switch, as machine code without addresses. Callgrind cannot
+# count per switch here (a switch "returns" on another stack, and the
+# program's other figures call loom__ctx_switch too): when the code is the
+# same in both builds, so is every switch.
+switch_code() { # BUILD
+  objdump -d --no-show-raw-insn "$1/bench/bench-switch" |
+    awk '/<(sym_body|run_loom_sym|loom__ctx_switch)[^>]*>:$/ { f = 1; next }
+      f && /^$/ { f = 0 } f' |
+    sed 's/^ *[0-9a-f]*:\t//; s/ *#.*//; s/[0-9a-f]\{6,\}//g; s/<[^>]*>//g'
 }
 
 if [ "${LOOM_COST_CALLGRIND:-1}" != 0 ]; then
   echo
   echo "== callgrind: instructions per operation"
+  switch_code "$base" >"$tmp/sw.base"
+  switch_code "$new" >"$tmp/sw.new"
+  if cmp -s "$tmp/sw.base" "$tmp/sw.new"; then
+    echo "switch: the same machine code ($(wc -l <"$tmp/sw.new") instructions)"
+  else
+    echo "switch: the machine code differs:"
+    diff "$tmp/sw.base" "$tmp/sw.new" | head -n 20
+  fi
   for b in base new; do
     eval dir=\$$b
-    sw=$(cg_switch "$dir")
     yi=$(cg_slope "$dir" bench-yield loom_yield)
     ec=$(LOOM_ECHO_CG_SERVERS=loom LOOM_ECHO_CG_CELLS=50:64 "$here/echo/callgrind.sh" "$dir" |
       sed -n 's/.*ir_per_rt=\([0-9.]*\).*/\1/p')
-    echo "$b: switch $sw  yield $yi  echo(50 conns, 64 B) $ec"
+    echo "$b: yield $yi  echo(50 conns, 64 B) $ec"
   done
   ec=$(LOOM_DEBUG=1 LOOM_ECHO_CG_SERVERS=loom LOOM_ECHO_CG_CELLS=50:64 \
     "$here/echo/callgrind.sh" "$new" | sed -n 's/.*ir_per_rt=\([0-9.]*\).*/\1/p')
