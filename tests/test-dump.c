@@ -767,6 +767,104 @@ static void test_weird_stack(void **state) {
   assert_int_equal(r.rc[3], 0);
 }
 
+/* ---- a parked task asked for its backtrace --------------------------------------- */
+
+/* The dump resumes a parked task to have it unwind its own stack
+ * (src/core/sched.c): nothing else may notice. The task's wait goes on
+ * and ends normally, the switch count and the running task stay, a task
+ * that never ran is not resumed (its backtrace is empty), and one with
+ * too little stack left falls back on the frame-pointer walk (at least
+ * the frame it switched from). */
+static loom_event_t probe_ev;
+static int probe_woke;
+
+__attribute__((noinline)) static int p_wait(void *a) {
+  (void)a;
+  int rc = loom_event_wait(&probe_ev);
+  probe_woke++;
+  return rc;
+}
+
+/* Recurses, a KiB a frame, until less than `room` bytes of stack are
+ * left, then waits. */
+__attribute__((noinline)) static int p_deep(size_t room) {
+  volatile char pad[1024];
+  pad[0] = 1;
+  loom_task_t *t = loom__self();
+  uintptr_t lo = (uintptr_t)t->fiber.stack_lo;
+  if ((uintptr_t)pad - lo > room) return p_deep(room) + pad[0] - 1;
+  int rc = loom_event_wait(&probe_ev);
+  probe_woke++;
+  return rc + pad[0] - 1;
+}
+
+static int p_deep_task(void *a) {
+  (void)a;
+  return p_deep(LOOM__PROBE_ROOM / 2);
+}
+
+/* Whether one of pcs[0..n) is inside fn (its first 4 KiB). */
+static int has_frame_in(void **pcs, int n, void *fn) {
+  for (int i = 0; i < n; i++)
+    if ((uintptr_t)pcs[i] > (uintptr_t)fn && (uintptr_t)pcs[i] < (uintptr_t)fn + 4096)
+      return 1;
+  return 0;
+}
+
+static int probe_main(void *a) {
+  (void)a;
+  loom_t *rt = loom__tls_rt;
+  loom_event_init(&probe_ev);
+  probe_woke = 0;
+  loom_task_t *hw, *hd, *hn;
+  loom_spawn(&hw, p_wait, NULL);
+  loom_spawn(&hd, p_deep_task, NULL);
+  loom_yield();
+  loom_task_t *tw = loom__task_of(NULL, hw), *td = loom__task_of(NULL, hd);
+  loom_spawn(&hn, p_wait, NULL); /* ready, never ran */
+  loom_task_t *tn = loom__task_of(NULL, hn);
+  void *pcs[64];
+  loom_stats_t st0, st1;
+  loom_stats_get(NULL, &st0);
+  loom_task_t *cur = rt->current;
+  for (int i = 0; i < 3; i++) {
+    int n = loom__backtrace_task(tw, pcs, 64);
+    if (n < 3 || !has_frame_in(pcs, n, (void *)p_wait)) r.rc[0] = -1 - i;
+    /* Fewer frames asked than the stack has: only those. */
+    if (loom__backtrace_task(tw, pcs, 2) != 2) r.rc[0] = -10;
+  }
+  r.rc[1] = loom__backtrace_task(tn, pcs, 64);
+  int nd = loom__backtrace_task(td, pcs, 64);
+  void *walked[64];
+  int nw = loom__backtrace_fp(td, walked, 64);
+  if (nd < 1 || nd != nw || memcmp(pcs, walked, (size_t)nd * sizeof(void *)))
+    r.rc[2] = -1;
+  loom_stats_get(NULL, &st1);
+  if (st1.switches != st0.switches || rt->current != cur || rt->prev) r.rc[3] = -1;
+  if (tw->state != LOOM__PARKED || td->state != LOOM__PARKED || tn->state != LOOM__READY)
+    r.rc[3] = -2;
+  loom_event_set(&probe_ev);
+  int st[3] = {-1, -1, -1};
+  loom_join(hw, &st[0]);
+  loom_join(hd, &st[1]);
+  loom_join(hn, &st[2]);
+  r.rc[4] = st[0] | st[1] | st[2];
+  r.rc[5] = probe_woke;
+  return 0;
+}
+
+static void test_probe_leaves_no_trace(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  assert_loom_ok(loom_run(probe_main, NULL));
+  assert_int_equal(r.rc[0], 0);
+  assert_int_equal(r.rc[1], 0); /* never ran: not resumed, no frames */
+  assert_int_equal(r.rc[2], 0);
+  assert_int_equal(r.rc[3], 0);
+  assert_int_equal(r.rc[4], 0);
+  assert_int_equal(r.rc[5], 3);
+}
+
 /* ---- names ------------------------------------------------------------------------ */
 
 static int names_main(void *a) {
@@ -994,6 +1092,7 @@ int main(void) {
       cmocka_unit_test(test_one_task_and_bad_args),
       cmocka_unit_test(test_names),
       cmocka_unit_test(test_weird_stack),
+      cmocka_unit_test(test_probe_leaves_no_trace),
       cmocka_unit_test(test_dump_while_tasks_churn),
       cmocka_unit_test(test_dump_signal),
       cmocka_unit_test(test_dump_signal_env_off),
