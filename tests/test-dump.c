@@ -23,16 +23,6 @@
 #include "harness.h"
 #include "loom.h"
 
-/* With the ucontext backend under AddressSanitizer, ASan's swapcontext
- * interceptor tops every parked stack and its frame ends the frame-pointer
- * walk there: parked backtraces are one frame long (docs/debugging.md).
- * The checks of their frames are left out in that build only. */
-#if defined(LOOM_FIBER_UCONTEXT) && defined(LOOM__ASAN)
-#define PARKED_BACKTRACES 0
-#else
-#define PARKED_BACKTRACES 1
-#endif
-
 /* What the tasks saw; asserted on the main stack. */
 static struct {
   int rc[16];
@@ -510,7 +500,7 @@ static void test_every_wait_state(void **state) {
     if (!strstr(b, want)) fail_msg("'%s' not %s:\n%s", cases[i].name, cases[i].state, b);
     if (!strstr(b, cases[i].reason))
       fail_msg("'%s' does not say \"%s\":\n%s", cases[i].name, cases[i].reason, b);
-    if (PARKED_BACKTRACES && !strcmp(cases[i].state, "parked")) {
+    if (!strcmp(cases[i].state, "parked")) {
       /* Its backtrace names the function it is parked in. */
       char frame[64];
       snprintf(frame, sizeof(frame), " %s", cases[i].name);
@@ -550,7 +540,7 @@ static void test_every_wait_state(void **state) {
   const char *hb = NULL;
   for (const char *p = text; (p = strstr(p, " w_handler+0x")) != NULL; p++) hb = p;
   assert_non_null(h);
-  if (PARKED_BACKTRACES) { /* the handler is found by its frame */
+  { /* the handler is found by its frame */
     assert_non_null(hb);
     while (hb > text && strncmp(hb, "task ", 5)) hb--;
     const char *hl = hb;
@@ -659,7 +649,7 @@ static void test_one_task_and_bad_args(void **state) {
   assert_loom_err(r.rc[14], UV_EINVAL);
   assert_non_null(strstr(mem, "task 3 'task-3' parked for "));
   assert_non_null(strstr(mem, ": sleep (no deadline)"));
-  if (PARKED_BACKTRACES) assert_non_null(strstr(mem, " w_forever+0x"));
+  assert_non_null(strstr(mem, " w_forever+0x"));
   char *text = read_all(fd);
   close(fd);
   assert_non_null(strstr(text, "task 2 'w_sleep' parked for "));
@@ -761,7 +751,7 @@ static void test_weird_stack(void **state) {
   (void)state;
   memset(&r, 0, sizeof(r));
   assert_loom_ok(loom_run(weird_main, NULL));
-  if (PARKED_BACKTRACES) assert_true(r.rc[0] >= 3); /* suspend, sleep, w_sleep at least */
+  assert_true(r.rc[0] >= 3); /* suspend, sleep, w_sleep at least */
   assert_int_equal(r.rc[1], 0);
   assert_int_equal(r.rc[2], 0);
   assert_int_equal(r.rc[3], 0);

@@ -118,6 +118,8 @@ int loom__backtrace_task(loom_task_t *t, void **pcs, int max) {
 int loom__backtrace_fp(loom_task_t *t, void **pcs, int max) {
   if (!t || !pcs || max <= 0 || t->state == LOOM__RUNNING || t->state == LOOM__DONE)
     return 0;
+  /* Never ran: the context holds its entry, not a frame. */
+  if (!loom__ctx_started(&t->fiber.ctx)) return 0;
   uintptr_t fp, pc;
   if (!saved_regs(t, &fp, &pc)) return 0;
   return loom__backtrace_from((void *)fp, (void *)pc, t->fiber.stack_lo,
