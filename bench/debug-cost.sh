@@ -69,10 +69,12 @@ echo_cpu() { # BUILD
 # One round of every wall-clock figure for BUILD, appended to FILE as
 # "name value" lines.
 round() { # BUILD FILE
-  echo "switch $(bench_ns "$1" bench-switch)" >>"$2"
-  echo "yield $(bench_ns "$1" bench-yield)" >>"$2"
-  echo "spawn $(bench_ns "$1" bench-spawn 1000)" >>"$2"
-  echo "echo $(echo_cpu "$1")" >>"$2"
+  {
+    echo "switch $(bench_ns "$1" bench-switch)"
+    echo "yield $(bench_ns "$1" bench-yield)"
+    echo "spawn $(bench_ns "$1" bench-spawn 1000)"
+    echo "echo $(echo_cpu "$1")"
+  } >>"$2"
 }
 
 # Medians and new/base ratios of two sets of rounds.
@@ -150,7 +152,8 @@ if [ "${LOOM_COST_CALLGRIND:-1}" != 0 ]; then
     diff "$tmp/sw.base" "$tmp/sw.new" | head -n 20
   fi
   for b in base new; do
-    eval dir=\$$b
+    dir=$base
+    [ "$b" = new ] && dir=$new
     yi=$(cg_slope "$dir" bench-yield loom_yield)
     ec=$(LOOM_ECHO_CG_SERVERS=loom LOOM_ECHO_CG_CELLS=50:64 "$here/echo/callgrind.sh" "$dir" |
       sed -n 's/.*ir_per_rt=\([0-9.]*\).*/\1/p')
