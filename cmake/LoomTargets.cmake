@@ -5,11 +5,13 @@
 # loom_target_warnings(<target>)
 #   - the house warning set: -Wall -Wextra -Wmissing-prototypes -Wshadow
 #     -Wstrict-prototypes, and -Werror under LOOM_WERROR;
-#   - -fno-omit-frame-pointer under LOOM_FRAME_POINTERS (ON): task dumps
-#     walk the frame pointers of a parked task's stack (src/core/
-#     backtrace.c). It costs about 3.5% more instructions per TCP echo
-#     round trip, 7% per yield (callgrind; figures in docs/debugging.md);
-#     OFF gives them back, and dumps then show short backtraces;
+#   - -fno-omit-frame-pointer under LOOM_FRAME_POINTERS (OFF): for
+#     profilers that walk frame pointers (perf record -g). Task dumps do
+#     not need them: a parked task unwinds its own stack with the unwind
+#     tables (src/core/backtrace.c); only their fallback walk, for a task
+#     with too little stack left, follows frame pointers. They cost about
+#     3.5% more instructions per TCP echo round trip, 7% per yield
+#     (callgrind; docs/debugging.md). Sanitizer builds keep them anyway;
 #   - LOOM_DEBUG=1 (internal invariant checks, src/core/assert.h) in Debug
 #     and LOOM_SANITIZE builds;
 #   - under LOOM_SANITIZE, AddressSanitizer + UndefinedBehaviorSanitizer for

@@ -23,16 +23,6 @@
 #include "harness.h"
 #include "loom.h"
 
-/* With the ucontext backend under AddressSanitizer, ASan's swapcontext
- * interceptor tops every parked stack and its frame ends the frame-pointer
- * walk there: parked backtraces are one frame long (docs/debugging.md).
- * The checks of their frames are left out in that build only. */
-#if defined(LOOM_FIBER_UCONTEXT) && defined(LOOM__ASAN)
-#define PARKED_BACKTRACES 0
-#else
-#define PARKED_BACKTRACES 1
-#endif
-
 /* What the tasks saw; asserted on the main stack. */
 static struct {
   int rc[16];
@@ -510,7 +500,7 @@ static void test_every_wait_state(void **state) {
     if (!strstr(b, want)) fail_msg("'%s' not %s:\n%s", cases[i].name, cases[i].state, b);
     if (!strstr(b, cases[i].reason))
       fail_msg("'%s' does not say \"%s\":\n%s", cases[i].name, cases[i].reason, b);
-    if (PARKED_BACKTRACES && !strcmp(cases[i].state, "parked")) {
+    if (!strcmp(cases[i].state, "parked")) {
       /* Its backtrace names the function it is parked in. */
       char frame[64];
       snprintf(frame, sizeof(frame), " %s", cases[i].name);
@@ -550,7 +540,7 @@ static void test_every_wait_state(void **state) {
   const char *hb = NULL;
   for (const char *p = text; (p = strstr(p, " w_handler+0x")) != NULL; p++) hb = p;
   assert_non_null(h);
-  if (PARKED_BACKTRACES) { /* the handler is found by its frame */
+  { /* the handler is found by its frame */
     assert_non_null(hb);
     while (hb > text && strncmp(hb, "task ", 5)) hb--;
     const char *hl = hb;
@@ -659,7 +649,7 @@ static void test_one_task_and_bad_args(void **state) {
   assert_loom_err(r.rc[14], UV_EINVAL);
   assert_non_null(strstr(mem, "task 3 'task-3' parked for "));
   assert_non_null(strstr(mem, ": sleep (no deadline)"));
-  if (PARKED_BACKTRACES) assert_non_null(strstr(mem, " w_forever+0x"));
+  assert_non_null(strstr(mem, " w_forever+0x"));
   char *text = read_all(fd);
   close(fd);
   assert_non_null(strstr(text, "task 2 'w_sleep' parked for "));
@@ -677,9 +667,11 @@ static void test_one_task_and_bad_args(void **state) {
 
 /* ---- a weird stack ------------------------------------------------------------------ */
 
-/* The walk meets frame pointers that point outside the stack, backwards,
- * at themselves, misaligned, or at a return address of 0: it stops, and
- * never reads outside the task's stack (ASan and Valgrind would say). */
+/* The frame-pointer walk (the fallback for a task that cannot unwind
+ * itself) meets frame pointers that point outside the stack, backwards, at
+ * themselves, misaligned, or at a return address of 0: it stops, and never
+ * reads outside the task's stack (ASan and Valgrind would say). The task
+ * is never resumed with such a frame pointer: it is put back first. */
 static int weird_main(void *a) {
   (void)a;
   loom_task_t *h;
@@ -714,12 +706,12 @@ static int weird_main(void *a) {
   rec[1] = (uintptr_t)w_sleep;
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     *fp = bad[i];
-    int n = loom__backtrace_task(t, pcs, 64);
+    int n = loom__backtrace_fp(t, pcs, 64);
     if (n < 1 || n > 2) r.rc[1] = -1 - (int)i;
   }
   rec[1] = 0; /* a record with no return address */
   *fp = (uintptr_t)rec;
-  if (loom__backtrace_task(t, pcs, 64) != 1) r.rc[1] = -100;
+  if (loom__backtrace_fp(t, pcs, 64) != 1) r.rc[1] = -100;
   rec[0] = rec_saved[0];
   rec[1] = rec_saved[1];
   *fp = saved;
@@ -759,10 +751,108 @@ static void test_weird_stack(void **state) {
   (void)state;
   memset(&r, 0, sizeof(r));
   assert_loom_ok(loom_run(weird_main, NULL));
-  if (PARKED_BACKTRACES) assert_true(r.rc[0] >= 3); /* suspend, sleep, w_sleep at least */
+  assert_true(r.rc[0] >= 3); /* suspend, sleep, w_sleep at least */
   assert_int_equal(r.rc[1], 0);
   assert_int_equal(r.rc[2], 0);
   assert_int_equal(r.rc[3], 0);
+}
+
+/* ---- a parked task asked for its backtrace --------------------------------------- */
+
+/* The dump resumes a parked task to have it unwind its own stack
+ * (src/core/sched.c): nothing else may notice. The task's wait goes on
+ * and ends normally, the switch count and the running task stay, a task
+ * that never ran is not resumed (its backtrace is empty), and one with
+ * too little stack left falls back on the frame-pointer walk (at least
+ * the frame it switched from). */
+static loom_event_t probe_ev;
+static int probe_woke;
+
+__attribute__((noinline)) static int p_wait(void *a) {
+  (void)a;
+  int rc = loom_event_wait(&probe_ev);
+  probe_woke++;
+  return rc;
+}
+
+/* Recurses, a KiB a frame, until less than `room` bytes of stack are
+ * left, then waits. */
+__attribute__((noinline)) static int p_deep(size_t room) {
+  volatile char pad[1024];
+  pad[0] = 1;
+  loom_task_t *t = loom__self();
+  uintptr_t lo = (uintptr_t)t->fiber.stack_lo;
+  if ((uintptr_t)pad - lo > room) return p_deep(room) + pad[0] - 1;
+  int rc = loom_event_wait(&probe_ev);
+  probe_woke++;
+  return rc + pad[0] - 1;
+}
+
+static int p_deep_task(void *a) {
+  (void)a;
+  return p_deep(LOOM__PROBE_ROOM / 2);
+}
+
+/* Whether one of pcs[0..n) is inside fn (its first 4 KiB). */
+static int has_frame_in(void **pcs, int n, void *fn) {
+  for (int i = 0; i < n; i++)
+    if ((uintptr_t)pcs[i] > (uintptr_t)fn && (uintptr_t)pcs[i] < (uintptr_t)fn + 4096)
+      return 1;
+  return 0;
+}
+
+static int probe_main(void *a) {
+  (void)a;
+  loom_t *rt = loom__tls_rt;
+  loom_event_init(&probe_ev);
+  probe_woke = 0;
+  loom_task_t *hw, *hd, *hn;
+  loom_spawn(&hw, p_wait, NULL);
+  loom_spawn(&hd, p_deep_task, NULL);
+  loom_yield();
+  loom_task_t *tw = loom__task_of(NULL, hw), *td = loom__task_of(NULL, hd);
+  loom_spawn(&hn, p_wait, NULL); /* ready, never ran */
+  loom_task_t *tn = loom__task_of(NULL, hn);
+  void *pcs[64];
+  loom_stats_t st0, st1;
+  loom_stats_get(NULL, &st0);
+  loom_task_t *cur = rt->current;
+  for (int i = 0; i < 3; i++) {
+    int n = loom__backtrace_task(tw, pcs, 64);
+    if (n < 3 || !has_frame_in(pcs, n, (void *)p_wait)) r.rc[0] = -1 - i;
+    /* Fewer frames asked than the stack has: only those. */
+    if (loom__backtrace_task(tw, pcs, 2) != 2) r.rc[0] = -10;
+  }
+  r.rc[1] = loom__backtrace_task(tn, pcs, 64);
+  int nd = loom__backtrace_task(td, pcs, 64);
+  void *walked[64];
+  int nw = loom__backtrace_fp(td, walked, 64);
+  if (nd < 1 || nd != nw || memcmp(pcs, walked, (size_t)nd * sizeof(void *)))
+    r.rc[2] = -1;
+  loom_stats_get(NULL, &st1);
+  if (st1.switches != st0.switches || rt->current != cur || rt->prev) r.rc[3] = -1;
+  if (tw->state != LOOM__PARKED || td->state != LOOM__PARKED || tn->state != LOOM__READY)
+    r.rc[3] = -2;
+  loom_event_set(&probe_ev);
+  int st[3] = {-1, -1, -1};
+  loom_join(hw, &st[0]);
+  loom_join(hd, &st[1]);
+  loom_join(hn, &st[2]);
+  r.rc[4] = st[0] | st[1] | st[2];
+  r.rc[5] = probe_woke;
+  return 0;
+}
+
+static void test_probe_leaves_no_trace(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  assert_loom_ok(loom_run(probe_main, NULL));
+  assert_int_equal(r.rc[0], 0);
+  assert_int_equal(r.rc[1], 0); /* never ran: not resumed, no frames */
+  assert_int_equal(r.rc[2], 0);
+  assert_int_equal(r.rc[3], 0);
+  assert_int_equal(r.rc[4], 0);
+  assert_int_equal(r.rc[5], 3);
 }
 
 /* ---- names ------------------------------------------------------------------------ */
@@ -992,6 +1082,7 @@ int main(void) {
       cmocka_unit_test(test_one_task_and_bad_args),
       cmocka_unit_test(test_names),
       cmocka_unit_test(test_weird_stack),
+      cmocka_unit_test(test_probe_leaves_no_trace),
       cmocka_unit_test(test_dump_while_tasks_churn),
       cmocka_unit_test(test_dump_signal),
       cmocka_unit_test(test_dump_signal_env_off),

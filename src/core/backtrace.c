@@ -1,7 +1,18 @@
 /* Backtraces of tasks, for dumps and debug-mode reports.
  *
  * A parked task's stack is not the thread's: no unwinder is running on it
- * and none can be started there without resuming the task. But the context
+ * and none can be started there without resuming the task. So a dump
+ * resumes it, briefly: loom__probe_backtrace (sched.c) switches to the
+ * task, which lands in loom__landed as after any switch, finds the dump's
+ * question there, unwinds its own stack with glibc's backtrace() (the
+ * unwind tables: no frame pointers needed, and the trampoline's CFI ends
+ * the walk), and switches straight back. The hot path pays nothing for it:
+ * landed's test for an ended task catches the question too.
+ *
+ * Where that is not safe (can_probe below: a task that never ran, too
+ * little stack left, another task of the runtime running) the saved
+ * registers are walked instead, as debug mode's signal handler walks an
+ * interrupted task (loom__backtrace_from). The context
  * switch left its callee-saved registers on top of that stack (see
  * fiber/switch_*.S), among them the frame pointer and the return address
  * into whatever called the switch. From there, with frame pointers kept
@@ -64,6 +75,30 @@ static int saved_regs(const loom_task_t *t, uintptr_t *fp, uintptr_t *pc) {
 #endif
 }
 
+/* Whether t may be resumed to unwind itself (loom__probe_backtrace): it
+ * has run (else its context is its entry), it is ready or parked, no other
+ * task of its runtime is running (a dump runs from a task, from host code on
+ * the runtime's thread or from the loop), and its stack has room below the
+ * saved stack pointer for backtrace() and what it calls. backtrace() loads
+ * the unwinder and allocates on its first call: done here first, on the
+ * dumper's own stack. */
+static int can_probe(loom_task_t *t) {
+  loom_t *rt = t->rt;
+  if (t->state != LOOM__PARKED && t->state != LOOM__READY) return 0;
+  if (rt->prev || (rt->current && rt->current != loom__self())) return 0;
+  if (!loom__ctx_started(&t->fiber.ctx)) return 0;
+  uintptr_t sp = (uintptr_t)loom__ctx_sp(&t->fiber.ctx),
+            lo = (uintptr_t)t->fiber.stack_lo;
+  if (sp < lo || sp - lo < LOOM__PROBE_ROOM || sp > lo + t->fiber.stack_size) return 0;
+  static int warm;
+  if (!__atomic_load_n(&warm, __ATOMIC_ACQUIRE)) {
+    void *buf[4];
+    backtrace(buf, 4);
+    __atomic_store_n(&warm, 1, __ATOMIC_RELEASE);
+  }
+  return 1;
+}
+
 int loom__backtrace_task(loom_task_t *t, void **pcs, int max) {
   if (!t || !pcs || max <= 0) return 0;
   if (t->state == LOOM__RUNNING) {
@@ -76,6 +111,15 @@ int loom__backtrace_task(loom_task_t *t, void **pcs, int max) {
     return k;
   }
   if (t->state == LOOM__DONE) return 0;
+  if (can_probe(t)) return loom__probe_backtrace(t, pcs, max);
+  return loom__backtrace_fp(t, pcs, max);
+}
+
+int loom__backtrace_fp(loom_task_t *t, void **pcs, int max) {
+  if (!t || !pcs || max <= 0 || t->state == LOOM__RUNNING || t->state == LOOM__DONE)
+    return 0;
+  /* Never ran: the context holds its entry, not a frame. */
+  if (!loom__ctx_started(&t->fiber.ctx)) return 0;
   uintptr_t fp, pc;
   if (!saved_regs(t, &fp, &pc)) return 0;
   return loom__backtrace_from((void *)fp, (void *)pc, t->fiber.stack_lo,

@@ -11,8 +11,10 @@
  * kinds that say so below. A dump dereferences obj only for the kinds marked
  * "deref", whose object provably outlives the wait.
  *
- * Backtraces (backtrace.c) walk the frame pointers of a parked task's saved
- * context, never outside its stack. */
+ * Backtraces (backtrace.c): a parked task is resumed for a moment to
+ * unwind its own stack (sched.c, loom__probe_backtrace); where that is not
+ * safe, the frame pointers of its saved context are walked, never outside
+ * its stack. */
 #ifndef LOOM_CORE_INTROSPECT_H
 #define LOOM_CORE_INTROSPECT_H
 
@@ -117,11 +119,28 @@ void loom__signal_describe(const void *w, char *buf, size_t n);
  * Returns buf. */
 char *loom__http_describe(const void *xfer, char *buf, size_t n);
 
-/* backtrace.c. Return addresses of the suspended stack of a parked, ready
- * or finished task t (at most max; the innermost first), or of the calling
- * task when t is the one running. Never follows a frame pointer outside t's
- * stack or not aligned. Returns how many. */
+/* backtrace.c. Return addresses of the suspended stack of a parked or
+ * ready task t (at most max; the innermost first; none for a finished task
+ * or one that never ran), or of the calling task when t is the one
+ * running. Runs on the runtime's thread, with no task of it running but
+ * the caller. Returns how many. */
 int loom__backtrace_task(struct loom_task_s *t, void **pcs, int max);
+/* The frame-pointer walk of a parked or ready task's saved context, which
+ * loom__backtrace_task falls back on when it cannot ask the task itself
+ * (loom__probe_backtrace): whole only where every frame keeps its frame
+ * pointer. */
+int loom__backtrace_fp(struct loom_task_s *t, void **pcs, int max);
+/* Bytes of stack a parked task must have left below its saved stack
+ * pointer to unwind itself: a warm backtrace() and the unwinder used 1.6
+ * KiB of stack (5.9 KiB under AddressSanitizer; glibc 2.35, x86_64), the
+ * probe's own frames half a KiB more, and an overflow there would be the
+ * dump's doing: twice that. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || \
+    defined(LOOM__SWITCH_HOOKS)
+#define LOOM__PROBE_ROOM ((uintptr_t)16 * 1024)
+#else
+#define LOOM__PROBE_ROOM ((uintptr_t)8 * 1024)
+#endif
 /* The frame-pointer walk itself: pc first, then the return addresses of
  * the frame records from fp on, each inside [stack_lo, stack_hi), aligned
  * and above the last. Only reads memory in that range: safe in a signal

@@ -24,9 +24,17 @@
  * switch leaves to do on the far side (checking the previous task's canary,
  * reaping it if it ended) is done by whoever lands: loom__landed.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <execinfo.h>
+#include <string.h>
 #include <time.h>
 
 #include "internal.h"
+
+/* Frames a probed task unwinds at most (a dump prints 64). */
+#define LOOM__PROBE_FRAMES 64
 
 /* Rounds of a pass when they are quick. Back to libuv means an epoll_wait
  * system call (a few µs here); after every 64 rounds, as before, it cost two
@@ -138,6 +146,69 @@ static loom_task_t *pick(loom_t *rt) {
   return take_next(rt);
 }
 
+/* A dump's question to a parked task: its backtrace, please. The dump
+ * (loom__probe_backtrace) hangs `as` on rt->prev and switches to the task;
+ * the task lands where it parked, in loom__landed, whose test for an ended
+ * task (state >= LOOM__DONE: the same one compare) catches `as`; it unwinds
+ * its own stack there, with the unwind tables (no frame pointers needed),
+ * and switches straight back. Nothing else sees the visit: no switch is
+ * counted, rt->current never moves. */
+typedef struct {
+  loom_task_t as;      /* state LOOM__PROBE; guard_lo set, so the canary
+                          check passes */
+  loom_task_t *target; /* the task asked */
+  loom__fiber_t back;  /* the dump's own context while it waits */
+  void **pcs;
+  int max, n;
+} probe_t;
+
+/* On the probed task's stack, inside its loom__landed. `ra` is where that
+ * landed returns to: the frames from there out are the task's. */
+__attribute__((noinline, cold)) static void probe_answer(loom_t *rt, loom_task_t *as,
+                                                         void *ra) {
+  probe_t *p = loom__container_of(as, probe_t, as);
+  void *buf[LOOM__PROBE_FRAMES];
+  int n = backtrace(buf, LOOM__PROBE_FRAMES), i = 0, k = 0;
+  while (i < n && buf[i] != ra) i++;
+  if (i == n) i = n > 1 ? 1 : 0; /* not found: leave out this function */
+  while (i < n && k < p->max) p->pcs[k++] = buf[i++];
+  p->n = k;
+  loom__fiber_t *self = &p->target->fiber, *back = &p->back;
+  loom__fiber_switch(self, back); /* p is gone once this returns */
+  /* Resumed for good, by a real switch: its bookkeeping is still due. */
+  loom__landed(rt);
+}
+
+/* What landed rarely finds: a task that has ended, or a dump's question.
+ * Out of line, so that landed stays small enough to inline into
+ * loom__suspend with a single compare for both. */
+__attribute__((noinline)) static void landed_rare(loom_t *rt, loom_task_t *prev,
+                                                  void *ra) {
+  if (prev->state == LOOM__DONE)
+    loom__task_finished(rt, prev);
+  else
+    probe_answer(rt, prev, ra);
+}
+
+int loom__probe_backtrace(loom_task_t *t, void **pcs, int max) {
+  loom_t *rt = t->rt;
+  probe_t p;
+  memset(&p.back, 0, sizeof(p.back));
+  p.as.state = LOOM__PROBE;
+  p.as.fiber.guard_lo = &p;
+  p.target = t;
+  p.pcs = pcs;
+  p.max = max;
+  p.n = 0;
+  loom_task_t *prev = rt->prev;
+  loom__fiber_t *running = loom__fiber_current();
+  rt->prev = &p.as;
+  loom__fiber_switch(&p.back, &t->fiber);
+  rt->prev = prev;
+  loom__fiber_running = running;
+  return p.n;
+}
+
 /* Bookkeeping for the task we switched away from, done on the new stack. */
 void loom__landed(loom_t *rt) {
   loom_task_t *prev = rt->prev;
@@ -145,7 +216,7 @@ void loom__landed(loom_t *rt) {
   rt->prev = NULL;
   if (!loom__fiber_canary_ok(&prev->fiber))
     loom__fiber_overflow(&prev->fiber, ", canary overwritten");
-  if (prev->state == LOOM__DONE) loom__task_finished(rt, prev);
+  if (prev->state >= LOOM__DONE) landed_rare(rt, prev, __builtin_return_address(0));
 }
 
 /* Gives the thread up: to the next task of the round, or to the scheduler.

@@ -27,6 +27,7 @@ typedef struct {
    * moves once made anyway. */
   void (*fn)(void *);
   void *arg;
+  int started; /* its entry function has run */
 } loom__ctx_t;
 #else
 typedef struct {
@@ -43,5 +44,11 @@ void loom__ctx_make(loom__ctx_t *ctx, void *lo, size_t size, void (*fn)(void *),
 /* Saves the running context into `from` and resumes `to`. Returns when
  * something switches back to `from`. */
 void loom__ctx_switch(loom__ctx_t *from, loom__ctx_t *to);
+
+/* Of a context that is switched out (cold paths: task dumps): whether it
+ * has run since loom__ctx_make (if not, switching to it starts its entry
+ * function), and its saved stack pointer. */
+int loom__ctx_started(const loom__ctx_t *ctx);
+void *loom__ctx_sp(const loom__ctx_t *ctx);
 
 #endif

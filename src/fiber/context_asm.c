@@ -45,6 +45,21 @@ void loom__ctx_make(loom__ctx_t *ctx, void *lo, size_t size, void (*fn)(void *),
   ctx->sp = sp;
 }
 
+#endif
+
+#if defined(__x86_64__) || defined(__aarch64__)
+/* A context that never ran "returns" into the trampoline (the slot
+ * loom__ctx_make filled, which every switch out overwrites). */
+int loom__ctx_started(const loom__ctx_t *ctx) {
+  const uint64_t *sp = ctx->sp;
+#if defined(__x86_64__)
+  return sp[7] != (uint64_t)(uintptr_t)loom__ctx_trampoline;
+#else
+  return sp[11] != (uint64_t)(uintptr_t)loom__ctx_trampoline;
+#endif
+}
+
+void *loom__ctx_sp(const loom__ctx_t *ctx) { return ctx->sp; }
 #else
 #error "no assembly context switch for this architecture; use LOOM_FIBER_BACKEND=ucontext"
 #endif

@@ -36,6 +36,7 @@ static void ucontext_entry(unsigned hi, unsigned lo) {
 static void ucontext_entry(unsigned whole) {
   loom__ctx_t *ctx = (loom__ctx_t *)(uintptr_t)whole;
 #endif
+  ctx->started = 1;
   ctx->fn(ctx->arg);
   __builtin_trap(); /* a fiber never returns */
 }
@@ -45,6 +46,7 @@ void loom__ctx_make(loom__ctx_t *ctx, void *lo, size_t size, void (*fn)(void *),
   uintptr_t p = (uintptr_t)ctx;
   ctx->fn = fn;
   ctx->arg = arg;
+  ctx->started = 0;
   getcontext(&ctx->uc);
   ctx->uc.uc_stack.ss_sp = lo;
   ctx->uc.uc_stack.ss_size = size;
@@ -68,4 +70,16 @@ void loom__ctx_make(loom__ctx_t *ctx, void *lo, size_t size, void (*fn)(void *),
 
 void loom__ctx_switch(loom__ctx_t *from, loom__ctx_t *to) {
   swapcontext(&from->uc, &to->uc);
+}
+
+int loom__ctx_started(const loom__ctx_t *ctx) { return ctx->started; }
+
+void *loom__ctx_sp(const loom__ctx_t *ctx) {
+#if defined(__x86_64__)
+  return (void *)(uintptr_t)ctx->uc.uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+  return (void *)(uintptr_t)ctx->uc.uc_mcontext.sp;
+#else
+  return NULL; /* unknown: no room, as far as callers can tell */
+#endif
 }
