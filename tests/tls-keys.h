@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -21,7 +22,7 @@ typedef struct {
   loom_tls_ctx_t *server, *client;
 } tls_keys_t;
 
-static int tls_keys_write(tls_keys_t *k, EVP_PKEY *pk, X509 *x) {
+static inline int tls_keys_write(tls_keys_t *k, EVP_PKEY *pk, X509 *x) {
   FILE *fc = fopen(k->cert, "w"), *fk = fopen(k->key, "w");
   int ok = fc && fk && PEM_write_X509(fc, x) == 1 &&
            PEM_write_PrivateKey(fk, pk, NULL, NULL, 0, NULL, NULL) == 1;
@@ -30,7 +31,8 @@ static int tls_keys_write(tls_keys_t *k, EVP_PKEY *pk, X509 *x) {
   return ok ? 0 : -1;
 }
 
-static int tls_keys_make(tls_keys_t *k) {
+/* The certificate and key files: 0 or -1. */
+static inline int tls_keys_files(tls_keys_t *k) {
   snprintf(k->dir, sizeof(k->dir), "/tmp/loom-keys-XXXXXX");
   if (!mkdtemp(k->dir)) return -1;
   snprintf(k->cert, sizeof(k->cert), "%s/cert.pem", k->dir);
@@ -62,20 +64,32 @@ static int tls_keys_make(tls_keys_t *k) {
   }
   X509_free(x);
   EVP_PKEY_free(pk);
-  if (rc == 0) {
-    loom_tls_opts_t so = {.cert_file = k->cert, .key_file = k->key};
-    loom_tls_opts_t co = {.ca_file = k->cert};
-    if (loom_tls_ctx_new(&k->server, 1, &so) || loom_tls_ctx_new(&k->client, 0, &co))
-      rc = -1;
-  }
   return rc;
 }
 
-/* Frees the contexts and removes the files. */
-static void tls_keys_free(tls_keys_t *k) {
+/* A server and a client context on those files: 0, or loom_tls_ctx_new's
+ * error. session_cache: the client's (0: the default; SIZE_MAX: none). */
+static inline int tls_keys_ctx(tls_keys_t *k, size_t session_cache) {
+  loom_tls_opts_t so = {.cert_file = k->cert, .key_file = k->key};
+  loom_tls_opts_t co = {.ca_file = k->cert, .session_cache = session_cache};
+  int rc = loom_tls_ctx_new(&k->server, 1, &so);
+  return rc ? rc : loom_tls_ctx_new(&k->client, 0, &co);
+}
+
+static inline void tls_keys_ctx_free(tls_keys_t *k) {
   loom_tls_ctx_free(k->server);
   loom_tls_ctx_free(k->client);
   k->server = k->client = NULL;
+}
+
+/* The files and both contexts: 0 or -1. */
+static inline int tls_keys_make(tls_keys_t *k) {
+  return tls_keys_files(k) || tls_keys_ctx(k, 0) ? -1 : 0;
+}
+
+/* Frees the contexts and removes the files. */
+static inline void tls_keys_free(tls_keys_t *k) {
+  tls_keys_ctx_free(k);
   unlink(k->cert);
   unlink(k->key);
   rmdir(k->dir);
