@@ -1513,16 +1513,23 @@ static void test_capability_sweep(void **state) {
  * piece of one: a proxy between a client and a server forwards one byte
  * per write (each drained: its own segment), so each side sees its peer's
  * flights a byte at a time and parks once per byte. After `cancel_after`
- * bytes towards the side swept, the proxy cancels that side's task: the
- * client at every park of its handshake, the server at every park of its
- * own (the client's hello, then its Finished). Each run must end with
- * UV_ECANCELED (or the handshake finished first), the other side must
- * end too, and nothing may leak. */
+ * bytes towards the side swept, the proxy interrupts that side's
+ * handshake: it cancels the task, or it brings the timeout scope the
+ * handshake runs in (no deadline until then) to 1 ms from now and
+ * forwards nothing more that way for PEER_PAUSE, so that the scope fires
+ * while the handshake waits for the next byte. So the client is
+ * interrupted at every park of its handshake, and the server at every
+ * park of its own (the client's hello, then its Finished). Each run must
+ * end with UV_ECANCELED / UV_ETIMEDOUT from the side swept (or 0: its
+ * handshake had finished), the other side must end too, and nothing may
+ * leak. */
 typedef struct {
-  int upstream;         /* the TLS server's port */
-  loom_task_t *victim;  /* cancelled after cancel_after bytes to it */
-  int victim_is_client; /* which direction counts */
-  size_t cancel_after;  /* SIZE_MAX: never */
+  int upstream;          /* the TLS server's port */
+  int mode;              /* CANCEL or TIMEOUT */
+  loom_task_t *victim;   /* interrupted after cancel_after bytes to it */
+  loom_scope_t *v_scope; /* its handshake's scope, while open */
+  int victim_is_client;  /* which direction counts */
+  size_t cancel_after;   /* SIZE_MAX: never */
   size_t to_client, to_server;
 } proxy_t;
 
@@ -1539,9 +1546,16 @@ static int pump_bytes(void *arg) {
     size_t *n = p->towards_client ? &p->px->to_client : &p->px->to_server;
     if (loom_write(p->to, &b, 1) || loom_drain(p->to)) break;
     ++*n;
-    if (p->px->victim && p->towards_client == p->px->victim_is_client &&
-        *n == p->px->cancel_after)
-      loom_cancel(p->px->victim);
+    proxy_t *px = p->px;
+    if (px->victim && p->towards_client == px->victim_is_client &&
+        *n == px->cancel_after) {
+      if (px->mode == CANCEL) {
+        loom_cancel(px->victim);
+      } else if (px->v_scope) {
+        loom_scope_reschedule(px->v_scope, 1);
+        loom_sleep(PEER_PAUSE);
+      }
+    }
   }
   loom_shutdown_write(p->to);
   return 0;
@@ -1565,19 +1579,32 @@ static int proxy_handler(loom_stream_t *s, void *arg) {
 
 typedef struct {
   size_t cancel_after; /* SIZE_MAX: a whole run */
-  int victim_is_client;
-  int rc_client, rc_line, handled;
+  int victim_is_client, mode;
+  int rc_client, rc_server, rc_line, handled;
   size_t to_client, to_server;
 } bytes_t;
 
+/* The handshake in a scope the proxy may bring forward (victim's side). */
+static int timed_handshake(proxy_t *px, int is_client, loom_stream_t **s, int port) {
+  loom_scope_t sc;
+  loom_timeout_enter(&sc, LOOM_NO_DEADLINE);
+  if (px->victim_is_client == is_client) px->v_scope = &sc;
+  int rc = is_client ? loom_tls_connect(s, "127.0.0.1", port, K.client, "localhost")
+                     : loom_tls_start(*s, K.server, 1, NULL);
+  px->v_scope = NULL;
+  int xr = loom_scope_exit(&sc);
+  return rc ? rc : xr;
+}
+
 typedef struct {
+  proxy_t *px;
   int port, rc, rc_line;
 } bclient_t;
 
 static int byte_client(void *arg) {
   bclient_t *c = arg;
-  loom_stream_t *s;
-  c->rc = loom_tls_connect(&s, "127.0.0.1", c->port, K.client, "localhost");
+  loom_stream_t *s = NULL;
+  c->rc = timed_handshake(c->px, 1, &s, c->port);
   if (c->rc == 0) {
     char line[32];
     loom_write(s, "byte\n", 5);
@@ -1589,13 +1616,14 @@ static int byte_client(void *arg) {
 
 typedef struct {
   proxy_t *px;
-  int handled;
+  int handled, rc;
 } bserver_t;
 
 static int byte_server_handler(loom_stream_t *s, void *arg) {
   bserver_t *b = arg;
   if (!b->px->victim_is_client) b->px->victim = loom_current();
-  if (loom_tls_start(s, K.server, 1, NULL) == 0) {
+  b->rc = timed_handshake(b->px, 0, &s, 0);
+  if (b->rc == 0) {
     b->handled++;
     char line[32];
     ssize_t n = loom_read_line(s, line, sizeof(line));
@@ -1607,7 +1635,9 @@ static int byte_server_handler(loom_stream_t *s, void *arg) {
 
 static int bytes_main(void *arg) {
   bytes_t *r = arg;
-  proxy_t px = {.cancel_after = r->cancel_after, .victim_is_client = r->victim_is_client};
+  proxy_t px = {.cancel_after = r->cancel_after,
+                .victim_is_client = r->victim_is_client,
+                .mode = r->mode};
   bserver_t bs = {.px = &px};
   loom_server_t *srv, *prx;
   if (loom_serve(&srv, "127.0.0.1", 0, byte_server_handler, &bs, NULL)) {
@@ -1616,7 +1646,7 @@ static int bytes_main(void *arg) {
   }
   px.upstream = loom_server_port(srv);
   if (loom_serve(&prx, "127.0.0.1", 0, proxy_handler, &px, NULL) == 0) {
-    bclient_t c = {.port = loom_server_port(prx)};
+    bclient_t c = {.px = &px, .port = loom_server_port(prx)};
     loom_task_t *t;
     if (loom_spawn(&t, byte_client, &c) == 0) {
       if (r->victim_is_client) px.victim = t;
@@ -1628,6 +1658,7 @@ static int bytes_main(void *arg) {
   }
   loom_server_close(srv, 1000);
   r->handled = bs.handled;
+  r->rc_server = bs.rc;
   r->to_client = px.to_client;
   r->to_server = px.to_server;
   return 0;
@@ -1648,25 +1679,34 @@ static void test_tls_handshake_sweep(void **state) {
   const char *env = getenv("LOOM_TLS_SWEEP_STRIDE");
   size_t stride = env ? strtoul(env, NULL, 10) : RUNNING_ON_VALGRIND ? 61 : 13;
   if (stride == 0) stride = 1;
-  int runs = 0;
-  for (int side = 1; side >= 0; side--) {
-    size_t total = side ? whole.to_client : whole.to_server;
-    for (size_t n = 1; n <= total; n += stride) {
-      bytes_t r = {.cancel_after = n, .victim_is_client = side};
-      uint64_t t0 = wall_ms();
-      assert_loom_ok(loom_run(bytes_main, &r));
-      runs++;
-      if (side) {
-        if (r.rc_client != UV_ECANCELED && r.rc_client != 0)
-          fail_msg("client cancelled after %zu bytes: %s", n, loom_strerror(r.rc_client));
-      } else if (r.rc_client == 0 && r.handled == 0 && r.rc_line > 0) {
-        fail_msg("server cancelled after %zu bytes, yet the line came back", n);
+  int runs = 0, hit = 0;
+  for (int mode = CANCEL; mode <= TIMEOUT; mode++)
+    for (int side = 1; side >= 0; side--) {
+      size_t total = side ? whole.to_client : whole.to_server;
+      for (size_t n = 1; n <= total; n += stride) {
+        bytes_t r = {.cancel_after = n, .victim_is_client = side, .mode = mode};
+        uint64_t t0 = wall_ms();
+        assert_loom_ok(loom_run(bytes_main, &r));
+        runs++;
+        int want = mode == CANCEL ? UV_ECANCELED : UV_ETIMEDOUT;
+        int got = side ? r.rc_client : r.rc_server;
+        const char *who = side ? "client" : "server";
+        if (got != want && got != 0)
+          fail_msg("%s %s after %zu bytes: %s", who,
+                   mode == CANCEL ? "cancelled" : "timed out", n, loom_strerror(got));
+        hit += got == want;
+        if (getenv("LOOM_SWEEP_TIMES"))
+          fprintf(stderr, "tls handshake: %s %s after %zu bytes: %s, %d ms\n", who,
+                  mode == CANCEL ? "cancelled" : "timed out", n, loom_err_name(got),
+                  (int)(wall_ms() - t0));
+        if (!side && got == want && r.rc_line > 0)
+          fail_msg("server interrupted after %zu bytes, yet the line came back", n);
+        assert_true(wall_ms() - t0 < bound_ms());
       }
-      assert_true(wall_ms() - t0 < bound_ms());
     }
-  }
-  print_message("%d handshakes cancelled (%zu bytes to the client, %zu to the server)\n",
-                runs, whole.to_client, whole.to_server);
+  print_message("%d handshakes interrupted, %d of them mid-handshake (%zu bytes to the "
+                "client, %zu to the server)\n",
+                runs, hit, whole.to_client, whole.to_server);
   tls_keys_free(&K);
 }
 #endif
