@@ -1009,11 +1009,67 @@ static int no_pidfd_teardown(void **state) {
   return 0;
 }
 
+/* The SIGCHLD watcher starts and stops SIGCHLD as every loom watcher does
+ * (signal.c's registry): when the last child is reaped and it stops, the
+ * disposition the host had before comes back, instead of the SIG_DFL
+ * libuv leaves; and a loom_signal watcher of SIGCHLD opened while it runs
+ * and closed after it gives the host's handler back too. */
+static volatile sig_atomic_t host_chld;
+static void on_host_chld(int sig) {
+  (void)sig;
+  host_chld++;
+}
+
+static int chld_give_back_main(void *arg) {
+  int with_watcher = *(int *)arg;
+  loom_process_t *p;
+  loom_signal_t *w = NULL;
+  int st = 0;
+  r.rc[0] = loom_process_spawn(&p, HELPER("sleep", "20"), NULL);
+  /* Opened while the SIGCHLD watcher holds the signal. */
+  if (with_watcher) r.rc[1] = loom_signal_open(&w, SIGCHLD);
+  r.rc[2] = loom_process_wait(p, &st);
+  r.rc[3] = st;
+  loom_process_close(p);
+  if (w) {
+    loom_sleep(1); /* the watcher's close ran: only w holds SIGCHLD */
+    r.rc[4] = loom_signal_close(w);
+  }
+  return 0;
+}
+
+static void test_process_sigchld_given_back(void **state) {
+  (void)state;
+  struct sigaction sa = {.sa_handler = on_host_chld}, old, after;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGCHLD, &sa, &old);
+  for (int with_watcher = 0; with_watcher <= 1; with_watcher++) {
+    rec_reset();
+    assert_loom_ok(loom_run(chld_give_back_main, &with_watcher));
+    assert_loom_ok(r.rc[0]);
+    assert_loom_ok(r.rc[1]);
+    assert_loom_ok(r.rc[2]);
+    assert_int_equal(r.rc[3], 0);
+    assert_loom_ok(r.rc[4]);
+    sigaction(SIGCHLD, NULL, &after);
+    if (after.sa_handler != on_host_chld)
+      fail_msg("SIGCHLD not given back (%s): %s",
+               with_watcher ? "with a watcher" : "alone",
+               after.sa_handler == SIG_DFL ? "SIG_DFL" : "another handler");
+    sig_atomic_t n = host_chld;
+    raise(SIGCHLD);
+    assert_int_equal(host_chld, n + 1);
+  }
+  sigaction(SIGCHLD, &old, NULL);
+  assert_true(no_children());
+}
+
 static void test_process_without_pidfd(void **state) {
   test_process_exit_status_and_kill(state);
   test_process_storm(state);
   test_process_signal_watchers(state);
   test_process_runtime_ends_with_children(state);
+  test_process_sigchld_given_back(state);
 }
 
 int main(void) {

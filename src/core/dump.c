@@ -918,6 +918,11 @@ int loom_dump_signal(loom_t *rt, int signum) {
     d->signum = 0;
   }
   if (!signum) return 0;
+  /* Only initialised here: started and stopped through signal.c's
+   * loom__signal_take / loom__signal_give_back, like every loom watcher,
+   * so the disposition before it comes back when it stops, and a
+   * loom_signal watcher of the same number composes with it (and has the
+   * signal: on_dump_signal stays quiet). */
   if (!d->sig_open) {
     int rc = uv_signal_init(rt->loop, &d->sig);
     if (rc) return rc;

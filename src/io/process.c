@@ -51,6 +51,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../core/introspect.h"
 #include "io.h"
 #include "loom/process.h"
 
@@ -112,7 +113,11 @@ static void close_handle(loom_process_t *p) {
  * per child would make libuv queue a message per child at every SIGCHLD,
  * and libuv drops messages once its pipe is full: a storm of children
  * would lose exits.) It lives while it has children, and is an io object
- * of the runtime so that shutdown waits for its close. */
+ * of the runtime so that shutdown waits for its close. It takes SIGCHLD
+ * and gives it back the way loom_signal watchers do (signal.c): libuv
+ * leaves SIG_DFL behind when its last watcher of a number stops, which
+ * would drop a host's own SIGCHLD handler; the registry restores what was
+ * there before, whichever of the watchers stops last. */
 typedef struct chld_s {
   uv_signal_t sig;
   loom__io_t io;
@@ -134,7 +139,7 @@ static void chld_closed(uv_handle_t *h) {
 static void chld_maybe_close(chld_t *c) {
   if (!loom__list_empty(&c->children) || c->dispatching) return;
   if (tl_chld == c) tl_chld = NULL;
-  uv_close((uv_handle_t *)&c->sig, chld_closed);
+  loom__signal_give_back(&c->sig, SIGCHLD, chld_closed);
 }
 
 static void on_sigchld(uv_signal_t *h, int signum) {
@@ -172,7 +177,7 @@ static int chld_watch(loom_process_t *p) {
     c->rt = rt;
     loom__list_init(&c->children);
     loom__io_add(rt, &c->io, "SIGCHLD watcher", chld_io_close);
-    rc = uv_signal_start(&c->sig, on_sigchld, SIGCHLD);
+    rc = loom__signal_take(&c->sig, on_sigchld, SIGCHLD);
     if (rc) {
       uv_close((uv_handle_t *)&c->sig, chld_closed);
       return rc;
