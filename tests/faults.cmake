@@ -10,3 +10,12 @@ loom_add_test(faults $<TARGET_FILE:test-faults>)
 if(LOOM_WITH_CURL)
   target_compile_definitions(test-faults PRIVATE LOOM_TEST_CURL)
 endif()
+
+# The shared sweeps' TLS scenarios (test-io-sweep.c, test-faults.c) in TLS
+# builds: they make their certificate with OpenSSL (tls-keys.h).
+if(LOOM_WITH_TLS)
+  foreach(t io-sweep faults)
+    target_link_libraries(test-${t} PRIVATE PkgConfig::OPENSSL)
+    target_compile_definitions(test-${t} PRIVATE LOOM_WITH_TLS)
+  endforeach()
+endif()

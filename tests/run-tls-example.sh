@@ -1,5 +1,12 @@
 #!/bin/sh
+# run-tls-example.sh --check CHECKER EXPECTED COMMAND [ARG...]
 # run-tls-example.sh COMMAND [ARG...]
+#
+# With --check (how ctest runs it): without the openssl tool, prints
+# SKIPPED with the reason and exits 77 (the test's SKIP_RETURN_CODE: the
+# test counts as skipped, never passed); with it, runs this script again
+# under CHECKER (check-example.sh), which matches its output against
+# EXPECTED.
 #
 # Tests examples/tls_echo_server as a user would run it: makes a test CA
 # and a server certificate (tls-certs.sh), starts COMMAND CERT KEY 0 in the
@@ -13,10 +20,21 @@
 # server is killed on every way out, and the test's timeout bounds a hang.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-command -v openssl >/dev/null 2>&1 || {
-  echo "run-tls-example: no openssl tool: skipping" >&2
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "SKIPPED: the openssl tool is missing (the test's certificates and its" \
+    "client, openssl s_client)"
   exit 77
-}
+fi
+if [ "${1-}" = "--check" ]; then
+  [ $# -ge 4 ] || {
+    echo "usage: $0 --check CHECKER EXPECTED COMMAND [ARG...]" >&2
+    exit 2
+  }
+  checker=$2
+  expected=$3
+  shift 3
+  exec sh "$checker" "$expected" -- sh "$here/run-tls-example.sh" "$@"
+fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-tls-example.XXXXXX") || exit 2
 pid=
 cpid=

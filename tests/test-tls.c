@@ -10,7 +10,6 @@
  * Tasks record what they see; the asserts run on the main stack once
  * loom_run has returned (helpers.h). */
 #include <openssl/ssl.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -811,17 +810,14 @@ static void test_truncation(void **state) {
   free(ok.all);
 }
 
-/* ---- a byte-by-byte peer, and cancellation at every point of a handshake --------- */
+/* ---- a byte-by-byte peer ------------------------------------------------------------ */
 
 /* A proxy in front of a TLS server that forwards one byte per write (each
  * drained: its own segment), so each side's handshake sees its peer's
- * flights a byte at a time and parks once per byte. After `cancel_after`
- * bytes towards `victim`, it cancels the victim's task. */
+ * flights a byte at a time and parks once per byte. (Cancellation at each
+ * of those points is in the shared sweep, tests/test-io-sweep.c.) */
 typedef struct {
-  int upstream;         /* the TLS server's port */
-  loom_task_t *victim;  /* cancelled after cancel_after bytes to it */
-  int victim_is_client; /* which direction counts */
-  size_t cancel_after;  /* SIZE_MAX: never */
+  int upstream; /* the TLS server's port */
   size_t to_client, to_server;
 } proxy_t;
 
@@ -838,9 +834,6 @@ static int pump_bytes(void *arg) {
     size_t *n = p->towards_client ? &p->px->to_client : &p->px->to_server;
     if (loom_write(p->to, &b, 1) || loom_drain(p->to)) break;
     ++*n;
-    if (p->px->victim && p->towards_client == p->px->victim_is_client &&
-        *n == p->px->cancel_after)
-      loom_cancel(p->px->victim);
   }
   loom_shutdown_write(p->to);
   return 0;
@@ -882,24 +875,20 @@ static int byte_client(void *arg) {
 }
 
 typedef struct {
-  size_t cancel_after; /* SIZE_MAX: a whole run */
-  int victim_is_client;
   int rc_client, rc_line, handled;
   size_t to_client, to_server;
   char line[32];
 } bytes_t;
 
-/* A server handler whose task the proxy may cancel mid-handshake. */
+/* The server's side: a handshake on a plain accepted stream. */
 typedef struct {
   loom_tls_ctx_t *sctx;
-  proxy_t *px;
   int rc;
   int handled;
 } bserver_t;
 
 static int byte_server_handler(loom_stream_t *s, void *arg) {
   bserver_t *b = arg;
-  if (!b->px->victim_is_client) b->px->victim = loom_current();
   b->rc = loom_tls_start(s, b->sctx, 1, NULL);
   if (b->rc == 0) {
     b->handled++;
@@ -914,8 +903,8 @@ static int byte_server_handler(loom_stream_t *s, void *arg) {
 static int main_bytes(void *arg) {
   bytes_t *r = arg;
   loom_tls_ctx_t *sctx = server_ctx("server", NULL), *cctx = client_ctx(NULL);
-  proxy_t px = {.cancel_after = r->cancel_after, .victim_is_client = r->victim_is_client};
-  bserver_t bs = {.sctx = sctx, .px = &px};
+  proxy_t px = {0};
+  bserver_t bs = {.sctx = sctx};
   loom_server_t *srv, *prx;
   if (!sctx || !cctx ||
       loom_serve(&srv, "127.0.0.1", 0, byte_server_handler, &bs, NULL)) {
@@ -925,11 +914,7 @@ static int main_bytes(void *arg) {
   px.upstream = loom_server_port(srv);
   if (loom_serve(&prx, "127.0.0.1", 0, proxy_handler, &px, NULL) == 0) {
     bclient_t c = {.cctx = cctx, .port = loom_server_port(prx)};
-    loom_task_t *t;
-    if (loom_spawn(&t, byte_client, &c) == 0) {
-      if (r->victim_is_client) px.victim = t;
-      loom_join(t, NULL);
-    }
+    byte_client(&c);
     r->rc_client = c.rc;
     r->rc_line = c.rc_line;
     memcpy(r->line, c.line, sizeof(r->line));
@@ -948,44 +933,13 @@ out:
 static void test_byte_by_byte(void **state) {
   (void)state;
   if (!need_certs()) skip();
-  bytes_t r = {.cancel_after = SIZE_MAX, .victim_is_client = 1};
+  bytes_t r = {0};
   assert_loom_ok(loom_run(main_bytes, &r));
   assert_loom_ok(r.rc_client);
   assert_int_equal(r.rc_line, 5);
   assert_string_equal(r.line, "byte\n");
   assert_int_equal(r.handled, 1);
   assert_true(r.to_client > 500 && r.to_server > 200);
-}
-
-/* The client cancelled after each byte of the server's flights, and the
- * server after each of the client's: each returns UV_ECANCELED (or
- * finished first), nothing leaks, and the other side ends too. */
-static void test_cancel_every_handshake_point(void **state) {
-  (void)state;
-  if (!need_certs()) skip();
-  bytes_t whole = {.cancel_after = SIZE_MAX, .victim_is_client = 1};
-  assert_loom_ok(loom_run(main_bytes, &whole));
-  assert_loom_ok(whole.rc_client);
-  /* Every byte would take a minute (a byte-by-byte handshake per point): a
-   * stride that still stops each flight many times over, at points that
-   * fall differently within each record (61 under Valgrind).
-   * LOOM_TLS_SWEEP_STRIDE=1: all. */
-  const char *env = getenv("LOOM_TLS_SWEEP_STRIDE");
-  size_t stride = env ? strtoul(env, NULL, 10) : RUNNING_ON_VALGRIND ? 61 : 13;
-  if (stride == 0) stride = 1;
-  for (int side = 1; side >= 0; side--) {
-    size_t total = side ? whole.to_client : whole.to_server;
-    for (size_t n = 1; n <= total; n += stride) {
-      bytes_t r = {.cancel_after = n, .victim_is_client = side};
-      assert_loom_ok(loom_run(main_bytes, &r));
-      if (side) {
-        if (r.rc_client != UV_ECANCELED && r.rc_client != 0)
-          fail_msg("client cancelled after %zu bytes: %s", n, loom_strerror(r.rc_client));
-      } else if (r.rc_client == 0 && r.handled == 0 && r.rc_line > 0) {
-        fail_msg("server cancelled after %zu bytes, yet the line came back", n);
-      }
-    }
-  }
 }
 
 typedef struct {
@@ -1122,101 +1076,6 @@ static void test_renegotiation_refused(void **state) {
   assert_loom_ok(r.rc_wait);
   assert_int_equal(r.handled, 1);
   assert_loom_err(r.end_rc, LOOM_ETLS); /* and the session ended there */
-}
-
-/* ---- allocation failures ---------------------------------------------------------- */
-
-/* loom's own allocations in a TLS round trip (the layer, its records'
- * write requests, the stream's buffers, the server's tasks) failed one at a
- * time: the k-th of a clean run, for every k, in this process (OpenSSL's
- * own allocations are not loom's and are not failed). Every run must end:
- * loom_run returns, the work either succeeds with the right bytes or fails
- * with an error code, and nothing leaks (the harness counts blocks; ASan
- * and Valgrind watch OpenSSL's). A separate block of its own, like the
- * shared allocation-failure sweep's scenarios (tests/test-faults.c). */
-static struct {
-  int armed;
-  long calls, k;
-  pthread_t thread;
-} fault;
-
-static int fault_hook(int kind, int from_uv) {
-  (void)kind;
-  (void)from_uv;
-  if (!fault.armed || !pthread_equal(pthread_self(), fault.thread)) return 0;
-  return ++fault.calls == fault.k;
-}
-
-typedef struct {
-  loom_tls_ctx_t *sctx, *cctx;
-  int rc, wrong;
-  echo_stats_t st;
-} fault_t;
-
-static int main_fault(void *arg) {
-  fault_t *f = arg;
-  fault.calls = 0;
-  fault.thread = pthread_self();
-  fault.armed = 1;
-  loom_scope_t sc;
-  /* A gathered write that fails for want of memory is reported to the
-   * next write, flush, drain or close (loom_write's rule): a task that only
-   * reads next waits for an answer that cannot come. The scope ends it. */
-  loom_timeout_enter(&sc, RUNNING_ON_VALGRIND ? 10000 : 1000);
-  loom_server_t *srv;
-  f->rc = loom_tls_serve(&srv, "127.0.0.1", 0, f->sctx, echo_handler, &f->st, NULL);
-  if (f->rc == 0) {
-    loom_stream_t *s;
-    f->rc = loom_tls_connect(&s, "127.0.0.1", loom_server_port(srv), f->cctx, NULL);
-    if (f->rc == 0) {
-      char line[32];
-      f->rc = loom_write(s, "fault line\n", 11);
-      ssize_t n = f->rc ? 0 : loom_read_line(s, line, sizeof(line));
-      if (getenv("LOOM_TLS_FAULT_VERBOSE"))
-        fprintf(stderr, "write %d read %zd handled %d\n", f->rc, n, f->st.handled);
-      if (n < 0) f->rc = (int)n;
-      if (n > 0 && strcmp(line, "fault line\n") != 0) f->wrong = 1;
-      loom_close(s);
-    }
-    loom_server_close(srv, 100);
-  }
-  loom_scope_exit(&sc);
-  return 0;
-}
-
-static void test_allocation_failures(void **state) {
-  (void)state;
-  if (!need_certs()) skip();
-  fault_t f = {.sctx = server_ctx("server", NULL), .cctx = client_ctx(NULL)};
-  assert_non_null(f.sctx);
-  assert_non_null(f.cctx);
-  harness_alloc_hooks_t hooks = {.should_fail = fault_hook};
-  harness_alloc_set_hooks(&hooks);
-  fault.k = 0; /* count a clean run */
-  assert_loom_ok(loom_run(main_fault, &f));
-  fault.armed = 0;
-  assert_loom_ok(f.rc);
-  long total = fault.calls;
-  long stride = RUNNING_ON_VALGRIND && total > 40 ? total / 40 : 1;
-  int failed_runs = 0;
-  const char *only = getenv("LOOM_TLS_FAULT_K");
-  for (long k = only ? atol(only) : 1; k <= total; k += only ? total : stride) {
-    fault.k = k;
-    f.rc = f.wrong = 0;
-    uint64_t t0 = wall_ms();
-    int rc = loom_run(main_fault, &f);
-    fault.armed = 0;
-    if (getenv("LOOM_TLS_FAULT_VERBOSE"))
-      print_message("k=%ld: %s (%llu ms)\n", k, loom_strerror(f.rc),
-                    (unsigned long long)(wall_ms() - t0));
-    if (rc != 0 && rc != UV_ENOMEM) fail_msg("k=%ld: loom_run: %s", k, loom_strerror(rc));
-    if (f.wrong) fail_msg("k=%ld: a wrong line came back", k);
-    failed_runs += f.rc != 0;
-  }
-  harness_alloc_set_hooks(NULL);
-  loom_tls_ctx_free(f.sctx);
-  loom_tls_ctx_free(f.cctx);
-  print_message("%ld allocations, %d runs failed cleanly\n", total, failed_runs);
 }
 
 /* ---- close's bounded wait ------------------------------------------------------------ */
@@ -1404,10 +1263,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_garbage_peers),
     cmocka_unit_test(test_truncation),
     cmocka_unit_test(test_byte_by_byte),
-    cmocka_unit_test(test_cancel_every_handshake_point),
     cmocka_unit_test(test_handshake_timeouts),
     cmocka_unit_test(test_renegotiation_refused),
-    cmocka_unit_test(test_allocation_failures),
     cmocka_unit_test(test_close_wait_is_bounded),
     cmocka_unit_test(test_upload_then_close),
 };

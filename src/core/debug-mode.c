@@ -555,7 +555,7 @@ static uint64_t sample_period(uint64_t slow, uint64_t hold) {
 int loom_debug_enable(loom_t *rt, const loom_debug_opts_t *opts) {
   if (!rt) rt = loom__handle_rt();
   /* The signal goes to the runtime's thread: the caller's. */
-  if (!rt || (rt != loom__tls_rt && rt != loom__tls_home)) return UV_EINVAL;
+  if (!rt || !loom__on_own_thread(rt)) return UV_EINVAL;
   uint64_t slow = opts && opts->slow_task_ms ? opts->slow_task_ms : 100;
   uint64_t hold = opts && opts->lock_hold_ms ? opts->lock_hold_ms : 100;
   int unjoined = opts ? opts->report_unjoined != 0 : 1;
@@ -611,7 +611,7 @@ int loom_debug_enable(loom_t *rt, const loom_debug_opts_t *opts) {
 
 int loom_debug_disable(loom_t *rt) {
   if (!rt) rt = loom__handle_rt();
-  if (!rt || (rt != loom__tls_rt && rt != loom__tls_home)) return UV_EINVAL;
+  if (!rt || !loom__on_own_thread(rt)) return UV_EINVAL;
   struct loom__debug_mode_s *d = rt->debug_mode;
   if (!d) return 0;
   /* The handler (on this thread) finds debug mode off from here on. */
@@ -653,7 +653,7 @@ void loom__debug_mode_fini(loom_t *rt) {
   /* Called from the loop's thread after the home runtime may already be
    * detached: disable checks the thread, so undo it directly. */
   loom_t *home = loom__tls_home;
-  if (home != rt && loom__tls_rt != rt) loom__tls_home = rt;
+  if (!loom__on_own_thread(rt)) loom__tls_home = rt;
   loom_debug_disable(rt);
   loom__tls_home = home;
 }

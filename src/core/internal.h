@@ -221,6 +221,13 @@ static inline loom_t *loom__handle_rt(void) {
   return loom__tls_rt ? loom__tls_rt : loom__tls_home;
 }
 
+/* The calling thread is rt's own: one of its tasks runs, or host code on
+ * the thread it was attached to. What only that thread may do (signal it,
+ * spawn and cancel its tasks) checks this. */
+static inline int loom__on_own_thread(const loom_t *rt) {
+  return rt == loom__tls_rt || rt == loom__tls_home;
+}
+
 /* The live slot behind handle h in rt's table, or NULL (handle.h). A handle
  * whose low half is 0 gives slot UINT32_MAX, never below nhandles. */
 static inline loom__hslot_t *loom__handle_slot(loom_t *rt, const void *h) {

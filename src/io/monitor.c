@@ -385,18 +385,12 @@ static int clear_path(const char *path) {
 
 /* ---- public API ------------------------------------------------------------- */
 
-/* The calling thread is rt's: one of its tasks runs, or host code on the
- * thread it was attached to. */
-static int on_own_thread(const loom_t *rt) {
-  return rt == loom__tls_rt || rt == loom__tls_home;
-}
-
 int loom_monitor_start(loom_t *rt, const char *path) {
   loom_task_t *self = loom__self();
   if (!rt) rt = self ? self->rt : NULL;
   /* Only from the runtime's own thread: the monitor's tasks are spawned
    * and cancelled there. */
-  if (!rt || !path || !*path || !on_own_thread(rt)) return UV_EINVAL;
+  if (!rt || !path || !*path || !loom__on_own_thread(rt)) return UV_EINVAL;
   monitor_t *m = NULL;
   if (strlen(path) >= sizeof(m->path)) return UV_ENAMETOOLONG;
   if (rt->closing) return LOOM_ECLOSED;
@@ -446,7 +440,7 @@ int loom_monitor_start(loom_t *rt, const char *path) {
 int loom_monitor_stop(loom_t *rt) {
   loom_task_t *self = loom__self();
   if (!rt) rt = self ? self->rt : NULL;
-  if (!rt || !on_own_thread(rt)) return UV_EINVAL;
+  if (!rt || !loom__on_own_thread(rt)) return UV_EINVAL;
   pthread_mutex_lock(&monitors_mu);
   monitor_t **p = find_locked(rt), *m = *p;
   if (m) {
