@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # bench/lib.sh: what the bash runners of the load benchmarks share
-# (bench/realload/run.sh, bench/tls/run.sh). Source it:
+# (bench/realload/run.sh, bench/tls/run.sh, bench/subprocess/run.sh).
+# Source it:
 #
 #   . "$src/bench/lib.sh"
 #
@@ -33,6 +34,85 @@ bench_install() {
   for svc in redis-server nginx; do
     if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
   done
+}
+
+# bench_configure SRC BUILD: configures BUILD as a Release build of SRC
+# with the examples and benchmarks on (the tests off) when it has no CMake
+# cache yet, or turns the examples and benchmarks on in the one it has;
+# warns when that one is not a Release build.
+bench_configure() {
+  if [ ! -f "$2/CMakeCache.txt" ]; then
+    say "== configuring $2 (Release)"
+    cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON \
+      -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_EXAMPLES=ON >&2
+  else
+    cmake "$2" -DLOOM_BUILD_EXAMPLES=ON -DLOOM_BUILD_BENCH=ON >/dev/null
+  fi
+  grep -q '^CMAKE_BUILD_TYPE:STRING=Release' "$2/CMakeCache.txt" ||
+    say "run.sh: warning: $2 is not a Release build"
+}
+
+# bench_raise_nofile: 1,000 connections need 1,000 descriptors on each
+# side; raises the soft limit to 4096 where it is lower.
+bench_raise_nofile() {
+  if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ]; then
+    ulimit -n 4096 2>/dev/null || say "run.sh: warning: cannot raise the descriptor limit"
+  fi
+}
+
+# bench_nginx TMP LISTEN [SERVER_LINES]: writes TMP/nginx.conf, an nginx of
+# one process (no master, one worker's loop: without the master its CPU
+# and RSS are the process's own) answering "Hello, World!" on LISTEN
+# (e.g. "127.0.0.1:8080 ssl"), with SERVER_LINES added to its server block,
+# and sets the array cmd to the command that runs it.
+bench_nginx() {
+  mkdir -p "$1/nginx"
+  cat >"$1/nginx.conf" <<EOF
+worker_processes 1;
+master_process off;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/nginx-error.log warn;
+worker_rlimit_nofile 8192;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $1/nginx/body;
+  proxy_temp_path $1/nginx/proxy;
+  fastcgi_temp_path $1/nginx/fastcgi;
+  uwsgi_temp_path $1/nginx/uwsgi;
+  scgi_temp_path $1/nginx/scgi;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  server {
+    listen $2;
+${3:-}
+    location / { default_type text/plain; return 200 "Hello, World!"; }
+  }
+}
+EOF
+  # shellcheck disable=SC2034 # the caller's
+  cmd=(nginx -c "$1/nginx.conf" -p "$1/nginx" -e "$1/nginx-error.log")
+}
+
+# bench_wait_server NAME TENTHS: waits, up to TENTHS tenths of a second,
+# until the server $srv_pid accepts connections on $port; with $port
+# empty, on the port of the "serving on ...:PORT" line it prints into
+# $tmp/srv.out, which sets port. Shows $tmp/srv.err and dies if the server
+# exits or the time runs out.
+# shellcheck disable=SC2154 # tmp, srv_pid: the runner's
+bench_wait_server() {
+  local _
+  for _ in $(seq "$2"); do
+    if [ -z "$port" ]; then
+      port=$(sed -n 's/^serving on .*:\([0-9][0-9]*\).*/\1/p' "$tmp/srv.out" | head -n 1)
+    fi
+    if [ -n "$port" ] && port_open "$port"; then return 0; fi
+    kill -0 "$srv_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$tmp/srv.err" >&2
+  die "$1 did not start"
 }
 
 # kill_tree PID [SIGNAL]: signals PID and all its descendants, children

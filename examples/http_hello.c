@@ -307,29 +307,6 @@ static int serve(int port) {
  * connection it is given, and says what it saw in c->outcome. */
 typedef selftest_client_t client_t;
 
-/* Reads until the server closes, at most max bytes: *data is malloc'd. */
-static int read_to_close(loom_stream_t *s, char **data, size_t *len) {
-  return loom_read_all(s, data, len, 64 * 1024);
-}
-
-/* Sends req, then compares everything the server sends up to its close with
- * want. */
-static int exchange_to_close(client_t *c, loom_stream_t *s, const char *req,
-                             const char *want) {
-  int rc = loom_write(s, req, strlen(req));
-  char *got = NULL;
-  size_t len = 0;
-  if (rc >= 0) rc = read_to_close(s, &got, &len);
-  int ok = rc >= 0 && len == strlen(want) && memcmp(got, want, len) == 0;
-  if (!ok && rc >= 0)
-    snprintf(c->outcome, sizeof c->outcome, "unexpected answer (%zu bytes): %.60s", len,
-             got ? got : "");
-  else if (!ok)
-    snprintf(c->outcome, sizeof c->outcome, "%s", loom_strerror(rc));
-  free(got);
-  return ok;
-}
-
 /* Three requests, each answered while the connection stays open, then one
  * with Connection: close, after which the server closes. */
 static int check_keep_alive(client_t *c, loom_stream_t *s) {
@@ -342,7 +319,7 @@ static int check_keep_alive(client_t *c, loom_stream_t *s) {
                            rc < 0 ? loom_strerror(rc) : "wrong answer");
     }
   }
-  if (!exchange_to_close(c, s, GET_CLOSE("/bye"), ok_close)) return 0;
+  if (!selftest_exchange_to_close(c, s, GET_CLOSE("/bye"), ok_close)) return 0;
   return SELFTEST_PASS(
       c, "3 requests answered on one connection, then Connection: close honoured");
 }
@@ -363,7 +340,7 @@ static int check_pipelining(client_t *c, loom_stream_t *s) {
     wlen += strlen(a);
   }
   req[rlen] = want[wlen] = 0;
-  if (!exchange_to_close(c, s, req, want)) return 0;
+  if (!selftest_exchange_to_close(c, s, req, want)) return 0;
   return SELFTEST_PASS(c, "16 requests in one write answered in order");
 }
 
@@ -374,12 +351,12 @@ static int check_split(client_t *c, loom_stream_t *s) {
   if (!selftest_send_bytewise(c, s, req, strlen(req))) return 0;
   char want[sizeof ok_keep + sizeof ok_close];
   snprintf(want, sizeof want, "%s%s", ok_keep, ok_close);
-  if (!exchange_to_close(c, s, "", want)) return 0;
+  if (!selftest_exchange_to_close(c, s, "", want)) return 0;
   return SELFTEST_PASS(c, "2 requests sent byte by byte answered");
 }
 
 static int check_bad(client_t *c, loom_stream_t *s) {
-  if (!exchange_to_close(c, s, "NOT HTTP\r\n\r\n", bad_request)) return 0;
+  if (!selftest_exchange_to_close(c, s, "NOT HTTP\r\n\r\n", bad_request)) return 0;
   return SELFTEST_PASS(c, "400 Bad Request, then the server closed");
 }
 
@@ -391,7 +368,7 @@ static int check_oversized(client_t *c, loom_stream_t *s) {
   memset(req, 'a', HEAD_MAX);
   memcpy(req, "GET / HTTP/1.1\r\nX-Long: ", 24);
   req[HEAD_MAX] = 0;
-  int ok = exchange_to_close(c, s, req, head_too_large);
+  int ok = selftest_exchange_to_close(c, s, req, head_too_large);
   free(req);
   return ok &&
          SELFTEST_PASS(c, "431 Request Header Fields Too Large, then the server closed");

@@ -49,7 +49,7 @@
 #include <loom.h>
 #include <loom/tls.h>
 
-#include "common/selftest.h" /* selftest_client_task, SELFTEST_PASS, ... */
+#include "common/selftest.h" /* selftest_run_on, SELFTEST_PASS, ... */
 
 #define DEFAULT_PORT 8443
 #define HEAD_MAX 4096 /* request line and headers, blank line included */
@@ -220,24 +220,6 @@ static int start_tls(client_t *c, loom_stream_t *s) {
   return 1;
 }
 
-/* Sends req, then compares everything the server sends up to its close
- * with want. */
-static int exchange_to_close(client_t *c, loom_stream_t *s, const char *req,
-                             const char *want) {
-  int rc = loom_write(s, req, strlen(req));
-  char *got = NULL;
-  size_t len = 0;
-  if (rc >= 0) rc = loom_read_all(s, &got, &len, 64 * 1024);
-  int ok = rc >= 0 && len == strlen(want) && memcmp(got, want, len) == 0;
-  if (!ok && rc >= 0)
-    snprintf(c->outcome, sizeof c->outcome, "unexpected answer (%zu bytes): %.60s", len,
-             got ? got : "");
-  else if (!ok)
-    snprintf(c->outcome, sizeof c->outcome, "%s", loom_strerror(rc));
-  free(got);
-  return ok;
-}
-
 static int check_keep_alive(client_t *c, loom_stream_t *s) {
   if (!start_tls(c, s)) return 0;
   char buf[sizeof ok_keep];
@@ -248,7 +230,7 @@ static int check_keep_alive(client_t *c, loom_stream_t *s) {
       return SELFTEST_FAIL(c, "request %d: %s", i + 1,
                            rc < 0 ? loom_strerror(rc) : "wrong answer");
   }
-  if (!exchange_to_close(c, s, GET_CLOSE("/bye"), ok_close)) return 0;
+  if (!selftest_exchange_to_close(c, s, GET_CLOSE("/bye"), ok_close)) return 0;
   return SELFTEST_PASS(
       c, "%s; 3 requests answered on one connection, then Connection: close honoured",
       loom_tls_version(s));
@@ -267,7 +249,7 @@ static int check_pipelining(client_t *c, loom_stream_t *s) {
     wlen += strlen(a);
   }
   req[rlen] = want[wlen] = 0;
-  if (!exchange_to_close(c, s, req, want)) return 0;
+  if (!selftest_exchange_to_close(c, s, req, want)) return 0;
   return SELFTEST_PASS(c, "8 requests in one write answered in order");
 }
 
@@ -279,13 +261,13 @@ static int check_split(client_t *c, loom_stream_t *s) {
   if (!selftest_send_bytewise(c, s, req, strlen(req))) return 0;
   char want[sizeof ok_keep + sizeof ok_close];
   snprintf(want, sizeof want, "%s%s", ok_keep, ok_close);
-  if (!exchange_to_close(c, s, "", want)) return 0;
+  if (!selftest_exchange_to_close(c, s, "", want)) return 0;
   return SELFTEST_PASS(c, "2 requests sent byte by byte answered");
 }
 
 static int check_bad(client_t *c, loom_stream_t *s) {
   if (!start_tls(c, s)) return 0;
-  if (!exchange_to_close(c, s, "NOT HTTP\r\n\r\n", bad_request)) return 0;
+  if (!selftest_exchange_to_close(c, s, "NOT HTTP\r\n\r\n", bad_request)) return 0;
   return SELFTEST_PASS(c, "400 Bad Request, then the server closed");
 }
 
@@ -315,37 +297,10 @@ static int check_plain(client_t *c, loom_stream_t *s) {
   return SELFTEST_PASS(c, "no HTTP answer to a request without TLS, connection closed");
 }
 
-/* Runs the clients against the server at once, each in a task of its own
- * and on its own connection, closes the server and reports, one line per
- * client in the order of the array (common/selftest.h's runner, over
- * loom_tls_serve). */
-static int run_clients(loom_server_t *server, server_t *srv) {
-  client_t clients[] = {
-      {.name = "keep-alive", .check = check_keep_alive},
-      {.name = "pipelining", .check = check_pipelining},
-      {.name = "split", .check = check_split},
-      {.name = "bad request", .check = check_bad},
-      {.name = "unknown CA", .check = check_unknown_ca},
-      {.name = "plain text", .check = check_plain},
-  };
-  enum { N = sizeof clients / sizeof clients[0] };
-  int p = loom_server_port(server);
-  printf("serving on 127.0.0.1:%d (self-test: %d clients)\n", p, N);
-  for (int i = 0; i < N; i++) clients[i].port = p;
-  int statuses[N] = {0};
-  int rc = loom_gather_map(selftest_client_task, clients, sizeof clients[0], N, statuses,
-                           0);
-  int crc = selftest_close("https_hello", "client", server, rc, statuses, N);
-  int failed = 0;
-  for (int i = 0; i < N; i++) {
-    printf("%s: %s%s\n", clients[i].name, statuses[i] < 0 ? "FAILED: " : "",
-           clients[i].outcome);
-    failed += statuses[i] < 0;
-  }
+static void print_server(void *arg) {
+  const server_t *srv = arg;
   printf("server: %d connections, %d requests answered (%d with an error)\n",
          srv->connections, srv->requests, srv->errors);
-  printf("server closed\n");
-  return failed ? UV_EPROTO : crc;
 }
 
 static int selftest(void) {
@@ -358,9 +313,20 @@ static int selftest(void) {
   loom_server_t *server = NULL;
   if (rc >= 0)
     rc = loom_tls_serve(&server, "127.0.0.1", 0, ctx, handle_https, &srv, NULL);
-  if (rc >= 0)
-    rc = run_clients(server, &srv);
-  else
+  if (rc >= 0) {
+    /* The clients at once, each on its own connection (common/selftest.h's
+     * runner, over loom_tls_serve). */
+    client_t clients[] = {
+        {.name = "keep-alive", .check = check_keep_alive},
+        {.name = "pipelining", .check = check_pipelining},
+        {.name = "split", .check = check_split},
+        {.name = "bad request", .check = check_bad},
+        {.name = "unknown CA", .check = check_unknown_ca},
+        {.name = "plain text", .check = check_plain},
+    };
+    rc = selftest_run_on("https_hello", server, clients,
+                         (int)(sizeof clients / sizeof clients[0]), print_server, &srv);
+  } else
     fprintf(stderr, "https_hello: %s %s\n", loom_strerror(rc), loom_tls_last_error(NULL));
   /* After the server: its handlers used the context. */
   if (untrusting) loom_tls_ctx_free(untrusting);

@@ -6,6 +6,7 @@
 #ifndef LOOM_TEST_HELPERS_H
 #define LOOM_TEST_HELPERS_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "harness.h"
 #include "loom.h"
 
 /* Wall-clock milliseconds, for tolerant timing checks. */
@@ -50,6 +52,78 @@ static inline int run_in_child(void (*fn)(void *), void *arg, char *out, size_t 
   int status = 0;
   waitpid(pid, &status, 0);
   return status;
+}
+
+/* How many descriptors the process has open (the entries of /proc/self/fd,
+ * the one opendir reads them through included), or -1: counted before and
+ * after a test, to show that it left none open. */
+static inline int open_fd_count(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  int n = 0;
+  while (readdir(d)) n++;
+  closedir(d);
+  return n;
+}
+
+/* ---- what a task recorded ------------------------------------------------ */
+/* A task records its calls' results in an array of longs, and the test, on
+ * the main stack once loom_run has returned, states what each should be in
+ * a table of rows of RC_ROW, checked by one call from index first on:
+ *
+ *   static const rc_want_t want[][RC_ROW] = {
+ *       {RC_OK, RC_ERR(UV_ENOENT), RC_EQ(5), RC_TRUE}, // 0
+ *       {RC_OK, RC_SKIP, RC_EQ(0)},                    // 4
+ *   };
+ *   assert_rcs(r.rc, 0, want);
+ *
+ * RC_OK and RC_ERR(code) check a loom result as assert_loom_ok and
+ * assert_loom_err do, printing both codes by name; RC_EQ(n) a count or a
+ * value, as assert_int_equal; RC_TRUE a flag, as assert_true; RC_SKIP, and
+ * the places a short last row leaves empty, nothing. A failure names the
+ * index at the table's check: "rc[12]: got ENOENT (-2), want 0". */
+#define RC_ROW 4
+typedef struct {
+  enum { RC_WANT_SKIP, RC_WANT_CODE, RC_WANT_EQ, RC_WANT_TRUE } kind;
+  long value;
+} rc_want_t;
+#define RC_SKIP \
+  { RC_WANT_SKIP, 0 }
+#define RC_OK \
+  { RC_WANT_CODE, 0 }
+#define RC_ERR(code) \
+  { RC_WANT_CODE, (code) }
+#define RC_EQ(n) \
+  { RC_WANT_EQ, (n) }
+#define RC_TRUE \
+  { RC_WANT_TRUE, 0 }
+#define assert_rcs(rc, first, want)                       \
+  assert_rcs_at((rc), (first), (const rc_want_t *)(want), \
+                sizeof(want) / sizeof(rc_want_t), __FILE__, __LINE__)
+
+static inline void assert_rcs_at(const long *rc, size_t first, const rc_want_t *want,
+                                 size_t n, const char *file, int line) {
+  for (size_t i = 0; i < n; i++) {
+    char name[32];
+    long v = want[i].value;
+    snprintf(name, sizeof(name), "rc[%zu]", first + i);
+    switch (want[i].kind) {
+    case RC_WANT_SKIP: break;
+    case RC_WANT_CODE: harness_assert_code(rc[first + i], v, name, file, line); break;
+    case RC_WANT_EQ:
+      if (rc[first + i] != v) {
+        print_error("%s: got %ld, want %ld\n", name, rc[first + i], v);
+        _fail(file, line);
+      }
+      break;
+    case RC_WANT_TRUE:
+      if (!rc[first + i]) {
+        print_error("%s: got 0, want true\n", name);
+        _fail(file, line);
+      }
+      break;
+    }
+  }
 }
 
 /* ---- plain peers ------------------------------------------------------------------ */

@@ -21,8 +21,10 @@
 # POSIX sh; needs mkfifo and mktemp, and Python 3 for the client
 # ($LOOM_PYTHON, default /usr/bin/python3; plain Python, no packages).
 set -u
+me=run-graceful-shutdown
+# shellcheck source=tests/run-with-server.sh
+. "$(dirname "$0")/run-with-server.sh"
 
-python=${LOOM_PYTHON:-/usr/bin/python3}
 if [ $# -lt 2 ]; then
   echo "usage: $0 TERM|INT COMMAND [ARG...]" >&2
   exit 2
@@ -33,10 +35,7 @@ case $1 in *,*) sig2=${1#*,} ;; esac
 shift
 work=500
 [ -n "$sig2" ] && work=30000
-if ! [ -x "$python" ]; then
-  echo "run-graceful-shutdown: $python not found: skipping" >&2
-  exit 77
-fi
+server_need_python
 
 # The client. argv: PORT MS. Sends "work MS", reads the answer to the close.
 client_py='
@@ -54,38 +53,8 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30) as s:
     print("client: sent %r, got %r" % (work, answer.decode()))
 '
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-graceful.XXXXXX") || exit 2
-pid=
-cpid=
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-  for p in $pid $cpid; do
-    kill -KILL "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
-  done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-mkfifo "$tmp/out" || exit 2
-"$@" >"$tmp/out" </dev/null &
-pid=$!
-exec 3<"$tmp/out"
-
-if ! IFS= read -r line <&3; then
-  echo "run-graceful-shutdown: the server printed nothing" >&2
-  exit 2
-fi
-printf '%s\n' "$line"
-port=${line##*:}
-case $port in
-'' | *[!0-9]*)
-  echo "run-graceful-shutdown: no port in '$line'" >&2
-  exit 2
-  ;;
-esac
+server_scratch graceful KILL 128+n
+example_start "$@"
 
 # The client runs in the background: its answer comes after the signal.
 (exec 3<&- && exec "$python" -c "$client_py" "$port" "$work") >"$tmp/client" &

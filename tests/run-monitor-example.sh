@@ -9,16 +9,13 @@
 # it saw, with the socket path and the port replaced by SOCK and PORT, for
 # check-example.sh to compare with examples/expected/monitor.txt.
 set -u
+me=run-monitor-example
+# shellcheck source=tests/run-with-server.sh
+. "$(dirname "$0")/run-with-server.sh"
 tool=$1
 shift
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-monitor-ex.XXXXXX") || exit 2
+server_scratch monitor-ex TERM 2
 sock=$tmp/m.sock
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 
 "$@" "$sock" 0 >"$tmp/out" 2>"$tmp/err" &
 pid=$!

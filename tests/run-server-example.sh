@@ -26,8 +26,10 @@
 # POSIX sh; needs mkfifo and mktemp, and Python 3 for the client
 # ($LOOM_PYTHON, default /usr/bin/python3; plain Python, no packages).
 set -u
+me=run-server-example
+# shellcheck source=tests/run-with-server.sh
+. "$(dirname "$0")/run-with-server.sh"
 
-python=${LOOM_PYTHON:-/usr/bin/python3}
 if [ $# -lt 2 ]; then
   echo "usage: $0 echo|pizza COMMAND [ARG...]" >&2
   exit 2
@@ -42,10 +44,7 @@ pizza) visit_ends='pizza handed to *' ;;
   exit 2
   ;;
 esac
-if ! [ -x "$python" ]; then
-  echo "run-server-example: $python not found: skipping" >&2
-  exit 77
-fi
+server_need_python
 
 # The client. argv: KIND PORT.
 client_py='
@@ -74,38 +73,8 @@ with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         print("client: ordered margherita, got %r" % answer.decode())
 '
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-server.XXXXXX") || exit 2
-pid=
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-  if [ -n "$pid" ]; then
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-mkfifo "$tmp/out" || exit 2
-"$@" >"$tmp/out" </dev/null &
-pid=$!
-exec 3<"$tmp/out"
-
-# "serving on 127.0.0.1:41523": the port is what follows the last colon.
-if ! IFS= read -r line <&3; then
-  echo "run-server-example: the server printed nothing" >&2
-  exit 2
-fi
-printf '%s\n' "$line"
-port=${line##*:}
-case $port in
-'' | *[!0-9]*)
-  echo "run-server-example: no port in '$line'" >&2
-  exit 2
-  ;;
-esac
+server_scratch server KILL 128+n
+example_start "$@"
 
 if ! (exec 3<&- && exec "$python" -c "$client_py" "$kind" "$port"); then
   echo "run-server-example: the client failed" >&2
@@ -120,12 +89,4 @@ while IFS= read -r line <&3; do
   case $line in $visit_ends) break ;; esac
 done
 
-# Ctrl-C, then the server's last lines, up to its exit.
-kill -INT "$pid"
-while IFS= read -r line <&3; do
-  printf '%s\n' "$line"
-done
-wait "$pid"
-status=$?
-pid=
-exit "$status"
+example_interrupt

@@ -27,16 +27,12 @@
 # POSIX sh; needs mkfifo and mktemp, and Python 3 ($LOOM_PYTHON, default
 # /usr/bin/python3; plain Python, no packages).
 set -u
+me=run-with-http-server
+# shellcheck source=tests/run-with-server.sh
+. "$(dirname "$0")/run-with-server.sh"
 
-python=${LOOM_PYTHON:-/usr/bin/python3}
-if [ $# -lt 1 ]; then
-  echo "usage: $0 COMMAND [ARG...]" >&2
-  exit 2
-fi
-if ! [ -x "$python" ]; then
-  echo "run-with-http-server: $python not found: skipping" >&2
-  exit 77
-fi
+server_need_command "$@"
+server_need_python
 
 # The server. argv[1]: the directory to fill and serve.
 server_py='
@@ -83,19 +79,7 @@ print(server.server_address[1], dead.getsockname()[1], flush=True)
 server.serve_forever()
 '
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-http.XXXXXX") || exit 2
-pid=
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-  if [ -n "$pid" ]; then
-    kill "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+server_scratch http TERM 128+n
 
 mkdir "$tmp/root" && mkfifo "$tmp/ports" "$tmp/stdin" || exit 2
 "$python" -c "$server_py" "$tmp/root" <"$tmp/stdin" >"$tmp/ports" 2>"$tmp/server.log" &
@@ -109,33 +93,13 @@ if ! read -r port deadport <&3 || [ -z "$deadport" ]; then
   exit 2
 fi
 
-# The command, with the ports put into its arguments.
-subst() {
-  a=$1
-  while :; do
-    case $a in
-    *@DEADPORT@*) a=${a%%@DEADPORT@*}$deadport${a#*@DEADPORT@} ;;
-    *@PORT@*) a=${a%%@PORT@*}$port${a#*@PORT@} ;;
-    *) break ;;
-    esac
-  done
-  printf '%s' "$a"
-}
-n=$#
-while [ "$n" -gt 0 ]; do
-  arg=$(subst "$1")
-  shift
-  set -- "$@" "$arg"
-  n=$((n - 1))
-done
-
-# The command does not get our FIFO ends: the server's life is ours. (In a
-# subshell: a redirection on the command itself would make some shells keep
-# copies of fds 3 and 4, which the command would inherit.)
-(exec 3<&- 4>&- && exec "$@")
-status=$?
-if [ "$status" -ne 0 ]; then
+# The command, with the ports put into its arguments. It does not get our
+# FIFO ends: the server's life is ours. (In a subshell: a redirection on the
+# command itself would make some shells keep copies of fds 3 and 4, which
+# the command would inherit.)
+server_exec() { (exec 3<&- 4>&- && exec "$@"); }
+server_failed() {
   echo "run-with-http-server: the server's log:" >&2
   cat "$tmp/server.log" >&2
-fi
-exit "$status"
+}
+server_run @DEADPORT@ "$deadport" @PORT@ "$port" -- "$@"

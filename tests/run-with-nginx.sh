@@ -31,43 +31,20 @@
 # its pid file once it listens on both ports; a port already taken makes it
 # exit, and other ports are tried.
 set -u
+me=run-with-nginx
+# shellcheck source=tests/run-with-server.sh
+. "$(dirname "$0")/run-with-server.sh"
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 COMMAND [ARG...]" >&2
-  exit 2
-fi
+server_need_command "$@"
 nginx=${LOOM_NGINX:-$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; })}
 openssl=$(command -v openssl)
-
-skip_reason=
 if [ -z "$nginx" ] || ! [ -x "$nginx" ]; then
-  skip_reason="nginx not found (Debian package nginx-light)"
+  server_skip LOOM_NGINX_SKIP "nginx not found (Debian package nginx-light)" "$@"
 elif [ -z "$openssl" ]; then
-  skip_reason="openssl not found (Debian package openssl)"
-fi
-if [ -n "$skip_reason" ]; then
-  echo "run-with-nginx: $skip_reason" >&2
-  if [ -n "${LOOM_NGINX_SKIP_STATUS:-}" ]; then
-    echo "SKIPPED: $skip_reason"
-    exit "$LOOM_NGINX_SKIP_STATUS"
-  fi
-  LOOM_NGINX_SKIP=$skip_reason
-  export LOOM_NGINX_SKIP
-  exec "$@"
+  server_skip LOOM_NGINX_SKIP "openssl not found (Debian package openssl)" "$@"
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-nginx.XXXXXX") || exit 2
-pid=
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-  if [ -n "$pid" ]; then
-    kill "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 2' INT TERM HUP
+server_scratch nginx TERM 2
 
 # ---- the test CA and the server's certificate -----------------------------
 {
@@ -98,6 +75,7 @@ head -c 1024 /dev/urandom >"$www/1k.bin"
 head -c 10485760 /dev/urandom >"$www/big.bin"
 
 # ---- nginx --------------------------------------------------------------------
+# shellcheck disable=SC2317 # called by start
 write_conf() { # port tls_port
   cat >"$tmp/nginx.conf" <<EOF
 daemon off;
@@ -140,54 +118,22 @@ EOF
   done
 } >"$tmp/redirects.conf"
 
-port=
-for attempt in 1 2 3 4 5 6 7 8 9 10; do
-  try=$((20000 + ($(od -An -N2 -tu2 /dev/urandom) % 40000)))
-  try2=$((try + 1))
-  write_conf "$try" "$try2"
+# nginx writes its pid file once it listens on both ports.
+# shellcheck disable=SC2317 # called by server_start
+start() {
+  tls_port=$(($1 + 1))
+  write_conf "$1" "$tls_port"
   rm -f "$tmp/nginx.pid"
-  timeout -s KILL 600 "$nginx" -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/logs/error.log" &
-  pid=$!
-  i=0
-  while [ $i -lt 100 ]; do
-    if ! kill -0 "$pid" 2>/dev/null; then break; fi # exited: port taken
-    if [ -s "$tmp/nginx.pid" ]; then
-      port=$try
-      break
-    fi
-    i=$((i + 1))
-    sleep 0.1
-  done
-  [ -n "$port" ] && break
-  kill "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  pid=
-done
-if [ -z "$port" ]; then
-  echo "run-with-nginx: nginx did not start; its log:" >&2
-  cat "$tmp/logs/error.log" >&2 2>/dev/null
-  exit 2
-fi
+  server_spawn "$nginx" -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/logs/error.log"
+}
+# shellcheck disable=SC2317 # called by server_start
+ready() { [ -s "$tmp/nginx.pid" ]; }
+server_start nginx start ready "$tmp/logs/error.log"
 
 LOOM_NGINX_PORT=$port
-LOOM_NGINX_TLS_PORT=$try2
+LOOM_NGINX_TLS_PORT=$tls_port
 LOOM_NGINX_CA=$tmp/ca.pem
 LOOM_NGINX_ROOT=$www
 export LOOM_NGINX_PORT LOOM_NGINX_TLS_PORT LOOM_NGINX_CA LOOM_NGINX_ROOT
-# Replace the placeholders in the arguments.
-n=$#
-while [ "$n" -gt 0 ]; do
-  a=$1
-  shift
-  case $a in
-  *@PORT@* | *@TLSPORT@* | *@CA@* | *@ROOT@*)
-    a=$(printf '%s' "$a" | sed -e "s|@PORT@|$port|g" -e "s|@TLSPORT@|$try2|g" \
-      -e "s|@CA@|$LOOM_NGINX_CA|g" -e "s|@ROOT@|$www|g")
-    ;;
-  esac
-  set -- "$@" "$a"
-  n=$((n - 1))
-done
-"$@"
-status=$?
-exit $status
+server_run @PORT@ "$port" @TLSPORT@ "$tls_port" @CA@ "$LOOM_NGINX_CA" \
+  @ROOT@ "$www" -- "$@"

@@ -17,85 +17,29 @@
 # ready when redis-cli PING answers PONG; a port already taken makes the
 # server exit, and another port is tried.
 set -u
+me=run-with-redis
+# shellcheck source=tests/run-with-server.sh
+. "$(dirname "$0")/run-with-server.sh"
 
-if [ $# -lt 1 ]; then
-  echo "usage: $0 COMMAND [ARG...]" >&2
-  exit 2
-fi
+server_need_command "$@"
 server=${LOOM_REDIS_SERVER:-$(command -v redis-server)}
 cli=${LOOM_REDIS_CLI:-$(command -v redis-cli)}
-
-skip_reason=
 if [ -z "$server" ] || ! [ -x "$server" ]; then
-  skip_reason="redis-server not found (Debian package redis-server)"
+  server_skip LOOM_REDIS_SKIP "redis-server not found (Debian package redis-server)" "$@"
 elif [ -z "$cli" ] || ! [ -x "$cli" ]; then
-  skip_reason="redis-cli not found (Debian package redis-tools)"
-fi
-if [ -n "$skip_reason" ]; then
-  echo "run-with-redis: $skip_reason" >&2
-  if [ -n "${LOOM_REDIS_SKIP_STATUS:-}" ]; then
-    echo "SKIPPED: $skip_reason"
-    exit "$LOOM_REDIS_SKIP_STATUS"
-  fi
-  LOOM_REDIS_SKIP=$skip_reason
-  export LOOM_REDIS_SKIP
-  exec "$@"
+  server_skip LOOM_REDIS_SKIP "redis-cli not found (Debian package redis-tools)" "$@"
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-redis.XXXXXX") || exit 2
-pid=
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-  if [ -n "$pid" ]; then
-    kill "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  fi
-  rm -rf "$tmp"
+server_scratch redis TERM 2
+# shellcheck disable=SC2317 # called by server_start
+start() {
+  server_spawn "$server" --port "$1" --bind 127.0.0.1 --save "" \
+    --appendonly no --dir "$tmp" --daemonize no --logfile "$tmp/redis.log"
 }
-trap cleanup EXIT
-trap 'exit 2' INT TERM HUP
-
-# A free port: random in 20000-59999, retried when the server cannot bind.
-port=
-for attempt in 1 2 3 4 5 6 7 8 9 10; do
-  try=$(( 20000 + ( $(od -An -N2 -tu2 /dev/urandom) % 40000 ) ))
-  timeout -s KILL 600 "$server" --port "$try" --bind 127.0.0.1 --save "" \
-    --appendonly no --dir "$tmp" --daemonize no --logfile "$tmp/redis.log" &
-  pid=$!
-  i=0
-  while [ $i -lt 100 ]; do
-    if ! kill -0 "$pid" 2>/dev/null; then break; fi # exited: port taken
-    if [ "$("$cli" -h 127.0.0.1 -p "$try" PING 2>/dev/null)" = PONG ]; then
-      port=$try
-      break
-    fi
-    i=$((i + 1))
-    sleep 0.1
-  done
-  [ -n "$port" ] && break
-  kill "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  pid=
-done
-if [ -z "$port" ]; then
-  echo "run-with-redis: redis-server did not start; its log:" >&2
-  cat "$tmp/redis.log" >&2 2>/dev/null
-  exit 2
-fi
+# shellcheck disable=SC2317 # called by server_start
+ready() { [ "$("$cli" -h 127.0.0.1 -p "$1" PING 2>/dev/null)" = PONG ]; }
+server_start redis-server start ready "$tmp/redis.log"
 
 LOOM_REDIS_PORT=$port
 export LOOM_REDIS_PORT
-# Replace @PORT@ in the arguments.
-n=$#
-while [ "$n" -gt 0 ]; do
-  a=$1
-  shift
-  case $a in
-  *@PORT@*) a=$(printf '%s' "$a" | sed "s/@PORT@/$port/g") ;;
-  esac
-  set -- "$@" "$a"
-  n=$((n - 1))
-done
-"$@"
-status=$?
-exit $status
+server_run @PORT@ "$port" -- "$@"

@@ -57,15 +57,6 @@ static const char *P(const char *name) {
   return p;
 }
 
-static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  int n = 0;
-  while (readdir(d)) n++;
-  closedir(d);
-  return n;
-}
-
 static void rm_rf(const char *path) {
   char cmd[600];
   snprintf(cmd, sizeof(cmd), "chmod -R u+rwx '%s' 2>/dev/null; rm -rf '%s'", path, path);
@@ -87,14 +78,14 @@ static int setup(void **state) {
   rec_reset();
   snprintf(dir, sizeof(dir), "/tmp/loom-test-fs-XXXXXX");
   assert_non_null(mkdtemp(dir));
-  fds_before = count_fds();
+  fds_before = open_fd_count();
   return 0;
 }
 
 static int teardown(void **state) {
   (void)state;
   /* Every test: nothing it opened is left open. */
-  int after = count_fds();
+  int after = open_fd_count();
   rm_rf(dir);
   assert_int_equal(after, fds_before);
   return 0;
@@ -163,44 +154,21 @@ static int ops_main(void *arg) {
 static void test_fs_file_ops(void **state) {
   (void)state;
   assert_loom_ok(loom_run(ops_main, NULL));
-  assert_loom_ok(r.rc[0]);
-  assert_int_equal(r.rc[1], 6);
-  assert_int_equal(r.rc[2], 6);
-  assert_int_equal(r.rc[3], 1);
-  assert_int_equal(r.rc[4], 5);
-  assert_loom_ok(r.rc[5]);
-  assert_loom_ok(r.rc[6]);
-  assert_loom_ok(r.rc[7]);
-  assert_int_equal(r.rc[8], 17);
-  assert_true(r.rc[9]);
-  assert_loom_ok(r.rc[10]);
-  assert_loom_ok(r.rc[11]);
-  assert_int_equal(r.rc[12], 5);
+  static const rc_want_t want[][RC_ROW] = {
+      {RC_OK, RC_EQ(6), RC_EQ(6), RC_EQ(1)},        /* 0 */
+      {RC_EQ(5), RC_OK, RC_OK, RC_OK},              /* 4 */
+      {RC_EQ(17), RC_TRUE, RC_OK, RC_OK},           /* 8 */
+      {RC_EQ(5), RC_EQ(5), RC_EQ(12), RC_EQ(0)},    /* 12 */
+      {RC_EQ(7), RC_TRUE, RC_ERR(UV_EBADF), RC_OK}, /* 16 */
+      {RC_OK, RC_OK, RC_OK, RC_OK},                 /* 20 */
+      {RC_EQ(5), RC_EQ(0600), RC_OK, RC_OK},        /* 24 */
+      {RC_EQ(1), RC_OK, RC_ERR(UV_EEXIST), RC_OK},  /* 28 */
+      {RC_TRUE, RC_TRUE, RC_OK},                    /* 32 */
+  };
+  assert_rcs(r.rc, 0, want);
   assert_string_equal(r.buf[0], "hello");
-  assert_int_equal(r.rc[13], 5);
   assert_string_equal(r.buf[1], "World");
-  assert_int_equal(r.rc[14], 12);
   assert_string_equal(r.buf[2], " World\nabcd\n");
-  assert_int_equal(r.rc[15], 0);
-  assert_int_equal(r.rc[16], 7);
-  assert_true(r.rc[17]);
-  assert_loom_err(r.rc[18], UV_EBADF);
-  assert_loom_ok(r.rc[19]);
-  assert_loom_ok(r.rc[20]);
-  assert_loom_ok(r.rc[21]);
-  assert_loom_ok(r.rc[22]);
-  assert_loom_ok(r.rc[23]);
-  assert_int_equal(r.rc[24], 5);
-  assert_int_equal(r.rc[25], 0600);
-  assert_loom_ok(r.rc[26]);
-  assert_loom_ok(r.rc[27]);
-  assert_int_equal(r.rc[28], 1);
-  assert_loom_ok(r.rc[29]);
-  assert_loom_err(r.rc[30], UV_EEXIST);
-  assert_loom_ok(r.rc[31]);
-  assert_true(r.rc[32]);
-  assert_true(r.rc[33]);
-  assert_loom_ok(r.rc[34]);
 }
 
 /* ---- paths ------------------------------------------------------------------------- */
@@ -260,50 +228,28 @@ static int paths_main(void *arg) {
 static void test_fs_paths(void **state) {
   (void)state;
   assert_loom_ok(loom_run(paths_main, NULL));
-  assert_loom_ok(r.rc[0]);
-  assert_loom_err(r.rc[1], UV_EEXIST);
-  assert_loom_ok(r.rc[2]);
-  assert_true(r.rc[3]);
-  assert_loom_ok(r.rc[4]);
-  assert_loom_ok(r.rc[5]);
-  assert_loom_err(r.rc[6], UV_EEXIST);
-  assert_loom_ok(r.rc[7]);
-  assert_loom_err(r.rc[8], UV_ENOENT);
-  assert_loom_ok(r.rc[9]);
-  assert_loom_ok(r.rc[10]);
-  assert_true(r.rc[11]);
-  assert_loom_ok(r.rc[12]);
-  assert_int_equal(r.rc[13], 3);
-  char want[64];
-  snprintf(want, sizeof(want), "f1:%d f3:%d link:%d", UV_DIRENT_FILE, UV_DIRENT_FILE,
-           UV_DIRENT_LINK);
-  assert_string_equal(r.buf[0], want);
+  static const rc_want_t want[][RC_ROW] = {
+      {RC_OK, RC_ERR(UV_EEXIST), RC_OK, RC_TRUE},        /* 0 */
+      {RC_OK, RC_OK, RC_ERR(UV_EEXIST), RC_OK},          /* 4 */
+      {RC_ERR(UV_ENOENT), RC_OK, RC_OK, RC_TRUE},        /* 8 */
+      {RC_OK, RC_EQ(3), RC_SKIP, RC_ERR(UV_ENOBUFS)},    /* 12: 14 below */
+      {RC_OK, RC_ERR(UV_ENOENT), RC_OK, RC_OK},          /* 16 */
+      {RC_EQ(0640), RC_ERR(UV_ENOTEMPTY), RC_OK, RC_OK}, /* 20 */
+      {RC_OK, RC_OK, RC_ERR(UV_ENOENT), RC_SKIP},        /* 24: 27 below */
+      {RC_OK, RC_OK, RC_ERR(UV_ENOBUFS), RC_OK},         /* 28 */
+      {RC_EQ(0), RC_ERR(UV_ENOENT), RC_ERR(UV_ENOENT), RC_ERR(UV_EINVAL)}, /* 32 */
+  };
+  assert_rcs(r.rc, 0, want);
+  char want_ents[64];
+  snprintf(want_ents, sizeof(want_ents), "f1:%d f3:%d link:%d", UV_DIRENT_FILE,
+           UV_DIRENT_FILE, UV_DIRENT_LINK);
+  assert_string_equal(r.buf[0], want_ents);
   char real[PATH_MAX + 8], rdir[PATH_MAX];
   assert_non_null(realpath(dir, rdir));
   snprintf(real, sizeof(real), "%s/d/f1", rdir);
   assert_int_equal(r.rc[14], (long)strlen(real));
   assert_string_equal(r.buf[1], real);
-  assert_loom_err(r.rc[15], UV_ENOBUFS);
-  assert_loom_ok(r.rc[16]);
-  assert_loom_err(r.rc[17], UV_ENOENT);
-  assert_loom_ok(r.rc[18]);
-  assert_loom_ok(r.rc[19]);
-  assert_int_equal(r.rc[20], 0640);
-  assert_loom_err(r.rc[21], UV_ENOTEMPTY);
-  assert_loom_ok(r.rc[22]);
-  assert_loom_ok(r.rc[23]);
-  assert_loom_ok(r.rc[24]);
-  assert_loom_ok(r.rc[25]);
-  assert_loom_err(r.rc[26], UV_ENOENT);
   assert_true(r.rc[27] > 0);
-  assert_loom_ok(r.rc[28]);
-  assert_loom_ok(r.rc[29]);
-  assert_loom_err(r.rc[30], UV_ENOBUFS);
-  assert_loom_ok(r.rc[31]);
-  assert_int_equal(r.rc[32], 0);
-  assert_loom_err(r.rc[33], UV_ENOENT);
-  assert_loom_err(r.rc[34], UV_ENOENT);
-  assert_loom_err(r.rc[35], UV_EINVAL);
 }
 
 /* A directory read a few entries at a time. */
@@ -354,20 +300,13 @@ static int dir_main(void *arg) {
 static void test_fs_dir_iter(void **state) {
   (void)state;
   assert_loom_ok(loom_run(dir_main, NULL));
-  assert_loom_ok(r.rc[0]);
-  assert_int_equal(r.rc[1], 0);
-  assert_int_equal(r.rc[2], 51);
-  assert_int_equal(r.rc[3], 0);
-  assert_true(r.rc[4]);
-  assert_int_equal(r.rc[5], 1);
-  assert_loom_err(r.rc[6], UV_EINVAL);
-  assert_loom_ok(r.rc[7]);
-  assert_loom_err(r.rc[8], UV_EBADF);
-  assert_loom_err(r.rc[9], UV_EBADF);
-  assert_loom_err(r.rc[10], UV_ENOENT);
-  assert_loom_err(r.rc[11], UV_ENOTDIR);
-  assert_loom_err(r.rc[12], UV_EINVAL);
-  assert_loom_err(r.rc[13], UV_EINVAL);
+  static const rc_want_t want[][RC_ROW] = {
+      {RC_OK, RC_EQ(0), RC_EQ(51), RC_EQ(0)},                                      /* 0 */
+      {RC_TRUE, RC_EQ(1), RC_ERR(UV_EINVAL), RC_OK},                               /* 4 */
+      {RC_ERR(UV_EBADF), RC_ERR(UV_EBADF), RC_ERR(UV_ENOENT), RC_ERR(UV_ENOTDIR)}, /* 8 */
+      {RC_ERR(UV_EINVAL), RC_ERR(UV_EINVAL)}, /* 12 */
+  };
+  assert_rcs(r.rc, 0, want);
 }
 
 /* ---- errors ------------------------------------------------------------------------ */
@@ -411,26 +350,15 @@ static int errors_main(void *arg) {
 static void test_fs_errors(void **state) {
   (void)state;
   assert_loom_ok(loom_run(errors_main, NULL));
-  assert_loom_err(r.rc[0], UV_ENOENT);
-  assert_true(r.rc[1]);
-  assert_loom_err(r.rc[2], UV_EISDIR);
-  assert_loom_ok(r.rc[3]);
-  assert_loom_err(r.rc[4], UV_EISDIR);
-  assert_loom_ok(r.rc[5]);
-  assert_loom_err(r.rc[6], UV_ENOENT);
-  assert_loom_ok(r.rc[7]);
-  assert_loom_err(r.rc[8], UV_EACCES);
-  assert_loom_ok(r.rc[9]);
-  assert_loom_err(r.rc[10], UV_ENOSPC);
-  assert_loom_ok(r.rc[11]);
-  assert_loom_err(r.rc[12], UV_ENOTDIR);
-  assert_loom_err(r.rc[13], UV_ENOTDIR);
-  assert_loom_err(r.rc[14], UV_ENOENT);
-  assert_loom_err(r.rc[15], UV_ENOENT);
-  assert_loom_err(r.rc[16], UV_ENOENT);
-  assert_loom_err(r.rc[17], UV_ENOENT);
-  assert_loom_err(r.rc[18], UV_ENOENT);
-  assert_loom_ok(r.rc[19]);
+  static const rc_want_t want[][RC_ROW] = {
+      {RC_ERR(UV_ENOENT), RC_TRUE, RC_ERR(UV_EISDIR), RC_OK}, /* 0 */
+      {RC_ERR(UV_EISDIR), RC_OK, RC_ERR(UV_ENOENT), RC_OK},   /* 4 */
+      {RC_ERR(UV_EACCES), RC_OK, RC_ERR(UV_ENOSPC), RC_OK},   /* 8 */
+      {RC_ERR(UV_ENOTDIR), RC_ERR(UV_ENOTDIR), RC_ERR(UV_ENOENT),
+       RC_ERR(UV_ENOENT)},                                              /* 12 */
+      {RC_ERR(UV_ENOENT), RC_ERR(UV_ENOENT), RC_ERR(UV_ENOENT), RC_OK}, /* 16 */
+  };
+  assert_rcs(r.rc, 0, want);
   if (geteuid() == 0)
     print_message("[ SKIP     ] EACCES on a mode-000 file: running as root\n");
   else
@@ -610,29 +538,17 @@ static int whole_main(void *arg) {
 static void test_fs_whole_files(void **state) {
   (void)state;
   assert_loom_ok(loom_run(whole_main, NULL));
-  assert_loom_ok(r.rc[0]);
-  assert_loom_ok(r.rc[1]);
-  assert_int_equal(r.rc[2], 6);
+  static const rc_want_t want[][RC_ROW] = {
+      {RC_OK, RC_OK, RC_EQ(6), RC_OK},                        /* 0 */
+      {RC_OK, RC_EQ(0600), RC_OK, RC_ERR(UV_EFBIG)},          /* 4 */
+      {RC_TRUE, RC_ERR(UV_ENOENT), RC_ERR(UV_EISDIR), RC_OK}, /* 8 */
+      {RC_TRUE, RC_OK, RC_OK, RC_TRUE},                       /* 12 */
+      {RC_ERR(UV_ENOENT), RC_OK, RC_OK, RC_TRUE},             /* 16 */
+      {RC_EQ(3)},                                             /* 20 */
+  };
+  assert_rcs(r.rc, 0, want);
   assert_string_equal(r.buf[0], "first\n");
-  assert_loom_ok(r.rc[3]);
-  assert_loom_ok(r.rc[4]);
   assert_string_equal(r.buf[1], "second, longer\n");
-  assert_int_equal(r.rc[5], 0600);
-  assert_loom_ok(r.rc[6]);
-  assert_loom_err(r.rc[7], UV_EFBIG);
-  assert_true(r.rc[8]);
-  assert_loom_err(r.rc[9], UV_ENOENT);
-  assert_loom_err(r.rc[10], UV_EISDIR);
-  assert_loom_ok(r.rc[11]);
-  assert_true(r.rc[12]);
-  assert_loom_ok(r.rc[13]);
-  assert_loom_ok(r.rc[14]);
-  assert_true(r.rc[15]);
-  assert_loom_err(r.rc[16], UV_ENOENT);
-  assert_loom_ok(r.rc[17]);
-  assert_loom_ok(r.rc[18]);
-  assert_true(r.rc[19]);
-  assert_int_equal(r.rc[20], 3);
 }
 
 /* ---- files as streams ---------------------------------------------------------------- */
@@ -702,33 +618,19 @@ static int stream_main(void *arg) {
 static void test_fs_stream(void **state) {
   (void)state;
   assert_loom_ok(loom_run(stream_main, NULL));
-  assert_loom_ok(r.rc[0]);
-  assert_loom_ok(r.rc[1]);
-  assert_int_equal(r.rc[2], 20000);
-  assert_int_equal(r.rc[3], 0);
-  assert_int_equal(r.rc[4], 0);
-  assert_loom_err(r.rc[5], UV_ENOTSUP);
-  assert_loom_err(r.rc[6], UV_ENOTSUP);
-  assert_true(r.rc[7]);
-  assert_loom_ok(r.rc[8]);
-  assert_loom_ok(r.rc[10]);
-  assert_int_equal(r.rc[11], 14);
+  static const rc_want_t want[][RC_ROW] = {
+      {RC_OK, RC_OK, RC_EQ(20000), RC_EQ(0)},                      /* 0 */
+      {RC_EQ(0), RC_ERR(UV_ENOTSUP), RC_ERR(UV_ENOTSUP), RC_TRUE}, /* 4 */
+      {RC_OK, RC_SKIP, RC_OK, RC_EQ(14)},                          /* 8 */
+      {RC_OK, RC_TRUE, RC_EQ(10), RC_TRUE},                        /* 12 */
+      {RC_EQ(4), RC_EQ(0), RC_OK, RC_OK},                          /* 16 */
+      {RC_EQ(32), RC_OK, RC_EQ(18), RC_SKIP},                      /* 20 */
+      {RC_ERR(UV_ENOENT), RC_ERR(UV_EISDIR)},                      /* 24 */
+  };
+  assert_rcs(r.rc, 0, want);
   assert_string_equal(r.buf[0], "key: value\r\n\r\n");
-  assert_loom_ok(r.rc[12]);
-  assert_true(r.rc[13]);
-  assert_int_equal(r.rc[14], 10);
-  assert_true(r.rc[15]);
-  assert_int_equal(r.rc[16], 4);
   assert_string_equal(r.buf[1], "tail");
-  assert_int_equal(r.rc[17], 0);
-  assert_loom_ok(r.rc[18]);
-  assert_loom_ok(r.rc[19]);
-  assert_int_equal(r.rc[20], 32);
-  assert_loom_ok(r.rc[21]);
-  assert_int_equal(r.rc[22], 18);
   assert_string_equal(r.buf[3], "BODY0123456789tail");
-  assert_loom_err(r.rc[24], UV_ENOENT);
-  assert_loom_err(r.rc[25], UV_EISDIR);
 }
 
 /* A file stream closed, or its reader cancelled, while a read is in flight
@@ -837,17 +739,12 @@ static int sendfile_main(void *arg) {
 static void test_fs_sendfile(void **state) {
   (void)state;
   assert_loom_ok(loom_run(sendfile_main, NULL));
-  assert_loom_ok(r.rc[0]);
-  assert_loom_ok(r.rc[1]);
-  assert_loom_ok(r.rc[2]);
-  assert_loom_ok(r.rc[3]);
-  assert_int_equal(r.rc[4], 699000);
-  assert_int_equal(r.rc[5], 0);
-  assert_int_equal(r.rc[6], 0);
-  assert_loom_ok(r.rc[7]);
-  assert_loom_err(r.rc[8], UV_EBADF);
-  assert_int_equal(r.rc[10], 699000);
-  assert_int_equal(r.rc[11], 0);
+  static const rc_want_t want[][RC_ROW] = {
+      {RC_OK, RC_OK, RC_OK, RC_OK},                         /* 0 */
+      {RC_EQ(699000), RC_EQ(0), RC_EQ(0), RC_OK},           /* 4 */
+      {RC_ERR(UV_EBADF), RC_SKIP, RC_EQ(699000), RC_EQ(0)}, /* 8 */
+  };
+  assert_rcs(r.rc, 0, want);
 }
 
 /* ---- cancellation and timeouts ----------------------------------------------------- */
@@ -1253,13 +1150,11 @@ static void test_fs_close_under_reader(void **state) {
   (void)state;
   make_fifo(0);
   assert_loom_ok(loom_run(close_under_main, NULL));
-  assert_loom_ok(r.rc[0]);
-  assert_loom_ok(r.rc[1]);
-  assert_true(r.rc[2]);
-  assert_int_equal(r.rc[3], 2);
-  assert_int_equal(r.rc[4], 2);
-  assert_loom_err(r.rc[5], UV_EBADF);
-  assert_loom_err(r.rc[6], UV_EBADF);
+  static const rc_want_t want[][RC_ROW] = {
+      {RC_OK, RC_OK, RC_TRUE, RC_EQ(2)},              /* 0 */
+      {RC_EQ(2), RC_ERR(UV_EBADF), RC_ERR(UV_EBADF)}, /* 4 */
+  };
+  assert_rcs(r.rc, 0, want);
 }
 
 /* A file left open at shutdown is closed (and reported). */

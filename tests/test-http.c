@@ -167,6 +167,18 @@ typedef struct {
 } rec_t;
 static rec_t r;
 
+/* A GET of url, recorded at index i: the result, the status, libcurl's
+ * code, the length and the start of the body (the body is freed). */
+static void get_rec(int i, const char *url, size_t cap) {
+  loom_http_body_t b;
+  r.rc[i] = loom_http_get(url, cap, &b);
+  r.status[i] = b.status;
+  r.code[i] = b.code;
+  r.len[i] = b.len;
+  if (b.data) snprintf(r.body[i], sizeof(r.body[i]), "%s", b.data);
+  free(b.data);
+}
+
 /* ---- bad arguments, outside a task ----------------------------------------- */
 
 static int main_bad_args(void *arg) {
@@ -237,21 +249,12 @@ static int main_get(void *arg) {
   char url[256];
   loom_http_body_t b;
   nginx_url(url, sizeof(url), "/hello.txt");
-  r.rc[0] = loom_http_get(url, 1024, &b);
-  r.status[0] = b.status;
-  r.len[0] = b.len;
-  if (b.data) snprintf(r.body[0], sizeof(r.body[0]), "%s", b.data);
-  free(b.data);
+  get_rec(0, url, 1024);
   nginx_url(url, sizeof(url), "/no/such/file");
-  r.rc[1] = loom_http_get(url, 1 << 20, &b);
-  r.status[1] = b.status;
-  free(b.data);
+  get_rec(1, url, 1 << 20);
   /* A redirect chain, followed. */
   nginx_url(url, sizeof(url), "/redirect/5");
-  r.rc[2] = loom_http_get(url, 1024, &b);
-  r.status[2] = b.status;
-  if (b.data) snprintf(r.body[2], sizeof(r.body[2]), "%s", b.data);
-  free(b.data);
+  get_rec(2, url, 1024);
   /* Over the cap: nginx announces the size. */
   nginx_url(url, sizeof(url), "/big.bin");
   r.rc[3] = loom_http_get(url, 1 << 20, &b);
@@ -463,13 +466,17 @@ static int files_equal(const char *a, const char *b) {
   return eq;
 }
 
-static void test_nginx_stream_10mib(void **state) {
-  (void)state;
+/* The 10 MiB file streamed to out_path (main_stream; over HTTP/2 with
+ * http2 set, and a second request then as a stream of the same
+ * connection): what came is nginx's file, and little was taken in while
+ * the task was not reading. Over HTTP/1.1, where the process's memory can
+ * be measured, the peak resident growth is small too. */
+static void check_stream_10mib(int http2) {
   if (!need_nginx()) skip();
   memset(&r, 0, sizeof(r));
   snprintf(out_path, sizeof(out_path), "%s/loom-http-stream-%d.bin",
            getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
-  int mem = measure_memory();
+  int mem = !http2 && measure_memory();
   long before = 0;
   if (mem) {
     /* Resets the peak (VmHWM) to the current resident size. */
@@ -478,7 +485,7 @@ static void test_nginx_stream_10mib(void **state) {
     if (f && fclose(f) != 0) mem = 0;
     before = proc_status_kib("VmRSS");
   }
-  assert_loom_ok(loom_run(main_stream, NULL));
+  assert_loom_ok(loom_run(main_stream, http2 ? (void *)1 : NULL));
   long peak = mem ? proc_status_kib("VmHWM") : 0;
   char src[512];
   snprintf(src, sizeof(src), "%s/big.bin", nginx_root);
@@ -491,38 +498,28 @@ static void test_nginx_stream_10mib(void **state) {
   assert_int_equal(r.rc[2], 0);
   assert_int_equal(r.len[2], 10 * 1024 * 1024);
   assert_int_equal(r.code[2], CURLE_OK);
-  assert_int_equal(r.rc[3], 0);
+  if (!http2) assert_int_equal(r.rc[3], 0);
   assert_loom_ok(r.rc[4]);
   assert_true(eq);
+  if (http2) {
+    assert_loom_ok(r.rc[5]);
+    assert_int_equal(r.status[5], 200);
+    assert_int_equal(r.len[5], 0); /* no new connection: a stream of the first */
+  }
   if (mem) {
     print_message("peak resident growth: %ld KiB for a 10 MiB body\n", peak - before);
     assert_true(peak - before < 4 * 1024);
   }
 }
 
+static void test_nginx_stream_10mib(void **state) {
+  (void)state;
+  check_stream_10mib(0);
+}
+
 static void test_nginx_stream_10mib_http2(void **state) {
   (void)state;
-  if (!need_nginx()) skip();
-  memset(&r, 0, sizeof(r));
-  snprintf(out_path, sizeof(out_path), "%s/loom-http-stream-%d.bin",
-           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
-  assert_loom_ok(loom_run(main_stream, (void *)1));
-  char src[512];
-  snprintf(src, sizeof(src), "%s/big.bin", nginx_root);
-  int eq = files_equal(src, out_path);
-  remove(out_path);
-  assert_loom_ok(r.rc[0]);
-  assert_int_equal(r.status[0], 200);
-  print_message("received while not reading: %zu bytes\n", r.len[1]);
-  assert_true(r.len[1] < 1024 * 1024);
-  assert_int_equal(r.rc[2], 0);
-  assert_int_equal(r.len[2], 10 * 1024 * 1024);
-  assert_int_equal(r.code[2], CURLE_OK);
-  assert_loom_ok(r.rc[4]);
-  assert_true(eq);
-  assert_loom_ok(r.rc[5]);
-  assert_int_equal(r.status[5], 200);
-  assert_int_equal(r.len[5], 0); /* no new connection: a stream of the first */
+  check_stream_10mib(1);
 }
 
 /* ---- a slow server: timeouts, cancellation, the multi stays healthy -------- */
@@ -575,10 +572,7 @@ static int main_slow(void *arg) {
   r.rc[4] = st;
   /* The multi handle still serves: a redirect chain on loom's server. */
   srv_url(url, sizeof(url), "/r/4");
-  r.rc[5] = loom_http_get(url, 1024, &b);
-  r.status[5] = b.status;
-  if (b.data) snprintf(r.body[5], sizeof(r.body[5]), "%s", b.data);
-  free(b.data);
+  get_rec(5, url, 1024);
   /* Too many redirects. */
   e = easy_for(url);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
@@ -624,11 +618,9 @@ static int main_broken(void *arg) {
   loom_http_body_t b;
   if (server_start()) return -1;
   srv_url(url, sizeof(url), "/garbage");
-  r.rc[0] = loom_http_get(url, 1024, &b);
-  r.code[0] = b.code;
+  get_rec(0, url, 1024);
   srv_url(url, sizeof(url), "/nothing");
-  r.rc[1] = loom_http_get(url, 1024, &b);
-  r.code[1] = b.code;
+  get_rec(1, url, 1024);
   /* A chunked body over the cap: no size announced, the cap still holds. */
   srv_url(url, sizeof(url), "/chunked/100000");
   r.rc[2] = loom_http_get(url, 50000, &b);
@@ -692,8 +684,7 @@ static int main_broken(void *arg) {
   int dead = loom_listener_port(l);
   loom_listener_close(l);
   snprintf(url, sizeof(url), "http://127.0.0.1:%d/", dead);
-  r.rc[8] = loom_http_get(url, 1024, &b);
-  r.code[8] = b.code;
+  get_rec(8, url, 1024);
   e = easy_for(url);
   r.rc[9] = loom_http_open(&resp, e, NULL);
   curl_easy_cleanup(e);
@@ -807,11 +798,8 @@ static int main_interrupt(void *arg) {
     r.rc[3] = loom_http_close(resp);
   }
   curl_easy_cleanup(e);
-  loom_http_body_t b;
   nginx_url(url, sizeof(url), "/hello.txt");
-  r.rc[4] = loom_http_get(url, 1024, &b);
-  r.status[4] = b.status;
-  free(b.data);
+  get_rec(4, url, 1024);
   /* HTTP/2 over TLS, 20 at once: streams of one connection. */
   h2_ok = h2_multiplexed = 0;
   loom_task_t *ts[NH2];

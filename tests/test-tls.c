@@ -94,6 +94,60 @@ static loom_tls_ctx_t *client_ctx(const loom_tls_opts_t *extra) {
   return ctx;
 }
 
+/* The start of most tests: skipped without the certificates, then fn run
+ * as the main task with r, and its result checked. */
+static void run_tls(int (*fn)(void *), void *r) {
+  if (!need_certs()) skip();
+  assert_loom_ok(loom_run(fn, r));
+}
+
+/* ---- the set-up most tests share --------------------------------------------- */
+
+/* A server context, a client context and a TLS server on a free port of
+ * 127.0.0.1: fill in the inputs, call setup_start, and setup_end at the
+ * end, whatever happened (it closes the server, giving its handlers a
+ * second, then frees the contexts). */
+typedef struct {
+  const char *cert;      /* the server's certificate: "server" when NULL */
+  loom_tls_opts_t so;    /* the server context's options (certificate filled in) */
+  loom_tls_opts_t co;    /* the client context's (the test CA filled in) */
+  int system_store;      /* the client trusts the system store, not the test CA */
+  int no_client;         /* no client context: a tool is the client */
+  loom_handler_fn serve; /* served with TLS by setup_start, when set */
+  void *arg;
+  /* out */
+  loom_tls_ctx_t *sctx, *cctx;
+  loom_server_t *srv; /* NULL when not serving */
+  int port;
+  int rc_serve;
+} setup_t;
+
+/* Makes the contexts and, with t->serve set, starts the server: 0, or -1
+ * if a context could not be made, or loom_tls_serve's error. */
+static int setup_start(setup_t *t) {
+  t->sctx = server_ctx(t->cert ? t->cert : "server", &t->so);
+  if (t->system_store)
+    loom_tls_ctx_new(&t->cctx, 0, &t->co);
+  else if (!t->no_client)
+    t->cctx = client_ctx(&t->co);
+  if (!t->sctx || (!t->no_client && !t->cctx)) return -1;
+  if (!t->serve) return 0;
+  t->rc_serve = loom_tls_serve(&t->srv, "127.0.0.1", 0, t->sctx, t->serve, t->arg, NULL);
+  if (t->rc_serve) {
+    t->srv = NULL;
+    return t->rc_serve;
+  }
+  t->port = loom_server_port(t->srv);
+  return 0;
+}
+
+static void setup_end(setup_t *t) {
+  if (t->srv) loom_server_close(t->srv, 1000);
+  t->srv = NULL;
+  loom_tls_ctx_free(t->sctx);
+  loom_tls_ctx_free(t->cctx);
+}
+
 /* ---- an echo server ---------------------------------------------------------- */
 
 typedef struct {
@@ -137,16 +191,16 @@ typedef struct {
 
 static int main_loopback(void *arg) {
   loop_t *r = arg;
-  loom_tls_opts_t so = {.alpn = "http/1.1,h2"}, co = {.alpn = "h2,http/1.1"};
-  loom_tls_ctx_t *sctx = server_ctx("server", &so), *cctx = client_ctx(&co);
-  r->rc_ctx = sctx && cctx ? 0 : -1;
-  if (r->rc_ctx) goto out;
-  loom_server_t *srv;
-  r->rc_serve = loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &r->st, NULL);
-  if (r->rc_serve) goto out;
+  setup_t t = {.so = {.alpn = "http/1.1,h2"},
+               .co = {.alpn = "h2,http/1.1"},
+               .serve = echo_handler,
+               .arg = &r->st};
+  int rc = setup_start(&t);
+  r->rc_ctx = t.sctx && t.cctx ? 0 : -1;
+  r->rc_serve = t.rc_serve;
   loom_stream_t *s;
-  r->rc_connect = loom_tls_connect(&s, "127.0.0.1", loom_server_port(srv), cctx, NULL);
-  if (r->rc_connect == 0) {
+  if (rc == 0) r->rc_connect = loom_tls_connect(&s, "127.0.0.1", t.port, t.cctx, NULL);
+  if (rc == 0 && r->rc_connect == 0) {
     snprintf(r->version, sizeof(r->version), "%s", loom_tls_version(s));
     snprintf(r->alpn, sizeof(r->alpn), "%s", loom_tls_alpn(s) ? loom_tls_alpn(s) : "");
     loom_write(s, "hello\n", 6);
@@ -168,18 +222,14 @@ static int main_loopback(void *arg) {
     free(back);
     loom_close(s);
   }
-  loom_server_close(srv, 1000);
-out:
-  loom_tls_ctx_free(sctx);
-  loom_tls_ctx_free(cctx);
+  setup_end(&t);
   return 0;
 }
 
 static void test_loopback(void **state) {
   (void)state;
-  if (!need_certs()) skip();
   loop_t r = {0};
-  assert_loom_ok(loom_run(main_loopback, &r));
+  run_tls(main_loopback, &r);
   assert_loom_ok(r.rc_ctx);
   assert_loom_ok(r.rc_serve);
   assert_loom_ok(r.rc_connect);
@@ -215,21 +265,18 @@ typedef struct {
 static int main_verify(void *arg) {
   vcase_t *v = arg;
   echo_stats_t st = {0};
-  loom_tls_ctx_t *sctx = server_ctx(v->server, NULL);
-  loom_tls_opts_t co = {.verify = v->verify_none ? LOOM_TLS_VERIFY_NONE : 0};
-  loom_tls_ctx_t *cctx = NULL;
-  if (v->system_store)
-    loom_tls_ctx_new(&cctx, 0, &co);
-  else
-    cctx = client_ctx(&co);
-  loom_server_t *srv;
-  if (!sctx || !cctx ||
-      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &st, NULL)) {
+  setup_t t = {.cert = v->server,
+               .co = {.verify = v->verify_none ? LOOM_TLS_VERIFY_NONE : 0},
+               .system_store = v->system_store,
+               .serve = echo_handler,
+               .arg = &st};
+  if (setup_start(&t)) {
     v->rc = -1;
-    goto out;
+    setup_end(&t);
+    return 0;
   }
   loom_stream_t *s;
-  v->rc = loom_tls_connect(&s, "127.0.0.1", loom_server_port(srv), cctx, v->hostname);
+  v->rc = loom_tls_connect(&s, "127.0.0.1", t.port, t.cctx, v->hostname);
   snprintf(v->err, sizeof(v->err), "%s", loom_tls_last_error(NULL));
   if (v->rc == 0) {
     char line[16];
@@ -237,16 +284,15 @@ static int main_verify(void *arg) {
     if (loom_read_line(s, line, sizeof(line)) != 2) v->rc = -2;
     loom_close(s);
   }
-  loom_server_close(srv, 1000);
+  setup_end(&t);
   v->handled = st.handled;
-out:
-  loom_tls_ctx_free(sctx);
-  loom_tls_ctx_free(cctx);
   return 0;
 }
 
+/* Runs the case (skipped without the certificates) and checks its result
+ * and, when msg is set, that the error says it. */
 static void verify_case(vcase_t *v, int want, const char *msg) {
-  assert_loom_ok(loom_run(main_verify, v));
+  run_tls(main_verify, v);
   assert_loom_err(v->rc, want);
   if (msg && !strstr(v->err, msg))
     fail_msg("error \"%s\" does not say \"%s\"", v->err, msg);
@@ -254,7 +300,6 @@ static void verify_case(vcase_t *v, int want, const char *msg) {
 
 static void test_verify_ok(void **state) {
   (void)state;
-  if (!need_certs()) skip();
   vcase_t v = {.server = "server"};
   verify_case(&v, 0, NULL);
   assert_int_equal(v.handled, 1);
@@ -264,7 +309,6 @@ static void test_verify_ok(void **state) {
 
 static void test_verify_expired(void **state) {
   (void)state;
-  if (!need_certs()) skip();
   vcase_t v = {.server = "expired"};
   verify_case(&v, LOOM_ETLSVERIFY, "certificate has expired");
   assert_int_equal(v.handled, 0);
@@ -272,7 +316,6 @@ static void test_verify_expired(void **state) {
 
 static void test_verify_wrong_host(void **state) {
   (void)state;
-  if (!need_certs()) skip();
   vcase_t v = {.server = "other", .hostname = "localhost"};
   verify_case(&v, LOOM_ETLSVERIFY, "hostname mismatch");
   vcase_t ip = {.server = "other"}; /* 127.0.0.1: an IP address check */
@@ -281,7 +324,6 @@ static void test_verify_wrong_host(void **state) {
 
 static void test_verify_unknown_ca(void **state) {
   (void)state;
-  if (!need_certs()) skip();
   vcase_t v = {.server = "rogue"};
   verify_case(&v, LOOM_ETLSVERIFY, "self-signed certificate");
   /* On by default: the system store does not know the test CA. */
@@ -304,23 +346,21 @@ typedef struct {
 static int main_mtls(void *arg) {
   mtls_t *m = arg;
   echo_stats_t st = {0};
-  loom_tls_opts_t so = {.ca_file = cert("ca.pem"),
-                        .verify_client = LOOM_TLS_CLIENT_REQUIRE};
-  loom_tls_ctx_t *sctx = server_ctx("server", &so);
-  loom_tls_opts_t co = {0};
+  setup_t t = {
+      .so = {.ca_file = cert("ca.pem"), .verify_client = LOOM_TLS_CLIENT_REQUIRE},
+      .serve = echo_handler,
+      .arg = &st};
   if (m->with_cert) {
-    co.cert_file = cert("client.pem");
-    co.key_file = cert("client.key");
+    t.co.cert_file = cert("client.pem");
+    t.co.key_file = cert("client.key");
   }
-  loom_tls_ctx_t *cctx = client_ctx(&co);
-  loom_server_t *srv;
-  if (!sctx || !cctx ||
-      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &st, NULL)) {
+  if (setup_start(&t)) {
     m->rc = -1;
-    goto out;
+    setup_end(&t);
+    return 0;
   }
   loom_stream_t *s;
-  m->rc = loom_tls_connect(&s, "127.0.0.1", loom_server_port(srv), cctx, NULL);
+  m->rc = loom_tls_connect(&s, "127.0.0.1", t.port, t.cctx, NULL);
   if (m->rc == 0) {
     /* TLS 1.3: the client's handshake ends before the server has checked
      * its certificate; the server's verdict comes with the first read. */
@@ -330,19 +370,15 @@ static int main_mtls(void *arg) {
     snprintf(m->err, sizeof(m->err), "%s", loom_tls_last_error(s));
     loom_close(s);
   }
-  loom_server_close(srv, 1000);
+  setup_end(&t);
   m->handled = st.handled;
-out:
-  loom_tls_ctx_free(sctx);
-  loom_tls_ctx_free(cctx);
   return 0;
 }
 
 static void test_mtls(void **state) {
   (void)state;
-  if (!need_certs()) skip();
   mtls_t ok = {.with_cert = 1};
-  assert_loom_ok(loom_run(main_mtls, &ok));
+  run_tls(main_mtls, &ok);
   assert_loom_ok(ok.rc);
   assert_int_equal(ok.rc_line, 2);
   assert_int_equal(ok.handled, 1);
@@ -385,14 +421,16 @@ static int one_round(loom_tls_ctx_t *cctx, int port, const char *name, int *reus
 static int main_sessions(void *arg) {
   sess_t *r = arg;
   echo_stats_t st = {0};
-  loom_tls_ctx_t *sctx = server_ctx("server", NULL), *cctx = client_ctx(NULL);
+  setup_t t = {0};
   loom_server_t *srv;
-  if (!sctx || !cctx ||
-      loom_tls_ctx_add_cert(sctx, "*.other.test", cert("other.pem"), cert("other.key")) ||
-      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &st, NULL)) {
+  if (setup_start(&t) ||
+      loom_tls_ctx_add_cert(t.sctx, "*.other.test", cert("other.pem"),
+                            cert("other.key")) ||
+      loom_tls_serve(&srv, "127.0.0.1", 0, t.sctx, echo_handler, &st, NULL)) {
     r->rc1 = -1;
     goto out;
   }
+  loom_tls_ctx_t *cctx = t.cctx;
   int port = loom_server_port(srv);
   r->rc1 = one_round(cctx, port, "localhost", &r->reused1);
   r->rc2 = one_round(cctx, port, "localhost", &r->reused2);
@@ -415,16 +453,14 @@ static int main_sessions(void *arg) {
   loom_tls_ctx_free(sctx2);
   loom_tls_ctx_free(r->other);
 out:
-  loom_tls_ctx_free(sctx);
-  loom_tls_ctx_free(cctx);
+  setup_end(&t);
   return 0;
 }
 
 static void test_resumption_and_sni(void **state) {
   (void)state;
-  if (!need_certs()) skip();
   sess_t r = {0};
-  assert_loom_ok(loom_run(main_sessions, &r));
+  run_tls(main_sessions, &r);
   assert_loom_ok(r.rc1);
   assert_loom_ok(r.rc2);
   assert_int_equal(r.reused1, 0);
@@ -467,10 +503,12 @@ static int starttls_handler(loom_stream_t *s, void *arg) {
 
 static int main_starttls(void *arg) {
   starttls_t *r = arg;
-  r->sctx = server_ctx("server", NULL);
-  loom_tls_ctx_t *cctx = client_ctx(NULL);
+  setup_t t = {0};
+  int rc = setup_start(&t);
+  r->sctx = t.sctx;
+  loom_tls_ctx_t *cctx = t.cctx;
   loom_server_t *srv;
-  if (!r->sctx || !cctx || loom_serve(&srv, "127.0.0.1", 0, starttls_handler, r, NULL)) {
+  if (rc || loom_serve(&srv, "127.0.0.1", 0, starttls_handler, r, NULL)) {
     r->rc_cli_tls = -1;
     goto out;
   }
@@ -486,16 +524,14 @@ static int main_starttls(void *arg) {
   }
   loom_server_close(srv, 1000);
 out:
-  loom_tls_ctx_free(r->sctx);
-  loom_tls_ctx_free(cctx);
+  setup_end(&t);
   return 0;
 }
 
 static void test_start_tls(void **state) {
   (void)state;
-  if (!need_certs()) skip();
   starttls_t r = {0};
-  assert_loom_ok(loom_run(main_starttls, &r));
+  run_tls(main_starttls, &r);
   assert_loom_ok(r.rc_cli_tls);
   assert_loom_ok(r.rc_srv_tls);
   assert_string_equal(r.srv_line, "secret line\n");
@@ -555,9 +591,8 @@ static int main_s_server(void *arg) {
 
 static void test_client_vs_openssl_s_server(void **state) {
   (void)state;
-  if (!need_certs()) skip();
   sserver_t r = {0};
-  assert_loom_ok(loom_run(main_s_server, &r));
+  run_tls(main_s_server, &r);
   assert_loom_ok(r.rc_spawn);
   assert_true(r.port > 0);
   assert_loom_ok(r.rc_connect);
@@ -574,16 +609,17 @@ typedef struct {
  * goes to the echo server and back to its stdout. */
 static int main_s_client(void *arg) {
   sclient_t *r = arg;
-  loom_tls_opts_t so = {.alpn = "h2,http/1.1"};
-  loom_tls_ctx_t *sctx = server_ctx("server", &so);
-  loom_server_t *srv;
-  if (!sctx || loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &r->st, NULL)) {
+  setup_t t = {.so = {.alpn = "h2,http/1.1"},
+               .no_client = 1,
+               .serve = echo_handler,
+               .arg = &r->st};
+  if (setup_start(&t)) {
     r->rc_spawn = -1;
-    loom_tls_ctx_free(sctx);
+    setup_end(&t);
     return 0;
   }
   char addr[64];
-  snprintf(addr, sizeof(addr), "127.0.0.1:%d", loom_server_port(srv));
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", t.port);
   char *argv[] = {"openssl",
                   "s_client",
                   "-connect",
@@ -610,16 +646,14 @@ static int main_s_client(void *arg) {
     loom_scope_exit(&sc);
     loom_process_close(p);
   }
-  loom_server_close(srv, 1000);
-  loom_tls_ctx_free(sctx);
+  setup_end(&t);
   return 0;
 }
 
 static void test_openssl_s_client_vs_server(void **state) {
   (void)state;
-  if (!need_certs()) skip();
   sclient_t r = {0};
-  assert_loom_ok(loom_run(main_s_client, &r));
+  run_tls(main_s_client, &r);
   assert_loom_ok(r.rc_spawn);
   assert_string_equal(r.line, "ping over tls\n");
   assert_loom_ok(r.rc_wait);
@@ -649,16 +683,15 @@ static int hello_handler(loom_stream_t *s, void *arg) {
 
 static int main_curl(void *arg) {
   curl_t *r = arg;
-  loom_tls_opts_t so = {.alpn = "http/1.1"};
-  loom_tls_ctx_t *sctx = server_ctx("server", &so);
-  loom_server_t *srv;
-  if (!sctx || loom_tls_serve(&srv, "127.0.0.1", 0, sctx, hello_handler, r, NULL)) {
+  setup_t t = {
+      .so = {.alpn = "http/1.1"}, .no_client = 1, .serve = hello_handler, .arg = r};
+  if (setup_start(&t)) {
     r->rc_spawn = -1;
-    loom_tls_ctx_free(sctx);
+    setup_end(&t);
     return 0;
   }
   char url[64];
-  snprintf(url, sizeof(url), "https://localhost:%d/hello", loom_server_port(srv));
+  snprintf(url, sizeof(url), "https://localhost:%d/hello", t.port);
   char *argv[] = {"curl", "-sS", "--max-time", "10", "--cacert", (char *)cert("ca.pem"),
                   url,    NULL};
   loom_process_t *p;
@@ -667,8 +700,7 @@ static int main_curl(void *arg) {
     r->rc = loom_process_communicate(p, &r->c);
     loom_process_close(p);
   }
-  loom_server_close(srv, 1000);
-  loom_tls_ctx_free(sctx);
+  setup_end(&t);
   return 0;
 }
 
@@ -709,18 +741,16 @@ static int plain_talker(loom_stream_t *s, void *arg) {
 
 static int main_garbage(void *arg) {
   garbage_t *r = arg;
-  loom_tls_ctx_t *sctx = server_ctx("server", NULL), *cctx = client_ctx(NULL);
-  loom_server_t *srv, *plain;
-  if (!sctx || !cctx ||
-      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &r->st, NULL) ||
-      loom_serve(&plain, "127.0.0.1", 0, plain_talker, NULL, NULL)) {
+  setup_t t = {.serve = echo_handler, .arg = &r->st};
+  loom_server_t *plain;
+  if (setup_start(&t) || loom_serve(&plain, "127.0.0.1", 0, plain_talker, NULL, NULL)) {
     r->rc_plain = -1;
     goto out;
   }
   /* A client that sends HTTP instead of a ClientHello: dropped without
    * running the handler; the server goes on serving. */
   loom_stream_t *s;
-  if (loom_tcp_connect(&s, "127.0.0.1", loom_server_port(srv)) == 0) {
+  if (loom_tcp_connect(&s, "127.0.0.1", t.port) == 0) {
     loom_write(s, "GET / HTTP/1.0\r\n\r\n", 18);
     char *all = NULL;
     size_t len;
@@ -729,23 +759,20 @@ static int main_garbage(void *arg) {
     loom_close(s);
   }
   int reused;
-  r->rc_good = one_round(cctx, loom_server_port(srv), "localhost", &reused);
+  r->rc_good = one_round(t.cctx, t.port, "localhost", &reused);
   /* A server that answers in plain text. */
-  r->rc_client = loom_tls_connect(&s, "127.0.0.1", loom_server_port(plain), cctx, NULL);
+  r->rc_client = loom_tls_connect(&s, "127.0.0.1", loom_server_port(plain), t.cctx, NULL);
   snprintf(r->err, sizeof(r->err), "%s", loom_tls_last_error(NULL));
-  loom_server_close(srv, 1000);
   loom_server_close(plain, 1000);
 out:
-  loom_tls_ctx_free(sctx);
-  loom_tls_ctx_free(cctx);
+  setup_end(&t);
   return 0;
 }
 
 static void test_garbage_peers(void **state) {
   (void)state;
-  if (!need_certs()) skip();
   garbage_t r = {0};
-  assert_loom_ok(loom_run(main_garbage, &r));
+  run_tls(main_garbage, &r);
   assert_loom_ok(r.rc_plain); /* an alert, then EOF */
   assert_loom_ok(r.rc_good);
   assert_int_equal(r.st.handled, 1);
@@ -773,33 +800,27 @@ static int truncating_handler(loom_stream_t *s, void *arg) {
 
 static int main_trunc(void *arg) {
   trunc_t *r = arg;
-  loom_tls_opts_t co = {.allow_truncation = r->allow};
-  loom_tls_ctx_t *sctx = server_ctx("server", NULL), *cctx = client_ctx(&co);
-  loom_server_t *srv;
-  if (!sctx || !cctx ||
-      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, truncating_handler, NULL, NULL)) {
+  setup_t t = {.co = {.allow_truncation = r->allow}, .serve = truncating_handler};
+  if (setup_start(&t)) {
     r->rc = -1;
     goto out;
   }
   loom_stream_t *s;
-  r->rc = loom_tls_connect(&s, "127.0.0.1", loom_server_port(srv), cctx, NULL);
+  r->rc = loom_tls_connect(&s, "127.0.0.1", t.port, t.cctx, NULL);
   if (r->rc == 0) {
     r->rc = loom_read_all(s, &r->all, &r->len, 1024);
     snprintf(r->err, sizeof(r->err), "%s", loom_tls_last_error(s));
     loom_close(s);
   }
-  loom_server_close(srv, 1000);
 out:
-  loom_tls_ctx_free(sctx);
-  loom_tls_ctx_free(cctx);
+  setup_end(&t);
   return 0;
 }
 
 static void test_truncation(void **state) {
   (void)state;
-  if (!need_certs()) skip();
   trunc_t r = {0};
-  assert_loom_ok(loom_run(main_trunc, &r));
+  run_tls(main_trunc, &r);
   assert_loom_err(r.rc, LOOM_ETLSTRUNC);
   if (!strstr(r.err, "close_notify")) fail_msg("error: %s", r.err);
   trunc_t ok = {.allow = 1};
@@ -902,18 +923,18 @@ static int byte_server_handler(loom_stream_t *s, void *arg) {
 
 static int main_bytes(void *arg) {
   bytes_t *r = arg;
-  loom_tls_ctx_t *sctx = server_ctx("server", NULL), *cctx = client_ctx(NULL);
+  setup_t t = {0};
+  int rc = setup_start(&t);
   proxy_t px = {0};
-  bserver_t bs = {.sctx = sctx};
+  bserver_t bs = {.sctx = t.sctx};
   loom_server_t *srv, *prx;
-  if (!sctx || !cctx ||
-      loom_serve(&srv, "127.0.0.1", 0, byte_server_handler, &bs, NULL)) {
+  if (rc || loom_serve(&srv, "127.0.0.1", 0, byte_server_handler, &bs, NULL)) {
     r->rc_client = -100;
     goto out;
   }
   px.upstream = loom_server_port(srv);
   if (loom_serve(&prx, "127.0.0.1", 0, proxy_handler, &px, NULL) == 0) {
-    bclient_t c = {.cctx = cctx, .port = loom_server_port(prx)};
+    bclient_t c = {.cctx = t.cctx, .port = loom_server_port(prx)};
     byte_client(&c);
     r->rc_client = c.rc;
     r->rc_line = c.rc_line;
@@ -925,16 +946,14 @@ static int main_bytes(void *arg) {
   r->to_client = px.to_client;
   r->to_server = px.to_server;
 out:
-  loom_tls_ctx_free(sctx);
-  loom_tls_ctx_free(cctx);
+  setup_end(&t);
   return 0;
 }
 
 static void test_byte_by_byte(void **state) {
   (void)state;
-  if (!need_certs()) skip();
   bytes_t r = {0};
-  assert_loom_ok(loom_run(main_bytes, &r));
+  run_tls(main_bytes, &r);
   assert_loom_ok(r.rc_client);
   assert_int_equal(r.rc_line, 5);
   assert_string_equal(r.line, "byte\n");
@@ -957,12 +976,11 @@ static int silent_handler(loom_stream_t *s, void *arg) {
 
 static int main_handshake_timeouts(void *arg) {
   hto_t *r = arg;
-  loom_tls_opts_t so = {.handshake_timeout_ms = 100};
-  loom_tls_ctx_t *sctx = server_ctx("server", &so), *cctx = client_ctx(NULL);
   echo_stats_t st = {0};
-  loom_server_t *silent, *srv;
-  if (!sctx || !cctx || loom_serve(&silent, "127.0.0.1", 0, silent_handler, NULL, NULL) ||
-      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, echo_handler, &st, NULL)) {
+  setup_t t = {.so = {.handshake_timeout_ms = 100}, .serve = echo_handler, .arg = &st};
+  loom_server_t *silent;
+  if (setup_start(&t) ||
+      loom_serve(&silent, "127.0.0.1", 0, silent_handler, NULL, NULL)) {
     r->rc_client = -100;
     goto out;
   }
@@ -971,30 +989,28 @@ static int main_handshake_timeouts(void *arg) {
   uint64_t t0 = wall_ms();
   loom_timeout_enter(&sc, 100);
   loom_stream_t *s;
-  r->rc_client = loom_tls_connect(&s, "127.0.0.1", loom_server_port(silent), cctx, NULL);
+  r->rc_client = loom_tls_connect(&s, "127.0.0.1", loom_server_port(silent), t.cctx,
+                                  NULL);
   loom_scope_exit(&sc);
   r->client_ms = wall_ms() - t0;
   /* A server drops a client that never says hello. */
   t0 = wall_ms();
-  if (loom_tcp_connect(&s, "127.0.0.1", loom_server_port(srv)) == 0) {
+  if (loom_tcp_connect(&s, "127.0.0.1", t.port) == 0) {
     char b[64];
     r->rc_server_side = (int)loom_read(s, b, sizeof(b));
     loom_close(s);
   }
   r->server_ms = wall_ms() - t0;
   loom_server_close(silent, 1000);
-  loom_server_close(srv, 1000);
 out:
-  loom_tls_ctx_free(sctx);
-  loom_tls_ctx_free(cctx);
+  setup_end(&t);
   return 0;
 }
 
 static void test_handshake_timeouts(void **state) {
   (void)state;
-  if (!need_certs()) skip();
   hto_t r = {0};
-  assert_loom_ok(loom_run(main_handshake_timeouts, &r));
+  run_tls(main_handshake_timeouts, &r);
   assert_loom_err(r.rc_client, UV_ETIMEDOUT);
   assert_true(r.client_ms >= 90 && r.client_ms < 5000);
   assert_true(r.rc_server_side <= 0); /* EOF (or a reset) */
@@ -1023,15 +1039,14 @@ static int reneg_handler(loom_stream_t *s, void *arg) {
  * connection ends with the client's fatal alert. */
 static int main_reneg(void *arg) {
   reneg_t *r = arg;
-  loom_tls_ctx_t *sctx = server_ctx("server", NULL);
-  loom_server_t *srv;
-  if (!sctx || loom_tls_serve(&srv, "127.0.0.1", 0, sctx, reneg_handler, r, NULL)) {
+  setup_t t = {.no_client = 1, .serve = reneg_handler, .arg = r};
+  if (setup_start(&t)) {
     r->rc_spawn = -1;
-    loom_tls_ctx_free(sctx);
+    setup_end(&t);
     return 0;
   }
   char addr[64];
-  snprintf(addr, sizeof(addr), "127.0.0.1:%d", loom_server_port(srv));
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", t.port);
   char *argv[] = {"openssl",
                   "s_client",
                   "-tls1_2",
@@ -1061,16 +1076,14 @@ static int main_reneg(void *arg) {
     loom_scope_exit(&sc);
     loom_process_close(p);
   }
-  loom_server_close(srv, 1000);
-  loom_tls_ctx_free(sctx);
+  setup_end(&t);
   return 0;
 }
 
 static void test_renegotiation_refused(void **state) {
   (void)state;
-  if (!need_certs()) skip();
   reneg_t r = {0};
-  assert_loom_ok(loom_run(main_reneg, &r));
+  run_tls(main_reneg, &r);
   assert_loom_ok(r.rc_spawn);
   assert_true(r.saw_echo);
   assert_loom_ok(r.rc_wait);
@@ -1102,16 +1115,13 @@ static int flooding_handler(loom_stream_t *s, void *arg) {
 
 static int main_close_bound(void *arg) {
   cbound_t *r = arg;
-  loom_tls_opts_t so = {.close_timeout_ms = 100};
-  loom_tls_ctx_t *sctx = server_ctx("server", &so), *cctx = client_ctx(NULL);
-  loom_server_t *srv;
-  if (!sctx || !cctx ||
-      loom_tls_serve(&srv, "127.0.0.1", 0, sctx, flooding_handler, r, NULL)) {
+  setup_t t = {.so = {.close_timeout_ms = 100}, .serve = flooding_handler, .arg = r};
+  if (setup_start(&t)) {
     r->rc_client = -100;
     goto out;
   }
   loom_stream_t *s;
-  r->rc_client = loom_tls_connect(&s, "127.0.0.1", loom_server_port(srv), cctx, NULL);
+  r->rc_client = loom_tls_connect(&s, "127.0.0.1", t.port, t.cctx, NULL);
   if (r->rc_client == 0) {
     /* Read nothing until the server has given up, then everything: the
      * stream ends (a reset, or the end without close_notify), it does not
@@ -1125,18 +1135,15 @@ static int main_close_bound(void *arg) {
     r->close_ms = wall_ms() - r->t_close;
     loom_close(s);
   }
-  loom_server_close(srv, 1000);
 out:
-  loom_tls_ctx_free(sctx);
-  loom_tls_ctx_free(cctx);
+  setup_end(&t);
   return 0;
 }
 
 static void test_close_wait_is_bounded(void **state) {
   (void)state;
-  if (!need_certs()) skip();
   cbound_t r = {0};
-  assert_loom_ok(loom_run(main_close_bound, &r));
+  run_tls(main_close_bound, &r);
   assert_loom_err(r.rc_write, UV_ETIMEDOUT);
   if (r.rc_client != UV_ECONNRESET && r.rc_client != LOOM_ETLSTRUNC)
     fail_msg("client's end: %s", loom_strerror(r.rc_client));

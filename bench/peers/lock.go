@@ -21,13 +21,12 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"runtime"
-	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"loom/bench/peers/benchtime"
 )
 
 const ntasks = 100
@@ -95,39 +94,6 @@ func runHandoff(n int) time.Duration {
 	return time.Duration(float64(d) * float64(n) / float64(total))
 }
 
-// envNum reads a positive number from the environment (as bench/bench.h).
-func envNum(name string, def float64) float64 {
-	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
-
-func measure(f func(int) time.Duration, quantum int) (median, min float64, n int) {
-	target := time.Duration(envNum("LOOM_BENCH_TARGET_S", 0.15) * float64(time.Second))
-	reps := int(envNum("LOOM_BENCH_REPS", 5))
-	n = 1024
-	if quantum > n {
-		n = quantum
-	}
-	var d time.Duration
-	for {
-		d = f(n)
-		if d >= target/8 {
-			break
-		}
-		n *= 2
-	}
-	n = int(float64(n) * float64(target) / float64(d))
-	n = (n + quantum - 1) / quantum * quantum
-	per := make([]float64, reps)
-	for i := range per {
-		per[i] = float64(f(n).Nanoseconds()) / float64(n)
-	}
-	sort.Float64s(per)
-	return per[len(per)/2], per[0], n
-}
-
 func main() {
 	for _, b := range []struct {
 		bench, impl, unit string
@@ -138,12 +104,11 @@ func main() {
 		{"sem", "go-chan(1)", "ns/pair", runChanSem, 1},
 		{"lock100", "go-chanlock", "ns/handoff", runHandoff, ntasks},
 	} {
-		med, min, n := measure(b.f, b.quantum)
+		med, min, n := benchtime.Measure(b.f, b.quantum)
 		extra := ""
 		if b.bench == "lock100" {
 			extra = fmt.Sprintf("; %.2f%% hand-offs", 100*handoffShare)
 		}
-		fmt.Printf("%-6s %-18s %10.1f %-10s (median of %d runs of %d; min %.1f%s; GOMAXPROCS=%d, %s)\n",
-			b.bench, b.impl, med, b.unit, int(envNum("LOOM_BENCH_REPS", 5)), n, min, extra, runtime.GOMAXPROCS(0), runtime.Version())
+		benchtime.Print(b.bench, b.impl, med, b.unit, n, min, extra)
 	}
 }

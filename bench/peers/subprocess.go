@@ -11,11 +11,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
+
+	"loom/bench/peers/benchtime"
 )
 
 func one() {
@@ -43,13 +43,6 @@ func run(n, k int) time.Duration {
 	return time.Since(t0)
 }
 
-func envNum(name string, def float64) float64 {
-	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
-
 func main() {
 	k := 1
 	if len(os.Args) > 1 {
@@ -58,27 +51,10 @@ func main() {
 			k = 1
 		}
 	}
-	target := time.Duration(envNum("LOOM_BENCH_TARGET_S", 0.15) * float64(time.Second))
-	reps := int(envNum("LOOM_BENCH_REPS", 5))
-	n := 8 * k
-	var d time.Duration
-	for {
-		d = run(n, k)
-		if d >= target/8 {
-			break
-		}
-		n *= 2
-	}
-	n = int(float64(n) * float64(target) / float64(d))
-	n = (n + k - 1) / k * k
-	per := make([]float64, reps)
-	for i := range per {
-		per[i] = float64(run(n, k).Nanoseconds()) / float64(n) / 1000
-	}
-	sort.Float64s(per)
-	med := per[len(per)/2]
+	// Calibration starts from 8 rounds of k: a child costs about 1 ms.
+	med, min, n := benchtime.MeasureFrom(func(n int) time.Duration { return run(n, k) }, k, 8*k)
+	med, min = med/1000, min/1000 // microseconds per child
 	impl := fmt.Sprintf("go-exec(k=%d)", k)
-	fmt.Printf("%-6s %-18s %10.1f %-10s (median of %d runs of %d; min %.1f; GOMAXPROCS=%d, %s)\n",
-		"sproc", impl, med, "us/child", reps, n, per[0], runtime.GOMAXPROCS(0), runtime.Version())
+	benchtime.Print("sproc", impl, med, "us/child", n, min, "")
 	fmt.Printf("#      %s: %.0f spawns/s\n", impl, 1e6/med)
 }

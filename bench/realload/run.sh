@@ -60,7 +60,8 @@ redis_servers=${LOOM_REALLOAD_REDIS:-loom redis}
 scpu=${LOOM_REALLOAD_SERVER_CPU:-1}
 ccpu=${LOOM_REALLOAD_CLIENT_CPU:-0}
 
-# say, die, bench_install, free_port, port_open, proc_cpu_ticks,
+# say, die, bench_install, bench_configure, bench_raise_nofile,
+# bench_nginx, bench_wait_server, free_port, port_open, proc_cpu_ticks,
 # proc_peak_rss_kib, rotate, AWK_MEDIAN
 # shellcheck source=bench/lib.sh
 . "$src/bench/lib.sh"
@@ -88,15 +89,7 @@ bench_install "${LOOM_REALLOAD_NO_INSTALL:-0}" wrk:wrk redis-benchmark:redis-too
   taskset:util-linux
 
 # ---- build ------------------------------------------------------------------
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  say "== configuring $build (Release)"
-  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON \
-        -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_EXAMPLES=ON >&2
-else
-  cmake "$build" -DLOOM_BUILD_EXAMPLES=ON -DLOOM_BUILD_BENCH=ON >/dev/null
-fi
-grep -q '^CMAKE_BUILD_TYPE:STRING=Release' "$build/CMakeCache.txt" ||
-  say "run.sh: warning: $build is not a Release build"
+bench_configure "$src" "$build"
 say "== building"
 cmake --build "$build" -j2 --target example-http_hello example-mini_redis hello-libuv >&2
 
@@ -109,10 +102,7 @@ case " $http_servers " in *" go "*)
   (cd "$here" && go build -o "$tmp/hello-go" hello.go) >&2 || die "go build hello.go failed" ;;
 esac
 
-# 1,000 connections need 1,000 descriptors on each side.
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ]; then
-  ulimit -n 4096 2>/dev/null || say "run.sh: warning: cannot raise the descriptor limit"
-fi
+bench_raise_nofile
 
 srv_pin=(taskset -c "$scpu")
 cli_pin=(taskset -c "$ccpu")
@@ -134,34 +124,7 @@ start_server() {
   http-go) cmd=(env GOMAXPROCS=1 "$tmp/hello-go" 0) ;;
   http-nginx)
     port=$(free_port)
-    mkdir -p "$tmp/nginx"
-    # One process serves: no master, one worker's loop (the worker is what
-    # `worker_processes 1` would run; without the master its CPU and RSS
-    # are the process's own).
-    cat >"$tmp/nginx.conf" <<EOF
-worker_processes 1;
-master_process off;
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx-error.log warn;
-worker_rlimit_nofile 8192;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  fastcgi_temp_path $tmp/nginx/fastcgi;
-  uwsgi_temp_path $tmp/nginx/uwsgi;
-  scgi_temp_path $tmp/nginx/scgi;
-  keepalive_requests 100000000;
-  keepalive_timeout 300s;
-  server {
-    listen 127.0.0.1:$port;
-    location / { default_type text/plain; return 200 "Hello, World!"; }
-  }
-}
-EOF
-    cmd=(nginx -c "$tmp/nginx.conf" -p "$tmp/nginx" -e "$tmp/nginx-error.log") ;;
+    bench_nginx "$tmp" "127.0.0.1:$port" ;;
   redis-loom) cmd=("$build/examples/mini_redis" 0) ;;
   redis-redis)
     port=$(free_port)
@@ -171,17 +134,7 @@ EOF
   esac
   "${srv_pin[@]}" "${cmd[@]}" >"$tmp/srv.out" 2>"$tmp/srv.err" </dev/null &
   srv_pid=$!
-  local i
-  for i in $(seq 100); do
-    if [ -z "$port" ]; then
-      port=$(sed -n 's/^serving on .*:\([0-9][0-9]*\).*/\1/p' "$tmp/srv.out" | head -n 1)
-    fi
-    if [ -n "$port" ] && port_open "$port"; then return 0; fi
-    kill -0 "$srv_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  cat "$tmp/srv.err" >&2
-  die "$name did not start"
+  bench_wait_server "$name" 100
 }
 
 # utime + stime of the server, in clock ticks.

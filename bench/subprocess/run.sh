@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # The subprocess benchmark: spawn + wait of /bin/true, loom against Go's
 # exec.Command (GOMAXPROCS=1), asyncio.create_subprocess_exec on uvloop
 # and uv_spawn alone (bench-spawn-process K libuv: loom's own overhead),
@@ -41,9 +41,12 @@ pin=""
 [ -n "${LOOM_BENCH_CPUS:-}" ] && pin="taskset -c $LOOM_BENCH_CPUS"
 py=${LOOM_BENCH_PYTHON:-/usr/bin/python3}
 
+# say, AWK_MEDIAN
+# shellcheck source=bench/lib.sh
+. "$src/bench/lib.sh"
+
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-sproc.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
-say() { printf '%s\n' "$*" >&2; }
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON \
@@ -128,36 +131,44 @@ while [ "$r" -le "$rounds" ]; do
   r=$((r + 1))
 done
 
+# table KEY TARGET: the Markdown rows of the figures "KEY IMPL(k=K...) US"
+# in $results: per implementation and children in flight, the median over
+# the rounds and the ratio to loom's; with TARGET 1, also spawns per second
+# and the verdict on the target (loom's rate >= Go's).
+table() {
+  awk -v key="$1" -v target="$2" "$AWK_MEDIAN"'
+    $1 == key && $3 ~ /^[0-9.]+$/ {
+      impl = $2; k = impl; sub(/.*k=/, "", k); sub(/\).*/, "", k)
+      name = impl; sub(/\(.*/, "", name)
+      id = k " " name
+      if (!(id in cnt)) { n++; order[n] = id; kk[id] = k; nm[id] = name }
+      vals[id, ++cnt[id]] = $3
+    }
+    END {
+      for (i = 1; i <= n; i++) {
+        id = order[i]
+        split("", a)
+        for (j = 1; j <= cnt[id]; j++) a[j] = vals[id, j]
+        med[id] = median(a, cnt[id])
+      }
+      for (i = 1; i <= n; i++) {
+        id = order[i]; l = kk[id] " loom"
+        ratio = (l in med) ? sprintf("%.2fx", med[id] / med[l]) : "-"
+        tgt = ""
+        g = kk[id] " go-exec"
+        if (nm[id] == "loom" && (g in med)) tgt = med[id] <= med[g] ? "met (>= Go)" : "NOT MET (< Go)"
+        if (kk[id] ~ /idle/) nm[id] = nm[id] " (" substr(kk[id], index(kk[id], "idle=") + 5) " tasks asleep)"
+        if (kk[id] ~ /idle/) kk[id] = substr(kk[id], 1, index(kk[id], ",") - 1)
+        if (target) printf "| %s | %s | %.1f | %.0f | %s | %s |\n", kk[id], nm[id], med[id], 1e6 / med[id], ratio, tgt
+        else printf "| %s | %s | %.1f | %s |\n", kk[id], nm[id], med[id], ratio
+      }
+    }' "$results"
+}
+
 echo
 echo "| in flight | implementation | us/child | spawns/s | x loom | target |"
 echo "|----------:|----------------|---------:|---------:|-------:|--------|"
-awk '
-  $1 == "sproc" && $3 ~ /^[0-9.]+$/ {
-    impl = $2; k = impl; sub(/.*k=/, "", k); sub(/\).*/, "", k)
-    name = impl; sub(/\(.*/, "", name)
-    id = k " " name
-    if (!(id in cnt)) { n++; order[n] = id; kk[id] = k; nm[id] = name }
-    vals[id, ++cnt[id]] = $3
-  }
-  function median(id,   i, j, t, m, a) {
-    m = cnt[id]
-    for (i = 1; i <= m; i++) a[i] = vals[id, i]
-    for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-    return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-  }
-  END {
-    for (i = 1; i <= n; i++) med[order[i]] = median(order[i])
-    for (i = 1; i <= n; i++) {
-      id = order[i]; l = kk[id] " loom"
-      ratio = (l in med) ? sprintf("%.2fx", med[id] / med[l]) : "-"
-      tgt = ""
-      g = kk[id] " go-exec"
-      if (kk[id] ~ /idle/) nm[id] = nm[id] " (" substr(kk[id], index(kk[id], "idle=") + 5) " tasks asleep)"
-      if (kk[id] ~ /idle/) kk[id] = substr(kk[id], 1, index(kk[id], ",") - 1)
-      if (nm[id] == "loom" && (g in med)) tgt = med[id] <= med[g] ? "met (>= Go)" : "NOT MET (< Go)"
-      printf "| %s | %s | %.1f | %.0f | %s | %s |\n", kk[id], nm[id], med[id], 1e6 / med[id], ratio, tgt
-    }
-  }' "$results"
+table sproc 1
 
 if [ -n "$perf" ]; then
   echo
@@ -165,28 +176,5 @@ if [ -n "$perf" ]; then
   echo
   echo "| in flight | implementation | CPU us/child | x loom |"
   echo "|----------:|----------------|-------------:|-------:|"
-  awk '
-    $1 == "sproc-cpu" && $3 ~ /^[0-9.]+$/ {
-      impl = $2; k = impl; sub(/.*k=/, "", k); sub(/\).*/, "", k)
-      name = impl; sub(/\(.*/, "", name)
-      id = k " " name
-      if (!(id in cnt)) { n++; order[n] = id; kk[id] = k; nm[id] = name }
-      vals[id, ++cnt[id]] = $3
-    }
-    function median(id,   i, j, t, m, a) {
-      m = cnt[id]
-      for (i = 1; i <= m; i++) a[i] = vals[id, i]
-      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-      return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-    }
-    END {
-      for (i = 1; i <= n; i++) med[order[i]] = median(order[i])
-      for (i = 1; i <= n; i++) {
-        id = order[i]; l = kk[id] " loom"
-        ratio = (l in med) ? sprintf("%.2fx", med[id] / med[l]) : "-"
-        if (kk[id] ~ /idle/) nm[id] = nm[id] " (" substr(kk[id], index(kk[id], "idle=") + 5) " tasks asleep)"
-        if (kk[id] ~ /idle/) kk[id] = substr(kk[id], 1, index(kk[id], ",") - 1)
-        printf "| %s | %s | %.1f | %s |\n", kk[id], nm[id], med[id], ratio
-      }
-    }' "$results"
+  table sproc-cpu 0
 fi

@@ -115,15 +115,7 @@ bench_install "${LOOM_TLSBENCH_NO_INSTALL:-0}" wrk:wrk nginx:nginx-light openssl
 [ -z "$cg" ] || bench_install "${LOOM_TLSBENCH_NO_INSTALL:-0}" valgrind:valgrind
 
 # ---- build ------------------------------------------------------------------
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  say "== configuring $build (Release)"
-  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON \
-    -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_EXAMPLES=ON >&2
-else
-  cmake "$build" -DLOOM_BUILD_EXAMPLES=ON -DLOOM_BUILD_BENCH=ON >/dev/null
-fi
-grep -q '^CMAKE_BUILD_TYPE:STRING=Release' "$build/CMakeCache.txt" ||
-  say "run.sh: warning: $build is not a Release build"
+bench_configure "$src" "$build"
 say "== building"
 hello=$build/examples/https_hello
 bulk=$build/bench/bench-tls-bulk
@@ -139,9 +131,7 @@ if ! cmake --build "$build" -j2 --target example-https_hello bench-tls-bulk \
   fi
 fi
 
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ]; then
-  ulimit -n 4096 2>/dev/null || say "run.sh: warning: cannot raise the descriptor limit"
-fi
+bench_raise_nofile
 
 srv_pin=(taskset -c "$scpu")
 cli_pin=(taskset -c "$ccpu")
@@ -201,55 +191,21 @@ start_server() {
   loom) cmd=("$hello" "$cert" "$key" 0) ;;
   nginx)
     port=$(free_port)
-    mkdir -p "$tmp/nginx"
-    # One process serves, as in bench/realload: the worker's loop, with no
-    # master beside it.
-    cat >"$tmp/nginx.conf" <<EOF
-worker_processes 1;
-master_process off;
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx-error.log warn;
-worker_rlimit_nofile 8192;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  fastcgi_temp_path $tmp/nginx/fastcgi;
-  uwsgi_temp_path $tmp/nginx/uwsgi;
-  scgi_temp_path $tmp/nginx/scgi;
-  keepalive_requests 100000000;
-  keepalive_timeout 300s;
-  server {
-    listen 127.0.0.1:$port ssl;
+    # One process serves, as in bench/realload.
+    bench_nginx "$tmp" "127.0.0.1:$port ssl" "\
     ssl_certificate $cert;
     ssl_certificate_key $key;
     ssl_protocols TLSv1.3;
     ssl_conf_command Ciphersuites $suite;
     ssl_ecdh_curve X25519;
-    $([ "$tickets" = 1 ] || echo "ssl_conf_command NumTickets 0;")
-    location / { default_type text/plain; return 200 "Hello, World!"; }
-  }
-}
-EOF
-    cmd=(nginx -c "$tmp/nginx.conf" -p "$tmp/nginx" -e "$tmp/nginx-error.log") ;;
+    $([ "$tickets" = 1 ] || echo "ssl_conf_command NumTickets 0;")" ;;
   *) die "unknown server $name" ;;
   esac
   [ -n "$cg" ] && cmd=(valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out"
     "${cmd[@]}")
   OPENSSL_CONF=$conf "${srv_pin[@]}" "${cmd[@]}" >"$tmp/srv.out" 2>"$tmp/srv.err" </dev/null &
   srv_pid=$!
-  for _ in $(seq 300); do
-    if [ -z "$port" ]; then
-      port=$(sed -n 's/^serving on .*:\([0-9][0-9]*\).*/\1/p' "$tmp/srv.out" | head -n 1)
-    fi
-    if [ -n "$port" ] && port_open "$port"; then return 0; fi
-    kill -0 "$srv_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  cat "$tmp/srv.err" >&2
-  die "$name did not start"
+  bench_wait_server "$name" 300
 }
 
 hz=$(getconf CLK_TCK)
