@@ -14,6 +14,9 @@
  * only and the producer's on CPU P (so that on a machine shared with other
  * programs the two never share one CPU); the figure is then named
  * loom-pinned.
+ * LOOM_CHANNEL_ITEMS=N runs each shape once with N items, no calibration:
+ * a fixed amount of work for perf stat or strace -c (system calls and
+ * context switches per item, which stay put on a loaded machine).
  * Peer (bench/channel.sh): peers/channel.go, the same two shapes with a Go
  * channel between two goroutines at GOMAXPROCS=2.
  * Target (docs/benchmarks.md): per item <= the Go channel's.
@@ -122,8 +125,17 @@ int main(int argc, char **argv) {
     }
     selected[i] = 1;
   }
+  const char *items = getenv("LOOM_CHANNEL_ITEMS");
+  uint64_t fixed = items ? strtoull(items, NULL, 10) : 0;
   for (int i = 0; i < NSHAPES; i++) {
     if (!selected[i]) continue;
+    if (fixed) {
+      uint64_t ns = run_channel(&shapes[i], fixed);
+      bench_result_t r = {(double)ns / (double)fixed, (double)ns / (double)fixed, fixed,
+                          1};
+      bench_print(names[i], cpus[0] >= 0 ? "loom-pinned" : "loom", &r, "ns/item");
+      continue;
+    }
     bench_result_t r = bench_measure(run_channel, &shapes[i], 1);
     bench_print(names[i], cpus[0] >= 0 ? "loom-pinned" : "loom", &r, "ns/item");
   }
