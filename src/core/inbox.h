@@ -55,6 +55,9 @@ struct loom__inbox_s {
   uv_thread_t thread;       /* the runtime's thread */
   _Atomic int posted;       /* messages may be queued: the spin's cheap look */
   uint64_t spin_until;      /* the runtime's thread: hrtime to spin until */
+  uint64_t spin_ns;         /* the runtime's thread: a spin asked for since
+                               the loop last looked (loom__inbox_expect_soon),
+                               its deadline still to set */
   /* The runtime's one spin policy (loom__spin_wait), for every wait of
    * its thread for another (offload replies, channel hand-offs). */
   struct loom__spin_s {
@@ -107,7 +110,10 @@ int loom__inbox_expect(loom_t *rt);
 
 /* On rt's thread, inbox made: a task of rt has just started waiting for a
  * message from another thread (an offload job's end, a channel's kick)
- * which is expected within about ns. Until then, when the loop is about to
+ * which is expected within about ns. For that long after the loop next
+ * finds nothing to run (the clock is read then, not at every wait: a
+ * runtime whose tasks wait on each other parks them by the million), when
+ * the loop is about to
  * sleep with no task ready, it first looks at the inbox for a while (if
  * the spin policy, rt's inbox->spin, says that pays): a message that comes
  * within microseconds then costs no wake-up of a sleeping thread, and its
