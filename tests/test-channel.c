@@ -594,7 +594,7 @@ static void test_plain_thread_producer(void **state) {
 /* Puts from plain threads race a close: every put that returned 0 has its
  * item delivered (a get after the close takes it), none is delivered twice,
  * and every put after the close fails. */
-enum { RACE_PUTTERS = 3, RACE_ROUNDS = 200 };
+enum { RACE_PUTTERS = 3, RACE_ROUNDS = 100 };
 
 typedef struct {
   loom_channel_t *ch;
