@@ -195,10 +195,10 @@ enum { LOOM__SPIN_READY = 1, LOOM__SPIN_LATE = 2 };
 static inline int loom__spin_wait(loom__spin_t *s, uint64_t ns, int (*ready)(void *ctx),
                                   void *ctx) {
   uint64_t start = uv_hrtime(), until = 0;
-  int yielding = 0, ok = 0;
+  int yielding = 0, ok = 0, forced = 0;
   if (s->yield_first && loom__spin_can_yield()) {
     s->yield_first--;
-    yielding = 1;
+    yielding = forced = 1;
   }
   for (unsigned i = 1;; i++) {
     if (ready(ctx)) {
@@ -226,7 +226,12 @@ static inline int loom__spin_wait(loom__spin_t *s, uint64_t ns, int (*ready)(voi
     }
   }
   if (!ok) return 0;
-  if (yielding && !s->yield_first) s->yield_first = LOOM__SPIN_YIELD_FIRST;
+  /* Only a spin that paused first and still needed the yields says that
+   * yielding is what works: one that yielded from the start because of
+   * yield_first would say so whatever the load, and the runtime would
+   * never pause again (a system call per look on an idle machine, where
+   * both threads are on a CPU and pausing answers in a microsecond). */
+  if (yielding && !forced && !s->yield_first) s->yield_first = LOOM__SPIN_YIELD_FIRST;
   loom__spin_done(s, 1);
   return uv_hrtime() - start > LOOM__SPIN_LATE_NS ? LOOM__SPIN_LATE : LOOM__SPIN_READY;
 }
