@@ -18,6 +18,13 @@
 # CMAKE_BUILD_TYPE=Release and LOOM_BUILD_BENCH=ON if it has no CMake cache
 # yet. Environment: LOOM_CHANNEL_ROUNDS (default 5), and bench.h's
 # LOOM_BENCH_TARGET_S / LOOM_BENCH_REPS for each run.
+#
+# Wall-clock figures on a loaded machine measure the scheduler as much as
+# the channel; where `perf stat` works, a second table gives what stays
+# put: system calls, context switches and CPU time (both threads) per
+# item, from one run of LOOM_CHANNEL_PERF_ITEMS items per shape (default
+# 100000 at capacity 1, 20 times that at 128; LOOM_CHANNEL_PERF=0 skips
+# it).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -125,3 +132,30 @@ awk '
     print "Target: loom <= the Go channel per item (x loom >= 1)."
     for (i = 1; i <= nv; i++) print verdict[i]
   }' "$results"
+
+[ "${LOOM_CHANNEL_PERF:-1}" != 0 ] && command -v perf >/dev/null 2>&1 || exit 0
+items=${LOOM_CHANNEL_PERF_ITEMS:-100000}
+header=0
+for shape in channel1 channel128 local1 bare1; do
+  n=$items
+  [ "$shape" = channel128 ] && n=$((items * 20))
+  [ "$shape" = local1 ] && n=$((items * 3))
+  LOOM_CHANNEL_ITEMS=$n pin perf stat -x, -o "$tmp/perf" \
+    -e raw_syscalls:sys_enter,context-switches,task-clock \
+    "$build/bench/bench-channel" "$shape" >"$tmp/out" 2>/dev/null || continue
+  line=$(awk -F, -v n="$n" -v b="$shape" -v wall="$(awk '{print $3}' "$tmp/out")" '
+    $3 ~ /sys_enter/ { sc = $1 } $3 ~ /context-switches/ { cs = $1 } $3 ~ /task-clock/ { cpu = $1 }
+    END {
+      if (sc == "" || sc ~ /not/) exit 1
+      printf "| %s | %.3f | %.3f | %.0f | %.0f |", b, sc / n, cs / n, cpu * 1e6 / n, wall
+    }' "$tmp/perf") || continue
+  if [ "$header" = 0 ]; then
+    echo
+    echo "Per item (perf stat, one run; load $(cut -d' ' -f1 /proc/loadavg)):"
+    echo
+    echo "| shape | system calls | context switches | CPU ns | wall ns |"
+    echo "|-------|-------------:|-----------------:|-------:|--------:|"
+    header=1
+  fi
+  echo "$line"
+done

@@ -591,6 +591,74 @@ static void test_plain_thread_producer(void **state) {
   loom_channel_release(p.ch);
 }
 
+/* Puts from plain threads race a close: every put that returned 0 has its
+ * item delivered (a get after the close takes it), none is delivered twice,
+ * and every put after the close fails. */
+enum { RACE_PUTTERS = 3, RACE_ROUNDS = 100 };
+
+typedef struct {
+  loom_channel_t *ch;
+  atomic_int go;
+  long ok[RACE_PUTTERS];
+} race_t;
+
+typedef struct {
+  race_t *r;
+  int idx;
+} racer_t;
+
+static void *race_putter(void *arg) {
+  racer_t *me = arg;
+  race_t *r = me->r;
+  while (!atomic_load(&r->go)) {}
+  for (long i = 0;; i++) {
+    /* Item: which putter, and its count of successes so far. */
+    int rc = loom_channel_try_put(
+        r->ch, (void *)(intptr_t)(me->idx + 1 + 4 * (r->ok[me->idx] + 1)));
+    if (rc == 0)
+      r->ok[me->idx]++;
+    else if (rc == LOOM_ESHUTDOWN)
+      break;
+    else if (i % 64 == 0)
+      sched_yield();
+  }
+  return NULL;
+}
+
+static void test_close_races_puts(void **state) {
+  (void)state;
+  for (int round = 0; round < RACE_ROUNDS; round++) {
+    race_t r = {0};
+    assert_loom_ok(loom_channel_new(&r.ch, 64));
+    pthread_t th[RACE_PUTTERS];
+    racer_t me[RACE_PUTTERS];
+    for (int i = 0; i < RACE_PUTTERS; i++) {
+      me[i] = (racer_t){&r, i};
+      assert_int_equal(pthread_create(&th[i], NULL, race_putter, &me[i]), 0);
+    }
+    atomic_store(&r.go, 1);
+    for (int i = 0; i < round % 16; i++) sched_yield();
+    assert_loom_ok(loom_channel_close(r.ch, 0));
+    /* Drained while the putters may still be in a put that claimed its
+     * place before the close: each putter's items come out in its order,
+     * and all of them. */
+    long got[RACE_PUTTERS] = {0};
+    void *item;
+    int rc;
+    while ((rc = loom_channel_try_get(r.ch, &item)) == 0) {
+      intptr_t v = (intptr_t)item;
+      int who = (int)((v - 1) % 4);
+      assert_true(who >= 0 && who < RACE_PUTTERS);
+      assert_int_equal((v - 1) / 4, ++got[who]);
+    }
+    assert_loom_err(rc, LOOM_ESHUTDOWN);
+    for (int i = 0; i < RACE_PUTTERS; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < RACE_PUTTERS; i++) assert_int_equal(got[i], r.ok[i]);
+    assert_loom_err(loom_channel_try_put(r.ch, (void *)1), LOOM_ESHUTDOWN);
+    loom_channel_release(r.ch);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_misuse),
@@ -605,6 +673,7 @@ int main(void) {
       cmocka_unit_test(test_close_wakes_putters_and_drains),
       cmocka_unit_test(test_close_wakes_getters),
       cmocka_unit_test(test_plain_thread_producer),
+      cmocka_unit_test(test_close_races_puts),
   };
   return HARNESS_RUN(tests);
 }

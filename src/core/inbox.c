@@ -68,16 +68,25 @@ int loom__spin_can_yield(void) {
 static void on_prepare(uv_prepare_t *h) {
   loom_t *rt = h->data;
   loom__inbox_t *ib = rt->inbox;
-  if (uv_hrtime() >= ib->spin_until || !rt->holds) {
+  if (!rt->holds) {
+    ib->spin_ns = 0;
     uv_prepare_stop(h);
     return;
   }
   if (rt->idle_active) return; /* tasks are ready: the poll will not sleep */
+  uint64_t now = uv_hrtime();
+  if (ib->spin_ns) { /* asked for since the last look: from now on */
+    if (now + ib->spin_ns > ib->spin_until) ib->spin_until = now + ib->spin_ns;
+    ib->spin_ns = 0;
+  }
+  if (now >= ib->spin_until) {
+    uv_prepare_stop(h);
+    return;
+  }
   if (!loom__spin_try(&ib->spin)) return;
   uv_mutex_lock(&ib->mu);
   ib->spinning = 1;
   uv_mutex_unlock(&ib->mu);
-  uint64_t now = uv_hrtime();
   loom__spin_wait(&ib->spin, ib->spin_until > now ? ib->spin_until - now : 0, posted, ib);
   uv_mutex_lock(&ib->mu);
   ib->spinning = 0;
@@ -90,8 +99,7 @@ static void on_prepare(uv_prepare_t *h) {
 void loom__inbox_expect_soon(loom_t *rt, uint64_t ns) {
   if (!loom__spin_ok()) return;
   loom__inbox_t *ib = rt->inbox;
-  uint64_t until = uv_hrtime() + ns;
-  if (until > ib->spin_until) ib->spin_until = until;
+  if (ns > ib->spin_ns) ib->spin_ns = ns;
   if (!uv_is_active((uv_handle_t *)&rt->inbox_spin))
     uv_prepare_start(&rt->inbox_spin, on_prepare);
 }

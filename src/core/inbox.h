@@ -55,6 +55,9 @@ struct loom__inbox_s {
   uv_thread_t thread;       /* the runtime's thread */
   _Atomic int posted;       /* messages may be queued: the spin's cheap look */
   uint64_t spin_until;      /* the runtime's thread: hrtime to spin until */
+  uint64_t spin_ns;         /* the runtime's thread: a spin asked for since
+                               the loop last looked (loom__inbox_expect_soon),
+                               its deadline still to set */
   /* The runtime's one spin policy (loom__spin_wait), for every wait of
    * its thread for another (offload replies, channel hand-offs). */
   struct loom__spin_s {
@@ -107,7 +110,10 @@ int loom__inbox_expect(loom_t *rt);
 
 /* On rt's thread, inbox made: a task of rt has just started waiting for a
  * message from another thread (an offload job's end, a channel's kick)
- * which is expected within about ns. Until then, when the loop is about to
+ * which is expected within about ns. For that long after the loop next
+ * finds nothing to run (the clock is read then, not at every wait: a
+ * runtime whose tasks wait on each other parks them by the million), when
+ * the loop is about to
  * sleep with no task ready, it first looks at the inbox for a while (if
  * the spin policy, rt's inbox->spin, says that pays): a message that comes
  * within microseconds then costs no wake-up of a sleeping thread, and its
@@ -189,10 +195,10 @@ enum { LOOM__SPIN_READY = 1, LOOM__SPIN_LATE = 2 };
 static inline int loom__spin_wait(loom__spin_t *s, uint64_t ns, int (*ready)(void *ctx),
                                   void *ctx) {
   uint64_t start = uv_hrtime(), until = 0;
-  int yielding = 0, ok = 0;
+  int yielding = 0, ok = 0, forced = 0;
   if (s->yield_first && loom__spin_can_yield()) {
     s->yield_first--;
-    yielding = 1;
+    yielding = forced = 1;
   }
   for (unsigned i = 1;; i++) {
     if (ready(ctx)) {
@@ -220,7 +226,12 @@ static inline int loom__spin_wait(loom__spin_t *s, uint64_t ns, int (*ready)(voi
     }
   }
   if (!ok) return 0;
-  if (yielding && !s->yield_first) s->yield_first = LOOM__SPIN_YIELD_FIRST;
+  /* Only a spin that paused first and still needed the yields says that
+   * yielding is what works: one that yielded from the start because of
+   * yield_first would say so whatever the load, and the runtime would
+   * never pause again (a system call per look on an idle machine, where
+   * both threads are on a CPU and pausing answers in a microsecond). */
+  if (yielding && !forced && !s->yield_first) s->yield_first = LOOM__SPIN_YIELD_FIRST;
   loom__spin_done(s, 1);
   return uv_hrtime() - start > LOOM__SPIN_LATE_NS ? LOOM__SPIN_LATE : LOOM__SPIN_READY;
 }
