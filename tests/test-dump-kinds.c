@@ -299,8 +299,11 @@ static int chan_main(void *a) {
     return 0;
   }
   loom_channel_put(chan, (void *)1); /* full */
+  loom_debug_name(chan, "pipeline");
   loom_task_t *t = spawn_named(w_chan_send, (void *)2, "w_chan_send");
-  check_parked(t, "w_chan_send", ": channel send 0x", "channel send");
+  /* The channel the program holds, by the name it gave it. */
+  check_parked(t, "w_chan_send", ": channel send 'pipeline' (0x", "channel send");
+  loom_debug_name(chan, NULL);
   /* Room for it: its put goes through. */
   void *item;
   loom_channel_get(chan, &item);

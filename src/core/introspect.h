@@ -33,8 +33,8 @@ enum {
   LOOM__W_EVENT,        /* the loom_event_t */
   LOOM__W_COND,         /* the loom_cond_t */
   LOOM__W_BARRIER,      /* the loom_barrier_t */
-  LOOM__W_CHANNEL_SEND, /* the channel port */
-  LOOM__W_CHANNEL_RECV, /* the channel port */
+  LOOM__W_CHANNEL_SEND, /* the channel */
+  LOOM__W_CHANNEL_RECV, /* the channel */
   LOOM__W_FUTURE,       /* the future */
   /* The I/O kinds: deref, an object whose first member is its libuv
    * handle (stream, listener, UDP socket, foreign fd). */

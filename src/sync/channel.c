@@ -504,7 +504,9 @@ static int wait_op(loom_channel_t *ch, int get, void **item) {
        * it sleeps. */
       loom__inbox_expect_soon(rt, LOOM__SPIN_NS - LOOM__CHANNEL_SPIN_NS);
       loom__wnode_t n;
-      loom__wait_on(&n.w, get ? LOOM__W_CHANNEL_RECV : LOOM__W_CHANNEL_SEND, p);
+      /* The channel the program holds, not its port here: a dump prints
+       * it and finds loom_debug_name's name by it. */
+      loom__wait_on(&n.w, get ? LOOM__W_CHANNEL_RECV : LOOM__W_CHANNEL_SEND, ch);
       rc = loom__wq_wait(get ? &p->getq : &p->putq, &n, self, 0);
       if (rc == 0) rc = UV_EAGAIN; /* woken: try again */
     }
