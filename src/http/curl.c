@@ -367,7 +367,9 @@ char *loom__http_describe(const void *xfer, char *buf, size_t n) {
   buf[0] = 0;
   if (!x || !x->easy) return buf;
   curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url);
+#if LIBCURL_VERSION_NUM >= 0x074800 /* 7.72: the method is known */
   curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_METHOD, &method);
+#endif
   snprintf(buf, n, "%s %s", method ? method : "GET", url ? url : "?");
   return buf;
 }
