@@ -370,7 +370,10 @@ char *loom__http_describe(const void *xfer, char *buf, size_t n) {
 #if LIBCURL_VERSION_NUM >= 0x074800 /* 7.72: the method is known */
   curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_METHOD, &method);
 #endif
-  snprintf(buf, n, "%s %s", method ? method : "GET", url ? url : "?");
+  if (method)
+    snprintf(buf, n, "%s %s", method, url ? url : "?");
+  else /* libcurl before 7.72 cannot say */
+    snprintf(buf, n, "%s", url ? url : "?");
   return buf;
 }
 
