@@ -92,21 +92,24 @@ enum { LOOM__READY = 1, LOOM__RUNNING, LOOM__PARKED, LOOM__DONE };
  * comes next, on the fourth, and what rarer paths read after that, on
  * lines a spawn does not touch. In batches of thousands of tasks every
  * line of a record is a cache miss at every visit (spawn, run, end, join),
- * so the lines are few: a spawn writes four, a run reads the first three
- * (what loom__run_prefetch fetches), and the join of a task that has
- * ended reads one (spawn.c checks this layout).
+ * so the lines are few: a spawn writes four, a run and a join read the
+ * first three, which are what loom__run_prefetch fetches.
  */
 struct loom_task_s {
-  /* Line 0: what the scheduler and a task's start read. */
+  /* hot */
   loom_task_t *next_ready; /* ready FIFO link */
   loom_t *rt;
   loom_fn fn;
   void *arg;
   loom__link_t alive_link; /* on the runtime's unfinished tasks */
   loom__waiter_t *wait;    /* the wait it is parked on, or NULL */
+  loom__list_t watchers;   /* loom__watch_t: told when it ends */
+  loom__list_t hooks;      /* loom__hook_t: groups it has open */
   loom_scope_t *scope;     /* innermost open scope, or NULL */
-  /* Line 1: all a join of an ended task reads, with the fiber's hot part
-   * (its context and its stack's bounds: loom__task_stack). */
+  struct {
+    void *lo;    /* the stack the record sits on (loom__stack_t's lo and */
+    size_t size; /* size; its guard zone is in fiber.guard_lo/size) */
+  } stack;
   char *ahead;         /* a hint: where the record of the task spawned
                           LOOM__AHEAD after this one was to go (the
                           stack may be anyone's by now), or NULL */
@@ -123,14 +126,9 @@ struct loom_task_s {
   uint8_t system;      /* one of loom's own tasks (introspect.h) */
   loom__fiber_t fiber; /* context + stack bounds (its hot part
                           first, its report fields last) */
-  /* Line 2: the rest of what a task's run and end read. */
-  loom__list_t watchers; /* loom__watch_t: told when it ends */
-  loom__list_t hooks;    /* loom__hook_t: groups it has open */
-  /* Line 3: cold, but written by every spawn. */
-  struct {
-    void *lo;    /* the stack the record sits on, as loom__task_stack */
-    size_t size; /* gives it (scope.c reads these two) */
-  } stack;
+  /* cold, but written by every spawn: on the line the fiber's report
+   * fields end on, which a spawn writes anyway (the record is 64-byte
+   * aligned; spawn.c checks the layout) */
   void *owner;                       /* the group it belongs to, or NULL */
   loom_scope_t *kept_scope;          /* innermost open scope stored outside
                                the task's stack (static, heap) */
@@ -326,8 +324,9 @@ static inline int loom__wq_empty(const loom__wq_t *q) {
 #define LOOM__TASK_BYTES ((sizeof(loom_task_t) + 63) & ~(size_t)63)
 #define LOOM__COLOURS 16
 #define LOOM__COLOUR_BYTES ((size_t)LOOM__COLOURS * 64)
-/* The hot lines of a record: what a task's run and end read. */
-#define LOOM__TASK_HOT_BYTES offsetof(loom_task_t, stack)
+/* The hot lines of a record: up to the fiber's report fields. */
+#define LOOM__TASK_HOT_BYTES \
+  (offsetof(loom_task_t, fiber) + offsetof(loom__fiber_t, nominal_size))
 /* A task spawned while fewer tasks than this are alive gets no hint: the
  * records of a few dozen tasks stay in L1, and the prefetches would only
  * cost instructions. (Batches of 1,000, whose records fit in L2, gain from
@@ -344,19 +343,6 @@ static inline size_t loom__record_top(const void *lo) {
   return LOOM__TASK_BYTES + (size_t)((page * 0x9e3779b1u) >> 28) * 64;
 }
 
-/* The stack t's record sits on, from the fiber's bounds (line 1 of the
- * record): the fiber has the part below the record. */
-static inline loom__stack_t loom__task_stack(const loom_task_t *t) {
-  return (loom__stack_t){
-      .lo = t->fiber.stack_lo,
-      .size = t->fiber.stack_size + loom__record_top(t->fiber.stack_lo),
-      .guard_lo = t->fiber.guard_lo,
-      .guard_size = t->fiber.guard_lo
-                        ? (size_t)((char *)t->fiber.stack_lo - (char *)t->fiber.guard_lo)
-                        : 0,
-  };
-}
-
 /* What running the task spawned LOOM__AHEAD after t reads: its hot lines
  * and the line below them, its first frame, and, when t's stack has a
  * canary (so, most likely, has that one, spawned next to it), the canary
@@ -370,15 +356,17 @@ static inline void loom__run_prefetch(const loom_t *rt, const loom_task_t *t) {
     __builtin_prefetch(p + off, 1);
   if (!t->fiber.guard_lo) {
     uintptr_t top = ((uintptr_t)p | (rt->stacks.page - 1)) + 1;
-    __builtin_prefetch((const char *)(top - loom__task_stack(t).size));
+    __builtin_prefetch((const char *)(top - t->stack.size));
   }
 }
 
-/* What joining the task spawned LOOM__AHEAD after t reads (a hint): the
- * line of its `ahead`, all a join of an ended task reads. */
+/* What joining the task spawned LOOM__AHEAD after t reads (a hint). */
 static inline void loom__join_prefetch(const loom_task_t *t) {
   const char *p = t->ahead;
-  if (p) __builtin_prefetch(p + offsetof(loom_task_t, ahead), 1);
+  if (!p) return;
+  for (int off = (int)offsetof(loom_task_t, stack) & ~63;
+       off < (int)offsetof(loom_task_t, fiber); off += 64)
+    __builtin_prefetch(p + off, 1);
 }
 
 /* sched.c */

@@ -30,27 +30,19 @@ _Static_assert(LOOM_MAX_STACK_SIZE + TASK_BYTES + COLOUR_BYTES <= LOOM__STACK_MA
                "the largest stack a task may ask for must fit the stack pool");
 _Static_assert(LOOM_MIN_STACK_SIZE == LOOM__STACK_MIN,
                "loom/core.h and the fiber layer disagree on the smallest stack");
-/* The record's layout (internal.h), with the assembly backends' one-word
- * context (a ucontext_t is ~1 KiB: no layout keeps lines few then): a
- * spawn writes the first four lines and no more (name[0] is its last
- * store); a join of an ended task reads line 1 only. */
-#ifndef LOOM_FIBER_UCONTEXT
-#define LINE_OF(f) (offsetof(loom_task_t, f) / 64)
-#define LAST_LINE_OF(f, n) ((offsetof(loom_task_t, f) + (n)-1) / 64)
-_Static_assert(LINE_OF(name) == 3 && LINE_OF(member) >= 4,
+/* A spawn writes the first four lines of a record and no more (internal.h):
+ * name[0] is its last store. */
+_Static_assert(offsetof(loom_task_t, name) < 4 * 64 &&
+                   offsetof(loom_task_t, member) >= offsetof(loom_task_t, name) + 1,
                "the fields a spawn writes must stay on a record's first four lines");
-_Static_assert(LINE_OF(ahead) == 1 && LINE_OF(slot) == 1 && LINE_OF(status) == 1 &&
-                   LINE_OF(state) == 1 && LINE_OF(consumed) == 1 &&
-                   LAST_LINE_OF(fiber,
-                                offsetof(loom__fiber_t, guard_lo) + sizeof(void *)) == 1,
-               "a join of an ended task must read one line of its record");
-#undef LINE_OF
-#undef LAST_LINE_OF
-#endif
 
 /* Frees a finished task whose handle is gone: handle and stack. */
 void loom__release(loom_t *rt, loom_task_t *t) {
-  loom__stack_t st = loom__task_stack(t); /* t lives in that stack */
+  /* t lives in that stack: copied out first. */
+  loom__stack_t st = {.lo = t->stack.lo,
+                      .size = t->stack.size,
+                      .guard_lo = t->fiber.guard_lo,
+                      .guard_size = t->fiber.guard_size};
   loom__handle_free_slot(rt, t->slot);
   loom__stack_put(&rt->stacks, &st);
 }
@@ -75,8 +67,7 @@ static void entry(void *p) {
     loom__hook_t *h = loom__list_entry(t->hooks.head, loom__hook_t, link);
     h->exiting(h);
   }
-  loom__stack_t st = loom__task_stack(t);
-  loom__timers_check_none_in(t->rt, st.lo, (char *)st.lo + st.size);
+  loom__timers_check_none_in(t->rt, t->stack.lo, (char *)t->stack.lo + t->stack.size);
   t->state = LOOM__DONE;
   loom__suspend(t, 1);
 }
