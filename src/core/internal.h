@@ -131,9 +131,9 @@ struct loom_task_s {
    * aligned; spawn.c checks the layout) */
   void *owner;                       /* the group it belongs to, or NULL */
   loom_scope_t *kept_scope;          /* innermost open scope stored outside
-                               the task's stack (static, heap) */
+                                        the task's stack (static, heap) */
   void *spawn_pc;                    /* where it was spawned (a return
-                               address), or NULL */
+                                        address), or NULL */
   uint64_t parent_id;                /* the task that spawned it, 0: none */
   char name[LOOM_TASK_NAME_MAX + 1]; /* "" until named or asked for;
                                         a spawn writes name[0] only */

@@ -31,10 +31,13 @@ _Static_assert(LOOM_MAX_STACK_SIZE + TASK_BYTES + COLOUR_BYTES <= LOOM__STACK_MA
 _Static_assert(LOOM_MIN_STACK_SIZE == LOOM__STACK_MIN,
                "loom/core.h and the fiber layer disagree on the smallest stack");
 /* A spawn writes the first four lines of a record and no more (internal.h):
- * name[0] is its last store. */
+ * name[0] is its last store. With the assembly backends' one-word context
+ * only: a ucontext_t is ~1 KiB, and no layout keeps the lines few then. */
+#ifndef LOOM_FIBER_UCONTEXT
 _Static_assert(offsetof(loom_task_t, name) < 4 * 64 &&
                    offsetof(loom_task_t, member) >= offsetof(loom_task_t, name) + 1,
                "the fields a spawn writes must stay on a record's first four lines");
+#endif
 
 /* Frees a finished task whose handle is gone: handle and stack. */
 void loom__release(loom_t *rt, loom_task_t *t) {
