@@ -1009,6 +1009,57 @@ static void test_stats_timers(void **state) {
   assert_string_equal(loom_stat_kind_name(LOOM_STAT_KINDS), "?");
 }
 
+/* ---- stats: spawn count and peak ---------------------------------------------------- */
+
+static int st_empty(void *a) {
+  (void)a;
+  return 0;
+}
+
+static int st_parent(void *a) { /* two children, the first one detached */
+  (void)a;
+  loom_task_t *t;
+  if (loom_spawn(NULL, st_empty, NULL)) return -1;
+  if (loom_spawn(&t, st_empty, NULL)) return -1;
+  return loom_join(t, NULL);
+}
+
+static loom_stats_t st_seen[4];
+
+static int stats_main(void *a) {
+  (void)a;
+  loom_task_t *t[10];
+  for (int i = 0; i < 10; i++)
+    if (loom_spawn(&t[i], st_empty, NULL)) return -1;
+  loom_stats_get(NULL, &st_seen[0]); /* the peak still rising */
+  for (int i = 0; i < 10; i++)
+    if (loom_join(t[i], NULL)) return -1;
+  loom_stats_get(NULL, &st_seen[1]); /* it fell back */
+  for (int i = 0; i < 3; i++)
+    if (loom_spawn(&t[i], st_parent, NULL)) return -1;
+  for (int i = 0; i < 3; i++)
+    if (loom_join(t[i], NULL)) return -1;
+  loom_yield(); /* the detached grandchildren end */
+  loom_stats_get(NULL, &st_seen[2]);
+  return 0;
+}
+
+static void test_stats_tasks(void **state) {
+  (void)state;
+  memset(st_seen, 0, sizeof(st_seen));
+  assert_loom_ok(loom_run(stats_main, NULL));
+  assert_int_equal(st_seen[0].tasks_spawned, 11);
+  assert_int_equal(st_seen[0].tasks_live, 11);
+  assert_int_equal(st_seen[0].tasks_peak, 11);
+  assert_int_equal(st_seen[1].tasks_spawned, 11);
+  assert_int_equal(st_seen[1].tasks_live, 1);
+  assert_int_equal(st_seen[1].tasks_peak, 11);
+  /* main, 3 parents, then their 6 children: 10 at most at once. */
+  assert_int_equal(st_seen[2].tasks_spawned, 11 + 3 + 6);
+  assert_int_equal(st_seen[2].tasks_live, 1);
+  assert_int_equal(st_seen[2].tasks_peak, 11);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_json_validator),
@@ -1022,6 +1073,7 @@ int main(void) {
       cmocka_unit_test(test_dump_signal_env_off),
       cmocka_unit_test(test_embedded_host_dump),
       cmocka_unit_test(test_stats_timers),
+      cmocka_unit_test(test_stats_tasks),
   };
   return HARNESS_RUN(tests);
 }

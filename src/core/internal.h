@@ -90,10 +90,12 @@ enum { LOOM__READY = 1, LOOM__RUNNING, LOOM__PARKED, LOOM__DONE, LOOM__PROBE };
  *   | canary | ... fiber frames grow down ...   | struct loom_task_s |
  *
  * The fields a switch, a task's end and a join read come first, in three
- * cache lines (the record is 64-byte aligned); what only a spawn writes or
- * rarer paths read comes after `member`. In batches of thousands of tasks
- * every line of a record is a cache miss at every visit (spawn, run, end,
- * join), so the hot lines are few and are what loom__task_prefetch fetches.
+ * cache lines (the record is 64-byte aligned); what only a spawn writes
+ * comes next, on the fourth, and what rarer paths read after that, on
+ * lines a spawn does not touch. In batches of thousands of tasks every
+ * line of a record is a cache miss at every visit (spawn, run, end, join),
+ * so the lines are few: a spawn writes four, a run and a join read the
+ * first three, which are what loom__run_prefetch fetches.
  */
 struct loom_task_s {
   /* hot */
@@ -106,7 +108,10 @@ struct loom_task_s {
   loom__list_t watchers;   /* loom__watch_t: told when it ends */
   loom__list_t hooks;      /* loom__hook_t: groups it has open */
   loom_scope_t *scope;     /* innermost open scope, or NULL */
-  loom__stack_t stack;
+  struct {
+    void *lo;    /* the stack the record sits on (loom__stack_t's lo and */
+    size_t size; /* size; its guard zone is in fiber.guard_lo/size) */
+  } stack;
   char *ahead;         /* a hint: where the record of the task spawned
                           LOOM__AHEAD after this one was to go (the
                           stack may be anyone's by now), or NULL */
@@ -123,18 +128,22 @@ struct loom_task_s {
   uint8_t system;      /* one of loom's own tasks (introspect.h) */
   loom__fiber_t fiber; /* context + stack bounds (its hot part
                           first, its report fields last) */
-  /* cold */
-  loom__watch_t member;              /* the owner's watch on this task */
+  /* cold, but written by every spawn: on the line the fiber's report
+   * fields end on, which a spawn writes anyway (the record is 64-byte
+   * aligned; spawn.c checks the layout) */
   void *owner;                       /* the group it belongs to, or NULL */
-  loom__link_t member_link;          /* on the owner's list of members */
   loom_scope_t *kept_scope;          /* innermost open scope stored outside
                                         the task's stack (static, heap) */
   void *spawn_pc;                    /* where it was spawned (a return
                                         address), or NULL */
   uint64_t parent_id;                /* the task that spawned it, 0: none */
-  char name[LOOM_TASK_NAME_MAX + 1]; /* "" until named or asked for */
-  /* Last: only a task with a timeout scope touches it, and a spawn writes
-   * nothing past `name` (spawn.c prefetches up to here). */
+  char name[LOOM_TASK_NAME_MAX + 1]; /* "" until named or asked for;
+                                        a spawn writes name[0] only */
+  /* Cold and left alone by a spawn: a group sets them when it takes the
+   * task in (group.c), and nothing reads them before. */
+  loom__watch_t member;     /* the owner's watch on this task */
+  loom__link_t member_link; /* on the owner's list of members */
+  /* Last: only a task with a timeout scope touches it. */
   loom__timer_t scope_timer; /* the earliest deadline of its open
                                 scopes (scope.c) */
 };

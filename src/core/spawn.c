@@ -30,10 +30,22 @@ _Static_assert(LOOM_MAX_STACK_SIZE + TASK_BYTES + COLOUR_BYTES <= LOOM__STACK_MA
                "the largest stack a task may ask for must fit the stack pool");
 _Static_assert(LOOM_MIN_STACK_SIZE == LOOM__STACK_MIN,
                "loom/core.h and the fiber layer disagree on the smallest stack");
+/* A spawn writes the first four lines of a record and no more (internal.h):
+ * name[0] is its last store. With the assembly backends' one-word context
+ * only: a ucontext_t is ~1 KiB, and no layout keeps the lines few then. */
+#ifndef LOOM_FIBER_UCONTEXT
+_Static_assert(offsetof(loom_task_t, name) < 4 * 64 &&
+                   offsetof(loom_task_t, member) >= offsetof(loom_task_t, name) + 1,
+               "the fields a spawn writes must stay on a record's first four lines");
+#endif
 
 /* Frees a finished task whose handle is gone: handle and stack. */
 void loom__release(loom_t *rt, loom_task_t *t) {
-  loom__stack_t st = t->stack; /* t lives in that stack */
+  /* t lives in that stack: copied out first. */
+  loom__stack_t st = {.lo = t->stack.lo,
+                      .size = t->stack.size,
+                      .guard_lo = t->fiber.guard_lo,
+                      .guard_size = t->fiber.guard_size};
   loom__handle_free_slot(rt, t->slot);
   loom__stack_put(&rt->stacks, &st);
 }
@@ -63,34 +75,35 @@ static void entry(void *p) {
   loom__suspend(t, 1);
 }
 
-int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
-                const loom_task_opts_t *opts, int is_main) {
+/* The spawn itself; pc: where it was asked for (dumps), or NULL. */
+static inline int spawn_at(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
+                           const loom_task_opts_t *opts, int is_main, void *pc) {
   if (!fn) return UV_EINVAL;
   if (rt->open_handles) return LOOM_ECLOSED; /* handles are being closed */
   size_t size = opts && opts->stack_size ? opts->stack_size : rt->stack_size;
   /* Checked before the record and colour are added: SIZE_MAX would wrap. */
   if (size > LOOM_MAX_STACK_SIZE) return UV_EINVAL;
   loom__stack_t st;
-  int rc = loom__stack_get(&rt->stacks, size + TASK_BYTES + COLOUR_BYTES, &st);
+  char *lo; /* the stack the spawn LOOM__AHEAD after this one will get */
+  int rc = loom__stack_get_ahead(&rt->stacks, size + TASK_BYTES + COLOUR_BYTES, &st,
+                                 LOOM__AHEAD - 1, (void **)&lo);
   if (rc) return UV_ENOMEM;
   size_t top = loom__record_top(st.lo);
   loom_task_t *t = (loom_task_t *)((char *)st.lo + st.size - top);
-  /* Field by field rather than memset: the record is ~300 bytes, mostly a
-   * name buffer that needs one zero byte, and this is the spawn fast path. */
+  /* Field by field rather than memset: the record is ~400 bytes, of which
+   * a spawn needs to write its first four lines only (internal.h), and
+   * this is the spawn fast path. */
   t->next_ready = NULL;
   t->wait = NULL;
   loom__list_init(&t->watchers);
   loom__list_init(&t->hooks);
-  t->member.linked = 0;
   t->owner = NULL;
-  t->member_link = (loom__link_t){0};
   t->scope = t->kept_scope = NULL;
   t->scope_armed = 0;
   t->status = 0;
   t->cancelled = t->detached = t->consumed = t->quiet = t->system = 0;
   t->name[0] = 0;
-  t->spawn_pc = rt->spawn_pc;
-  rt->spawn_pc = NULL;
+  t->spawn_pc = pc;
   t->parent_id = rt->current ? rt->current->fiber.id : 0;
   void *handle;
   if (loom__handle_new(rt, LOOM__H_TASK, t, &handle)) {
@@ -101,7 +114,8 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   t->rt = rt;
   t->fn = fn;
   t->arg = arg;
-  t->stack = st;
+  t->stack.lo = st.lo;
+  t->stack.size = st.size;
   t->fiber.id = ++rt->next_id;
   t->is_main = (uint8_t)is_main;
   if (is_main) rt->main = t;
@@ -120,10 +134,10 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   /* ThreadSanitizer's reports then say which task a fiber ran. */
   __tsan_set_fiber_name(t->fiber.asan_fake, loom__task_name(t));
 #endif
+  /* The statistics cost a spawn nothing: the count of spawns is next_id,
+   * and the peak of nalive is taken when it falls (loom__task_finished). */
   loom__list_push_front(&rt->alive, &t->alive_link);
   rt->nalive++;
-  rt->stats.spawned++;
-  if (rt->nalive > rt->stats.peak) rt->stats.peak = rt->nalive;
   if (rt->closing) t->cancelled = 1; /* born during shutdown */
   if (out)
     *out = handle;
@@ -135,22 +149,30 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
    * close to hide a page walk and a miss to memory behind a ~40 ns spawn),
    * and leave its address for the run and the join of this task to fetch
    * it again. */
-  char *lo = loom__stack_peek_at(&rt->stacks, size + TASK_BYTES + COLOUR_BYTES,
-                                 LOOM__AHEAD - 1);
   t->ahead = NULL;
   if (lo) {
     char *rec = lo + st.size - loom__record_top(lo);
     if (rt->nalive >= LOOM__PREFETCH_MIN) t->ahead = rec;
     /* The part of the record a spawn writes, and the line below it where
      * the first frame goes. */
-    for (size_t off = 0; off < offsetof(loom_task_t, scope_timer) + 64; off += 64)
+    for (size_t off = 0; off <= offsetof(loom_task_t, name) + 64; off += 64)
       __builtin_prefetch(rec - 64 + off, 1);
   }
   return 0;
 }
 
+int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
+                const loom_task_opts_t *opts, int is_main) {
+  void *pc = rt->spawn_pc; /* a caller's, if it left one (groups) */
+  rt->spawn_pc = NULL;
+  return spawn_at(rt, out, fn, arg, opts, is_main, pc);
+}
+
 void loom__task_finished(loom_t *rt, loom_task_t *t) {
   loom__list_remove(&rt->alive, &t->alive_link);
+  /* A maximum of nalive is where it starts to fall: here (loom_stats_get
+   * takes the current count into account for one still rising). */
+  if (rt->nalive > rt->stats.peak) rt->stats.peak = rt->nalive;
   rt->nalive--;
   loom__notify_watchers(t);
   if (t->is_main) {
@@ -183,24 +205,22 @@ void loom__reap_unconsumed(loom_t *rt) {
 
 /* ---- public API -------------------------------------------------------- */
 
-/* The public spawns pass their caller's address down (rt->spawn_pc): a
- * dump shows where a task was spawned. */
+/* The public spawns pass their caller's address down: a dump shows where
+ * a task was spawned. */
 static inline int spawn_on(loom_t *rt, loom_task_t **task, loom_fn fn, void *arg,
                            const loom_task_opts_t *opts, void *pc) {
   if (!rt) return UV_EINVAL;
   /* Once shutdown has begun, only tasks may still spawn (their children are
    * born cancelled); the host may not start new work. */
   if (rt->closing && !loom__self()) return LOOM_ECLOSED;
-  rt->spawn_pc = pc;
-  return loom__spawn(rt, task, fn, arg, opts, 0);
+  return spawn_at(rt, task, fn, arg, opts, 0, pc);
 }
 
 static inline int spawn_ex(loom_task_t **task, loom_fn fn, void *arg,
                            const loom_task_opts_t *opts, void *pc) {
   loom_task_t *self = loom__self();
   if (!self) return LOOM_ENOTASK;
-  self->rt->spawn_pc = pc;
-  return loom__spawn(self->rt, task, fn, arg, opts, 0);
+  return spawn_at(self->rt, task, fn, arg, opts, 0, pc);
 }
 
 int loom_spawn_on_ex(loom_t *rt, loom_task_t **task, loom_fn fn, void *arg,

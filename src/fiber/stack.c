@@ -403,7 +403,8 @@ fail_guards:
   return -ENOMEM;
 }
 
-int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
+static inline int stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out,
+                            size_t depth, void **ahead) {
   size = class_size(pool, size);
   if (size == 0) return -EINVAL;
   loom__stack_class_t *c = find_class(pool, size);
@@ -432,7 +433,17 @@ int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
       VALGRIND_MAKE_MEM_DEFINED(out->lo, LOOM__CANARY_BYTES); /* zeros */
   }
 #endif
+  if (ahead) *ahead = c->nfree > depth ? ent_lo(c->free[c->nfree - 1 - depth]) : NULL;
   return 0;
+}
+
+int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
+  return stack_get(pool, size, out, 0, NULL);
+}
+
+int loom__stack_get_ahead(loom__stack_pool_t *pool, size_t size, loom__stack_t *out,
+                          size_t depth, void **ahead) {
+  return stack_get(pool, size, out, depth, ahead);
 }
 
 void *loom__stack_peek_at(loom__stack_pool_t *pool, size_t size, size_t depth) {

@@ -93,6 +93,11 @@ void loom__stack_pool_destroy(loom__stack_pool_t *pool);
  * LOOM__STACK_MAX (nothing is handed out or filled in), or -ENOMEM if
  * memory or mappings ran out. */
 int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out);
+/* loom__stack_get, and *ahead: the lowest byte of the stack the get after
+ * `depth` more would hand out (depth 0: the next get), or NULL if unknown;
+ * for prefetching. One call where a spawn made two (get, then peek). */
+int loom__stack_get_ahead(loom__stack_pool_t *pool, size_t size, loom__stack_t *out,
+                          size_t depth, void **ahead);
 /* The lowest byte of the stack the next get of `size` would hand out, or
  * NULL if unknown; for prefetching. */
 void *loom__stack_peek(loom__stack_pool_t *pool, size_t size);
