@@ -62,7 +62,7 @@ enum {
 
 /* Runtime counters (loom_stats_t gives them out). */
 typedef struct {
-  uint64_t spawned, peak;
+  uint64_t peak; /* most tasks alive at once, taken when one ends */
   uint64_t switches, passes;
   uint64_t late_max_us;
   uint64_t late_hist[8];
