@@ -864,15 +864,6 @@ static void stop_peer(cx_t *c) {
   c->helper = NULL;
 }
 
-static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  int n = 0;
-  while (readdir(d)) n++;
-  closedir(d);
-  return n;
-}
-
 /* ---- files ---- */
 
 static int file_setup_r(cx_t *c) { return loom_file_open(&c->f, cdata, O_RDONLY, 0); }
@@ -1456,14 +1447,14 @@ static int run_cpoint(const cpoint_t *pt, int mode) {
   memset(&CR, 0, sizeof(CR));
   C.mode = mode;
   C.sv[0] = C.sv[1] = -1;
-  int fds = count_fds();
+  int fds = open_fd_count();
   uint64_t t0 = wall_ms();
   int rc = loom_run(cpoint_main, (void *)pt);
   uint64_t ms = wall_ms() - t0;
   int want = mode == CANCEL ? UV_ECANCELED : mode == TIMEOUT ? UV_ETIMEDOUT : 0;
   int ok = rc == 0 && CR.setup_rc == 0 && CR.cleanup_rc == 0 &&
            (mode == PLAIN ? CR.rc == 0 || (CR.rc > 0 && CR.rc < 1000) : CR.rc == want) &&
-           ms < cap_bound_ms() && (mode == PLAIN || count_fds() == fds);
+           ms < cap_bound_ms() && (mode == PLAIN || open_fd_count() == fds);
   static const char *const mname[] = {"cancelled", "timed out", "plain"};
   if (!ok || getenv("LOOM_SWEEP_TIMES"))
     fprintf(stderr,
@@ -1471,7 +1462,7 @@ static int run_cpoint(const cpoint_t *pt, int mode) {
             "%d ms\n",
             ok ? "sweep" : "FAILED", pt->name, mname[mode], loom_err_name(rc),
             loom_err_name(CR.setup_rc), CR.rc, CR.rc < 0 ? loom_err_name((int)CR.rc) : "",
-            CR.cleanup_rc ? "WRONG" : "ok", fds, count_fds(), (int)ms);
+            CR.cleanup_rc ? "WRONG" : "ok", fds, open_fd_count(), (int)ms);
   return !ok;
 }
 

@@ -53,15 +53,6 @@ static rec_t r;
 
 static void rec_reset(void) { memset(&r, 0, sizeof(r)); }
 
-static int open_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  int n = 0;
-  while (readdir(d)) n++;
-  closedir(d);
-  return n;
-}
-
 /* The descriptors open before a test. libuv opens a process-wide pipe
  * the first time any loop watches a signal (SIGCHLD, for its first child)
  * and keeps it: one child is run first so that it is counted. */
@@ -77,7 +68,7 @@ static int warm(void *arg) {
 
 static int fds_before(void) {
   assert_loom_ok(loom_run(warm, NULL));
-  return open_fds();
+  return open_fd_count();
 }
 
 /* No child of ours is left, running or zombie. */
@@ -366,7 +357,7 @@ static void test_process_stdio(void **state) {
   assert_loom_ok(r.rc[18]);
   assert_loom_ok(r.rc[19]);
   assert_int_equal(r.rc[20], 7);
-  assert_int_equal(open_fds(), fds0);
+  assert_int_equal(open_fd_count(), fds0);
   assert_true(no_children());
 }
 
@@ -497,7 +488,7 @@ static void test_process_storm(void **state) {
   int fds0 = fds_before();
   assert_loom_ok(loom_run(storm_main, NULL));
   assert_loom_ok(r.rc[0]);
-  assert_int_equal(open_fds(), fds0);
+  assert_int_equal(open_fd_count(), fds0);
   assert_true(no_children());
 }
 
@@ -578,7 +569,7 @@ static void test_process_owner_returns(void **state) {
   assert_loom_ok(r.rc[0]);
   assert_true(r.pid > 0);
   assert_true(wall_ms() - t0 < 30000);
-  assert_int_equal(open_fds(), fds0);
+  assert_int_equal(open_fd_count(), fds0);
   assert_true(no_children());
 }
 
@@ -664,7 +655,7 @@ static void test_process_errors(void **state) {
   rec_reset();
   int fds0 = fds_before();
   assert_loom_ok(loom_run(errors_main, NULL));
-  assert_int_equal(open_fds(), fds0);
+  assert_int_equal(open_fd_count(), fds0);
   assert_loom_err(r.rc[0], UV_ENOENT);
   assert_int_equal(r.rc[1], 1);
   assert_loom_err(r.rc[2], UV_ENOENT);
@@ -942,7 +933,7 @@ static void test_process_child_start(void **state) {
   assert_loom_ok(r.rc[12]);
   assert_int_equal(r.rc[13], 5);
   assert_loom_err(r.rc[14], UV_ENOTDIR);
-  assert_int_equal(open_fds(), fds0);
+  assert_int_equal(open_fd_count(), fds0);
   assert_true(no_children());
 }
 
