@@ -11,11 +11,9 @@ if(LOOM_WITH_CURL)
   target_compile_definitions(test-faults PRIVATE LOOM_TEST_CURL)
 endif()
 
-# The shared sweeps' TLS scenarios (test-io-sweep.c, test-faults.c) in TLS
-# builds: they make their certificate with OpenSSL (tls-keys.h).
+# Its TLS scenarios in TLS builds: they make their certificate with
+# OpenSSL (tls-keys.h). (test-io-sweep's are set in CMakeLists.txt.)
 if(LOOM_WITH_TLS)
-  foreach(t io-sweep faults)
-    target_link_libraries(test-${t} PRIVATE PkgConfig::OPENSSL)
-    target_compile_definitions(test-${t} PRIVATE LOOM_WITH_TLS)
-  endforeach()
+  target_link_libraries(test-faults PRIVATE PkgConfig::OPENSSL)
+  target_compile_definitions(test-faults PRIVATE LOOM_WITH_TLS)
 endif()

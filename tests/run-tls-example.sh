@@ -20,6 +20,9 @@
 # server is killed on every way out, and the test's timeout bounds a hang.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
+me=run-tls-example
+# shellcheck source=tests/run-with-server.sh
+. "$here/run-with-server.sh"
 if ! command -v openssl >/dev/null 2>&1; then
   echo "SKIPPED: the openssl tool is missing (the test's certificates and its" \
     "client, openssl s_client)"
@@ -35,42 +38,9 @@ if [ "${1-}" = "--check" ]; then
   shift 3
   exec sh "$checker" "$expected" -- sh "$here/run-tls-example.sh" "$@"
 fi
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-tls-example.XXXXXX") || exit 2
-pid=
-cpid=
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-  if [ -n "$cpid" ]; then
-    kill -KILL "$cpid" 2>/dev/null
-    wait "$cpid" 2>/dev/null
-  fi
-  if [ -n "$pid" ]; then
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
+server_scratch tls-example KILL 128+n
 sh "$here/tls-certs.sh" "$tmp/certs" >/dev/null 2>&1 || exit 2
-mkfifo "$tmp/out" || exit 2
-"$@" "$tmp/certs/server.pem" "$tmp/certs/server.key" 0 >"$tmp/out" </dev/null &
-pid=$!
-exec 3<"$tmp/out"
-if ! IFS= read -r line <&3; then
-  echo "run-tls-example: the server printed nothing" >&2
-  exit 2
-fi
-printf '%s\n' "$line"
-port=${line##*:}
-case $port in
-'' | *[!0-9]*)
-  echo "run-tls-example: no port in '$line'" >&2
-  exit 2
-  ;;
-esac
+example_start "$@" "$tmp/certs/server.pem" "$tmp/certs/server.key" 0
 
 # s_client's input and output through FIFOs: each line is sent once the
 # one before it came back, and the input ends (s_client then closes, with
@@ -85,7 +55,7 @@ exec 4>"$tmp/cin" 5<"$tmp/cout"
 for send in 'hello over tls' 'second line'; do
   printf '%s\n' "$send" >&4
   if ! IFS= read -r line <&5; then
-    echo "run-tls-example: s_client ended early:" >&2
+    echo "$me: s_client ended early:" >&2
     cat "$tmp/client.err" >&2
     exit 2
   fi
@@ -96,7 +66,7 @@ wait "$cpid"
 crc=$?
 cpid=
 if [ "$crc" -ne 0 ]; then
-  echo "run-tls-example: s_client failed:" >&2
+  echo "$me: s_client failed:" >&2
   cat "$tmp/client.err" >&2
   exit 2
 fi
@@ -106,11 +76,4 @@ while IFS= read -r line <&3; do
   printf '%s\n' "$line"
   case $line in "connection closed "*) break ;; esac
 done
-kill -INT "$pid"
-while IFS= read -r line <&3; do
-  printf '%s\n' "$line"
-done
-wait "$pid"
-status=$?
-pid=
-exit "$status"
+example_interrupt

@@ -9,8 +9,9 @@
  * Reports go to stderr: each test sends stderr to a memory file while the
  * runtime runs and reads it back. The functions the reports must name are
  * global and the program exports its symbols (CMake ENABLE_EXPORTS), so
- * that dladdr can name them. Timing is tolerant: the slow task runs twice
- * the threshold, and the quick ones a hundredth of it. */
+ * that dladdr can name them. Timing is tolerant: a slow task runs twice
+ * the threshold and on until its report is out (a loaded machine may
+ * starve the watchdog), and the quick ones a hundredth of it. */
 #define _GNU_SOURCE
 #include <execinfo.h>
 #include <fcntl.h>
@@ -75,17 +76,50 @@ static void unset_env(void) {
   unsetenv("LOOM_DEBUG_LOCK_MS");
 }
 
+/* Whether the captured stderr holds `text` yet (a report of the watchdog).
+ * The buffer is per thread: two runtimes' tasks may look at once; not on
+ * the task's stack, which may be the smallest. */
+static int captured_has(const char *text) {
+  static _Thread_local char seen[sizeof(captured)];
+  ssize_t n = pread(cap_fd, seen, sizeof(seen) - 1, 0);
+  seen[n > 0 ? n : 0] = 0;
+  return strstr(seen, text) != NULL;
+}
+
+/* Whether the report that task `name` has been running is out. */
+static int reported(const char *name) {
+  static const char tail[] = "' has been running";
+  char want[64];
+  size_t k = strlen(name);
+  assert_true(k + sizeof(tail) < sizeof(want)); /* the tests' short names */
+  want[0] = '\'';
+  memcpy(want + 1, name, k);
+  memcpy(want + 1 + k, tail, sizeof(tail));
+  return captured_has(want);
+}
+
 /* Busy for ms milliseconds without suspending the task (blocking the loop's
- * thread, as a blocking call in a task would). Global and not inlined: the
- * slow-task backtrace must name it. The short blocking sleeps let the
- * watchdog thread run under Valgrind, which runs one thread at a time and
- * hands over only when the running one blocks. */
-__attribute__((noinline)) void debug_test_spin(uint64_t ms);
-__attribute__((noinline)) void debug_test_spin(uint64_t ms) {
-  uint64_t end = uv_hrtime() + ms * 1000000;
-  while (uv_hrtime() < end) {
+ * thread, as a blocking call in a task would), and with `until` (a task's
+ * name) on until the report that that task has been running is out, for up
+ * to a minute more: a watchdog starved of CPU on a loaded machine starts its
+ * count afresh (it cannot vouch for what it did not see), so a task that
+ * ran a fixed time could end before any report. The report is then missing
+ * only if it never comes. Global and not inlined: the slow-task backtrace
+ * must name it. The short blocking sleeps let the watchdog thread run under
+ * Valgrind, which runs one thread at a time and hands over only when the
+ * running one blocks. */
+__attribute__((noinline)) void debug_test_spin(uint64_t ms, const char *until);
+__attribute__((noinline)) void debug_test_spin(uint64_t ms, const char *until) {
+  uint64_t now = uv_hrtime(), end = now + ms * 1000000, cap = end + 60000 * 1000000ull;
+  uint64_t next_look = end;
+  while (now < end || (until && now < cap)) {
     struct timespec pause = {.tv_sec = 0, .tv_nsec = 50000};
     nanosleep(&pause, NULL);
+    now = uv_hrtime();
+    if (until && now >= next_look) {
+      if (reported(until)) break;
+      next_look = now + 1000000; /* a look a millisecond */
+    }
   }
 }
 
@@ -94,7 +128,14 @@ static int rc_enable;
 /* ---- slow tasks ------------------------------------------------------------ */
 
 static int busy_task(void *arg) {
-  debug_test_spin((uint64_t)(uintptr_t)arg);
+  debug_test_spin((uint64_t)(uintptr_t)arg, NULL);
+  return loom_yield();
+}
+
+/* Slow: 200 ms, and on until its report is out (debug_test_spin). arg: its
+ * name, which the task is spawned with. */
+static int slow_task(void *arg) {
+  debug_test_spin(200, arg);
   return loom_yield();
 }
 
@@ -105,7 +146,7 @@ static int slow_main(void *arg) {
   loom_task_t *t;
   /* The smallest stack: the report may be written on it. */
   loom_task_opts_t to = {.name = "busy", .stack_size = LOOM_MIN_STACK_SIZE};
-  loom_spawn_ex(&t, busy_task, (void *)(uintptr_t)200, &to);
+  loom_spawn_ex(&t, slow_task, "busy", &to);
   return loom_join(t, NULL);
 }
 
@@ -136,7 +177,7 @@ static int reader_task(void *arg) {
   char c;
   ssize_t n = loom_read(rd_stream, &c, 1);
   if (n != 1) return (int)(n < 0 ? n : -1);
-  debug_test_spin(200);
+  debug_test_spin(200, "reader");
   return loom_yield();
 }
 
@@ -200,7 +241,7 @@ static int lone_yield_main(void *arg) {
   rc_enable = loom_debug_enable(NULL, NULL);
   uint64_t end = uv_hrtime() + 300 * 1000000ull;
   while (uv_hrtime() < end) {
-    debug_test_spin(1);
+    debug_test_spin(1, NULL);
     loom_yield();
   }
   return 0;
@@ -225,7 +266,7 @@ static int named_slow_main(void *arg) {
   if (rc) return rc;
   loom_task_t *t;
   loom_task_opts_t to = {.name = arg};
-  loom_spawn_ex(&t, busy_task, (void *)(uintptr_t)200, &to);
+  loom_spawn_ex(&t, slow_task, arg, &to);
   return loom_join(t, NULL);
 }
 
@@ -287,7 +328,7 @@ static int lower_main(void *arg) {
   if (rc) return rc;
   loom_task_t *t;
   loom_task_opts_t to = {.name = "busy"};
-  loom_spawn_ex(&t, busy_task, (void *)(uintptr_t)200, &to);
+  loom_spawn_ex(&t, slow_task, "busy", &to);
   return loom_join(t, NULL);
 }
 
@@ -352,12 +393,21 @@ static void test_unjoined_task_reported(void **state) {
 static loom_lock_t lk;
 static int lock_rc[4];
 
+/* Holds lk for arg ms across a suspension; LONG_HOLD ms (past the 100 ms
+ * lock_hold_ms of lock_main), and then on until the report that the lock is
+ * still held is out, for up to a minute more: a watchdog starved of CPU on
+ * a loaded machine may not look at the locks within a fixed time. */
+#define LONG_HOLD 250
 static int holder_task(void *arg) {
   uint64_t ms = (uint64_t)(uintptr_t)arg;
   int rc = loom_lock_acquire(&lk);
   if (rc) return rc;
   lock_rc[1] = loom_lock_locked(&lk);
   rc = loom_sleep(ms); /* suspends with the lock held */
+  for (int i = 0; rc == 0 && ms == LONG_HOLD && i < 60000; i++) {
+    if (captured_has("still held by task ")) break;
+    rc = loom_sleep(1);
+  }
   lock_rc[2] = loom_lock_release(&lk);
   return rc;
 }
@@ -388,7 +438,7 @@ static void test_lock_held_across_suspension(void **state) {
   (void)state;
   unset_env();
   capture_begin();
-  int rc = loom_run(lock_main, (void *)(uintptr_t)250);
+  int rc = loom_run(lock_main, (void *)(uintptr_t)LONG_HOLD);
   const char *out = capture_end();
   assert_loom_ok(rc);
   assert_loom_ok(lock_rc[0]);
