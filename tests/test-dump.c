@@ -758,6 +758,19 @@ static int probe_main(void *a) {
     if (loom__backtrace_task(tw, pcs, 2) != 2) r.rc[0] = -10;
   }
   r.rc[1] = loom__backtrace_task(tn, pcs, 64);
+  /* Many probes of one task: each gives the same backtrace and leaves the
+   * task's stack as deep as the first left it (a probe that stayed on the
+   * stack would start the next backtrace and eat ~0.5 KiB a probe). */
+  {
+    void *first[64];
+    int nf = loom__backtrace_task(tw, first, 64);
+    uintptr_t sp1 = (uintptr_t)loom__ctx_sp(&tw->fiber.ctx);
+    for (int i = 0; i < 200 && !r.rc[6]; i++) {
+      int n = loom__backtrace_task(tw, pcs, 64);
+      if (n != nf || memcmp(pcs, first, (size_t)n * sizeof(void *))) r.rc[6] = -1 - i;
+      if ((uintptr_t)loom__ctx_sp(&tw->fiber.ctx) != sp1) r.rc[7] = -1 - i;
+    }
+  }
   int nd = loom__backtrace_task(td, pcs, 64);
   void *walked[64];
   int nw = loom__backtrace_fp(td, walked, 64);
@@ -787,6 +800,8 @@ static void test_probe_leaves_no_trace(void **state) {
   assert_int_equal(r.rc[3], 0);
   assert_int_equal(r.rc[4], 0);
   assert_int_equal(r.rc[5], 3);
+  assert_int_equal(r.rc[6], 0); /* every backtrace the first one */
+  assert_int_equal(r.rc[7], 0); /* the stack no deeper */
 }
 
 /* ---- names ------------------------------------------------------------------------ */
