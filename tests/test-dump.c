@@ -7,6 +7,7 @@
  * (those functions are noinline, and do something after the parking call
  * so that it is not a tail call that would leave their frame). */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -527,6 +528,21 @@ __attribute__((noinline)) static int w_forever(void *a) {
   return rc;
 }
 
+/* A dump asked from a thread that is not the runtime's is refused: it
+ * would read the task lists, and resume parked tasks, from there. */
+struct foreign_dump {
+  loom_t *rt;
+  int fd, rc[3];
+};
+
+static void *dump_from_another_thread(void *a) {
+  struct foreign_dump *f = a;
+  f->rc[0] = loom_dump(f->rt, f->fd, 0);
+  f->rc[1] = loom_dump_task(f->rt, f->fd, 2, 0);
+  f->rc[2] = loom_dump(f->rt, f->fd, LOOM_DUMP_JSON | LOOM_DUMP_NO_STACKS);
+  return NULL;
+}
+
 static int one_main(void *a) {
   (void)a;
   int fd = *(int *)a;
@@ -552,6 +568,15 @@ static int one_main(void *a) {
   mem_len = 0;
   r.rc[13] = loom__dump_to(NULL, put, NULL, 3, 0);
   r.rc[14] = loom__dump_to(NULL, NULL, NULL, 3, 0);
+  {
+    struct foreign_dump fd2 = {loom__tls_rt, fd, {0, 0, 0}};
+    pthread_t th;
+    if (pthread_create(&th, NULL, dump_from_another_thread, &fd2)) abort();
+    pthread_join(th, NULL); /* the loop's thread blocks here: no wake */
+    r.rc[15] = fd2.rc[0] == UV_EINVAL && fd2.rc[1] == UV_EINVAL && fd2.rc[2] == UV_EINVAL
+                   ? 0
+                   : -1;
+  }
   loom_cancel(f);
   loom_join(f, NULL);
   r.rc[10] = loom_cancel_id(NULL, 2);
@@ -581,6 +606,7 @@ static void test_one_task_and_bad_args(void **state) {
   assert_loom_err(r.rc[12], UV_ECANCELED);
   assert_loom_ok(r.rc[13]);
   assert_loom_err(r.rc[14], UV_EINVAL);
+  assert_int_equal(r.rc[15], 0); /* refused from another thread */
   assert_non_null(strstr(mem, "task 3 'task-3' parked for "));
   assert_non_null(strstr(mem, ": sleep (no deadline)"));
   assert_non_null(strstr(mem, " w_forever+0x"));

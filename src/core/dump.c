@@ -738,6 +738,9 @@ static int check_args(loom_t **rt, int fd, unsigned flags) {
   if (fd < 0 || (flags & ~(LOOM_DUMP_JSON | LOOM_DUMP_NO_STACKS))) return UV_EINVAL;
   if (!*rt) *rt = loom__handle_rt();
   if (!*rt) return LOOM_ENOTASK;
+  /* The dump reads the task lists unsynchronised and resumes parked tasks
+   * to have them unwind their stacks: only on the runtime's own thread. */
+  if (!loom__on_own_thread(*rt)) return UV_EINVAL;
   return 0;
 }
 
