@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -830,6 +831,72 @@ static void test_probe_leaves_no_trace(void **state) {
   assert_int_equal(r.rc[7], 0); /* the stack no deeper */
 }
 
+/* ---- many waiters on one lock -------------------------------------------------- */
+
+/* Every waiter's line names the holder; a whole dump finds it in its
+ * sorted tasks, not by a walk of every task per waiter (2000 waiters: 4M
+ * steps that way). */
+#ifndef MANY_WAITERS
+#define MANY_WAITERS 2000
+#endif
+static loom_lock_t many_lock;
+
+static int lock_waiter(void *a) {
+  (void)a;
+  int rc = loom_lock_acquire(&many_lock);
+  return rc ? rc : loom_lock_release(&many_lock);
+}
+
+static int lock_holder_task(void *a) {
+  int rc = loom_lock_acquire(&many_lock);
+  if (!rc) rc = loom_event_wait(a);
+  return rc ? rc : loom_lock_release(&many_lock);
+}
+
+static int many_main(void *a) {
+  int fd = *(int *)a;
+  loom_event_t ev;
+  loom_lock_init(&many_lock);
+  loom_event_init(&ev);
+  loom_task_t *h, **w = malloc(MANY_WAITERS * sizeof(*w));
+  if (!w) return UV_ENOMEM;
+  loom_task_opts_t ho = {.name = "holder"}, wo = {.stack_size = LOOM_MIN_STACK_SIZE};
+  loom_spawn_ex(&h, lock_holder_task, &ev, &ho);
+  loom_yield();
+  r.ids[0] = loom_task_id(h);
+  for (int i = 0; i < MANY_WAITERS; i++) loom_spawn_ex(&w[i], lock_waiter, NULL, &wo);
+  loom_yield();
+  uint64_t t0 = uv_hrtime();
+  r.rc[0] = loom_dump(NULL, fd, LOOM_DUMP_NO_STACKS);
+  r.ids[1] = (uv_hrtime() - t0) / 1000;
+  loom_event_set(&ev);
+  int st = 0;
+  r.rc[1] = loom_join(h, &st) | st;
+  for (int i = 0; i < MANY_WAITERS; i++) r.rc[2] |= loom_join(w[i], &st) | st;
+  free(w);
+  return 0;
+}
+
+static void test_many_lock_waiters(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  int fd = dump_file();
+  assert_loom_ok(loom_run(many_main, &fd));
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_ok(r.rc[2]);
+  char *text = read_all(fd);
+  close(fd);
+  char want[64];
+  snprintf(want, sizeof(want), " held by task %" PRIu64 " 'holder'\n", r.ids[0]);
+  int seen = 0;
+  for (const char *p = text; (p = strstr(p, want)) != NULL; p++) seen++;
+  assert_int_equal(seen, MANY_WAITERS);
+  free(text);
+  if (getenv("LOOM_TEST_VERBOSE"))
+    fprintf(stderr, "dump of %d lock waiters: %" PRIu64 " us\n", MANY_WAITERS, r.ids[1]);
+}
+
 /* ---- names ------------------------------------------------------------------------ */
 
 static int names_main(void *a) {
@@ -1058,6 +1125,7 @@ int main(void) {
       cmocka_unit_test(test_names),
       cmocka_unit_test(test_weird_stack),
       cmocka_unit_test(test_probe_leaves_no_trace),
+      cmocka_unit_test(test_many_lock_waiters),
       cmocka_unit_test(test_dump_while_tasks_churn),
       cmocka_unit_test(test_dump_signal),
       cmocka_unit_test(test_dump_signal_env_off),
