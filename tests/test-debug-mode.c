@@ -268,16 +268,27 @@ __attribute__((noinline)) int debug_test_parked(void *arg) {
   return rc;
 }
 
+/* Whether the report on the prober has been written (stderr is the memory
+ * file of capture_begin). */
+static int prober_reported(void) {
+  static char seen[sizeof(captured)];
+  ssize_t n = pread(cap_fd, seen, sizeof(seen) - 1, 0);
+  seen[n > 0 ? n : 0] = 0;
+  return strstr(seen, "'prober' has been running") != NULL;
+}
+
 static int prober_task(void *arg) {
   loom_task_t *probed = loom__task_of(NULL, arg);
   void *pcs[32];
-  uint64_t end = uv_hrtime() + 300 * 1000000ull;
-  for (uint64_t now = uv_hrtime(); now < end;) {
-    /* Nearly all the time on the probed task's stack; a short blocking
-     * sleep every 20 ms lets the watchdog run under Valgrind
-     * (debug_test_spin). */
-    for (uint64_t until = now + 20 * 1000000ull; now < until; now = uv_hrtime())
-      for (int i = 0; i < 1000; i++) /* a clock read may be a system call */
+  /* Nearly all the time on the probed task's stack, until the watchdog has
+   * reported (10 s at most). A clock read every 100 probes (it may be a
+   * system call, where a signal would land) and a short blocking sleep
+   * every 2 ms, which lets the watchdog run under Valgrind
+   * (debug_test_spin). */
+  uint64_t end = uv_hrtime() + 10000 * 1000000ull;
+  for (uint64_t now = uv_hrtime(); now < end && !prober_reported();) {
+    for (uint64_t until = now + 2 * 1000000ull; now < until; now = uv_hrtime())
+      for (int i = 0; i < 100; i++)
         if (loom__backtrace_task(probed, pcs, 32) < 1) return -1;
     struct timespec pause = {.tv_sec = 0, .tv_nsec = 50000};
     nanosleep(&pause, NULL);
