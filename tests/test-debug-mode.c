@@ -29,6 +29,7 @@
 
 #include <cmocka.h>
 
+#include "core/internal.h"
 #include "harness.h"
 #include "helpers.h"
 #include "loom.h"
@@ -292,6 +293,80 @@ static void test_slow_tasks_of_two_runtimes(void **state) {
   assert_non_null(strstr(out, "'busy-b' has been running for at least "));
   assert_non_null(strstr(out, "'busy-a' suspended after running at least "));
   assert_non_null(strstr(out, "'busy-b' suspended after running at least "));
+}
+
+/* A task that runs long while probing another (a dump resumes the parked
+ * task briefly to have it unwind its own stack): the report names the
+ * prober and never shows the probed task's frames as the prober's. */
+static loom_event_t parked_ev;
+static int parked_woke;
+
+__attribute__((noinline)) int debug_test_parked(void *arg);
+__attribute__((noinline)) int debug_test_parked(void *arg) {
+  (void)arg;
+  int rc = loom_event_wait(&parked_ev);
+  parked_woke++; /* not a tail call: the frame stays on the stack */
+  return rc;
+}
+
+/* Whether the report on the prober has been written (stderr is the memory
+ * file of capture_begin). */
+static int prober_reported(void) {
+  static char seen[sizeof(captured)];
+  ssize_t n = pread(cap_fd, seen, sizeof(seen) - 1, 0);
+  seen[n > 0 ? n : 0] = 0;
+  return strstr(seen, "'prober' has been running") != NULL;
+}
+
+static int prober_task(void *arg) {
+  loom_task_t *probed = loom__task_of(NULL, arg);
+  void *pcs[32];
+  /* Nearly all the time on the probed task's stack, until the watchdog has
+   * reported (10 s at most). A clock read every 100 probes (it may be a
+   * system call, where a signal would land) and a short blocking sleep
+   * every 2 ms, which lets the watchdog run under Valgrind
+   * (debug_test_spin). */
+  uint64_t end = uv_hrtime() + 10000 * 1000000ull;
+  for (uint64_t now = uv_hrtime(); now < end && !prober_reported();) {
+    for (uint64_t until = now + 2 * 1000000ull; now < until; now = uv_hrtime())
+      for (int i = 0; i < 100; i++)
+        if (loom__backtrace_task(probed, pcs, 32) < 1) return -1;
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 50000};
+    nanosleep(&pause, NULL);
+  }
+  return loom_yield();
+}
+
+static int probe_main(void *arg) {
+  (void)arg;
+  loom_debug_opts_t o = {.slow_task_ms = 50};
+  rc_enable = loom_debug_enable(NULL, &o);
+  loom_event_init(&parked_ev);
+  parked_woke = 0;
+  loom_task_t *parked, *prober;
+  loom_spawn(&parked, debug_test_parked, NULL);
+  loom_yield(); /* parked on the event */
+  loom_task_opts_t to = {.name = "prober"};
+  loom_spawn_ex(&prober, prober_task, parked, &to);
+  int st = -1, rc = loom_join(prober, &st);
+  loom_event_set(&parked_ev);
+  int rc2 = loom_join(parked, NULL);
+  return rc ? rc : st ? st : rc2;
+}
+
+static void test_slow_prober_not_blamed_for_probed_frames(void **state) {
+  (void)state;
+  unset_env();
+  capture_begin();
+  int rc = loom_run(probe_main, NULL);
+  const char *out = capture_end();
+  assert_loom_ok(rc);
+  assert_loom_ok(rc_enable);
+  assert_non_null(strstr(out, "'prober' has been running for at least "));
+  assert_non_null(strstr(out, "'prober' suspended after running at least "));
+  assert_null(strstr(out, "debug_test_parked"));
+  assert_null(strstr(out, "probe_answer"));
+  assert_int_equal(parked_woke, 1);
 }
 
 /* Enabling again changes the thresholds: a 200 ms task is not slow at 1 s. */
@@ -629,6 +704,7 @@ int main(void) {
       cmocka_unit_test(test_slow_task_reported),
       cmocka_unit_test(test_slow_task_run_from_a_callback_reported),
       cmocka_unit_test(test_slow_tasks_of_two_runtimes),
+      cmocka_unit_test(test_slow_prober_not_blamed_for_probed_frames),
       cmocka_unit_test(test_enable_again_sets_thresholds),
       cmocka_unit_test(test_lower_threshold_reports),
       cmocka_unit_test(test_quick_tasks_not_reported),

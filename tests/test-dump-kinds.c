@@ -32,14 +32,6 @@
 #include "loom/http.h"
 #endif
 
-/* As in test-dump.c: under the ucontext backend with ASan, parked
- * backtraces are one frame long (docs/debugging.md). */
-#if defined(LOOM_FIBER_UCONTEXT) && defined(LOOM__ASAN)
-#define PARKED_BACKTRACES 0
-#else
-#define PARKED_BACKTRACES 1
-#endif
-
 static volatile int after; /* written after each parking call: no tail call */
 
 static char failure[1024]; /* the first failed check, "" if none */
@@ -99,8 +91,7 @@ static void check_parked(loom_task_t *t, const char *fn, const char *reason,
   /* The text: state, how long, what, where. */
   if (!strstr(text, " ms: ")) failed("%s: no wait time:\n%s", fn, text);
   snprintf(want, sizeof(want), " %s+0x", fn);
-  if (PARKED_BACKTRACES && !strstr(text, want))
-    failed("%s: not in its backtrace:\n%s", fn, text);
+  if (!strstr(text, want)) failed("%s: not in its backtrace:\n%s", fn, text);
   /* The JSON: the same, as fields. */
   json_len = 0;
   json[0] = 0;
@@ -117,8 +108,7 @@ static void check_parked(loom_task_t *t, const char *fn, const char *reason,
   if (getenv("LOOM_TEST_VERBOSE")) fprintf(stderr, "%s%s", text, json);
   const char *st = strstr(json, "\"stack\":[");
   snprintf(want, sizeof(want), "\"%s+0x", fn);
-  if (PARKED_BACKTRACES && (!st || !strstr(st, want)))
-    failed("%s: not in its JSON stack:\n%s", fn, json);
+  if (!st || !strstr(st, want)) failed("%s: not in its JSON stack:\n%s", fn, json);
 }
 
 static loom_task_t *spawn_named(loom_fn fn, void *arg, const char *name) {

@@ -7,6 +7,7 @@
  * (those functions are noinline, and do something after the parking call
  * so that it is not a tail call that would leave their frame). */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -527,6 +529,21 @@ __attribute__((noinline)) static int w_forever(void *a) {
   return rc;
 }
 
+/* A dump asked from a thread that is not the runtime's is refused: it
+ * would read the task lists, and resume parked tasks, from there. */
+struct foreign_dump {
+  loom_t *rt;
+  int fd, rc[3];
+};
+
+static void *dump_from_another_thread(void *a) {
+  struct foreign_dump *f = a;
+  f->rc[0] = loom_dump(f->rt, f->fd, 0);
+  f->rc[1] = loom_dump_task(f->rt, f->fd, 2, 0);
+  f->rc[2] = loom_dump(f->rt, f->fd, LOOM_DUMP_JSON | LOOM_DUMP_NO_STACKS);
+  return NULL;
+}
+
 static int one_main(void *a) {
   (void)a;
   int fd = *(int *)a;
@@ -552,6 +569,15 @@ static int one_main(void *a) {
   mem_len = 0;
   r.rc[13] = loom__dump_to(NULL, put, NULL, 3, 0);
   r.rc[14] = loom__dump_to(NULL, NULL, NULL, 3, 0);
+  {
+    struct foreign_dump fd2 = {loom__tls_rt, fd, {0, 0, 0}};
+    pthread_t th;
+    if (pthread_create(&th, NULL, dump_from_another_thread, &fd2)) abort();
+    pthread_join(th, NULL); /* the loop's thread blocks here: no wake */
+    r.rc[15] = fd2.rc[0] == UV_EINVAL && fd2.rc[1] == UV_EINVAL && fd2.rc[2] == UV_EINVAL
+                   ? 0
+                   : -1;
+  }
   loom_cancel(f);
   loom_join(f, NULL);
   r.rc[10] = loom_cancel_id(NULL, 2);
@@ -581,6 +607,7 @@ static void test_one_task_and_bad_args(void **state) {
   assert_loom_err(r.rc[12], UV_ECANCELED);
   assert_loom_ok(r.rc[13]);
   assert_loom_err(r.rc[14], UV_EINVAL);
+  assert_int_equal(r.rc[15], 0); /* refused from another thread */
   assert_non_null(strstr(mem, "task 3 'task-3' parked for "));
   assert_non_null(strstr(mem, ": sleep (no deadline)"));
   assert_non_null(strstr(mem, " w_forever+0x"));
@@ -758,6 +785,19 @@ static int probe_main(void *a) {
     if (loom__backtrace_task(tw, pcs, 2) != 2) r.rc[0] = -10;
   }
   r.rc[1] = loom__backtrace_task(tn, pcs, 64);
+  /* Many probes of one task: each gives the same backtrace and leaves the
+   * task's stack as deep as the first left it (a probe that stayed on the
+   * stack would start the next backtrace and eat ~0.5 KiB a probe). */
+  {
+    void *first[64];
+    int nf = loom__backtrace_task(tw, first, 64);
+    uintptr_t sp1 = (uintptr_t)loom__ctx_sp(&tw->fiber.ctx);
+    for (int i = 0; i < 200 && !r.rc[6]; i++) {
+      int n = loom__backtrace_task(tw, pcs, 64);
+      if (n != nf || memcmp(pcs, first, (size_t)n * sizeof(void *))) r.rc[6] = -1 - i;
+      if ((uintptr_t)loom__ctx_sp(&tw->fiber.ctx) != sp1) r.rc[7] = -1 - i;
+    }
+  }
   int nd = loom__backtrace_task(td, pcs, 64);
   void *walked[64];
   int nw = loom__backtrace_fp(td, walked, 64);
@@ -787,6 +827,74 @@ static void test_probe_leaves_no_trace(void **state) {
   assert_int_equal(r.rc[3], 0);
   assert_int_equal(r.rc[4], 0);
   assert_int_equal(r.rc[5], 3);
+  assert_int_equal(r.rc[6], 0); /* every backtrace the first one */
+  assert_int_equal(r.rc[7], 0); /* the stack no deeper */
+}
+
+/* ---- many waiters on one lock -------------------------------------------------- */
+
+/* Every waiter's line names the holder; a whole dump finds it in its
+ * sorted tasks, not by a walk of every task per waiter (2000 waiters: 4M
+ * steps that way). */
+#ifndef MANY_WAITERS
+#define MANY_WAITERS 2000
+#endif
+static loom_lock_t many_lock;
+
+static int lock_waiter(void *a) {
+  (void)a;
+  int rc = loom_lock_acquire(&many_lock);
+  return rc ? rc : loom_lock_release(&many_lock);
+}
+
+static int lock_holder_task(void *a) {
+  int rc = loom_lock_acquire(&many_lock);
+  if (!rc) rc = loom_event_wait(a);
+  return rc ? rc : loom_lock_release(&many_lock);
+}
+
+static int many_main(void *a) {
+  int fd = *(int *)a;
+  loom_event_t ev;
+  loom_lock_init(&many_lock);
+  loom_event_init(&ev);
+  loom_task_t *h, **w = malloc(MANY_WAITERS * sizeof(*w));
+  if (!w) return UV_ENOMEM;
+  loom_task_opts_t ho = {.name = "holder"}, wo = {.stack_size = LOOM_MIN_STACK_SIZE};
+  loom_spawn_ex(&h, lock_holder_task, &ev, &ho);
+  loom_yield();
+  r.ids[0] = loom_task_id(h);
+  for (int i = 0; i < MANY_WAITERS; i++) loom_spawn_ex(&w[i], lock_waiter, NULL, &wo);
+  loom_yield();
+  uint64_t t0 = uv_hrtime();
+  r.rc[0] = loom_dump(NULL, fd, LOOM_DUMP_NO_STACKS);
+  r.ids[1] = (uv_hrtime() - t0) / 1000;
+  loom_event_set(&ev);
+  int st = 0;
+  r.rc[1] = loom_join(h, &st) | st;
+  for (int i = 0; i < MANY_WAITERS; i++) r.rc[2] |= loom_join(w[i], &st) | st;
+  free(w);
+  return 0;
+}
+
+static void test_many_lock_waiters(void **state) {
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  int fd = dump_file();
+  assert_loom_ok(loom_run(many_main, &fd));
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_ok(r.rc[2]);
+  char *text = read_all(fd);
+  close(fd);
+  char want[64];
+  snprintf(want, sizeof(want), " held by task %" PRIu64 " 'holder'\n", r.ids[0]);
+  int seen = 0;
+  for (const char *p = text; (p = strstr(p, want)) != NULL; p++) seen++;
+  assert_int_equal(seen, MANY_WAITERS);
+  free(text);
+  if (getenv("LOOM_TEST_VERBOSE"))
+    fprintf(stderr, "dump of %d lock waiters: %" PRIu64 " us\n", MANY_WAITERS, r.ids[1]);
 }
 
 /* ---- names ------------------------------------------------------------------------ */
@@ -1068,6 +1176,7 @@ int main(void) {
       cmocka_unit_test(test_names),
       cmocka_unit_test(test_weird_stack),
       cmocka_unit_test(test_probe_leaves_no_trace),
+      cmocka_unit_test(test_many_lock_waiters),
       cmocka_unit_test(test_dump_while_tasks_churn),
       cmocka_unit_test(test_dump_signal),
       cmocka_unit_test(test_dump_signal_env_off),

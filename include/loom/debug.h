@@ -15,16 +15,21 @@
  * number, or 0 for off). A loom_signal_t watcher the program opens on that
  * signal takes it over while it is open, as for SIGINT.
  *
- * Backtraces walk frame pointers over the saved context of a parked task,
- * bounded to its stack: code built without frame pointers gives shorter
- * (never wrong-looking garbage, never a crash) backtraces; build with
- * -fno-omit-frame-pointer for full ones. Function names come from each
+ * A parked task's backtrace is taken by the task itself: the dump resumes
+ * it for a moment, it unwinds its own stack with the unwind tables (no
+ * frame pointers needed) and switches straight back, unseen by anything
+ * else. Where that is not safe (docs/debugging.md) frame pointers are
+ * walked over its saved context instead, bounded to its stack: code built
+ * without them gives shorter backtraces there, never garbage or a crash.
+ * Function names come from each
  * object's symbol table (static functions too, no -rdynamic needed); a
  * stripped one shows as program+offset, which addr2line resolves.
  *
  * Every function here is called from a task of the runtime or from the
  * thread that owns it (host code after loom_init); rt NULL means the
- * calling thread's runtime. They never suspend.
+ * calling thread's runtime. They never suspend. A dump from any other
+ * thread is refused (UV_EINVAL): it reads the runtime's task lists and
+ * resumes its parked tasks, which only the runtime's thread may do.
  */
 #ifndef LOOM_DEBUG_H
 #define LOOM_DEBUG_H
@@ -90,8 +95,9 @@ LOOM_EXTERN const char *loom_stat_kind_name(int kind);
 
 /* Writes every live task, then the stats, to file descriptor fd (a blocking
  * or non-blocking one; the dump is written whole before the call returns).
- * Returns 0, or a negative error: UV_EINVAL for a negative fd or unknown
- * flags, LOOM_ENOTASK without a runtime, the write's (UV_EBADF, UV_EPIPE). */
+ * Returns 0, or a negative error: UV_EINVAL for a negative fd, unknown
+ * flags or a call from a thread that is not rt's, LOOM_ENOTASK without a
+ * runtime, the write's (UV_EBADF, UV_EPIPE). */
 LOOM_EXTERN int loom_dump(loom_t *rt, int fd, unsigned flags);
 /* Writes one task, by the id the dump shows; UV_ENOENT if there is none. */
 LOOM_EXTERN int loom_dump_task(loom_t *rt, int fd, uint64_t id, unsigned flags);

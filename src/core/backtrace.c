@@ -10,14 +10,14 @@
  * landed's test for an ended task catches the question too.
  *
  * Where that is not safe (can_probe below: a task that never ran, too
- * little stack left, another task of the runtime running) the saved
- * registers are walked instead, as debug mode's signal handler walks an
- * interrupted task (loom__backtrace_from). The context
- * switch left its callee-saved registers on top of that stack (see
+ * little stack left, another task of the runtime running) its saved
+ * registers are walked instead (loom__backtrace_fp). The context switch
+ * left its callee-saved registers on top of that stack (see
  * fiber/switch_*.S), among them the frame pointer and the return address
- * into whatever called the switch. From there, with frame pointers kept
- * (loom's own code is built with -fno-omit-frame-pointer), each frame
- * record is two words, the caller's frame pointer and a return address:
+ * into whatever called the switch. From there, where frame pointers are
+ * kept (loom is built with -fno-omit-frame-pointer only under
+ * LOOM_FRAME_POINTERS and in sanitizer builds), each frame record is two
+ * words, the caller's frame pointer and a return address:
  *
  *   fp ──> [ caller's fp | return address ] ──> [ its caller's fp | ra ] ...
  *
@@ -27,7 +27,8 @@
  * nothing: each fp must lie inside the task's stack, above the last one,
  * and be 8-byte aligned; the walk stops at the first one that is not. A
  * weird stack gives a short backtrace, never a crash or a read outside the
- * stack.
+ * stack. (Debug mode's slow-task report does not walk: its signal handler
+ * calls backtrace() on the interrupted stack, debug-mode.c.)
  *
  * The running task is on the thread's stack as far as the unwinder knows:
  * glibc's backtrace() walks it with the unwind tables, to the trampoline,

@@ -26,7 +26,9 @@
  * the watchdog saw, it records the task's id and name and backtrace()
  * into memory allocated beforehand (backtrace was called once at enable,
  * so it loads libgcc's unwinder then, not in the handler), and moves the
- * tick. The watchdog prints the report (symbolized with dladdr, on its own
+ * tick. A task in the middle of a dump may be on another task's stack (the
+ * dump's probe: backtrace.c): then it is named without frames, never with
+ * the probed task's. The watchdog prints the report (symbolized with dladdr, on its own
  * thread: a task stuck for good is still reported). The moved tick sends
  * the task's next switch through the scheduler's slow path (sched.c,
  * pass_ran_long, then tick.c's loom__tick_want), which prints how long
@@ -101,7 +103,8 @@ struct loom__debug_mode_s {
   uint64_t snap_count, snap_id, snap_since;
   int snap_n;
   void *snap_pcs[FRAMES];
-  void *snap_ipc; /* the pc the signal interrupted */
+  void *snap_ipc;   /* the pc the signal interrupted */
+  int snap_probing; /* the task was dumping: on another task's stack */
   char snap_name[NAME_CAP];
   uint64_t last_sweep; /* loop time (ms) */
   out_t out;           /* under mu */
@@ -187,8 +190,13 @@ static void on_probe(int sig, siginfo_t *si, void *uc) {
     d->snap_id = t->fiber.id;
     memcpy(d->snap_name, t->name, NAME_CAP);
     d->snap_name[NAME_CAP - 1] = 0;
-    d->snap_ipc = interrupted_pc(uc);
-    d->snap_n = backtrace(d->snap_pcs, FRAMES);
+    /* A dump run by t resumes the tasks it dumps, briefly, to have them
+     * unwind their own stacks (sched.c, loom__probe_backtrace): rt->current
+     * is still t, but the stack the signal interrupted is the probed
+     * task's. Its frames are not t's: t is named, without them. */
+    d->snap_probing = loom__fiber_current() != &t->fiber;
+    d->snap_ipc = d->snap_probing ? NULL : interrupted_pc(uc);
+    d->snap_n = d->snap_probing ? 0 : backtrace(d->snap_pcs, FRAMES);
     atomic_store(&d->snap_state, 1);
     /* The task's next switch then takes the scheduler's slow path, which
      * tells us it has suspended: the tick moves (pick sees it), and a pass
@@ -222,6 +230,8 @@ static void print_slow(struct loom__debug_mode_s *d, uint64_t now) {
   /* The frames before the interrupted one (the handler, the signal
    * trampoline) are left out; an unwinder that could not cross the signal
    * frame still gives the interrupted pc. */
+  if (d->snap_probing)
+    out(o, "    (in a dump, asking another task for its backtrace: no frames)\n");
   int first = 0;
   while (first < d->snap_n && d->snap_pcs[first] != d->snap_ipc) first++;
   int k = 0;

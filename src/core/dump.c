@@ -132,8 +132,10 @@ typedef struct {
   int err;
   void (*put)(void *ctx, const char *p, size_t n); /* instead of fd */
   void *put_ctx;
-  void *caller; /* the return address of the dump call: the running
+  void *caller;    /* the return address of the dump call: the running
                    task's backtrace starts there */
+  loom_task_t **v; /* a whole dump's tasks, sorted by id (collect), or NULL */
+  size_t nv;
   size_t len;
   char buf[8192];
 } out_t;
@@ -403,18 +405,28 @@ static const char *task_wait_obj_name(loom_task_t *t) {
 }
 
 static loom_task_t *task_by_id(loom_t *rt, uint64_t id);
+static loom_task_t *find_id(loom_task_t **v, size_t n, uint64_t id);
 
-/* Who holds the lock a task waits for, after its description in buf. */
-static void lock_holder(loom_t *rt, const loom__lock_t *l, char *buf, size_t n) {
+/* Who holds the lock a task waits for, after its description in buf. The
+ * holder is looked up in v (sorted by id) when a whole dump has it: with
+ * 10k tasks waiting for one lock, a walk of every task per waiter would
+ * make the dump quadratic. */
+static void lock_holder(loom_t *rt, loom_task_t **v, size_t nv, const loom__lock_t *l,
+                        char *buf, size_t n) {
   size_t len = strlen(buf);
   if (!l->locked || len >= n) return;
-  loom_task_t *h = l->holder ? task_by_id(rt, l->holder) : NULL;
+  loom_task_t *h = !l->holder ? NULL
+                   : v        ? find_id(v, nv, l->holder)
+                              : task_by_id(rt, l->holder);
   if (!l->holder)
     snprintf(buf + len, n - len, " held by host code");
   else if (h && h->state != LOOM__DONE)
     snprintf(buf + len, n - len, " held by task %" PRIu64 " '%s'", l->holder,
              loom__task_name(h));
-  else /* any task may release it: one that ended holding it never will */
+  else /* any task may release it: one that ended holding it never will.
+          (Ids are per runtime and a lock is one runtime's, docs/sync.md:
+          a holder from another runtime, which is misuse, cannot be told
+          from one of ours.) */
     snprintf(buf + len, n - len, " held by a finished task %" PRIu64, l->holder);
 }
 
@@ -425,7 +437,8 @@ __attribute__((weak)) char *loom__http_describe(const void *xfer, char *buf, siz
   return buf;
 }
 
-char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
+static char *describe_wait(loom_task_t *t, loom_task_t **v, size_t nv, char *buf,
+                           size_t n) {
   buf[0] = 0;
   loom__waiter_t *w = t->wait;
   if (t->state != LOOM__PARKED || !w) return buf;
@@ -514,10 +527,14 @@ char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
       snprintf(buf, n, "%s %p", what, obj);
     else
       snprintf(buf, n, "%s", what);
-    if (kind == LOOM__W_LOCK && obj) lock_holder(rt, obj, buf, n);
+    if (kind == LOOM__W_LOCK && obj) lock_holder(rt, v, nv, obj, buf, n);
     break;
   }
   return buf;
+}
+
+char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
+  return describe_wait(t, NULL, 0, buf, n);
 }
 
 /* ---- collecting the tasks ---------------------------------------------------- */
@@ -623,7 +640,7 @@ static void task_text(out_t *o, loom__syms_t *sy, loom_task_t *t, int depth,
   if (t->state == LOOM__PARKED && t->wait) {
     uint32_t waited = (uint32_t)uv_now(rt->loop) - t->wait->since;
     out_fmt(o, " for %" PRIu32 " ms: %s", waited,
-            loom__wait_describe(t, why, sizeof(why)));
+            describe_wait(t, o->v, o->nv, why, sizeof(why)));
   } else if (t->state == LOOM__DONE) {
     out_fmt(o, ", status %d (%s), not joined", t->status, loom_err_name(t->status));
   }
@@ -664,7 +681,7 @@ static void task_json(out_t *o, loom__syms_t *sy, loom_task_t **v, size_t n,
       out_json_str(o, name);
     }
     out_str(o, ",\"text\":");
-    out_json_str(o, loom__wait_describe(t, why, sizeof(why)));
+    out_json_str(o, describe_wait(t, o->v, o->nv, why, sizeof(why)));
     out_fmt(o, ",\"waited_ms\":%" PRIu32 "}", (uint32_t)uv_now(rt->loop) - w->since);
   }
   out_str(o, ",\"entry\":");
@@ -738,6 +755,9 @@ static int check_args(loom_t **rt, int fd, unsigned flags) {
   if (fd < 0 || (flags & ~(LOOM_DUMP_JSON | LOOM_DUMP_NO_STACKS))) return UV_EINVAL;
   if (!*rt) *rt = loom__handle_rt();
   if (!*rt) return LOOM_ENOTASK;
+  /* The dump reads the task lists unsynchronised and resumes parked tasks
+   * to have them unwind their stacks: only on the runtime's own thread. */
+  if (!loom__on_own_thread(*rt)) return UV_EINVAL;
   return 0;
 }
 
@@ -745,6 +765,8 @@ static int dump_all(loom_t *rt, out_t *o, loom__syms_t *sy, unsigned flags) {
   size_t n = 0;
   loom_task_t **v = collect(rt, &n);
   if (!v) return UV_ENOMEM;
+  o->v = v; /* for the lock holders' lookups */
+  o->nv = n;
   loom_stats_t st;
   loom_stats_get(rt, &st);
   if (flags & LOOM_DUMP_JSON) {
@@ -756,6 +778,7 @@ static int dump_all(loom_t *rt, out_t *o, loom__syms_t *sy, unsigned flags) {
     out_str(o, "],\"stats\":");
     stats_json(o, &st);
     out_str(o, "}\n");
+    o->v = NULL;
     free(v);
     return 0;
   }
@@ -765,6 +788,7 @@ static int dump_all(loom_t *rt, out_t *o, loom__syms_t *sy, unsigned flags) {
    * recursion (a chain of spawns can be as deep as there are tasks). */
   size_t *first = malloc(3 * (n ? n : 1) * sizeof(size_t));
   if (!first) {
+    o->v = NULL;
     free(v);
     return UV_ENOMEM;
   }
@@ -807,6 +831,7 @@ static int dump_all(loom_t *rt, out_t *o, loom__syms_t *sy, unsigned flags) {
   }
   free(first);
   stats_text(o, &st);
+  o->v = NULL;
   free(v);
   return 0;
 }

@@ -6,10 +6,11 @@
  * which lives in the parking task's frame and whose line the park writes
  * anyway; loom__park adds the loop time (three loads and a store).
  * Nothing reads them but a dump: with the counters, about 1.7% of the
- * instructions of a TCP echo round trip (docs/debugging.md). `obj` is the object waited on (its address is
- * what the dump prints, and the key of loom_debug_name), or a value for the
- * kinds that say so below. A dump dereferences obj only for the kinds marked
- * "deref", whose object provably outlives the wait.
+ * instructions of a TCP echo round trip (docs/debugging.md). `obj` is the
+ * object waited on (its address is what the dump prints, and the key of
+ * loom_debug_name), or a value for the kinds that say so below. A dump
+ * dereferences obj only for the kinds marked "deref", whose object
+ * provably outlives the wait.
  *
  * Backtraces (backtrace.c): a parked task is resumed for a moment to
  * unwind its own stack (sched.c, loom__probe_backtrace); where that is not
@@ -25,7 +26,8 @@
 enum {
   LOOM__W_UNKNOWN = 0,
   LOOM__W_SLEEP,        /* obj: the deadline (loop ms), a value */
-  LOOM__W_LOCK,         /* obj: the loom_lock_t */
+  LOOM__W_LOCK,         /* deref: the loom_lock_t, for its holder (a
+                           lock outlives the tasks waiting for it) */
   LOOM__W_SEM,          /* the loom_sem_t */
   LOOM__W_QUEUE_GET,    /* the loom_queue_t */
   LOOM__W_QUEUE_PUT,    /* the loom_queue_t */
@@ -54,7 +56,8 @@ enum {
   LOOM__W_FILE,         /* deref: the libuv request of a file call
                            (a uv_fs_t, or a uv_work_t on a thread) */
   LOOM__W_SIGNAL,       /* deref: the signal watcher (its numbers) */
-  LOOM__W_HTTP,         /* the HTTP request */
+  LOOM__W_HTTP,         /* deref: the HTTP transfer, described by the
+                           client (it lives in the parked task's frame) */
   LOOM__W_REQ,          /* deref: a libuv request (connect, DNS,
                            shutdown...) */
   LOOM__W_KINDS

@@ -33,7 +33,8 @@
 
 #include "internal.h"
 
-/* Frames a probed task unwinds at most (a dump prints 64). */
+/* Frames a probed task unwinds at most (a dump prints up to MAX_FRAMES,
+ * 48, of them; the rest are room for the frames above the task's). */
 #define LOOM__PROBE_FRAMES 64
 
 /* Rounds of a pass when they are quick. Back to libuv means an epoll_wait
@@ -163,18 +164,29 @@ typedef struct {
 } probe_t;
 
 /* On the probed task's stack, inside its loom__landed. `ra` is where that
- * landed returns to: the frames from there out are the task's. */
+ * landed returns to: the frames from there out are the task's. The task
+ * parks here until it is resumed for good; a later dump's question lands
+ * here too (this is where the task's context was last saved) and is
+ * answered by the loop, at the same depth: were it handed to loom__landed
+ * again, every probe would leave a frame on the task's stack, the next
+ * backtrace would start with it and the free stack would shrink by a
+ * frame a probe. */
 __attribute__((noinline, cold)) static void probe_answer(loom_t *rt, loom_task_t *as,
                                                          void *ra) {
-  probe_t *p = loom__container_of(as, probe_t, as);
-  void *buf[LOOM__PROBE_FRAMES];
-  int n = backtrace(buf, LOOM__PROBE_FRAMES), i = 0, k = 0;
-  while (i < n && buf[i] != ra) i++;
-  if (i == n) i = n > 1 ? 1 : 0; /* not found: leave out this function */
-  while (i < n && k < p->max) p->pcs[k++] = buf[i++];
-  p->n = k;
-  loom__fiber_t *self = &p->target->fiber, *back = &p->back;
-  loom__fiber_switch(self, back); /* p is gone once this returns */
+  for (;;) {
+    probe_t *p = loom__container_of(as, probe_t, as);
+    void *buf[LOOM__PROBE_FRAMES];
+    int n = backtrace(buf, LOOM__PROBE_FRAMES), i = 0, k = 0;
+    while (i < n && buf[i] != ra) i++;
+    if (i == n) i = n > 1 ? 1 : 0; /* not found: leave out this function */
+    while (i < n && k < p->max) p->pcs[k++] = buf[i++];
+    p->n = k;
+    loom__fiber_t *self = &p->target->fiber, *back = &p->back;
+    loom__fiber_switch(self, back); /* p is gone once this returns */
+    as = rt->prev;
+    if (!as || as->state != LOOM__PROBE) break;
+    rt->prev = NULL; /* another question: the same answer, from here */
+  }
   /* Resumed for good, by a real switch: its bookkeeping is still due. */
   loom__landed(rt);
 }
