@@ -537,6 +537,11 @@ char *loom__wait_describe(loom_task_t *t, char *buf, size_t n) {
   return describe_wait(t, NULL, 0, buf, n);
 }
 
+char *loom__wait_describe_in(loom_task_t *t, loom_task_t **v, size_t nv, char *buf,
+                             size_t n) {
+  return describe_wait(t, v, nv, buf, n);
+}
+
 /* ---- collecting the tasks ---------------------------------------------------- */
 
 static const char *state_name(const loom_task_t *t) {

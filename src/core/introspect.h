@@ -90,6 +90,11 @@ const char *loom__wait_kind_name(unsigned kind);
 /* What t waits for, in words ("lock 'accounts' (0x55d0c0)"), into buf.
  * "" if it is not parked. Returns buf. */
 char *loom__wait_describe(struct loom_task_s *t, char *buf, size_t n);
+/* The same for a caller that has every task of t's runtime in v, sorted by
+ * id (the monitor's ps): a lock's holder is found there by binary search,
+ * not by a walk of every task per waiter. */
+char *loom__wait_describe_in(struct loom_task_s *t, struct loom_task_s **v, size_t nv,
+                             char *buf, size_t n);
 /* The name loom_debug_name gave obj in rt, or NULL. */
 const char *loom__debug_name_of(struct loom_s *rt, const void *obj);
 /* The runtime's debug state is freed (runtime shutdown). */

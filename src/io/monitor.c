@@ -172,7 +172,9 @@ static void cmd_ps(obuf_t *b, loom_t *rt) {
     loom_task_t *t = all[i];
     char why[160] = "", waited[24] = "";
     if (t->state == LOOM__PARKED && t != rt->current && t->wait) {
-      loom__wait_describe(t, why, sizeof(why));
+      /* all is sorted: a lock's holder is looked up there (10k waiters
+       * on one lock would otherwise walk every task each) */
+      loom__wait_describe_in(t, all, n, why, sizeof(why));
       /* since: the low 32 bits of the loop time the wait began */
       snprintf(waited, sizeof(waited), "%" PRIu32 " ms", now - t->wait->since);
     }
