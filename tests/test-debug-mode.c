@@ -539,6 +539,74 @@ static void test_short_lock_hold_not_reported(void **state) {
   assert_null(strstr(out, "loom: debug:"));
 }
 
+/* ---- a starved loop thread ---------------------------------------------------- */
+
+/* A machine short of CPU may leave the loop's thread waiting on a run
+ * queue for longer than a threshold in the middle of a short activation:
+ * that wait is not the task's, and is not counted. The hook makes the
+ * watchdog believe the thread waited for a CPU all along (its run-queue
+ * wait grows with the clock), so that a task that runs 300 ms and a lock
+ * held 250 ms across a suspension are, as far as it can tell, the
+ * machine's doing: nothing is reported. */
+static uint64_t starved_all_along(void) { return uv_hrtime(); }
+
+static int starved_main(void *arg) {
+  (void)arg;
+  loom_debug_opts_t o = {.slow_task_ms = 100, .lock_hold_ms = 100};
+  rc_enable = loom_debug_enable(NULL, &o);
+  loom_lock_init(&lk);
+  loom_task_t *t, *h;
+  loom_task_opts_t to = {.name = "busy"};
+  loom_spawn_ex(&t, busy_task, (void *)(uintptr_t)300, &to);
+  int rc = loom_join(t, NULL);
+  loom_spawn(&h, holder_task, (void *)(uintptr_t)250);
+  return rc | loom_join(h, NULL);
+}
+
+static void test_starved_loop_thread_not_reported(void **state) {
+  (void)state;
+  unset_env();
+  __atomic_store_n(&loom__debug_runq_hook, starved_all_along, __ATOMIC_RELEASE);
+  capture_begin();
+  int rc = loom_run(starved_main, NULL);
+  const char *out = capture_end();
+  __atomic_store_n(&loom__debug_runq_hook, NULL, __ATOMIC_RELEASE);
+  assert_loom_ok(rc);
+  assert_loom_ok(rc_enable);
+  assert_loom_ok(lock_rc[2]);
+  assert_null(strstr(out, "loom: debug:"));
+}
+
+/* Half the time on a run queue: a task that runs 600 ms has run 300 ms
+ * of it, past the threshold, and is reported. */
+static uint64_t starve_base;
+static uint64_t starved_half(void) { return (uv_hrtime() - starve_base) / 2; }
+
+static int half_starved_main(void *arg) {
+  (void)arg;
+  loom_debug_opts_t o = {.slow_task_ms = 100};
+  rc_enable = loom_debug_enable(NULL, &o);
+  loom_task_t *t;
+  loom_task_opts_t to = {.name = "busy"};
+  loom_spawn_ex(&t, slow_task, "busy", &to);
+  return loom_join(t, NULL);
+}
+
+static void test_half_starved_slow_task_reported(void **state) {
+  (void)state;
+  unset_env();
+  starve_base = uv_hrtime();
+  __atomic_store_n(&loom__debug_runq_hook, starved_half, __ATOMIC_RELEASE);
+  capture_begin();
+  int rc = loom_run(half_starved_main, NULL);
+  const char *out = capture_end();
+  __atomic_store_n(&loom__debug_runq_hook, NULL, __ATOMIC_RELEASE);
+  assert_loom_ok(rc);
+  assert_loom_ok(rc_enable);
+  assert_non_null(strstr(out, "'busy' has been running for at least "));
+  assert_non_null(strstr(out, "'busy' suspended after running at least "));
+}
+
 /* ---- off by default ---------------------------------------------------------- */
 
 static int enabled_seen = -1;
@@ -712,6 +780,8 @@ int main(void) {
       cmocka_unit_test(test_unjoined_task_reported),
       cmocka_unit_test(test_lock_held_across_suspension),
       cmocka_unit_test(test_short_lock_hold_not_reported),
+      cmocka_unit_test(test_starved_loop_thread_not_reported),
+      cmocka_unit_test(test_half_starved_slow_task_reported),
       cmocka_unit_test(test_off_by_default_prints_nothing),
       cmocka_unit_test(test_env_turns_it_on),
       cmocka_unit_test(test_enable_outside_a_runtime),

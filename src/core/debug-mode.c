@@ -39,6 +39,7 @@
 #endif
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <execinfo.h>
 #include <inttypes.h>
@@ -47,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -72,6 +74,8 @@ typedef struct {
 typedef struct {
   const void *lock; /* NULL: free slot */
   uint64_t since_ns, switches, id;
+  uint64_t wait0; /* the loop thread's run-queue wait at the last sample
+                     before the acquisition (seen_wait) */
   int reported;
   char holder[NAME_CAP];
   char name[NAME_CAP]; /* loom_debug_name's, or "" */
@@ -85,11 +89,13 @@ struct loom__debug_mode_s {
   pthread_t watchdog;
   pid_t pid; /* a forked child has no watchdog to stop */
   uint64_t period_ns;
+  int sched_fd; /* the loop thread's schedstat, or -1 (runq_wait) */
   /* Under mu: the watchdog's state, the lock table, the reports. */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int stop;
   uint64_t seen, seen_at; /* the count last sampled, and when it changed */
+  uint64_t seen_wait;     /* the loop thread's run-queue wait then (ns) */
   uint64_t last_sample;   /* when the watchdog last looked */
   int signalled;          /* the signal went for `seen` */
   held_t *held;
@@ -97,6 +103,10 @@ struct loom__debug_mode_s {
   /* From the watchdog to the handler. */
   _Atomic uint64_t sig_count;
   _Atomic uint64_t sig_since; /* when that count was first seen (ns) */
+  _Atomic uint64_t sig_wait0; /* the run-queue wait then (seen_wait) */
+  /* From the handler: the task had not run slow_task_ms, only waited for
+   * a CPU (runq_wait); the watchdog may ask again later. */
+  _Atomic int declined;
   /* From the handler: 0 empty, 1 taken (not yet printed), 2 printed. The
    * handler writes the snapshot only while it is 0, then sets 1. */
   _Atomic int snap_state;
@@ -163,6 +173,44 @@ static uint64_t coarse_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t (*loom__debug_runq_hook)(void);
+
+/* How long the loop's thread has waited on a run queue so far (ns): ready
+ * to run, with no CPU to run on. On a starved machine (other threads busy
+ * on its CPU, or a low priority) the loop's thread may be off the CPU for
+ * longer than a threshold in the middle of a 1 ms activation; that time is
+ * the machine's doing, not the task's, and is taken off what the watchdog
+ * measures. Time blocked in a system call is not run-queue wait: a task
+ * blocked in one is still reported. Linux's /proc/<pid>/task/<tid>/schedstat
+ * gives it (its second field; a kernel with schedstats or sched_info). 0
+ * without it, and the watchdog then measures wall-clock time alone. Read
+ * by the watchdog only (a pread of a file kept open), when an interval
+ * starts and when a report is due. */
+static uint64_t runq_wait(struct loom__debug_mode_s *d) {
+  uint64_t (*hook)(void) = __atomic_load_n(&loom__debug_runq_hook, __ATOMIC_ACQUIRE);
+  if (hook) return hook();
+  if (d->sched_fd < 0) return 0;
+  /* Parsed by hand: the signal handler calls it (pread is
+   * async-signal-safe, sscanf is not). */
+  char buf[96];
+  ssize_t n = pread(d->sched_fd, buf, sizeof(buf) - 1, 0);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char *p = buf;
+  while (*p >= '0' && *p <= '9') p++; /* time on a CPU */
+  if (*p++ != ' ') return 0;
+  uint64_t wait = 0;
+  while (*p >= '0' && *p <= '9') wait = wait * 10 + (uint64_t)(*p++ - '0');
+  return wait;
+}
+
+static int open_schedstat(void) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/self/task/%ld/schedstat",
+           (long)syscall(SYS_gettid));
+  return open(path, O_RDONLY | O_CLOEXEC);
+}
+
 /* ---- slow tasks --------------------------------------------------------- */
 
 /* The pc a signal interrupted, from the handler's context. */
@@ -185,8 +233,22 @@ static void on_probe(int sig, siginfo_t *si, void *uc) {
   loom_task_t *t = rt ? rt->current : NULL;
   uint64_t count = d ? atomic_load(&d->sig_count) : 0;
   if (d && t && switches_of(rt) == count && atomic_load(&d->snap_state) == 0) {
+    /* The thread runs this handler: it has its CPU, so its run-queue
+     * wait is counted up to now (the kernel adds a wait when the wait
+     * ends: the watchdog's reading misses one under way). What is left
+     * of the time since the count last moved is the task's. */
+    uint64_t since = atomic_load(&d->sig_since), now = now_ns();
+    uint64_t w = runq_wait(d), w0 = atomic_load(&d->sig_wait0);
+    uint64_t elapsed = now > since ? now - since : 0;
+    uint64_t waited = w > w0 ? w - w0 : 0;
+    if (waited > elapsed) waited = elapsed;
+    if (elapsed - waited < d->slow_ns) {
+      atomic_store(&d->declined, 1);
+      errno = saved;
+      return;
+    }
     d->snap_count = count;
-    d->snap_since = atomic_load(&d->sig_since);
+    d->snap_since = since + waited;
     d->snap_id = t->fiber.id;
     memcpy(d->snap_name, t->name, NAME_CAP);
     d->snap_name[NAME_CAP - 1] = 0;
@@ -328,8 +390,21 @@ static held_t *held_insert(struct loom__debug_mode_s *d, const void *lock) {
   return &d->held[i];
 }
 
+/* How long h has been held (ns), less the time the loop's thread waited
+ * for a CPU since the watchdog's sample before it was taken (a little
+ * more than since it was taken: lenient by the wait of up to a period).
+ * *w: the run-queue wait, read on first use (UINT64_MAX: not yet). */
+static uint64_t held_for(struct loom__debug_mode_s *d, const held_t *h, uint64_t now,
+                         uint64_t *w) {
+  uint64_t elapsed = now > h->since_ns ? now - h->since_ns : 0;
+  if (elapsed < d->lock_ns) return elapsed; /* no report due: no read */
+  if (*w == UINT64_MAX) *w = runq_wait(d);
+  uint64_t waited = *w > h->wait0 ? *w - h->wait0 : 0;
+  return waited < elapsed ? elapsed - waited : 0;
+}
+
 static void held_line(out_t *o, struct loom__debug_mode_s *d, const held_t *h,
-                      uint64_t now, const char *what) {
+                      uint64_t held, const char *what) {
   out(o, "loom: debug: lock ");
   if (h->name[0]) out(o, "'%s' ", h->name);
   out(o, "%p %s by task %" PRIu64 " '", h->lock, what, h->id);
@@ -338,7 +413,7 @@ static void held_line(out_t *o, struct loom__debug_mode_s *d, const held_t *h,
   else
     out(o, "task-%" PRIu64, h->id);
   out(o, "' for %" PRIu64 " ms across a suspension (lock_hold_ms %" PRIu64 ")\n",
-      ms(now - h->since_ns), ms(d->lock_ns));
+      ms(held), ms(d->lock_ns));
 }
 
 void loom__debug_lock_acquired(loom_t *rt, const void *lock, loom_task_t *t) {
@@ -351,6 +426,7 @@ void loom__debug_lock_acquired(loom_t *rt, const void *lock, loom_task_t *t) {
   if (h) {
     h->since_ns = now;
     h->switches = switches_of(rt);
+    h->wait0 = d->seen_wait; /* no read here: acquisitions are many */
     h->id = t->fiber.id;
     h->reported = 0;
     /* Copied (the watchdog prints them; the task and the name may be gone
@@ -376,10 +452,11 @@ void loom__debug_lock_released(const void *lock) {
   held_t *h = held_find(d, lock);
   if (h) {
     out_t *o = &d->out;
+    uint64_t w = UINT64_MAX, held = held_for(d, h, now, &w);
     if (h->reported)
-      held_line(o, d, h, now, "released: it was held");
-    else if (now - h->since_ns >= d->lock_ns && switches_of(rt) != h->switches)
-      held_line(o, d, h, now, "was held");
+      held_line(o, d, h, held, "released: it was held");
+    else if (held >= d->lock_ns && switches_of(rt) != h->switches)
+      held_line(o, d, h, held, "was held");
     flush_out(o);
     held_remove(d, h);
   }
@@ -390,14 +467,15 @@ void loom__debug_lock_released(const void *lock) {
  * holder was running when it took the lock; if the switch count has moved
  * since, it has been switched out with the lock held. */
 static void scan_locks(struct loom__debug_mode_s *d, uint64_t now) {
-  uint64_t sw = switches_of(d->rt);
+  uint64_t sw = switches_of(d->rt), w = UINT64_MAX;
   out_t *o = &d->out;
   for (size_t i = 0; i < d->held_cap; i++) {
     held_t *h = &d->held[i];
-    if (!h->lock || h->reported || now - h->since_ns < d->lock_ns || sw == h->switches)
-      continue;
+    if (!h->lock || h->reported || sw == h->switches) continue;
+    uint64_t held = held_for(d, h, now, &w);
+    if (held < d->lock_ns) continue;
     h->reported = 1;
-    held_line(o, d, h, now, "still held");
+    held_line(o, d, h, held, "still held");
     if (o->n > sizeof(o->buf) / 2) flush_out(o);
   }
   flush_out(o);
@@ -431,15 +509,28 @@ static void *watchdog_main(void *arg) {
     if (c != d->seen || gap) {
       d->seen = c;
       d->seen_at = now;
+      d->seen_wait = runq_wait(d);
       d->signalled = 0;
     } else if (!d->signalled && now - d->seen_at >= d->slow_ns &&
                atomic_load(&d->snap_state) == 0) {
       /* One activation (or the loop's wait for I/O: the handler then
-       * finds no task running) has lasted slow_task_ms. */
-      d->signalled = 1;
-      atomic_store(&d->sig_since, d->seen_at);
-      atomic_store(&d->sig_count, c);
-      pthread_kill(d->loop_thread, LOOM__DEBUG_SIGNAL);
+       * finds no task running) has lasted slow_task_ms of wall-clock
+       * time; less the time the loop's thread waited for a CPU, it may
+       * not have yet. The report's times leave that wait out too. */
+      uint64_t w = runq_wait(d), elapsed = now - d->seen_at;
+      uint64_t waited = w > d->seen_wait ? w - d->seen_wait : 0;
+      if (waited > elapsed) waited = elapsed;
+      if (elapsed - waited >= d->slow_ns) {
+        /* The handler has the last word: a wait under way is not in w. */
+        d->signalled = 1;
+        atomic_store(&d->declined, 0);
+        atomic_store(&d->sig_since, d->seen_at);
+        atomic_store(&d->sig_wait0, d->seen_wait);
+        atomic_store(&d->sig_count, c);
+        pthread_kill(d->loop_thread, LOOM__DEBUG_SIGNAL);
+      }
+    } else if (d->signalled && atomic_exchange(&d->declined, 0)) {
+      d->signalled = 0; /* the thread had waited for a CPU: ask again later */
     }
     if (atomic_load(&d->snap_state) == 1) print_slow(d, now);
     if (d->nheld) scan_locks(d, coarse_ns());
@@ -595,8 +686,10 @@ int loom_debug_enable(loom_t *rt, const loom_debug_opts_t *opts) {
   d->period_ns = sample_period(slow, hold);
   d->loop_thread = pthread_self();
   d->pid = getpid();
+  d->sched_fd = open_schedstat(); /* the loop's thread is this one */
   d->seen = switches_of(rt);
   d->seen_at = d->last_sample = now_ns();
+  d->seen_wait = runq_wait(d);
   pthread_mutex_init(&d->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -610,6 +703,7 @@ int loom_debug_enable(loom_t *rt, const loom_debug_opts_t *opts) {
   int rc = pthread_create(&d->watchdog, NULL, watchdog_main, d);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc) {
+    if (d->sched_fd >= 0) close(d->sched_fd);
     pthread_cond_destroy(&d->cv);
     pthread_mutex_destroy(&d->mu);
     free(d);
@@ -636,6 +730,7 @@ int loom_debug_disable(loom_t *rt) {
     pthread_cond_destroy(&d->cv);
     pthread_mutex_destroy(&d->mu);
   }
+  if (d->sched_fd >= 0) close(d->sched_fd);
   free(d->held);
   free(d);
   return 0;

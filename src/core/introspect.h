@@ -95,6 +95,10 @@ char *loom__wait_describe(struct loom_task_s *t, char *buf, size_t n);
  * not by a walk of every task per waiter. */
 char *loom__wait_describe_in(struct loom_task_s *t, struct loom_task_s **v, size_t nv,
                              char *buf, size_t n);
+/* debug-mode.c, for tests: when set, what the watchdog takes for the loop
+ * thread's run-queue wait so far (ns, never decreasing) instead of reading
+ * it from /proc (a test makes it believe the thread was starved). */
+extern uint64_t (*loom__debug_runq_hook)(void);
 /* The name loom_debug_name gave obj in rt, or NULL. */
 const char *loom__debug_name_of(struct loom_s *rt, const void *obj);
 /* The runtime's debug state is freed (runtime shutdown). */
