@@ -74,8 +74,9 @@ typedef struct {
 typedef struct {
   const void *lock; /* NULL: free slot */
   uint64_t since_ns, switches, id;
-  uint64_t wait0; /* the loop thread's run-queue wait at the last sample
-                     before the acquisition (seen_wait) */
+  uint64_t wait0;  /* the loop thread's run-queue wait at the last sample
+                      before the acquisition (seen_wait) */
+  uint64_t due_at; /* when the watchdog found it due, pending a probe */
   int reported;
   char holder[NAME_CAP];
   char name[NAME_CAP]; /* loom_debug_name's, or "" */
@@ -107,6 +108,12 @@ struct loom__debug_mode_s {
   /* From the handler: the task had not run slow_task_ms, only waited for
    * a CPU (runq_wait); the watchdog may ask again later. */
   _Atomic int declined;
+  /* From the handler, at every signal: when it ran and the run-queue
+   * wait then (exact: the thread had its CPU). A seqlock: probe_seq is
+   * odd while they are written. The watchdog confirms a lock's report
+   * with a reading taken after the report fell due (scan_locks). */
+  _Atomic uint64_t probe_seq, probe_at, probe_wait;
+  int runq_known; /* sched_fd open, or the test hook set at enable */
   /* From the handler: 0 empty, 1 taken (not yet printed), 2 printed. The
    * handler writes the snapshot only while it is 0, then sets 1. */
   _Atomic int snap_state;
@@ -228,17 +235,26 @@ static void *interrupted_pc(void *uc) {
 static void on_probe(int sig, siginfo_t *si, void *uc) {
   (void)sig, (void)si;
   int saved = errno;
-  loom_t *rt = loom__tls_rt;
+  /* Out of a pass (the loop waits for I/O: a lock's probe), the runtime
+   * attached to the thread. */
+  loom_t *rt = loom__handle_rt();
   struct loom__debug_mode_s *d = rt ? rt->debug_mode : NULL;
   loom_task_t *t = rt ? rt->current : NULL;
   uint64_t count = d ? atomic_load(&d->sig_count) : 0;
+  /* The thread runs this handler: it has its CPU, so its run-queue wait
+   * is counted up to now (the kernel adds a wait when the wait ends: the
+   * watchdog's reading misses one under way). */
+  uint64_t now = now_ns(), w = d && d->runq_known ? runq_wait(d) : 0;
+  if (d) {
+    atomic_fetch_add(&d->probe_seq, 1);
+    atomic_store(&d->probe_at, now);
+    atomic_store(&d->probe_wait, w);
+    atomic_fetch_add(&d->probe_seq, 1);
+  }
   if (d && t && switches_of(rt) == count && atomic_load(&d->snap_state) == 0) {
-    /* The thread runs this handler: it has its CPU, so its run-queue
-     * wait is counted up to now (the kernel adds a wait when the wait
-     * ends: the watchdog's reading misses one under way). What is left
-     * of the time since the count last moved is the task's. */
-    uint64_t since = atomic_load(&d->sig_since), now = now_ns();
-    uint64_t w = runq_wait(d), w0 = atomic_load(&d->sig_wait0);
+    /* What is left of the time since the count last moved is the
+     * task's. */
+    uint64_t since = atomic_load(&d->sig_since), w0 = atomic_load(&d->sig_wait0);
     uint64_t elapsed = now > since ? now - since : 0;
     uint64_t waited = w > w0 ? w - w0 : 0;
     if (waited > elapsed) waited = elapsed;
@@ -427,6 +443,7 @@ void loom__debug_lock_acquired(loom_t *rt, const void *lock, loom_task_t *t) {
     h->since_ns = now;
     h->switches = switches_of(rt);
     h->wait0 = d->seen_wait; /* no read here: acquisitions are many */
+    h->due_at = 0;
     h->id = t->fiber.id;
     h->reported = 0;
     /* Copied (the watchdog prints them; the task and the name may be gone
@@ -466,19 +483,51 @@ void loom__debug_lock_released(const void *lock) {
 /* Watchdog, under mu: locks held too long across a suspension. The
  * holder was running when it took the lock; if the switch count has moved
  * since, it has been switched out with the lock held. */
+/* The handler's last reading (0 if none yet, or being written). */
+static int probe_read(struct loom__debug_mode_s *d, uint64_t *at, uint64_t *wait) {
+  uint64_t s0 = atomic_load(&d->probe_seq);
+  *at = atomic_load(&d->probe_at);
+  *wait = atomic_load(&d->probe_wait);
+  return !(s0 & 1) && s0 && atomic_load(&d->probe_seq) == s0;
+}
+
+/* The watchdog cannot see a wait for a CPU under way: a lock it finds
+ * held too long is reported once a reading of the handler's, taken after
+ * that, confirms it (the signal is sent then); if that reading finds the
+ * hold short, it is looked at afresh. */
 static void scan_locks(struct loom__debug_mode_s *d, uint64_t now) {
   uint64_t sw = switches_of(d->rt), w = UINT64_MAX;
   out_t *o = &d->out;
+  int ask = 0;
   for (size_t i = 0; i < d->held_cap; i++) {
     held_t *h = &d->held[i];
     if (!h->lock || h->reported || sw == h->switches) continue;
     uint64_t held = held_for(d, h, now, &w);
-    if (held < d->lock_ns) continue;
+    if (held < d->lock_ns) {
+      h->due_at = 0;
+      continue;
+    }
+    if (d->runq_known) {
+      uint64_t at, pw;
+      if (!h->due_at) h->due_at = now;
+      if (!probe_read(d, &at, &pw) || at < h->due_at) {
+        ask = 1;
+        continue;
+      }
+      uint64_t elapsed = at > h->since_ns ? at - h->since_ns : 0;
+      uint64_t waited = pw > h->wait0 ? pw - h->wait0 : 0;
+      held = waited < elapsed ? elapsed - waited : 0;
+      if (held < d->lock_ns) {
+        h->due_at = 0;
+        continue;
+      }
+    }
     h->reported = 1;
     held_line(o, d, h, held, "still held");
     if (o->n > sizeof(o->buf) / 2) flush_out(o);
   }
   flush_out(o);
+  if (ask) pthread_kill(d->loop_thread, LOOM__DEBUG_SIGNAL);
 }
 
 /* ---- the watchdog ------------------------------------------------------- */
@@ -687,6 +736,7 @@ int loom_debug_enable(loom_t *rt, const loom_debug_opts_t *opts) {
   d->loop_thread = pthread_self();
   d->pid = getpid();
   d->sched_fd = open_schedstat(); /* the loop's thread is this one */
+  d->runq_known = d->sched_fd >= 0 || loom__debug_runq_hook;
   d->seen = switches_of(rt);
   d->seen_at = d->last_sample = now_ns();
   d->seen_wait = runq_wait(d);
