@@ -33,6 +33,11 @@
  * the task's next switch through the scheduler's slow path (sched.c,
  * pass_ran_long, then tick.c's loom__tick_want), which prints how long
  * the task ran in all.
+ *
+ * A starved machine. The times measured leave out the loop thread's waits
+ * for a CPU (runq_wait: Linux's schedstat): the kernel counts a wait once
+ * it ends, so the handler, which runs when the thread has its CPU, has the
+ * last word on a slow task, and confirms a lock's long hold too.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* dladdr */
