@@ -88,6 +88,8 @@ typedef struct {
   long sum;          /* items through a queue */
   int status;        /* loom_run's result */
   int order[20], norder;
+  atomic_int *running; /* runtimes of the test that have arrived (below) */
+  int arrived;
 } work_t;
 
 typedef struct {
@@ -124,10 +126,26 @@ static int producer(void *arg) {
   return 0;
 }
 
+/* Counts w's runtime among those running; once only, so that a thread
+ * whose runtime failed before its main ran arrives too and nobody waits on
+ * it for ever. */
+static void arrive(work_t *w) {
+  if (!w->arrived) atomic_fetch_add(w->running, 1);
+  w->arrived = 1;
+}
+
 static int work_main(void *arg) {
   work_t *w = arg;
   w->rt = loom_runtime();
   w->main_id = loom_task_id(loom_current());
+  /* The runtimes' addresses are compared once the threads are joined: they
+   * differ only if the runtimes were alive at the same time, so each waits
+   * here for the others. Else one could end and be freed before the next
+   * starts (on a loaded machine the threads may well run one after the
+   * other), and the next could be given the same memory. */
+  arrive(w);
+  while (atomic_load(w->running) < NTHREADS)
+    if (loom_sleep(1)) return -7;
   /* Timers: sleepers wake in deadline order, in this runtime alone. */
   sleeper_t sl[20];
   loom_task_t *ts[20];
@@ -176,6 +194,7 @@ static int work_main(void *arg) {
 static void *run_work(void *arg) {
   work_t *w = arg;
   w->status = loom_run(work_main, w);
+  arrive(w);
   return NULL;
 }
 
@@ -194,9 +213,11 @@ static void test_runtimes_on_threads(void **state) {
   (void)state;
   pthread_t th[NTHREADS];
   work_t w[NTHREADS];
+  atomic_int running = 0;
   memset(w, 0, sizeof(w));
   for (int i = 0; i < NTHREADS; i++) {
     w[i].index = i;
+    w[i].running = &running;
     assert_int_equal(pthread_create(&th[i], NULL, run_work, &w[i]), 0);
   }
   for (int i = 0; i < NTHREADS; i++) pthread_join(th[i], NULL);
@@ -224,7 +245,10 @@ static void *run_embedded(void *arg) {
   embedded_t *e = arg;
   uv_loop_t loop;
   loom_t *rt, *again;
-  if (uv_loop_init(&loop)) return NULL;
+  if (uv_loop_init(&loop)) {
+    arrive(&e->w);
+    return NULL;
+  }
   e->init_rc = loom_init(&rt, &loop, NULL);
   if (e->init_rc == 0) {
     e->second_rc = loom_init(&again, &loop, NULL);
@@ -236,6 +260,7 @@ static void *run_embedded(void *arg) {
     loom_shutdown(rt, on_embedded_shut_down, e);
     uv_run(&loop, UV_RUN_DEFAULT); /* until the runtime is freed */
   }
+  arrive(&e->w);
   uv_loop_close(&loop);
   return NULL;
 }
@@ -244,9 +269,11 @@ static void test_embedded_runtimes_on_threads(void **state) {
   (void)state;
   pthread_t th[NTHREADS];
   embedded_t e[NTHREADS];
+  atomic_int running = 0;
   memset(e, 0, sizeof(e));
   for (int i = 0; i < NTHREADS; i++) {
     e[i].w.index = i;
+    e[i].w.running = &running;
     assert_int_equal(pthread_create(&th[i], NULL, run_embedded, &e[i]), 0);
   }
   for (int i = 0; i < NTHREADS; i++) pthread_join(th[i], NULL);
