@@ -387,10 +387,11 @@ static void test_sigint_after_first_runtime_ended(void **state) {
 /* ---- SO_REUSEPORT: two runtimes, one port ----------------------------------- */
 
 typedef struct {
-  atomic_int *port;    /* the first server's port, once bound */
-  atomic_int *stop;    /* set when the clients are done */
-  int first;           /* binds port 0 and publishes it */
-  atomic_int accepted; /* connections this runtime served */
+  atomic_int *port;     /* the first server's port, once bound */
+  atomic_int *stop;     /* set when the clients are done */
+  int first;            /* binds port 0 and publishes it */
+  atomic_int listening; /* 1: its server listens; -1: it never will */
+  atomic_int accepted;  /* connections this runtime served */
   int status;
 } share_t;
 
@@ -418,6 +419,7 @@ static int share_main(void *arg) {
     return rc;
   }
   if (sh->first) atomic_store(sh->port, loom_server_port(srv));
+  atomic_store(&sh->listening, 1);
   while (!atomic_load(sh->stop))
     if (loom_sleep(2)) break;
   return loom_server_close(srv, 1000);
@@ -426,6 +428,8 @@ static int share_main(void *arg) {
 static void *run_share(void *arg) {
   share_t *sh = arg;
   sh->status = loom_run(share_main, sh);
+  int no = 0;
+  atomic_compare_exchange_strong(&sh->listening, &no, -1);
   return NULL;
 }
 
@@ -458,9 +462,11 @@ static void test_reuseport_two_runtimes_one_port(void **state) {
   while (atomic_load(&port) == 0) usleep(1000);
   assert_true(atomic_load(&port) > 0);
   assert_int_equal(pthread_create(&th[1], NULL, run_share, &sh[1]), 0);
-  /* The second server is listening once it has accepted something; the
-   * kernel spreads connections by their address hash, so a few dozen
-   * connections reach both. */
+  /* Clients start once the second server listens too (or never will):
+   * else the first could serve them all while the second thread waits for
+   * a CPU. With both listening, the kernel spreads connections by their
+   * address hash, so a few dozen reach both. */
+  while (atomic_load(&sh[1].listening) == 0) usleep(1000);
   int failures = 0, n = 0;
   while (n < 2000 &&
          (atomic_load(&sh[0].accepted) == 0 || atomic_load(&sh[1].accepted) == 0)) {
