@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,11 +27,16 @@
 #define BURNERS 4
 #define BURN_MS 2
 #define ROUNDS 5
-/* A 10 ms sleep used to wake ~1.5 s late; "fair" is a few ms late. The
- * bound leaves room for a loaded machine and Valgrind. */
+/* A 10 ms sleep used to wake ~1.5 s late; "fair" is a few ms late. How
+ * late is counted in the burners' time: the slices they ran while the
+ * task was due, BURN_MS each. Wall time would also count the time a loaded
+ * machine gave other processes (a read was seen 165 ms late that way,
+ * under ASan beside two other test suites), which no scheduling of loom's
+ * can help; starving the task shows in the burners' time as in wall time. */
 #define LATE_MAX_MS 100
 
 static volatile int burners_stop;
+static atomic_long slices; /* burner slices run, all burners */
 
 /* Spins for ms milliseconds of wall time, then yields; until told to stop. */
 static void burn(unsigned ms) {
@@ -42,6 +48,7 @@ static int burner(void *arg) {
   (void)arg;
   while (!burners_stop) {
     burn(BURN_MS);
+    atomic_fetch_add(&slices, 1);
     if (loom_yield() != 0) break;
   }
   return 0;
@@ -61,7 +68,7 @@ static void join_burners(loom_task_t **t) {
 
 typedef struct {
   int rc;
-  uint64_t worst; /* ms late, worst of ROUNDS */
+  uint64_t worst; /* ms late in burner time (above), worst of ROUNDS */
 } late_t;
 
 static int sleep_late_main(void *arg) {
@@ -75,11 +82,14 @@ static int sleep_late_main(void *arg) {
   loom_sleep(10);
   for (int i = 0; i < ROUNDS; i++) {
     uint64_t t0 = wall_ms();
+    long s0 = atomic_load(&slices);
     int rc = loom_sleep(10);
-    uint64_t late = wall_ms() - t0 - 10;
+    uint64_t ran = (uint64_t)(atomic_load(&slices) - s0) * BURN_MS;
+    uint64_t late = ran > 10 ? ran - 10 : 0;
     if (rc) r->rc = rc;
     if (getenv("LOOM_TEST_VERBOSE"))
-      fprintf(stderr, "sleep %d: %llu ms late\n", i, (unsigned long long)late);
+      fprintf(stderr, "sleep %d: %llu ms late (burners), %llu ms (wall)\n", i,
+              (unsigned long long)late, (unsigned long long)(wall_ms() - t0 - 10));
     if (late > r->worst && late < UINT64_MAX / 2) r->worst = late;
   }
   join_burners(t);
@@ -101,7 +111,8 @@ static void test_sleep_not_starved_by_yielding_burners(void **state) {
 typedef struct {
   int fd;
   uint64_t written_at[ROUNDS];
-  int go[2]; /* main -> writer: "write one now (after 10 ms)" */
+  long slices_at[ROUNDS]; /* burner slices run when it wrote */
+  int go[2];              /* main -> writer: "write one now (after 10 ms)" */
 } writer_t;
 
 static void *writer_thread(void *arg) {
@@ -112,6 +123,7 @@ static void *writer_thread(void *arg) {
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL); /* the reader is parked by now */
     w->written_at[i] = wall_ms();
+    w->slices_at[i] = atomic_load(&slices);
     if (write(w->fd, "x", 1) != 1) break;
   }
   return NULL;
@@ -140,9 +152,11 @@ static int read_late_main(void *arg) {
         r->rc = n < 0 ? (int)n : -1;
         break;
       }
-      uint64_t late = now - r->w->written_at[i];
+      uint64_t late = (uint64_t)(atomic_load(&slices) - r->w->slices_at[i]) * BURN_MS;
       if (getenv("LOOM_TEST_VERBOSE"))
-        fprintf(stderr, "read %d: %llu ms late\n", i, (unsigned long long)late);
+        fprintf(stderr, "read %d: %llu ms late (burners), %llu ms (wall)\n", i,
+                (unsigned long long)late,
+                (unsigned long long)(now - r->w->written_at[i]));
       if (late > r->worst && late < UINT64_MAX / 2) r->worst = late;
     }
     join_burners(t);

@@ -81,13 +81,16 @@ static void test_second_runtime_beside_embedded_refused(void **state) {
 
 typedef struct {
   int index;
-  loom_t *rt;        /* loom_runtime() seen by main */
-  uint64_t main_id;  /* main's task id in its own runtime */
-  int sleepers_done; /* sleepers that woke in deadline order */
-  int echoed;        /* round trips that came back intact */
-  long sum;          /* items through a queue */
-  int status;        /* loom_run's result */
-  int order[20], norder;
+  loom_t *rt;         /* loom_runtime() seen by main */
+  uint64_t main_id;   /* main's task id in its own runtime */
+  int sleepers_done;  /* sleepers that woke in deadline order */
+  int echoed;         /* round trips that came back intact */
+  long sum;           /* items through a queue */
+  int status;         /* loom_run's result */
+  uint64_t order[20]; /* the sleepers' deadlines, in the order they woke */
+  int norder;
+  atomic_int *running; /* runtimes of the test that have arrived (below) */
+  int arrived;
 } work_t;
 
 typedef struct {
@@ -97,8 +100,14 @@ typedef struct {
 
 static int sleeper(void *arg) {
   sleeper_t *s = arg;
+  /* Its deadline, on the clock loom_sleep reads: a sleeper that starts in
+   * a later pass (a pass cut short on a loaded machine leaves the rest for
+   * the next) counts its milliseconds from a later loop time, so the order
+   * checked is that of deadlines, not of durations. */
+  uint64_t deadline = loom_now() + (uint64_t)s->ms;
   if (loom_sleep((uint64_t)s->ms) != 0) return -1;
-  s->w->order[s->w->norder++] = s->ms;
+  if (loom_now() < deadline) return -2; /* woke early */
+  s->w->order[s->w->norder++] = deadline;
   return 0;
 }
 
@@ -124,10 +133,26 @@ static int producer(void *arg) {
   return 0;
 }
 
+/* Counts w's runtime among those running; once only, so that a thread
+ * whose runtime failed before its main ran arrives too and nobody waits on
+ * it for ever. */
+static void arrive(work_t *w) {
+  if (!w->arrived) atomic_fetch_add(w->running, 1);
+  w->arrived = 1;
+}
+
 static int work_main(void *arg) {
   work_t *w = arg;
   w->rt = loom_runtime();
   w->main_id = loom_task_id(loom_current());
+  /* The runtimes' addresses are compared once the threads are joined: they
+   * differ only if the runtimes were alive at the same time, so each waits
+   * here for the others. Else one could end and be freed before the next
+   * starts (on a loaded machine the threads may well run one after the
+   * other), and the next could be given the same memory. */
+  arrive(w);
+  while (atomic_load(w->running) < NTHREADS)
+    if (loom_sleep(1)) return -7;
   /* Timers: sleepers wake in deadline order, in this runtime alone. */
   sleeper_t sl[20];
   loom_task_t *ts[20];
@@ -176,6 +201,7 @@ static int work_main(void *arg) {
 static void *run_work(void *arg) {
   work_t *w = arg;
   w->status = loom_run(work_main, w);
+  arrive(w);
   return NULL;
 }
 
@@ -194,9 +220,11 @@ static void test_runtimes_on_threads(void **state) {
   (void)state;
   pthread_t th[NTHREADS];
   work_t w[NTHREADS];
+  atomic_int running = 0;
   memset(w, 0, sizeof(w));
   for (int i = 0; i < NTHREADS; i++) {
     w[i].index = i;
+    w[i].running = &running;
     assert_int_equal(pthread_create(&th[i], NULL, run_work, &w[i]), 0);
   }
   for (int i = 0; i < NTHREADS; i++) pthread_join(th[i], NULL);
@@ -224,7 +252,10 @@ static void *run_embedded(void *arg) {
   embedded_t *e = arg;
   uv_loop_t loop;
   loom_t *rt, *again;
-  if (uv_loop_init(&loop)) return NULL;
+  if (uv_loop_init(&loop)) {
+    arrive(&e->w);
+    return NULL;
+  }
   e->init_rc = loom_init(&rt, &loop, NULL);
   if (e->init_rc == 0) {
     e->second_rc = loom_init(&again, &loop, NULL);
@@ -236,6 +267,7 @@ static void *run_embedded(void *arg) {
     loom_shutdown(rt, on_embedded_shut_down, e);
     uv_run(&loop, UV_RUN_DEFAULT); /* until the runtime is freed */
   }
+  arrive(&e->w);
   uv_loop_close(&loop);
   return NULL;
 }
@@ -244,9 +276,11 @@ static void test_embedded_runtimes_on_threads(void **state) {
   (void)state;
   pthread_t th[NTHREADS];
   embedded_t e[NTHREADS];
+  atomic_int running = 0;
   memset(e, 0, sizeof(e));
   for (int i = 0; i < NTHREADS; i++) {
     e[i].w.index = i;
+    e[i].w.running = &running;
     assert_int_equal(pthread_create(&th[i], NULL, run_embedded, &e[i]), 0);
   }
   for (int i = 0; i < NTHREADS; i++) pthread_join(th[i], NULL);
@@ -360,10 +394,11 @@ static void test_sigint_after_first_runtime_ended(void **state) {
 /* ---- SO_REUSEPORT: two runtimes, one port ----------------------------------- */
 
 typedef struct {
-  atomic_int *port;    /* the first server's port, once bound */
-  atomic_int *stop;    /* set when the clients are done */
-  int first;           /* binds port 0 and publishes it */
-  atomic_int accepted; /* connections this runtime served */
+  atomic_int *port;     /* the first server's port, once bound */
+  atomic_int *stop;     /* set when the clients are done */
+  int first;            /* binds port 0 and publishes it */
+  atomic_int listening; /* 1: its server listens; -1: it never will */
+  atomic_int accepted;  /* connections this runtime served */
   int status;
 } share_t;
 
@@ -391,6 +426,7 @@ static int share_main(void *arg) {
     return rc;
   }
   if (sh->first) atomic_store(sh->port, loom_server_port(srv));
+  atomic_store(&sh->listening, 1);
   while (!atomic_load(sh->stop))
     if (loom_sleep(2)) break;
   return loom_server_close(srv, 1000);
@@ -399,6 +435,8 @@ static int share_main(void *arg) {
 static void *run_share(void *arg) {
   share_t *sh = arg;
   sh->status = loom_run(share_main, sh);
+  int no = 0;
+  atomic_compare_exchange_strong(&sh->listening, &no, -1);
   return NULL;
 }
 
@@ -431,9 +469,11 @@ static void test_reuseport_two_runtimes_one_port(void **state) {
   while (atomic_load(&port) == 0) usleep(1000);
   assert_true(atomic_load(&port) > 0);
   assert_int_equal(pthread_create(&th[1], NULL, run_share, &sh[1]), 0);
-  /* The second server is listening once it has accepted something; the
-   * kernel spreads connections by their address hash, so a few dozen
-   * connections reach both. */
+  /* Clients start once the second server listens too (or never will):
+   * else the first could serve them all while the second thread waits for
+   * a CPU. With both listening, the kernel spreads connections by their
+   * address hash, so a few dozen reach both. */
+  while (atomic_load(&sh[1].listening) == 0) usleep(1000);
   int failures = 0, n = 0;
   while (n < 2000 &&
          (atomic_load(&sh[0].accepted) == 0 || atomic_load(&sh[1].accepted) == 0)) {
