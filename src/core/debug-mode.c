@@ -196,8 +196,9 @@ uint64_t (*loom__debug_runq_hook)(void);
  * blocked in one is still reported. Linux's /proc/<pid>/task/<tid>/schedstat
  * gives it (its second field; a kernel with schedstats or sched_info). 0
  * without it, and the watchdog then measures wall-clock time alone. Read
- * by the watchdog only (a pread of a file kept open), when an interval
- * starts and when a report is due. */
+ * (a pread of a file kept open) by the watchdog when an interval starts
+ * and when a report is due, and by the probe signal's handler: never on
+ * the loop's own paths. */
 static uint64_t runq_wait(struct loom__debug_mode_s *d) {
   uint64_t (*hook)(void) = __atomic_load_n(&loom__debug_runq_hook, __ATOMIC_ACQUIRE);
   if (hook) return hook();
