@@ -559,7 +559,9 @@ static int starved_main(void *arg) {
   loom_task_opts_t to = {.name = "busy"};
   loom_spawn_ex(&t, busy_task, (void *)(uintptr_t)300, &to);
   int rc = loom_join(t, NULL);
-  loom_spawn(&h, holder_task, (void *)(uintptr_t)250);
+  /* 300 ms, past lock_hold_ms; not LONG_HOLD, with which the holder would
+   * wait up to a minute for a report that must not come. */
+  loom_spawn(&h, holder_task, (void *)(uintptr_t)300);
   return rc | loom_join(h, NULL);
 }
 
