@@ -120,7 +120,8 @@ int loom__inbox_expect(loom_t *rt);
  * sender no system call. Only with more than one CPU, and only while rt
  * holds a wait for another thread (loom__inbox_hold). */
 void loom__inbox_expect_soon(loom_t *rt, uint64_t ns);
-/* Whether spinning can help: more than one CPU to run on. */
+/* Whether spinning can help: more than one CPU to run on, and not under
+ * Valgrind (which runs one thread at a time). */
 int loom__spin_ok(void);
 /* Whether yielding can help the calling thread's spins: it may run on
  * more than one CPU. A thread pinned to one CPU (a runtime per core) never
