@@ -184,11 +184,13 @@ static void test_sleep_duration(void **state) {
   assert_true(elapsed[1] >= 50);
 }
 
-/* Sleep sort: deadlines fire in order, ties in spawn order. */
+/* Sleep sort: deadlines fire in order, ties in spawn order. The bands are
+ * 100 ms apart so that a stalled machine (Valgrind, a loaded CI runner)
+ * between two spawns cannot swap them. */
 static int sorted[8], nsorted;
 static int sort_one(void *arg) {
   int v = (int)(intptr_t)arg;
-  loom_sleep((uint64_t)(v / 10) * 10);
+  loom_sleep((uint64_t)(v / 10) * 100);
   sorted[nsorted++] = v;
   return 0;
 }
