@@ -24,6 +24,7 @@
 #include "core/internal.h"
 #include "dump-helpers.h"
 #include "harness.h"
+#include "lock-waiters.h"
 #include "loom.h"
 
 /* What the tasks saw; asserted on the main stack. */
@@ -833,47 +834,18 @@ static void test_probe_leaves_no_trace(void **state) {
 
 /* ---- many waiters on one lock -------------------------------------------------- */
 
-/* Every waiter's line names the holder; a whole dump finds it in its
- * sorted tasks, not by a walk of every task per waiter (2000 waiters: 4M
- * steps that way). */
-#ifndef MANY_WAITERS
-#define MANY_WAITERS 2000
-#endif
-static loom_lock_t many_lock;
-
-static int lock_waiter(void *a) {
-  (void)a;
-  int rc = loom_lock_acquire(&many_lock);
-  return rc ? rc : loom_lock_release(&many_lock);
-}
-
-static int lock_holder_task(void *a) {
-  int rc = loom_lock_acquire(&many_lock);
-  if (!rc) rc = loom_event_wait(a);
-  return rc ? rc : loom_lock_release(&many_lock);
-}
-
+/* Every waiter's line names the holder (lock-waiters.h says why it is a
+ * test of speed as well). */
 static int many_main(void *a) {
   int fd = *(int *)a;
-  loom_event_t ev;
-  loom_lock_init(&many_lock);
-  loom_event_init(&ev);
-  loom_task_t *h, **w = malloc(MANY_WAITERS * sizeof(*w));
-  if (!w) return UV_ENOMEM;
-  loom_task_opts_t ho = {.name = "holder"}, wo = {.stack_size = LOOM_MIN_STACK_SIZE};
-  loom_spawn_ex(&h, lock_holder_task, &ev, &ho);
-  loom_yield();
-  r.ids[0] = loom_task_id(h);
-  for (int i = 0; i < MANY_WAITERS; i++) loom_spawn_ex(&w[i], lock_waiter, NULL, &wo);
-  loom_yield();
+  lock_waiters_t lw;
+  int rc = lock_waiters_start(&lw);
+  if (rc) return rc;
+  r.ids[0] = lw.holder_id;
   uint64_t t0 = uv_hrtime();
   r.rc[0] = loom_dump(NULL, fd, LOOM_DUMP_NO_STACKS);
   r.ids[1] = (uv_hrtime() - t0) / 1000;
-  loom_event_set(&ev);
-  int st = 0;
-  r.rc[1] = loom_join(h, &st) | st;
-  for (int i = 0; i < MANY_WAITERS; i++) r.rc[2] |= loom_join(w[i], &st) | st;
-  free(w);
+  lock_waiters_end(&lw, &r.rc[1], &r.rc[2]);
   return 0;
 }
 
@@ -887,11 +859,7 @@ static void test_many_lock_waiters(void **state) {
   assert_loom_ok(r.rc[2]);
   char *text = read_all(fd);
   close(fd);
-  char want[64];
-  snprintf(want, sizeof(want), " held by task %" PRIu64 " 'holder'\n", r.ids[0]);
-  int seen = 0;
-  for (const char *p = text; (p = strstr(p, want)) != NULL; p++) seen++;
-  assert_int_equal(seen, MANY_WAITERS);
+  assert_int_equal(lock_waiters_named(text, r.ids[0]), MANY_WAITERS);
   free(text);
   if (getenv("LOOM_TEST_VERBOSE"))
     fprintf(stderr, "dump of %d lock waiters: %" PRIu64 " us\n", MANY_WAITERS, r.ids[1]);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "lock-waiters.h"
 #include "loom.h"
 #include "loom/monitor.h"
 
@@ -566,49 +567,20 @@ static void test_monitors_on_threads(void **state) {
 
 /* ---- many waiters on one lock ------------------------------------------------- */
 
-/* ps names the holder on every waiter's line, looked up in its sorted
- * tasks: a walk of every task per waiter is quadratic (2000 waiters: 4M
- * steps; 10000: 100M). */
-#ifndef MANY_WAITERS
-#define MANY_WAITERS 2000
-#endif
-static loom_lock_t many_lock;
-
-static int lock_waiter(void *a) {
-  (void)a;
-  int rc = loom_lock_acquire(&many_lock);
-  return rc ? rc : loom_lock_release(&many_lock);
-}
-
-static int lock_holder_task(void *a) {
-  int rc = loom_lock_acquire(&many_lock);
-  if (!rc) rc = loom_event_wait(a);
-  return rc ? rc : loom_lock_release(&many_lock);
-}
-
+/* ps names the holder on every waiter's line (lock-waiters.h says why it
+ * is a test of speed as well). */
 static int many_main(void *a) {
   (void)a;
   new_path();
   r.rc[0] = loom_monitor_start(NULL, path);
-  loom_event_t ev;
-  loom_lock_init(&many_lock);
-  loom_event_init(&ev);
-  loom_task_t *h, **w = malloc(MANY_WAITERS * sizeof(*w));
-  if (!w) return UV_ENOMEM;
-  loom_task_opts_t ho = {.name = "holder"}, wo = {.stack_size = LOOM_MIN_STACK_SIZE};
-  loom_spawn_ex(&h, lock_holder_task, &ev, &ho);
-  loom_yield();
-  r.id = loom_task_id(h);
-  for (int i = 0; i < MANY_WAITERS; i++) loom_spawn_ex(&w[i], lock_waiter, NULL, &wo);
-  loom_yield();
+  lock_waiters_t lw;
+  int rc = lock_waiters_start(&lw);
+  if (rc) return rc;
+  r.id = lw.holder_id;
   uint64_t t0 = uv_hrtime();
   r.reply[0] = ask("ps\n", &r.rc[1]);
   r.rc[5] = (int)((uv_hrtime() - t0) / 1000000);
-  loom_event_set(&ev);
-  int st = 0;
-  r.rc[2] = loom_join(h, &st) | st;
-  for (int i = 0; i < MANY_WAITERS; i++) r.rc[3] |= loom_join(w[i], &st) | st;
-  free(w);
+  lock_waiters_end(&lw, &r.rc[2], &r.rc[3]);
   loom_monitor_stop(NULL);
   return 0;
 }
@@ -618,11 +590,7 @@ static void test_ps_many_lock_waiters(void **state) {
   memset(&r, 0, sizeof(r));
   assert_loom_ok(loom_run(many_main, NULL));
   for (int i = 0; i < 4; i++) assert_loom_ok(r.rc[i]);
-  char want[64];
-  snprintf(want, sizeof(want), " held by task %llu 'holder'\n", (unsigned long long)r.id);
-  int seen = 0;
-  for (const char *p = r.reply[0]; (p = strstr(p, want)) != NULL; p++) seen++;
-  assert_int_equal(seen, MANY_WAITERS);
+  assert_int_equal(lock_waiters_named(r.reply[0], r.id), MANY_WAITERS);
   if (getenv("LOOM_TEST_VERBOSE"))
     fprintf(stderr, "ps of %d lock waiters: %d ms\n", MANY_WAITERS, r.rc[5]);
   free_replies();
