@@ -60,18 +60,23 @@ static int lock_waiters_start(lock_waiters_t *lw) {
   return 0;
 }
 
-/* Lets the crowd go and joins it: *holder_rc is the holder's join result
- * or'ed with its status, *waiters_rc the same or'ed over every waiter (0:
- * each took the lock in turn). */
-static void lock_waiters_end(lock_waiters_t *lw, int *holder_rc, int *waiters_rc) {
+/* How the crowd ended: the holder's join result or'ed with its status,
+ * and the same or'ed over every waiter (0: each took the lock in turn). */
+typedef struct {
+  int holder, waiters;
+} lock_waiters_rc_t;
+
+/* Lets the crowd go and joins it. */
+static lock_waiters_rc_t lock_waiters_end(lock_waiters_t *lw) {
+  lock_waiters_rc_t rc = {0, 0};
   loom_event_set(&lw->release);
   int st = 0;
-  *holder_rc = loom_join(lw->holder, &st) | st;
-  *waiters_rc = 0;
+  rc.holder = loom_join(lw->holder, &st) | st;
   for (int i = 0; i < MANY_WAITERS; i++)
-    *waiters_rc |= loom_join(lw->waiters[i], &st) | st;
+    rc.waiters |= loom_join(lw->waiters[i], &st) | st;
   free(lw->waiters);
   lw->waiters = NULL;
+  return rc;
 }
 
 /* How many times text says that the lock is held by the holder: one line a

@@ -24,12 +24,13 @@
 #include "core/internal.h"
 #include "dump-helpers.h"
 #include "harness.h"
+#include "helpers.h"
 #include "lock-waiters.h"
 #include "loom.h"
 
 /* What the tasks saw; asserted on the main stack. */
 static struct {
-  int rc[16];
+  long rc[16];
   uint64_t ids[32];
   loom_stats_t stats;
 } r;
@@ -593,22 +594,14 @@ static void test_one_task_and_bad_args(void **state) {
   memset(&r, 0, sizeof(r));
   int fd = dump_file();
   assert_loom_ok(loom_run(one_main, &fd));
-  assert_loom_ok(r.rc[0]);
-  assert_loom_err(r.rc[1], UV_ENOENT);
-  assert_loom_err(r.rc[2], UV_ENOENT);
-  assert_loom_err(r.rc[3], UV_EINVAL);
-  assert_loom_err(r.rc[4], UV_EINVAL);
-  assert_loom_err(r.rc[5], UV_EINVAL);
-  assert_loom_err(r.rc[6], UV_EINVAL);
-  assert_loom_err(r.rc[7], UV_EINVAL);
-  assert_loom_err(r.rc[8], UV_EINVAL);
-  assert_loom_err(r.rc[9], UV_EINVAL);
-  assert_loom_ok(r.rc[10]);
-  assert_loom_ok(r.rc[11]);
-  assert_loom_err(r.rc[12], UV_ECANCELED);
-  assert_loom_ok(r.rc[13]);
-  assert_loom_err(r.rc[14], UV_EINVAL);
-  assert_int_equal(r.rc[15], 0); /* refused from another thread */
+  /* rc[15]: every dump from another thread refused */
+  static const rc_want_t want[][RC_ROW] = {
+      {RC_OK, RC_ERR(UV_ENOENT), RC_ERR(UV_ENOENT), RC_ERR(UV_EINVAL)},             // 0
+      {RC_ERR(UV_EINVAL), RC_ERR(UV_EINVAL), RC_ERR(UV_EINVAL), RC_ERR(UV_EINVAL)}, // 4
+      {RC_ERR(UV_EINVAL), RC_ERR(UV_EINVAL), RC_OK, RC_OK},                         // 8
+      {RC_ERR(UV_ECANCELED), RC_OK, RC_ERR(UV_EINVAL), RC_EQ(0)},                   // 12
+  };
+  assert_rcs(r.rc, 0, want);
   assert_non_null(strstr(mem, "task 3 'task-3' parked for "));
   assert_non_null(strstr(mem, ": sleep (no deadline)"));
   assert_non_null(strstr(mem, " w_forever+0x"));
@@ -845,7 +838,9 @@ static int many_main(void *a) {
   uint64_t t0 = uv_hrtime();
   r.rc[0] = loom_dump(NULL, fd, LOOM_DUMP_NO_STACKS);
   r.ids[1] = (uv_hrtime() - t0) / 1000;
-  lock_waiters_end(&lw, &r.rc[1], &r.rc[2]);
+  lock_waiters_rc_t end = lock_waiters_end(&lw);
+  r.rc[1] = end.holder;
+  r.rc[2] = end.waiters;
   return 0;
 }
 

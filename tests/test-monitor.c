@@ -572,7 +572,9 @@ static int many_body(void *a) {
   uint64_t t0 = uv_hrtime();
   r.reply[0] = ask("ps\n", &r.rc[1]);
   r.rc[5] = (int)((uv_hrtime() - t0) / 1000000);
-  lock_waiters_end(&lw, &r.rc[2], &r.rc[3]);
+  lock_waiters_rc_t end = lock_waiters_end(&lw);
+  r.rc[2] = end.holder;
+  r.rc[3] = end.waiters;
   return 0;
 }
 
