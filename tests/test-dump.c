@@ -52,6 +52,17 @@ static char *read_all(int fd) {
   return buf;
 }
 
+/* From the test: r cleared, loom_run(main, &fd) for a new dump file fd,
+ * which must succeed; returns what was written to the file, malloc'd. */
+static char *run_with_dump_file(loom_fn main) {
+  memset(&r, 0, sizeof(r));
+  int fd = dump_file();
+  assert_loom_ok(loom_run(main, &fd));
+  char *text = read_all(fd);
+  close(fd);
+  return text;
+}
+
 /* ---- a tiny JSON validator ------------------------------------------------------ */
 
 static void test_json_validator(void **state) {
@@ -591,9 +602,7 @@ static int one_main(void *a) {
 
 static void test_one_task_and_bad_args(void **state) {
   (void)state;
-  memset(&r, 0, sizeof(r));
-  int fd = dump_file();
-  assert_loom_ok(loom_run(one_main, &fd));
+  char *text = run_with_dump_file(one_main);
   /* rc[15]: every dump from another thread refused */
   static const rc_want_t want[][RC_ROW] = {
       {RC_OK, RC_ERR(UV_ENOENT), RC_ERR(UV_ENOENT), RC_ERR(UV_EINVAL)},             // 0
@@ -605,8 +614,6 @@ static void test_one_task_and_bad_args(void **state) {
   assert_non_null(strstr(mem, "task 3 'task-3' parked for "));
   assert_non_null(strstr(mem, ": sleep (no deadline)"));
   assert_non_null(strstr(mem, " w_forever+0x"));
-  char *text = read_all(fd);
-  close(fd);
   assert_non_null(strstr(text, "task 2 'w_sleep' parked for "));
   assert_null(strstr(text, "'main'"));
   free(text);
@@ -846,14 +853,9 @@ static int many_main(void *a) {
 
 static void test_many_lock_waiters(void **state) {
   (void)state;
-  memset(&r, 0, sizeof(r));
-  int fd = dump_file();
-  assert_loom_ok(loom_run(many_main, &fd));
-  assert_loom_ok(r.rc[0]);
-  assert_loom_ok(r.rc[1]);
-  assert_loom_ok(r.rc[2]);
-  char *text = read_all(fd);
-  close(fd);
+  char *text = run_with_dump_file(many_main);
+  static const rc_want_t want[][RC_ROW] = {{RC_OK, RC_OK, RC_OK}};
+  assert_rcs(r.rc, 0, want);
   assert_int_equal(lock_waiters_named(text, r.ids[0]), MANY_WAITERS);
   free(text);
   if (getenv("LOOM_TEST_VERBOSE"))
@@ -974,19 +976,12 @@ static int signal_main(void *a) {
 
 static void test_dump_signal(void **state) {
   (void)state;
-  memset(&r, 0, sizeof(r));
-  int fd = dump_file();
-  assert_loom_ok(loom_run(signal_main, &fd));
-  assert_int_equal(r.rc[0], 1);
-  assert_int_equal(r.rc[1], 0);
-  assert_int_equal(r.rc[2], SIGQUIT);
-  assert_int_equal(r.rc[3], 1);
-  assert_loom_ok(r.rc[4]);
-  assert_int_equal(r.rc[5], 1);
-  assert_loom_ok(r.rc[6]);
-  assert_loom_ok(r.rc[7]);
-  char *text = read_all(fd);
-  close(fd);
+  char *text = run_with_dump_file(signal_main);
+  static const rc_want_t want[][RC_ROW] = {
+      {RC_EQ(1), RC_EQ(0), RC_EQ(SIGQUIT), RC_EQ(1)}, // 0
+      {RC_OK, RC_EQ(1), RC_OK, RC_OK},                // 4
+  };
+  assert_rcs(r.rc, 0, want);
   assert_non_null(strstr(text, "loom: task dump, 2 task(s)"));
   assert_non_null(strstr(text, "'w_sleep' parked for "));
   assert_non_null(strstr(text, "stats: tasks live 2"));
