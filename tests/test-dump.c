@@ -836,30 +836,25 @@ static void test_probe_leaves_no_trace(void **state) {
 
 /* Every waiter's line names the holder (lock-waiters.h says why it is a
  * test of speed as well). */
-static int many_main(void *a) {
-  int fd = *(int *)a;
-  lock_waiters_t lw;
-  int rc = lock_waiters_start(&lw);
-  if (rc) return rc;
-  r.ids[0] = lw.holder_id;
-  uint64_t t0 = uv_hrtime();
-  r.rc[0] = loom_dump(NULL, fd, LOOM_DUMP_NO_STACKS);
-  r.ids[1] = (uv_hrtime() - t0) / 1000;
-  lock_waiters_rc_t end = lock_waiters_end(&lw);
-  r.rc[1] = end.holder;
-  r.rc[2] = end.waiters;
-  return 0;
+static lock_waiters_seen_t crowd;
+
+static void dump_crowd(void *a) {
+  r.rc[0] = loom_dump(NULL, *(int *)a, LOOM_DUMP_NO_STACKS);
 }
+
+static int many_main(void *a) { return lock_waiters_report(dump_crowd, a, &crowd); }
 
 static void test_many_lock_waiters(void **state) {
   (void)state;
   char *text = run_with_dump_file(many_main);
-  static const rc_want_t want[][RC_ROW] = {{RC_OK, RC_OK, RC_OK}};
-  assert_rcs(r.rc, 0, want);
-  assert_int_equal(lock_waiters_named(text, r.ids[0]), MANY_WAITERS);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(crowd.holder);
+  assert_loom_ok(crowd.waiters);
+  assert_int_equal(lock_waiters_named(text, crowd.holder_id), MANY_WAITERS);
   free(text);
   if (getenv("LOOM_TEST_VERBOSE"))
-    fprintf(stderr, "dump of %d lock waiters: %" PRIu64 " us\n", MANY_WAITERS, r.ids[1]);
+    fprintf(stderr, "dump of %d lock waiters: %" PRIu64 " us\n", MANY_WAITERS,
+            crowd.report_us);
 }
 
 /* ---- names ------------------------------------------------------------------------ */

@@ -563,28 +563,26 @@ static void test_monitors_on_threads(void **state) {
 
 /* ps names the holder on every waiter's line (lock-waiters.h says why it
  * is a test of speed as well). */
-static int many_body(void *a) {
+static lock_waiters_seen_t crowd;
+
+static void ask_ps(void *a) {
   (void)a;
-  lock_waiters_t lw;
-  int rc = lock_waiters_start(&lw);
-  if (rc) return rc;
-  r.id = lw.holder_id;
-  uint64_t t0 = uv_hrtime();
   r.reply[0] = ask("ps\n", &r.rc[1]);
-  r.rc[5] = (int)((uv_hrtime() - t0) / 1000000);
-  lock_waiters_rc_t end = lock_waiters_end(&lw);
-  r.rc[2] = end.holder;
-  r.rc[3] = end.waiters;
-  return 0;
 }
+
+static int many_body(void *a) { return lock_waiters_report(ask_ps, a, &crowd); }
 
 static void test_ps_many_lock_waiters(void **state) {
   (void)state;
   run_monitored(many_body);
-  for (int i = 0; i < 4; i++) assert_loom_ok(r.rc[i]);
-  assert_int_equal(lock_waiters_named(r.reply[0], r.id), MANY_WAITERS);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_ok(crowd.holder);
+  assert_loom_ok(crowd.waiters);
+  assert_int_equal(lock_waiters_named(r.reply[0], crowd.holder_id), MANY_WAITERS);
   if (getenv("LOOM_TEST_VERBOSE"))
-    fprintf(stderr, "ps of %d lock waiters: %d ms\n", MANY_WAITERS, r.rc[5]);
+    fprintf(stderr, "ps of %d lock waiters: %llu ms\n", MANY_WAITERS,
+            (unsigned long long)(crowd.report_us / 1000));
   free_replies();
 }
 
