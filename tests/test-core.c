@@ -13,7 +13,9 @@
 #include "core/internal.h"
 #include "harness.h"
 #include "helpers.h"
+#include "loom-child.h"
 #include "loom.h"
+#include "stack-overflow.h"
 
 /* ---- loom_run ------------------------------------------------------------ */
 
@@ -494,14 +496,10 @@ static int misuse_main(void *arg) {
   loom_yield();
   return 0;
 }
-static void misuse_child(void *arg) {
-  (void)arg;
-  loom_run(misuse_main, NULL);
-}
 static void test_unjoined_and_failed_detached_are_reported(void **state) {
   (void)state;
   char out[4096];
-  int st = run_in_child(misuse_child, NULL, out, sizeof(out));
+  int st = run_loom_in_child(misuse_main, NULL, out, sizeof(out));
   assert_true(WIFEXITED(st));
   assert_non_null(strstr(out, "task 'forgotten' was never joined nor detached"));
   assert_non_null(strstr(out, "detached task 'failing-worker' failed: ECONNRESET"));
@@ -613,14 +611,10 @@ static int stubborn_main(void *arg) {
   for (;;) {}
   return 0;
 }
-static void stubborn_child(void *arg) {
-  (void)arg;
-  loom_run(stubborn_main, NULL);
-}
 static void test_second_sigint_aborts(void **state) {
   (void)state;
   char out[4096];
-  int st = run_in_child(stubborn_child, NULL, out, sizeof(out));
+  int st = run_loom_in_child(stubborn_main, NULL, out, sizeof(out));
   assert_true(WIFSIGNALED(st));
   assert_int_equal(WTERMSIG(st), SIGINT);
   assert_non_null(strstr(out, "second SIGINT"));
@@ -628,31 +622,10 @@ static void test_second_sigint_aborts(void **state) {
 
 /* ---- stack overflow in a task --------------------------------------------------------- */
 
-static int deep(int n) {
-  volatile char pad[512];
-  pad[0] = (char)n;
-  if (n > 100000000) return pad[0];
-  return deep(n + 1) + pad[0];
-}
-static int recurse(void *arg) {
-  (void)arg;
-  return deep(0);
-}
-static int overflow_main(void *arg) {
-  (void)arg;
-  loom_task_opts_t o = {.name = "recurse", .stack_size = 64 * 1024};
-  loom_task_t *t;
-  loom_spawn_ex(&t, recurse, NULL, &o);
-  return loom_join(t, NULL);
-}
-static void overflow_child(void *arg) {
-  (void)arg;
-  loom_run(overflow_main, NULL);
-}
 static void test_stack_overflow_names_task(void **state) {
   (void)state;
   char out[8192];
-  int st = run_in_child(overflow_child, NULL, out, sizeof(out));
+  int st = overflow_in_child("recurse", 64 * 1024, overflow_recurse, out, sizeof(out));
   assert_true(WIFSIGNALED(st));
   assert_non_null(strstr(out, "loom: stack overflow in task 'recurse' (stack size"));
 }

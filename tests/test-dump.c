@@ -24,11 +24,13 @@
 #include "core/internal.h"
 #include "dump-helpers.h"
 #include "harness.h"
+#include "helpers.h"
+#include "lock-waiters.h"
 #include "loom.h"
 
 /* What the tasks saw; asserted on the main stack. */
 static struct {
-  int rc[16];
+  long rc[16];
   uint64_t ids[32];
   loom_stats_t stats;
 } r;
@@ -48,6 +50,17 @@ static char *read_all(int fd) {
   ssize_t n = pread(fd, buf, (size_t)len, 0);
   buf[n > 0 ? n : 0] = 0;
   return buf;
+}
+
+/* From the test: r cleared, loom_run(main, &fd) for a new dump file fd,
+ * which must succeed; returns what was written to the file, malloc'd. */
+static char *run_with_dump_file(loom_fn main) {
+  memset(&r, 0, sizeof(r));
+  int fd = dump_file();
+  assert_loom_ok(loom_run(main, &fd));
+  char *text = read_all(fd);
+  close(fd);
+  return text;
 }
 
 /* ---- a tiny JSON validator ------------------------------------------------------ */
@@ -589,30 +602,18 @@ static int one_main(void *a) {
 
 static void test_one_task_and_bad_args(void **state) {
   (void)state;
-  memset(&r, 0, sizeof(r));
-  int fd = dump_file();
-  assert_loom_ok(loom_run(one_main, &fd));
-  assert_loom_ok(r.rc[0]);
-  assert_loom_err(r.rc[1], UV_ENOENT);
-  assert_loom_err(r.rc[2], UV_ENOENT);
-  assert_loom_err(r.rc[3], UV_EINVAL);
-  assert_loom_err(r.rc[4], UV_EINVAL);
-  assert_loom_err(r.rc[5], UV_EINVAL);
-  assert_loom_err(r.rc[6], UV_EINVAL);
-  assert_loom_err(r.rc[7], UV_EINVAL);
-  assert_loom_err(r.rc[8], UV_EINVAL);
-  assert_loom_err(r.rc[9], UV_EINVAL);
-  assert_loom_ok(r.rc[10]);
-  assert_loom_ok(r.rc[11]);
-  assert_loom_err(r.rc[12], UV_ECANCELED);
-  assert_loom_ok(r.rc[13]);
-  assert_loom_err(r.rc[14], UV_EINVAL);
-  assert_int_equal(r.rc[15], 0); /* refused from another thread */
+  char *text = run_with_dump_file(one_main);
+  /* rc[15]: every dump from another thread refused */
+  static const rc_want_t want[][RC_ROW] = {
+      {RC_OK, RC_ERR(UV_ENOENT), RC_ERR(UV_ENOENT), RC_ERR(UV_EINVAL)},             // 0
+      {RC_ERR(UV_EINVAL), RC_ERR(UV_EINVAL), RC_ERR(UV_EINVAL), RC_ERR(UV_EINVAL)}, // 4
+      {RC_ERR(UV_EINVAL), RC_ERR(UV_EINVAL), RC_OK, RC_OK},                         // 8
+      {RC_ERR(UV_ECANCELED), RC_OK, RC_ERR(UV_EINVAL), RC_EQ(0)},                   // 12
+  };
+  assert_rcs(r.rc, 0, want);
   assert_non_null(strstr(mem, "task 3 'task-3' parked for "));
   assert_non_null(strstr(mem, ": sleep (no deadline)"));
   assert_non_null(strstr(mem, " w_forever+0x"));
-  char *text = read_all(fd);
-  close(fd);
   assert_non_null(strstr(text, "task 2 'w_sleep' parked for "));
   assert_null(strstr(text, "'main'"));
   free(text);
@@ -833,68 +834,27 @@ static void test_probe_leaves_no_trace(void **state) {
 
 /* ---- many waiters on one lock -------------------------------------------------- */
 
-/* Every waiter's line names the holder; a whole dump finds it in its
- * sorted tasks, not by a walk of every task per waiter (2000 waiters: 4M
- * steps that way). */
-#ifndef MANY_WAITERS
-#define MANY_WAITERS 2000
-#endif
-static loom_lock_t many_lock;
+/* Every waiter's line names the holder (lock-waiters.h says why it is a
+ * test of speed as well). */
+static lock_waiters_seen_t crowd;
 
-static int lock_waiter(void *a) {
-  (void)a;
-  int rc = loom_lock_acquire(&many_lock);
-  return rc ? rc : loom_lock_release(&many_lock);
+static void dump_crowd(void *a) {
+  r.rc[0] = loom_dump(NULL, *(int *)a, LOOM_DUMP_NO_STACKS);
 }
 
-static int lock_holder_task(void *a) {
-  int rc = loom_lock_acquire(&many_lock);
-  if (!rc) rc = loom_event_wait(a);
-  return rc ? rc : loom_lock_release(&many_lock);
-}
-
-static int many_main(void *a) {
-  int fd = *(int *)a;
-  loom_event_t ev;
-  loom_lock_init(&many_lock);
-  loom_event_init(&ev);
-  loom_task_t *h, **w = malloc(MANY_WAITERS * sizeof(*w));
-  if (!w) return UV_ENOMEM;
-  loom_task_opts_t ho = {.name = "holder"}, wo = {.stack_size = LOOM_MIN_STACK_SIZE};
-  loom_spawn_ex(&h, lock_holder_task, &ev, &ho);
-  loom_yield();
-  r.ids[0] = loom_task_id(h);
-  for (int i = 0; i < MANY_WAITERS; i++) loom_spawn_ex(&w[i], lock_waiter, NULL, &wo);
-  loom_yield();
-  uint64_t t0 = uv_hrtime();
-  r.rc[0] = loom_dump(NULL, fd, LOOM_DUMP_NO_STACKS);
-  r.ids[1] = (uv_hrtime() - t0) / 1000;
-  loom_event_set(&ev);
-  int st = 0;
-  r.rc[1] = loom_join(h, &st) | st;
-  for (int i = 0; i < MANY_WAITERS; i++) r.rc[2] |= loom_join(w[i], &st) | st;
-  free(w);
-  return 0;
-}
+static int many_main(void *a) { return lock_waiters_report(dump_crowd, a, &crowd); }
 
 static void test_many_lock_waiters(void **state) {
   (void)state;
-  memset(&r, 0, sizeof(r));
-  int fd = dump_file();
-  assert_loom_ok(loom_run(many_main, &fd));
+  char *text = run_with_dump_file(many_main);
   assert_loom_ok(r.rc[0]);
-  assert_loom_ok(r.rc[1]);
-  assert_loom_ok(r.rc[2]);
-  char *text = read_all(fd);
-  close(fd);
-  char want[64];
-  snprintf(want, sizeof(want), " held by task %" PRIu64 " 'holder'\n", r.ids[0]);
-  int seen = 0;
-  for (const char *p = text; (p = strstr(p, want)) != NULL; p++) seen++;
-  assert_int_equal(seen, MANY_WAITERS);
+  assert_loom_ok(crowd.holder);
+  assert_loom_ok(crowd.waiters);
+  assert_int_equal(lock_waiters_named(text, crowd.holder_id), MANY_WAITERS);
   free(text);
   if (getenv("LOOM_TEST_VERBOSE"))
-    fprintf(stderr, "dump of %d lock waiters: %" PRIu64 " us\n", MANY_WAITERS, r.ids[1]);
+    fprintf(stderr, "dump of %d lock waiters: %" PRIu64 " us\n", MANY_WAITERS,
+            crowd.report_us);
 }
 
 /* ---- names ------------------------------------------------------------------------ */
@@ -1011,19 +971,12 @@ static int signal_main(void *a) {
 
 static void test_dump_signal(void **state) {
   (void)state;
-  memset(&r, 0, sizeof(r));
-  int fd = dump_file();
-  assert_loom_ok(loom_run(signal_main, &fd));
-  assert_int_equal(r.rc[0], 1);
-  assert_int_equal(r.rc[1], 0);
-  assert_int_equal(r.rc[2], SIGQUIT);
-  assert_int_equal(r.rc[3], 1);
-  assert_loom_ok(r.rc[4]);
-  assert_int_equal(r.rc[5], 1);
-  assert_loom_ok(r.rc[6]);
-  assert_loom_ok(r.rc[7]);
-  char *text = read_all(fd);
-  close(fd);
+  char *text = run_with_dump_file(signal_main);
+  static const rc_want_t want[][RC_ROW] = {
+      {RC_EQ(1), RC_EQ(0), RC_EQ(SIGQUIT), RC_EQ(1)}, // 0
+      {RC_OK, RC_EQ(1), RC_OK, RC_OK},                // 4
+  };
+  assert_rcs(r.rc, 0, want);
   assert_non_null(strstr(text, "loom: task dump, 2 task(s)"));
   assert_non_null(strstr(text, "'w_sleep' parked for "));
   assert_non_null(strstr(text, "stats: tasks live 2"));

@@ -326,7 +326,7 @@ static int child_ok(void *arg) {
 }
 
 static struct {
-  int rc[16];
+  long rc[16];
   int same;
 } gr;
 
@@ -357,20 +357,14 @@ static void test_group_after_wait(void **state) {
   (void)state;
   memset(&gr, 0, sizeof(gr));
   assert_loom_ok(loom_run(group_stale_main, NULL));
-  assert_loom_ok(gr.rc[0]);
-  assert_loom_ok(gr.rc[1]);
-  assert_loom_ok(gr.rc[2]);
-  assert_loom_ok(gr.rc[3]);
   assert_int_equal(gr.same, 0);
-  assert_loom_err(gr.rc[4], UV_EBADF);
-  assert_loom_err(gr.rc[5], UV_EBADF);
-  assert_loom_err(gr.rc[6], UV_EBADF);
-  assert_loom_err(gr.rc[7], UV_EBADF);
-  assert_loom_ok(gr.rc[8]);
-  assert_loom_ok(gr.rc[9]);
-  assert_loom_err(gr.rc[10], UV_EBADF);
-  assert_loom_err(gr.rc[11], UV_EBADF);
-  assert_loom_err(gr.rc[12], UV_EINVAL);
+  static const rc_want_t want[][RC_ROW] = {
+      {RC_OK, RC_OK, RC_OK, RC_OK},                                             // 0
+      {RC_ERR(UV_EBADF), RC_ERR(UV_EBADF), RC_ERR(UV_EBADF), RC_ERR(UV_EBADF)}, // 4
+      {RC_OK, RC_OK, RC_ERR(UV_EBADF), RC_ERR(UV_EBADF)},                       // 8
+      {RC_ERR(UV_EINVAL)},                                                      // 12
+  };
+  assert_rcs(gr.rc, 0, want);
   /* From host code, with no runtime: not a live group either. */
   assert_loom_err(loom_group_cancel((loom_group_t *)(uintptr_t)0x7777), UV_EBADF);
 }

@@ -3,7 +3,6 @@
  * once, cancel by id, stop and start, the socket path's edge cases, and
  * its end with the runtime. Clients are tasks of the runtime they watch,
  * talking to it through loom's own Unix streams. */
-#define _GNU_SOURCE /* memmem */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "lock-waiters.h"
 #include "loom.h"
 #include "loom/monitor.h"
 
@@ -31,11 +31,12 @@ static int exists(const char *p) {
   return lstat(p, &st) == 0;
 }
 
-/* Sends `cmds` (lines) on a new connection, then EOF; returns the whole
- * reply, malloc'd (NULL on a connection error, in *rc). */
-static char *ask(const char *cmds, int *rc) {
+/* Sends `cmds` (lines) on a new connection to the monitor at sock, then
+ * EOF; returns the whole reply, malloc'd (NULL on a connection error, in
+ * *rc). */
+static char *ask_at(const char *sock, const char *cmds, int *rc) {
   loom_stream_t *s;
-  *rc = loom_unix_connect(&s, path);
+  *rc = loom_unix_connect(&s, sock);
   if (*rc) return NULL;
   *rc = loom_write(s, cmds, strlen(cmds));
   if (!*rc) *rc = loom_shutdown_write(s);
@@ -52,6 +53,20 @@ static char *ask(const char *cmds, int *rc) {
   out[len] = '\0';
   free(data);
   return out;
+}
+
+/* The same, to the monitor at path. */
+static char *ask(const char *cmds, int *rc) { return ask_at(path, cmds, rc); }
+
+/* Asks `cmds`: the connection's error, or 0 when the reply contains
+ * needle, or -1 when it does not. For the clients that run as tasks and
+ * record one result. */
+static int ask_finds(const char *cmds, const char *needle) {
+  int rc;
+  char *reply = ask(cmds, &rc);
+  int ok = reply && strstr(reply, needle);
+  free(reply);
+  return rc ? rc : ok ? 0 : -1;
 }
 
 static int count_lines(const char *s) {
@@ -80,10 +95,26 @@ static void free_replies(void) {
   }
 }
 
-static int commands_main(void *arg) {
-  (void)arg;
+/* Most tests run a body with a monitor started on a new path (its result
+ * in r.rc[0]) and stopped once the body is done. */
+static int monitored_main(void *arg) {
+  loom_fn body = *(loom_fn *)arg;
   new_path();
   r.rc[0] = loom_monitor_start(NULL, path);
+  int rc = body(NULL);
+  loom_monitor_stop(NULL);
+  return rc;
+}
+
+/* From the test: r cleared, loom_run of body under a monitor, which must
+ * succeed (the body records what it saw in r). */
+static void run_monitored(loom_fn body) {
+  memset(&r, 0, sizeof(r));
+  assert_loom_ok(loom_run(monitored_main, &body));
+}
+
+static int commands_body(void *arg) {
+  (void)arg;
   loom_task_t *t;
   loom_task_opts_t o = {.name = "sleeper"};
   loom_spawn_ex(&t, sleep_forever, NULL, &o);
@@ -102,14 +133,12 @@ static int commands_main(void *arg) {
   r.reply[6] = ask("\n  help \r\nquit\nps\n", &r.rc[7]);
   loom_cancel(t);
   loom_join(t, NULL);
-  loom_monitor_stop(NULL);
   return 0;
 }
 
 static void test_commands(void **state) {
   (void)state;
-  memset(&r, 0, sizeof(r));
-  assert_loom_ok(loom_run(commands_main, NULL));
+  run_monitored(commands_body);
   for (int i = 0; i < 8; i++) assert_loom_ok(r.rc[i]);
   const char *ps = r.reply[0];
   assert_non_null(strstr(ps, "ID  STATE     NAME"));
@@ -137,10 +166,8 @@ static void test_commands(void **state) {
 
 /* ---- bad commands ------------------------------------------------------------ */
 
-static int bad_main(void *arg) {
+static int bad_body(void *arg) {
   (void)arg;
-  new_path();
-  r.rc[0] = loom_monitor_start(NULL, path);
   r.reply[0] = ask("bogus\n", &r.rc[1]);
   r.reply[1] = ask("stack\nstack abc\ncancel 0\ncancel -3\nstack 1 2\nps now\n",
                    &r.rc[2]);
@@ -153,14 +180,12 @@ static int bad_main(void *arg) {
   big[sizeof(big) - 2] = '\n';
   big[sizeof(big) - 1] = '\0';
   r.reply[4] = ask(big, &r.rc[5]);
-  loom_monitor_stop(NULL);
   return 0;
 }
 
 static void test_bad_commands(void **state) {
   (void)state;
-  memset(&r, 0, sizeof(r));
-  assert_loom_ok(loom_run(bad_main, NULL));
+  run_monitored(bad_body);
   for (int i = 0; i < 5; i++) assert_loom_ok(r.rc[i]);
   assert_string_equal(r.reply[0],
                       "error: unknown command 'bogus' (help lists the commands)\n");
@@ -195,17 +220,11 @@ static int vanishing_client(void *arg) {
 
 static int ps_client(void *arg) {
   (void)arg;
-  int rc;
-  char *reply = ask("ps\n", &rc);
-  int ok = reply && strstr(reply, "main");
-  free(reply);
-  return rc ? rc : ok ? 0 : -1;
+  return ask_finds("ps\n", "main");
 }
 
-static int disconnect_main(void *arg) {
+static int disconnect_body(void *arg) {
   (void)arg;
-  new_path();
-  r.rc[0] = loom_monitor_start(NULL, path);
   loom_task_t *t[16];
   for (int i = 0; i < 6; i++)
     loom_spawn(&t[i], vanishing_client, (void *)(intptr_t)(i % 3));
@@ -219,14 +238,12 @@ static int disconnect_main(void *arg) {
   r.rc[1] = bad;
   for (int i = 0; i < 5; i++) loom_sleep(1); /* let the monitor see the hang-ups */
   r.reply[0] = ask("ps\n", &r.rc[2]);
-  loom_monitor_stop(NULL);
   return 0;
 }
 
 static void test_disconnect_mid_command(void **state) {
   (void)state;
-  memset(&r, 0, sizeof(r));
-  assert_loom_ok(loom_run(disconnect_main, NULL));
+  run_monitored(disconnect_body);
   assert_loom_ok(r.rc[0]);
   assert_int_equal(r.rc[1], 0);
   assert_loom_ok(r.rc[2]);
@@ -237,10 +254,8 @@ static void test_disconnect_mid_command(void **state) {
 
 /* ---- cancel by id ------------------------------------------------------------ */
 
-static int cancel_main(void *arg) {
+static int cancel_body(void *arg) {
   (void)arg;
-  new_path();
-  r.rc[0] = loom_monitor_start(NULL, path);
   loom_task_t *t;
   loom_task_opts_t o = {.name = "victim"};
   loom_spawn_ex(&t, sleep_forever, NULL, &o);
@@ -249,14 +264,12 @@ static int cancel_main(void *arg) {
   snprintf(cmd, sizeof(cmd), "cancel %llu\n", (unsigned long long)loom_task_id(t));
   r.reply[0] = ask(cmd, &r.rc[1]);
   r.rc[2] = loom_join(t, &r.rc[3]);
-  loom_monitor_stop(NULL);
   return 0;
 }
 
 static void test_cancel_by_id(void **state) {
   (void)state;
-  memset(&r, 0, sizeof(r));
-  assert_loom_ok(loom_run(cancel_main, NULL));
+  run_monitored(cancel_body);
   assert_loom_ok(r.rc[0]);
   assert_loom_ok(r.rc[1]);
   assert_non_null(strstr(r.reply[0], "cancelled task "));
@@ -267,10 +280,8 @@ static void test_cancel_by_id(void **state) {
 
 /* ---- stop and start ---------------------------------------------------------- */
 
-static int stop_start_main(void *arg) {
+static int stop_start_body(void *arg) {
   (void)arg;
-  new_path();
-  r.rc[0] = loom_monitor_start(NULL, path);
   r.rc[1] = loom_monitor_start(NULL, path); /* a second one: UV_EALREADY */
   r.rc[2] = loom_monitor_stop(NULL);
   r.rc[3] = exists(path);
@@ -280,14 +291,12 @@ static int stop_start_main(void *arg) {
   r.rc[5] = loom_monitor_stop(NULL);        /* UV_ENOENT */
   r.rc[6] = loom_monitor_start(NULL, path); /* again, the same path */
   r.reply[0] = ask("help\n", &r.rc[7]);
-  loom_monitor_stop(NULL);
   return 0;
 }
 
 static void test_stop_start(void **state) {
   (void)state;
-  memset(&r, 0, sizeof(r));
-  assert_loom_ok(loom_run(stop_start_main, NULL));
+  run_monitored(stop_start_body);
   assert_loom_ok(r.rc[0]);
   assert_loom_err(r.rc[1], UV_EALREADY);
   assert_loom_ok(r.rc[2]);
@@ -336,10 +345,7 @@ static int path_main(void *arg) {
   int stale = exists(path);
   int rc = loom_monitor_start(NULL, path);
   if (!rc) {
-    int rc2;
-    char *reply = ask("help\n", &rc2);
-    rc = rc2 ? rc2 : reply && strstr(reply, "commands:") ? 0 : -1;
-    free(reply);
+    rc = ask_finds("help\n", "commands:");
     loom_monitor_stop(NULL);
   }
   r.rc[7] = r.rc[7] ? r.rc[7] : !stale ? -2 : rc;
@@ -386,6 +392,24 @@ static void test_ends_with_runtime(void **state) {
   assert_false(exists(path));
 }
 
+/* An embedded runtime on a loop of the test's own, and a new path. */
+static loom_t *host_open(uv_loop_t *loop) {
+  assert_int_equal(uv_loop_init(loop), 0);
+  loom_t *rt;
+  assert_loom_ok(loom_init(&rt, loop, NULL));
+  new_path();
+  return rt;
+}
+
+/* Its end: the runtime shut down, the loop closed with nothing left on it,
+ * and no socket left at path. */
+static void host_close(loom_t *rt, uv_loop_t *loop) {
+  assert_loom_ok(loom_shutdown(rt, NULL, NULL));
+  uv_run(loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(loop), 0);
+  assert_false(exists(path));
+}
+
 /* LOOM_MONITOR=path: loom_run starts it; it listens once main has let
  * its task run. */
 static int env_main(void *arg) {
@@ -416,52 +440,37 @@ static void test_env(void **state) {
  * scheduler pass. */
 static int host_client(void *arg) {
   (void)arg;
-  int rc;
-  char *reply = ask("help\n", &rc);
-  int ok = reply && strstr(reply, "commands:");
-  free(reply);
+  int rc = ask_finds("help\n", "commands:");
   loom_monitor_stop(NULL);
-  r.rc[0] = rc ? rc : ok ? 0 : -1;
+  r.rc[0] = rc;
   return 0;
 }
 
 static void test_host_start(void **state) {
   (void)state;
   uv_loop_t loop;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  loom_t *rt;
-  assert_loom_ok(loom_init(&rt, &loop, NULL));
-  new_path();
+  loom_t *rt = host_open(&loop);
   assert_loom_ok(loom_monitor_start(rt, path));
   memset(&r, 0, sizeof(r));
   r.rc[0] = 1;
   assert_loom_ok(loom_spawn_on(rt, NULL, host_client, NULL));
   uv_run(&loop, UV_RUN_DEFAULT);
   assert_loom_ok(r.rc[0]);
-  assert_loom_ok(loom_shutdown(rt, NULL, NULL));
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
-  assert_false(exists(path));
+  host_close(rt, &loop);
 }
 
 /* Stopped from host code before its task ever ran: nothing is bound. */
 static void test_host_stop_before_run(void **state) {
   (void)state;
   uv_loop_t loop;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  loom_t *rt;
-  assert_loom_ok(loom_init(&rt, &loop, NULL));
-  new_path();
+  loom_t *rt = host_open(&loop);
   assert_loom_ok(loom_monitor_start(rt, path));
   assert_loom_err(loom_monitor_start(rt, path), UV_EALREADY);
   assert_loom_ok(loom_monitor_stop(rt));
   assert_loom_err(loom_monitor_stop(rt), UV_ENOENT);
   uv_run(&loop, UV_RUN_DEFAULT);
   assert_false(exists(path));
-  assert_loom_ok(loom_shutdown(rt, NULL, NULL));
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
-  assert_false(exists(path));
+  host_close(rt, &loop);
 }
 
 /* Start and stop belong to the runtime's own thread: from another one
@@ -481,10 +490,7 @@ static void *other_thread(void *arg) {
 static void test_other_thread(void **state) {
   (void)state;
   uv_loop_t loop;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  loom_t *rt;
-  assert_loom_ok(loom_init(&rt, &loop, NULL));
-  new_path();
+  loom_t *rt = host_open(&loop);
   other_thread_t o = {.rt = rt};
   pthread_t th;
   /* Not started: the other thread can neither start it nor stop it. */
@@ -503,10 +509,7 @@ static void test_other_thread(void **state) {
   assert_loom_ok(loom_monitor_stop(rt));
   assert_loom_err(loom_monitor_stop(rt), UV_ENOENT);
   uv_run(&loop, UV_RUN_DEFAULT);
-  assert_loom_ok(loom_shutdown(rt, NULL, NULL));
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
-  assert_false(exists(path));
+  host_close(rt, &loop);
 }
 
 /* Runtimes on several threads, each with its own monitor: the monitors'
@@ -521,17 +524,9 @@ static int thread_main(void *arg) {
   m->rc = loom_monitor_start(NULL, m->path);
   if (m->rc) return 0;
   for (int i = 0; i < 3 && !m->rc; i++) {
-    loom_stream_t *s;
-    m->rc = loom_unix_connect(&s, m->path);
-    if (m->rc) break;
-    char *data = NULL;
-    size_t len = 0;
-    m->rc = loom_write(s, "ps\n", 3);
-    if (!m->rc) m->rc = loom_shutdown_write(s);
-    if (!m->rc) m->rc = loom_read_all(s, &data, &len, 1 << 20);
-    if (!m->rc && data && len && memmem(data, len, "loom-monitor [loom]", 19)) m->ok++;
-    free(data);
-    loom_close(s);
+    char *reply = ask_at(m->path, "ps\n", &m->rc);
+    if (!m->rc && reply && strstr(reply, "loom-monitor [loom]")) m->ok++;
+    free(reply);
   }
   if (!m->rc) m->rc = loom_monitor_stop(NULL);
   return 0;
@@ -566,65 +561,28 @@ static void test_monitors_on_threads(void **state) {
 
 /* ---- many waiters on one lock ------------------------------------------------- */
 
-/* ps names the holder on every waiter's line, looked up in its sorted
- * tasks: a walk of every task per waiter is quadratic (2000 waiters: 4M
- * steps; 10000: 100M). */
-#ifndef MANY_WAITERS
-#define MANY_WAITERS 2000
-#endif
-static loom_lock_t many_lock;
+/* ps names the holder on every waiter's line (lock-waiters.h says why it
+ * is a test of speed as well). */
+static lock_waiters_seen_t crowd;
 
-static int lock_waiter(void *a) {
+static void ask_ps(void *a) {
   (void)a;
-  int rc = loom_lock_acquire(&many_lock);
-  return rc ? rc : loom_lock_release(&many_lock);
-}
-
-static int lock_holder_task(void *a) {
-  int rc = loom_lock_acquire(&many_lock);
-  if (!rc) rc = loom_event_wait(a);
-  return rc ? rc : loom_lock_release(&many_lock);
-}
-
-static int many_main(void *a) {
-  (void)a;
-  new_path();
-  r.rc[0] = loom_monitor_start(NULL, path);
-  loom_event_t ev;
-  loom_lock_init(&many_lock);
-  loom_event_init(&ev);
-  loom_task_t *h, **w = malloc(MANY_WAITERS * sizeof(*w));
-  if (!w) return UV_ENOMEM;
-  loom_task_opts_t ho = {.name = "holder"}, wo = {.stack_size = LOOM_MIN_STACK_SIZE};
-  loom_spawn_ex(&h, lock_holder_task, &ev, &ho);
-  loom_yield();
-  r.id = loom_task_id(h);
-  for (int i = 0; i < MANY_WAITERS; i++) loom_spawn_ex(&w[i], lock_waiter, NULL, &wo);
-  loom_yield();
-  uint64_t t0 = uv_hrtime();
   r.reply[0] = ask("ps\n", &r.rc[1]);
-  r.rc[5] = (int)((uv_hrtime() - t0) / 1000000);
-  loom_event_set(&ev);
-  int st = 0;
-  r.rc[2] = loom_join(h, &st) | st;
-  for (int i = 0; i < MANY_WAITERS; i++) r.rc[3] |= loom_join(w[i], &st) | st;
-  free(w);
-  loom_monitor_stop(NULL);
-  return 0;
 }
+
+static int many_body(void *a) { return lock_waiters_report(ask_ps, a, &crowd); }
 
 static void test_ps_many_lock_waiters(void **state) {
   (void)state;
-  memset(&r, 0, sizeof(r));
-  assert_loom_ok(loom_run(many_main, NULL));
-  for (int i = 0; i < 4; i++) assert_loom_ok(r.rc[i]);
-  char want[64];
-  snprintf(want, sizeof(want), " held by task %llu 'holder'\n", (unsigned long long)r.id);
-  int seen = 0;
-  for (const char *p = r.reply[0]; (p = strstr(p, want)) != NULL; p++) seen++;
-  assert_int_equal(seen, MANY_WAITERS);
+  run_monitored(many_body);
+  assert_loom_ok(r.rc[0]);
+  assert_loom_ok(r.rc[1]);
+  assert_loom_ok(crowd.holder);
+  assert_loom_ok(crowd.waiters);
+  assert_int_equal(lock_waiters_named(r.reply[0], crowd.holder_id), MANY_WAITERS);
   if (getenv("LOOM_TEST_VERBOSE"))
-    fprintf(stderr, "ps of %d lock waiters: %d ms\n", MANY_WAITERS, r.rc[5]);
+    fprintf(stderr, "ps of %d lock waiters: %llu ms\n", MANY_WAITERS,
+            (unsigned long long)(crowd.report_us / 1000));
   free_replies();
 }
 

@@ -20,7 +20,9 @@
 #include "core/internal.h"
 #include "harness.h"
 #include "helpers.h"
+#include "loom-child.h"
 #include "loom.h"
+#include "stack-overflow.h"
 
 /* ---- fairness: timers and I/O under CPU-bound yielding tasks ---------------- */
 
@@ -329,32 +331,10 @@ static void test_huge_stack_sizes_are_refused(void **state) {
   for (int i = 0; i < 5; i++) assert_loom_err(r.rc[i], UV_EINVAL);
 }
 
-static int deep(int n) {
-  volatile char pad[512];
-  pad[0] = (char)n;
-  if (n > 100000000) return pad[0];
-  return deep(n + 1) + pad[0];
-}
-static int recurse(void *arg) {
-  (void)arg;
-  return deep(0);
-}
-static int tiny_stack_main(void *arg) {
-  (void)arg;
-  loom_task_opts_t o = {.name = "tiny", .stack_size = 1};
-  loom_task_t *t;
-  if (loom_spawn_ex(&t, recurse, NULL, &o) != 0) return -1;
-  return loom_join(t, NULL);
-}
-static void tiny_stack_child(void *arg) {
-  (void)arg;
-  loom_run(tiny_stack_main, NULL);
-}
-
 static void test_overflow_reports_real_stack_size(void **state) {
   (void)state;
   char out[4096];
-  int st = run_in_child(tiny_stack_child, NULL, out, sizeof(out));
+  int st = overflow_in_child("tiny", 1, overflow_recurse, out, sizeof(out));
   assert_true(WIFSIGNALED(st));
   const char *p = strstr(out, "stack overflow in task 'tiny' (stack size ");
   assert_non_null(p);
@@ -378,22 +358,11 @@ static int big_frame(void *arg) {
   big[sizeof(big) - 1] = 1;
   return big[0] + big[sizeof(big) - 1];
 }
-static int big_frame_main(void *arg) {
-  (void)arg;
-  loom_task_opts_t o = {.name = "big", .stack_size = 16 * 1024};
-  loom_task_t *t;
-  if (loom_spawn_ex(&t, big_frame, NULL, &o) != 0) return -1;
-  return loom_join(t, NULL);
-}
-static void big_frame_child(void *arg) {
-  (void)arg;
-  loom_run(big_frame_main, NULL);
-}
 
 static void test_big_frame_overflow_is_named(void **state) {
   (void)state;
   char out[4096];
-  int st = run_in_child(big_frame_child, NULL, out, sizeof(out));
+  int st = overflow_in_child("big", 16 * 1024, big_frame, out, sizeof(out));
   if (!strstr(out, "stack overflow in task 'big'"))
     fprintf(stderr, "child said: %s\n", out);
   assert_true(WIFSIGNALED(st));
@@ -501,11 +470,9 @@ static int break_rule(void *arg) {
   return 0;
 }
 
-static void break_child(void *arg) { loom_run(break_rule, arg); }
-
 static void expect_internal_check(int rule, const char *msg) {
   char out[4096];
-  int st = run_in_child(break_child, (void *)(intptr_t)rule, out, sizeof(out));
+  int st = run_loom_in_child(break_rule, (void *)(intptr_t)rule, out, sizeof(out));
   if (!strstr(out, msg)) fprintf(stderr, "child said: %s\n", out);
   assert_true(WIFSIGNALED(st));
   assert_int_equal(WTERMSIG(st), SIGABRT);

@@ -51,6 +51,28 @@ static int job(void *p) {
   return j->result;
 }
 
+/* The two semaphores of a job that the test holds: `started`, posted when
+ * the job starts, and `gate`, which it waits on until the test lets it
+ * go. */
+typedef struct {
+  uv_sem_t gate, started;
+} gates_t;
+
+/* Both unposted; job j (NULL: none yet) uses them. */
+static void gates_init(gates_t *g, job_t *j) {
+  uv_sem_init(&g->gate, 0);
+  uv_sem_init(&g->started, 0);
+  if (j) {
+    j->gate = &g->gate;
+    j->started = &g->started;
+  }
+}
+
+static void gates_destroy(gates_t *g) {
+  uv_sem_destroy(&g->gate);
+  uv_sem_destroy(&g->started);
+}
+
 typedef struct {
   int rc, status, ticks;
   job_t j;
@@ -92,7 +114,7 @@ static void test_to_thread_runs_elsewhere(void **state) {
  * result is dropped, and loom_run waits for it. */
 typedef struct {
   job_t j;
-  uv_sem_t gate, started;
+  gates_t g;
   int rc, status;
   uv_thread_t releaser;
 } running_t;
@@ -107,15 +129,15 @@ static int run_job_task(void *p) {
 static void release_later(void *p) {
   running_t *r = p;
   uv_sleep(50);
-  uv_sem_post(&r->gate);
+  uv_sem_post(&r->g.gate);
 }
 
 static int running_main(void *p) {
   running_t *r = p;
   loom_task_t *t;
   loom_spawn(&t, run_job_task, r);
-  loom_yield();             /* the job is submitted */
-  uv_sem_wait(&r->started); /* and running (blocks this thread briefly) */
+  loom_yield();               /* the job is submitted */
+  uv_sem_wait(&r->g.started); /* and running (blocks this thread briefly) */
   loom_cancel(t);
   loom_join(t, NULL);
   /* Back at once, the job still blocked on its gate. */
@@ -127,18 +149,14 @@ static int running_main(void *p) {
 static void test_cancel_running_job(void **state) {
   (void)state;
   running_t r = {0};
-  uv_sem_init(&r.gate, 0);
-  uv_sem_init(&r.started, 0);
-  r.j.gate = &r.gate;
-  r.j.started = &r.started;
+  gates_init(&r.g, &r.j);
   r.j.result = 7;
   assert_loom_ok(loom_run(running_main, &r));
   assert_loom_err(r.rc, UV_ECANCELED);
   assert_int_equal(r.status, -1); /* the dropped result */
   assert_int_equal(r.j.ran, 1);   /* loom_run returned after the job */
   uv_thread_join(&r.releaser);
-  uv_sem_destroy(&r.gate);
-  uv_sem_destroy(&r.started);
+  gates_destroy(&r.g);
 }
 
 /* A one-thread executor: the second job queues behind the first; its
@@ -146,7 +164,7 @@ static void test_cancel_running_job(void **state) {
 typedef struct {
   loom_executor_t *ex;
   job_t a, b, c;
-  uv_sem_t gate, started;
+  gates_t g;
   int rc_a, rc_b, rc_c, st_a;
 } queued_t;
 
@@ -178,11 +196,11 @@ static int queued_main(void *p) {
   loom_spawn(&tb, exrun_task, &eb);
   loom_spawn(&tc, exrun_task, &ec);
   loom_yield();
-  uv_sem_wait(&q->started); /* a runs; b and c are queued */
+  uv_sem_wait(&q->g.started); /* a runs; b and c are queued */
   loom_cancel(tb);
   loom_join(tb, NULL);
   loom_join(tc, NULL); /* times out in its queue */
-  uv_sem_post(&q->gate);
+  uv_sem_post(&q->g.gate);
   loom_join(ta, NULL);
   loom_executor_free(q->ex);
   return 0;
@@ -191,10 +209,7 @@ static int queued_main(void *p) {
 static void test_cancel_queued_job(void **state) {
   (void)state;
   queued_t q = {0};
-  uv_sem_init(&q.gate, 0);
-  uv_sem_init(&q.started, 0);
-  q.a.gate = &q.gate;
-  q.a.started = &q.started;
+  gates_init(&q.g, &q.a);
   q.a.result = 3;
   assert_loom_ok(loom_run(queued_main, &q));
   assert_loom_ok(q.rc_a);
@@ -203,8 +218,7 @@ static void test_cancel_queued_job(void **state) {
   assert_loom_err(q.rc_c, UV_ETIMEDOUT);
   assert_int_equal(q.b.ran, 0);
   assert_int_equal(q.c.ran, 0);
-  uv_sem_destroy(&q.gate);
-  uv_sem_destroy(&q.started);
+  gates_destroy(&q.g);
 }
 
 /* run_in_executor: futures from a bounded pool of 2; 6 jobs of 40 ms run
@@ -300,7 +314,7 @@ static void test_config_offload_threads(void **state) {
  * runtime waits for it. */
 typedef struct {
   job_t a, b, c;
-  uv_sem_t gate, started;
+  gates_t g;
   int rc_b;
 } submit_t;
 
@@ -313,10 +327,10 @@ static int submit_main(void *p) {
   loom_executor_submit(ex, job, &s->a, &fa);
   loom_executor_submit(ex, job, &s->b, &fb);
   loom_executor_submit(ex, job, &s->c, &fc);
-  uv_sem_wait(&s->started);
+  uv_sem_wait(&s->g.started);
   loom_future_cancel(fb);
   s->rc_b = loom_future_await(fb, NULL);
-  uv_sem_post(&s->gate);
+  uv_sem_post(&s->g.gate);
   loom_future_release(fb);
   loom_future_release(fc); /* unawaited: c still runs */
   /* Freed with job c in flight or not, the executor is gone before
@@ -330,25 +344,21 @@ static int submit_main(void *p) {
 static void test_submit_cancel_and_unawaited(void **state) {
   (void)state;
   submit_t s = {0};
-  uv_sem_init(&s.gate, 0);
-  uv_sem_init(&s.started, 0);
-  s.a.gate = &s.gate;
-  s.a.started = &s.started;
+  gates_init(&s.g, &s.a);
   s.c.ms = 30;
   assert_loom_ok(loom_run(submit_main, &s));
   assert_loom_err(s.rc_b, UV_ECANCELED);
   assert_int_equal(s.a.ran, 1);
   assert_int_equal(s.b.ran, 0);
   assert_int_equal(s.c.ran, 1); /* loom_run waited for it */
-  uv_sem_destroy(&s.gate);
-  uv_sem_destroy(&s.started);
+  gates_destroy(&s.g);
 }
 
 /* Blocking jobs fill more threads than libuv's pool has (4): they block
  * until DNS has answered, so DNS sharing their threads would time out. */
 typedef struct {
   job_t j[8];
-  uv_sem_t gate, started;
+  gates_t g; /* shared by all eight */
   int rc_dns;
 } dns_t;
 
@@ -356,19 +366,19 @@ static int dns_main(void *p) {
   dns_t *d = p;
   loom_future_t *f[8];
   for (int i = 0; i < 8; i++) {
-    d->j[i].gate = &d->gate;
-    d->j[i].started = &d->started;
+    d->j[i].gate = &d->g.gate;
+    d->j[i].started = &d->g.started;
     int rc = loom_executor_submit(NULL, job, &d->j[i], &f[i]);
     if (rc) return rc;
   }
-  for (int i = 0; i < 8; i++) uv_sem_wait(&d->started); /* all blocked */
+  for (int i = 0; i < 8; i++) uv_sem_wait(&d->g.started); /* all blocked */
   struct addrinfo *res = NULL;
   loom_scope_t s;
   loom_timeout_enter(&s, 10000);
   d->rc_dns = loom_getaddrinfo("localhost", "80", NULL, &res);
   loom_scope_exit(&s);
   if (res) uv_freeaddrinfo(res);
-  for (int i = 0; i < 8; i++) uv_sem_post(&d->gate);
+  for (int i = 0; i < 8; i++) uv_sem_post(&d->g.gate);
   for (int i = 0; i < 8; i++) {
     loom_future_await(f[i], NULL);
     loom_future_release(f[i]);
@@ -379,12 +389,10 @@ static int dns_main(void *p) {
 static void test_offload_does_not_starve_dns(void **state) {
   (void)state;
   dns_t d = {0};
-  uv_sem_init(&d.gate, 0);
-  uv_sem_init(&d.started, 0);
+  gates_init(&d.g, NULL);
   assert_loom_ok(loom_run(dns_main, &d));
   assert_loom_ok(d.rc_dns);
-  uv_sem_destroy(&d.gate);
-  uv_sem_destroy(&d.started);
+  gates_destroy(&d.g);
 }
 
 static int misuse_main(void *p) {
