@@ -40,6 +40,7 @@
 #include "loom/http.h"
 #endif
 #ifdef LOOM_WITH_TLS
+#include "byte-proxy.h"
 #include "tls-keys.h"
 #endif
 
@@ -1571,9 +1572,10 @@ static void test_capability_sweep(void **state) {
 
 #ifdef LOOM_WITH_TLS
 /* A handshake parks once for each flight it waits for, and again for each
- * piece of one: a proxy between a client and a server forwards one byte
- * per write (each drained: its own segment), so each side sees its peer's
- * flights a byte at a time and parks once per byte. After `cancel_after`
+ * piece of one: a proxy between a client and a server (byte-proxy.h)
+ * forwards one byte per write (each drained: its own segment), so each
+ * side sees its peer's flights a byte at a time and parks once per byte.
+ * After `cancel_after`
  * bytes towards the side swept, the proxy interrupts that side's
  * handshake: it cancels the task, or it brings the timeout scope the
  * handshake runs in (no deadline until then) to 1 ms from now and
@@ -1585,57 +1587,26 @@ static void test_capability_sweep(void **state) {
  * handshake had finished), the other side must end too, and nothing may
  * leak. */
 typedef struct {
-  int upstream;          /* the TLS server's port */
+  byte_proxy_t bp;       /* the proxy (bp.arg: this) */
   int mode;              /* CANCEL or TIMEOUT */
   loom_task_t *victim;   /* interrupted after cancel_after bytes to it */
   loom_scope_t *v_scope; /* its handshake's scope, while open */
   int victim_is_client;  /* which direction counts */
   size_t cancel_after;   /* SIZE_MAX: never */
-  size_t to_client, to_server;
 } proxy_t;
 
-typedef struct {
-  proxy_t *px;
-  loom_stream_t *from, *to;
-  int towards_client;
-} pipe_t;
-
-static int pump_bytes(void *arg) {
-  pipe_t *p = arg;
-  char b;
-  while (loom_read(p->from, &b, 1) == 1) {
-    size_t *n = p->towards_client ? &p->px->to_client : &p->px->to_server;
-    if (loom_write(p->to, &b, 1) || loom_drain(p->to)) break;
-    ++*n;
-    proxy_t *px = p->px;
-    if (px->victim && p->towards_client == px->victim_is_client &&
-        *n == px->cancel_after) {
-      if (px->mode == CANCEL) {
-        loom_cancel(px->victim);
-      } else if (px->v_scope) {
-        loom_scope_reschedule(px->v_scope, 1);
-        loom_sleep(PEER_PAUSE);
-      }
+/* The proxy's on_byte: the interruption, after cancel_after bytes towards
+ * the victim. */
+static void interrupt_at(byte_proxy_t *bp, int towards_client, size_t n) {
+  proxy_t *px = bp->arg;
+  if (px->victim && towards_client == px->victim_is_client && n == px->cancel_after) {
+    if (px->mode == CANCEL) {
+      loom_cancel(px->victim);
+    } else if (px->v_scope) {
+      loom_scope_reschedule(px->v_scope, 1);
+      loom_sleep(PEER_PAUSE);
     }
   }
-  loom_shutdown_write(p->to);
-  return 0;
-}
-
-static int proxy_handler(loom_stream_t *s, void *arg) {
-  proxy_t *px = arg;
-  loom_stream_t *up;
-  if (loom_tcp_connect(&up, "127.0.0.1", px->upstream) == 0) {
-    pipe_t a = {px, s, up, 0}, b = {px, up, s, 1};
-    loom_task_t *ta;
-    if (loom_spawn(&ta, pump_bytes, &a) == 0) {
-      pump_bytes(&b);
-      loom_join(ta, NULL);
-    }
-    loom_close(up);
-  }
-  loom_close(s);
-  return 0;
 }
 
 typedef struct {
@@ -1699,14 +1670,15 @@ static int bytes_main(void *arg) {
   proxy_t px = {.cancel_after = r->cancel_after,
                 .victim_is_client = r->victim_is_client,
                 .mode = r->mode};
+  px.bp = (byte_proxy_t){.on_byte = interrupt_at, .arg = &px};
   bserver_t bs = {.px = &px};
   loom_server_t *srv, *prx;
   if (loom_serve(&srv, "127.0.0.1", 0, byte_server_handler, &bs, NULL)) {
     r->rc_client = -100;
     return 0;
   }
-  px.upstream = loom_server_port(srv);
-  if (loom_serve(&prx, "127.0.0.1", 0, proxy_handler, &px, NULL) == 0) {
+  px.bp.upstream = loom_server_port(srv);
+  if (loom_serve(&prx, "127.0.0.1", 0, byte_proxy_handler, &px.bp, NULL) == 0) {
     bclient_t c = {.px = &px, .port = loom_server_port(prx)};
     loom_task_t *t;
     if (loom_spawn(&t, byte_client, &c) == 0) {
@@ -1720,8 +1692,8 @@ static int bytes_main(void *arg) {
   loom_server_close(srv, 1000);
   r->handled = bs.handled;
   r->rc_server = bs.rc;
-  r->to_client = px.to_client;
-  r->to_server = px.to_server;
+  r->to_client = px.bp.to_client;
+  r->to_server = px.bp.to_server;
   return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "byte-proxy.h"
 #include "harness.h"
 #include "helpers.h"
 #include "loom.h"
@@ -833,48 +834,10 @@ static void test_truncation(void **state) {
 
 /* ---- a byte-by-byte peer ------------------------------------------------------------ */
 
-/* A proxy in front of a TLS server that forwards one byte per write (each
- * drained: its own segment), so each side's handshake sees its peer's
- * flights a byte at a time and parks once per byte. (Cancellation at each
- * of those points is in the shared sweep, tests/test-io-sweep.c.) */
-typedef struct {
-  int upstream; /* the TLS server's port */
-  size_t to_client, to_server;
-} proxy_t;
-
-typedef struct {
-  proxy_t *px;
-  loom_stream_t *from, *to;
-  int towards_client;
-} pipe_t;
-
-static int pump_bytes(void *arg) {
-  pipe_t *p = arg;
-  char b;
-  while (loom_read(p->from, &b, 1) == 1) {
-    size_t *n = p->towards_client ? &p->px->to_client : &p->px->to_server;
-    if (loom_write(p->to, &b, 1) || loom_drain(p->to)) break;
-    ++*n;
-  }
-  loom_shutdown_write(p->to);
-  return 0;
-}
-
-static int proxy_handler(loom_stream_t *s, void *arg) {
-  proxy_t *px = arg;
-  loom_stream_t *up;
-  if (loom_tcp_connect(&up, "127.0.0.1", px->upstream) == 0) {
-    pipe_t a = {px, s, up, 0}, b = {px, up, s, 1};
-    loom_task_t *ta;
-    if (loom_spawn(&ta, pump_bytes, &a) == 0) {
-      pump_bytes(&b);
-      loom_join(ta, NULL);
-    }
-    loom_close(up);
-  }
-  loom_close(s);
-  return 0;
-}
+/* A byte-by-byte proxy (byte-proxy.h) in front of a TLS server, so each
+ * side's handshake sees its peer's flights a byte at a time and parks once
+ * per byte. (Cancellation at each of those points is in the shared sweep,
+ * tests/test-io-sweep.c.) */
 
 typedef struct {
   loom_tls_ctx_t *cctx, *sctx;
@@ -925,7 +888,7 @@ static int main_bytes(void *arg) {
   bytes_t *r = arg;
   setup_t t = {0};
   int rc = setup_start(&t);
-  proxy_t px = {0};
+  byte_proxy_t px = {0};
   bserver_t bs = {.sctx = t.sctx};
   loom_server_t *srv, *prx;
   if (rc || loom_serve(&srv, "127.0.0.1", 0, byte_server_handler, &bs, NULL)) {
@@ -933,7 +896,7 @@ static int main_bytes(void *arg) {
     goto out;
   }
   px.upstream = loom_server_port(srv);
-  if (loom_serve(&prx, "127.0.0.1", 0, proxy_handler, &px, NULL) == 0) {
+  if (loom_serve(&prx, "127.0.0.1", 0, byte_proxy_handler, &px, NULL) == 0) {
     bclient_t c = {.cctx = t.cctx, .port = loom_server_port(prx)};
     byte_client(&c);
     r->rc_client = c.rc;
