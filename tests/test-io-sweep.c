@@ -221,51 +221,70 @@ static int udp_peer(void *arg) {
  * Valgrind, where a busy machine once made a plain run take over 5 s. */
 static uint64_t bound_ms(void) { return RUNNING_ON_VALGRIND ? 20000 : 5000; }
 
-static int sweep_main(void *arg) {
-  (void)arg;
+/* A run of the first two sweeps: a listener (X.l, on X.port), the server
+ * and client tasks and, when set, a third, spawned in that order. The
+ * interrupted side (the client in a run not interrupted) must end by
+ * itself within `bound` ms; its peer and the third then get peer_bound ms
+ * each, after which join cancels them. The interrupted side's join result,
+ * and in *peer_rc (when set) its peer's. */
+static int run_sides(loom_fn srv, loom_fn cli, loom_fn third, uint64_t bound,
+                     uint64_t peer_bound, int *peer_rc) {
   if (loom_tcp_listen(&X.l, "127.0.0.1", 0, 0)) return 1;
   X.port = loom_listener_port(X.l);
   loom_task_t *t[3];
-  loom_spawn(&t[SERVER], server, NULL);
-  loom_spawn(&t[CLIENT], client, NULL);
-  loom_spawn(&t[2], udp_peer, NULL);
-  /* The interrupted side must end by itself, within a bound. */
+  loom_spawn(&t[SERVER], srv, NULL);
+  loom_spawn(&t[CLIENT], cli, NULL);
+  if (third) loom_spawn(&t[2], third, NULL);
   int side = X.side < 0 ? CLIENT : X.side;
-  loom_scope_t bound;
-  loom_timeout_enter(&bound, bound_ms());
+  loom_scope_t sc;
+  loom_timeout_enter(&sc, bound);
   int rc = loom_join(t[side], NULL);
-  loom_scope_exit(&bound);
-  /* Its peer may be left waiting for what will never come (a connection,
-   * a datagram): it gets a moment, then join cancels it. */
-  loom_timeout_enter(&bound, 50);
-  loom_join(t[!side], NULL);
-  loom_scope_exit(&bound);
-  loom_timeout_enter(&bound, 50);
-  loom_join(t[2], NULL);
-  loom_scope_exit(&bound);
+  loom_scope_exit(&sc);
+  loom_timeout_enter(&sc, peer_bound);
+  int prc = loom_join(t[!side], NULL);
+  loom_scope_exit(&sc);
+  if (third) {
+    loom_timeout_enter(&sc, peer_bound);
+    loom_join(t[2], NULL);
+    loom_scope_exit(&sc);
+  }
   loom_listener_close(X.l);
+  if (peer_rc) *peer_rc = prc;
   return rc;
+}
+
+/* The interrupted side's peer may be left waiting for what will never come
+ * (a connection, a datagram): it gets a moment, then join cancels it. */
+static int sweep_main(void *arg) {
+  (void)arg;
+  return run_sides(server, client, udp_peer, bound_ms(), 50, NULL);
 }
 
 static int exact;
 
-static void run_one(int side, int point, int mode) {
+/* A fresh run: which side to interrupt (-1: none), at which point, how. */
+static void sweep_reset(int side, int point, int mode) {
   memset(&X, 0, sizeof(X));
   X.side = side;
   X.point = point;
   X.mode = mode;
-  uint64_t t0 = wall_ms();
-  int rc = loom_run(sweep_main, NULL);
-  const char *name = side == CLIENT ? cnames[point] : snames[point];
-  int want = mode == CANCEL ? UV_ECANCELED : UV_ETIMEDOUT;
-  if (X.err_phase[side] != point)
-    fprintf(stderr, "note: %s %s at %s: the call ended first; %s at step %d\n",
-            side == CLIENT ? "client" : "server",
+}
+
+/* Counts a run whose interruption landed at its point (`missed` false);
+ * otherwise says where the side failed instead (a call may end first). */
+static void note_landing(int missed, const char *who, int side, int mode,
+                         const char *name) {
+  if (missed)
+    fprintf(stderr, "note: %s %s at %s: the call ended first; %s at step %d\n", who,
             mode == CANCEL ? "cancelled" : "timed out", name, loom_err_name(X.err[side]),
             X.err_phase[side]);
   else
     exact++;
-  assert_loom_ok(rc);
+}
+
+/* What the interrupted side of either sweep must have seen. */
+static void assert_interrupted(int side, int point, int mode) {
+  int want = mode == CANCEL ? UV_ECANCELED : UV_ETIMEDOUT;
   if (mode == CANCEL) {
     /* The interruption lands at the point, or, if that call had already
      * completed when it came, at a later suspension: never lost. */
@@ -277,16 +296,30 @@ static void run_one(int side, int point, int mode) {
     assert_true(X.err_phase[side] != point || X.err[side] == want);
     assert_true(X.err_phase[side] == point || X.err[side] == 0);
   }
+}
+
+/* With LOOM_SWEEP_TIMES set, how long the run took. */
+static void note_time(const char *who, int point, int mode, uint64_t t0) {
   if (getenv("LOOM_SWEEP_TIMES"))
-    fprintf(stderr, "%s %d %d: %d ms\n", side == CLIENT ? "client" : "server", point,
-            mode, (int)(wall_ms() - t0));
+    fprintf(stderr, "%s %d %d: %d ms\n", who, point, mode, (int)(wall_ms() - t0));
+}
+
+static void run_one(int side, int point, int mode) {
+  sweep_reset(side, point, mode);
+  uint64_t t0 = wall_ms();
+  int rc = loom_run(sweep_main, NULL);
+  const char *who = side == CLIENT ? "client" : "server";
+  note_landing(X.err_phase[side] != point, who, side, mode,
+               side == CLIENT ? cnames[point] : snames[point]);
+  assert_loom_ok(rc);
+  assert_interrupted(side, point, mode);
+  note_time(who, point, mode, t0);
   assert_true(wall_ms() - t0 < bound_ms());
 }
 
 static void test_baseline(void **state) {
   (void)state;
-  memset(&X, 0, sizeof(X));
-  X.side = -1;
+  sweep_reset(-1, 0, CANCEL);
   assert_loom_ok(loom_run(sweep_main, NULL));
   assert_int_equal(X.done[CLIENT], 1);
   assert_int_equal(X.done[SERVER], 1);
@@ -624,25 +657,13 @@ static int reader(void *arg) {
  * Valgrind. */
 static uint64_t stream_bound_ms(void) { return RUNNING_ON_VALGRIND ? 16000 : 4000; }
 
+/* The side not interrupted must end by itself too, within the same bound
+ * (the reader reads to the writer's EOF; the writer of a reader that left
+ * hears it). */
 static int stream_main(void *arg) {
   (void)arg;
-  if (loom_tcp_listen(&X.l, "127.0.0.1", 0, 0)) return 1;
-  X.port = loom_listener_port(X.l);
-  loom_task_t *t[2];
-  loom_spawn(&t[SERVER], reader, NULL);
-  loom_spawn(&t[CLIENT], writer, NULL);
-  /* The interrupted side must end by itself, within a bound; so must the
-   * other (the reader reads to the writer's EOF; the writer of a reader
-   * that left hears it), within one too. */
-  int side = X.side < 0 ? CLIENT : X.side;
-  loom_scope_t bound;
-  loom_timeout_enter(&bound, stream_bound_ms());
-  int rc = loom_join(t[side], NULL);
-  loom_scope_exit(&bound);
-  loom_timeout_enter(&bound, stream_bound_ms());
-  int prc = loom_join(t[!side], NULL);
-  loom_scope_exit(&bound);
-  loom_listener_close(X.l);
+  int prc = 0;
+  int rc = run_sides(reader, writer, NULL, stream_bound_ms(), stream_bound_ms(), &prc);
   return rc ? rc : prc;
 }
 
@@ -660,37 +681,22 @@ static void check_stream_data(int all) {
 }
 
 static void run_stream_one(int side, int point, int mode) {
-  memset(&X, 0, sizeof(X));
-  X.side = side;
-  X.point = point;
-  X.mode = mode;
+  sweep_reset(side, point, mode);
   X.err_phase[CLIENT] = X.err_phase[SERVER] = -1; /* (point 0 is a step) */
   uint64_t t0 = wall_ms();
   int rc = loom_run(stream_main, NULL);
   const char *name = side == CLIENT ? wnames[point] : rnames[point];
-  int want = mode == CANCEL ? UV_ECANCELED : UV_ETIMEDOUT;
-  if (X.err_phase[side] != point || X.err[side] == 0)
-    fprintf(stderr, "note: stream %s %s at %s: the call ended first; %s at step %d\n",
-            side == CLIENT ? "writer" : "reader",
-            mode == CANCEL ? "cancelled" : "timed out", name, loom_err_name(X.err[side]),
-            X.err_phase[side]);
-  else
-    exact++;
+  const char *who = side == CLIENT ? "stream writer" : "stream reader";
+  note_landing(X.err_phase[side] != point || X.err[side] == 0, who, side, mode, name);
   if (side == CLIENT && mode == CANCEL && point == W_YIELD && X.queued_at_close == 0)
     fprintf(stderr, "note: stream writer cancelled at %s: nothing gathered at close\n",
             name);
   assert_loom_ok(rc);
   assert_loom_ok(X.setup);
-  if (mode == CANCEL) {
-    assert_int_equal(X.err[side], want);
-    assert_true(X.err_phase[side] >= point);
-  } else {
-    /* At the point or not at all, and nothing else failed: the side went
-     * on with the stream as it was. */
-    assert_true(X.err_phase[side] != point || X.err[side] == want);
-    assert_true(X.err_phase[side] == point || X.err[side] == 0);
-    assert_true(X.nerr[side] <= 1);
-  }
+  assert_interrupted(side, point, mode);
+  /* A timed-out side failed at the point or not at all, and nothing else
+   * failed: it went on with the stream as it was. */
+  if (mode == TIMEOUT) assert_true(X.nerr[side] <= 1);
   /* A cancelled reader leaves the writer with nobody to read: only its end
    * is checked. Otherwise the reader got exactly what the writer's calls
    * said they wrote, and the reader's peer never failed. */
@@ -698,16 +704,13 @@ static void run_stream_one(int side, int point, int mode) {
     assert_int_equal(X.nerr[!side], 0);
     check_stream_data(side == SERVER);
   }
-  if (getenv("LOOM_SWEEP_TIMES"))
-    fprintf(stderr, "stream %s %d %d: %d ms\n", side == CLIENT ? "writer" : "reader",
-            point, mode, (int)(wall_ms() - t0));
+  note_time(who, point, mode, t0);
   assert_true(wall_ms() - t0 < stream_bound_ms() + 1000);
 }
 
 static void test_stream_baseline(void **state) {
   (void)state;
-  memset(&X, 0, sizeof(X));
-  X.side = -1;
+  sweep_reset(-1, 0, CANCEL);
   assert_loom_ok(loom_run(stream_main, NULL));
   assert_int_equal(X.done[CLIENT], 1);
   assert_int_equal(X.nerr[CLIENT], 0);
@@ -1575,15 +1578,14 @@ static void test_capability_sweep(void **state) {
  * piece of one: a proxy between a client and a server (byte-proxy.h)
  * forwards one byte per write (each drained: its own segment), so each
  * side sees its peer's flights a byte at a time and parks once per byte.
- * After `cancel_after`
- * bytes towards the side swept, the proxy interrupts that side's
- * handshake: it cancels the task, or it brings the timeout scope the
- * handshake runs in (no deadline until then) to 1 ms from now and
- * forwards nothing more that way for PEER_PAUSE, so that the scope fires
- * while the handshake waits for the next byte. So the client is
- * interrupted at every park of its handshake, and the server at every
- * park of its own (the client's hello, then its Finished). Each run must
- * end with UV_ECANCELED / UV_ETIMEDOUT from the side swept (or 0: its
+ * After `cancel_after` bytes towards the side swept, the proxy interrupts
+ * that side's handshake: it cancels the task, or it brings the timeout
+ * scope the handshake runs in (no deadline until then) to 1 ms from now
+ * and forwards nothing more that way for PEER_PAUSE, so that the scope
+ * fires while the handshake waits for the next byte. So the client is
+ * interrupted at every park of its handshake, and the server at every park
+ * of its own (the client's hello, then its Finished). Each run must end
+ * with UV_ECANCELED / UV_ETIMEDOUT from the side swept (or 0: its
  * handshake had finished), the other side must end too, and nothing may
  * leak. */
 typedef struct {
