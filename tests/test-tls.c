@@ -600,11 +600,53 @@ static void test_client_vs_openssl_s_server(void **state) {
   assert_string_equal(r.line, "slt olleh\n");
 }
 
+/* openssl s_client, trusting the test CA, against the server t is set up
+ * to serve (setup_start and setup_end are called here), with the options
+ * in opts (NULL-terminated, at most 8) between the common ones and
+ * -no_ign_eof (s_client ends at its input's EOF). talk(in, out, arg)
+ * speaks to its stdin and stdout; then the tool is waited for (its status
+ * into *status, when set) and closed, all within 10 s (the tool's lifetime
+ * is bounded). The spawn's result, or -1 without the server. */
+static int run_s_client(setup_t *t, const char *const *opts,
+                        void (*talk)(loom_stream_t *in, loom_stream_t *out, void *arg),
+                        void *arg, int *rc_wait, int *status) {
+  if (setup_start(t)) {
+    setup_end(t);
+    return -1;
+  }
+  char addr[64];
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", t->port);
+  char *argv[16] = {"openssl", "s_client", "-connect",
+                    addr,      "-CAfile",  (char *)cert("ca.pem")};
+  size_t n = 6;
+  for (size_t i = 0; opts[i] && i < 8; i++) argv[n++] = (char *)opts[i];
+  argv[n] = "-no_ign_eof"; /* last: -quiet turns ign_eof on */
+  loom_process_t *p;
+  int rc = spawn_tool(&p, argv);
+  if (rc == 0) {
+    loom_scope_t sc;
+    loom_timeout_enter(&sc, 10000);
+    talk(loom_process_stream(p, 0), loom_process_stream(p, 1), arg);
+    *rc_wait = loom_process_wait(p, status);
+    loom_scope_exit(&sc);
+    loom_process_close(p);
+  }
+  setup_end(t);
+  return rc;
+}
+
 typedef struct {
   int rc_spawn, rc_line, rc_wait, status;
   char line[64];
   echo_stats_t st;
 } sclient_t;
+
+static void talk_ping(loom_stream_t *in, loom_stream_t *out, void *arg) {
+  sclient_t *r = arg;
+  loom_write(in, "ping over tls\n", 14);
+  r->rc_line = (int)loom_read_line(out, r->line, sizeof(r->line));
+  loom_close(in); /* EOF: s_client closes */
+}
 
 /* openssl s_client against a loom TLS server: what it reads from its stdin
  * goes to the echo server and back to its stdout. */
@@ -614,40 +656,10 @@ static int main_s_client(void *arg) {
                .no_client = 1,
                .serve = echo_handler,
                .arg = &r->st};
-  if (setup_start(&t)) {
-    r->rc_spawn = -1;
-    setup_end(&t);
-    return 0;
-  }
-  char addr[64];
-  snprintf(addr, sizeof(addr), "127.0.0.1:%d", t.port);
-  char *argv[] = {"openssl",
-                  "s_client",
-                  "-connect",
-                  addr,
-                  "-servername",
-                  "localhost",
-                  "-CAfile",
-                  (char *)cert("ca.pem"),
-                  "-verify_return_error",
-                  "-alpn",
-                  "http/1.1",
-                  "-quiet",
-                  "-no_ign_eof",
-                  NULL};
-  loom_process_t *p;
-  r->rc_spawn = spawn_tool(&p, argv);
-  if (r->rc_spawn == 0) {
-    loom_scope_t sc;
-    loom_timeout_enter(&sc, 10000);
-    loom_write(loom_process_stream(p, 0), "ping over tls\n", 14);
-    r->rc_line = (int)loom_read_line(loom_process_stream(p, 1), r->line, sizeof(r->line));
-    loom_close(loom_process_stream(p, 0)); /* EOF: s_client closes */
-    r->rc_wait = loom_process_wait(p, &r->status);
-    loom_scope_exit(&sc);
-    loom_process_close(p);
-  }
-  setup_end(&t);
+  static const char *const opts[] = {"-servername", "localhost", "-verify_return_error",
+                                     "-alpn",       "http/1.1",  "-quiet",
+                                     NULL};
+  r->rc_spawn = run_s_client(&t, opts, talk_ping, r, &r->rc_wait, &r->status);
   return 0;
 }
 
@@ -997,49 +1009,28 @@ static int reneg_handler(loom_stream_t *s, void *arg) {
   return 0;
 }
 
+static void talk_reneg(loom_stream_t *in, loom_stream_t *out, void *arg) {
+  reneg_t *r = arg;
+  char line[1024];
+  loom_write(in, "hello\n", 6);
+  while (loom_read_line(out, line, sizeof(line)) > 0)
+    if (strcmp(line, "hello\n") == 0) {
+      r->saw_echo = 1;
+      break;
+    }
+  loom_write(in, "R\n", 2);
+  while (loom_read_line(out, line, sizeof(line)) > 0) {
+  } /* s_client says RENEGOTIATING, then fails (on stderr) */
+}
+
 /* openssl s_client (TLS 1.2, where renegotiation exists) asks to
  * renegotiate ("R" on its input): the loom server refuses, and the
  * connection ends with the client's fatal alert. */
 static int main_reneg(void *arg) {
   reneg_t *r = arg;
   setup_t t = {.no_client = 1, .serve = reneg_handler, .arg = r};
-  if (setup_start(&t)) {
-    r->rc_spawn = -1;
-    setup_end(&t);
-    return 0;
-  }
-  char addr[64];
-  snprintf(addr, sizeof(addr), "127.0.0.1:%d", t.port);
-  char *argv[] = {"openssl",
-                  "s_client",
-                  "-tls1_2",
-                  "-connect",
-                  addr,
-                  "-CAfile",
-                  (char *)cert("ca.pem"),
-                  "-no_ign_eof",
-                  NULL};
-  loom_process_t *p;
-  r->rc_spawn = spawn_tool(&p, argv);
-  if (r->rc_spawn == 0) {
-    loom_scope_t sc;
-    loom_timeout_enter(&sc, 10000);
-    loom_stream_t *in = loom_process_stream(p, 0), *out = loom_process_stream(p, 1);
-    char line[1024];
-    loom_write(in, "hello\n", 6);
-    while (loom_read_line(out, line, sizeof(line)) > 0)
-      if (strcmp(line, "hello\n") == 0) {
-        r->saw_echo = 1;
-        break;
-      }
-    loom_write(in, "R\n", 2);
-    while (loom_read_line(out, line, sizeof(line)) > 0) {
-    } /* s_client says RENEGOTIATING, then fails (on stderr) */
-    r->rc_wait = loom_process_wait(p, NULL);
-    loom_scope_exit(&sc);
-    loom_process_close(p);
-  }
-  setup_end(&t);
+  static const char *const opts[] = {"-tls1_2", NULL};
+  r->rc_spawn = run_s_client(&t, opts, talk_reneg, r, &r->rc_wait, NULL);
   return 0;
 }
 
