@@ -40,7 +40,7 @@
 #include "loom/http.h"
 #endif
 #ifdef LOOM_WITH_TLS
-#include "byte-proxy.h"
+#include "tls-byte-exchange.h"
 #include "tls-keys.h"
 #endif
 
@@ -1575,7 +1575,7 @@ static void test_capability_sweep(void **state) {
 
 #ifdef LOOM_WITH_TLS
 /* A handshake parks once for each flight it waits for, and again for each
- * piece of one: a proxy between a client and a server (byte-proxy.h)
+ * piece of one: a proxy between a client and a server (tls-byte-exchange.h)
  * forwards one byte per write (each drained: its own segment), so each
  * side sees its peer's flights a byte at a time and parks once per byte.
  * After `cancel_after` bytes towards the side swept, the proxy interrupts
@@ -1589,124 +1589,61 @@ static void test_capability_sweep(void **state) {
  * handshake had finished), the other side must end too, and nothing may
  * leak. */
 typedef struct {
-  byte_proxy_t bp;       /* the proxy (bp.arg: this) */
+  tls_byte_exchange_t x; /* the exchange (x.arg and x.px.arg: this) */
   int mode;              /* CANCEL or TIMEOUT */
   loom_task_t *victim;   /* interrupted after cancel_after bytes to it */
   loom_scope_t *v_scope; /* its handshake's scope, while open */
   int victim_is_client;  /* which direction counts */
   size_t cancel_after;   /* SIZE_MAX: never */
-} proxy_t;
+} hs_run_t;
 
 /* The proxy's on_byte: the interruption, after cancel_after bytes towards
  * the victim. */
 static void interrupt_at(byte_proxy_t *bp, int towards_client, size_t n) {
-  proxy_t *px = bp->arg;
-  if (px->victim && towards_client == px->victim_is_client && n == px->cancel_after) {
-    if (px->mode == CANCEL) {
-      loom_cancel(px->victim);
-    } else if (px->v_scope) {
-      loom_scope_reschedule(px->v_scope, 1);
+  hs_run_t *r = bp->arg;
+  if (r->victim && towards_client == r->victim_is_client && n == r->cancel_after) {
+    if (r->mode == CANCEL) {
+      loom_cancel(r->victim);
+    } else if (r->v_scope) {
+      loom_scope_reschedule(r->v_scope, 1);
       loom_sleep(PEER_PAUSE);
     }
   }
 }
 
-typedef struct {
-  size_t cancel_after; /* SIZE_MAX: a whole run */
-  int victim_is_client, mode;
-  int rc_client, rc_server, rc_line, handled;
-  size_t to_client, to_server;
-} bytes_t;
-
-/* The handshake in a scope the proxy may bring forward (victim's side). */
-static int timed_handshake(proxy_t *px, int is_client, loom_stream_t **s, int port) {
+/* Each side's handshake, in a scope the proxy may bring forward; the task
+ * that runs the victim's (the client's task, the server's handler) is the
+ * victim, before any byte reaches it. */
+static int timed_handshake(tls_byte_exchange_t *x, int is_client, loom_stream_t **s,
+                           int port) {
+  hs_run_t *r = x->arg;
+  if (r->victim_is_client == is_client) r->victim = loom_current();
   loom_scope_t sc;
   loom_timeout_enter(&sc, LOOM_NO_DEADLINE);
-  if (px->victim_is_client == is_client) px->v_scope = &sc;
-  int rc = is_client ? loom_tls_connect(s, "127.0.0.1", port, K.client, "localhost")
-                     : loom_tls_start(*s, K.server, 1, NULL);
-  px->v_scope = NULL;
+  if (r->victim_is_client == is_client) r->v_scope = &sc;
+  int rc = tls_byte_handshake(x, is_client, s, port);
+  r->v_scope = NULL;
   int xr = loom_scope_exit(&sc);
   return rc ? rc : xr;
 }
 
-typedef struct {
-  proxy_t *px;
-  int port, rc, rc_line;
-} bclient_t;
-
-static int byte_client(void *arg) {
-  bclient_t *c = arg;
-  loom_stream_t *s = NULL;
-  c->rc = timed_handshake(c->px, 1, &s, c->port);
-  if (c->rc == 0) {
-    char line[32];
-    loom_write(s, "byte\n", 5);
-    c->rc_line = (int)loom_read_line(s, line, sizeof(line));
-    loom_close(s);
-  }
-  return 0;
-}
-
-typedef struct {
-  proxy_t *px;
-  int handled, rc;
-} bserver_t;
-
-static int byte_server_handler(loom_stream_t *s, void *arg) {
-  bserver_t *b = arg;
-  if (!b->px->victim_is_client) b->px->victim = loom_current();
-  b->rc = timed_handshake(b->px, 0, &s, 0);
-  if (b->rc == 0) {
-    b->handled++;
-    char line[32];
-    ssize_t n = loom_read_line(s, line, sizeof(line));
-    if (n > 0) loom_write(s, line, (size_t)n);
-  }
-  loom_close(s);
-  return 0;
-}
-
 static int bytes_main(void *arg) {
-  bytes_t *r = arg;
-  proxy_t px = {.cancel_after = r->cancel_after,
-                .victim_is_client = r->victim_is_client,
-                .mode = r->mode};
-  px.bp = (byte_proxy_t){.on_byte = interrupt_at, .arg = &px};
-  bserver_t bs = {.px = &px};
-  loom_server_t *srv, *prx;
-  if (loom_serve(&srv, "127.0.0.1", 0, byte_server_handler, &bs, NULL)) {
-    r->rc_client = -100;
-    return 0;
-  }
-  px.bp.upstream = loom_server_port(srv);
-  if (loom_serve(&prx, "127.0.0.1", 0, byte_proxy_handler, &px.bp, NULL) == 0) {
-    bclient_t c = {.px = &px, .port = loom_server_port(prx)};
-    loom_task_t *t;
-    if (loom_spawn(&t, byte_client, &c) == 0) {
-      if (r->victim_is_client) px.victim = t;
-      loom_join(t, NULL);
-    }
-    r->rc_client = c.rc;
-    r->rc_line = c.rc_line;
-    loom_server_close(prx, 1000);
-  }
-  loom_server_close(srv, 1000);
-  r->handled = bs.handled;
-  r->rc_server = bs.rc;
-  r->to_client = px.bp.to_client;
-  r->to_server = px.bp.to_server;
+  hs_run_t *r = arg;
+  r->x = (tls_byte_exchange_t){
+      .sctx = K.server, .cctx = K.client, .handshake = timed_handshake, .arg = r};
+  r->x.px = (byte_proxy_t){.on_byte = interrupt_at, .arg = r};
+  if (tls_byte_exchange(&r->x)) r->x.rc_client = -100;
   return 0;
 }
 
 static void test_tls_handshake_sweep(void **state) {
   (void)state;
   assert_int_equal(tls_keys_make(&K), 0);
-  bytes_t whole = {.cancel_after = SIZE_MAX, .victim_is_client = 1};
+  hs_run_t whole = {.cancel_after = SIZE_MAX, .victim_is_client = 1};
   assert_loom_ok(loom_run(bytes_main, &whole));
-  assert_loom_ok(whole.rc_client);
-  assert_int_equal(whole.rc_line, 5);
-  assert_int_equal(whole.handled, 1);
+  assert_loom_ok(whole.x.rc_client);
+  assert_int_equal(whole.x.rc_line, 5);
+  assert_int_equal(whole.x.handled, 1);
   /* Every byte would take a minute (a byte-by-byte handshake per point): a
    * stride that still stops each flight many times over, at points that
    * fall differently within each record (61 under Valgrind).
@@ -1717,14 +1654,14 @@ static void test_tls_handshake_sweep(void **state) {
   int runs = 0, hit = 0;
   for (int mode = CANCEL; mode <= TIMEOUT; mode++)
     for (int side = 1; side >= 0; side--) {
-      size_t total = side ? whole.to_client : whole.to_server;
+      size_t total = side ? whole.x.px.to_client : whole.x.px.to_server;
       for (size_t n = 1; n <= total; n += stride) {
-        bytes_t r = {.cancel_after = n, .victim_is_client = side, .mode = mode};
+        hs_run_t r = {.cancel_after = n, .victim_is_client = side, .mode = mode};
         uint64_t t0 = wall_ms();
         assert_loom_ok(loom_run(bytes_main, &r));
         runs++;
         int want = mode == CANCEL ? UV_ECANCELED : UV_ETIMEDOUT;
-        int got = side ? r.rc_client : r.rc_server;
+        int got = side ? r.x.rc_client : r.x.rc_server;
         const char *who = side ? "client" : "server";
         if (got != want && got != 0)
           fail_msg("%s %s after %zu bytes: %s", who,
@@ -1734,14 +1671,14 @@ static void test_tls_handshake_sweep(void **state) {
           fprintf(stderr, "tls handshake: %s %s after %zu bytes: %s, %d ms\n", who,
                   mode == CANCEL ? "cancelled" : "timed out", n, loom_err_name(got),
                   (int)(wall_ms() - t0));
-        if (!side && got == want && r.rc_line > 0)
+        if (!side && got == want && r.x.rc_line > 0)
           fail_msg("server interrupted after %zu bytes, yet the line came back", n);
         assert_true(wall_ms() - t0 < bound_ms());
       }
     }
   print_message("%d handshakes interrupted, %d of them mid-handshake (%zu bytes to the "
                 "client, %zu to the server)\n",
-                runs, hit, whole.to_client, whole.to_server);
+                runs, hit, whole.x.px.to_client, whole.x.px.to_server);
   tls_keys_free(&K);
 }
 #endif

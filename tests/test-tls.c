@@ -16,12 +16,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "byte-proxy.h"
 #include "harness.h"
 #include "helpers.h"
 #include "loom.h"
 #include "loom/process.h"
 #include "loom/tls.h"
+#include "tls-byte-exchange.h"
 
 #ifdef LOOM_HAVE_VALGRIND
 #include <valgrind/valgrind.h>
@@ -842,80 +842,31 @@ static void test_truncation(void **state) {
 
 /* ---- a byte-by-byte peer ------------------------------------------------------------ */
 
-/* A byte-by-byte proxy (byte-proxy.h) in front of a TLS server, so each
- * side's handshake sees its peer's flights a byte at a time and parks once
- * per byte. (Cancellation at each of those points is in the shared sweep,
- * tests/test-io-sweep.c.) */
-
-typedef struct {
-  loom_tls_ctx_t *cctx, *sctx;
-  int port;
-  int rc, rc_line;
-  char line[32];
-} bclient_t;
-
-static int byte_client(void *arg) {
-  bclient_t *c = arg;
-  loom_stream_t *s;
-  c->rc = loom_tls_connect(&s, "127.0.0.1", c->port, c->cctx, "localhost");
-  if (c->rc == 0) {
-    loom_write(s, "byte\n", 5);
-    c->rc_line = (int)loom_read_line(s, c->line, sizeof(c->line));
-    loom_close(s);
-  }
-  return 0;
-}
-
+/* The exchange of tls-byte-exchange.h: a proxy in front of a TLS server
+ * forwards one byte per write, so each side's handshake sees its peer's
+ * flights a byte at a time and parks once per byte. (Cancellation at each
+ * of those points is in the shared sweep, tests/test-io-sweep.c.) */
 typedef struct {
   int rc_client, rc_line, handled;
   size_t to_client, to_server;
   char line[32];
 } bytes_t;
 
-/* The server's side: a handshake on a plain accepted stream. */
-typedef struct {
-  loom_tls_ctx_t *sctx;
-  int rc;
-  int handled;
-} bserver_t;
-
-static int byte_server_handler(loom_stream_t *s, void *arg) {
-  bserver_t *b = arg;
-  b->rc = loom_tls_start(s, b->sctx, 1, NULL);
-  if (b->rc == 0) {
-    b->handled++;
-    char line[32];
-    ssize_t n = loom_read_line(s, line, sizeof(line));
-    if (n > 0) loom_write(s, line, (size_t)n);
-  }
-  loom_close(s);
-  return 0;
-}
-
 static int main_bytes(void *arg) {
   bytes_t *r = arg;
   setup_t t = {0};
   int rc = setup_start(&t);
-  byte_proxy_t px = {0};
-  bserver_t bs = {.sctx = t.sctx};
-  loom_server_t *srv, *prx;
-  if (rc || loom_serve(&srv, "127.0.0.1", 0, byte_server_handler, &bs, NULL)) {
+  tls_byte_exchange_t x = {.sctx = t.sctx, .cctx = t.cctx};
+  if (rc || tls_byte_exchange(&x)) {
     r->rc_client = -100;
     goto out;
   }
-  px.upstream = loom_server_port(srv);
-  if (loom_serve(&prx, "127.0.0.1", 0, byte_proxy_handler, &px, NULL) == 0) {
-    bclient_t c = {.cctx = t.cctx, .port = loom_server_port(prx)};
-    byte_client(&c);
-    r->rc_client = c.rc;
-    r->rc_line = c.rc_line;
-    memcpy(r->line, c.line, sizeof(r->line));
-    loom_server_close(prx, 1000);
-  }
-  loom_server_close(srv, 1000);
-  r->handled = bs.handled;
-  r->to_client = px.to_client;
-  r->to_server = px.to_server;
+  r->rc_client = x.rc_client;
+  r->rc_line = x.rc_line;
+  memcpy(r->line, x.line, sizeof(r->line));
+  r->handled = x.handled;
+  r->to_client = x.px.to_client;
+  r->to_server = x.px.to_server;
 out:
   setup_end(&t);
   return 0;
