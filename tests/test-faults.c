@@ -75,17 +75,12 @@
 #include "harness.h"
 #include "helpers.h"
 #include "loom.h"
+#include "on-valgrind.h"
 #ifdef LOOM_TEST_CURL
 #include "loom/http.h"
 #endif
 #ifdef LOOM_WITH_TLS
 #include "tls-keys.h"
-#endif
-
-#ifdef LOOM_HAVE_VALGRIND
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
 #endif
 
 /* ---- allocation hook ------------------------------------------------------------ */

@@ -23,12 +23,6 @@
 #include "loom/tls.h"
 #include "tls-byte-exchange.h"
 
-#ifdef LOOM_HAVE_VALGRIND
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
-#endif
-
 static char certdir[256];
 static int have_certs;
 
