@@ -76,6 +76,7 @@
 #include "helpers.h"
 #include "loom.h"
 #include "on-valgrind.h"
+#include "remove-tree.h"
 #ifdef LOOM_TEST_CURL
 #include "loom/http.h"
 #endif
@@ -1573,9 +1574,7 @@ int main(void) {
 #ifdef LOOM_WITH_TLS
   tls_keys_free(&K);
 #endif
-  char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fdir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", fdir);
+  remove_tree(fdir);
   fclose(tmp);
   munmap(shared, sizeof(*shared));
   return rc;

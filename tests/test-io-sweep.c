@@ -37,6 +37,7 @@
 #include "helpers.h"
 #include "loom.h"
 #include "on-valgrind.h"
+#include "remove-tree.h"
 #ifdef LOOM_TEST_CURL
 #include "loom/http.h"
 #endif
@@ -1563,9 +1564,7 @@ static void test_capability_sweep(void **state) {
 #ifdef LOOM_WITH_TLS
   tls_keys_free(&K);
 #endif
-  char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", cdir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", cdir);
+  remove_tree(cdir);
   assert_int_equal(bad, 0);
 }
 

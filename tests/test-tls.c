@@ -21,6 +21,7 @@
 #include "loom.h"
 #include "loom/process.h"
 #include "loom/tls.h"
+#include "remove-tree.h"
 #include "tls-byte-exchange.h"
 
 static char certdir[256];
@@ -58,9 +59,7 @@ static int setup_certs(void **state) {
 
 static int teardown_certs(void **state) {
   (void)state;
-  char cmd[320];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", certdir);
-  return system(cmd) == 0 ? 0 : -1;
+  return remove_tree(certdir);
 }
 
 /* ---- contexts ---------------------------------------------------------------- */
