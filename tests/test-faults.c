@@ -75,17 +75,13 @@
 #include "harness.h"
 #include "helpers.h"
 #include "loom.h"
+#include "on-valgrind.h"
+#include "remove-tree.h"
 #ifdef LOOM_TEST_CURL
 #include "loom/http.h"
 #endif
 #ifdef LOOM_WITH_TLS
 #include "tls-keys.h"
-#endif
-
-#ifdef LOOM_HAVE_VALGRIND
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
 #endif
 
 /* ---- allocation hook ------------------------------------------------------------ */
@@ -335,30 +331,41 @@ static int line_rc(ssize_t n) {
  * owns the listener and closes it whatever happens, so a client whose
  * connection is never accepted is reset instead of waiting forever. */
 static const char LINE[] = "hello, faults\n";
-static int echo_server(void *arg) {
-  loom_listener_t *l = arg;
-  loom_stream_t *s = NULL;
-  int rc = loom_accept(l, &s);
-  int cr = loom_listener_close(l);
-  if (rc) return rc;
+/* The server's side of every echo scenario (TCP, loom_serve, TLS): reads a
+ * line and writes it back. */
+static int echo_line(loom_stream_t *s) {
   char buf[64];
   ssize_t n = loom_read_line(s, buf, sizeof(buf));
-  rc = line_rc(n);
+  int rc = line_rc(n);
   if (!rc) rc = loom_write(s, buf, (size_t)n);
-  return first_err(first_err(rc, loom_close(s)), cr);
+  return rc;
 }
-static int client_exchange(int port) {
-  loom_stream_t *s;
-  int rc = loom_tcp_connect(&s, "127.0.0.1", port);
-  if (rc) return rc;
+/* The client's side: writes LINE and checks the echo. */
+static int send_line(loom_stream_t *s) {
   char buf[64];
-  rc = loom_write(s, LINE, sizeof(LINE) - 1);
+  int rc = loom_write(s, LINE, sizeof(LINE) - 1);
   if (!rc) {
     ssize_t n = loom_read_line(s, buf, sizeof(buf));
     rc = line_rc(n);
     if (!rc && ((size_t)n != sizeof(LINE) - 1 || memcmp(buf, LINE, (size_t)n)))
       rc = WRONG;
   }
+  return rc;
+}
+static int echo_server(void *arg) {
+  loom_listener_t *l = arg;
+  loom_stream_t *s = NULL;
+  int rc = loom_accept(l, &s);
+  int cr = loom_listener_close(l);
+  if (rc) return rc;
+  rc = echo_line(s);
+  return first_err(first_err(rc, loom_close(s)), cr);
+}
+static int client_exchange(int port) {
+  loom_stream_t *s;
+  int rc = loom_tcp_connect(&s, "127.0.0.1", port);
+  if (rc) return rc;
+  rc = send_line(s);
   return first_err(rc, loom_close(s));
 }
 static int sc_tcp_echo(void *arg) {
@@ -391,10 +398,7 @@ static int sc_tcp_echo(void *arg) {
 static int wrong_in_handler;
 static int line_handler(loom_stream_t *s, void *arg) {
   (void)arg;
-  char buf[64];
-  ssize_t n = loom_read_line(s, buf, sizeof(buf));
-  int rc = line_rc(n);
-  if (!rc) rc = loom_write(s, buf, (size_t)n);
+  int rc = echo_line(s);
   /* The server logs a handler's failure; WRONG is not an error code. */
   if (rc == WRONG) {
     fprintf(stderr, "faults: WRONG: the handler's read_line gave UV_ENOBUFS\n");
@@ -403,21 +407,22 @@ static int line_handler(loom_stream_t *s, void *arg) {
   return first_err(rc, loom_close(s));
 }
 static uint64_t exchange_timeout_ms(void) { return RUNNING_ON_VALGRIND ? 3000 : 300; }
+/* exchange(port) under a timeout of ms: its error, or the scope's. */
+static int exchange_within(uint64_t ms, int (*exchange)(int port), int port) {
+  loom_scope_t sc;
+  int rc = loom_timeout_enter(&sc, ms);
+  if (rc) return rc;
+  rc = exchange(port);
+  int xr = loom_scope_exit(&sc);
+  return rc ? rc : xr;
+}
 static int sc_server(void *arg) {
   (void)arg;
   arm();
   loom_server_t *srv;
   int rc = loom_serve(&srv, "127.0.0.1", 0, line_handler, NULL, NULL);
   if (rc) return rc;
-  loom_scope_t sc;
-  int er = loom_timeout_enter(&sc, exchange_timeout_ms());
-  if (!er) {
-    rc = client_exchange(loom_server_port(srv));
-    int xr = loom_scope_exit(&sc);
-    if (!rc) rc = xr;
-  } else {
-    rc = er;
-  }
+  rc = exchange_within(exchange_timeout_ms(), client_exchange, loom_server_port(srv));
   rc = first_err(rc, loom_server_close(srv, 1000));
   return wrong_in_handler ? WRONG : rc;
 }
@@ -1156,12 +1161,10 @@ static int sc_http(void *arg) {
 static tls_keys_t K;
 static int tls_echo(loom_stream_t *s, void *arg) {
   (void)arg;
-  char buf[64];
-  ssize_t n = loom_read_line(s, buf, sizeof(buf));
-  int rc = line_rc(n);
-  if (!rc) rc = loom_write(s, buf, (size_t)n);
+  int rc = echo_line(s);
   if (!rc) {
-    n = loom_read(s, buf, sizeof(buf));
+    char buf[64];
+    ssize_t n = loom_read(s, buf, sizeof(buf));
     rc = n < 0 ? (int)n : n > 0 ? WRONG : 0;
   }
   if (rc == WRONG) {
@@ -1174,14 +1177,7 @@ static int tls_exchange(int port) {
   loom_stream_t *s;
   int rc = loom_tls_connect(&s, "127.0.0.1", port, K.client, "localhost");
   if (rc) return rc;
-  char buf[64];
-  rc = loom_write(s, LINE, sizeof(LINE) - 1);
-  if (!rc) {
-    ssize_t n = loom_read_line(s, buf, sizeof(buf));
-    rc = line_rc(n);
-    if (!rc && ((size_t)n != sizeof(LINE) - 1 || memcmp(buf, LINE, (size_t)n)))
-      rc = WRONG;
-  }
+  rc = send_line(s);
   if (!rc) rc = loom_shutdown_write(s);
   return first_err(rc, loom_close(s));
 }
@@ -1193,17 +1189,8 @@ static int sc_tls(void *arg) {
   int rc = tls_keys_ctx(&K, SIZE_MAX);
   loom_server_t *srv = NULL;
   if (!rc) rc = loom_tls_serve(&srv, "127.0.0.1", 0, K.server, tls_echo, NULL, NULL);
-  if (!rc) {
-    loom_scope_t sc;
-    int er = loom_timeout_enter(&sc, 3 * exchange_timeout_ms());
-    if (!er) {
-      rc = tls_exchange(loom_server_port(srv));
-      int xr = loom_scope_exit(&sc);
-      if (!rc) rc = xr;
-    } else {
-      rc = er;
-    }
-  }
+  if (!rc)
+    rc = exchange_within(3 * exchange_timeout_ms(), tls_exchange, loom_server_port(srv));
   if (srv) rc = first_err(rc, loom_server_close(srv, 1000));
   tls_keys_ctx_free(&K);
   return wrong_in_handler ? WRONG : rc;
@@ -1587,9 +1574,7 @@ int main(void) {
 #ifdef LOOM_WITH_TLS
   tls_keys_free(&K);
 #endif
-  char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fdir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", fdir);
+  remove_tree(fdir);
   fclose(tmp);
   munmap(shared, sizeof(*shared));
   return rc;

@@ -36,17 +36,14 @@
 #include "harness.h"
 #include "helpers.h"
 #include "loom.h"
+#include "on-valgrind.h"
+#include "remove-tree.h"
 #ifdef LOOM_TEST_CURL
 #include "loom/http.h"
 #endif
 #ifdef LOOM_WITH_TLS
+#include "tls-byte-exchange.h"
 #include "tls-keys.h"
-#endif
-
-#ifdef LOOM_HAVE_VALGRIND
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
 #endif
 
 enum { CLIENT, SERVER };
@@ -220,51 +217,70 @@ static int udp_peer(void *arg) {
  * Valgrind, where a busy machine once made a plain run take over 5 s. */
 static uint64_t bound_ms(void) { return RUNNING_ON_VALGRIND ? 20000 : 5000; }
 
-static int sweep_main(void *arg) {
-  (void)arg;
+/* A run of the first two sweeps: a listener (X.l, on X.port), the server
+ * and client tasks and, when set, a third, spawned in that order. The
+ * interrupted side (the client in a run not interrupted) must end by
+ * itself within `bound` ms; its peer and the third then get peer_bound ms
+ * each, after which join cancels them. The interrupted side's join result,
+ * and in *peer_rc (when set) its peer's. */
+static int run_sides(loom_fn srv, loom_fn cli, loom_fn third, uint64_t bound,
+                     uint64_t peer_bound, int *peer_rc) {
   if (loom_tcp_listen(&X.l, "127.0.0.1", 0, 0)) return 1;
   X.port = loom_listener_port(X.l);
   loom_task_t *t[3];
-  loom_spawn(&t[SERVER], server, NULL);
-  loom_spawn(&t[CLIENT], client, NULL);
-  loom_spawn(&t[2], udp_peer, NULL);
-  /* The interrupted side must end by itself, within a bound. */
+  loom_spawn(&t[SERVER], srv, NULL);
+  loom_spawn(&t[CLIENT], cli, NULL);
+  if (third) loom_spawn(&t[2], third, NULL);
   int side = X.side < 0 ? CLIENT : X.side;
-  loom_scope_t bound;
-  loom_timeout_enter(&bound, bound_ms());
+  loom_scope_t sc;
+  loom_timeout_enter(&sc, bound);
   int rc = loom_join(t[side], NULL);
-  loom_scope_exit(&bound);
-  /* Its peer may be left waiting for what will never come (a connection,
-   * a datagram): it gets a moment, then join cancels it. */
-  loom_timeout_enter(&bound, 50);
-  loom_join(t[!side], NULL);
-  loom_scope_exit(&bound);
-  loom_timeout_enter(&bound, 50);
-  loom_join(t[2], NULL);
-  loom_scope_exit(&bound);
+  loom_scope_exit(&sc);
+  loom_timeout_enter(&sc, peer_bound);
+  int prc = loom_join(t[!side], NULL);
+  loom_scope_exit(&sc);
+  if (third) {
+    loom_timeout_enter(&sc, peer_bound);
+    loom_join(t[2], NULL);
+    loom_scope_exit(&sc);
+  }
   loom_listener_close(X.l);
+  if (peer_rc) *peer_rc = prc;
   return rc;
+}
+
+/* The interrupted side's peer may be left waiting for what will never come
+ * (a connection, a datagram): it gets a moment, then join cancels it. */
+static int sweep_main(void *arg) {
+  (void)arg;
+  return run_sides(server, client, udp_peer, bound_ms(), 50, NULL);
 }
 
 static int exact;
 
-static void run_one(int side, int point, int mode) {
+/* A fresh run: which side to interrupt (-1: none), at which point, how. */
+static void sweep_reset(int side, int point, int mode) {
   memset(&X, 0, sizeof(X));
   X.side = side;
   X.point = point;
   X.mode = mode;
-  uint64_t t0 = wall_ms();
-  int rc = loom_run(sweep_main, NULL);
-  const char *name = side == CLIENT ? cnames[point] : snames[point];
-  int want = mode == CANCEL ? UV_ECANCELED : UV_ETIMEDOUT;
-  if (X.err_phase[side] != point)
-    fprintf(stderr, "note: %s %s at %s: the call ended first; %s at step %d\n",
-            side == CLIENT ? "client" : "server",
+}
+
+/* Counts a run whose interruption landed at its point (`missed` false);
+ * otherwise says where the side failed instead (a call may end first). */
+static void note_landing(int missed, const char *who, int side, int mode,
+                         const char *name) {
+  if (missed)
+    fprintf(stderr, "note: %s %s at %s: the call ended first; %s at step %d\n", who,
             mode == CANCEL ? "cancelled" : "timed out", name, loom_err_name(X.err[side]),
             X.err_phase[side]);
   else
     exact++;
-  assert_loom_ok(rc);
+}
+
+/* What the interrupted side of either sweep must have seen. */
+static void assert_interrupted(int side, int point, int mode) {
+  int want = mode == CANCEL ? UV_ECANCELED : UV_ETIMEDOUT;
   if (mode == CANCEL) {
     /* The interruption lands at the point, or, if that call had already
      * completed when it came, at a later suspension: never lost. */
@@ -276,19 +292,38 @@ static void run_one(int side, int point, int mode) {
     assert_true(X.err_phase[side] != point || X.err[side] == want);
     assert_true(X.err_phase[side] == point || X.err[side] == 0);
   }
+}
+
+/* With LOOM_SWEEP_TIMES set, how long the run took. */
+static void note_time(const char *who, int point, int mode, uint64_t t0) {
   if (getenv("LOOM_SWEEP_TIMES"))
-    fprintf(stderr, "%s %d %d: %d ms\n", side == CLIENT ? "client" : "server", point,
-            mode, (int)(wall_ms() - t0));
+    fprintf(stderr, "%s %d %d: %d ms\n", who, point, mode, (int)(wall_ms() - t0));
+}
+
+static void run_one(int side, int point, int mode) {
+  sweep_reset(side, point, mode);
+  uint64_t t0 = wall_ms();
+  int rc = loom_run(sweep_main, NULL);
+  const char *who = side == CLIENT ? "client" : "server";
+  note_landing(X.err_phase[side] != point, who, side, mode,
+               side == CLIENT ? cnames[point] : snames[point]);
+  assert_loom_ok(rc);
+  assert_interrupted(side, point, mode);
+  note_time(who, point, mode, t0);
   assert_true(wall_ms() - t0 < bound_ms());
+}
+
+/* A run not interrupted, of either sweep: both sides get to their end. */
+static void run_baseline(loom_fn main) {
+  sweep_reset(-1, 0, CANCEL);
+  assert_loom_ok(loom_run(main, NULL));
+  assert_int_equal(X.done[CLIENT], 1);
+  assert_int_equal(X.done[SERVER], 1);
 }
 
 static void test_baseline(void **state) {
   (void)state;
-  memset(&X, 0, sizeof(X));
-  X.side = -1;
-  assert_loom_ok(loom_run(sweep_main, NULL));
-  assert_int_equal(X.done[CLIENT], 1);
-  assert_int_equal(X.done[SERVER], 1);
+  run_baseline(sweep_main);
 }
 
 static void test_client_sweep(void **state) {
@@ -623,25 +658,13 @@ static int reader(void *arg) {
  * Valgrind. */
 static uint64_t stream_bound_ms(void) { return RUNNING_ON_VALGRIND ? 16000 : 4000; }
 
+/* The side not interrupted must end by itself too, within the same bound
+ * (the reader reads to the writer's EOF; the writer of a reader that left
+ * hears it). */
 static int stream_main(void *arg) {
   (void)arg;
-  if (loom_tcp_listen(&X.l, "127.0.0.1", 0, 0)) return 1;
-  X.port = loom_listener_port(X.l);
-  loom_task_t *t[2];
-  loom_spawn(&t[SERVER], reader, NULL);
-  loom_spawn(&t[CLIENT], writer, NULL);
-  /* The interrupted side must end by itself, within a bound; so must the
-   * other (the reader reads to the writer's EOF; the writer of a reader
-   * that left hears it), within one too. */
-  int side = X.side < 0 ? CLIENT : X.side;
-  loom_scope_t bound;
-  loom_timeout_enter(&bound, stream_bound_ms());
-  int rc = loom_join(t[side], NULL);
-  loom_scope_exit(&bound);
-  loom_timeout_enter(&bound, stream_bound_ms());
-  int prc = loom_join(t[!side], NULL);
-  loom_scope_exit(&bound);
-  loom_listener_close(X.l);
+  int prc = 0;
+  int rc = run_sides(reader, writer, NULL, stream_bound_ms(), stream_bound_ms(), &prc);
   return rc ? rc : prc;
 }
 
@@ -659,37 +682,22 @@ static void check_stream_data(int all) {
 }
 
 static void run_stream_one(int side, int point, int mode) {
-  memset(&X, 0, sizeof(X));
-  X.side = side;
-  X.point = point;
-  X.mode = mode;
+  sweep_reset(side, point, mode);
   X.err_phase[CLIENT] = X.err_phase[SERVER] = -1; /* (point 0 is a step) */
   uint64_t t0 = wall_ms();
   int rc = loom_run(stream_main, NULL);
   const char *name = side == CLIENT ? wnames[point] : rnames[point];
-  int want = mode == CANCEL ? UV_ECANCELED : UV_ETIMEDOUT;
-  if (X.err_phase[side] != point || X.err[side] == 0)
-    fprintf(stderr, "note: stream %s %s at %s: the call ended first; %s at step %d\n",
-            side == CLIENT ? "writer" : "reader",
-            mode == CANCEL ? "cancelled" : "timed out", name, loom_err_name(X.err[side]),
-            X.err_phase[side]);
-  else
-    exact++;
+  const char *who = side == CLIENT ? "stream writer" : "stream reader";
+  note_landing(X.err_phase[side] != point || X.err[side] == 0, who, side, mode, name);
   if (side == CLIENT && mode == CANCEL && point == W_YIELD && X.queued_at_close == 0)
     fprintf(stderr, "note: stream writer cancelled at %s: nothing gathered at close\n",
             name);
   assert_loom_ok(rc);
   assert_loom_ok(X.setup);
-  if (mode == CANCEL) {
-    assert_int_equal(X.err[side], want);
-    assert_true(X.err_phase[side] >= point);
-  } else {
-    /* At the point or not at all, and nothing else failed: the side went
-     * on with the stream as it was. */
-    assert_true(X.err_phase[side] != point || X.err[side] == want);
-    assert_true(X.err_phase[side] == point || X.err[side] == 0);
-    assert_true(X.nerr[side] <= 1);
-  }
+  assert_interrupted(side, point, mode);
+  /* A timed-out side failed at the point or not at all, and nothing else
+   * failed: it went on with the stream as it was. */
+  if (mode == TIMEOUT) assert_true(X.nerr[side] <= 1);
   /* A cancelled reader leaves the writer with nobody to read: only its end
    * is checked. Otherwise the reader got exactly what the writer's calls
    * said they wrote, and the reader's peer never failed. */
@@ -697,18 +705,13 @@ static void run_stream_one(int side, int point, int mode) {
     assert_int_equal(X.nerr[!side], 0);
     check_stream_data(side == SERVER);
   }
-  if (getenv("LOOM_SWEEP_TIMES"))
-    fprintf(stderr, "stream %s %d %d: %d ms\n", side == CLIENT ? "writer" : "reader",
-            point, mode, (int)(wall_ms() - t0));
+  note_time(who, point, mode, t0);
   assert_true(wall_ms() - t0 < stream_bound_ms() + 1000);
 }
 
 static void test_stream_baseline(void **state) {
   (void)state;
-  memset(&X, 0, sizeof(X));
-  X.side = -1;
-  assert_loom_ok(loom_run(stream_main, NULL));
-  assert_int_equal(X.done[CLIENT], 1);
+  run_baseline(stream_main);
   assert_int_equal(X.nerr[CLIENT], 0);
   assert_int_equal(X.nerr[SERVER], 0);
   check_stream_data(1);
@@ -1561,9 +1564,7 @@ static void test_capability_sweep(void **state) {
 #ifdef LOOM_WITH_TLS
   tls_keys_free(&K);
 #endif
-  char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", cdir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", cdir);
+  remove_tree(cdir);
   assert_int_equal(bad, 0);
 }
 
@@ -1571,168 +1572,75 @@ static void test_capability_sweep(void **state) {
 
 #ifdef LOOM_WITH_TLS
 /* A handshake parks once for each flight it waits for, and again for each
- * piece of one: a proxy between a client and a server forwards one byte
- * per write (each drained: its own segment), so each side sees its peer's
- * flights a byte at a time and parks once per byte. After `cancel_after`
- * bytes towards the side swept, the proxy interrupts that side's
- * handshake: it cancels the task, or it brings the timeout scope the
- * handshake runs in (no deadline until then) to 1 ms from now and
- * forwards nothing more that way for PEER_PAUSE, so that the scope fires
- * while the handshake waits for the next byte. So the client is
- * interrupted at every park of its handshake, and the server at every
- * park of its own (the client's hello, then its Finished). Each run must
- * end with UV_ECANCELED / UV_ETIMEDOUT from the side swept (or 0: its
+ * piece of one: a proxy between a client and a server (tls-byte-exchange.h)
+ * forwards one byte per write (each drained: its own segment), so each
+ * side sees its peer's flights a byte at a time and parks once per byte.
+ * After `cancel_after` bytes towards the side swept, the proxy interrupts
+ * that side's handshake: it cancels the task, or it brings the timeout
+ * scope the handshake runs in (no deadline until then) to 1 ms from now
+ * and forwards nothing more that way for PEER_PAUSE, so that the scope
+ * fires while the handshake waits for the next byte. So the client is
+ * interrupted at every park of its handshake, and the server at every park
+ * of its own (the client's hello, then its Finished). Each run must end
+ * with UV_ECANCELED / UV_ETIMEDOUT from the side swept (or 0: its
  * handshake had finished), the other side must end too, and nothing may
  * leak. */
 typedef struct {
-  int upstream;          /* the TLS server's port */
+  tls_byte_exchange_t x; /* the exchange (x.arg and x.px.arg: this) */
   int mode;              /* CANCEL or TIMEOUT */
   loom_task_t *victim;   /* interrupted after cancel_after bytes to it */
   loom_scope_t *v_scope; /* its handshake's scope, while open */
   int victim_is_client;  /* which direction counts */
   size_t cancel_after;   /* SIZE_MAX: never */
-  size_t to_client, to_server;
-} proxy_t;
+} hs_run_t;
 
-typedef struct {
-  proxy_t *px;
-  loom_stream_t *from, *to;
-  int towards_client;
-} pipe_t;
-
-static int pump_bytes(void *arg) {
-  pipe_t *p = arg;
-  char b;
-  while (loom_read(p->from, &b, 1) == 1) {
-    size_t *n = p->towards_client ? &p->px->to_client : &p->px->to_server;
-    if (loom_write(p->to, &b, 1) || loom_drain(p->to)) break;
-    ++*n;
-    proxy_t *px = p->px;
-    if (px->victim && p->towards_client == px->victim_is_client &&
-        *n == px->cancel_after) {
-      if (px->mode == CANCEL) {
-        loom_cancel(px->victim);
-      } else if (px->v_scope) {
-        loom_scope_reschedule(px->v_scope, 1);
-        loom_sleep(PEER_PAUSE);
-      }
+/* The proxy's on_byte: the interruption, after cancel_after bytes towards
+ * the victim. */
+static void interrupt_at(byte_proxy_t *bp, int towards_client, size_t n) {
+  hs_run_t *r = bp->arg;
+  if (r->victim && towards_client == r->victim_is_client && n == r->cancel_after) {
+    if (r->mode == CANCEL) {
+      loom_cancel(r->victim);
+    } else if (r->v_scope) {
+      loom_scope_reschedule(r->v_scope, 1);
+      loom_sleep(PEER_PAUSE);
     }
   }
-  loom_shutdown_write(p->to);
-  return 0;
 }
 
-static int proxy_handler(loom_stream_t *s, void *arg) {
-  proxy_t *px = arg;
-  loom_stream_t *up;
-  if (loom_tcp_connect(&up, "127.0.0.1", px->upstream) == 0) {
-    pipe_t a = {px, s, up, 0}, b = {px, up, s, 1};
-    loom_task_t *ta;
-    if (loom_spawn(&ta, pump_bytes, &a) == 0) {
-      pump_bytes(&b);
-      loom_join(ta, NULL);
-    }
-    loom_close(up);
-  }
-  loom_close(s);
-  return 0;
-}
-
-typedef struct {
-  size_t cancel_after; /* SIZE_MAX: a whole run */
-  int victim_is_client, mode;
-  int rc_client, rc_server, rc_line, handled;
-  size_t to_client, to_server;
-} bytes_t;
-
-/* The handshake in a scope the proxy may bring forward (victim's side). */
-static int timed_handshake(proxy_t *px, int is_client, loom_stream_t **s, int port) {
+/* Each side's handshake, in a scope the proxy may bring forward; the task
+ * that runs the victim's (the client's task, the server's handler) is the
+ * victim, before any byte reaches it. */
+static int timed_handshake(tls_byte_exchange_t *x, int is_client, loom_stream_t **s,
+                           int port) {
+  hs_run_t *r = x->arg;
+  if (r->victim_is_client == is_client) r->victim = loom_current();
   loom_scope_t sc;
   loom_timeout_enter(&sc, LOOM_NO_DEADLINE);
-  if (px->victim_is_client == is_client) px->v_scope = &sc;
-  int rc = is_client ? loom_tls_connect(s, "127.0.0.1", port, K.client, "localhost")
-                     : loom_tls_start(*s, K.server, 1, NULL);
-  px->v_scope = NULL;
+  if (r->victim_is_client == is_client) r->v_scope = &sc;
+  int rc = tls_byte_handshake(x, is_client, s, port);
+  r->v_scope = NULL;
   int xr = loom_scope_exit(&sc);
   return rc ? rc : xr;
 }
 
-typedef struct {
-  proxy_t *px;
-  int port, rc, rc_line;
-} bclient_t;
-
-static int byte_client(void *arg) {
-  bclient_t *c = arg;
-  loom_stream_t *s = NULL;
-  c->rc = timed_handshake(c->px, 1, &s, c->port);
-  if (c->rc == 0) {
-    char line[32];
-    loom_write(s, "byte\n", 5);
-    c->rc_line = (int)loom_read_line(s, line, sizeof(line));
-    loom_close(s);
-  }
-  return 0;
-}
-
-typedef struct {
-  proxy_t *px;
-  int handled, rc;
-} bserver_t;
-
-static int byte_server_handler(loom_stream_t *s, void *arg) {
-  bserver_t *b = arg;
-  if (!b->px->victim_is_client) b->px->victim = loom_current();
-  b->rc = timed_handshake(b->px, 0, &s, 0);
-  if (b->rc == 0) {
-    b->handled++;
-    char line[32];
-    ssize_t n = loom_read_line(s, line, sizeof(line));
-    if (n > 0) loom_write(s, line, (size_t)n);
-  }
-  loom_close(s);
-  return 0;
-}
-
 static int bytes_main(void *arg) {
-  bytes_t *r = arg;
-  proxy_t px = {.cancel_after = r->cancel_after,
-                .victim_is_client = r->victim_is_client,
-                .mode = r->mode};
-  bserver_t bs = {.px = &px};
-  loom_server_t *srv, *prx;
-  if (loom_serve(&srv, "127.0.0.1", 0, byte_server_handler, &bs, NULL)) {
-    r->rc_client = -100;
-    return 0;
-  }
-  px.upstream = loom_server_port(srv);
-  if (loom_serve(&prx, "127.0.0.1", 0, proxy_handler, &px, NULL) == 0) {
-    bclient_t c = {.px = &px, .port = loom_server_port(prx)};
-    loom_task_t *t;
-    if (loom_spawn(&t, byte_client, &c) == 0) {
-      if (r->victim_is_client) px.victim = t;
-      loom_join(t, NULL);
-    }
-    r->rc_client = c.rc;
-    r->rc_line = c.rc_line;
-    loom_server_close(prx, 1000);
-  }
-  loom_server_close(srv, 1000);
-  r->handled = bs.handled;
-  r->rc_server = bs.rc;
-  r->to_client = px.to_client;
-  r->to_server = px.to_server;
+  hs_run_t *r = arg;
+  r->x = (tls_byte_exchange_t){
+      .sctx = K.server, .cctx = K.client, .handshake = timed_handshake, .arg = r};
+  r->x.px = (byte_proxy_t){.on_byte = interrupt_at, .arg = r};
+  if (tls_byte_exchange(&r->x)) r->x.rc_client = -100;
   return 0;
 }
 
 static void test_tls_handshake_sweep(void **state) {
   (void)state;
   assert_int_equal(tls_keys_make(&K), 0);
-  bytes_t whole = {.cancel_after = SIZE_MAX, .victim_is_client = 1};
+  hs_run_t whole = {.cancel_after = SIZE_MAX, .victim_is_client = 1};
   assert_loom_ok(loom_run(bytes_main, &whole));
-  assert_loom_ok(whole.rc_client);
-  assert_int_equal(whole.rc_line, 5);
-  assert_int_equal(whole.handled, 1);
+  assert_loom_ok(whole.x.rc_client);
+  assert_int_equal(whole.x.rc_line, 5);
+  assert_int_equal(whole.x.handled, 1);
   /* Every byte would take a minute (a byte-by-byte handshake per point): a
    * stride that still stops each flight many times over, at points that
    * fall differently within each record (61 under Valgrind).
@@ -1743,14 +1651,14 @@ static void test_tls_handshake_sweep(void **state) {
   int runs = 0, hit = 0;
   for (int mode = CANCEL; mode <= TIMEOUT; mode++)
     for (int side = 1; side >= 0; side--) {
-      size_t total = side ? whole.to_client : whole.to_server;
+      size_t total = side ? whole.x.px.to_client : whole.x.px.to_server;
       for (size_t n = 1; n <= total; n += stride) {
-        bytes_t r = {.cancel_after = n, .victim_is_client = side, .mode = mode};
+        hs_run_t r = {.cancel_after = n, .victim_is_client = side, .mode = mode};
         uint64_t t0 = wall_ms();
         assert_loom_ok(loom_run(bytes_main, &r));
         runs++;
         int want = mode == CANCEL ? UV_ECANCELED : UV_ETIMEDOUT;
-        int got = side ? r.rc_client : r.rc_server;
+        int got = side ? r.x.rc_client : r.x.rc_server;
         const char *who = side ? "client" : "server";
         if (got != want && got != 0)
           fail_msg("%s %s after %zu bytes: %s", who,
@@ -1760,14 +1668,14 @@ static void test_tls_handshake_sweep(void **state) {
           fprintf(stderr, "tls handshake: %s %s after %zu bytes: %s, %d ms\n", who,
                   mode == CANCEL ? "cancelled" : "timed out", n, loom_err_name(got),
                   (int)(wall_ms() - t0));
-        if (!side && got == want && r.rc_line > 0)
+        if (!side && got == want && r.x.rc_line > 0)
           fail_msg("server interrupted after %zu bytes, yet the line came back", n);
         assert_true(wall_ms() - t0 < bound_ms());
       }
     }
   print_message("%d handshakes interrupted, %d of them mid-handshake (%zu bytes to the "
                 "client, %zu to the server)\n",
-                runs, hit, whole.to_client, whole.to_server);
+                runs, hit, whole.x.px.to_client, whole.x.px.to_server);
   tls_keys_free(&K);
 }
 #endif

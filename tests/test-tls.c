@@ -21,12 +21,8 @@
 #include "loom.h"
 #include "loom/process.h"
 #include "loom/tls.h"
-
-#ifdef LOOM_HAVE_VALGRIND
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
-#endif
+#include "remove-tree.h"
+#include "tls-byte-exchange.h"
 
 static char certdir[256];
 static int have_certs;
@@ -63,9 +59,7 @@ static int setup_certs(void **state) {
 
 static int teardown_certs(void **state) {
   (void)state;
-  char cmd[320];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", certdir);
-  return system(cmd) == 0 ? 0 : -1;
+  return remove_tree(certdir);
 }
 
 /* ---- contexts ---------------------------------------------------------------- */
@@ -250,6 +244,24 @@ static void test_loopback(void **state) {
   assert_int_equal(r.st.handled, 1);
 }
 
+/* A TLS connection to the server on port (verifying name, or 127.0.0.1
+ * when NULL) that sends a line and reads it back: 0, the connect's error,
+ * or -2 if the echo did not come. *reused (when set): whether it resumed a
+ * session. */
+static int one_round(loom_tls_ctx_t *cctx, int port, const char *name, int *reused) {
+  loom_stream_t *s;
+  int rc = loom_tls_connect(&s, "127.0.0.1", port, cctx, name);
+  if (rc) return rc;
+  char line[16];
+  loom_write(s, "x\n", 2);
+  /* Reading takes in the session tickets that TLS 1.3 sends after the
+   * handshake. */
+  if (loom_read_line(s, line, sizeof(line)) != 2) rc = -2;
+  if (reused) *reused = loom_tls_session_reused(s);
+  loom_close(s);
+  return rc;
+}
+
 /* ---- verification failures ------------------------------------------------------ */
 
 typedef struct {
@@ -275,15 +287,9 @@ static int main_verify(void *arg) {
     setup_end(&t);
     return 0;
   }
-  loom_stream_t *s;
-  v->rc = loom_tls_connect(&s, "127.0.0.1", t.port, t.cctx, v->hostname);
+  v->rc = one_round(t.cctx, t.port, v->hostname, NULL);
+  /* (a failed connect is the last call: its error) */
   snprintf(v->err, sizeof(v->err), "%s", loom_tls_last_error(NULL));
-  if (v->rc == 0) {
-    char line[16];
-    loom_write(s, "x\n", 2);
-    if (loom_read_line(s, line, sizeof(line)) != 2) v->rc = -2;
-    loom_close(s);
-  }
   setup_end(&t);
   v->handled = st.handled;
   return 0;
@@ -404,20 +410,6 @@ static loom_tls_ctx_t *pick_ctx(const char *name, void *arg) {
   return strcmp(name, "cb.other.test") == 0 ? r->other : NULL;
 }
 
-static int one_round(loom_tls_ctx_t *cctx, int port, const char *name, int *reused) {
-  loom_stream_t *s;
-  int rc = loom_tls_connect(&s, "127.0.0.1", port, cctx, name);
-  if (rc) return rc;
-  char line[16];
-  loom_write(s, "x\n", 2);
-  /* Reading takes in the session tickets that TLS 1.3 sends after the
-   * handshake. */
-  if (loom_read_line(s, line, sizeof(line)) != 2) rc = -2;
-  *reused = loom_tls_session_reused(s);
-  loom_close(s);
-  return rc;
-}
-
 static int main_sessions(void *arg) {
   sess_t *r = arg;
   echo_stats_t st = {0};
@@ -435,8 +427,7 @@ static int main_sessions(void *arg) {
   r->rc1 = one_round(cctx, port, "localhost", &r->reused1);
   r->rc2 = one_round(cctx, port, "localhost", &r->reused2);
   r->srv_reused = st.reused;
-  int dummy;
-  r->rc_sni = one_round(cctx, port, "www.other.test", &dummy);
+  r->rc_sni = one_round(cctx, port, "www.other.test", NULL);
   snprintf(r->sni, sizeof(r->sni), "%s", st.sni);
   loom_server_close(srv, 1000);
   /* A callback choosing the context. */
@@ -444,8 +435,8 @@ static int main_sessions(void *arg) {
   r->other = server_ctx("other", NULL);
   if (sctx2 && r->other && loom_tls_ctx_set_sni(sctx2, pick_ctx, r) == 0 &&
       loom_tls_serve(&srv, "127.0.0.1", 0, sctx2, echo_handler, &st, NULL) == 0) {
-    r->rc_cb = one_round(cctx, loom_server_port(srv), "cb.other.test", &dummy);
-    r->rc_cb_default = one_round(cctx, loom_server_port(srv), "localhost", &dummy);
+    r->rc_cb = one_round(cctx, loom_server_port(srv), "cb.other.test", NULL);
+    r->rc_cb_default = one_round(cctx, loom_server_port(srv), "localhost", NULL);
     loom_server_close(srv, 1000);
   } else {
     r->rc_cb = -1;
@@ -599,11 +590,53 @@ static void test_client_vs_openssl_s_server(void **state) {
   assert_string_equal(r.line, "slt olleh\n");
 }
 
+/* openssl s_client, trusting the test CA, against the server t is set up
+ * to serve (setup_start and setup_end are called here), with the options
+ * in opts (NULL-terminated, at most 8) between the common ones and
+ * -no_ign_eof (s_client ends at its input's EOF). talk(in, out, arg)
+ * speaks to its stdin and stdout; then the tool is waited for (its status
+ * into *status, when set) and closed, all within 10 s (the tool's lifetime
+ * is bounded). The spawn's result, or -1 without the server. */
+static int run_s_client(setup_t *t, const char *const *opts,
+                        void (*talk)(loom_stream_t *in, loom_stream_t *out, void *arg),
+                        void *arg, int *rc_wait, int *status) {
+  if (setup_start(t)) {
+    setup_end(t);
+    return -1;
+  }
+  char addr[64];
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", t->port);
+  char *argv[16] = {"openssl", "s_client", "-connect",
+                    addr,      "-CAfile",  (char *)cert("ca.pem")};
+  size_t n = 6;
+  for (size_t i = 0; opts[i] && i < 8; i++) argv[n++] = (char *)opts[i];
+  argv[n] = "-no_ign_eof"; /* last: -quiet turns ign_eof on */
+  loom_process_t *p;
+  int rc = spawn_tool(&p, argv);
+  if (rc == 0) {
+    loom_scope_t sc;
+    loom_timeout_enter(&sc, 10000);
+    talk(loom_process_stream(p, 0), loom_process_stream(p, 1), arg);
+    *rc_wait = loom_process_wait(p, status);
+    loom_scope_exit(&sc);
+    loom_process_close(p);
+  }
+  setup_end(t);
+  return rc;
+}
+
 typedef struct {
   int rc_spawn, rc_line, rc_wait, status;
   char line[64];
   echo_stats_t st;
 } sclient_t;
+
+static void talk_ping(loom_stream_t *in, loom_stream_t *out, void *arg) {
+  sclient_t *r = arg;
+  loom_write(in, "ping over tls\n", 14);
+  r->rc_line = (int)loom_read_line(out, r->line, sizeof(r->line));
+  loom_close(in); /* EOF: s_client closes */
+}
 
 /* openssl s_client against a loom TLS server: what it reads from its stdin
  * goes to the echo server and back to its stdout. */
@@ -613,40 +646,10 @@ static int main_s_client(void *arg) {
                .no_client = 1,
                .serve = echo_handler,
                .arg = &r->st};
-  if (setup_start(&t)) {
-    r->rc_spawn = -1;
-    setup_end(&t);
-    return 0;
-  }
-  char addr[64];
-  snprintf(addr, sizeof(addr), "127.0.0.1:%d", t.port);
-  char *argv[] = {"openssl",
-                  "s_client",
-                  "-connect",
-                  addr,
-                  "-servername",
-                  "localhost",
-                  "-CAfile",
-                  (char *)cert("ca.pem"),
-                  "-verify_return_error",
-                  "-alpn",
-                  "http/1.1",
-                  "-quiet",
-                  "-no_ign_eof",
-                  NULL};
-  loom_process_t *p;
-  r->rc_spawn = spawn_tool(&p, argv);
-  if (r->rc_spawn == 0) {
-    loom_scope_t sc;
-    loom_timeout_enter(&sc, 10000);
-    loom_write(loom_process_stream(p, 0), "ping over tls\n", 14);
-    r->rc_line = (int)loom_read_line(loom_process_stream(p, 1), r->line, sizeof(r->line));
-    loom_close(loom_process_stream(p, 0)); /* EOF: s_client closes */
-    r->rc_wait = loom_process_wait(p, &r->status);
-    loom_scope_exit(&sc);
-    loom_process_close(p);
-  }
-  setup_end(&t);
+  static const char *const opts[] = {"-servername", "localhost", "-verify_return_error",
+                                     "-alpn",       "http/1.1",  "-quiet",
+                                     NULL};
+  r->rc_spawn = run_s_client(&t, opts, talk_ping, r, &r->rc_wait, &r->status);
   return 0;
 }
 
@@ -758,8 +761,7 @@ static int main_garbage(void *arg) {
     free(all);
     loom_close(s);
   }
-  int reused;
-  r->rc_good = one_round(t.cctx, t.port, "localhost", &reused);
+  r->rc_good = one_round(t.cctx, t.port, "localhost", NULL);
   /* A server that answers in plain text. */
   r->rc_client = loom_tls_connect(&s, "127.0.0.1", loom_server_port(plain), t.cctx, NULL);
   snprintf(r->err, sizeof(r->err), "%s", loom_tls_last_error(NULL));
@@ -833,118 +835,31 @@ static void test_truncation(void **state) {
 
 /* ---- a byte-by-byte peer ------------------------------------------------------------ */
 
-/* A proxy in front of a TLS server that forwards one byte per write (each
- * drained: its own segment), so each side's handshake sees its peer's
+/* The exchange of tls-byte-exchange.h: a proxy in front of a TLS server
+ * forwards one byte per write, so each side's handshake sees its peer's
  * flights a byte at a time and parks once per byte. (Cancellation at each
  * of those points is in the shared sweep, tests/test-io-sweep.c.) */
-typedef struct {
-  int upstream; /* the TLS server's port */
-  size_t to_client, to_server;
-} proxy_t;
-
-typedef struct {
-  proxy_t *px;
-  loom_stream_t *from, *to;
-  int towards_client;
-} pipe_t;
-
-static int pump_bytes(void *arg) {
-  pipe_t *p = arg;
-  char b;
-  while (loom_read(p->from, &b, 1) == 1) {
-    size_t *n = p->towards_client ? &p->px->to_client : &p->px->to_server;
-    if (loom_write(p->to, &b, 1) || loom_drain(p->to)) break;
-    ++*n;
-  }
-  loom_shutdown_write(p->to);
-  return 0;
-}
-
-static int proxy_handler(loom_stream_t *s, void *arg) {
-  proxy_t *px = arg;
-  loom_stream_t *up;
-  if (loom_tcp_connect(&up, "127.0.0.1", px->upstream) == 0) {
-    pipe_t a = {px, s, up, 0}, b = {px, up, s, 1};
-    loom_task_t *ta;
-    if (loom_spawn(&ta, pump_bytes, &a) == 0) {
-      pump_bytes(&b);
-      loom_join(ta, NULL);
-    }
-    loom_close(up);
-  }
-  loom_close(s);
-  return 0;
-}
-
-typedef struct {
-  loom_tls_ctx_t *cctx, *sctx;
-  int port;
-  int rc, rc_line;
-  char line[32];
-} bclient_t;
-
-static int byte_client(void *arg) {
-  bclient_t *c = arg;
-  loom_stream_t *s;
-  c->rc = loom_tls_connect(&s, "127.0.0.1", c->port, c->cctx, "localhost");
-  if (c->rc == 0) {
-    loom_write(s, "byte\n", 5);
-    c->rc_line = (int)loom_read_line(s, c->line, sizeof(c->line));
-    loom_close(s);
-  }
-  return 0;
-}
-
 typedef struct {
   int rc_client, rc_line, handled;
   size_t to_client, to_server;
   char line[32];
 } bytes_t;
 
-/* The server's side: a handshake on a plain accepted stream. */
-typedef struct {
-  loom_tls_ctx_t *sctx;
-  int rc;
-  int handled;
-} bserver_t;
-
-static int byte_server_handler(loom_stream_t *s, void *arg) {
-  bserver_t *b = arg;
-  b->rc = loom_tls_start(s, b->sctx, 1, NULL);
-  if (b->rc == 0) {
-    b->handled++;
-    char line[32];
-    ssize_t n = loom_read_line(s, line, sizeof(line));
-    if (n > 0) loom_write(s, line, (size_t)n);
-  }
-  loom_close(s);
-  return 0;
-}
-
 static int main_bytes(void *arg) {
   bytes_t *r = arg;
   setup_t t = {0};
   int rc = setup_start(&t);
-  proxy_t px = {0};
-  bserver_t bs = {.sctx = t.sctx};
-  loom_server_t *srv, *prx;
-  if (rc || loom_serve(&srv, "127.0.0.1", 0, byte_server_handler, &bs, NULL)) {
+  tls_byte_exchange_t x = {.sctx = t.sctx, .cctx = t.cctx};
+  if (rc || tls_byte_exchange(&x)) {
     r->rc_client = -100;
     goto out;
   }
-  px.upstream = loom_server_port(srv);
-  if (loom_serve(&prx, "127.0.0.1", 0, proxy_handler, &px, NULL) == 0) {
-    bclient_t c = {.cctx = t.cctx, .port = loom_server_port(prx)};
-    byte_client(&c);
-    r->rc_client = c.rc;
-    r->rc_line = c.rc_line;
-    memcpy(r->line, c.line, sizeof(r->line));
-    loom_server_close(prx, 1000);
-  }
-  loom_server_close(srv, 1000);
-  r->handled = bs.handled;
-  r->to_client = px.to_client;
-  r->to_server = px.to_server;
+  r->rc_client = x.rc_client;
+  r->rc_line = x.rc_line;
+  memcpy(r->line, x.line, sizeof(r->line));
+  r->handled = x.handled;
+  r->to_client = x.px.to_client;
+  r->to_server = x.px.to_server;
 out:
   setup_end(&t);
   return 0;
@@ -1034,49 +949,28 @@ static int reneg_handler(loom_stream_t *s, void *arg) {
   return 0;
 }
 
+static void talk_reneg(loom_stream_t *in, loom_stream_t *out, void *arg) {
+  reneg_t *r = arg;
+  char line[1024];
+  loom_write(in, "hello\n", 6);
+  while (loom_read_line(out, line, sizeof(line)) > 0)
+    if (strcmp(line, "hello\n") == 0) {
+      r->saw_echo = 1;
+      break;
+    }
+  loom_write(in, "R\n", 2);
+  while (loom_read_line(out, line, sizeof(line)) > 0) {
+  } /* s_client says RENEGOTIATING, then fails (on stderr) */
+}
+
 /* openssl s_client (TLS 1.2, where renegotiation exists) asks to
  * renegotiate ("R" on its input): the loom server refuses, and the
  * connection ends with the client's fatal alert. */
 static int main_reneg(void *arg) {
   reneg_t *r = arg;
   setup_t t = {.no_client = 1, .serve = reneg_handler, .arg = r};
-  if (setup_start(&t)) {
-    r->rc_spawn = -1;
-    setup_end(&t);
-    return 0;
-  }
-  char addr[64];
-  snprintf(addr, sizeof(addr), "127.0.0.1:%d", t.port);
-  char *argv[] = {"openssl",
-                  "s_client",
-                  "-tls1_2",
-                  "-connect",
-                  addr,
-                  "-CAfile",
-                  (char *)cert("ca.pem"),
-                  "-no_ign_eof",
-                  NULL};
-  loom_process_t *p;
-  r->rc_spawn = spawn_tool(&p, argv);
-  if (r->rc_spawn == 0) {
-    loom_scope_t sc;
-    loom_timeout_enter(&sc, 10000);
-    loom_stream_t *in = loom_process_stream(p, 0), *out = loom_process_stream(p, 1);
-    char line[1024];
-    loom_write(in, "hello\n", 6);
-    while (loom_read_line(out, line, sizeof(line)) > 0)
-      if (strcmp(line, "hello\n") == 0) {
-        r->saw_echo = 1;
-        break;
-      }
-    loom_write(in, "R\n", 2);
-    while (loom_read_line(out, line, sizeof(line)) > 0) {
-    } /* s_client says RENEGOTIATING, then fails (on stderr) */
-    r->rc_wait = loom_process_wait(p, NULL);
-    loom_scope_exit(&sc);
-    loom_process_close(p);
-  }
-  setup_end(&t);
+  static const char *const opts[] = {"-tls1_2", NULL};
+  r->rc_spawn = run_s_client(&t, opts, talk_reneg, r, &r->rc_wait, NULL);
   return 0;
 }
 
