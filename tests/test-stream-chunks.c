@@ -20,12 +20,7 @@
 #include "harness.h"
 #include "helpers.h"
 #include "loom.h"
-
-#ifdef LOOM_HAVE_VALGRIND
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
-#endif
+#include "on-valgrind.h"
 
 /* ---- seeded random scripts ------------------------------------------------------- */
 
