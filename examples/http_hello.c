@@ -57,8 +57,9 @@
 
 #include <loom.h>
 
-#include "common/selftest.h"   /* selftest_run, SELFTEST_PASS, ... */
-#include "common/server_log.h" /* serve_until_cancelled, main() */
+#include "common/http_selftest.h" /* GET, http_selftest_keep_alive, ... */
+#include "common/selftest.h"      /* selftest_run, SELFTEST_PASS, ... */
+#include "common/server_log.h"    /* serve_until_cancelled, main() */
 
 #define DEFAULT_PORT 8080
 #define HEAD_MAX 8192       /* request line and headers, blank line included */
@@ -299,10 +300,6 @@ static int serve(int port) {
 
 /* ---- the self-test ---------------------------------------------------------------- */
 
-#define GET(path) "GET " path " HTTP/1.1\r\nHost: localhost\r\n\r\n"
-#define GET_CLOSE(path) \
-  "GET " path " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-
 /* The clients' checks (common/selftest.h runs them): each takes the
  * connection it is given, and says what it saw in c->outcome. */
 typedef selftest_client_t client_t;
@@ -310,16 +307,7 @@ typedef selftest_client_t client_t;
 /* Three requests, each answered while the connection stays open, then one
  * with Connection: close, after which the server closes. */
 static int check_keep_alive(client_t *c, loom_stream_t *s) {
-  char buf[sizeof ok_keep];
-  for (int i = 0; i < 3; i++) {
-    int rc = loom_write(s, GET("/"), strlen(GET("/")));
-    if (rc >= 0) rc = loom_read_exactly(s, buf, strlen(ok_keep), NULL);
-    if (rc < 0 || memcmp(buf, ok_keep, strlen(ok_keep)) != 0) {
-      return SELFTEST_FAIL(c, "request %d: %s", i + 1,
-                           rc < 0 ? loom_strerror(rc) : "wrong answer");
-    }
-  }
-  if (!selftest_exchange_to_close(c, s, GET_CLOSE("/bye"), ok_close)) return 0;
+  if (!http_selftest_keep_alive(c, s, ok_keep, ok_close)) return 0;
   return SELFTEST_PASS(
       c, "3 requests answered on one connection, then Connection: close honoured");
 }
@@ -334,12 +322,9 @@ static int check_pipelining(client_t *c, loom_stream_t *s) {
                     : i == 7 ? "HEAD /h HTTP/1.1\r\nHost: localhost\r\n\r\n"
                              : GET("/p");
     const char *a = i == 15 ? ok_close : i == 7 ? head_keep : ok_keep;
-    memcpy(req + rlen, q, strlen(q));
-    rlen += strlen(q);
-    memcpy(want + wlen, a, strlen(a));
-    wlen += strlen(a);
+    rlen = http_selftest_append(req, rlen, q);
+    wlen = http_selftest_append(want, wlen, a);
   }
-  req[rlen] = want[wlen] = 0;
   if (!selftest_exchange_to_close(c, s, req, want)) return 0;
   return SELFTEST_PASS(c, "16 requests in one write answered in order");
 }
@@ -347,11 +332,7 @@ static int check_pipelining(client_t *c, loom_stream_t *s) {
 /* Two requests sent byte by byte, so that the server's reads see the heads
  * in pieces. */
 static int check_split(client_t *c, loom_stream_t *s) {
-  static const char req[] = GET("/one") GET_CLOSE("/two");
-  if (!selftest_send_bytewise(c, s, req, strlen(req))) return 0;
-  char want[sizeof ok_keep + sizeof ok_close];
-  snprintf(want, sizeof want, "%s%s", ok_keep, ok_close);
-  if (!selftest_exchange_to_close(c, s, "", want)) return 0;
+  if (!http_selftest_split(c, s, ok_keep, ok_close)) return 0;
   return SELFTEST_PASS(c, "2 requests sent byte by byte answered");
 }
 

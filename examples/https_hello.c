@@ -49,7 +49,8 @@
 #include <loom.h>
 #include <loom/tls.h>
 
-#include "common/selftest.h" /* selftest_run_on, SELFTEST_PASS, ... */
+#include "common/http_selftest.h" /* GET, http_selftest_keep_alive, ... */
+#include "common/selftest.h"      /* selftest_run_on, SELFTEST_PASS, ... */
 
 #define DEFAULT_PORT 8443
 #define HEAD_MAX 4096 /* request line and headers, blank line included */
@@ -203,10 +204,6 @@ static int serve(void) {
 
 /* ---- the self-test ---------------------------------------------------------------- */
 
-#define GET(path) "GET " path " HTTP/1.1\r\nHost: localhost\r\n\r\n"
-#define GET_CLOSE(path) \
-  "GET " path " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-
 typedef selftest_client_t client_t;
 static loom_tls_ctx_t *trusting;   /* clients that trust CA */
 static loom_tls_ctx_t *untrusting; /* the system's store only */
@@ -221,16 +218,7 @@ static int start_tls(client_t *c, loom_stream_t *s) {
 }
 
 static int check_keep_alive(client_t *c, loom_stream_t *s) {
-  if (!start_tls(c, s)) return 0;
-  char buf[sizeof ok_keep];
-  for (int i = 0; i < 3; i++) {
-    int rc = loom_write(s, GET("/"), strlen(GET("/")));
-    if (rc >= 0) rc = loom_read_exactly(s, buf, strlen(ok_keep), NULL);
-    if (rc < 0 || memcmp(buf, ok_keep, strlen(ok_keep)) != 0)
-      return SELFTEST_FAIL(c, "request %d: %s", i + 1,
-                           rc < 0 ? loom_strerror(rc) : "wrong answer");
-  }
-  if (!selftest_exchange_to_close(c, s, GET_CLOSE("/bye"), ok_close)) return 0;
+  if (!start_tls(c, s) || !http_selftest_keep_alive(c, s, ok_keep, ok_close)) return 0;
   return SELFTEST_PASS(
       c, "%s; 3 requests answered on one connection, then Connection: close honoured",
       loom_tls_version(s));
@@ -243,12 +231,9 @@ static int check_pipelining(client_t *c, loom_stream_t *s) {
   for (int i = 0; i < 8; i++) {
     const char *q = i == 7 ? GET_CLOSE("/last") : GET("/p");
     const char *a = i == 7 ? ok_close : ok_keep;
-    memcpy(req + rlen, q, strlen(q));
-    rlen += strlen(q);
-    memcpy(want + wlen, a, strlen(a));
-    wlen += strlen(a);
+    rlen = http_selftest_append(req, rlen, q);
+    wlen = http_selftest_append(want, wlen, a);
   }
-  req[rlen] = want[wlen] = 0;
   if (!selftest_exchange_to_close(c, s, req, want)) return 0;
   return SELFTEST_PASS(c, "8 requests in one write answered in order");
 }
@@ -256,12 +241,7 @@ static int check_pipelining(client_t *c, loom_stream_t *s) {
 /* Two requests sent byte by byte: each byte its own TLS record, so the
  * server's reads see the heads in pieces. */
 static int check_split(client_t *c, loom_stream_t *s) {
-  if (!start_tls(c, s)) return 0;
-  static const char req[] = GET("/one") GET_CLOSE("/two");
-  if (!selftest_send_bytewise(c, s, req, strlen(req))) return 0;
-  char want[sizeof ok_keep + sizeof ok_close];
-  snprintf(want, sizeof want, "%s%s", ok_keep, ok_close);
-  if (!selftest_exchange_to_close(c, s, "", want)) return 0;
+  if (!start_tls(c, s) || !http_selftest_split(c, s, ok_keep, ok_close)) return 0;
   return SELFTEST_PASS(c, "2 requests sent byte by byte answered");
 }
 
