@@ -25,10 +25,7 @@ me=run-graceful-shutdown
 # shellcheck source=tests/run-with-server.sh
 . "$(dirname "$0")/run-with-server.sh"
 
-if [ $# -lt 2 ]; then
-  echo "usage: $0 TERM|INT COMMAND [ARG...]" >&2
-  exit 2
-fi
+server_need_command --after "TERM|INT" "$@"
 sig=${1%%,*}
 sig2=
 case $1 in *,*) sig2=${1#*,} ;; esac

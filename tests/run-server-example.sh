@@ -30,10 +30,7 @@ me=run-server-example
 # shellcheck source=tests/run-with-server.sh
 . "$(dirname "$0")/run-with-server.sh"
 
-if [ $# -lt 2 ]; then
-  echo "usage: $0 echo|pizza COMMAND [ARG...]" >&2
-  exit 2
-fi
+server_need_command --after "echo|pizza" "$@"
 kind=$1
 shift
 case $kind in

@@ -11,11 +11,19 @@
 # shellcheck shell=sh
 : "${me:?set by the script that sources this file}"
 
-# server_need_command "$@": exits 2 with a usage line when there is no
-# command to run.
+# server_need_command [--after WORD] "$@": exits 2 with a usage line when
+# there is no command to run; with --after, when there is not first an
+# argument, which the usage line shows as WORD.
 server_need_command() {
-  if [ $# -lt 1 ]; then
-    echo "usage: $0 COMMAND [ARG...]" >&2
+  need_args=1
+  need_usage="COMMAND [ARG...]"
+  if [ "${1-}" = --after ]; then
+    need_args=2
+    need_usage="$2 $need_usage"
+    shift 2
+  fi
+  if [ $# -lt $need_args ]; then
+    echo "usage: $0 $need_usage" >&2
     exit 2
   fi
 }
