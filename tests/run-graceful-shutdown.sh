@@ -41,12 +41,7 @@ import socket, sys
 work = "work " + sys.argv[2]
 with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30) as s:
     s.sendall(work.encode() + b"\n")
-    answer = b""
-    while True:
-        chunk = s.recv(1024)
-        if not chunk:
-            break
-        answer += chunk
+    answer = b"".join(iter(lambda: s.recv(1024), b""))  # up to the close
     print("client: sent %r, got %r" % (work, answer.decode()))
 '
 

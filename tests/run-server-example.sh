@@ -61,12 +61,7 @@ with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
             print("client: sent %r, got back %r" % (line.decode(), back.decode()))
     else:
         s.sendall(b"margherita\n")
-        answer = b""
-        while True:
-            chunk = s.recv(1024)
-            if not chunk:
-                break
-            answer += chunk
+        answer = b"".join(iter(lambda: s.recv(1024), b""))  # up to the close
         print("client: ordered margherita, got %r" % answer.decode())
 '
 
