@@ -5,9 +5,13 @@
 #
 #   . "$src/bench/lib.sh"
 #
-# It defines functions only, and sets nothing else.
+# It defines functions only, and sets nothing else. It sources
+# bench/common.sh (say, bench_cmake, bench_go_env, bench_uvloop_python)
+# from the runner's $src.
 
-say() { printf '%s\n' "$*" >&2; }
+# shellcheck source=bench/common.sh disable=SC2154 # src: the runner's
+. "$src/bench/common.sh"
+
 die() { say "${0##*/}: $*"; exit 1; }
 
 # bench_install CMD:PACKAGE...: installs, with apt-get, the Debian packages

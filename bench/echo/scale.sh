@@ -51,15 +51,10 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-say() { printf '%s\n' "$*" >&2; }
+# say, bench_cmake
+. "$src/bench/common.sh"
 
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  say "== configuring $build (Release)"
-  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON \
-        -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_EXAMPLES=OFF >&2
-else
-  cmake "$build" -DLOOM_BUILD_BENCH=ON >/dev/null
-fi
+bench_cmake "$src" "$build"
 cmake --build "$build" -j"$ncpu" --target echo-loom echo-client >&2
 bin=$build/bench/echo
 

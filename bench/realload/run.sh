@@ -93,11 +93,8 @@ bench_configure "$src" "$build"
 say "== building"
 cmake --build "$build" -j2 --target example-http_hello example-mini_redis hello-libuv >&2
 
-export GOPROXY=off GOTOOLCHAIN=local GOFLAGS=-mod=mod GO111MODULE=off
-gocache=$(go env GOCACHE 2>/dev/null || true)
-if [ -z "$gocache" ] || ! mkdir -p "$gocache" 2>/dev/null || [ ! -w "$gocache" ]; then
-  export GOCACHE="$tmp/gocache"
-fi
+export GOFLAGS=-mod=mod GO111MODULE=off
+bench_go_env "$tmp"
 case " $http_servers " in *" go "*)
   (cd "$here" && go build -o "$tmp/hello-go" hello.go) >&2 || die "go build hello.go failed" ;;
 esac
