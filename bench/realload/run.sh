@@ -260,16 +260,23 @@ for suite in $suites; do
 done
 
 # ---- the tables ------------------------------------------------------------------------
+# table_head FIRST SERVERS: the head of a table with the column FIRST, one
+# column a server and one a server but loom for loom's ratio to it.
+table_head() {
+  local s
+  printf '|%s |' "${1:+ $1}"; for s in $2; do printf ' %s |' "$s"; done
+  for s in $2; do [ "$s" = loom ] || printf ' loom/%s |' "$s"; done; echo
+  printf '|---|'; for s in $2; do printf -- '---|'; done
+  for s in $2; do [ "$s" = loom ] || printf -- '---|'; done; echo
+}
+
 # results: suite case round server rps cpu_us rss_kib
 summarise() {
   local suite=$1 servers=$2 cases=$3
   echo
   echo "### $suite ($rounds rounds; requests/s median [min-max]; server CPU us/request; peak RSS MiB; loom's ratio, median of per-round ratios)"
   echo
-  printf '| case |'; for s in $servers; do printf ' %s |' "$s"; done
-  for s in $servers; do [ "$s" = loom ] || printf ' loom/%s |' "$s"; done; echo
-  printf '|---|'; for s in $servers; do printf -- '---|'; done
-  for s in $servers; do [ "$s" = loom ] || printf -- '---|'; done; echo
+  table_head case "$servers"
   for case in $cases; do
     awk -v suite="$suite" -v cs="$case" -v servers="$servers" "$AWK_MEDIAN"'
       $1 == suite && $2 == cs { rps[$4, $3] = $5; cpu[$4, $3] = $6
@@ -304,10 +311,7 @@ summarise_idle() {
   echo
   echo "### idle ($rounds rounds; $idle_conns idle keep-alive connections, one request made on each; the server's VmRSS and peak RSS (VmHWM), MiB, median; loom's ratio of peak RSS)"
   echo
-  printf '| |'; for s in $http_servers; do printf ' %s |' "$s"; done
-  for s in $http_servers; do [ "$s" = loom ] || printf ' loom/%s |' "$s"; done; echo
-  printf '|---|'; for s in $http_servers; do printf -- '---|'; done
-  for s in $http_servers; do [ "$s" = loom ] || printf -- '---|'; done; echo
+  table_head "" "$http_servers"
   awk -v servers="$http_servers" "$AWK_MEDIAN"'
     $1 == "idle" { k = ++n[$4]; rss[$4, k] = $5; hwm[$4, k] = $6 }
     END {
