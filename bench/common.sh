@@ -8,19 +8,20 @@
 
 say() { printf '%s\n' "$*" >&2; }
 
-# bench_cmake SRC BUILD: configures BUILD as a Release build of SRC with
-# the benchmarks on (the tests and examples off) when it has no CMake cache
-# yet, or configures the one it has again with the benchmarks on: a build
-# dir made before a benchmark existed has no target for it, and a Makefile
-# does not regenerate itself for an unknown target. Warns when BUILD is not
-# a Release build.
+# bench_cmake SRC BUILD [examples]: configures BUILD as a Release build of
+# SRC with the benchmarks on (the tests off, the examples off unless
+# "examples" is given) when it has no CMake cache yet, or configures the one
+# it has again with the benchmarks (and with "examples" the examples) on: a
+# build dir made before a benchmark existed has no target for it, and a
+# Makefile does not regenerate itself for an unknown target. Warns when
+# BUILD is not a Release build.
 bench_cmake() {
   if [ ! -f "$2/CMakeCache.txt" ]; then
     say "== configuring $2 (Release)"
     cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON \
-      -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_EXAMPLES=OFF >&2
+      -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_EXAMPLES="$([ "${3:-}" = examples ] && echo ON || echo OFF)" >&2
   else
-    cmake "$2" -DLOOM_BUILD_BENCH=ON >/dev/null
+    cmake "$2" -DLOOM_BUILD_BENCH=ON ${3:+-DLOOM_BUILD_EXAMPLES=ON} >/dev/null
   fi
   grep -q '^CMAKE_BUILD_TYPE:STRING=Release' "$2/CMakeCache.txt" ||
     say "${0##*/}: warning: $2 is not a Release build"

@@ -40,22 +40,6 @@ bench_install() {
   done
 }
 
-# bench_configure SRC BUILD: configures BUILD as a Release build of SRC
-# with the examples and benchmarks on (the tests off) when it has no CMake
-# cache yet, or turns the examples and benchmarks on in the one it has;
-# warns when that one is not a Release build.
-bench_configure() {
-  if [ ! -f "$2/CMakeCache.txt" ]; then
-    say "== configuring $2 (Release)"
-    cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON \
-      -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_EXAMPLES=ON >&2
-  else
-    cmake "$2" -DLOOM_BUILD_EXAMPLES=ON -DLOOM_BUILD_BENCH=ON >/dev/null
-  fi
-  grep -q '^CMAKE_BUILD_TYPE:STRING=Release' "$2/CMakeCache.txt" ||
-    say "run.sh: warning: $2 is not a Release build"
-}
-
 # bench_raise_nofile: 1,000 connections need 1,000 descriptors on each
 # side; raises the soft limit to 4096 where it is lower.
 bench_raise_nofile() {

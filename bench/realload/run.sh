@@ -60,7 +60,7 @@ redis_servers=${LOOM_REALLOAD_REDIS:-loom redis}
 scpu=${LOOM_REALLOAD_SERVER_CPU:-1}
 ccpu=${LOOM_REALLOAD_CLIENT_CPU:-0}
 
-# say, die, bench_install, bench_configure, bench_raise_nofile,
+# say, die, bench_install, bench_cmake, bench_go_env, bench_raise_nofile,
 # bench_nginx, bench_wait_server, free_port, port_open, proc_cpu_ticks,
 # proc_peak_rss_kib, rotate, AWK_MEDIAN
 # shellcheck source=bench/lib.sh
@@ -89,7 +89,7 @@ bench_install "${LOOM_REALLOAD_NO_INSTALL:-0}" wrk:wrk redis-benchmark:redis-too
   taskset:util-linux
 
 # ---- build ------------------------------------------------------------------
-bench_configure "$src" "$build"
+bench_cmake "$src" "$build" examples
 say "== building"
 cmake --build "$build" -j2 --target example-http_hello example-mini_redis hello-libuv >&2
 
