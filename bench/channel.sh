@@ -38,12 +38,10 @@ pin() {
 first=${cpuset%%,*}
 second=${cpuset#*,}
 second=${second%%,*}
-# say, bench_cmake, bench_go_env
+# say, bench_tmp, bench_cmake, bench_go_env
 . "$src/bench/common.sh"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-channel.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
+bench_tmp loom-channel
 
 bench_cmake "$src" "$build"
 cmake --build "$build" -j"$(nproc)" --target bench-channel >&2

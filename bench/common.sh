@@ -27,6 +27,20 @@ bench_cmake() {
     say "${0##*/}: warning: $2 is not a Release build"
 }
 
+# bench_tmp NAME: sets tmp to a new directory NAME.XXXXXX under TMPDIR
+# (default /tmp) and srv_pid to nothing; on exit the server srv_pid, if
+# set, is stopped and tmp removed. An interrupt exits 130.
+bench_tmp() {
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  srv_pid=""
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+bench_cleanup() {
+  if [ -n "$srv_pid" ]; then kill "$srv_pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+
 # bench_go_env TMP: the environment of the Go peers' builds: standard
 # library only (never touch the network, never fetch toolchains), and a
 # build cache in TMP when the user's cannot be written.

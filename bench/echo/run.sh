@@ -51,18 +51,11 @@ for s in $servers; do
   esac
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-echo.XXXXXX")
-srv_pid=""
-cleanup() {
-  if [ -n "$srv_pid" ]; then kill "$srv_pid" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-results=$tmp/results
-
-# say, bench_cmake, bench_go_env, bench_uvloop_python
+# say, bench_tmp, bench_cmake, bench_go_env, bench_uvloop_python
 . "$src/bench/common.sh"
+
+bench_tmp loom-echo
+results=$tmp/results
 
 # ---- build ------------------------------------------------------------------
 bench_cmake "$src" "$build"

@@ -43,16 +43,10 @@ warm=${LOOM_ECHO_WARMUP:-0.5}
 size=${LOOM_ECHO_SIZE:-64}
 conns=${LOOM_ECHO_CONNS:-100}
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-echo-scale.XXXXXX")
-srv_pid=""
-cleanup() {
-  if [ -n "$srv_pid" ]; then kill "$srv_pid" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-# say, bench_cmake
+# say, bench_tmp, bench_cmake
 . "$src/bench/common.sh"
+
+bench_tmp loom-echo-scale
 
 bench_cmake "$src" "$build"
 cmake --build "$build" -j"$ncpu" --target echo-loom echo-client >&2
