@@ -132,20 +132,25 @@ static int bare_side(void *arg, uint64_t me) {
 static int bare_producer(void *arg) { return bare_side(arg, 0); }
 static int bare_consumer(void *arg) { return bare_side(arg, 1); }
 
+/* Runs the consumer c and the producer p on a thread each; returns the ns
+ * from before the threads are created to after both are joined. */
+static uint64_t run_sides(side_t *c, side_t *p) {
+  pthread_t tc, tp;
+  uint64_t t0 = bench_now_ns();
+  if (pthread_create(&tc, NULL, side_main, c) || pthread_create(&tp, NULL, side_main, p))
+    die("pthread_create failed");
+  pthread_join(tp, NULL);
+  pthread_join(tc, NULL);
+  return bench_now_ns() - t0;
+}
+
 static uint64_t run_channel(void *ctx, uint64_t n) {
   shape_t *s = ctx;
   s->n = n;
   if (s->bare) {
     atomic_store(&turn, 0);
     side_t c = {bare_consumer, s, -1, cpus[0]}, p = {bare_producer, s, -1, cpus[1]};
-    pthread_t tc, tp;
-    uint64_t t0 = bench_now_ns();
-    if (pthread_create(&tc, NULL, side_main, &c) ||
-        pthread_create(&tp, NULL, side_main, &p))
-      die("pthread_create failed");
-    pthread_join(tp, NULL);
-    pthread_join(tc, NULL);
-    return bench_now_ns() - t0;
+    return run_sides(&c, &p);
   }
   if (loom_channel_new(&s->ch, s->capacity)) die("loom_channel_new failed");
   if (s->local) {
@@ -157,14 +162,7 @@ static uint64_t run_channel(void *ctx, uint64_t n) {
     return ns;
   }
   side_t c = {consumer, s, -1, cpus[0]}, p = {producer, s, -1, cpus[1]};
-  pthread_t tc, tp;
-  uint64_t t0 = bench_now_ns();
-  if (pthread_create(&tc, NULL, side_main, &c) ||
-      pthread_create(&tp, NULL, side_main, &p))
-    die("pthread_create failed");
-  pthread_join(tp, NULL);
-  pthread_join(tc, NULL);
-  uint64_t ns = bench_now_ns() - t0;
+  uint64_t ns = run_sides(&c, &p);
   if (c.status || p.status) die("a put or get failed");
   if (s->bad) die("items out of order");
   loom_channel_release(s->ch);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bench-run.h"
 #include "bench.h"
 #include "loom.h"
 
@@ -60,11 +61,7 @@ static int bench_main(void *arg) {
 
 int main(void) {
   results_t r;
-  int rc = loom_run(bench_main, &r);
-  if (rc) {
-    fprintf(stderr, "bench-gather: %s\n", loom_strerror(rc));
-    return 1;
-  }
+  bench_run("bench-gather", bench_main, &r);
   bench_print("gather", "loom", &r.gather, "ns/task");
   bench_print("group", "loom", &r.group, "ns/task");
   return 0;

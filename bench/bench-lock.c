@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench-run.h"
 #include "bench.h"
 #include "loom.h"
 
@@ -124,11 +125,7 @@ int main(int argc, char **argv) {
     }
     selected[i] = 1;
   }
-  int rc = loom_run(bench_main, NULL);
-  if (rc) {
-    fprintf(stderr, "bench-lock: %s\n", loom_strerror(rc));
-    return 1;
-  }
+  bench_run("bench-lock", bench_main, NULL);
   for (int i = 0; i < 3; i++)
     if (selected[i]) bench_print(names[i], "loom", &results[i], units[i]);
   for (int i = 0; i < 2; i++)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bench-run.h"
 #include "bench.h"
 #include "loom.h"
 
@@ -60,11 +61,7 @@ static int bench_main(void *arg) {
 
 int main(void) {
   results_t r;
-  int rc = loom_run(bench_main, &r);
-  if (rc) {
-    fprintf(stderr, "bench-offload: %s\n", loom_strerror(rc));
-    return 1;
-  }
+  bench_run("bench-offload", bench_main, &r);
   bench_print("offload", "loom", &r.to_thread, "ns/job");
   bench_print("offload", "loom-future", &r.submit, "ns/job");
   return 0;

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench-run.h"
 #include "bench.h"
 #include "loom.h"
 
@@ -116,11 +117,7 @@ int main(int argc, char **argv) {
     }
     selected[i] = 1;
   }
-  int rc = loom_run(bench_main, NULL);
-  if (rc) {
-    fprintf(stderr, "bench-queue: %s\n", loom_strerror(rc));
-    return 1;
-  }
+  bench_run("bench-queue", bench_main, NULL);
   for (int i = 0; i < NSHAPES; i++)
     if (selected[i]) bench_print(names[i], "loom", &results[i], "ns/item");
   for (int i = 0; i < NSHAPES; i++)

@@ -25,6 +25,7 @@
 
 extern char **environ;
 
+#include "bench-run.h"
 #include "bench.h"
 #include "loom.h"
 
@@ -236,11 +237,7 @@ int main(int argc, char **argv) {
     }
     uv_loop_close(&r.loop);
   } else {
-    int rc = loom_run(bench_main, &a);
-    if (rc) {
-      fprintf(stderr, "bench-spawn-process: %s\n", loom_strerror(rc));
-      return 1;
-    }
+    bench_run("bench-spawn-process", bench_main, &a);
   }
   /* bench_measure's figures are ns per child: shown in microseconds. */
   bench_result_t us = a.r;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench-run.h"
 #include "bench.h"
 #include "loom.h"
 
@@ -99,11 +100,7 @@ int main(int argc, char **argv) {
     }
     a.c.batch = (uint64_t)b;
   }
-  int rc = loom_run(bench_main, &a);
-  if (rc) {
-    fprintf(stderr, "bench-spawn: %s\n", loom_strerror(rc));
-    return 1;
-  }
+  bench_run("bench-spawn", bench_main, &a);
   char impl[32], cpu[40];
   if (a.c.batch == 1000) {
     snprintf(impl, sizeof(impl), "loom");

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bench-run.h"
 #include "bench.h"
 #include "loom.h"
 
@@ -48,11 +49,7 @@ static int bench_main(void *arg) {
 
 int main(void) {
   bench_result_t r;
-  int rc = loom_run(bench_main, &r);
-  if (rc) {
-    fprintf(stderr, "bench-yield: %s\n", loom_strerror(rc));
-    return 1;
-  }
+  bench_run("bench-yield", bench_main, &r);
   bench_print("yield", "loom", &r, "ns/yield");
   bench_target("yield", r.median, "loom", 40, "ns/yield");
   return 0;

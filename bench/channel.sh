@@ -38,27 +38,17 @@ pin() {
 first=${cpuset%%,*}
 second=${cpuset#*,}
 second=${second%%,*}
-say() { printf '%s\n' "$*" >&2; }
+# say, bench_tmp, bench_cmake, bench_go_env
+. "$src/bench/common.sh"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-channel.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
+bench_tmp loom-channel
 
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON \
-        -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_EXAMPLES=OFF >&2
-else
-  cmake "$build" -DLOOM_BUILD_BENCH=ON >/dev/null
-fi
+bench_cmake "$src" "$build"
 cmake --build "$build" -j"$(nproc)" --target bench-channel >&2
 
 gobin=""
 if command -v go >/dev/null 2>&1; then
-  export GOPROXY=off GOTOOLCHAIN=local
-  gocache=$(go env GOCACHE 2>/dev/null || true)
-  if [ -z "$gocache" ] || ! mkdir -p "$gocache" 2>/dev/null || [ ! -w "$gocache" ]; then
-    export GOCACHE="$tmp/gocache"
-  fi
+  bench_go_env "$tmp"
   if (cd "$here/peers" && go build -o "$tmp/channel-go" channel.go) >&2; then
     gobin=$tmp/channel-go
     say "== Go: $(go version)"

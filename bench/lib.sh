@@ -5,9 +5,13 @@
 #
 #   . "$src/bench/lib.sh"
 #
-# It defines functions only, and sets nothing else.
+# It defines functions only, and sets nothing else. It sources
+# bench/common.sh (say, bench_cmake, bench_go_env, bench_uvloop_python)
+# from the runner's $src.
 
-say() { printf '%s\n' "$*" >&2; }
+# shellcheck source=bench/common.sh disable=SC2154 # src: the runner's
+. "$src/bench/common.sh"
+
 die() { say "${0##*/}: $*"; exit 1; }
 
 # bench_install CMD:PACKAGE...: installs, with apt-get, the Debian packages
@@ -34,22 +38,6 @@ bench_install() {
   for svc in redis-server nginx; do
     if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
   done
-}
-
-# bench_configure SRC BUILD: configures BUILD as a Release build of SRC
-# with the examples and benchmarks on (the tests off) when it has no CMake
-# cache yet, or turns the examples and benchmarks on in the one it has;
-# warns when that one is not a Release build.
-bench_configure() {
-  if [ ! -f "$2/CMakeCache.txt" ]; then
-    say "== configuring $2 (Release)"
-    cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON \
-      -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_EXAMPLES=ON >&2
-  else
-    cmake "$2" -DLOOM_BUILD_EXAMPLES=ON -DLOOM_BUILD_BENCH=ON >/dev/null
-  fi
-  grep -q '^CMAKE_BUILD_TYPE:STRING=Release' "$2/CMakeCache.txt" ||
-    say "run.sh: warning: $2 is not a Release build"
 }
 
 # bench_raise_nofile: 1,000 connections need 1,000 descriptors on each

@@ -45,19 +45,11 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
 results=$tmp/results
 
-say() { printf '%s\n' "$*" >&2; }
+# say, bench_cmake, bench_go_env, bench_uvloop_python
+. "$src/bench/common.sh"
 
 # ---- build ------------------------------------------------------------------
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  say "== configuring $build (Release)"
-  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON \
-        -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_EXAMPLES=OFF >&2
-elif ! grep -q '^LOOM_BUILD_BENCH:BOOL=ON' "$build/CMakeCache.txt"; then
-  cmake "$build" -DLOOM_BUILD_BENCH=ON >&2
-fi
-if ! grep -q '^CMAKE_BUILD_TYPE:STRING=Release' "$build/CMakeCache.txt"; then
-  say "run.sh: warning: $build is not a Release build"
-fi
+bench_cmake "$src" "$build"
 say "== building"
 targets=""
 for b in $benches; do targets="$targets --target bench-$b"; done
@@ -80,35 +72,14 @@ else
 fi
 
 # ---- peers' toolchains ---------------------------------------------------------
-# Python: Debian's python3-uvloop is for /usr/bin/python3; a pyenv or venv
-# python3 first on PATH usually cannot import it, and a PYTHONHOME or
-# PYTHONPATH meant for another interpreter can break /usr/bin/python3 itself.
 export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in bench/peers
-py=""
-for cand in ${LOOM_BENCH_PYTHON:-} /usr/bin/python3 python3; do
-  if "$cand" -c 'import uvloop' >/dev/null 2>&1; then
-    py="$cand"; break
-  fi
-  if env -u PYTHONHOME -u PYTHONPATH "$cand" -c 'import uvloop' >/dev/null 2>&1; then
-    py="env -u PYTHONHOME -u PYTHONPATH $cand"; break
-  fi
-done
-if [ -n "$py" ]; then
-  say "== uvloop peers: $py ($($py -c 'import sys, uvloop; print("Python", sys.version.split()[0], "uvloop", uvloop.__version__)'))"
-else
-  say "== no python3 can import uvloop (Debian: apt install python3-uvloop): uvloop peers skipped"
-fi
+bench_uvloop_python peers
 
 go=""
 if command -v go >/dev/null 2>&1; then
   go=go
-  # Standard library only: never touch the network, never fetch toolchains.
-  export GOPROXY=off GOTOOLCHAIN=local
+  bench_go_env "$tmp"
   export GOMAXPROCS=1 # every Go peer runs on one P
-  gocache=$(go env GOCACHE 2>/dev/null || true)
-  if [ -z "$gocache" ] || ! mkdir -p "$gocache" 2>/dev/null || [ ! -w "$gocache" ]; then
-    export GOCACHE="$tmp/gocache"
-  fi
   say "== Go peers: $(go version)"
 else
   say "== go not found: Go peers skipped"

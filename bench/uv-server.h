@@ -1,8 +1,10 @@
 /* What the callback-style libuv servers of the benchmarks share
  * (bench/echo/echo-libuv.c, bench/realload/hello-libuv.c): listening on
- * 127.0.0.1, accepting a connection into the program's own struct, and
- * freeing it once closed. Each server keeps its own buffers, alloc and
- * read callbacks: those are what it is measured by.
+ * 127.0.0.1, accepting a connection into the program's own struct, the
+ * end of a read (EOF, error), sending a buffer with uv_try_write and the
+ * rest with uv_write, and freeing a connection once closed. Each server
+ * keeps its own buffers, alloc and read callbacks: those are what it is
+ * measured by.
  *
  * A connection struct starts with its uv_tcp_t, so the handle's address is
  * the connection's (uvs_on_close frees it through the handle).
@@ -53,6 +55,42 @@ static inline int uvs_listen(uv_tcp_t *server, const char *prog, int port,
   int len = sizeof(ss);
   uv_tcp_getsockname(server, (struct sockaddr *)&ss, &len);
   return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* In a read callback: whether nread ends the read with nothing to handle,
+ * 0 (EAGAIN) or negative (EOF or error: the connection is closed). */
+static inline int uvs_read_none(uv_stream_t *st, ssize_t nread) {
+  if (nread == 0) return 1; /* EAGAIN */
+  if (nread < 0) {          /* EOF or error */
+    uv_close((uv_handle_t *)st, uvs_on_close);
+    return 1;
+  }
+  return 0;
+}
+
+/* Sends out with uv_try_write; if the kernel does not take it all, the
+ * rest goes out with uv_write through wreq from the same buffer (no copy,
+ * no allocation) and reading stops meanwhile: the buffer holds the rest
+ * until it is written, so nothing may be read (or answered) into it.
+ * write_cb resumes reading. On an error the connection is closed. Returns
+ * 1 when all of out was written at once, else 0. */
+static inline int uvs_send(uv_stream_t *st, uv_write_t *wreq, uv_buf_t out,
+                           uv_write_cb write_cb) {
+  int n = uv_try_write(st, &out, 1);
+  if (n >= 0 && (size_t)n == out.len) return 1;
+  if (n < 0 && n != UV_EAGAIN) {
+    uv_close((uv_handle_t *)st, uvs_on_close);
+    return 0;
+  }
+  if (n > 0) {
+    out.base += n;
+    out.len -= (unsigned)n;
+  }
+  uv_read_stop(st);
+  wreq->data = st;
+  if (uv_write(wreq, st, &out, 1, write_cb) < 0)
+    uv_close((uv_handle_t *)st, uvs_on_close);
+  return 0;
 }
 
 #endif

@@ -46,28 +46,8 @@ static void write_cb(uv_write_t *req, int status) {
 
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   conn_t *c = (conn_t *)st;
-  if (nread == 0) return; /* EAGAIN */
-  if (nread < 0) {        /* EOF or error */
-    uv_close((uv_handle_t *)st, uvs_on_close);
-    return;
-  }
-  uv_buf_t out = uv_buf_init(buf->base, (unsigned)nread);
-  int n = uv_try_write(st, &out, 1);
-  if (n == nread) return;
-  if (n < 0 && n != UV_EAGAIN) {
-    uv_close((uv_handle_t *)st, uvs_on_close);
-    return;
-  }
-  if (n > 0) {
-    out.base += n;
-    out.len -= (unsigned)n;
-  }
-  /* The kernel is full: the buffer holds the rest until it is written, so
-   * stop reading into it meanwhile. */
-  uv_read_stop(st);
-  c->wreq.data = c;
-  if (uv_write(&c->wreq, st, &out, 1, write_cb) < 0)
-    uv_close((uv_handle_t *)st, uvs_on_close);
+  if (uvs_read_none(st, nread)) return;
+  uvs_send(st, &c->wreq, uv_buf_init(buf->base, (unsigned)nread), write_cb);
 }
 
 static void on_connection(uv_stream_t *server, int status) {

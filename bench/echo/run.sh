@@ -51,31 +51,14 @@ for s in $servers; do
   esac
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-echo.XXXXXX")
-srv_pid=""
-cleanup() {
-  if [ -n "$srv_pid" ]; then kill "$srv_pid" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# say, bench_tmp, bench_cmake, bench_go_env, bench_uvloop_python
+. "$src/bench/common.sh"
+
+bench_tmp loom-echo
 results=$tmp/results
 
-say() { printf '%s\n' "$*" >&2; }
-
 # ---- build ------------------------------------------------------------------
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  say "== configuring $build (Release)"
-  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON \
-        -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_EXAMPLES=OFF >&2
-else
-  # Configure again: a build dir made before bench/echo existed has no echo
-  # targets, and a Makefile does not regenerate itself for an unknown target.
-  cmake "$build" -DLOOM_BUILD_BENCH=ON >/dev/null
-fi
-if ! grep -q '^CMAKE_BUILD_TYPE:STRING=Release' "$build/CMakeCache.txt"; then
-  say "run.sh: warning: $build is not a Release build"
-fi
+bench_cmake "$src" "$build"
 say "== building"
 cmake --build "$build" -j"$(nproc)" --target echo-loom echo-libuv echo-client >&2
 bin=$build/bench/echo
@@ -109,30 +92,13 @@ fi
 # ---- the peers' toolchains ----------------------------------------------------
 export PYTHONDONTWRITEBYTECODE=1
 py=""
-case " $servers " in *" uvloop "*)
-  for cand in ${LOOM_BENCH_PYTHON:-} /usr/bin/python3 python3; do
-    if "$cand" -c 'import uvloop' >/dev/null 2>&1; then
-      py="$cand"; break
-    fi
-    if env -u PYTHONHOME -u PYTHONPATH "$cand" -c 'import uvloop' >/dev/null 2>&1; then
-      py="env -u PYTHONHOME -u PYTHONPATH $cand"; break
-    fi
-  done
-  if [ -n "$py" ]; then
-    say "== uvloop: $py ($($py -c 'import sys, uvloop; print("Python", sys.version.split()[0], "uvloop", uvloop.__version__)'))"
-  else
-    say "== no python3 can import uvloop (Debian: apt install python3-uvloop): uvloop server skipped"
-  fi ;;
-esac
+case " $servers " in *" uvloop "*) bench_uvloop_python server ;; esac
 
 gobin=""
 case " $servers " in *" go "*)
   if command -v go >/dev/null 2>&1; then
-    export GOPROXY=off GOTOOLCHAIN=local GOMAXPROCS=1
-    gocache=$(go env GOCACHE 2>/dev/null || true)
-    if [ -z "$gocache" ] || ! mkdir -p "$gocache" 2>/dev/null || [ ! -w "$gocache" ]; then
-      export GOCACHE="$tmp/gocache"
-    fi
+    bench_go_env "$tmp"
+    export GOMAXPROCS=1
     if (cd "$here" && go build -o "$tmp/echo-go" echo.go) >&2; then
       gobin=$tmp/echo-go
       say "== Go: $(go version)"

@@ -43,23 +43,12 @@ warm=${LOOM_ECHO_WARMUP:-0.5}
 size=${LOOM_ECHO_SIZE:-64}
 conns=${LOOM_ECHO_CONNS:-100}
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-echo-scale.XXXXXX")
-srv_pid=""
-cleanup() {
-  if [ -n "$srv_pid" ]; then kill "$srv_pid" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-say() { printf '%s\n' "$*" >&2; }
+# say, bench_tmp, bench_cmake
+. "$src/bench/common.sh"
 
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  say "== configuring $build (Release)"
-  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON \
-        -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_EXAMPLES=OFF >&2
-else
-  cmake "$build" -DLOOM_BUILD_BENCH=ON >/dev/null
-fi
+bench_tmp loom-echo-scale
+
+bench_cmake "$src" "$build"
 cmake --build "$build" -j"$ncpu" --target echo-loom echo-client >&2
 bin=$build/bench/echo
 

@@ -3,6 +3,7 @@ line format of bench/bench.h ("<bench> <impl> <value> <unit> (notes)")."""
 import asyncio
 import os
 import sys
+import time
 
 try:
     import uvloop
@@ -38,6 +39,23 @@ async def measure(fn, quantum=1):
     n = max(quantum, (n + quantum - 1) // quantum * quantum)
     per = sorted([(await fn(n)) / n for _ in range(REPS)])
     return per[len(per) // 2], per[0], n
+
+
+BATCH = 1000
+
+
+async def empty():
+    return 0
+
+
+async def gather_batches(n):
+    """n empty tasks, BATCH at a time, created with create_task and awaited
+    with gather (the spawn and gather peers); returns elapsed ns."""
+    create = asyncio.create_task
+    t0 = time.perf_counter_ns()
+    for _ in range(n // BATCH):
+        await asyncio.gather(*[create(empty()) for _ in range(BATCH)])
+    return time.perf_counter_ns() - t0
 
 
 def report(bench, impl, med, mn, n, unit):

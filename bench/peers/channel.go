@@ -9,33 +9,9 @@
 package main
 
 import (
-	"time"
-
 	"loom/bench/peers/benchtime"
+	"loom/bench/peers/handoff"
 )
-
-func handoff(capacity int) func(int) time.Duration {
-	return func(n int) time.Duration {
-		ch := make(chan int, capacity)
-		done := make(chan struct{})
-		t0 := time.Now()
-		go func() {
-			for i := 1; i <= n; i++ {
-				if v := <-ch; v != i {
-					panic("items out of order")
-				}
-			}
-			close(done)
-		}()
-		go func() {
-			for i := 1; i <= n; i++ {
-				ch <- i
-			}
-		}()
-		<-done
-		return time.Since(t0)
-	}
-}
 
 func main() {
 	shapes := []struct {
@@ -46,7 +22,7 @@ func main() {
 		{"channel128", "go-chan(128)", 128},
 	}
 	for _, s := range shapes {
-		med, min, n := benchtime.Measure(handoff(s.capacity), 1)
+		med, min, n := benchtime.Measure(handoff.Run(s.capacity, false), 1)
 		benchtime.Print(s.bench, s.impl, med, "ns/item", n, min, "")
 	}
 }

@@ -3,21 +3,7 @@ asyncio.gather and with an asyncio.TaskGroup. Prints ns per task."""
 import asyncio
 import time
 
-from bench_common import measure, report, run
-
-BATCH = 1000
-
-
-async def empty():
-    return 0
-
-
-async def gather_once(n):
-    create = asyncio.create_task
-    t0 = time.perf_counter_ns()
-    for _ in range(n // BATCH):
-        await asyncio.gather(*[create(empty()) for _ in range(BATCH)])
-    return time.perf_counter_ns() - t0
+from bench_common import BATCH, empty, gather_batches, measure, report, run
 
 
 async def group_once(n):
@@ -30,7 +16,7 @@ async def group_once(n):
 
 
 async def main():
-    return (await measure(gather_once, BATCH), await measure(group_once, BATCH))
+    return (await measure(gather_batches, BATCH), await measure(group_once, BATCH))
 
 
 (gm, gmin, gn), (tm, tmin, tn) = run(main)

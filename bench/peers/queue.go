@@ -16,37 +16,9 @@
 package main
 
 import (
-	"runtime"
-	"time"
-
 	"loom/bench/peers/benchtime"
+	"loom/bench/peers/handoff"
 )
-
-func handoff(capacity int, gosched bool) func(int) time.Duration {
-	return func(n int) time.Duration {
-		ch := make(chan int, capacity)
-		done := make(chan struct{})
-		t0 := time.Now()
-		go func() {
-			for i := 1; i <= n; i++ {
-				if v := <-ch; v != i {
-					panic("items out of order")
-				}
-			}
-			close(done)
-		}()
-		go func() {
-			for i := 1; i <= n; i++ {
-				ch <- i
-				if gosched {
-					runtime.Gosched()
-				}
-			}
-		}()
-		<-done
-		return time.Since(t0)
-	}
-}
 
 func main() {
 	shapes := []struct {
@@ -60,7 +32,7 @@ func main() {
 		{"queue64", "go-chan(64)", 64, false},
 	}
 	for _, s := range shapes {
-		med, min, n := benchtime.Measure(handoff(s.capacity, s.gosched), 1)
+		med, min, n := benchtime.Measure(handoff.Run(s.capacity, s.gosched), 1)
 		benchtime.Print(s.bench, s.impl, med, "ns/item", n, min, "")
 	}
 }

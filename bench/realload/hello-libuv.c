@@ -109,11 +109,7 @@ bad:
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   conn_t *c = (conn_t *)st;
   (void)buf;
-  if (nread == 0) return; /* EAGAIN */
-  if (nread < 0) {        /* EOF or error */
-    uv_close((uv_handle_t *)st, uvs_on_close);
-    return;
-  }
+  if (uvs_read_none(st, nread)) return;
   c->inlen += (size_t)nread;
   size_t at = 0;
   c->outlen = 0;
@@ -141,25 +137,8 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   }
   if (c->outlen == 0) return;
 
-  uv_buf_t out = uv_buf_init(c->out, (unsigned)c->outlen);
-  int n = uv_try_write(st, &out, 1);
-  if (n == (int)c->outlen) {
-    if (c->close_after) uv_close((uv_handle_t *)st, uvs_on_close);
-    return;
-  }
-  if (n < 0 && n != UV_EAGAIN) {
-    uv_close((uv_handle_t *)st, uvs_on_close);
-    return;
-  }
-  if (n > 0) {
-    out.base += n;
-    out.len -= (unsigned)n;
-  }
-  /* The kernel is full: the output buffer holds the rest until it is
-   * written, so stop reading (and answering into it) meanwhile. */
-  uv_read_stop(st);
-  c->wreq.data = c;
-  if (uv_write(&c->wreq, st, &out, 1, write_cb) < 0)
+  if (uvs_send(st, &c->wreq, uv_buf_init(c->out, (unsigned)c->outlen), write_cb) &&
+      c->close_after)
     uv_close((uv_handle_t *)st, uvs_on_close);
 }
 

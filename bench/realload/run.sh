@@ -60,7 +60,7 @@ redis_servers=${LOOM_REALLOAD_REDIS:-loom redis}
 scpu=${LOOM_REALLOAD_SERVER_CPU:-1}
 ccpu=${LOOM_REALLOAD_CLIENT_CPU:-0}
 
-# say, die, bench_install, bench_configure, bench_raise_nofile,
+# say, die, bench_install, bench_cmake, bench_go_env, bench_raise_nofile,
 # bench_nginx, bench_wait_server, free_port, port_open, proc_cpu_ticks,
 # proc_peak_rss_kib, rotate, AWK_MEDIAN
 # shellcheck source=bench/lib.sh
@@ -89,15 +89,12 @@ bench_install "${LOOM_REALLOAD_NO_INSTALL:-0}" wrk:wrk redis-benchmark:redis-too
   taskset:util-linux
 
 # ---- build ------------------------------------------------------------------
-bench_configure "$src" "$build"
+bench_cmake "$src" "$build" examples
 say "== building"
 cmake --build "$build" -j2 --target example-http_hello example-mini_redis hello-libuv >&2
 
-export GOPROXY=off GOTOOLCHAIN=local GOFLAGS=-mod=mod GO111MODULE=off
-gocache=$(go env GOCACHE 2>/dev/null || true)
-if [ -z "$gocache" ] || ! mkdir -p "$gocache" 2>/dev/null || [ ! -w "$gocache" ]; then
-  export GOCACHE="$tmp/gocache"
-fi
+export GOFLAGS=-mod=mod GO111MODULE=off
+bench_go_env "$tmp"
 case " $http_servers " in *" go "*)
   (cd "$here" && go build -o "$tmp/hello-go" hello.go) >&2 || die "go build hello.go failed" ;;
 esac
@@ -263,16 +260,23 @@ for suite in $suites; do
 done
 
 # ---- the tables ------------------------------------------------------------------------
+# table_head FIRST SERVERS: the head of a table with the column FIRST, one
+# column a server and one a server but loom for loom's ratio to it.
+table_head() {
+  local s
+  printf '|%s |' "${1:+ $1}"; for s in $2; do printf ' %s |' "$s"; done
+  for s in $2; do [ "$s" = loom ] || printf ' loom/%s |' "$s"; done; echo
+  printf '|---|'; for s in $2; do printf -- '---|'; done
+  for s in $2; do [ "$s" = loom ] || printf -- '---|'; done; echo
+}
+
 # results: suite case round server rps cpu_us rss_kib
 summarise() {
   local suite=$1 servers=$2 cases=$3
   echo
   echo "### $suite ($rounds rounds; requests/s median [min-max]; server CPU us/request; peak RSS MiB; loom's ratio, median of per-round ratios)"
   echo
-  printf '| case |'; for s in $servers; do printf ' %s |' "$s"; done
-  for s in $servers; do [ "$s" = loom ] || printf ' loom/%s |' "$s"; done; echo
-  printf '|---|'; for s in $servers; do printf -- '---|'; done
-  for s in $servers; do [ "$s" = loom ] || printf -- '---|'; done; echo
+  table_head case "$servers"
   for case in $cases; do
     awk -v suite="$suite" -v cs="$case" -v servers="$servers" "$AWK_MEDIAN"'
       $1 == suite && $2 == cs { rps[$4, $3] = $5; cpu[$4, $3] = $6
@@ -307,10 +311,7 @@ summarise_idle() {
   echo
   echo "### idle ($rounds rounds; $idle_conns idle keep-alive connections, one request made on each; the server's VmRSS and peak RSS (VmHWM), MiB, median; loom's ratio of peak RSS)"
   echo
-  printf '| |'; for s in $http_servers; do printf ' %s |' "$s"; done
-  for s in $http_servers; do [ "$s" = loom ] || printf ' loom/%s |' "$s"; done; echo
-  printf '|---|'; for s in $http_servers; do printf -- '---|'; done
-  for s in $http_servers; do [ "$s" = loom ] || printf -- '---|'; done; echo
+  table_head "" "$http_servers"
   awk -v servers="$http_servers" "$AWK_MEDIAN"'
     $1 == "idle" { k = ++n[$4]; rss[$4, k] = $5; hwm[$4, k] = $6 }
     END {

@@ -41,29 +41,21 @@ pin=""
 [ -n "${LOOM_BENCH_CPUS:-}" ] && pin="taskset -c $LOOM_BENCH_CPUS"
 py=${LOOM_BENCH_PYTHON:-/usr/bin/python3}
 
-# say, AWK_MEDIAN
+# say, bench_cmake, bench_go_env, AWK_MEDIAN
 # shellcheck source=bench/lib.sh
 . "$src/bench/lib.sh"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-sproc.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON \
-        -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_EXAMPLES=OFF >&2
-elif ! grep -q '^LOOM_BUILD_BENCH:BOOL=ON' "$build/CMakeCache.txt"; then
-  cmake "$build" -DLOOM_BUILD_BENCH=ON >&2
-fi
+bench_cmake "$src" "$build"
 cmake --build "$build" -j"$(nproc)" --target bench-spawn-process >&2
 loom=$build/bench/bench-spawn-process
 
 gopeer=""
 if command -v go >/dev/null 2>&1; then
-  export GOPROXY=off GOTOOLCHAIN=local GOMAXPROCS=1
-  gocache=$(go env GOCACHE 2>/dev/null || true)
-  if [ -z "$gocache" ] || ! mkdir -p "$gocache" 2>/dev/null || [ ! -w "$gocache" ]; then
-    export GOCACHE="$tmp/gocache"
-  fi
+  bench_go_env "$tmp"
+  export GOMAXPROCS=1
   if (cd "$src/bench/peers" && go build -o "$tmp/subprocess-go" subprocess.go) >&2; then
     gopeer=$tmp/subprocess-go
   fi

@@ -115,7 +115,7 @@ bench_install "${LOOM_TLSBENCH_NO_INSTALL:-0}" wrk:wrk nginx:nginx-light openssl
 [ -z "$cg" ] || bench_install "${LOOM_TLSBENCH_NO_INSTALL:-0}" valgrind:valgrind
 
 # ---- build ------------------------------------------------------------------
-bench_configure "$src" "$build"
+bench_cmake "$src" "$build" examples
 say "== building"
 hello=$build/examples/https_hello
 bulk=$build/bench/bench-tls-bulk
