@@ -6,22 +6,13 @@
 
 #include <stddef.h>
 
+#include "deep-recursion.h"
 #include "loom-child.h"
 #include "loom.h"
 
-/* Recurses half a KiB a frame until the stack runs out (the bound is never
- * reached); volatile, and used after the call, so that the compiler neither
- * drops the frames nor turns the recursion into a loop. */
-static int overflow_deep(int n) {
-  volatile char pad[512];
-  pad[0] = (char)n;
-  if (n > 100000000) return pad[0];
-  return overflow_deep(n + 1) + pad[0];
-}
-
 static int overflow_recurse(void *arg) {
   (void)arg;
-  return overflow_deep(0);
+  return recurse_deep(0);
 }
 
 typedef struct {

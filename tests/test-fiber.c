@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "deep-recursion.h"
 #include "harness.h"
 
 #include "fiber/fiber.h"
@@ -150,17 +151,10 @@ static void test_guard_budget_then_canary(void **state) {
 
 /* ---- overflow reports, in a child process --------------------------------- */
 
-static int deep(int n) {
-  volatile char pad[512];
-  pad[0] = (char)n;
-  if (n > 100000000) return pad[0];
-  return deep(n + 1) + pad[0];
-}
-
 static void deep_main(void *arg) {
   (void)arg;
   loom__fiber_started();
-  deep(0);
+  recurse_deep(0);
   abort(); /* unreachable: the guard page stops it */
 }
 
