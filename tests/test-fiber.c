@@ -352,7 +352,7 @@ static void test_stack_size_limits(void **state) {
     /* Nothing handed out, nothing filled in. */
     assert_ptr_equal(st.lo, (void *)1);
     assert_int_equal(st.size, 7);
-    assert_null(loom__stack_peek(&pool, huge[i]));
+    assert_loom_err(loom__stack_reserve(&pool, huge[i]), -EINVAL);
   }
   assert_true(loom__list_empty(&pool.classes)); /* no size class was made for them */
   /* Tiny requests get the minimum, and say so. */
@@ -360,8 +360,57 @@ static void test_stack_size_limits(void **state) {
   assert_loom_ok(loom__stack_get(&pool, 1, &a));
   assert_int_equal(a.size, pool.page > 16 * 1024 ? pool.page : 16 * 1024);
   loom__stack_put(&pool, &a);
-  assert_ptr_equal(loom__stack_peek(&pool, 1), a.lo);
-  assert_ptr_equal(loom__stack_peek(&pool, 0), a.lo);
+  /* A reservation takes the warmest stack, the one just given back. */
+  assert_loom_ok(loom__stack_reserve(&pool, 0));
+  loom__stack_t b;
+  loom__stack_take(&pool, 0, &b);
+  assert_ptr_equal(b.lo, a.lo);
+  assert_int_equal(b.size, a.size);
+  loom__stack_put(&pool, &b);
+  loom__stack_pool_destroy(&pool);
+}
+
+/* Reserved stacks are promised: a get leaves them alone (mapping more if it
+ * must), a take always finds one, and a reservation given up frees it. */
+static void test_stack_reservations(void **state) {
+  (void)state;
+  loom__stack_pool_t pool;
+  loom__stack_pool_init(&pool);
+  loom__stack_t a;
+  assert_loom_ok(loom__stack_get(&pool, 1, &a));
+  loom__stack_stats_t s0;
+  assert_loom_ok(loom__stack_pool_stats(&pool, 1, &s0));
+  size_t n = s0.free; /* the rest of the first slab */
+  for (size_t i = 0; i < n; i++) assert_loom_ok(loom__stack_reserve(&pool, 1));
+  loom__stack_stats_t s1;
+  assert_loom_ok(loom__stack_pool_stats(&pool, 1, &s1));
+  assert_int_equal(s1.total, s0.total); /* promised, not mapped */
+  assert_int_equal(s1.reserved, n);
+  loom__stack_t b;
+  assert_loom_ok(loom__stack_get(&pool, 1, &b)); /* needs a new slab */
+  assert_loom_ok(loom__stack_pool_stats(&pool, 1, &s1));
+  assert_true(s1.total > s0.total);
+  assert_true(s1.free >= n);
+  /* Every reservation is kept: n takes, each a distinct stack. */
+  loom__stack_t *taken = calloc(n, sizeof(*taken));
+  assert_non_null(taken);
+  for (size_t i = 0; i < n; i++) {
+    loom__stack_take(&pool, 1, &taken[i]);
+    assert_ptr_not_equal(taken[i].lo, a.lo);
+    assert_ptr_not_equal(taken[i].lo, b.lo);
+    if (i) assert_ptr_not_equal(taken[i].lo, taken[i - 1].lo);
+  }
+  assert_loom_ok(loom__stack_pool_stats(&pool, 1, &s1));
+  assert_int_equal(s1.reserved, 0);
+  for (size_t i = 0; i < n; i++) loom__stack_put(&pool, &taken[i]);
+  free(taken);
+  /* Given up: the stack is anyone's again. */
+  assert_loom_ok(loom__stack_reserve(&pool, 1));
+  loom__stack_unreserve(&pool, 1);
+  assert_loom_ok(loom__stack_pool_stats(&pool, 1, &s1));
+  assert_int_equal(s1.reserved, 0);
+  loom__stack_put(&pool, &a);
+  loom__stack_put(&pool, &b);
   loom__stack_pool_destroy(&pool);
 }
 
@@ -449,6 +498,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_overflow_big_frame_hits_guard),
       cmocka_unit_test(test_big_frame_unguarded_spares_neighbours),
       cmocka_unit_test(test_stack_size_limits),
+    cmocka_unit_test(test_stack_reservations),
       cmocka_unit_test(test_overflow_report_size_and_name),
       cmocka_unit_test(test_map_count_parse),
       cmocka_unit_test(test_budget_read_failure_not_cached),

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -177,9 +178,12 @@ static void test_long_quiet_and_no_clock(void **state) {
   loom__stack_pool_destroy(&pool);
 }
 
-/* Through the runtime: repeated bursts of tasks keep their stacks warm. */
+/* Through the runtime: repeated bursts of tasks keep their stacks and
+ * records warm. A task holds a stack from its first switch-in to its end,
+ * so the bursts' tasks wait once (a yield): every one of them is bound at
+ * the same time. */
 static struct {
-  size_t warm_after_second, total;
+  size_t warm_after_second, total, peak, records_free;
   int failed;
 } rt_seen;
 
@@ -188,31 +192,54 @@ static int noop(void *arg) {
   return 0;
 }
 
-static int burst_main(void *arg) {
+static int yield_once(void *arg) {
   (void)arg;
+  return loom_yield();
+}
+
+static void run_bursts(loom_fn fn) {
   static loom_task_t *h[BURST];
   for (int round = 0; round < 2; round++) {
     for (size_t i = 0; i < BURST; i++)
-      if (loom_spawn(&h[i], noop, NULL)) rt_seen.failed = 1;
+      if (loom_spawn(&h[i], fn, NULL)) rt_seen.failed = 1;
     for (size_t i = 0; i < BURST; i++)
       if (loom_join(h[i], NULL)) rt_seen.failed = 1;
   }
   loom_t *rt = loom_runtime();
   loom__stack_stats_t s;
-  /* Tasks ask for their (page-sized) stack plus their record, less than a
-   * page: the class of stack_size + 1. */
-  if (loom__stack_pool_stats(&rt->stacks, rt->stack_size + 1, &s)) rt_seen.failed = 1;
+  if (loom__stack_pool_stats(&rt->stacks, rt->stack_size, &s)) rt_seen.failed = 1;
   rt_seen.warm_after_second = s.warm;
   rt_seen.total = s.total;
+  rt_seen.peak = s.peak;
+  rt_seen.records_free = rt->records.nfree;
+}
+
+static int burst_main(void *arg) {
+  run_bursts(arg);
   return 0;
 }
 
 static void test_runtime_bursts_stay_warm(void **state) {
   (void)state;
-  assert_int_equal(loom_run(burst_main, NULL), 0);
+  memset(&rt_seen, 0, sizeof rt_seen);
+  assert_int_equal(loom_run(burst_main, (void *)yield_once), 0);
   assert_false(rt_seen.failed);
-  /* Everything but the main task's stack is free and warm. */
+  /* Everything but the main task's stack is free and warm, and every
+   * record but main's is kept for the next burst. */
+  assert_true(rt_seen.peak >= BURST);
   assert_true(rt_seen.warm_after_second >= BURST);
+  assert_true(rt_seen.records_free >= BURST);
+}
+
+/* Tasks that end before the next one starts pass one stack along: a burst
+ * of them maps no stack per task. */
+static void test_runtime_burst_shares_stacks(void **state) {
+  (void)state;
+  memset(&rt_seen, 0, sizeof rt_seen);
+  assert_int_equal(loom_run(burst_main, (void *)noop), 0);
+  assert_false(rt_seen.failed);
+  assert_true(rt_seen.peak <= 3); /* main, the one ending, the next */
+  assert_true(rt_seen.records_free >= BURST);
 }
 
 int main(void) {
@@ -222,6 +249,7 @@ int main(void) {
       cmocka_unit_test(test_idle_points_trim),
       cmocka_unit_test(test_long_quiet_and_no_clock),
       cmocka_unit_test(test_runtime_bursts_stay_warm),
+      cmocka_unit_test(test_runtime_burst_shares_stacks),
   };
   return HARNESS_RUN(tests);
 }

@@ -21,6 +21,7 @@
 #include "../fiber/stack.h"
 #include "assert.h"
 #include "../util/container.h"
+#include "../util/demand.h"
 #include "../util/list.h"
 #include "handle.h"
 #include "inbox.h"
@@ -84,18 +85,16 @@ struct loom__io_s {
  * to have a parked task unwind its own stack (sched.c, loom__landed). */
 enum { LOOM__READY = 1, LOOM__RUNNING, LOOM__PARKED, LOOM__DONE, LOOM__PROBE };
 
-/* A task lives at the top of its own stack, so spawning costs no malloc:
- *
- *   stack.lo                                        stack.lo + stack.size
- *   | canary | ... fiber frames grow down ...   | struct loom_task_s |
+/* A task's record lives apart from its stack, in a runtime's cache of
+ * records (records.c), and the stack is bound to it only while it runs or
+ * waits: from its first switch-in to its end (spawn.c says why). Until then
+ * stack.lo is NULL and the task holds a reservation in the stack pool.
  *
  * The fields a switch, a task's end and a join read come first, in three
- * cache lines (the record is 64-byte aligned); what only a spawn writes
- * comes next, on the fourth, and what rarer paths read after that, on
- * lines a spawn does not touch. In batches of thousands of tasks every
- * line of a record is a cache miss at every visit (spawn, run, end, join),
- * so the lines are few: a spawn writes four, a run and a join read the
- * first three, which are what loom__run_prefetch fetches.
+ * cache lines; what only a spawn writes comes next, and what rarer paths
+ * read after that, on lines a spawn does not touch. In batches of thousands
+ * of tasks every line of a record is a cache miss at every visit (spawn,
+ * run, end, join), so the lines are few.
  */
 struct loom_task_s {
   /* hot */
@@ -109,12 +108,10 @@ struct loom_task_s {
   loom__list_t hooks;      /* loom__hook_t: groups it has open */
   loom_scope_t *scope;     /* innermost open scope, or NULL */
   struct {
-    void *lo;    /* the stack the record sits on (loom__stack_t's lo and */
-    size_t size; /* size; its guard zone is in fiber.guard_lo/size) */
+    void *lo;    /* its stack (loom__stack_t's lo and size; its guard */
+    size_t size; /* zone is in fiber.guard_lo/size), lo NULL while none
+                    is bound: size is then the size it asked for */
   } stack;
-  char *ahead;         /* a hint: where the record of the task spawned
-                          LOOM__AHEAD after this one was to go (the
-                          stack may be anyone's by now), or NULL */
   uint32_t slot;       /* its slot in rt->handles */
   int status;          /* fn's return value once DONE */
   uint8_t state;       /* LOOM__READY ... LOOM__DONE */
@@ -148,6 +145,15 @@ struct loom_task_s {
                                 scopes (scope.c) */
 };
 
+/* Free task records, kept for the next spawns (records.c). */
+typedef struct loom__records_s {
+  loom_task_t *free;    /* LIFO through next_ready */
+  size_t nfree;         /* records on it */
+  size_t live;          /* records handed out and not yet freed */
+  loom__demand_t d;     /* how many free ones may stay */
+  const int64_t *clock; /* the runtime's coarse pass clock */
+} loom__records_t;
+
 struct loom_s {
   uv_loop_t *loop;
   uv_check_t check;                     /* runs the scheduler after each poll */
@@ -179,6 +185,7 @@ struct loom_s {
   loom__timers_t timers;                 /* armed timers (timer.h) */
   uint64_t timer_seq;                    /* arming order, for ties */
   loom__stack_pool_t stacks;
+  loom__records_t records; /* free task records */
   size_t stack_size; /* default for new tasks */
   uint64_t next_id;
   loom_task_t *main; /* loom_run's main task while alive */
@@ -328,59 +335,18 @@ static inline int loom__wq_empty(const loom__wq_t *q) {
   return loom__list_empty(&q->waiting);
 }
 
-/* Task records: LOOM__TASK_BYTES at the top of the stack, shifted down by
- * one of LOOM__COLOURS cache lines (spawn.c says why). */
-#define LOOM__TASK_BYTES ((sizeof(loom_task_t) + 63) & ~(size_t)63)
-#define LOOM__COLOURS 16
-#define LOOM__COLOUR_BYTES ((size_t)LOOM__COLOURS * 64)
-/* The hot lines of a record: up to the fiber's report fields. */
-#define LOOM__TASK_HOT_BYTES \
-  (offsetof(loom_task_t, fiber) + offsetof(loom__fiber_t, nominal_size))
-/* A task spawned while fewer tasks than this are alive gets no hint: the
- * records of a few dozen tasks stay in L1, and the prefetches would only
- * cost instructions. (Batches of 1,000, whose records fit in L2, gain from
- * them: 64 measured a little better than 256 there, and no worse at 100.) */
-#define LOOM__PREFETCH_MIN 64
-/* How many spawns ahead of a task the one its hint names is (ahead). */
-#define LOOM__AHEAD 8
-
-/* The bytes from the top of the stack at lo down to its task record: a
- * colour from the stack's address, so a stack keeps its colour. */
-static inline size_t loom__record_top(const void *lo) {
-  _Static_assert(LOOM__COLOURS == 16, "the hash below keeps 4 bits");
-  uint32_t page = (uint32_t)((uintptr_t)lo >> 12);
-  return LOOM__TASK_BYTES + (size_t)((page * 0x9e3779b1u) >> 28) * 64;
-}
-
-/* What running the task spawned LOOM__AHEAD after t reads: its hot lines
- * and the line below them, its first frame, and, when t's stack has a
- * canary (so, most likely, has that one, spawned next to it), the canary
- * the landing after it reads: its own page, a TLB miss of its own. The
- * stack's top is the page boundary above the record. A hint: nothing is
- * read. */
-static inline void loom__run_prefetch(const loom_t *rt, const loom_task_t *t) {
-  const char *p = t->ahead;
-  if (!p) return;
-  for (int off = -64; off < (int)LOOM__TASK_HOT_BYTES; off += 64)
-    __builtin_prefetch(p + off, 1);
-  if (!t->fiber.guard_lo) {
-    uintptr_t top = ((uintptr_t)p | (rt->stacks.page - 1)) + 1;
-    __builtin_prefetch((const char *)(top - t->stack.size));
-  }
-}
-
-/* What joining the task spawned LOOM__AHEAD after t reads (a hint). */
-static inline void loom__join_prefetch(const loom_task_t *t) {
-  const char *p = t->ahead;
-  if (!p) return;
-  for (int off = (int)offsetof(loom_task_t, stack) & ~63;
-       off < (int)offsetof(loom_task_t, fiber); off += 64)
-    __builtin_prefetch(p + off, 1);
-}
 
 /* sched.c */
 void loom__make_ready(loom_task_t *t);
 void loom__suspend(loom_task_t *t, int last);
+/* Binds a stack to t, which has none yet (its first switch-in). */
+void loom__task_bind(loom_task_t *t);
+/* Task records (records.c). */
+void loom__records_init(loom__records_t *r, const int64_t *clock);
+void loom__records_destroy(loom__records_t *r);
+loom_task_t *loom__record_new(loom__records_t *r);
+void loom__record_free(loom__records_t *r, loom_task_t *t);
+void loom__records_idle(loom__records_t *r);
 /* Switches out until woken; returns the waker's result. Inline, like
  * loom__wq_wait: every call level between a waiting call and the switch is
  * one more return to mispredict on the way back (docs/fiber.md). */

@@ -38,9 +38,6 @@ int loom_join(loom_task_t *task, int *status) {
     rc = loom__wait_all(&j.w, &j.remaining, join_abort, t);
   }
   if (status) *status = t->status;
-  /* Tasks spawned in a batch are mostly joined in spawn order: fetch the
-   * record of the one spawned LOOM__AHEAD after t (a hint). */
-  loom__join_prefetch(t);
   loom__release(rt, t);
   return rc;
 }

@@ -44,7 +44,6 @@ int loom_init(loom_t **out, uv_loop_t *loop, const loom_config_t *cfg) {
    * make handles and loom_now silently resolve against the wrong one. The
    * slot frees up when the runtime is freed (after its shutdown). */
   if (loom__tls_home || loom__tls_rt) return LOOM_EBUSY;
-  /* Room for the task record on top, without wrapping (spawn.c). */
   if (cfg && cfg->stack_size > LOOM_MAX_STACK_SIZE) return UV_EINVAL;
   if (cfg && cfg->offload_threads > LOOM_EXECUTOR_MAX_THREADS) return UV_EINVAL;
   loom_t *rt = calloc(1, sizeof(*rt));
@@ -62,6 +61,7 @@ int loom_init(loom_t **out, uv_loop_t *loop, const loom_config_t *cfg) {
   loom__stack_pool_init(&rt->stacks);
   /* The pool decays its warm stacks by the scheduler's coarse clock. */
   rt->stacks.clock = &rt->pass_clock;
+  loom__records_init(&rt->records, &rt->pass_clock);
   /* These cannot fail for check/idle/timer on a live loop. */
   uv_check_init(loop, &rt->check);
   uv_idle_init(loop, &rt->idle);
@@ -89,6 +89,7 @@ static void on_closed(uv_handle_t *h) {
   if (--rt->open_handles) return;
   loom__debug_mode_fini(rt);
   loom__stack_pool_destroy(&rt->stacks);
+  loom__records_destroy(&rt->records);
   loom__io_spares_free(rt);
   loom__timers_close(rt);
   loom__handles_free(rt);

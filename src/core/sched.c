@@ -251,6 +251,7 @@ void loom__suspend(loom_task_t *t, int last) {
   rt->current = next;
   loom__fiber_t *to = &rt->sched;
   if (next) {
+    if (LOOM__UNLIKELY(!next->stack.lo)) loom__task_bind(next);
     next->state = LOOM__RUNNING;
     to = &next->fiber;
   }
@@ -274,6 +275,7 @@ static void run_from_loop(loom_t *rt, loom_task_t *t) {
   loom__count_switch(rt);
   rt->current = t;
   t->state = LOOM__RUNNING;
+  if (LOOM__UNLIKELY(!t->stack.lo)) loom__task_bind(t);
   loom__fiber_switch(&rt->sched, &t->fiber);
   /* Back when t found nothing left to hand the thread to. */
   rt->current = NULL;
@@ -372,9 +374,12 @@ void loom__on_check(uv_check_t *h) {
     uv_idle_stop(&rt->idle);
     rt->idle_active = 0;
   }
-  /* The loop is about to wait: stacks kept warm for a burst that is over
-   * go back to the kernel here too, not only when tasks end. */
-  if (!more) loom__stack_pool_idle(&rt->stacks);
+  /* The loop is about to wait: stacks and records kept for a burst that
+   * is over go back here too, not only when tasks end. */
+  if (!more) {
+    loom__stack_pool_idle(&rt->stacks);
+    loom__records_idle(&rt->records);
+  }
   if (LOOM__UNLIKELY(rt->debug_mode)) loom__debug_pass_end(rt);
   loom__tls_rt = outer;
   loom__maybe_close(rt);

@@ -1,11 +1,27 @@
 /* Spawning a task, and the end of its life.
  *
- * A task's record sits at the top of its own stack (internal.h), so a spawn
- * is a pool pop, a few stores, a handle and a queue append: no malloc. The
- * task runs `entry` on its fiber; once its function returns it is DONE, and
- * whoever lands on the next stack finishes it (loom__task_finished): its
- * watchers are told, and a detached task is released at once. A joined one
- * keeps its stack until the join has read its status.
+ * A spawn takes a record from the runtime's cache (records.c), a handle
+ * and a reservation in the stack pool, and appends the task to the ready
+ * queue: no malloc once the caches are warm, and no stack touched. The
+ * stack is bound at the task's first switch-in (loom__task_bind) and given
+ * back the moment the task ends, before anyone joins it: the status a join
+ * reads is in the record.
+ *
+ * Why apart: a batch of tasks spawned and then joined visits each task
+ * three times (spawn, run, join). With the record at the top of the task's
+ * stack, each visit touched a page of its own, and past a few thousand
+ * tasks every visit was a TLB miss and a page walk (batches of 100,000
+ * took 5x what batches of 100 did per task). Records side by side share
+ * pages, and a task that runs to its end before the next one starts hands
+ * its stack, still warm, to the next: a batch of empty tasks runs on two
+ * stacks. The price is the record's bytes beside the stack's first page for
+ * a task that waits (docs/stacks.md).
+ *
+ * The task runs `entry` on its fiber; once its function returns it is DONE,
+ * and whoever lands on the next stack finishes it (loom__task_finished): its
+ * stack goes back, its watchers are told, and a detached task is released
+ * at once. A joined one keeps its record and handle until the join has read
+ * its status.
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,50 +32,36 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
-#define TASK_BYTES LOOM__TASK_BYTES
-#define COLOUR_BYTES LOOM__COLOUR_BYTES
-/* Task records sit at the top of page-aligned stacks, so without care every
- * record would map to the same cache sets; a batch of tasks would then evict
- * each other's records. Records are shifted by one of LOOM__COLOURS cache
- * lines, taken from the stack's address (loom__record_top), so a stack
- * keeps its colour from one task to the next: a record then falls on the
- * lines the stack's last task used, still in cache (a colour taken from the
- * task id moved it, and a batch of 1,000 tasks touched 16 lines more per
- * stack over time). */
-_Static_assert(LOOM_MAX_STACK_SIZE + TASK_BYTES + COLOUR_BYTES <= LOOM__STACK_MAX,
+_Static_assert(LOOM_MAX_STACK_SIZE <= LOOM__STACK_MAX,
                "the largest stack a task may ask for must fit the stack pool");
 _Static_assert(LOOM_MIN_STACK_SIZE == LOOM__STACK_MIN,
                "loom/core.h and the fiber layer disagree on the smallest stack");
-/* A spawn writes the first four lines of a record and no more (internal.h):
- * name[0] is its last store. With the assembly backends' one-word context
- * only: a ucontext_t is ~1 KiB, and no layout keeps the lines few then. */
-#ifndef LOOM_FIBER_UCONTEXT
-_Static_assert(offsetof(loom_task_t, name) < 4 * 64 &&
-                   offsetof(loom_task_t, member) >= offsetof(loom_task_t, name) + 1,
-               "the fields a spawn writes must stay on a record's first four lines");
-#endif
 
-/* Frees a finished task whose handle is gone: handle and stack. */
-void loom__release(loom_t *rt, loom_task_t *t) {
-  /* t lives in that stack: copied out first. */
+/* Gives back the stack of a task that has one bound, and the reservation
+ * of one that never ran. */
+static void stack_give_back(loom_t *rt, loom_task_t *t) {
+  if (!t->stack.lo) {
+    if (t->state != LOOM__DONE) loom__stack_unreserve(&rt->stacks, t->stack.size);
+    return;
+  }
   loom__stack_t st = {.lo = t->stack.lo,
                       .size = t->stack.size,
                       .guard_lo = t->fiber.guard_lo,
                       .guard_size = t->fiber.guard_size};
-  loom__handle_free_slot(rt, t->slot);
   loom__stack_put(&rt->stacks, &st);
+  t->stack.lo = NULL;
+}
+
+/* Frees a finished task whose handle is gone: handle, record and stack. */
+void loom__release(loom_t *rt, loom_task_t *t) {
+  loom__handle_free_slot(rt, t->slot);
+  stack_give_back(rt, t);
+  loom__record_free(&rt->records, t);
 }
 
 static void entry(void *p) {
   loom_task_t *t = p;
   loom__fiber_started();
-  /* A batch of thousands of new tasks touches a record and a stack page
-   * per task, more than the caches and the TLB hold, and the ready queue
-   * is a linked list that cannot be read ahead without a miss per link:
-   * the spawn left in t the record of the task spawned LOOM__AHEAD after
-   * it, which starts that many switches from now. Here, at a task's
-   * start, rather than at every switch: a yield pays nothing for it. */
-  loom__run_prefetch(t->rt, t);
   loom__landed(t->rt);
   t->status = t->fn(t->arg);
   /* Misuse, cleaned up rather than left to corrupt memory: scopes left
@@ -75,24 +77,38 @@ static void entry(void *p) {
   loom__suspend(t, 1);
 }
 
+void loom__task_bind(loom_task_t *t) {
+  loom_t *rt = t->rt;
+  loom__stack_t st;
+  loom__stack_take(&rt->stacks, t->stack.size, &st);
+  t->stack.lo = st.lo;
+  t->stack.size = st.size;
+  loom__fiber_init(&t->fiber, st.lo, st.size, entry, t);
+  t->fiber.guard_lo = st.guard_lo;
+  t->fiber.guard_size = st.guard_size;
+  t->fiber.nominal_size = st.size;
+#ifdef LOOM__TSAN
+  /* ThreadSanitizer's reports then say which task a fiber ran. */
+  __tsan_set_fiber_name(t->fiber.asan_fake, loom__task_name(t));
+#endif
+}
+
 /* The spawn itself; pc: where it was asked for (dumps), or NULL. */
 static inline int spawn_at(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
                            const loom_task_opts_t *opts, int is_main, void *pc) {
   if (!fn) return UV_EINVAL;
   if (rt->open_handles) return LOOM_ECLOSED; /* handles are being closed */
   size_t size = opts && opts->stack_size ? opts->stack_size : rt->stack_size;
-  /* Checked before the record and colour are added: SIZE_MAX would wrap. */
   if (size > LOOM_MAX_STACK_SIZE) return UV_EINVAL;
-  loom__stack_t st;
-  char *lo; /* the stack the spawn LOOM__AHEAD after this one will get */
-  int rc = loom__stack_get_ahead(&rt->stacks, size + TASK_BYTES + COLOUR_BYTES, &st,
-                                 LOOM__AHEAD - 1, (void **)&lo);
-  if (rc) return UV_ENOMEM;
-  size_t top = loom__record_top(st.lo);
-  loom_task_t *t = (loom_task_t *)((char *)st.lo + st.size - top);
+  if (loom__stack_reserve(&rt->stacks, size)) return UV_ENOMEM;
+  loom_task_t *t = loom__record_new(&rt->records);
+  if (!t) {
+    loom__stack_unreserve(&rt->stacks, size);
+    return UV_ENOMEM;
+  }
   /* Field by field rather than memset: the record is ~400 bytes, of which
-   * a spawn needs to write its first four lines only (internal.h), and
-   * this is the spawn fast path. */
+   * a spawn needs to write a few lines only (internal.h), and this is the
+   * spawn fast path. */
   t->next_ready = NULL;
   t->wait = NULL;
   loom__list_init(&t->watchers);
@@ -107,15 +123,16 @@ static inline int spawn_at(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   t->parent_id = rt->current ? rt->current->fiber.id : 0;
   void *handle;
   if (loom__handle_new(rt, LOOM__H_TASK, t, &handle)) {
-    loom__stack_put(&rt->stacks, &st);
+    loom__record_free(&rt->records, t);
+    loom__stack_unreserve(&rt->stacks, size);
     return UV_ENOMEM;
   }
   t->slot = (uint32_t)(uintptr_t)handle - 1u;
   t->rt = rt;
   t->fn = fn;
   t->arg = arg;
-  t->stack.lo = st.lo;
-  t->stack.size = st.size;
+  t->stack.lo = NULL;
+  t->stack.size = size;
   t->fiber.id = ++rt->next_id;
   t->is_main = (uint8_t)is_main;
   if (is_main) rt->main = t;
@@ -123,17 +140,11 @@ static inline int spawn_at(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
     strncpy(t->name, opts->name, LOOM_TASK_NAME_MAX);
     t->name[LOOM_TASK_NAME_MAX] = 0;
   }
-  loom__fiber_init(&t->fiber, st.lo, st.size - top, entry, t);
-  t->fiber.guard_lo = st.guard_lo;
-  t->fiber.guard_size = st.guard_size;
-  /* Overflow reports print what the task really had, not what was asked
-   * for: a 1-byte request gets (and reports) the minimum stack. */
-  t->fiber.nominal_size = st.size - top;
+  /* What a dump or an overflow report reads before the first switch-in:
+   * no stack, and a name to report. */
+  t->fiber.stack_lo = NULL;
+  t->fiber.stack_size = 0;
   t->fiber.name = t->name;
-#ifdef LOOM__TSAN
-  /* ThreadSanitizer's reports then say which task a fiber ran. */
-  __tsan_set_fiber_name(t->fiber.asan_fake, loom__task_name(t));
-#endif
   /* The statistics cost a spawn nothing: the count of spawns is next_id,
    * and the peak of nalive is taken when it falls (loom__task_finished). */
   loom__list_push_front(&rt->alive, &t->alive_link);
@@ -144,20 +155,6 @@ static inline int spawn_at(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   else
     t->detached = t->consumed = 1;
   loom__make_ready(t);
-  /* Batches of spawns are bound by cache and TLB misses on task records:
-   * start fetching the one LOOM__AHEAD spawns ahead now (one ahead is too
-   * close to hide a page walk and a miss to memory behind a ~40 ns spawn),
-   * and leave its address for the run and the join of this task to fetch
-   * it again. */
-  t->ahead = NULL;
-  if (lo) {
-    char *rec = lo + st.size - loom__record_top(lo);
-    if (rt->nalive >= LOOM__PREFETCH_MIN) t->ahead = rec;
-    /* The part of the record a spawn writes, and the line below it where
-     * the first frame goes. */
-    for (size_t off = 0; off <= offsetof(loom_task_t, name) + 64; off += 64)
-      __builtin_prefetch(rec - 64 + off, 1);
-  }
   return 0;
 }
 
@@ -170,6 +167,8 @@ int loom__spawn(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
 
 void loom__task_finished(loom_t *rt, loom_task_t *t) {
   loom__list_remove(&rt->alive, &t->alive_link);
+  /* Its frames are gone: the next task to start takes the stack warm. */
+  stack_give_back(rt, t);
   /* A maximum of nalive is where it starts to fall: here (loom_stats_get
    * takes the current count into account for one still rising). */
   if (rt->nalive > rt->stats.peak) rt->stats.peak = rt->nalive;

@@ -35,6 +35,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../util/demand.h"
 #include "../util/list.h"
 #include "fiber.h"
 
@@ -86,10 +87,10 @@ typedef struct loom__stack_class_s {
   size_t nfree, cap;     /* entries used and allocated */
   size_t total;          /* stacks of this size; cap >= total */
   size_t nwarm;          /* free stacks whose pages are resident */
-  size_t keep;           /* free stacks allowed to stay resident */
-  size_t peak;           /* most stacks in use during this window */
+  loom__demand_t d;      /* keep: free stacks allowed to stay resident;
+                            peak: most in use during this window */
   size_t cold_below;     /* free[0 .. cold_below) are all cold */
-  int64_t window_end;    /* pool clock at which the window ends */
+  size_t reserved;       /* free stacks promised to loom__stack_take */
 } loom__stack_class_t;
 
 /* A free stack: its lowest byte (page-aligned) with two flags in the low
@@ -236,7 +237,7 @@ static loom__stack_class_t *find_class_slow(loom__stack_pool_t *pool, size_t siz
   loom__stack_class_t *c = calloc(1, sizeof(*c));
   if (!c) return NULL;
   c->size = size;
-  c->keep = LOOM__WARM;
+  c->d.keep = LOOM__WARM;
   loom__list_push_front(&pool->classes, &c->link);
   return c;
 }
@@ -403,74 +404,69 @@ fail_guards:
   return -ENOMEM;
 }
 
-static inline int stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out,
-                            size_t depth, void **ahead) {
-  size = class_size(pool, size);
-  if (size == 0) return -EINVAL;
-  loom__stack_class_t *c = find_class(pool, size);
-  if (!c) return -ENOMEM;
-  if (c->nfree == 0) {
-    int rc = grow(pool, c);
-    if (rc) return rc;
-  }
+/* Takes the most recently freed stack of c. */
+static inline void pop(loom__stack_pool_t *pool, loom__stack_class_t *c,
+                       loom__stack_t *out) {
   const struct free_ent e = c->free[--c->nfree];
   if (!ent_cold(e)) c->nwarm--;
   if (c->nfree < c->cold_below) c->cold_below = c->nfree;
   size_t inuse = c->total - c->nfree;
-  if (inuse > c->peak) c->peak = inuse;
+  loom__demand_used(&c->d, inuse);
   *out = (loom__stack_t){
       .lo = ent_lo(e),
-      .size = size,
+      .size = c->size,
       .guard_lo = (e.v & ENT_GUARDED) ? (char *)ent_lo(e) - pool->guard : NULL,
       .guard_size = (e.v & ENT_GUARDED) ? pool->guard : 0,
   };
 #ifdef LOOM_HAVE_VALGRIND
   /* Memcheck marked the frames of the stack's last task dead when they
-   * returned; the next task record may sit where they were (colouring). */
+   * returned; the next task's frames go where they were. */
   if (pool->valgrind) { /* the requests cost ~40 instructions even outside it */
-    VALGRIND_MAKE_MEM_UNDEFINED(out->lo, size);
+    VALGRIND_MAKE_MEM_UNDEFINED(out->lo, c->size);
     if (!out->guard_lo)
       VALGRIND_MAKE_MEM_DEFINED(out->lo, LOOM__CANARY_BYTES); /* zeros */
   }
 #endif
-  if (ahead) *ahead = c->nfree > depth ? ent_lo(c->free[c->nfree - 1 - depth]) : NULL;
-  return 0;
+}
+
+/* The class of `size` with a free stack beyond its reservations, mapping a
+ * slab if need be; NULL with *rc set if there is none. */
+static loom__stack_class_t *class_with_room(loom__stack_pool_t *pool, size_t size,
+                                            int *rc) {
+  size = class_size(pool, size);
+  *rc = -EINVAL;
+  if (size == 0) return NULL;
+  *rc = -ENOMEM;
+  loom__stack_class_t *c = find_class(pool, size);
+  if (!c) return NULL;
+  if (c->nfree <= c->reserved && (*rc = grow(pool, c)) != 0) return NULL;
+  *rc = 0;
+  return c;
 }
 
 int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
-  return stack_get(pool, size, out, 0, NULL);
+  int rc;
+  loom__stack_class_t *c = class_with_room(pool, size, &rc);
+  if (c) pop(pool, c, out);
+  return rc;
 }
 
-int loom__stack_get_ahead(loom__stack_pool_t *pool, size_t size, loom__stack_t *out,
-                          size_t depth, void **ahead) {
-  return stack_get(pool, size, out, depth, ahead);
+int loom__stack_reserve(loom__stack_pool_t *pool, size_t size) {
+  int rc;
+  loom__stack_class_t *c = class_with_room(pool, size, &rc);
+  if (c) c->reserved++;
+  return rc;
 }
 
-void *loom__stack_peek_at(loom__stack_pool_t *pool, size_t size, size_t depth) {
-  /* Only the class last looked up is looked at (most programs use one
-   * size; a spawn peeks right after its get): this is a hint. */
-  loom__stack_class_t *c = pool->last;
-  if (!c || c->nfree <= depth) return NULL;
-  size = class_size(pool, size);
-  return c->size == size ? ent_lo(c->free[c->nfree - 1 - depth]) : NULL;
+void loom__stack_take(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
+  /* The class exists and has the stack: the reservation made sure. */
+  loom__stack_class_t *c = find_class(pool, class_size(pool, size));
+  c->reserved--;
+  pop(pool, c, out);
 }
 
-void *loom__stack_peek(loom__stack_pool_t *pool, size_t size) {
-  return loom__stack_peek_at(pool, size, 0);
-}
-
-/* Starts a new demand window at `now`. The window that ended leaves as warm
- * count its demand or half the old count, whichever is more; each further
- * window that passed without a put (no demand seen) halves that again. */
-static void roll_window(loom__stack_class_t *c, int64_t now) {
-  int64_t quiet = c->window_end ? (now - c->window_end) / LOOM__WINDOW_NS : 0;
-  size_t keep = c->peak > c->keep / 2 ? c->peak : c->keep / 2;
-  keep = quiet >= (int64_t)(sizeof(size_t) * CHAR_BIT) ? 0 : keep >> quiet;
-  size_t inuse = c->total - c->nfree;
-  if (keep < inuse) keep = inuse;
-  c->keep = keep > LOOM__WARM ? keep : LOOM__WARM;
-  c->peak = inuse;
-  c->window_end = now + LOOM__WINDOW_NS;
+void loom__stack_unreserve(loom__stack_pool_t *pool, size_t size) {
+  find_class(pool, class_size(pool, size))->reserved--;
 }
 
 /* Gives back resident free stacks beyond c->keep, oldest first (from the
@@ -479,7 +475,7 @@ static void roll_window(loom__stack_class_t *c, int64_t now) {
 static void trim_some(loom__stack_class_t *c, size_t step, size_t scan) {
   size_t i = c->cold_below, given = 0;
   size_t end = c->nfree - i > scan ? i + scan : c->nfree;
-  for (; i < end && c->nwarm > c->keep && given < step; i++) {
+  for (; i < end && c->nwarm > c->d.keep && given < step; i++) {
     struct free_ent *e = &c->free[i];
     if (ent_cold(*e)) continue;
     madvise(ent_lo(*e), c->size, MADV_DONTNEED);
@@ -499,8 +495,8 @@ void loom__stack_pool_idle(loom__stack_pool_t *pool) {
   loom__link_t *l;
   loom__list_foreach(l, &pool->classes) {
     loom__stack_class_t *c = loom__list_entry(l, loom__stack_class_t, link);
-    if (c->window_end && now >= c->window_end) roll_window(c, now);
-    if (c->nwarm > c->keep) trim_some(c, LOOM__TRIM_IDLE_STEP, 4 * LOOM__TRIM_IDLE_STEP);
+    loom__demand_idle(&c->d, now, c->total - c->nfree, LOOM__WARM, LOOM__WINDOW_NS);
+    if (c->nwarm > c->d.keep) trim_some(c, LOOM__TRIM_IDLE_STEP, 4 * LOOM__TRIM_IDLE_STEP);
   }
 }
 
@@ -509,14 +505,11 @@ void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s) {
   if (!c) return; /* cannot happen: the class was made at get */
   UNPOISON(s->lo, s->size);
   int64_t now = pool->clock ? *pool->clock : 0;
-  if (now >= c->window_end) roll_window(c, now);
-  /* Demand of this window counts at once: a burst larger than the warm
-   * count keeps its stacks from the first time it ends. */
-  if (c->nwarm >= c->keep && c->peak > c->keep) c->keep = c->peak;
-  int cold = c->nwarm >= c->keep;
+  int cold = !loom__demand_may_keep(&c->d, now, c->total - c->nfree, c->nwarm,
+                                     LOOM__WARM, LOOM__WINDOW_NS);
   if (cold) madvise(s->lo, s->size, MADV_DONTNEED);
   push_free(c, s->lo, s->guard_lo, cold);
-  if (c->nwarm > c->keep) trim(c);
+  if (c->nwarm > c->d.keep) trim(c);
 }
 
 void loom__stack_pool_totals(const loom__stack_pool_t *pool, size_t *total,
@@ -542,8 +535,9 @@ int loom__stack_pool_stats(const loom__stack_pool_t *pool, size_t size,
         .total = c->total,
         .free = c->nfree,
         .warm = c->nwarm,
-        .keep = c->keep,
-        .peak = c->peak,
+        .keep = c->d.keep,
+        .peak = c->d.peak,
+        .reserved = c->reserved,
     };
     return 0;
   }

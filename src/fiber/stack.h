@@ -83,6 +83,7 @@ typedef struct loom__stack_stats_s {
   size_t warm;  /* of the free ones, those with resident pages */
   size_t keep;  /* free stacks currently allowed to stay resident */
   size_t peak;  /* most in use at once in the current demand window */
+  size_t reserved; /* of the free ones, those promised (loom__stack_reserve) */
 } loom__stack_stats_t;
 
 void loom__stack_pool_init(loom__stack_pool_t *pool);
@@ -93,16 +94,17 @@ void loom__stack_pool_destroy(loom__stack_pool_t *pool);
  * LOOM__STACK_MAX (nothing is handed out or filled in), or -ENOMEM if
  * memory or mappings ran out. */
 int loom__stack_get(loom__stack_pool_t *pool, size_t size, loom__stack_t *out);
-/* loom__stack_get, and *ahead: the lowest byte of the stack the get after
- * `depth` more would hand out (depth 0: the next get), or NULL if unknown;
- * for prefetching. One call where a spawn made two (get, then peek). */
-int loom__stack_get_ahead(loom__stack_pool_t *pool, size_t size, loom__stack_t *out,
-                          size_t depth, void **ahead);
-/* The lowest byte of the stack the next get of `size` would hand out, or
- * NULL if unknown; for prefetching. */
-void *loom__stack_peek(loom__stack_pool_t *pool, size_t size);
-/* Likewise for the get after `depth` more (depth 0: the next one). */
-void *loom__stack_peek_at(loom__stack_pool_t *pool, size_t size, size_t depth);
+/* Reserves a stack of `size` for a later loom__stack_take, which then
+ * cannot fail: what may fail (a size class, a slab to map) fails here.
+ * Nothing is touched or made resident; the free stacks of a size are never
+ * fewer than its reservations, and loom__stack_get leaves those alone.
+ * Returns 0, -EINVAL (size beyond LOOM__STACK_MAX) or -ENOMEM. */
+int loom__stack_reserve(loom__stack_pool_t *pool, size_t size);
+/* Hands out a stack reserved with the same `size`: the most recently freed
+ * one, whose pages are most likely still resident and in cache. */
+void loom__stack_take(loom__stack_pool_t *pool, size_t size, loom__stack_t *out);
+/* Gives up a reservation of `size` that will never be taken. */
+void loom__stack_unreserve(loom__stack_pool_t *pool, size_t size);
 /* Gives a stack back to the pool for reuse. Its pages stay resident while
  * the free stacks of its size that are resident number fewer than recent
  * demand (stack.c); beyond that they go back to the kernel. */

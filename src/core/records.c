@@ -1,0 +1,66 @@
+/* Task records: a per-runtime cache of free ones.
+ *
+ * A task's record lives apart from its stack (spawn.c says why), so a spawn
+ * needs one: taken from this cache, LIFO, the most recently freed first,
+ * still in cache; malloc only when it is empty. How many free records stay
+ * follows demand (util/demand.h): the most records in use per second, at
+ * least LOOM__RECORDS_WARM, so repeated bursts allocate nothing and an idle
+ * runtime gives them back, a step at a time at its idle points.
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define LOOM__RECORDS_WARM 1024 /* free records always kept */
+#define LOOM__RECORDS_WINDOW_NS ((int64_t)1000000000)
+#define LOOM__RECORDS_IDLE_STEP 256 /* freed per idle point at most */
+
+loom_task_t *loom__record_new(loom__records_t *r) {
+  loom_task_t *t = r->free;
+  if (t) {
+    r->free = t->next_ready;
+    r->nfree--;
+  } else if (!(t = malloc(sizeof(*t)))) {
+    return NULL;
+  }
+  loom__demand_used(&r->d, ++r->live);
+  return t;
+}
+
+void loom__record_free(loom__records_t *r, loom_task_t *t) {
+  int64_t now = r->clock ? *r->clock : 0;
+  int keep = loom__demand_may_keep(&r->d, now, r->live, r->nfree, LOOM__RECORDS_WARM,
+                                   LOOM__RECORDS_WINDOW_NS);
+  r->live--;
+  if (!keep) {
+    free(t);
+    return;
+  }
+  t->next_ready = r->free;
+  r->free = t;
+  r->nfree++;
+}
+
+void loom__records_idle(loom__records_t *r) {
+  int64_t now = r->clock ? *r->clock : 0;
+  loom__demand_idle(&r->d, now, r->live, LOOM__RECORDS_WARM, LOOM__RECORDS_WINDOW_NS);
+  for (int i = 0; i < LOOM__RECORDS_IDLE_STEP && r->nfree > r->d.keep; i++) {
+    loom_task_t *t = r->free;
+    r->free = t->next_ready;
+    r->nfree--;
+    free(t);
+  }
+}
+
+void loom__records_init(loom__records_t *r, const int64_t *clock) {
+  *r = (loom__records_t){.d = {.keep = LOOM__RECORDS_WARM}, .clock = clock};
+}
+
+void loom__records_destroy(loom__records_t *r) {
+  while (r->free) {
+    loom_task_t *t = r->free;
+    r->free = t->next_ready;
+    free(t);
+  }
+  r->nfree = 0;
+}
