@@ -20,6 +20,11 @@ loom_task_t *loom__record_new(loom__records_t *r) {
   if (t) {
     r->free = t->next_ready;
     r->nfree--;
+    /* The next spawn's record: in a batch, a miss that would wait for the
+     * one before it (its link is in it) unless fetched now. */
+    if (r->free)
+      for (size_t off = 0; off < sizeof(*t); off += 64)
+        __builtin_prefetch((const char *)r->free + off, 1);
   } else if (!(t = malloc(sizeof(*t)))) {
     return NULL;
   }

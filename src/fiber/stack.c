@@ -249,7 +249,7 @@ static void push_free(loom__stack_class_t *c, void *lo, void *guard_lo, int cold
   if (!cold) c->nwarm++;
 }
 
-#if defined(__linux__) && defined(SYS_process_madvise) && defined(MADV_POPULATE_WRITE)
+#if defined(__linux__) && defined(SYS_process_madvise) && defined(MADV_POPULATE_READ)
 /* Faults in, in a few system calls, what a slab's stacks are about to take
  * a page fault each for: `len` bytes at `first` + i * `stride` for n
  * stacks, with `advice`. Returns 1 if done, 0 if refused (then the faults
@@ -261,11 +261,6 @@ static void push_free(loom__stack_class_t *c, void *lo, void *guard_lo, int cold
  *   in a VM): a million fresh stacks spent about a second on it. Populated:
  *   ~0.4 us a page, and no memory (the zero page is shared, not counted as
  *   resident).
- * - MADV_POPULATE_WRITE on the top pages of an unguarded slab, where the
- *   task records go: ~1.9 us a page instead of ~2.3 us for the fault. Only
- *   for unguarded slabs, which a program reaches past 16,000 stacks or so:
- *   a slab's worth of pages (about 1.4 MiB) may then be committed before
- *   its tasks come, never in a small program.
  *
  * PIDFD_SELF (Linux 6.15) names the calling process without a file
  * descriptor. */
@@ -296,9 +291,6 @@ static int populate(char *first, size_t n, size_t stride, size_t len, int advice
 }
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 0
-#endif
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 0
 #endif
 #endif
 
@@ -373,14 +365,11 @@ static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
   slab->len = len;
   slab->nstacks = n;
   slab->guards = nguarded;
-  /* Unguarded stacks: their canaries and their top pages. */
-  int hot = 0;
-  if (nguarded < n) {
-    char *first = (char *)base + nguarded * stride + zone;
-    populate(first, n - nguarded, stride, LOOM__CANARY_BYTES, MADV_POPULATE_READ);
-    hot = populate(first + c->size - page, n - nguarded, stride, page,
-                   MADV_POPULATE_WRITE);
-  }
+  /* Unguarded stacks: their canaries. (Not their top pages: a stack may
+   * be mapped for a reservation and never used, and would cost a page.) */
+  if (nguarded < n)
+    populate((char *)base + nguarded * stride + zone, n - nguarded, stride,
+             LOOM__CANARY_BYTES, MADV_POPULATE_READ);
   /* Push in reverse so stacks are handed out in address order. */
   for (size_t i = n; i-- > 0;) {
     char *zone_lo = (char *)base + i * stride;
@@ -388,8 +377,7 @@ static int grow(loom__stack_pool_t *pool, loom__stack_class_t *c) {
 #ifdef LOOM_HAVE_VALGRIND
     if (slab->vg_ids) slab->vg_ids[i] = VALGRIND_STACK_REGISTER(s, s + c->size);
 #endif
-    /* Not resident, unless populated above. */
-    push_free(c, s, i < nguarded ? zone_lo : NULL, !(hot && i >= nguarded));
+    push_free(c, s, i < nguarded ? zone_lo : NULL, 1); /* not resident */
   }
   loom__list_push_front(&pool->slabs, &slab->link);
   c->total += n;
@@ -505,10 +493,13 @@ void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s) {
   if (!c) return; /* cannot happen: the class was made at get */
   UNPOISON(s->lo, s->size);
   int64_t now = pool->clock ? *pool->clock : 0;
-  int cold = !loom__demand_may_keep(&c->d, now, c->total - c->nfree, c->nwarm,
-                                     LOOM__WARM, LOOM__WINDOW_NS);
-  if (cold) madvise(s->lo, s->size, MADV_DONTNEED);
-  push_free(c, s->lo, s->guard_lo, cold);
+  (void)loom__demand_may_keep(&c->d, now, c->total - c->nfree, c->nwarm, LOOM__WARM,
+                              LOOM__WINDOW_NS);
+  /* This stack is the warmest there is and the next take's: it stays
+   * resident, and if that makes one too many, the oldest warm one goes.
+   * (Given back itself, two tasks passing a stack along would each pay a
+   * madvise and a page fault while 1,024 idle stacks stayed resident.) */
+  push_free(c, s->lo, s->guard_lo, 0);
   if (c->nwarm > c->d.keep) trim(c);
 }
 
