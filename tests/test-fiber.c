@@ -498,7 +498,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_overflow_big_frame_hits_guard),
       cmocka_unit_test(test_big_frame_unguarded_spares_neighbours),
       cmocka_unit_test(test_stack_size_limits),
-    cmocka_unit_test(test_stack_reservations),
+      cmocka_unit_test(test_stack_reservations),
       cmocka_unit_test(test_overflow_report_size_and_name),
       cmocka_unit_test(test_map_count_parse),
       cmocka_unit_test(test_budget_read_failure_not_cached),

@@ -186,7 +186,7 @@ struct loom_s {
   uint64_t timer_seq;                    /* arming order, for ties */
   loom__stack_pool_t stacks;
   loom__records_t records; /* free task records */
-  size_t stack_size; /* default for new tasks */
+  size_t stack_size;       /* default for new tasks */
   uint64_t next_id;
   loom_task_t *main; /* loom_run's main task while alive */
   int main_status;
@@ -334,7 +334,6 @@ size_t loom__wq_wake_all(loom__wq_t *q, int result);
 static inline int loom__wq_empty(const loom__wq_t *q) {
   return loom__list_empty(&q->waiting);
 }
-
 
 /* sched.c */
 void loom__make_ready(loom_task_t *t);

@@ -484,7 +484,8 @@ void loom__stack_pool_idle(loom__stack_pool_t *pool) {
   loom__list_foreach(l, &pool->classes) {
     loom__stack_class_t *c = loom__list_entry(l, loom__stack_class_t, link);
     loom__demand_idle(&c->d, now, c->total - c->nfree, LOOM__WARM, LOOM__WINDOW_NS);
-    if (c->nwarm > c->d.keep) trim_some(c, LOOM__TRIM_IDLE_STEP, 4 * LOOM__TRIM_IDLE_STEP);
+    if (c->nwarm > c->d.keep)
+      trim_some(c, LOOM__TRIM_IDLE_STEP, 4 * LOOM__TRIM_IDLE_STEP);
   }
 }
 

@@ -78,11 +78,11 @@ typedef struct loom__stack_pool_s {
 
 /* The state of one size class, for tests and reports. */
 typedef struct loom__stack_stats_s {
-  size_t total; /* stacks of this size mapped */
-  size_t free;  /* of which free */
-  size_t warm;  /* of the free ones, those with resident pages */
-  size_t keep;  /* free stacks currently allowed to stay resident */
-  size_t peak;  /* most in use at once in the current demand window */
+  size_t total;    /* stacks of this size mapped */
+  size_t free;     /* of which free */
+  size_t warm;     /* of the free ones, those with resident pages */
+  size_t keep;     /* free stacks currently allowed to stay resident */
+  size_t peak;     /* most in use at once in the current demand window */
   size_t reserved; /* of the free ones, those promised (loom__stack_reserve) */
 } loom__stack_stats_t;
 
