@@ -242,6 +242,39 @@ static void test_runtime_burst_shares_stacks(void **state) {
   assert_true(rt_seen.records_free >= BURST);
 }
 
+/* The record cache follows demand as the stack pool does: a burst's records
+ * are kept for the next burst, and quiet seconds give them back at idle
+ * points, down to the floor. */
+static void test_records_follow_demand(void **state) {
+  (void)state;
+  int64_t now = SEC;
+  loom__records_t r;
+  loom__records_init(&r, &now);
+  static loom_task_t *t[BURST];
+  for (int round = 0; round < 2; round++) {
+    for (size_t i = 0; i < BURST; i++) assert_non_null(t[i] = loom__record_new(&r));
+    assert_int_equal(r.live, BURST);
+    for (size_t i = 0; i < BURST; i++) loom__record_free(&r, t[i]);
+    assert_int_equal(r.nfree, BURST); /* all kept: the burst is the demand */
+    now += SEC / 2;
+  }
+  /* The second burst took the first one's records, most recent first. */
+  loom_task_t *top = r.free;
+  assert_ptr_equal(loom__record_new(&r), top);
+  loom__record_free(&r, top);
+  /* Quiet: the keep halves per second, and idle points give back a step
+   * at a time. */
+  for (int i = 0; i < 10; i++) {
+    now += SEC;
+    for (int k = 0; k < 20; k++) loom__records_idle(&r);
+  }
+  assert_int_equal(r.nfree, FLOOR);
+  assert_int_equal(r.live, 0);
+  loom__records_destroy(&r);
+  assert_int_equal(r.nfree, 0);
+  assert_null(r.free);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_burst_stays_warm),
@@ -250,6 +283,7 @@ int main(void) {
       cmocka_unit_test(test_long_quiet_and_no_clock),
       cmocka_unit_test(test_runtime_bursts_stay_warm),
       cmocka_unit_test(test_runtime_burst_shares_stacks),
+      cmocka_unit_test(test_records_follow_demand),
   };
   return HARNESS_RUN(tests);
 }

@@ -76,7 +76,8 @@ typedef struct {
   uint64_t timer_late_max_us; /* worst lateness of a fired timer */
   uint64_t timer_late_hist[LOOM_STAT_LATE_BUCKETS];
   uint64_t stacks_mapped;                    /* task stacks mapped (in use or cached) */
-  uint64_t stacks_cached;                    /* of them, kept for reuse */
+  uint64_t stacks_cached;                    /* of them, free (kept for reuse, or
+                                                promised to tasks not started) */
   uint64_t bytes_read;                       /* received by streams and UDP sockets */
   uint64_t bytes_written;                    /* taken by loom_write(v), loom_udp_send */
   uint32_t handles_by_kind[LOOM_STAT_KINDS]; /* LOOM_STAT_* */
