@@ -10,8 +10,8 @@
  * time that pass began with (libuv caches it per loop iteration), and a
  * 2 s sleep started after seconds of spawning would already be due. The figure is the
  * growth of the peak RSS (getrusage ru_maxrss) over the baseline, divided by
- * N; it includes everything a task costs: its stack pages, the task record
- * and its sleep's timer (both on its stack), its handle slot, its entry in
+ * N; it includes everything a task costs: its stack pages (its sleep's
+ * timer is on its stack), its task record, its handle slot, its entry in
  * the free-stack array, and the benchmark's own 8-byte handle per task. The run also checks that all N were asleep at
  * once, and prints its times.
  *
