@@ -54,7 +54,7 @@ static int main_task(void *arg) {
   loom_event_init(&event);
   loom_lock_init(&lock);
   loom_lock_acquire(&lock);
-  loom_task_t *t[4];
+  loom_task_t *t[5];
   loom_task_opts_t o = {.name = "sleeper"};
   loom_spawn_ex(&t[0], sleeper, NULL, &o);
   o.name = "event-waiter";
@@ -64,12 +64,14 @@ static int main_task(void *arg) {
   o.name = "quick";
   loom_spawn_ex(&t[3], quick, NULL, &o);
   for (int i = 0; i < 3; i++) loom_yield();
+  o.name = "unstarted"; /* ready, never run: no stack yet */
+  loom_spawn_ex(&t[4], quick, NULL, &o);
   gdb_stop_here();
   loom_cancel(t[0]);
   loom_event_set(&event);
   loom_lock_release(&lock);
   int bad = 0;
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < 5; i++) {
     int st = 0;
     if (loom_join(t[i], &st)) bad = 1;
   }

@@ -46,6 +46,7 @@ gdb -nx -batch -q \
   -ex 'echo ==bt-lock\n' -ex 'loom bt 4' \
   -ex 'echo ==bt-main\n' -ex 'loom bt 1' \
   -ex 'echo ==bt-none\n' -ex 'loom bt 999' \
+  -ex 'echo ==bt-unstarted\n' -ex 'loom bt 6' \
   -ex 'echo ==task\n' -ex 'loom task 2' -ex 'bt' \
   -ex 'echo ==task-off\n' -ex 'loom task off' -ex 'bt' -ex 'echo ==end\n' \
   -ex "$([ "$core" = core ] && echo "gcore $tmp/core" || echo "echo")" \
@@ -89,7 +90,7 @@ for out in live core; do
     f=$tmp/live
   fi
   sed -n '/^==tasks/,/^==bt-sleeper/p' "$f" >"$tmp/tasks"
-  check "$tmp/tasks" "$out: header" '^runtime 0x[0-9a-f]+: 5 tasks$'
+  check "$tmp/tasks" "$out: header" '^runtime 0x[0-9a-f]+: 6 tasks$'
   check "$tmp/tasks" "$out: main" '^ +1 +main +running +\[main\]'
   if [ "$parksite" = parksite ]; then
     check "$tmp/tasks" "$out: sleeper" '^ +2 +sleeper +parked +.*loom_+sleep'
@@ -101,6 +102,7 @@ for out in live core; do
     check "$tmp/tasks" "$out: lock-waiter" '^ +4 +lock-waiter +parked +lock 0x'
   fi
   check "$tmp/tasks" "$out: quick" '^ +5 +quick +finished'
+  check "$tmp/tasks" "$out: unstarted" '^ +6 +unstarted +ready'
   sed -n '/^==bt-sleeper/,/^==bt-event/p' "$f" >"$tmp/bt2"
   check "$tmp/bt2" "$out: bt 2 title" "^task 2 'sleeper' \\(parked\\)"
   check "$tmp/bt2" "$out: bt 2 frame" '^#[0-9]+ .*gdb_parked_in_sleep'
@@ -112,8 +114,10 @@ for out in live core; do
   if [ "$out" = live ]; then
     sed -n '/^==bt-main/,/^==bt-none/p' "$f" >"$tmp/bt1"
     check "$tmp/bt1" "$out: bt 1 (running)" '^#0 .*gdb_stop_here'
-    sed -n '/^==bt-none/,/^==task$/p' "$f" >"$tmp/bt999"
+    sed -n '/^==bt-none/,/^==bt-unstarted/p' "$f" >"$tmp/bt999"
     check "$tmp/bt999" "$out: bt 999" 'loom bt: no task 999'
+    sed -n '/^==bt-unstarted/,/^==task$/p' "$f" >"$tmp/bt6"
+    check "$tmp/bt6" "$out: bt 6 (never run)" 'not started: no stack yet'
     sed -n '/^==task$/,/^==task-off/p' "$f" >"$tmp/task"
     check "$tmp/task" "$out: loom task 2" '^#[0-9]+ .*gdb_parked_in_sleep'
     sed -n '/^==task-off/,/^==end/p' "$f" >"$tmp/taskoff"

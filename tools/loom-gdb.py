@@ -2,7 +2,8 @@
 #
 #   (gdb) source tools/loom-gdb.py
 #   (gdb) loom tasks [RUNTIME]   every task: id, name, state, what it waits on
-#   (gdb) loom bt ID [RUNTIME]   the backtrace of task ID (parked or ready)
+#   (gdb) loom bt ID [RUNTIME]   the backtrace of task ID (parked, or ready
+#                                after it has started)
 #   (gdb) loom task ID           frames 1.. become task ID's (frame N, info
 #                                locals, up, down); `loom task off` undoes it
 #
@@ -380,6 +381,12 @@ def _park_site(t, rt):
     return ""
 
 
+def _started(t):
+    """Whether t has a stack: a task gets one at its first switch-in, and
+    until then its context is not its own (a reused record's)."""
+    return _int(t["stack"]["lo"]) != 0
+
+
 def _backtrace(t, rt):
     """gdb's backtrace of task t's suspended stack, as text."""
     state = int(t["state"])
@@ -388,6 +395,8 @@ def _backtrace(t, rt):
         return gdb.execute("bt", to_string=True)
     if state == 4:
         return "(finished: no stack)\n"
+    if not _started(t):
+        return "(not started: no stack yet)\n"
     with _TaskFrames(t):
         text = gdb.execute("bt", to_string=True)
     # Frame 0 is the thread's own, the task's stack starts at frame 1.
@@ -496,7 +505,7 @@ class LoomTask(gdb.Command):
         rt, t = _find_task(ident, argv[1] if len(argv) > 1 else None)
         if t is None:
             raise gdb.GdbError("loom task: no task %d" % ident)
-        if int(t["state"]) == 4 or _int(rt["current"]) == _int(t):
+        if int(t["state"]) == 4 or _int(rt["current"]) == _int(t) or not _started(t):
             raise gdb.GdbError("loom task: task %d has no suspended stack" % ident)
         _unwinder.regs = saved_registers(t)
         gdb.invalidate_cached_frames()

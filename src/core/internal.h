@@ -125,9 +125,9 @@ struct loom_task_s {
   uint8_t system;      /* one of loom's own tasks (introspect.h) */
   loom__fiber_t fiber; /* context + stack bounds (its hot part
                           first, its report fields last) */
-  /* cold, but written by every spawn: on the line the fiber's report
-   * fields end on, which a spawn writes anyway (the record is 64-byte
-   * aligned; spawn.c checks the layout) */
+  /* cold, but written by every spawn: beside the fiber's report fields,
+   * which a spawn writes anyway (records come from malloc, 16-byte aligned,
+   * so the lines are counted roughly) */
   void *owner;                       /* the group it belongs to, or NULL */
   loom_scope_t *kept_scope;          /* innermost open scope stored outside
                                         the task's stack (static, heap) */

@@ -46,6 +46,9 @@ void loom__record_free(loom__records_t *r, loom_task_t *t) {
   r->nfree++;
 }
 
+/* Gives back from the top of the cache, the most recently freed: a singly
+ * linked LIFO has no cheap bottom, and a record costs no system call, so
+ * which ones go matters less than for stacks. */
 void loom__records_idle(loom__records_t *r) {
   int64_t now = r->clock ? *r->clock : 0;
   loom__demand_idle(&r->d, now, r->live, LOOM__RECORDS_WARM, LOOM__RECORDS_WINDOW_NS);

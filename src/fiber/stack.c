@@ -446,15 +446,26 @@ int loom__stack_reserve(loom__stack_pool_t *pool, size_t size) {
   return rc;
 }
 
-void loom__stack_take(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
-  /* The class exists and has the stack: the reservation made sure. */
+/* The class of a reservation of `size`: it exists, since the reservation
+ * made it. A take or an unreserve without one is a bug of the caller's,
+ * which would wrap the count and leave every later reservation mapping a
+ * slab: stopped here instead. */
+static loom__stack_class_t *reserved_class(loom__stack_pool_t *pool, size_t size) {
   loom__stack_class_t *c = find_class(pool, class_size(pool, size));
+  if (!c || !c->reserved) {
+    fprintf(stderr, "loom: stack pool: no reservation of %zu bytes to take\n", size);
+    abort();
+  }
   c->reserved--;
-  pop(pool, c, out);
+  return c;
+}
+
+void loom__stack_take(loom__stack_pool_t *pool, size_t size, loom__stack_t *out) {
+  pop(pool, reserved_class(pool, size), out);
 }
 
 void loom__stack_unreserve(loom__stack_pool_t *pool, size_t size) {
-  find_class(pool, class_size(pool, size))->reserved--;
+  (void)reserved_class(pool, size);
 }
 
 /* Gives back resident free stacks beyond c->keep, oldest first (from the
