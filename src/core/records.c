@@ -7,6 +7,7 @@
  * least LOOM__RECORDS_WARM, so repeated bursts allocate nothing and an idle
  * runtime gives them back, a step at a time at its idle points.
  */
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -23,7 +24,7 @@ loom_task_t *loom__record_new(loom__records_t *r) {
     /* The next spawn's record: in a batch, a miss that would wait for the
      * one before it (its link is in it) unless fetched now. */
     if (r->free)
-      for (size_t off = 0; off < sizeof(*t); off += 64)
+      for (size_t off = 0; off <= offsetof(loom_task_t, name); off += 64)
         __builtin_prefetch((const char *)r->free + off, 1);
   } else if (!(t = malloc(sizeof(*t)))) {
     return NULL;
@@ -33,6 +34,15 @@ loom_task_t *loom__record_new(loom__records_t *r) {
 }
 
 void loom__record_free(loom__records_t *r, loom_task_t *t) {
+  /* Under the keep, the common case: kept, and the demand window rolls at
+   * the next free beyond it or at an idle point. */
+  if (r->nfree < r->d.keep) {
+    r->live--;
+    t->next_ready = r->free;
+    r->free = t;
+    r->nfree++;
+    return;
+  }
   int64_t now = r->clock ? *r->clock : 0;
   int keep = loom__demand_may_keep(&r->d, now, r->live, r->nfree, LOOM__RECORDS_WARM,
                                    LOOM__RECORDS_WINDOW_NS);

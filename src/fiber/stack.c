@@ -392,14 +392,28 @@ fail_guards:
   return -ENOMEM;
 }
 
+#ifdef LOOM_HAVE_VALGRIND
+/* Memcheck marked the frames of the stack's last task dead when they
+ * returned; the next fiber's first frame is written at the top from outside
+ * it (loom__ctx_make). Below that, frames are pushed, and memcheck makes
+ * them addressable itself. Only the top page: marking the whole stack cost
+ * memcheck a shadow map per stack, and 10,000 stacks ran out of its
+ * mappings. Out of line: the client requests need a stack frame of their
+ * own, which every hand-out would otherwise set up. */
+__attribute__((noinline, cold)) static void vg_handed_out(const loom__stack_pool_t *pool,
+                                                          const loom__stack_t *s) {
+  VALGRIND_MAKE_MEM_UNDEFINED((char *)s->lo + s->size - pool->page, pool->page);
+  if (!s->guard_lo) VALGRIND_MAKE_MEM_DEFINED(s->lo, LOOM__CANARY_BYTES); /* zeros */
+}
+#endif
+
 /* Takes the most recently freed stack of c. */
 static inline void pop(loom__stack_pool_t *pool, loom__stack_class_t *c,
                        loom__stack_t *out) {
   const struct free_ent e = c->free[--c->nfree];
   if (!ent_cold(e)) c->nwarm--;
   if (c->nfree < c->cold_below) c->cold_below = c->nfree;
-  size_t inuse = c->total - c->nfree;
-  loom__demand_used(&c->d, inuse);
+  loom__demand_used(&c->d, c->total - c->nfree);
   *out = (loom__stack_t){
       .lo = ent_lo(e),
       .size = c->size,
@@ -407,17 +421,7 @@ static inline void pop(loom__stack_pool_t *pool, loom__stack_class_t *c,
       .guard_size = (e.v & ENT_GUARDED) ? pool->guard : 0,
   };
 #ifdef LOOM_HAVE_VALGRIND
-  /* Memcheck marked the frames of the stack's last task dead when they
-   * returned; the next fiber's first frame is written at the top from
-   * outside it (loom__ctx_make). Below that, frames are pushed, and memcheck
-   * makes them addressable itself. Only the top page: marking the whole
-   * stack cost memcheck a shadow map per stack, and 10,000 stacks ran
-   * out of its mappings. */
-  if (pool->valgrind) { /* the requests cost ~40 instructions even outside it */
-    VALGRIND_MAKE_MEM_UNDEFINED((char *)out->lo + c->size - pool->page, pool->page);
-    if (!out->guard_lo)
-      VALGRIND_MAKE_MEM_DEFINED(out->lo, LOOM__CANARY_BYTES); /* zeros */
-  }
+  if (pool->valgrind) vg_handed_out(pool, out); /* ~40 instructions even outside it */
 #endif
 }
 
