@@ -258,10 +258,13 @@ static void test_records_follow_demand(void **state) {
     assert_int_equal(r.nfree, BURST); /* all kept: the burst is the demand */
     now += SEC / 2;
   }
-  /* The second burst took the first one's records, most recent first. */
-  loom_task_t *top = r.free;
-  assert_ptr_equal(loom__record_new(&r), top);
-  loom__record_free(&r, top);
+  /* The second burst took the first one's records, most recent first, and
+   * each new record names the one LOOM__AHEAD takes later. */
+  loom_task_t *top = r.free[r.nfree - 1], *later = r.free[r.nfree - 1 - LOOM__AHEAD];
+  loom_task_t *got = loom__record_new(&r);
+  assert_ptr_equal(got, top);
+  assert_ptr_equal(got->ahead, later);
+  loom__record_free(&r, got);
   /* Quiet: the keep halves per second, and idle points give back a step
    * at a time. */
   for (int i = 0; i < 10; i++) {
@@ -273,6 +276,7 @@ static void test_records_follow_demand(void **state) {
   loom__records_destroy(&r);
   assert_int_equal(r.nfree, 0);
   assert_null(r.free);
+  assert_int_equal(r.cap, 0);
 }
 
 int main(void) {

@@ -384,7 +384,7 @@ def _park_site(t, rt):
 def _started(t):
     """Whether t has a stack: a task gets one at its first switch-in, and
     until then its context is not its own (a reused record's)."""
-    return _int(t["stack"]["lo"]) != 0
+    return _int(t["fiber"]["stack_lo"]) != 0
 
 
 def _backtrace(t, rt):

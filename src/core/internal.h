@@ -88,7 +88,8 @@ enum { LOOM__READY = 1, LOOM__RUNNING, LOOM__PARKED, LOOM__DONE, LOOM__PROBE };
 /* A task's record lives apart from its stack, in a runtime's cache of
  * records (records.c), and the stack is bound to it only while it runs or
  * waits: from its first switch-in to its end (spawn.c says why). Until then
- * stack.lo is NULL and the task holds a reservation in the stack pool.
+ * fiber.stack_lo is NULL and the task holds a reservation in the stack
+ * pool.
  *
  * The fields a switch, a task's end and a join read come first, in three
  * cache lines; what only a spawn writes comes next, and what rarer paths
@@ -107,24 +108,23 @@ struct loom_task_s {
   loom__list_t watchers;   /* loom__watch_t: told when it ends */
   loom__list_t hooks;      /* loom__hook_t: groups it has open */
   loom_scope_t *scope;     /* innermost open scope, or NULL */
-  struct {
-    void *lo;    /* its stack (loom__stack_t's lo and size; its guard */
-    size_t size; /* zone is in fiber.guard_lo/size), lo NULL while none
-                    is bound: size is then the size it asked for */
-  } stack;
-  uint32_t slot;       /* its slot in rt->handles */
-  int status;          /* fn's return value once DONE */
-  uint8_t state;       /* LOOM__READY ... LOOM__DONE */
-  uint8_t cancelled;   /* cancellation requested (sticky) */
-  uint8_t detached;    /* nobody will join it */
-  uint8_t consumed;    /* handle taken by join or detach */
-  uint8_t is_main;     /* loom_run's main task */
-  uint8_t quiet;       /* detached, but failures are someone
+  loom_task_t *ahead;      /* a hint: the record the spawn LOOM__AHEAD after
+                           this one was to take (anyone's by now), or NULL */
+  uint32_t slot;           /* its slot in rt->handles */
+  int status;              /* fn's return value once DONE */
+  uint8_t state;           /* LOOM__READY ... LOOM__DONE */
+  uint8_t cancelled;       /* cancellation requested (sticky) */
+  uint8_t detached;        /* nobody will join it */
+  uint8_t consumed;        /* handle taken by join or detach */
+  uint8_t is_main;         /* loom_run's main task */
+  uint8_t quiet;           /* detached, but failures are someone
                           else's to report (group children) */
-  uint8_t scope_armed; /* scope_timer is in the heap */
-  uint8_t system;      /* one of loom's own tasks (introspect.h) */
-  loom__fiber_t fiber; /* context + stack bounds (its hot part
-                          first, its report fields last) */
+  uint8_t scope_armed;     /* scope_timer is in the heap */
+  uint8_t system;          /* one of loom's own tasks (introspect.h) */
+  loom__fiber_t fiber;     /* context + stack bounds (its hot part
+                          first, its report fields last); its
+                          stack_lo is NULL while no stack is bound,
+                          and stack_size then the size asked for */
   /* cold, but written by every spawn: beside the fiber's report fields,
    * which a spawn writes anyway (records come from malloc, 16-byte aligned,
    * so the lines are counted roughly) */
@@ -147,8 +147,8 @@ struct loom_task_s {
 
 /* Free task records, kept for the next spawns (records.c). */
 typedef struct loom__records_s {
-  loom_task_t *free;    /* LIFO through next_ready */
-  size_t nfree;         /* records on it */
+  loom_task_t **free;   /* LIFO: free[nfree - 1] goes next */
+  size_t nfree, cap;    /* records in it, and room */
   size_t live;          /* records handed out and not yet freed */
   loom__demand_t d;     /* how many free ones may stay */
   const int64_t *clock; /* the runtime's coarse pass clock */
@@ -346,6 +346,8 @@ void loom__records_destroy(loom__records_t *r);
 loom_task_t *loom__record_new(loom__records_t *r);
 void loom__record_free(loom__records_t *r, loom_task_t *t);
 void loom__records_idle(loom__records_t *r);
+/* How many spawns ahead of a task the record its hint names is. */
+#define LOOM__AHEAD 8
 /* Switches out until woken; returns the waker's result. Inline, like
  * loom__wq_wait: every call level between a waiting call and the switch is
  * one more return to mispredict on the way back (docs/fiber.md). */

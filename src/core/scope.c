@@ -126,8 +126,8 @@ static void set_deadline(loom__scope_t *s, uint64_t deadline) {
 }
 
 static int on_stack(const loom_task_t *t, const void *p) {
-  const char *lo = t->stack.lo;
-  return (const char *)p >= lo && (const char *)p < lo + t->stack.size;
+  const char *lo = t->fiber.stack_lo;
+  return lo && (const char *)p >= lo && (const char *)p < lo + t->fiber.stack_size;
 }
 
 static int enter(loom_scope_t *p, int shield, uint64_t deadline) {

@@ -40,16 +40,16 @@ _Static_assert(LOOM_MIN_STACK_SIZE == LOOM__STACK_MIN,
 /* Gives back the stack of a task that has one bound, and the reservation
  * of one that never ran. */
 static void stack_give_back(loom_t *rt, loom_task_t *t) {
-  if (!t->stack.lo) {
-    if (t->state != LOOM__DONE) loom__stack_unreserve(&rt->stacks, t->stack.size);
+  if (!t->fiber.stack_lo) {
+    if (t->state != LOOM__DONE) loom__stack_unreserve(&rt->stacks, t->fiber.stack_size);
     return;
   }
-  loom__stack_t st = {.lo = t->stack.lo,
-                      .size = t->stack.size,
+  loom__stack_t st = {.lo = t->fiber.stack_lo,
+                      .size = t->fiber.stack_size,
                       .guard_lo = t->fiber.guard_lo,
                       .guard_size = t->fiber.guard_size};
   loom__stack_put(&rt->stacks, &st);
-  t->stack.lo = NULL;
+  t->fiber.stack_lo = NULL;
 }
 
 /* Frees a finished task whose handle is gone: handle, record and stack. */
@@ -62,11 +62,14 @@ void loom__release(loom_t *rt, loom_task_t *t) {
 static void entry(void *p) {
   loom_task_t *t = p;
   loom__fiber_started();
-  /* In a batch of new tasks, the next one's record (a miss per line, and
-   * the ready queue's link to the one after it). */
-  if (t->next_ready)
+  /* A batch of new tasks starts in spawn order, and the ready queue is a
+   * linked list that cannot be read ahead without a miss per link: the
+   * record of the task spawned LOOM__AHEAD after this one, which starts
+   * that many switches from now. Here rather than at every switch: a
+   * yield pays nothing for it. */
+  if (t->ahead)
     for (size_t off = 0; off < offsetof(loom_task_t, name); off += 64)
-      __builtin_prefetch((const char *)t->next_ready + off, 1);
+      __builtin_prefetch((const char *)t->ahead + off, 1);
   loom__landed(t->rt);
   t->status = t->fn(t->arg);
   /* Misuse, cleaned up rather than left to corrupt memory: scopes left
@@ -77,7 +80,8 @@ static void entry(void *p) {
     loom__hook_t *h = loom__list_entry(t->hooks.head, loom__hook_t, link);
     h->exiting(h);
   }
-  loom__timers_check_none_in(t->rt, t->stack.lo, (char *)t->stack.lo + t->stack.size);
+  loom__timers_check_none_in(t->rt, t->fiber.stack_lo,
+                             (char *)t->fiber.stack_lo + t->fiber.stack_size);
   t->state = LOOM__DONE;
   loom__suspend(t, 1);
 }
@@ -85,9 +89,7 @@ static void entry(void *p) {
 void loom__task_bind(loom_task_t *t) {
   loom_t *rt = t->rt;
   loom__stack_t st;
-  loom__stack_take(&rt->stacks, t->stack.size, &st);
-  t->stack.lo = st.lo;
-  t->stack.size = st.size;
+  loom__stack_take(&rt->stacks, t->fiber.stack_size, &st);
   loom__fiber_init(&t->fiber, st.lo, st.size, entry, t);
   t->fiber.guard_lo = st.guard_lo;
   t->fiber.guard_size = st.guard_size;
@@ -136,8 +138,6 @@ static inline int spawn_at(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
   t->rt = rt;
   t->fn = fn;
   t->arg = arg;
-  t->stack.lo = NULL;
-  t->stack.size = size;
   t->fiber.id = ++rt->next_id;
   t->is_main = (uint8_t)is_main;
   if (is_main) rt->main = t;
@@ -145,10 +145,9 @@ static inline int spawn_at(loom_t *rt, loom_task_t **out, loom_fn fn, void *arg,
     strncpy(t->name, opts->name, LOOM_TASK_NAME_MAX);
     t->name[LOOM_TASK_NAME_MAX] = 0;
   }
-  /* What a dump or an overflow report reads before the first switch-in:
-   * no stack, and a name to report. */
+  /* No stack yet: what it will ask for, and a name to report. */
   t->fiber.stack_lo = NULL;
-  t->fiber.stack_size = 0;
+  t->fiber.stack_size = size;
   t->fiber.name = t->name;
   /* The statistics cost a spawn nothing: the count of spawns is next_id,
    * and the peak of nalive is taken when it falls (loom__task_finished). */
