@@ -105,9 +105,10 @@ int loom__stack_reserve(loom__stack_pool_t *pool, size_t size);
 void loom__stack_take(loom__stack_pool_t *pool, size_t size, loom__stack_t *out);
 /* Gives up a reservation of `size` that will never be taken. */
 void loom__stack_unreserve(loom__stack_pool_t *pool, size_t size);
-/* Gives a stack back to the pool for reuse. Its pages stay resident while
- * the free stacks of its size that are resident number fewer than recent
- * demand (stack.c); beyond that they go back to the kernel. */
+/* Gives a stack back to the pool for reuse. Its pages stay resident: it is
+ * the next one handed out. When that makes the resident free stacks of its
+ * size more than recent demand (stack.c), the least recently used of them
+ * go back to the kernel, a few per put. */
 void loom__stack_put(loom__stack_pool_t *pool, const loom__stack_t *s);
 /* An idle point of the owner (nothing to run, about to wait): the warm
  * counts decay by the clock as at a put, and a bounded step of the free
