@@ -86,7 +86,7 @@ static int saved_regs(const loom_task_t *t, uintptr_t *fp, uintptr_t *pc) {
 static int can_probe(loom_task_t *t) {
   loom_t *rt = t->rt;
   if (t->state != LOOM__PARKED && t->state != LOOM__READY) return 0;
-  if (!t->fiber.stack_lo) return 0; /* never ran: no stack yet */
+  if (!loom__task_has_stack(t)) return 0; /* never ran: no stack yet */
   if (rt->prev || (rt->current && rt->current != loom__self())) return 0;
   if (!loom__ctx_started(&t->fiber.ctx)) return 0;
   uintptr_t sp = (uintptr_t)loom__ctx_sp(&t->fiber.ctx),
@@ -121,7 +121,7 @@ int loom__backtrace_fp(loom_task_t *t, void **pcs, int max) {
   if (!t || !pcs || max <= 0 || t->state == LOOM__RUNNING || t->state == LOOM__DONE)
     return 0;
   /* Never ran: no stack yet, or the context holds its entry, not a frame. */
-  if (!t->fiber.stack_lo || !loom__ctx_started(&t->fiber.ctx)) return 0;
+  if (!loom__task_has_stack(t) || !loom__ctx_started(&t->fiber.ctx)) return 0;
   uintptr_t fp, pc;
   if (!saved_regs(t, &fp, &pc)) return 0;
   return loom__backtrace_from((void *)fp, (void *)pc, t->fiber.stack_lo,

@@ -642,7 +642,7 @@ static void sweep(loom_t *rt) {
     CHECK(t->slot < rt->nhandles && rt->handles[t->slot].obj == t,
           "a task's handle slot does not point back at it", t);
     /* A task not started yet has no stack, so no canary, to check. */
-    CHECK(!t->fiber.stack_lo || loom__fiber_canary_ok(&t->fiber),
+    CHECK(!loom__task_has_stack(t) || loom__fiber_canary_ok(&t->fiber),
           "a parked task's stack canary is overwritten", t);
   }
   CHECK(alive == rt->nalive, "fewer tasks on the alive list than counted", NULL);

@@ -348,6 +348,18 @@ void loom__record_free(loom__records_t *r, loom_task_t *t);
 void loom__records_idle(loom__records_t *r);
 /* How many spawns ahead of a task the record its hint names is. */
 #define LOOM__AHEAD 8
+/* Fetches the first `bytes` of the record t's hint names, if any (spawn,
+ * a task's start and a join each read a different prefix). A hint: nothing
+ * is read through it. */
+static inline void loom__prefetch_ahead(const loom_task_t *t, size_t bytes) {
+  if (t->ahead)
+    for (size_t off = 0; off < bytes; off += 64)
+      __builtin_prefetch((const char *)t->ahead + off, 1);
+}
+/* Whether t holds a stack: from its first switch-in to its end. */
+static inline int loom__task_has_stack(const loom_task_t *t) {
+  return t->fiber.stack_lo != NULL;
+}
 /* Switches out until woken; returns the waker's result. Inline, like
  * loom__wq_wait: every call level between a waiting call and the switch is
  * one more return to mispredict on the way back (docs/fiber.md). */

@@ -40,9 +40,7 @@ int loom_join(loom_task_t *task, int *status) {
   if (status) *status = t->status;
   /* Tasks spawned in a batch are mostly joined in spawn order: what the
    * join of the one spawned LOOM__AHEAD after t reads (a hint). */
-  if (t->ahead)
-    for (size_t off = 0; off < offsetof(loom_task_t, fiber); off += 64)
-      __builtin_prefetch((const char *)t->ahead + off, 1);
+  loom__prefetch_ahead(t, offsetof(loom_task_t, fiber));
   loom__release(rt, t);
   return rc;
 }

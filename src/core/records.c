@@ -28,9 +28,7 @@ loom_task_t *loom__record_new(loom__records_t *r) {
     t = r->free[--r->nfree];
     t->ahead = r->nfree >= LOOM__AHEAD ? r->free[r->nfree - LOOM__AHEAD] : NULL;
     /* The lines a spawn writes, of the record LOOM__AHEAD spawns from now. */
-    if (t->ahead)
-      for (size_t off = 0; off <= offsetof(loom_task_t, name); off += 64)
-        __builtin_prefetch((const char *)t->ahead + off, 1);
+    loom__prefetch_ahead(t, offsetof(loom_task_t, name) + 1);
   } else if ((t = malloc(sizeof(*t)))) {
     t->ahead = NULL;
   } else {

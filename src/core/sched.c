@@ -251,7 +251,7 @@ void loom__suspend(loom_task_t *t, int last) {
   rt->current = next;
   loom__fiber_t *to = &rt->sched;
   if (next) {
-    if (LOOM__UNLIKELY(!next->fiber.stack_lo)) loom__task_bind(next);
+    if (LOOM__UNLIKELY(!loom__task_has_stack(next))) loom__task_bind(next);
     next->state = LOOM__RUNNING;
     to = &next->fiber;
   }
@@ -275,7 +275,7 @@ static void run_from_loop(loom_t *rt, loom_task_t *t) {
   loom__count_switch(rt);
   rt->current = t;
   t->state = LOOM__RUNNING;
-  if (LOOM__UNLIKELY(!t->fiber.stack_lo)) loom__task_bind(t);
+  if (LOOM__UNLIKELY(!loom__task_has_stack(t))) loom__task_bind(t);
   loom__fiber_switch(&rt->sched, &t->fiber);
   /* Back when t found nothing left to hand the thread to. */
   rt->current = NULL;

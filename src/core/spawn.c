@@ -40,7 +40,7 @@ _Static_assert(LOOM_MIN_STACK_SIZE == LOOM__STACK_MIN,
 /* Gives back the stack of a task that has one bound, and the reservation
  * of one that never ran. */
 static void stack_give_back(loom_t *rt, loom_task_t *t) {
-  if (!t->fiber.stack_lo) {
+  if (!loom__task_has_stack(t)) {
     if (t->state != LOOM__DONE) loom__stack_unreserve(&rt->stacks, t->fiber.stack_size);
     return;
   }
@@ -67,9 +67,7 @@ static void entry(void *p) {
    * record of the task spawned LOOM__AHEAD after this one, which starts
    * that many switches from now. Here rather than at every switch: a
    * yield pays nothing for it. */
-  if (t->ahead)
-    for (size_t off = 0; off < offsetof(loom_task_t, name); off += 64)
-      __builtin_prefetch((const char *)t->ahead + off, 1);
+  loom__prefetch_ahead(t, offsetof(loom_task_t, name));
   loom__landed(t->rt);
   t->status = t->fn(t->arg);
   /* Misuse, cleaned up rather than left to corrupt memory: scopes left
