@@ -9,11 +9,12 @@ loom_add_test(faults $<TARGET_FILE:test-faults>)
 # HTTP transfers are swept too when the client is built.
 if(LOOM_WITH_CURL)
   target_compile_definitions(test-faults PRIVATE LOOM_TEST_CURL)
+  target_link_libraries(test-faults PRIVATE loom_http_static)
 endif()
 
 # Its TLS scenarios in TLS builds: they make their certificate with
 # OpenSSL (tls-keys.h). (test-io-sweep's are set in CMakeLists.txt.)
 if(LOOM_WITH_TLS)
-  target_link_libraries(test-faults PRIVATE PkgConfig::OPENSSL)
+  target_link_libraries(test-faults PRIVATE loom_tls_static PkgConfig::OPENSSL)
   target_compile_definitions(test-faults PRIVATE LOOM_WITH_TLS)
 endif()

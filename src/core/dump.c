@@ -430,11 +430,12 @@ static void lock_holder(loom_t *rt, loom_task_t **v, size_t nv, const loom__lock
     snprintf(buf + len, n - len, " held by a finished task %" PRIu64, l->holder);
 }
 
-/* The HTTP client (http/curl.c) replaces this in builds with libcurl. */
-__attribute__((weak)) char *loom__http_describe(const void *xfer, char *buf, size_t n) {
-  (void)xfer;
-  if (n) buf[0] = 0;
-  return buf;
+/* Set once per process by the HTTP client; read by dumps on any thread
+ * (the monitor's, a signal's), hence atomic. */
+static _Atomic(loom__http_describe_fn *) http_describe;
+
+void loom__set_http_describe(loom__http_describe_fn *fn) {
+  atomic_store_explicit(&http_describe, fn, memory_order_release);
 }
 
 static char *describe_wait(loom_task_t *t, loom_task_t **v, size_t nv, char *buf,
@@ -511,7 +512,11 @@ static char *describe_wait(loom_task_t *t, loom_task_t **v, size_t nv, char *buf
     break;
   case LOOM__W_HTTP:
     peer[0] = 0;
-    if (obj) loom__http_describe(obj, peer, sizeof(peer));
+    if (obj) {
+      loom__http_describe_fn *fn = atomic_load_explicit(&http_describe,
+                                                        memory_order_acquire);
+      if (fn) fn(obj, peer, sizeof(peer));
+    }
     snprintf(buf, n, "%s%s%s (%p)", what, peer[0] ? " " : "", peer, obj);
     break;
   case LOOM__W_FD: {

@@ -16,6 +16,8 @@
 
 #include <stdint.h>
 
+#include "module-api.h"
+
 typedef struct loom_s loom_t;
 
 enum {
@@ -57,9 +59,9 @@ typedef struct {
  * - loom__handle_at(rt, slot, kind): the object in a slot if it is live and
  *   of that kind, else NULL (for walks over the table). */
 /* The table is full: doubles it. UV_ENOMEM if it cannot. */
-int loom__handles_grow(loom_t *rt);
+LOOM__MODULE_API int loom__handles_grow(loom_t *rt);
 /* Makes h (and every copy of it) stale. Harmless on a stale handle. */
-void loom__handle_drop(loom_t *rt, const void *h);
+LOOM__MODULE_API void loom__handle_drop(loom_t *rt, const void *h);
 /* Frees the table (runtime teardown). */
 void loom__handles_free(loom_t *rt);
 

@@ -26,6 +26,7 @@
 #include "handle.h"
 #include "inbox.h"
 #include "introspect.h"
+#include "module-api.h"
 #include "loom.h"
 #include "scope.h"
 #include "timer.h"
@@ -230,9 +231,9 @@ struct loom_s {
 };
 
 /* The runtime whose scheduler pass is running on this thread. */
-extern LOOM__TLS loom_t *loom__tls_rt;
+LOOM__MODULE_API extern LOOM__TLS loom_t *loom__tls_rt;
 /* The runtime attached on this thread by loom_init (host code's view). */
-extern LOOM__TLS loom_t *loom__tls_home;
+LOOM__MODULE_API extern LOOM__TLS loom_t *loom__tls_home;
 
 /* The runtime a handle may be looked up in from the calling thread. */
 static inline loom_t *loom__handle_rt(void) {
@@ -295,7 +296,7 @@ static inline loom_task_t *loom__self(void) {
   return rt ? rt->current : NULL;
 }
 
-int loom__scope_check(loom_task_t *t);
+LOOM__MODULE_API int loom__scope_check(loom_task_t *t);
 /* The check as seen from scope s outward (s NULL: the task's top level):
  * what a gather or group opened in s must obey. */
 int loom__check_from(loom_task_t *t, loom_scope_t *s);
@@ -337,7 +338,7 @@ static inline int loom__wq_empty(const loom__wq_t *q) {
 
 /* sched.c */
 void loom__make_ready(loom_task_t *t);
-void loom__suspend(loom_task_t *t, int last);
+LOOM__MODULE_API void loom__suspend(loom_task_t *t, int last);
 /* Binds a stack to t, which has none yet (its first switch-in). */
 void loom__task_bind(loom_task_t *t);
 /* Task records (records.c). */
@@ -391,14 +392,14 @@ void loom__landed(loom_t *rt);
  * from t itself: t is resumed just long enough to unwind its own stack
  * with backtrace() (backtrace.c decides when that is safe). */
 int loom__probe_backtrace(loom_task_t *t, void **pcs, int max);
-void loom__wake(loom__waiter_t *w, int result);
+LOOM__MODULE_API void loom__wake(loom__waiter_t *w, int result);
 /* Like loom__wake, but from a libuv callback outside the scheduler's pass
  * the task runs at once, until it next suspends, and the call returns then
  * (inside a task or a pass it only wakes). For I/O completions whose data
  * the task is about to use: it finds it still in cache, as a callback would
  * (docs/scheduler.md). The caller must not touch anything the task may have
  * freed. */
-void loom__wake_now(loom__waiter_t *w, int result);
+LOOM__MODULE_API void loom__wake_now(loom__waiter_t *w, int result);
 void loom__interrupt(loom_task_t *t, int err);
 /* Interrupts t's wait if its scopes or cancellation now say it must end. */
 void loom__poke(loom_task_t *t);
@@ -469,10 +470,10 @@ static inline void loom__maybe_close(loom_t *rt) {
   if (rt->shutdown_requested && !rt->nalive && !rt->open_handles && !rt->holds)
     loom__maybe_close_slow(rt);
 }
-void loom__io_add(loom_t *rt, loom__io_t *o, const char *what,
-                  int (*close)(loom__io_t *o, int force));
+LOOM__MODULE_API void loom__io_add(loom_t *rt, loom__io_t *o, const char *what,
+                                   int (*close)(loom__io_t *o, int force));
 /* Takes o off the list (its memory is about to be freed). */
-void loom__io_remove(loom_t *rt, loom__io_t *o);
+LOOM__MODULE_API void loom__io_remove(loom_t *rt, loom__io_t *o);
 
 /* Counts a task activation. The debug-mode watchdog reads the count from
  * its own thread, so the store is atomic (relaxed: no data race for

@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "module-api.h"
+
 enum {
   LOOM__W_UNKNOWN = 0,
   LOOM__W_SLEEP,        /* obj: the deadline (loop ms), a value */
@@ -126,10 +128,13 @@ void loom__signal_give_back(uv_signal_t *h, int signum, uv_close_cb close_cb);
 int loom__signal_watched(struct loom_s *rt, int signum);
 void loom__signal_describe(const void *w, char *buf, size_t n);
 
-/* http/curl.c: "GET http://..." for a LOOM__W_HTTP wait's object, into
- * buf; "" in a build without the HTTP client (a weak default in dump.c).
- * Returns buf. */
-char *loom__http_describe(const void *xfer, char *buf, size_t n);
+/* What a dump says a LOOM__W_HTTP wait's object is: "GET http://..."
+ * into buf, returning buf. The HTTP client is a library of its own
+ * (libloom-http) that libloom cannot call, so it hands its describer over
+ * with loom__set_http_describe before its first transfer can wait; until
+ * then (a program without it) a dump says only "HTTP request". */
+typedef char *loom__http_describe_fn(const void *xfer, char *buf, size_t n);
+LOOM__MODULE_API void loom__set_http_describe(loom__http_describe_fn *fn);
 
 /* backtrace.c. Return addresses of the suspended stack of a parked or
  * ready task t (at most max; the innermost first; none for a finished task

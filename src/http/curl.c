@@ -273,7 +273,11 @@ static int multi_io_close(loom__io_t *o, int force) {
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc;
-static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+static char *describe(const void *xfer, char *buf, size_t n);
+static void global_init(void) {
+  global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+  loom__set_http_describe(describe);
+}
 
 /* The runtime's multi handle, created at the first use. */
 static int multi_get(loom_t *rt, multi_t **out) {
@@ -360,7 +364,7 @@ static void xfer_end(xfer_t *x) {
 /* What a dump says an HTTP wait is for: the method and the URL of the
  * transfer. x lives in the parked task's frame for as long as the dump can
  * see the wait, and libcurl answers these from the handle without I/O. */
-char *loom__http_describe(const void *xfer, char *buf, size_t n) {
+static char *describe(const void *xfer, char *buf, size_t n) {
   const xfer_t *x = xfer;
   char *url = NULL, *method = NULL;
   if (!n) return buf;

@@ -110,15 +110,15 @@ typedef struct loom__rsource_s {
 } loom__rsource_t;
 
 /* A layer's own bytes (see loom__rsource_t) were written, or failed. */
-void loom__stream_wrote(loom_stream_t *s, size_t n, int status);
+LOOM__MODULE_API void loom__stream_wrote(loom_stream_t *s, size_t n, int status);
 /* Puts a layer on an open libuv stream (TLS): stops reading, and hands
  * what was buffered but not read to take(arg, bytes, n) (it belongs to the
  * layer: the peer's first handshake bytes), then drops it. UV_EBUSY if the
  * stream has a source already, a reader, a writer waiting, or anything
  * gathered or queued that could not be flushed; UV_EBADF if closing. */
-int loom__stream_set_layer(loom_stream_t *s, const loom__rsource_t *src, void *data,
-                           void (*take_bytes)(void *arg, const char *bytes, size_t n),
-                           void *arg);
+LOOM__MODULE_API int loom__stream_set_layer(
+    loom_stream_t *s, const loom__rsource_t *src, void *data,
+    void (*take_bytes)(void *arg, const char *bytes, size_t n), void *arg);
 
 /* Stream kinds and creation (stream.c). The public loom_stream_t * is a
  * handle token (core/handle.h); this struct is the object behind it. */
@@ -185,7 +185,7 @@ void loom__io_spares_free(loom_t *rt);
  * read callback (TLS); kept with the spares, freed with them. NULL for a
  * second runtime on the thread, or without memory. */
 #define LOOM__IO_BOUNCE (64u * 1024u)
-void *loom__io_bounce(loom_t *rt);
+LOOM__MODULE_API void *loom__io_bounce(loom_t *rt);
 size_t loom__io_spares_count(int kind);
 
 /* A new stream whose libuv handle is initialised: type UV_TCP,
@@ -207,7 +207,7 @@ static inline loom_stream_t *loom__stream_get(loom_stream_t *h) {
 /* Closes as loom_close does (flush, then close), by the object. */
 void loom__stream_close(loom_stream_t *s);
 /* Closes a stream whose handle was initialised (any state). */
-void loom__stream_close_now(loom_stream_t *s);
+LOOM__MODULE_API void loom__stream_close_now(loom_stream_t *s);
 /* Closes a listener by object (shutdown, the handle's close). */
 void loom__listener_close(loom_listener_t *l);
 
@@ -219,7 +219,7 @@ int loom__resolve(const char *host, int port, int socktype, struct addrinfo **re
  * asyncio does; UV_EINVAL if host is a name. */
 int loom__numeric_addr(const char *host, int port, struct sockaddr_storage *ss);
 /* The port of an IPv4 or IPv6 address, in host order. */
-int loom__addr_port(const struct sockaddr *sa);
+LOOM__MODULE_API int loom__addr_port(const struct sockaddr *sa);
 
 /* The local address a socket binds to (loom_tcp_listen, loom_udp_bind). */
 typedef struct {

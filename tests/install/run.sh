@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs the build tree into a temporary prefix, then builds and runs a
 # consumer program against it: find_package(loom) with the shared and the
-# static library, then pkg-config (plain and --static). The prefix is moved
+# static library, then pkg-config (plain and --static); and the same for a
+# consumer of the optional libraries (libloom-tls, libloom-http) the build
+# has. The prefix is moved
 # before the pkg-config builds, to prove loom.pc is relocatable. Building
 # loom from source inside another project (add_subdirectory) is
 # subproject.sh's job.
@@ -28,6 +30,27 @@ readelf -d "$work/cmake/consumer-shared" | grep -q 'NEEDED.*libloom\.so\.0\.[0-9
 if readelf -d "$work/cmake/consumer-static" | grep -q 'NEEDED.*libloom'; then
   echo "install: consumer-static needs a shared libloom" >&2; exit 1
 fi
+# A program that uses neither TLS nor the HTTP client loads neither OpenSSL
+# nor libcurl: they are libloom-tls's and libloom-http's, not libloom's.
+lib=$(find "$work/prefix" -name 'libloom.so.*.*.*' -type f | head -n 1)
+if readelf -d "$lib" "$work/cmake/consumer-shared" | grep -E 'NEEDED.*(libssl|libcrypto|libcurl)'; then
+  echo "install: libloom or a consumer of it alone needs OpenSSL or libcurl" >&2; exit 1
+fi
+# The optional libraries the package has, shared and static.
+mods=""
+for m in tls http; do
+  if [ -n "$(find "$work/prefix" -name "libloom-$m.so.*.*.*")" ]; then mods="$mods $m"; fi
+done
+if [ -n "$mods" ]; then
+  LD_LIBRARY_PATH="$work/prefix/lib" $run "$work/cmake/consumer-modules-shared"
+  $run "$work/cmake/consumer-modules-static"
+  for m in $mods; do
+    readelf -d "$work/cmake/consumer-modules-shared" |
+      grep -q "NEEDED.*libloom-$m\.so\.0\.[0-9]" || {
+      echo "install: consumer-modules-shared does not need libloom-$m.so.0.<minor>" >&2
+      exit 1; }
+  done
+fi
 
 mv "$work/prefix" "$work/moved"
 pcdir=$(dirname "$(find "$work/moved" -name loom.pc)")
@@ -42,4 +65,22 @@ flags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --static --cflags --libs loom |
 # shellcheck disable=SC2086
 $cc $fl -o "$work/consumer-pc-static" "$src/consumer.c" $flags
 $run "$work/consumer-pc-static"
+if [ -n "$mods" ]; then
+  pcs="" defs=""
+  for m in $mods; do
+    pcs="$pcs loom-$m"
+    defs="$defs -DLOOM_CONSUMER_$(echo "$m" | tr a-z A-Z)"
+  done
+  # shellcheck disable=SC2086
+  flags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs $pcs)
+  # shellcheck disable=SC2086
+  $cc $fl $defs -o "$work/consumer-modules-pc" "$src/consumer-modules.c" $flags
+  LD_LIBRARY_PATH="$libdir" $run "$work/consumer-modules-pc"
+  # shellcheck disable=SC2086
+  flags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --static --cflags --libs $pcs |
+          sed 's/-lloom\(-[a-z]*\)\{0,1\}\b/-l:libloom\1.a/g')
+  # shellcheck disable=SC2086
+  $cc $fl $defs -o "$work/consumer-modules-pc-static" "$src/consumer-modules.c" $flags
+  $run "$work/consumer-modules-pc-static"
+fi
 echo "install: ok"
