@@ -4,8 +4,9 @@
  * while thousands of other tasks do the same on the one thread. See
  * docs/http.md.
  *
- * Optional: built when libcurl is found (CMake option LOOM_WITH_CURL), and
- * then included on its own, not by <loom.h>:
+ * Optional: built when libcurl is found (CMake option LOOM_WITH_CURL), as
+ * the library libloom-http (pkg-config loom-http, CMake loom::http), and
+ * included on its own, not by <loom.h>:
  *
  *   #include <loom.h>
  *   #include <loom/http.h>      (includes <curl/curl.h>)

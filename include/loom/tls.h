@@ -10,8 +10,9 @@
  * cancellation and scopes as plain TCP does (a handshake timeout is a
  * timeout scope around loom_tls_start or loom_tls_connect).
  *
- * Optional: built when OpenSSL is found (CMake option LOOM_WITH_TLS), and
- * then included on its own, not by <loom.h>:
+ * Optional: built when OpenSSL is found (CMake option LOOM_WITH_TLS), as
+ * the library libloom-tls (pkg-config loom-tls, CMake loom::tls), and
+ * included on its own, not by <loom.h>:
  *
  *   #include <loom.h>
  *   #include <loom/tls.h>
