@@ -6,9 +6,12 @@
  * libloom's internals: waiting and waking, the I/O registry, handles, the
  * stream layer. Those, and only those, are exported from libloom.so with
  * LOOM__MODULE_API. They are not API: no header in include/ declares them,
- * a module of another version must not use them (the soname changes with
- * every 0.x release), and abi/loom.symbols lists them so that the set grows
- * only on purpose.
+ * and abi/loom.symbols lists them so that the set grows only on purpose.
+ * The modules also read private structs (loom_t, tasks, I/O objects)
+ * through inline helpers, so they must come from the same release as
+ * libloom: the exports carry the symbol version LOOM_PRIVATE_<version>
+ * (cmake/loom-private.map.in), and a module built against another libloom,
+ * even a patch release with the same soname, fails to load.
  *
  * libloom's own calls to these stay direct although the names are
  * exported: it is compiled with -fno-semantic-interposition (calls within a

@@ -33,6 +33,7 @@ fi
 # A program that uses neither TLS nor the HTTP client loads neither OpenSSL
 # nor libcurl: they are libloom-tls's and libloom-http's, not libloom's.
 lib=$(find "$work/prefix" -name 'libloom.so.*.*.*' -type f | head -n 1)
+[ -n "$lib" ] || { echo "install: no libloom.so.*.*.* installed" >&2; exit 1; }
 if readelf -d "$lib" "$work/cmake/consumer-shared" | grep -E 'NEEDED.*(libssl|libcrypto|libcurl)'; then
   echo "install: libloom or a consumer of it alone needs OpenSSL or libcurl" >&2; exit 1
 fi
@@ -44,10 +45,17 @@ done
 if [ -n "$mods" ]; then
   LD_LIBRARY_PATH="$work/prefix/lib" $run "$work/cmake/consumer-modules-shared"
   $run "$work/cmake/consumer-modules-static"
+  # Each binds libloom's internals at the exact version it was built with
+  # (cmake/loom-private.map.in): another libloom fails to load it.
+  ver=$(basename "$lib" | sed 's/^libloom\.so\.//')
   for m in $mods; do
     readelf -d "$work/cmake/consumer-modules-shared" |
       grep -q "NEEDED.*libloom-$m\.so\.0\.[0-9]" || {
       echo "install: consumer-modules-shared does not need libloom-$m.so.0.<minor>" >&2
+      exit 1; }
+    readelf -V "$(find "$work/prefix" -name "libloom-$m.so.*.*.*" -type f)" |
+      grep -q "Name: LOOM_PRIVATE_$ver" || {
+      echo "install: libloom-$m does not need LOOM_PRIVATE_$ver of libloom" >&2
       exit 1; }
   done
 fi

@@ -4,7 +4,8 @@
 # consumer program each time. subproject/CMakeLists.txt checks at configure
 # time that loom built only its library and left the parent alone; this
 # script checks the result: no test or example program on disk, and a
-# consumer linked to the shared library (by its 0.<minor> soname) or to none.
+# consumer linked to the shared library (by its 0.<minor> soname) or to none;
+# and runs the consumer of the optional libraries when they were built.
 # usage: subproject.sh LOOM_SOURCE_DIR WORK_DIR [FIBER_BACKEND]
 set -eu
 src=$1 work=$2 backend=${3:-asm}
@@ -36,5 +37,6 @@ for shared in ON OFF; do
     exit 1
   fi
   "$dir/consumer"
+  if [ -x "$dir/consumer-modules" ]; then "$dir/consumer-modules"; fi
 done
 echo "subproject: ok"
