@@ -3,10 +3,9 @@
 # consumer program against it: find_package(loom) with the shared and the
 # static library, then pkg-config (plain and --static); and the same for a
 # consumer of the optional libraries (libloom-tls, libloom-http) the build
-# has. The prefix is moved
-# before the pkg-config builds, to prove loom.pc is relocatable. Building
-# loom from source inside another project (add_subdirectory) is
-# subproject.sh's job.
+# has. The prefix is moved before the pkg-config builds, to prove the .pc
+# files are relocatable. Building loom from source inside another project
+# (add_subdirectory) is subproject.sh's job.
 # usage: run.sh BUILD_DIR SOURCE_DIR WORK_DIR
 # Environment: LOOM_CONSUMER_FLAGS, compiler/linker flags for the consumer
 # (sanitizer builds); LOOM_RUN, a command that runs each consumer (valgrind).
